@@ -1,0 +1,27 @@
+# The new user's path: `make up` runs Spinbot on its embedded defaults, `make test` runs the tests.
+VENV  := .venv
+PY    := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: up test browser manifest bench
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the local CPU build, so the looser requirement below pulls no CUDA wheels
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+up: $(STAMP)
+	$(VENV)/bin/spinbot up
+
+# Debian's Chromium drives the web UI tests (Playwright's own browser download is not used).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: $(STAMP) browser
+	$(PY) -m pytest
+
+manifest: $(STAMP)
+	$(VENV)/bin/spinbot manifest

@@ -1,0 +1,1 @@
+"""The executor core and the two planes' task registries."""

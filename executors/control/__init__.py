@@ -1,0 +1,1 @@
+"""Control plane: LLM, publishing and manifest services."""

@@ -1,0 +1,1 @@
+"""GPU plane: media services on torch (CUDA when present, CPU otherwise)."""

