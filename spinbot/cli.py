@@ -62,7 +62,7 @@ def submit(
     wait: Annotated[bool, typer.Option("--wait", help="show progress; exit 0 only if the job completed")] = False,
 ) -> None:
     """Run a hand-written graph."""
-    from spinbot.client import submit_command
+    from spinbot.submit import submit_command
 
     raise typer.Exit(asyncio.run(submit_command(_setup(), file, wait=wait)))
 
