@@ -30,6 +30,20 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str | None = None
+    # API limits (413/429) and chat behaviour.
+    max_body_mb: float = 32.0
+    max_attachment_mb: float = 20.0
+    max_graph_nodes: int = 100
+    max_jobs_per_key: int = 4
+    max_streams_per_key: int = 64
+    chat_job_limit_s: float = 240.0  # OpenAI endpoint: past this, answer with a link to the job page
+    sse_ping_s: float = 15.0
+    openwebui_status: bool = False  # send Open WebUI status events even without its X-OpenWebUI-* headers
+    link_secret: SecretStr | None = None  # signs artifact links; unset: a secret file in data_dir
+    link_ttl_s: int = 7 * 24 * 3600
+    # `spinbot chat`: where the API is and which key to use (default: http://host:port, first API key).
+    api_url: str | None = None
+    api_key: SecretStr | None = None
 
     data_dir: Path = Path(".spinbot")
 
