@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     s3_bucket: str = "spinbot"
     s3_secure: bool = False
     comfyui_url: str | None = None
+    # An OpenAI-compatible speech server (/v1/audio/speech), e.g. an F5-TTS server; unset: eSpeak NG.
+    tts_url: str | None = None
+    tts_model: str = "f5-tts"
 
     # API.
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
