@@ -41,6 +41,17 @@ def _messages(messages: list[dict[str, str]]) -> list[BaseMessage]:
     return [kinds[m["role"]](content=m["content"]) for m in messages]
 
 
+async def _invoke(llm: ChatOllama, messages: list[dict[str, str]], timeout_s: float) -> AIMessage:
+    """One call; ChatOllama never closes its httpx clients, so close them here (no leaked sockets)."""
+    try:
+        reply = await asyncio.wait_for(llm.ainvoke(_messages(messages)), timeout=timeout_s)
+        assert isinstance(reply, AIMessage)
+        return reply
+    finally:
+        await llm._async_client.close()
+        llm._client.close()
+
+
 async def structured_chat(
     settings: Settings,
     messages: list[dict[str, str]],
@@ -63,7 +74,7 @@ async def structured_chat(
     )
     started = time.monotonic()
     try:
-        reply = await asyncio.wait_for(llm.ainvoke(_messages(messages)), timeout=timeout_s)
+        reply = await _invoke(llm, messages, timeout_s)
     except (TimeoutError, httpx.TimeoutException) as e:
         raise TransientError(f"Ollama ({model}) did not answer within {timeout_s:.0f} s") from e
     except (httpx.ConnectError, ConnectionError) as e:
@@ -78,7 +89,7 @@ async def structured_chat(
             ) from e
         raise TransientError(f"Ollama call failed: {e}") from e
     raw = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
-    usage = reply.usage_metadata or {}
+    usage: dict[str, Any] = dict(reply.usage_metadata or {})
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as e:

@@ -23,6 +23,8 @@ from spinbot.store import Store
 
 TEMPLATE_DB = "spinbot_test_template"
 
+pytest_plugins = ["tests.fake_ollama"]
+
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
