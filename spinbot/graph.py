@@ -45,7 +45,7 @@ JsonInt = Annotated[int, BeforeValidator(_json_int), Field(ge=0)]
 
 class _Model(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", strict=True, populate_by_name=True, regex_engine="python-re", frozen=False
+        extra="forbid", strict=True, regex_engine="python-re"
     )
 
 
@@ -167,7 +167,7 @@ class Edge(_Model):
 
 
 class Graph(_Model):
-    schema_: Literal["langgraph.v1"] = Field(default="langgraph.v1", alias="schema")
+    schema_: Literal["langgraph.v1"] = Field(alias="schema")
     workflow_id: Id = Field(alias="workflowId")
     context: Context = Field(default_factory=Context)
     metadata: dict[str, Any] = Field(default_factory=dict)
