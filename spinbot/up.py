@@ -1,0 +1,130 @@
+"""`spinbot up`: the API and both executors, with private Redis/Postgres when none is configured."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from spinbot.embedded import servers
+from spinbot.runtime import runtime_file, write_runtime
+from spinbot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHILDREN = (("api",), ("executor", "control"), ("executor", "gpu"))
+RESTART_BACKOFF_MAX_S = 30.0
+
+
+def ollama_status(settings: Settings) -> str:
+    """One line on whether planning can use the LLM."""
+    try:
+        tags = httpx.get(f"{settings.ollama_url}/api/tags", timeout=1.5).json()
+    except (httpx.HTTPError, ValueError):
+        return (f"no LLM: Ollama is not reachable at {settings.ollama_url}; planning uses the fixed pipelines "
+                f"(start Ollama and `ollama pull {settings.ollama_model}` to plan with an LLM)")
+    names = {m.get("name") for m in tags.get("models", [])} | {m.get("model") for m in tags.get("models", [])}
+    if settings.ollama_model not in names:
+        return (f"Ollama is up at {settings.ollama_url} but model {settings.ollama_model} is missing: "
+                f"run `ollama pull {settings.ollama_model}`; until then planning uses the fixed pipelines")
+    return f"LLM: {settings.ollama_model} at {settings.ollama_url}"
+
+
+@dataclass
+class Child:
+    """One supervised `spinbot` subcommand, restarted with backoff if it dies."""
+
+    args: tuple[str, ...]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", *self.args], env=self.env)
+        self.started_at = time.monotonic()
+
+    def poll(self) -> None:
+        if self.proc is None or self.proc.poll() is None:
+            return
+        if time.monotonic() - self.started_at > 60:
+            self.restarts = 0  # it ran a good while: a fresh failure, not a crash loop
+        delay = min(RESTART_BACKOFF_MAX_S, 0.5 * 2**self.restarts)
+        log.warning("spinbot %s exited with %s; restarting in %.1f s", " ".join(self.args), self.proc.returncode, delay)
+        self.proc, self.restarts, self.next_start = None, self.restarts + 1, time.monotonic() + delay
+
+    def due(self) -> bool:
+        return self.proc is None and time.monotonic() >= self.next_start
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_up(settings: Settings) -> None:
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with servers(settings.data_dir, settings.redis_url, settings.database_url) as (redis_url, database_url):
+        embedded = [name for name, url in (("Redis", settings.redis_url), ("Postgres", settings.database_url)) if url is None]
+        write_runtime(settings, redis_url=redis_url, database_url=database_url, pid=os.getpid())
+        env = dict(os.environ, SPINBOT_REDIS_URL=redis_url, SPINBOT_DATABASE_URL=database_url,
+                   SPINBOT_DATA_DIR=str(settings.data_dir.resolve()))
+        children = [Child(args, env) for args in CHILDREN]
+        for c in children:
+            c.start()
+        _banner(settings, embedded, redis_url, database_url)
+        try:
+            while not stopping:
+                for c in children:
+                    c.poll()
+                    if c.due() and not stopping:
+                        c.start()
+                time.sleep(0.2)
+        finally:
+            log.info("stopping: API and executors first, then the embedded servers")
+            for c in children:
+                c.stop()
+            for c in children:
+                c.wait(20)
+            runtime_file(settings).unlink(missing_ok=True)
+
+
+def _banner(settings: Settings, embedded: list[str], redis_url: str, database_url: str) -> None:
+    base = settings.public_url or f"http://{settings.host}:{settings.port}"
+    store = f"S3 bucket {settings.s3_bucket} at {settings.s3_endpoint}" if settings.s3_endpoint else (
+        f"local directory {settings.artifacts_dir.resolve()}")
+    lines = [
+        "",
+        f"  Spinbot is starting: web UI       {base}/",
+        f"                       OpenAI API   {base}/v1  (models: spinbot, spinbot-plan)",
+        f"  Redis     {redis_url}{'  (embedded)' if 'Redis' in embedded else ''}",
+        f"  Postgres  {database_url}{'  (embedded)' if 'Postgres' in embedded else ''}",
+        f"  Artifacts {store}",
+        f"  {ollama_status(settings)}",
+        "  Stop with Ctrl-C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
