@@ -152,7 +152,7 @@ class S3Store:
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ArtifactInfo:
         ctype = content_type or _guess_type(path)
         digest = await asyncio.to_thread(_sha256_file, path)
-        size = path.stat().st_size
+        size = (await asyncio.to_thread(path.stat)).st_size
         await asyncio.to_thread(
             self.client.fput_object,
             self.bucket,
@@ -185,9 +185,7 @@ class S3Store:
 
     async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
         length = 0 if end is None else end - start + 1
-        resp = await asyncio.to_thread(
-            self.client.get_object, self.bucket, _safe_key(key), offset=start, length=length
-        )
+        resp = await asyncio.to_thread(self.client.get_object, self.bucket, _safe_key(key), offset=start, length=length)
         try:
             while chunk := await asyncio.to_thread(resp.read, CHUNK):
                 yield chunk

@@ -84,7 +84,9 @@ def _pg_bin(name: str) -> str:
             return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"no Postgres configured and no {name} found: pip install pgserver or set SPINBOT_DATABASE_URL")
+        raise RuntimeError(
+            f"no Postgres configured and no {name} found: pip install pgserver or set SPINBOT_DATABASE_URL"
+        )
     return found
 
 
@@ -123,7 +125,10 @@ class PostgresServer:
         if not (data / "PG_VERSION").exists():
             subprocess.run(
                 [_pg_bin("initdb"), "-D", str(data), "-U", self.user, "-A", "trust", "-E", "UTF8", "--no-sync"],
-                check=True, capture_output=True, env=env, preexec_fn=preexec,
+                check=True,
+                capture_output=True,
+                env=env,
+                preexec_fn=preexec,
             )
         self.port = self.port or free_port()
         args = [_pg_bin("postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.dir)]

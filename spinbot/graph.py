@@ -44,9 +44,7 @@ JsonInt = Annotated[int, BeforeValidator(_json_int), Field(ge=0)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", strict=True, regex_engine="python-re"
-    )
+    model_config = ConfigDict(extra="forbid", strict=True, regex_engine="python-re")
 
 
 # ---- data references -------------------------------------------------------------------------
@@ -144,9 +142,7 @@ class Node(_Model):
     service: Annotated[str, Field(pattern=SERVICE_PATTERN, max_length=100)]
     plane: PlaneIn
     status: Status = "pending"
-    progress_weight: Annotated[float, Field(gt=0, le=1)] | None = Field(
-        default=None, alias="progressWeight"
-    )
+    progress_weight: Annotated[float, Field(gt=0, le=1)] | None = Field(default=None, alias="progressWeight")
     params: dict[str, Any] = Field(default_factory=dict)
     output: dict[str, Any] | None = None
     error: NodeError | None = None

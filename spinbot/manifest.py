@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spinbot.graph import DataType, Plane
 
-MANIFEST_SCHEMA = "spinbot.capabilities.v1"
+MANIFEST_SCHEMA: Literal["spinbot.capabilities.v1"] = "spinbot.capabilities.v1"
 
 
 class _Model(BaseModel):

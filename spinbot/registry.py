@@ -72,9 +72,7 @@ def service(
     """Declare a service: `@service("tts.synthesize", planes=["gpu"], ...)` above its handler."""
 
     def wrap(handler: Handler) -> Service:
-        return Service(
-            id=id, planes=tuple(planes), description=description, params=params, handler=handler, **options
-        )
+        return Service(id=id, planes=tuple(planes), description=description, params=params, handler=handler, **options)
 
     return wrap
 

@@ -23,7 +23,9 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 def _migrations() -> list[tuple[int, str, str]]:
-    files = sorted(f for f in resources.files("spinbot.migrations").iterdir() if f.name.endswith(".sql"))
+    files = sorted(
+        (f for f in resources.files("spinbot.migrations").iterdir() if f.name.endswith(".sql")), key=lambda f: f.name
+    )
     return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
 
 
@@ -65,18 +67,22 @@ class Store:
 
     # -- writes
 
-    async def create_job(
-        self, job_id: str, owner: str, graph: dict[str, Any], *, pipeline: str | None = None
-    ) -> None:
+    async def create_job(self, job_id: str, owner: str, graph: dict[str, Any], *, pipeline: str | None = None) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "INSERT INTO jobs (id, owner, workflow_id, status, goal, pipeline, graph)"
                 " VALUES ($1, $2, $3, 'queued', $4, $5, $6)",
-                job_id, owner, graph["workflowId"], graph.get("context", {}).get("goal", ""), pipeline, graph,
+                job_id,
+                owner,
+                graph["workflowId"],
+                graph.get("context", {}).get("goal", ""),
+                pipeline,
+                graph,
             )
             await conn.execute(
                 "INSERT INTO graph_snapshots (job_id, version, status, graph) VALUES ($1, 0, 'queued', $2)",
-                job_id, graph,
+                job_id,
+                graph,
             )
 
     async def record_transition(
@@ -97,20 +103,30 @@ class Store:
                 "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6, error=$7,"
                 " updated_at=now(), finished_at=CASE WHEN $8 THEN now() ELSE finished_at END"
                 " WHERE id=$1 AND version <= $5",
-                job_id, status, progress, plane, version, graph, error, finished,
+                job_id,
+                status,
+                progress,
+                plane,
+                version,
+                graph,
+                error,
+                finished,
             )
             await conn.execute(
                 "INSERT INTO graph_snapshots (job_id, version, status, plane, graph) VALUES ($1, $2, $3, $4, $5)"
                 " ON CONFLICT (job_id, version) DO NOTHING",
-                job_id, version, status, plane, graph,
+                job_id,
+                version,
+                status,
+                plane,
+                graph,
             )
 
     async def add_events(self, job_id: str, events: list[tuple[str, str, dict[str, Any]]]) -> None:
         """(redis event id, type, data) rows; replaying the same ids is a no-op."""
         if events:
             await self.pool.executemany(
-                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT DO NOTHING",
+                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
                 [(job_id, eid, typ, data) for eid, typ, data in events],
             )
 
@@ -119,7 +135,13 @@ class Store:
             "INSERT INTO artifacts (key, job_id, node_id, name, content_type, size, sha256)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO UPDATE SET"
             " content_type=EXCLUDED.content_type, size=EXCLUDED.size, sha256=EXCLUDED.sha256, created_at=now()",
-            info.key, job_id, node_id, name, info.content_type, info.size, info.sha256,
+            info.key,
+            job_id,
+            node_id,
+            name,
+            info.content_type,
+            info.size,
+            info.sha256,
         )
 
     # -- reads
@@ -138,26 +160,32 @@ class Store:
             " created_at, updated_at, finished_at FROM jobs"
             " WHERE ($1::text IS NULL OR owner=$1) AND ($2::timestamptz IS NULL OR created_at < $2)"
             " ORDER BY created_at DESC, id DESC LIMIT $3",
-            owner, before, limit,
+            owner,
+            before,
+            limit,
         )
         return [dict(r) for r in rows]
 
     async def unfinished_jobs(self) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch("SELECT id, owner, graph, version, plane FROM jobs WHERE status IN ('queued','running')")
+        rows = await self.pool.fetch(
+            "SELECT id, owner, graph, version, plane FROM jobs WHERE status IN ('queued','running')"
+        )
         return [dict(r) for r in rows]
 
     async def events(self, job_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT event_id, type, data, created_at FROM job_events WHERE job_id=$1"
             " ORDER BY created_at DESC, event_id DESC LIMIT $2",
-            job_id, limit,
+            job_id,
+            limit,
         )
         return [dict(r) for r in reversed(rows)]
 
     async def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT key, node_id, name, content_type, size, sha256, created_at FROM artifacts"
-            " WHERE job_id=$1 ORDER BY created_at", job_id,
+            " WHERE job_id=$1 ORDER BY created_at",
+            job_id,
         )
         return [dict(r) for r in rows]
 

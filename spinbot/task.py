@@ -52,7 +52,9 @@ class TaskContext:
 
     async def progress(self, fraction: float, message: str = "") -> None:
         self._last_progress = time.monotonic()
-        await self._emit("progress", {"node": self.node_id, "progress": max(0.0, min(1.0, fraction)), "message": message})
+        await self._emit(
+            "progress", {"node": self.node_id, "progress": max(0.0, min(1.0, fraction)), "message": message}
+        )
 
     def progress_threadsafe(self, fraction: float, message: str = "") -> None:
         """progress() for code running in a worker thread (torch, ffmpeg)."""

@@ -27,12 +27,16 @@ def ollama_status(settings: Settings) -> str:
     try:
         tags = httpx.get(f"{settings.ollama_url}/api/tags", timeout=1.5).json()
     except (httpx.HTTPError, ValueError):
-        return (f"no LLM: Ollama is not reachable at {settings.ollama_url}; planning uses the fixed pipelines "
-                f"(start Ollama and `ollama pull {settings.ollama_model}` to plan with an LLM)")
+        return (
+            f"no LLM: Ollama is not reachable at {settings.ollama_url}; planning uses the fixed pipelines "
+            f"(start Ollama and `ollama pull {settings.ollama_model}` to plan with an LLM)"
+        )
     names = {m.get("name") for m in tags.get("models", [])} | {m.get("model") for m in tags.get("models", [])}
     if settings.ollama_model not in names:
-        return (f"Ollama is up at {settings.ollama_url} but model {settings.ollama_model} is missing: "
-                f"run `ollama pull {settings.ollama_model}`; until then planning uses the fixed pipelines")
+        return (
+            f"Ollama is up at {settings.ollama_url} but model {settings.ollama_model} is missing: "
+            f"run `ollama pull {settings.ollama_model}`; until then planning uses the fixed pipelines"
+        )
     return f"LLM: {settings.ollama_model} at {settings.ollama_url}"
 
 
@@ -88,10 +92,16 @@ def run_up(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with servers(settings.data_dir, settings.redis_url, settings.database_url) as (redis_url, database_url):
-        embedded = [name for name, url in (("Redis", settings.redis_url), ("Postgres", settings.database_url)) if url is None]
+        embedded = [
+            name for name, url in (("Redis", settings.redis_url), ("Postgres", settings.database_url)) if url is None
+        ]
         write_runtime(settings, redis_url=redis_url, database_url=database_url, pid=os.getpid())
-        env = dict(os.environ, SPINBOT_REDIS_URL=redis_url, SPINBOT_DATABASE_URL=database_url,
-                   SPINBOT_DATA_DIR=str(settings.data_dir.resolve()))
+        env = dict(
+            os.environ,
+            SPINBOT_REDIS_URL=redis_url,
+            SPINBOT_DATABASE_URL=database_url,
+            SPINBOT_DATA_DIR=str(settings.data_dir.resolve()),
+        )
         children = [Child(args, env) for args in CHILDREN]
         for c in children:
             c.start()
@@ -114,8 +124,11 @@ def run_up(settings: Settings) -> None:
 
 def _banner(settings: Settings, embedded: list[str], redis_url: str, database_url: str) -> None:
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
-    store = f"S3 bucket {settings.s3_bucket} at {settings.s3_endpoint}" if settings.s3_endpoint else (
-        f"local directory {settings.artifacts_dir.resolve()}")
+    store = (
+        f"S3 bucket {settings.s3_bucket} at {settings.s3_endpoint}"
+        if settings.s3_endpoint
+        else (f"local directory {settings.artifacts_dir.resolve()}")
+    )
     lines = [
         "",
         f"  Spinbot is starting: web UI       {base}/",

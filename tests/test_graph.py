@@ -34,7 +34,8 @@ ids = st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9_.:-]{0,8}\Z")
 outputs = st.from_regex(r"\A[A-Za-z_][A-Za-z0-9_]{0,8}\Z")
 json_leaf = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-2, 2, allow_nan=False) | st.text(max_size=5)
 json_value = st.recursive(
-    json_leaf, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    json_leaf,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=6,
 )
 refs = st.builds(lambda n, o: {"$node": n, "output": o}, ids, outputs) | st.builds(lambda a: {"$attachment": a}, ids)
@@ -56,9 +57,13 @@ nodes = st.fixed_dictionaries(
 graphs = st.fixed_dictionaries(
     {"schema": st.just("langgraph.v1"), "workflowId": ids, "nodes": st.lists(nodes, min_size=1, max_size=4)},
     optional={
-        "edges": st.lists(st.fixed_dictionaries({"from": ids, "to": ids}, optional={"kind": st.just("normal")}), max_size=3),
+        "edges": st.lists(
+            st.fixed_dictionaries({"from": ids, "to": ids}, optional={"kind": st.just("normal")}), max_size=3
+        ),
         "metadata": st.dictionaries(st.text(max_size=4), json_value, max_size=2),
-        "context": st.fixed_dictionaries({}, optional={"goal": st.text(max_size=10), "constraints": st.just({"max_duration_s": 30})}),
+        "context": st.fixed_dictionaries(
+            {}, optional={"goal": st.text(max_size=10), "constraints": st.just({"max_duration_s": 30})}
+        ),
     },
 )
 
@@ -116,11 +121,15 @@ def test_schema_and_models_agree_on_mutated_documents(doc: Any) -> None:
 
 def test_seed_planes_are_normalised() -> None:
     g = Graph.model_validate(
-        {"schema": "langgraph.v1", "workflowId": "w", "nodes": [
-            {"id": "a", "service": "x.y", "plane": "node"},
-            {"id": "b", "service": "x.y", "plane": "python"},
-            {"id": "c", "service": "x.y", "plane": "data"},
-        ]}
+        {
+            "schema": "langgraph.v1",
+            "workflowId": "w",
+            "nodes": [
+                {"id": "a", "service": "x.y", "plane": "node"},
+                {"id": "b", "service": "x.y", "plane": "python"},
+                {"id": "c", "service": "x.y", "plane": "data"},
+            ],
+        }
     )
     assert [n.plane for n in g.nodes] == ["control", "gpu", "gpu"]
     assert [n["plane"] for n in g.to_json()["nodes"]] == ["control", "gpu", "gpu"]
@@ -128,22 +137,38 @@ def test_seed_planes_are_normalised() -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"x": {"$node": "a"}}, {"x": {"$node": "a", "output": "o", "more": 1}}, {"x": [{"$attachment": "bad id!"}]},
-     {"x": {"$node": "a", "output": "o", "$attachment": "b"}}],
+    [
+        {"x": {"$node": "a"}},
+        {"x": {"$node": "a", "output": "o", "more": 1}},
+        {"x": [{"$attachment": "bad id!"}]},
+        {"x": {"$node": "a", "output": "o", "$attachment": "b"}},
+    ],
 )
 def test_malformed_references_are_rejected(params: dict[str, Any]) -> None:
-    doc = {"schema": "langgraph.v1", "workflowId": "w", "nodes": [{"id": "b", "service": "x.y", "plane": "gpu", "params": params}]}
+    doc = {
+        "schema": "langgraph.v1",
+        "workflowId": "w",
+        "nodes": [{"id": "b", "service": "x.y", "plane": "gpu", "params": params}],
+    }
     assert not pydantic_accepts(doc)
     assert not schema_accepts(doc)
 
 
 def test_references_imply_dependencies_and_resolve() -> None:
     g = Graph.model_validate(
-        {"schema": "langgraph.v1", "workflowId": "w", "nodes": [
-            {"id": "a", "service": "x.y", "plane": "control"},
-            {"id": "b", "service": "x.y", "plane": "gpu",
-             "params": {"t": {"$node": "a", "output": "text"}, "l": [{"$attachment": "img"}, 3], "k": 1}},
-        ]}
+        {
+            "schema": "langgraph.v1",
+            "workflowId": "w",
+            "nodes": [
+                {"id": "a", "service": "x.y", "plane": "control"},
+                {
+                    "id": "b",
+                    "service": "x.y",
+                    "plane": "gpu",
+                    "params": {"t": {"$node": "a", "output": "text"}, "l": [{"$attachment": "img"}, 3], "k": 1},
+                },
+            ],
+        }
     )
     assert g.predecessors() == {"a": set(), "b": {"a"}}
     assert list(iter_refs(g.node("b").params)) == [("t", NodeRef("a", "text")), ("l", AttachmentRef("img"))]
@@ -153,9 +178,13 @@ def test_references_imply_dependencies_and_resolve() -> None:
 
 def test_progress_is_weighted() -> None:
     g = Graph.model_validate(
-        {"schema": "langgraph.v1", "workflowId": "w", "nodes": [
-            {"id": "a", "service": "x.y", "plane": "control", "progressWeight": 0.25, "status": "completed"},
-            {"id": "b", "service": "x.y", "plane": "gpu", "progressWeight": 0.75},
-        ]}
+        {
+            "schema": "langgraph.v1",
+            "workflowId": "w",
+            "nodes": [
+                {"id": "a", "service": "x.y", "plane": "control", "progressWeight": 0.25, "status": "completed"},
+                {"id": "b", "service": "x.y", "plane": "gpu", "progressWeight": 0.75},
+            ],
+        }
     )
     assert g.progress() == pytest.approx(0.25)

@@ -1,20 +1,35 @@
+from spinbot import MANIFESTS_DIR
 from spinbot.manifest import PlaneManifest, ServiceSpec, merge
 from spinbot.manifests_io import registry, render
-from spinbot import MANIFESTS_DIR
 
 
 def spec(sid: str, plane: str, available: bool = True) -> ServiceSpec:
-    return ServiceSpec(id=sid, planes=[plane], description=sid, params={"type": "object"},
-                       estimate={"duration_s": 1, "memory_mb": 10}, available=available,
-                       unavailable_reason=None if available else "no engine")
+    return ServiceSpec(
+        id=sid,
+        planes=[plane],
+        description=sid,
+        params={"type": "object"},
+        estimate={"duration_s": 1, "memory_mb": 10},
+        available=available,
+        unavailable_reason=None if available else "no engine",
+    )
 
 
 def test_merge_unions_planes_and_availability() -> None:
-    merged = merge([
-        PlaneManifest(plane="control", executor="c1", services=[spec("diag.echo", "control"), spec("llm.x", "control")]),
-        PlaneManifest(plane="gpu", executor="g1", device={"kind": "cpu"}, services=[spec("diag.echo", "gpu"), spec("tts.y", "gpu", False)]),
-        PlaneManifest(plane="gpu", executor="g2", services=[spec("tts.y", "gpu")]),
-    ])
+    merged = merge(
+        [
+            PlaneManifest(
+                plane="control", executor="c1", services=[spec("diag.echo", "control"), spec("llm.x", "control")]
+            ),
+            PlaneManifest(
+                plane="gpu",
+                executor="g1",
+                device={"kind": "cpu"},
+                services=[spec("diag.echo", "gpu"), spec("tts.y", "gpu", False)],
+            ),
+            PlaneManifest(plane="gpu", executor="g2", services=[spec("tts.y", "gpu")]),
+        ]
+    )
     assert merged.services["diag.echo"].planes == ["control", "gpu"]
     assert merged.services["tts.y"].available and merged.services["tts.y"].unavailable_reason is None
     assert merged.planes["gpu"].executors == ["g1", "g2"] and merged.planes["gpu"].devices == [{"kind": "cpu"}]

@@ -1,8 +1,12 @@
 from spinbot.artifacts import ArtifactInfo
 from spinbot.store import Store
 
-GRAPH = {"schema": "langgraph.v1", "workflowId": "w1", "context": {"goal": "say hi"},
-         "nodes": [{"id": "a", "service": "diag.echo", "plane": "control"}]}
+GRAPH = {
+    "schema": "langgraph.v1",
+    "workflowId": "w1",
+    "context": {"goal": "say hi"},
+    "nodes": [{"id": "a", "service": "diag.echo", "plane": "control"}],
+}
 
 
 async def test_migrations_are_applied_once(store: Store) -> None:
