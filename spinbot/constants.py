@@ -8,6 +8,7 @@ GROUP = "executors"
 
 DEAD_LETTER_STREAM = f"{PREFIX}:deadletter"
 JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
+ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # set of job keys not yet finished (re-issue scans these)
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 EVENTS_MAXLEN = 10_000
 

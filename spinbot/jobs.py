@@ -1,0 +1,561 @@
+"""Jobs on Redis: the job record, its event stream, the plane streams, and fenced writes by executors.
+
+Layout (names in spinbot.constants):
+- job_key(id): a hash. `graph` is the graph as of the last transition; `n:<node>` fields hold node
+  states written since (each node completion is one small write, not a rewrite of the graph);
+  `entry`/`stream` name the plane-stream entry that currently carries the job.
+- job_events_key(id): the job's event stream (type, data JSON); its ids are what clients resume from.
+- plane_stream(plane): entries {job, version}; a consumer group per stream (constants.GROUP).
+
+Every executor write goes through one Lua script that first checks that the writer still owns the
+job's stream entry (XPENDING names its consumer), so an executor whose job was taken over cannot
+clobber it; hand-off (XADD to the next plane) and ack (XACK+XDEL) are in that same script.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import orjson
+import redis.asyncio as aioredis
+
+from spinbot import constants as C
+from spinbot.errors import InvalidGraph, LostClaim
+from spinbot.graph import TERMINAL_NODE, Graph, Node, NodeRef, iter_refs
+from spinbot.store import Store
+
+TERMINAL_JOB = frozenset({"completed", "failed", "cancelled"})
+NODE_FIELD = "n:"
+
+
+class Event(NamedTuple):
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class JobState:
+    id: str
+    status: str
+    progress: float
+    plane: str | None
+    version: int
+    owner: str
+    graph: dict[str, Any]
+    error: dict[str, Any] | None
+    created: float
+    updated: float
+    pipeline: str | None = None
+    cancel_requested: bool = False
+    entry: str | None = None
+    stream: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_JOB
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in raw.items()}
+
+
+def overlay_nodes(graph: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """The graph with the node states written since its last transition applied."""
+    updates = {k[len(NODE_FIELD):]: orjson.loads(v) for k, v in fields.items() if k.startswith(NODE_FIELD)}
+    if updates:
+        for node in graph.get("nodes", []):
+            upd = updates.get(node.get("id"))
+            if upd:
+                for key in ("output", "error"):
+                    node.pop(key, None)
+                node.update({k: v for k, v in upd.items() if v is not None})
+    return graph
+
+
+def node_state(node: Node) -> dict[str, Any]:
+    """What a node-state field holds: the parts of a node an executor changes."""
+    return {
+        "status": node.status,
+        "attempts": node.attempts,
+        "output": node.output,
+        "error": node.error.model_dump(mode="json", exclude_none=True) if node.error else None,
+    }
+
+
+def state_from_hash(job_id: str, fields: dict[str, str]) -> JobState:
+    graph = overlay_nodes(orjson.loads(fields["graph"]), fields)
+    error = fields.get("error")
+    return JobState(
+        id=job_id,
+        status=fields.get("status", "queued"),
+        progress=float(fields.get("progress") or 0.0),
+        plane=fields.get("plane") or None,
+        version=int(fields.get("version") or 0),
+        owner=fields.get("owner", ""),
+        graph=graph,
+        error=orjson.loads(error) if error else None,
+        created=float(fields.get("created") or 0.0),
+        updated=float(fields.get("updated") or 0.0),
+        pipeline=fields.get("pipeline") or None,
+        cancel_requested=fields.get("cancel") == "1",
+        entry=fields.get("entry") or None,
+        stream=fields.get("stream") or None,
+    )
+
+
+# ---- graph checks --------------------------------------------------------------------------------
+
+
+def validate_structure(graph: Graph) -> None:
+    """Unique ids, edges and references to existing nodes, no cycles; InvalidGraph otherwise."""
+    ids = [n.id for n in graph.nodes]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise InvalidGraph(f"duplicate node ids: {', '.join(dupes)}", hint="give every node a unique id")
+    known = set(ids)
+    for e in graph.edges:
+        for end in (e.source, e.target):
+            if end not in known:
+                raise InvalidGraph(f"edge {e.source} -> {e.target} names unknown node {end!r}")
+    attachments = {a.id for a in graph.context.attachments}
+    for n in graph.nodes:
+        for param, ref in iter_refs(n.params):
+            if isinstance(ref, NodeRef):
+                if ref.node not in known:
+                    raise InvalidGraph(f"node {n.id} param {param!r} references unknown node {ref.node!r}")
+                if ref.node == n.id:
+                    raise InvalidGraph(f"node {n.id} param {param!r} references its own output")
+            elif ref.attachment not in attachments:
+                raise InvalidGraph(
+                    f"node {n.id} param {param!r} references unknown attachment {ref.attachment!r}",
+                    hint=f"attachments in context: {', '.join(sorted(attachments)) or 'none'}",
+                )
+    _check_acyclic(graph)
+
+
+def _check_acyclic(graph: Graph) -> None:
+    preds = graph.predecessors()
+    done: set[str] = set()
+    while len(done) < len(preds):
+        step = {n for n, ps in preds.items() if n not in done and ps <= done}
+        if not step:
+            cycle = sorted(set(preds) - done)
+            raise InvalidGraph(f"the graph has a cycle among nodes: {', '.join(cycle)}")
+        done |= step
+
+
+def ready_nodes(graph: Graph, preds: dict[str, set[str]] | None = None) -> list[Node]:
+    """Nodes not yet finished whose predecessors all completed (a 'running' node from a crash reruns)."""
+    preds = preds if preds is not None else graph.predecessors()
+    status = {n.id: n.status for n in graph.nodes}
+    return [
+        n for n in graph.nodes
+        if n.status in ("pending", "running") and all(status[p] == "completed" for p in preds[n.id])
+    ]
+
+
+# ---- Lua -----------------------------------------------------------------------------------------
+
+# KEYS: source stream, job, events, target stream (or ""-ish placeholder), active set
+# ARGV: group, consumer, entry, mode, maxlen, nfields, fields..., ndel_prefix("1"/"0"),
+#       nevents, (type, data)..., ntarget, target fields...
+# mode: update | handoff | finish | dead
+_COMMIT = """
+local group, consumer, entry, mode, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+if redis.call('HGET', KEYS[2], 'entry') ~= entry or redis.call('HGET', KEYS[2], 'stream') ~= KEYS[1] then
+  return {0}
+end
+local p = redis.call('XPENDING', KEYS[1], group, entry, entry, 1)
+if #p == 0 or p[1][2] ~= consumer then return {0} end
+local i = 6
+local nf = tonumber(ARGV[i]); i = i + 1
+if ARGV[i] == '1' then
+  local keys = redis.call('HKEYS', KEYS[2])
+  for _, k in ipairs(keys) do
+    if string.sub(k, 1, 2) == 'n:' then redis.call('HDEL', KEYS[2], k) end
+  end
+end
+i = i + 1
+if nf > 0 then
+  local f = {}
+  for j = 1, nf * 2 do f[j] = ARGV[i + j - 1] end
+  redis.call('HSET', KEYS[2], unpack(f))
+  i = i + nf * 2
+end
+local out = {1, ''}
+local ne = tonumber(ARGV[i]); i = i + 1
+for j = 1, ne do
+  out[#out + 1] = redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'type', ARGV[i], 'data', ARGV[i + 1])
+  i = i + 2
+end
+local nt = tonumber(ARGV[i]); i = i + 1
+if mode == 'handoff' or mode == 'dead' then
+  local t = {}
+  for j = 1, nt * 2 do t[j] = ARGV[i + j - 1] end
+  out[2] = redis.call('XADD', KEYS[4], '*', unpack(t))
+end
+if mode == 'handoff' then
+  redis.call('HSET', KEYS[2], 'entry', out[2], 'stream', KEYS[4])
+end
+if mode ~= 'update' then
+  redis.call('XACK', KEYS[1], group, entry)
+  redis.call('XDEL', KEYS[1], entry)
+end
+if mode == 'finish' or mode == 'dead' then
+  redis.call('HSET', KEYS[2], 'entry', '', 'stream', '')
+  redis.call('SREM', KEYS[5], KEYS[2])
+end
+return out
+"""
+
+# KEYS: plane stream, job, events, index, active. ARGV: job id, created, maxlen, nfields, fields..., event data
+_SUBMIT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then return {0} end
+local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[1], 'version', '0')
+local nf = tonumber(ARGV[4])
+local f = {}
+for j = 1, nf * 2 do f[j] = ARGV[4 + j] end
+redis.call('HSET', KEYS[2], 'entry', entry, 'stream', KEYS[1], unpack(f))
+local ev = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', 'job', 'data', ARGV[5 + nf * 2])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[5], KEYS[2])
+return {1, entry, ev}
+"""
+
+# Cancel a job whose entry nobody holds: remove the undelivered entry and finish the job, atomically.
+# KEYS: stream, job, events, active. ARGV: group, entry, maxlen, nfields, fields..., event data
+_CANCEL_IDLE = """
+if redis.call('HGET', KEYS[2], 'entry') ~= ARGV[2] or redis.call('HGET', KEYS[2], 'stream') ~= KEYS[1] then
+  return 0
+end
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if ok and #p > 0 then return 0 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+local keys = redis.call('HKEYS', KEYS[2])
+for _, k in ipairs(keys) do
+  if string.sub(k, 1, 2) == 'n:' then redis.call('HDEL', KEYS[2], k) end
+end
+local nf = tonumber(ARGV[4])
+local f = {}
+for j = 1, nf * 2 do f[j] = ARGV[4 + j] end
+redis.call('HSET', KEYS[2], 'entry', '', 'stream', '', unpack(f))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'type', 'job', 'data', ARGV[5 + nf * 2])
+redis.call('SREM', KEYS[4], KEYS[2])
+return 1
+"""
+
+# Re-issue a job whose stream entry is gone (or will never be delivered), if nobody changed it meanwhile.
+# KEYS: target stream, job, old stream (or target). ARGV: expected entry, job id, version
+_REISSUE = """
+if (redis.call('HGET', KEYS[2], 'entry') or '') ~= ARGV[1] then return '' end
+if ARGV[1] ~= '' then redis.call('XDEL', KEYS[3], ARGV[1]) end
+local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'version', ARGV[3])
+redis.call('HSET', KEYS[2], 'entry', entry, 'stream', KEYS[1])
+redis.call('SADD', KEYS[4], KEYS[2])
+return entry
+"""
+
+# Keep own claims alive: XCLAIM JUSTID resets the idle time without counting a delivery.
+# KEYS: stream. ARGV: group, consumer, ids... Returns the ids no longer ours.
+_HEARTBEAT = """
+local lost = {}
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #p == 0 or p[1][2] ~= ARGV[2] then
+    lost[#lost + 1] = ARGV[i]
+  else
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+  end
+end
+return lost
+"""
+
+
+def _flat(pairs: dict[str, Any]) -> list[Any]:
+    out: list[Any] = []
+    for k, v in pairs.items():
+        out += [k, v]
+    return out
+
+
+@dataclass
+class Lease:
+    """An executor's hold on one job through the stream entry it claimed; every write is fenced by it."""
+
+    queue: JobQueue
+    job_id: str
+    stream: str
+    entry: str
+    consumer: str
+    deliveries: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    async def commit(
+        self,
+        fields: dict[str, Any] | None = None,
+        events: list[tuple[str, dict[str, Any]]] | None = None,
+        *,
+        mode: str = "update",
+        target: str | None = None,
+        target_fields: dict[str, Any] | None = None,
+        clear_nodes: bool = False,
+    ) -> tuple[str, list[str]]:
+        """Apply fields + events (+ hand-off/ack) if this lease still owns the job; LostClaim otherwise."""
+        fields = dict(fields or {})
+        fields.setdefault("updated", repr(time.time()))
+        events = events or []
+        args: list[Any] = [C.GROUP, self.consumer, self.entry, mode, C.EVENTS_MAXLEN, len(fields)]
+        args.append("1" if clear_nodes else "0")
+        args += _flat(fields)
+        args.append(len(events))
+        for typ, data in events:
+            args += [typ, dumps(data)]
+        tf = target_fields or {}
+        args.append(len(tf))
+        args += _flat(tf)
+        keys = [self.stream, C.job_key(self.job_id), C.job_events_key(self.job_id), target or self.stream,
+                C.ACTIVE_JOBS]
+        out = await self.queue._commit(keys=keys, args=args)
+        if not out or int(out[0]) != 1:
+            raise LostClaim(f"job {self.job_id}: entry {self.entry} on {self.stream} is no longer ours")
+        return _s(out[1]), [_s(x) for x in out[2:]]
+
+
+class JobQueue:
+    """Submit, inspect, cancel and follow jobs; the executors' side of the protocol is in Lease."""
+
+    def __init__(self, redis: aioredis.Redis, store: Store | None = None) -> None:
+        self.redis = redis
+        self.store = store
+        self._commit = redis.register_script(_COMMIT)
+        self._submit = redis.register_script(_SUBMIT)
+        self._cancel_idle = redis.register_script(_CANCEL_IDLE)
+        self._reissue = redis.register_script(_REISSUE)
+        self._heartbeat = redis.register_script(_HEARTBEAT)
+
+    # -- submit
+
+    async def submit(self, graph: Graph, *, owner: str, pipeline: str | None = None) -> str:
+        """Validate, record in Postgres, enqueue on the plane of the first ready node; returns the job id."""
+        validate_structure(graph)
+        job_id = uuid.uuid4().hex
+        ready = ready_nodes(graph)
+        plane = ready[0].plane if ready else graph.nodes[0].plane
+        doc = graph.to_json()
+        if self.store is not None:
+            await self.store.create_job(job_id, owner, doc, pipeline=pipeline)
+        now = time.time()
+        fields = {
+            "id": job_id, "status": "queued", "progress": repr(graph.progress()), "plane": plane,
+            "version": 0, "owner": owner, "pipeline": pipeline or "", "graph": dumps(doc), "error": "",
+            "created": repr(now), "updated": repr(now), "cancel": "0",
+        }
+        event = {"status": "queued", "progress": graph.progress(), "plane": plane}
+        await self._submit(
+            keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX, C.ACTIVE_JOBS],
+            args=[job_id, repr(now), C.EVENTS_MAXLEN, len(fields), *_flat(fields), dumps(event)],
+        )
+        return job_id
+
+    async def ensure_groups(self) -> None:
+        """Create each plane's consumer group (and stream) if missing."""
+        for plane in C.PLANES:
+            try:
+                await self.redis.xgroup_create(C.plane_stream(plane), C.GROUP, id="0", mkstream=True)
+            except aioredis.ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+
+    # -- read
+
+    async def get(self, job_id: str) -> JobState | None:
+        raw = await self.redis.hgetall(C.job_key(job_id))
+        if not raw:
+            return None
+        return state_from_hash(job_id, _decode_hash(raw))
+
+    async def read_events(
+        self, job_id: str, after: str = "0-0", block_ms: int | None = None, count: int = 100
+    ) -> list[Event]:
+        """Events after id `after` (exclusive); with block_ms, wait that long for the first one."""
+        res = await self.redis.xread({C.job_events_key(job_id): after or "0-0"}, count=count, block=block_ms)
+        out: list[Event] = []
+        for _, entries in res or []:
+            for eid, fields in entries:
+                f = _decode_hash(fields)
+                out.append(Event(_s(eid), f.get("type", ""), orjson.loads(f.get("data") or "{}")))
+        return out
+
+    async def list_active(self) -> list[str]:
+        keys = await self.redis.smembers(C.ACTIVE_JOBS)
+        prefix = C.job_key("")
+        return sorted(_s(k)[len(prefix):] for k in keys)
+
+    # -- cancel
+
+    async def cancel(self, job_id: str) -> bool:
+        """Ask for a job to stop; True if it was not finished yet. Running nodes stop cooperatively."""
+        key = C.job_key(job_id)
+        raw = _decode_hash(await self.redis.hgetall(key))
+        if not raw or raw.get("status") in TERMINAL_JOB:
+            return False
+        await self.redis.hset(key, "cancel", "1")
+        await self.redis.publish(C.CANCEL_CHANNEL, job_id)
+        await self._cancel_if_idle(job_id, raw)
+        return True
+
+    async def _cancel_if_idle(self, job_id: str, raw: dict[str, str]) -> None:
+        """No executor holds the job: cancel it here (an executor holding it does it itself)."""
+        entry, stream = raw.get("entry"), raw.get("stream")
+        if not entry or not stream:
+            return
+        graph = Graph.model_validate(overlay_nodes(orjson.loads(raw["graph"]), raw))
+        for n in graph.nodes:
+            if n.status not in TERMINAL_NODE:
+                n.status = "cancelled"
+        version = int(raw.get("version") or 0) + 1
+        doc = graph.to_json()
+        fields = {"status": "cancelled", "progress": repr(graph.progress()), "version": version,
+                  "graph": dumps(doc), "updated": repr(time.time()), "plane": raw.get("plane", "")}
+        event = {"status": "cancelled", "progress": graph.progress()}
+        done = await self._cancel_idle(
+            keys=[stream, C.job_key(job_id), C.job_events_key(job_id), C.ACTIVE_JOBS],
+            args=[C.GROUP, entry, C.EVENTS_MAXLEN, len(fields), *_flat(fields), dumps(event)],
+        )
+        if int(done) == 1 and self.store is not None:
+            await self.sync_store(job_id)
+
+    # -- the durable record
+
+    async def sync_store(self, job_id: str) -> None:
+        """Bring Postgres up to the Redis record: the job's state, a snapshot of its version, new events."""
+        if self.store is None:
+            return
+        key = C.job_key(job_id)
+        raw = _decode_hash(await self.redis.hgetall(key))
+        if not raw:
+            return
+        st = state_from_hash(job_id, raw)
+        await self.store.record_transition(
+            job_id, status=st.status, progress=st.progress, plane=st.plane, version=st.version,
+            graph=st.graph, error=st.error,
+        )
+        await self.sync_events(job_id, raw.get("synced") or "0-0")
+
+    async def sync_events(self, job_id: str, after: str) -> str:
+        """Copy events after `after` to Postgres (idempotent by Redis id); returns the last id copied."""
+        assert self.store is not None
+        while True:
+            batch = await self.read_events(job_id, after, count=500)
+            if not batch:
+                return after
+            await self.store.add_events(job_id, [(e.id, e.type, e.data) for e in batch])
+            after = batch[-1].id
+            await self.redis.hset(C.job_key(job_id), "synced", after)
+
+    # -- recovery
+
+    async def recover(self) -> list[str]:
+        """Re-issue unfinished jobs whose stream entry is gone or can never be delivered; returns their ids.
+
+        Sources: the Redis set of active jobs and, with a store, Postgres' unfinished jobs (a job that
+        Redis lost entirely is rebuilt from its last Postgres snapshot). Jobs that Redis finished but
+        Postgres still shows unfinished are synced to Postgres.
+        """
+        ids = set(await self.list_active())
+        pg_rows: dict[str, dict[str, Any]] = {}
+        if self.store is not None:
+            pg_rows = {r["id"]: r for r in await self.store.unfinished_jobs()}
+        last_delivered = await self._last_delivered()
+        reissued: list[str] = []
+        for job_id in sorted(ids | set(pg_rows)):
+            raw = _decode_hash(await self.redis.hgetall(C.job_key(job_id)))
+            if not raw:
+                if job_id in pg_rows and await self._rebuild(job_id, pg_rows[job_id]):
+                    reissued.append(job_id)
+                else:
+                    await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))
+                continue
+            if raw.get("status") in TERMINAL_JOB:
+                await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))
+                if job_id in pg_rows:
+                    await self.sync_store(job_id)
+                continue
+            if await self._entry_alive(raw, last_delivered):
+                continue
+            if await self._reissue_one(job_id, raw):
+                reissued.append(job_id)
+        return reissued
+
+    async def _last_delivered(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for plane in C.PLANES:
+            stream = C.plane_stream(plane)
+            try:
+                groups = await self.redis.xinfo_groups(stream)
+            except aioredis.ResponseError:
+                continue
+            for g in groups:
+                if _s(g.get("name")) == C.GROUP:
+                    out[stream] = _s(g.get("last-delivered-id"))
+        return out
+
+    async def _entry_alive(self, raw: dict[str, str], last_delivered: dict[str, str]) -> bool:
+        """The job's entry is in its stream and either pending or still to be delivered."""
+        entry, stream = raw.get("entry"), raw.get("stream")
+        if not entry or not stream:
+            return False
+        if not await self.redis.xrange(stream, entry, entry, count=1):
+            return False
+        if await self.redis.xpending_range(stream, C.GROUP, min=entry, max=entry, count=1):
+            return True
+        return _id_tuple(entry) > _id_tuple(last_delivered.get(stream, "0-0"))
+
+    async def _reissue_one(self, job_id: str, raw: dict[str, str]) -> bool:
+        st = state_from_hash(job_id, raw)
+        graph = Graph.model_validate(st.graph)
+        ready = ready_nodes(graph)
+        plane = st.plane or (ready[0].plane if ready else graph.nodes[0].plane)
+        target = C.plane_stream(plane)
+        old = raw.get("entry") or ""
+        new = await self._reissue(
+            keys=[target, C.job_key(job_id), raw.get("stream") or target, C.ACTIVE_JOBS],
+            args=[old, job_id, st.version],
+        )
+        return bool(_s(new))
+
+    async def _rebuild(self, job_id: str, row: dict[str, Any]) -> bool:
+        """Recreate a job Redis lost from Postgres' last snapshot and enqueue it."""
+        graph = Graph.model_validate(row["graph"])
+        ready = ready_nodes(graph)
+        plane = row.get("plane") or (ready[0].plane if ready else graph.nodes[0].plane)
+        now = time.time()
+        fields = {
+            "id": job_id, "status": "queued", "progress": repr(graph.progress()), "plane": plane,
+            "version": int(row.get("version") or 0), "owner": row.get("owner", ""), "pipeline": "",
+            "graph": dumps(graph.to_json()), "error": "", "created": repr(now), "updated": repr(now),
+            "cancel": "0",
+        }
+        event = {"status": "queued", "progress": graph.progress(), "plane": plane, "recovered": True}
+        out = await self._submit(
+            keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX, C.ACTIVE_JOBS],
+            args=[job_id, repr(now), C.EVENTS_MAXLEN, len(fields), *_flat(fields), dumps(event)],
+        )
+        return bool(out and int(out[0]) == 1)
+
+
+def _id_tuple(entry: str) -> tuple[int, int]:
+    ms, _, seq = entry.partition("-")
+    return int(ms or 0), int(seq or 0)

@@ -1,0 +1,127 @@
+"""Executors for runtime tests: in-process asyncio tasks, or real `spinbot executor` subprocesses."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from executors.core import Executor
+from spinbot.artifacts import LocalStore
+from spinbot.graph import Graph
+from spinbot.jobs import TERMINAL_JOB, Event, JobQueue, JobState
+from spinbot.manifests_io import registry
+from spinbot.settings import Settings
+from spinbot.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def graph(nodes: list[dict[str, Any]], edges: list[tuple[str, str]] = (), **extra: Any) -> Graph:  # type: ignore[assignment]
+    doc = {"schema": "langgraph.v1", "workflowId": "test", "nodes": nodes,
+           "edges": [{"from": a, "to": b} for a, b in edges], **extra}
+    return Graph.model_validate(doc)
+
+
+async def wait_terminal(q: JobQueue, job_id: str, timeout: float = 30.0) -> JobState:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = await q.get(job_id)
+        if st and st.status in TERMINAL_JOB:
+            return st
+        await asyncio.sleep(0.02)
+    st = await q.get(job_id)
+    raise AssertionError(f"job {job_id} not terminal after {timeout} s: {st}")
+
+
+async def all_events(q: JobQueue, job_id: str) -> list[Event]:
+    out: list[Event] = []
+    after = "0-0"
+    while batch := await q.read_events(job_id, after, count=1000):
+        out += batch
+        after = batch[-1].id
+    return out
+
+
+class InProcess:
+    """Both planes' executors as asyncio tasks in this test's loop."""
+
+    def __init__(self, settings: Settings, store: Store | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.executors: list[Executor] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.clients: list[aioredis.Redis] = []
+
+    async def start(self, plane: str, **overrides: Any) -> Executor:
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)  # type: ignore[arg-type]
+        self.clients.append(client)
+        ex = Executor(settings, plane, registry(plane), client, self.store, LocalStore(settings.artifacts_dir),  # type: ignore[arg-type]
+                      device={"kind": "cpu", "name": "test", "total_mb": 4096} if plane == "gpu" else None)
+        self.executors.append(ex)
+        self.tasks.append(asyncio.create_task(ex.run()))
+        return ex
+
+    async def both(self, **overrides: Any) -> None:
+        await self.start("control", **overrides)
+        await self.start("gpu", **overrides)
+
+    async def close(self) -> None:
+        for ex in self.executors:
+            ex.stop()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for c in self.clients:
+            await c.aclose()
+
+
+@pytest.fixture
+async def inproc(settings: Settings, store: Store) -> AsyncIterator[InProcess]:
+    runner = InProcess(settings, store)
+    yield runner
+    await runner.close()
+
+
+@pytest.fixture
+async def queue(redis: aioredis.Redis, store: Store) -> JobQueue:
+    q = JobQueue(redis, store)
+    await q.ensure_groups()
+    return q
+
+
+def executor_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "SPINBOT_REDIS_URL": str(settings.redis_url), "SPINBOT_DATABASE_URL": str(settings.database_url),
+        "SPINBOT_DATA_DIR": str(settings.data_dir), "SPINBOT_CLAIM_IDLE_MS": str(settings.claim_idle_ms),
+        "SPINBOT_HEARTBEAT_S": str(settings.heartbeat_s), "PYTHONUNBUFFERED": "1",
+    })
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def spawn(settings: Settings, tmp_path: Path) -> Callable[..., subprocess.Popen[bytes]]:
+    """Start `python -m spinbot.cli executor PLANE` as a real subprocess; killed at teardown."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(plane: str, **env: str) -> subprocess.Popen[bytes]:
+        log = (tmp_path / f"executor-{plane}-{len(procs)}.log").open("wb")
+        p = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane], cwd=ROOT,
+                             env=executor_env(settings, **env), stdout=log, stderr=subprocess.STDOUT)
+        procs.append(p)
+        return p
+
+    yield start  # type: ignore[misc]
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(10)

@@ -1,0 +1,44 @@
+"""The executor core on real Redis and Postgres, executors in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from spinbot.graph import node_ref
+from spinbot.jobs import JobQueue
+from spinbot.store import Store
+from tests.runtime.conftest import InProcess, all_events, graph, wait_terminal
+
+
+def echo(id: str, plane: str, **params: object) -> dict[str, object]:
+    return {"id": id, "service": "diag.echo", "plane": plane, "params": params}
+
+
+async def test_hybrid_graph_alternating_planes_completes_with_outputs(
+    inproc: InProcess, queue: JobQueue, store: Store
+) -> None:
+    await inproc.both()
+    g = graph([
+        echo("a", "control", text="hello"),
+        echo("b", "gpu", text=node_ref("a", "text"), data={"n": 1}),
+        echo("c", "control", text=node_ref("b", "text"), data=[node_ref("b", "data"), node_ref("a", "text")]),
+        echo("d", "gpu", data=node_ref("c", "data")),
+    ])
+    job = await queue.submit(g, owner="t")
+    st = await wait_terminal(queue, job)
+    assert st.status == "completed", st.error
+    nodes = {n["id"]: n for n in st.graph["nodes"]}
+    assert nodes["d"]["output"] == {"text": "", "data": [{"n": 1}, "hello"]}
+    assert all(n["status"] == "completed" and n["attempts"] == 1 for n in nodes.values())
+    assert st.progress == 1.0 and st.version == 4  # three hand-offs and the finish
+    events = await all_events(queue, job)
+    planes = [e.data.get("plane") for e in events if e.type == "job" and e.data["status"] == "running"]
+    assert planes == ["control", "gpu", "control", "gpu"]
+    assert events[-1].type == "job" and events[-1].data["status"] == "completed"
+    row = await store.get_job(job)
+    assert row and row["status"] == "completed" and row["version"] == 4
+    await asyncio.sleep(0.2)
+    assert len(await store.events(job, limit=1000)) == len(events)
+    snaps = await store.pool.fetchval("SELECT count(*) FROM graph_snapshots WHERE job_id=$1", job)
+    assert snaps == 5
