@@ -1,0 +1,84 @@
+// The single-page app: a router over real paths (/, /jobs, /jobs/{id}, /capabilities; #/... works
+// too), the sidebar with the conversation list, and the API key setting.
+import { apiKey, setApiKey } from "./api.js";
+import { ChatPage, loadConversations } from "./chat.js";
+import { clear } from "./dom.js";
+import { CapabilitiesPage, JobPage, JobsPage } from "./pages.js";
+
+const main = document.getElementById("main");
+const convList = document.getElementById("conversations");
+const sidebar = document.getElementById("sidebar");
+let page = null;
+
+function currentPath() {
+  if (location.hash.startsWith("#/")) return new URL(location.hash.slice(1), location.origin);
+  return new URL(location.href);
+}
+
+function pageFor(url) {
+  const path = url.pathname.replace(/\/+$/, "") || "/";
+  const job = path.match(/^\/jobs\/([^/]+)$/);
+  if (job) return new JobPage(decodeURIComponent(job[1]));
+  if (path === "/jobs") return new JobsPage();
+  if (path === "/capabilities") return new CapabilitiesPage();
+  return new ChatPage({ conversationId: url.searchParams.get("c"), onConversations: refreshConversations });
+}
+
+function refreshConversations(currentId) {
+  loadConversations(convList, currentId ?? currentPath().searchParams.get("c"));
+}
+
+async function route() {
+  page?.unmount();
+  const url = currentPath();
+  page = pageFor(url);
+  clear(main).append(page.el);
+  for (const a of document.querySelectorAll("nav.primary a")) {
+    const target = new URL(a.href).pathname;
+    const here = url.pathname === target || (target !== "/" && url.pathname.startsWith(`${target}/`));
+    if (here) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  sidebar.classList.remove("open");
+  document.getElementById("menu-toggle").setAttribute("aria-expanded", "false");
+  await page.mount();
+  document.title = `${page.el.querySelector("h1")?.textContent || "Chat"} · Spinbot`;
+}
+
+export function navigate(href) {
+  history.pushState(null, "", href);
+  route();
+}
+
+// Same-origin links to app pages navigate in place; API, artifact and download links do not.
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[href]");
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || a.target || a.hasAttribute("download")) return;
+  const url = new URL(a.href);
+  if (url.origin !== location.origin || url.pathname.startsWith("/api/")) return;
+  e.preventDefault();
+  navigate(url.pathname + url.search);
+});
+window.addEventListener("popstate", route);
+window.addEventListener("hashchange", route);
+
+document.getElementById("menu-toggle").addEventListener("click", (e) => {
+  const open = sidebar.classList.toggle("open");
+  e.currentTarget.setAttribute("aria-expanded", String(open));
+});
+document.getElementById("new-chat").addEventListener("click", () => navigate("/"));
+
+const keyDialog = document.getElementById("key-dialog");
+document.getElementById("key-button").addEventListener("click", () => {
+  keyDialog.querySelector("input").value = apiKey();
+  keyDialog.showModal();
+});
+keyDialog.addEventListener("close", () => {
+  if (keyDialog.returnValue !== "save") return;
+  setApiKey(keyDialog.querySelector("input").value.trim());
+  refreshConversations();
+  route();
+});
+
+refreshConversations();
+route();

@@ -1,0 +1,352 @@
+// The chat page: conversation list, messages (markdown), streaming answers, attachments,
+// the plan card and the live job panel under the turn that started the job.
+import { authHeaders, getJSON, postJSON } from "./api.js";
+import { clear, h } from "./dom.js";
+import { JobModel, JobPanel, modelFromSnapshot } from "./jobview.js";
+import { renderMarkdown } from "./markdown.js";
+import { planCard } from "./plan.js";
+import { postEvents } from "./sse.js";
+
+const REVIEW_KEY = "spinbot.review";
+const MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024;
+const convJobsKey = (cid) => `spinbot.conv.${cid}.jobs`;
+
+function rememberJob(cid, jobId) {
+  if (!cid) return;
+  const ids = JSON.parse(sessionStorage.getItem(convJobsKey(cid)) || "[]");
+  if (!ids.includes(jobId)) sessionStorage.setItem(convJobsKey(cid), JSON.stringify([...ids, jobId]));
+}
+
+function listOf(payload, ...names) {
+  if (Array.isArray(payload)) return payload;
+  for (const n of names) if (Array.isArray(payload?.[n])) return payload[n];
+  return [];
+}
+
+function readAsDataUrl(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+/** One assistant turn: streaming markdown text, a status line, the plan card and the job panel. */
+class AssistantTurn {
+  constructor(chat) {
+    this.chat = chat;
+    this.text = "";
+    this.plan = null;
+    this.panel = null;
+    this.statusEl = h("div", { class: "turn-status muted", "aria-live": "polite" });
+    this.body = h("div", { class: "md" });
+    this.extras = h("div", { class: "turn-extras" });
+    this.el = h("article", { class: "msg assistant", "aria-label": "Assistant" }, this.statusEl, this.body, this.extras);
+  }
+
+  setStatus(text) {
+    this.statusEl.textContent = text || "";
+  }
+
+  setText(text) {
+    this.text = text;
+    this.body.innerHTML = renderMarkdown(text);
+  }
+
+  showPlan(plan, { review }) {
+    this.plan = plan;
+    this.planEl = planCard(plan, {
+      review,
+      onRun: () => this.chat.runPlan(this, plan.graph),
+      onChange: () => this.chat.focusComposer("Say what to change, e.g. “make it 60 seconds instead”"),
+    });
+    this.extras.prepend(this.planEl);
+  }
+
+  /** The job panel for this turn (created on the first job event). */
+  attachJob(jobId, model = null) {
+    if (this.panel?.model.id === jobId) return this.panel;
+    model ||= JobModel.load(jobId) || new JobModel(jobId, { graph: this.plan?.graph, estimate: this.plan?.evaluation?.estimate });
+    if (!model.graph && this.plan?.graph) model.setGraph(this.plan.graph);
+    this.panel = new JobPanel(model);
+    this.planEl?.dagWrap.remove(); // the job panel draws the same graph, live
+    this.extras.append(this.panel.el);
+    rememberJob(this.chat.conversationId, jobId);
+    model.save();
+    return this.panel;
+  }
+
+  onEvent(ev) {
+    const d = ev.data || {};
+    switch (ev.event) {
+      case "conversation":
+        this.chat.setConversation(d.id, { keepMessages: true });
+        break;
+      case "planning":
+        this.setStatus(`Planning${d.attempt ? ` (attempt ${d.attempt}` : ""}${d.stage ? `: ${d.stage}` : ""}${d.attempt ? ")" : ""}…`);
+        break;
+      case "plan":
+        this.setStatus("");
+        this.showPlan(d, { review: this.chat.review });
+        break;
+      case "message":
+        if (typeof d === "string") this.setText(this.text + d);
+        else if (typeof d.text === "string") this.setText(d.text);
+        else if (typeof d.delta === "string") this.setText(this.text + d.delta);
+        break;
+      case "error":
+        this.setStatus("");
+        this.extras.append(h("p", { class: "error", role: "alert" }, d.detail || d.message || d.title || "Something went wrong"));
+        break;
+      case "done":
+        this.setStatus("");
+        break;
+      case "job": {
+        const id = d.id || d.job_id;
+        if (id) this.attachJob(id);
+        this.panel?.apply(ev);
+        break;
+      }
+      default:
+        this.panel?.apply(ev);
+    }
+  }
+}
+
+export class ChatPage {
+  constructor({ conversationId = null, onConversations = () => {} }) {
+    this.conversationId = conversationId;
+    this.onConversations = onConversations;
+    this.review = localStorage.getItem(REVIEW_KEY) === "1";
+    this.attachments = [];
+    this.busy = false;
+    this.panels = [];
+    this.build();
+  }
+
+  build() {
+    this.messages = h("div", { class: "messages", role: "log", "aria-label": "Conversation" });
+    this.input = h("textarea", { class: "composer-input", rows: 2, placeholder: "Describe what you want, e.g. “a 20-second narrated explainer about solar panels, female voice”", "aria-label": "Message" });
+    this.input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        this.send();
+      }
+    });
+    this.fileInput = h("input", { type: "file", accept: "image/*,audio/*", multiple: true, class: "visually-hidden", id: "attach-input", onchange: () => this.addFiles(this.fileInput.files) });
+    this.previews = h("div", { class: "attach-previews", "aria-label": "Attachments" });
+    const reviewBox = h("input", { type: "checkbox", id: "review-switch", checked: this.review, onchange: (e) => {
+      this.review = e.target.checked;
+      localStorage.setItem(REVIEW_KEY, this.review ? "1" : "0");
+    } });
+    this.sendBtn = h("button", { type: "submit", class: "primary" }, "Send");
+    this.form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.send(); } },
+      this.previews,
+      this.input,
+      h("div", { class: "composer-bar" },
+        h("label", { class: "button attach-btn", for: "attach-input", tabIndex: 0, role: "button", onkeydown: (e) => {
+          if (e.key === "Enter" || e.key === " ") { e.preventDefault(); this.fileInput.click(); }
+        } }, "Attach"),
+        this.fileInput,
+        h("label", { class: "switch" }, reviewBox, " Review before run"),
+        this.sendBtn));
+    this.form.addEventListener("dragover", (e) => e.preventDefault());
+    this.form.addEventListener("drop", (e) => { e.preventDefault(); this.addFiles(e.dataTransfer.files); });
+    this.el = h("div", { class: "chat" }, this.messages, this.form);
+  }
+
+  async mount() {
+    if (this.conversationId) await this.loadConversation(this.conversationId);
+    else this.showEmpty();
+    this.input.focus();
+  }
+
+  unmount() {
+    this.panels.forEach((p) => p.stop());
+    this.abort?.abort();
+  }
+
+  showEmpty() {
+    clear(this.messages).append(h("div", { class: "empty" },
+      h("h2", {}, "What should Spinbot make?"),
+      h("p", { class: "muted" }, "State a goal; the planner turns it into a task graph, the evaluator checks it, and the control and GPU planes run it while you watch.")));
+  }
+
+  focusComposer(placeholder) {
+    if (placeholder) this.input.placeholder = placeholder;
+    this.input.focus();
+  }
+
+  setConversation(id, { keepMessages = false } = {}) {
+    if (!id || id === this.conversationId) return;
+    this.conversationId = id;
+    history.replaceState(null, "", `/?c=${encodeURIComponent(id)}`);
+    this.onConversations(id);
+    if (!keepMessages) this.loadConversation(id);
+  }
+
+  scrollDown() {
+    this.messages.scrollTop = this.messages.scrollHeight;
+  }
+
+  appendUser(text, attachments = []) {
+    const body = h("div", { class: "md" });
+    body.innerHTML = renderMarkdown(text);
+    const el = h("article", { class: "msg user", "aria-label": "You" }, body,
+      attachments.length ? h("div", { class: "attach-previews" }, attachments.map((a) => this.previewOf(a))) : null);
+    this.messages.querySelector(".empty")?.remove();
+    this.messages.append(el);
+  }
+
+  previewOf(a, onRemove) {
+    const type = a.contentType || a.content_type || "";
+    const src = a.dataUrl || a.url;
+    const media = !src ? null
+      : type.startsWith("image/") ? h("img", { src, alt: a.name || "image" })
+        : type.startsWith("audio/") ? h("audio", { src, controls: true, preload: "metadata" }) : null;
+    return h("figure", { class: "attach-preview" }, media,
+      h("figcaption", {}, a.name || type,
+        onRemove && h("button", { type: "button", class: "link", "aria-label": `Remove ${a.name}`, onclick: onRemove }, "×")));
+  }
+
+  async addFiles(files) {
+    for (const file of files) {
+      if (!/^(image|audio)\//.test(file.type)) continue;
+      if (file.size > MAX_ATTACHMENT_BYTES) {
+        this.messages.append(h("p", { class: "error", role: "alert" }, `${file.name} is larger than 20 MB`));
+        continue;
+      }
+      this.attachments.push({ name: file.name, contentType: file.type, size: file.size, dataUrl: await readAsDataUrl(file) });
+    }
+    this.fileInput.value = "";
+    this.renderPreviews();
+  }
+
+  renderPreviews() {
+    this.previews.replaceChildren(...this.attachments.map((a, i) => this.previewOf(a, () => {
+      this.attachments.splice(i, 1);
+      this.renderPreviews();
+    })));
+  }
+
+  async send() {
+    const text = this.input.value.trim();
+    if (!text || this.busy) return;
+    const attachments = this.attachments;
+    this.attachments = [];
+    this.renderPreviews();
+    this.input.value = "";
+    this.appendUser(text, attachments);
+    const turn = new AssistantTurn(this);
+    turn.setStatus("Thinking…");
+    this.messages.append(turn.el);
+    this.scrollDown();
+    this.busy = true;
+    this.sendBtn.disabled = true;
+    this.abort = new AbortController();
+    const body = {
+      message: text,
+      auto_run: !this.review,
+      ...(this.conversationId ? { conversation_id: this.conversationId } : {}),
+      ...(attachments.length ? { attachments: attachments.map((a) => ({ name: a.name, content_type: a.contentType, data: a.dataUrl })) } : {}),
+    };
+    try {
+      await postEvents("/api/chat", body, {
+        headers: authHeaders(),
+        signal: this.abort.signal,
+        onEvent: (ev) => {
+          turn.onEvent(ev);
+          this.scrollDown();
+        },
+      });
+    } catch (err) {
+      if (err.name !== "AbortError") {
+        turn.setStatus("");
+        if (!turn.panel) turn.extras.append(h("p", { class: "error", role: "alert" }, `The answer stopped: ${err.message}`));
+      }
+    } finally {
+      this.busy = false;
+      this.sendBtn.disabled = false;
+    }
+    // A job may outlive the chat answer (or the connection): follow it on its own resumable stream.
+    if (turn.panel && !turn.panel.model.terminal) this.follow(turn.panel);
+    this.onConversations(this.conversationId);
+  }
+
+  follow(panel) {
+    if (!this.panels.includes(panel)) this.panels.push(panel);
+    panel.follow();
+  }
+
+  async runPlan(turn, graph) {
+    const job = await postJSON("/api/jobs", { graph, ...(this.conversationId ? { conversation_id: this.conversationId } : {}) });
+    const id = job.id || job.job_id;
+    const panel = turn.attachJob(id);
+    if (job.status) panel.apply({ event: "job", data: job, id: null });
+    this.follow(panel);
+    this.scrollDown();
+  }
+
+  async loadConversation(id) {
+    let conv;
+    try {
+      conv = await getJSON(`/api/conversations/${encodeURIComponent(id)}`);
+    } catch (err) {
+      clear(this.messages).append(h("p", { class: "error", role: "alert" }, `Could not open the conversation: ${err.message}`));
+      return;
+    }
+    clear(this.messages);
+    const seenJobs = new Set();
+    for (const m of listOf(conv, "messages")) {
+      if (m.role === "user") {
+        this.appendUser(m.content || "", (m.attachments || []).map((a) => ({ ...a, url: a.url })));
+        continue;
+      }
+      if (m.role !== "assistant") continue;
+      const turn = new AssistantTurn(this);
+      turn.setText(m.content || "");
+      if (m.graph) turn.showPlan({ graph: m.graph, evaluation: m.metadata?.evaluation }, { review: !m.job_id && this.review });
+      this.messages.append(turn.el);
+      if (m.job_id) {
+        seenJobs.add(m.job_id);
+        await this.resumeJob(turn, m.job_id);
+      }
+    }
+    // Jobs this tab started whose turn the server has not stored yet (e.g. reloaded mid-answer).
+    for (const jobId of JSON.parse(sessionStorage.getItem(convJobsKey(id)) || "[]")) {
+      if (seenJobs.has(jobId)) continue;
+      const turn = new AssistantTurn(this);
+      this.messages.append(turn.el);
+      await this.resumeJob(turn, jobId);
+    }
+    this.scrollDown();
+  }
+
+  async resumeJob(turn, jobId) {
+    let model = JobModel.load(jobId);
+    if (!model) {
+      try {
+        model = modelFromSnapshot(await getJSON(`/api/jobs/${encodeURIComponent(jobId)}`));
+      } catch {
+        model = new JobModel(jobId, { graph: turn.plan?.graph });
+      }
+    }
+    const panel = turn.attachJob(jobId, model);
+    if (!model.terminal) this.follow(panel);
+  }
+}
+
+/** The sidebar's conversation list. */
+export async function loadConversations(listEl, currentId) {
+  let items = [];
+  try {
+    items = listOf(await getJSON("/api/conversations"), "conversations", "items", "data");
+  } catch (err) {
+    listEl.replaceChildren(h("li", { class: "muted" }, err.status === 401 ? "Set an API key to see your conversations" : "Conversations unavailable"));
+    return;
+  }
+  listEl.replaceChildren(...items.map((c) => h("li", {},
+    h("a", { href: `/?c=${encodeURIComponent(c.id)}`, "aria-current": c.id === currentId ? "page" : null, title: c.title || c.id }, c.title || "Untitled"))));
+  if (!items.length) listEl.append(h("li", { class: "muted" }, "No conversations yet"));
+}

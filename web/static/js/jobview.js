@@ -1,0 +1,307 @@
+// A job's live view: the state built from its events (kept in sessionStorage so a reload picks up
+// from the last event seen) and the panel that shows it: DAG, weighted bar with ETA, node bars,
+// log tail, artifacts and Cancel.
+import { artifactUrl, authHeaders, postJSON } from "./api.js";
+import { renderDag, updateDag } from "./dag.js";
+import { clear, formatBytes, formatDuration, h, percent } from "./dom.js";
+import { ResumableStream } from "./sse.js";
+
+const TERMINAL = new Set(["completed", "failed", "cancelled"]);
+const LOG_TAIL = 200;
+const STREAM_ID = /^\d+-\d+$/; // a Redis stream id: the job stream's resumable position
+
+const storageKey = (id) => `spinbot.job.${id}`;
+
+export class JobModel {
+  constructor(id, { graph = null, estimate = null } = {}) {
+    this.id = id;
+    this.status = "queued";
+    this.progress = 0;
+    this.graph = graph;
+    this.estimate = estimate;
+    this.nodes = {};
+    this.logs = [];
+    this.artifacts = [];
+    this.error = null;
+    this.lastEventId = null;
+    this.startedAt = Date.now();
+    this.finishedAt = null;
+    for (const n of graph?.nodes || []) this.seedNode(n);
+  }
+
+  static load(id) {
+    const raw = sessionStorage.getItem(storageKey(id));
+    if (!raw) return null;
+    try {
+      return Object.assign(new JobModel(id), JSON.parse(raw));
+    } catch {
+      return null;
+    }
+  }
+
+  save() {
+    try {
+      sessionStorage.setItem(storageKey(this.id), JSON.stringify(this));
+    } catch { /* storage full: the view still works, a reload replays from the server */ }
+  }
+
+  get terminal() {
+    return TERMINAL.has(this.status);
+  }
+
+  seedNode(n) {
+    this.nodes[n.id] ||= { status: n.status || "pending", progress: n.status === "completed" ? 1 : 0, message: "", attempts: n.attempts || 0, error: n.error || null };
+  }
+
+  setGraph(graph) {
+    this.graph = graph;
+    for (const n of graph?.nodes || []) this.seedNode(n);
+  }
+
+  /** Fold one event into the state; returns false for events that do not concern jobs. */
+  apply(type, data, eventId) {
+    if (!data || typeof data !== "object") return false;
+    const handler = this[`on_${type}`];
+    if (!handler) return false;
+    handler.call(this, data);
+    if (eventId && STREAM_ID.test(eventId)) this.lastEventId = eventId;
+    return true;
+  }
+
+  on_job(d) {
+    if (d.status) this.status = d.status;
+    if (typeof d.progress === "number") this.progress = d.progress;
+    if (d.error) this.error = d.error;
+    if (d.graph?.nodes) this.setGraph(d.graph);
+    if (this.terminal && !this.finishedAt) this.finishedAt = Date.now();
+    if (this.status === "completed") this.progress = 1;
+  }
+
+  on_node(d) {
+    const n = (this.nodes[d.node] ||= { status: "pending", progress: 0, message: "", attempts: 0 });
+    n.status = d.status || n.status;
+    n.attempts = d.attempts ?? n.attempts;
+    n.service = d.service || n.service;
+    n.plane = d.plane || n.plane;
+    n.error = d.error || (d.status === "running" ? null : n.error);
+    if (d.status === "completed") n.progress = 1;
+    if (this.status === "queued") this.status = "running";
+    if (d.error) this.log(d.node, `failed: ${d.error.message || d.error.code || JSON.stringify(d.error)}`);
+  }
+
+  on_progress(d) {
+    const n = (this.nodes[d.node] ||= { status: "running", progress: 0, message: "", attempts: 0 });
+    if (typeof d.progress === "number") n.progress = d.progress;
+    if (d.message) n.message = d.message;
+    if (typeof d.job_progress === "number") this.progress = d.job_progress;
+    if (n.status === "pending") n.status = "running";
+    if (this.status === "queued") this.status = "running";
+  }
+
+  on_artifact(d) {
+    if (!d.key || this.artifacts.some((a) => a.key === d.key)) return;
+    this.artifacts.push(d);
+  }
+
+  on_log(d) {
+    this.log(d.node, d.message);
+  }
+
+  log(node, message) {
+    if (!message) return;
+    this.logs.push({ node: node || "", message: String(message), at: Date.now() });
+    if (this.logs.length > LOG_TAIL) this.logs.splice(0, this.logs.length - LOG_TAIL);
+  }
+
+  /** Seconds left: from the measured rate once there is progress, else the evaluator's estimate. */
+  eta() {
+    if (this.terminal) return 0;
+    const elapsed = (Date.now() - this.startedAt) / 1000;
+    if (this.progress > 0.02) return (elapsed * (1 - this.progress)) / this.progress;
+    const planned = this.estimate?.duration_s;
+    return Number.isFinite(planned) ? Math.max(0, planned - elapsed) : NaN;
+  }
+}
+
+/** A JobModel from GET /api/jobs/{id}: graph, status, progress, artifacts and recent events. */
+export function modelFromSnapshot(job) {
+  const model = new JobModel(job.id, { graph: job.graph, estimate: job.estimate || job.evaluation?.estimate });
+  model.status = job.status || model.status;
+  model.progress = job.progress ?? model.progress;
+  model.error = job.error || null;
+  const created = Date.parse(job.created_at || job.created || "");
+  if (Number.isFinite(created)) model.startedAt = created;
+  const updated = Date.parse(job.finished_at || job.updated_at || job.updated || "");
+  if (model.terminal) model.finishedAt = Number.isFinite(updated) ? updated : Date.now();
+  for (const a of job.artifacts || []) model.on_artifact({ ...a, contentType: a.contentType || a.content_type, node: a.node || a.node_id });
+  for (const ev of job.events || []) {
+    const [id, type, data] = Array.isArray(ev) ? ev : [ev.id, ev.type || ev.event, ev.data];
+    model.apply(type, data, id);
+  }
+  return model;
+}
+
+function artifactView(a) {
+  const url = artifactUrl(a);
+  const type = a.contentType || a.content_type || "";
+  const label = `${a.node ? `${a.node} · ` : ""}${a.name || a.key}`;
+  let media = null;
+  if (type.startsWith("audio/")) media = h("audio", { controls: true, preload: "metadata", src: url, "aria-label": label });
+  else if (type.startsWith("video/")) media = h("video", { controls: true, preload: "metadata", src: url, playsInline: true, "aria-label": label });
+  else if (type.startsWith("image/")) media = h("img", { src: url, alt: label, loading: "lazy" });
+  return h("figure", { class: "artifact", dataset: { key: a.key, contentType: type } },
+    media,
+    h("figcaption", {},
+      h("span", { class: "artifact-name" }, label),
+      h("span", { class: "muted" }, ` ${type} ${formatBytes(a.size)} `),
+      h("a", { href: url, download: (a.key || "").split("/").pop() || "artifact" }, "Download")));
+}
+
+export class JobPanel {
+  constructor(model, { compact = false } = {}) {
+    this.model = model;
+    this.stream = null;
+    this.pending = false;
+    this.shownArtifacts = new Set();
+    this.el = h("section", { class: `job-panel${compact ? " compact" : ""}`, "aria-label": `Job ${model.id}`, dataset: { job: model.id } });
+    this.build();
+    this.render();
+  }
+
+  build() {
+    const m = this.model;
+    this.statusEl = h("span", { class: "badge" });
+    this.connEl = h("span", { class: "conn muted", "aria-live": "polite" });
+    this.cancelBtn = h("button", { type: "button", class: "danger", onclick: () => this.cancel() }, "Cancel");
+    this.barFill = h("div", { class: "bar-fill" });
+    this.bar = h("div", { class: "bar job-bar", role: "progressbar", "aria-label": "Job progress", "aria-valuemin": "0", "aria-valuemax": "100" }, this.barFill);
+    this.barText = h("div", { class: "bar-text", "aria-live": "polite" });
+    this.dagWrap = h("div", { class: "dag-wrap" });
+    this.nodeList = h("ol", { class: "node-list" });
+    this.logPre = h("pre", { class: "log-tail", tabIndex: 0, "aria-label": "Log tail" });
+    this.errorEl = h("p", { class: "error", hidden: true });
+    this.artifactsEl = h("div", { class: "artifacts" });
+    this.el.append(
+      h("header", { class: "job-head" },
+        h("a", { href: `/jobs/${encodeURIComponent(m.id)}`, class: "job-link", "data-route": "" }, `Job ${m.id}`),
+        this.statusEl, this.connEl, this.cancelBtn),
+      this.bar, this.barText, this.errorEl, this.dagWrap,
+      h("details", { class: "nodes", open: true }, h("summary", {}, "Steps"), this.nodeList),
+      h("details", { class: "log" }, h("summary", {}, "Log"), this.logPre),
+      this.artifactsEl);
+  }
+
+  setGraph(graph) {
+    this.model.setGraph(graph);
+    this.dagSvg = null;
+    this.render();
+  }
+
+  /** Feed one SSE event (from the chat stream or the job stream). */
+  apply(ev) {
+    if (this.model.apply(ev.event, ev.data, ev.id)) {
+      this.model.save();
+      this.schedule();
+    }
+  }
+
+  schedule() {
+    if (this.pending) return;
+    this.pending = true;
+    requestAnimationFrame(() => {
+      this.pending = false;
+      this.render();
+    });
+  }
+
+  /** Follow the job's own event stream from the last event seen (resumes after drops and reloads). */
+  follow() {
+    if (this.stream || this.model.terminal) return;
+    const m = this.model;
+    this.stream = new ResumableStream(`/api/jobs/${encodeURIComponent(m.id)}/events`, {
+      headers: authHeaders(),
+      lastEventId: m.lastEventId,
+      onEvent: (ev) => this.apply(ev),
+      isDone: () => m.terminal,
+      onState: (state, err) => {
+        this.connEl.textContent = state === "reconnecting" ? "reconnecting…" : state === "failed" ? `stream failed: ${err.message}` : "";
+      },
+    }).start();
+  }
+
+  stop() {
+    this.stream?.stop();
+    this.stream = null;
+  }
+
+  async cancel() {
+    this.cancelBtn.disabled = true;
+    try {
+      await postJSON(`/api/jobs/${encodeURIComponent(this.model.id)}/cancel`);
+      this.model.log("", "cancel requested");
+    } catch (err) {
+      this.model.log("", `cancel failed: ${err.message}`);
+      this.cancelBtn.disabled = false;
+    }
+    this.render();
+  }
+
+  render() {
+    const m = this.model;
+    this.el.dataset.status = m.status;
+    this.statusEl.className = `badge status-${m.status}`;
+    this.statusEl.textContent = m.status;
+    this.cancelBtn.hidden = m.terminal;
+    const pct = Math.round(m.progress * 100);
+    this.barFill.style.width = `${pct}%`;
+    this.bar.setAttribute("aria-valuenow", String(pct));
+    const elapsed = ((m.finishedAt || Date.now()) - m.startedAt) / 1000;
+    this.barText.textContent = m.terminal
+      ? `${percent(m.progress)} · ${m.status} after ${formatDuration(elapsed)}`
+      : `${percent(m.progress)} · ETA ${formatDuration(m.eta())}`;
+    this.errorEl.hidden = !m.error;
+    if (m.error) this.errorEl.textContent = m.error.message || JSON.stringify(m.error);
+    this.renderGraph();
+    this.renderNodes();
+    this.logPre.textContent = m.logs.slice(-40).map((l) => `${l.node ? `[${l.node}] ` : ""}${l.message}`).join("\n");
+    this.logPre.scrollTop = this.logPre.scrollHeight;
+    this.renderArtifacts();
+  }
+
+  renderGraph() {
+    const m = this.model;
+    if (!m.graph?.nodes?.length) return;
+    if (!this.dagSvg) {
+      this.dagSvg = renderDag(m.graph);
+      clear(this.dagWrap).append(this.dagSvg);
+    }
+    updateDag(this.dagSvg, m.nodes);
+  }
+
+  renderNodes() {
+    const m = this.model;
+    const nodes = m.graph?.nodes || Object.keys(m.nodes).map((id) => ({ id, service: m.nodes[id].service || "", plane: m.nodes[id].plane }));
+    const items = nodes.map((n) => {
+      const st = m.nodes[n.id] || { status: "pending", progress: 0 };
+      const done = st.status === "completed" ? 1 : st.progress || 0;
+      return h("li", { class: `node-row status-${st.status}`, dataset: { node: n.id } },
+        h("div", { class: "node-row-head" },
+          h("span", { class: "node-name" }, n.name || n.id),
+          h("span", { class: "muted" }, ` ${n.service} · ${n.plane || st.plane || ""}`),
+          h("span", { class: `badge status-${st.status}` }, st.attempts > 1 ? `${st.status} (try ${st.attempts})` : st.status)),
+        h("div", { class: "bar node-bar", role: "progressbar", "aria-label": `${n.id} progress`, "aria-valuenow": String(Math.round(done * 100)), "aria-valuemin": "0", "aria-valuemax": "100" },
+          h("div", { class: "bar-fill", style: `width:${Math.round(done * 100)}%` })),
+        (st.message || st.error) && h("div", { class: "node-msg muted" }, st.error?.message || st.message));
+    });
+    this.nodeList.replaceChildren(...items);
+  }
+
+  renderArtifacts() {
+    // Append only new ones, so a playing <audio> is never torn down by a re-render.
+    for (const a of this.model.artifacts) {
+      if (this.shownArtifacts.has(a.key)) continue;
+      this.shownArtifacts.add(a.key);
+      this.artifactsEl.append(artifactView(a));
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// The job history page, the job page and the capabilities page.
+import { getJSON } from "./api.js";
+import { clear, formatDuration, h, percent } from "./dom.js";
+import { JobModel, JobPanel, modelFromSnapshot } from "./jobview.js";
+
+function errorBox(err, what) {
+  const hint = err.status === 401 ? " This server needs an API key: set one in the menu." : err.status === 404 ? " It does not exist, or it belongs to another key." : "";
+  return h("p", { class: "error", role: "alert" }, `Could not load ${what}: ${err.message}.${hint}`);
+}
+
+function when(value) {
+  const t = Date.parse(value || "");
+  return Number.isFinite(t) ? new Date(t).toLocaleString() : "";
+}
+
+export class JobsPage {
+  constructor() {
+    this.rows = h("tbody");
+    this.more = h("button", { type: "button", hidden: true, onclick: () => this.load() }, "Older jobs");
+    this.cursor = null;
+    this.el = h("div", { class: "page" },
+      h("h1", {}, "Jobs"),
+      h("div", { class: "table-wrap" }, h("table", { class: "jobs-table" },
+        h("thead", {}, h("tr", {}, ["Job", "Goal", "Status", "Progress", "Created"].map((c) => h("th", { scope: "col" }, c)))),
+        this.rows)),
+      this.more);
+  }
+
+  async mount() {
+    await this.load();
+  }
+
+  async load() {
+    let page;
+    const query = this.cursor ? `?${new URLSearchParams(this.cursor)}` : "";
+    try {
+      page = await getJSON(`/api/jobs${query}`);
+    } catch (err) {
+      this.el.append(errorBox(err, "the jobs"));
+      return;
+    }
+    const jobs = Array.isArray(page) ? page : page.jobs || page.items || [];
+    this.rows.append(...jobs.map((j) => h("tr", { dataset: { job: j.id } },
+      h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(j.id)}` }, j.id)),
+      h("td", { class: "goal" }, j.goal || j.pipeline || ""),
+      h("td", {}, h("span", { class: `badge status-${j.status}` }, j.status)),
+      h("td", {}, percent(j.progress)),
+      h("td", {}, when(j.created_at || j.created)))));
+    if (!this.rows.children.length) this.rows.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No jobs yet")));
+    const next = page.next_cursor || page.next || (page.before ? { before: page.before } : null);
+    this.cursor = next ? (typeof next === "string" ? { before: next } : next) : null;
+    this.more.hidden = !this.cursor || !jobs.length;
+  }
+
+  unmount() {}
+}
+
+export class JobPage {
+  constructor(jobId) {
+    this.jobId = jobId;
+    this.panel = null;
+    this.el = h("div", { class: "page" }, h("h1", {}, "Job"), h("p", { class: "muted" }, "Loading…"));
+  }
+
+  async mount() {
+    let job;
+    try {
+      job = await getJSON(`/api/jobs/${encodeURIComponent(this.jobId)}`);
+    } catch (err) {
+      clear(this.el).append(h("h1", {}, "Job"), errorBox(err, `job ${this.jobId}`));
+      return;
+    }
+    // A model kept from this tab's earlier view resumes from its last event; otherwise start from the server's snapshot.
+    const stored = JobModel.load(this.jobId);
+    const model = stored || modelFromSnapshot(job);
+    if (!model.graph && job.graph) model.setGraph(job.graph);
+    this.panel = new JobPanel(model);
+    const goal = job.goal || job.graph?.context?.goal;
+    clear(this.el).append(
+      h("h1", {}, "Job"),
+      goal ? h("p", { class: "goal" }, goal) : null,
+      h("p", { class: "muted" }, [job.pipeline && `pipeline ${job.pipeline}`, when(job.created_at || job.created) && `created ${when(job.created_at || job.created)}`].filter(Boolean).join(" · ")),
+      this.panel.el);
+    model.save();
+    this.panel.follow();
+  }
+
+  unmount() {
+    this.panel?.stop();
+  }
+}
+
+function deviceView(d) {
+  const mem = Number.isFinite(d.total_mb) ? ` · ${Math.round(d.free_mb ?? 0)} of ${Math.round(d.total_mb)} MB free` : "";
+  return h("li", { class: `device device-${d.kind || "unknown"}` }, h("strong", {}, d.kind === "cuda" ? "GPU " : d.kind === "cpu" ? "CPU only " : ""), d.name || "", mem);
+}
+
+function serviceRow(s) {
+  const est = s.estimate ? formatDuration(s.estimate.duration_s) : "";
+  return h("tr", { class: s.available === false ? "unavailable" : "", dataset: { service: s.id } },
+    h("td", {}, h("code", {}, s.id), s.hidden ? h("span", { class: "badge" }, "diagnostic") : null),
+    h("td", {}, s.description || ""),
+    h("td", {}, s.available === false ? h("span", { class: "badge status-failed", title: s.unavailable_reason || "" }, "unavailable") : h("span", { class: "badge status-completed" }, "available"),
+      s.available === false && s.unavailable_reason ? h("div", { class: "muted" }, s.unavailable_reason) : null),
+    h("td", {}, s.gpu ? "yes" : "no"),
+    h("td", {}, est));
+}
+
+export class CapabilitiesPage {
+  constructor() {
+    this.el = h("div", { class: "page" }, h("h1", {}, "Capabilities"), h("p", { class: "muted" }, "Loading…"));
+  }
+
+  async mount() {
+    let manifest;
+    try {
+      manifest = await getJSON("/api/capabilities");
+    } catch (err) {
+      clear(this.el).append(h("h1", {}, "Capabilities"), errorBox(err, "the capabilities"));
+      return;
+    }
+    const services = Object.values(manifest.services || {});
+    const planes = new Set(["control", "gpu", ...Object.keys(manifest.planes || {})]);
+    const sections = [...planes].map((plane) => {
+      const status = manifest.planes?.[plane] || { executors: [], devices: [] };
+      const mine = services.filter((s) => (s.planes || []).includes(plane)).sort((a, b) => a.id.localeCompare(b.id));
+      const live = status.executors?.length || 0;
+      return h("section", { class: "plane", "aria-label": `${plane} plane`, dataset: { plane } },
+        h("h2", {}, `${plane === "gpu" ? "GPU" : "Control"} plane `,
+          h("span", { class: `badge ${live ? "status-completed" : "status-failed"}` }, live ? `${live} executor${live > 1 ? "s" : ""} live` : "no live executor")),
+        status.devices?.length ? h("ul", { class: "devices" }, status.devices.map(deviceView)) : null,
+        h("div", { class: "table-wrap" }, h("table", {},
+          h("thead", {}, h("tr", {}, ["Service", "What it does", "Availability", "GPU", "Typical time"].map((c) => h("th", { scope: "col" }, c)))),
+          h("tbody", {}, mine.length ? mine.map(serviceRow) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No services"))))));
+    });
+    clear(this.el).append(h("h1", {}, "Capabilities"), ...sections);
+  }
+
+  unmount() {}
+}

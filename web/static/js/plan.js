@@ -1,0 +1,62 @@
+// The plan card: the DAG the planner produced, the evaluator's findings and estimate, and
+// (when the user asked to review first) Run and "change it".
+import { renderDag } from "./dag.js";
+import { formatDuration, h } from "./dom.js";
+
+function findingView(f) {
+  if (typeof f === "string") return h("li", { class: "finding" }, f);
+  const level = f.severity || f.level || "info";
+  const where = [f.node, f.param || f.path].filter(Boolean).join(" · ");
+  return h("li", { class: `finding finding-${level}` },
+    h("span", { class: `badge sev-${level}` }, level),
+    " ", f.message || f.code || JSON.stringify(f),
+    where && h("span", { class: "muted" }, ` (${where})`),
+    f.hint && h("div", { class: "muted" }, f.hint));
+}
+
+function estimateText(estimate) {
+  if (!estimate) return "";
+  const parts = [];
+  const duration = estimate.duration_s ?? estimate.seconds;
+  if (Number.isFinite(duration)) parts.push(`about ${formatDuration(duration)}`);
+  if (Number.isFinite(estimate.gpu_s)) parts.push(`${formatDuration(estimate.gpu_s)} on the GPU`);
+  const memory = estimate.peak_memory_mb ?? estimate.memory_mb;
+  if (Number.isFinite(memory)) parts.push(`peak ${memory} MB`);
+  return parts.join(" · ");
+}
+
+/** A plan card element; onRun() runs the graph, onChange() puts the user back in the composer. */
+export function planCard({ graph, evaluation }, { review = false, onRun, onChange } = {}) {
+  const findings = evaluation?.findings || [];
+  const ok = evaluation?.ok !== false;
+  const est = estimateText(evaluation?.estimate);
+  const dagWrap = h("div", { class: "dag-wrap" }, renderDag(graph));
+  const card = h("section", { class: `plan-card${ok ? "" : " plan-bad"}`, "aria-label": "Plan" },
+    h("header", { class: "plan-head" },
+      h("strong", {}, graph.metadata?.pipeline ? `Plan (pipeline ${graph.metadata.pipeline})` : "Plan"),
+      h("span", { class: `badge ${ok ? "status-completed" : "status-failed"}` }, ok ? "checked" : "has errors"),
+      h("span", { class: "muted" }, ` ${graph.nodes.length} steps${est ? ` · ${est}` : ""}`)),
+    dagWrap,
+    findings.length ? h("ul", { class: "findings", "aria-label": "Evaluator findings" }, findings.map(findingView)) : null);
+  if (review) {
+    const run = h("button", { type: "button", class: "primary", disabled: !ok }, "Run");
+    const change = h("button", { type: "button" }, "Change it");
+    run.addEventListener("click", async () => {
+      run.disabled = true;
+      change.disabled = true;
+      try {
+        await onRun?.();
+        actions.remove();
+      } catch (err) {
+        run.disabled = false;
+        change.disabled = false;
+        actions.append(h("p", { class: "error" }, `Could not run: ${err.message}`));
+      }
+    });
+    change.addEventListener("click", () => onChange?.());
+    const actions = h("div", { class: "plan-actions" }, run, change);
+    card.append(actions);
+  }
+  card.dagWrap = dagWrap;
+  return card;
+}
