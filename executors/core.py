@@ -110,6 +110,7 @@ class Executor:
         self.max_jobs = max(2, settings.concurrency * 2)
         self.runs: dict[str, JobRun] = {}
         self.stopping = asyncio.Event()
+        self.started = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.workroot = settings.data_dir / "work"
@@ -132,6 +133,7 @@ class Executor:
         ]
         claim = asyncio.create_task(self._claim_loop(), name="claim")
         log.info("executor %s serving plane=%s services=%s", self.id, self.plane, ",".join(self.registry.services))
+        self.started.set()
         try:
             await self.stopping.wait()
         finally:

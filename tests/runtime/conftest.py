@@ -19,6 +19,7 @@ from spinbot.artifacts import LocalStore
 from spinbot.graph import Graph
 from spinbot.jobs import TERMINAL_JOB, Event, JobQueue, JobState
 from spinbot.manifests_io import registry
+from spinbot.registry import Registry
 from spinbot.settings import Settings
 from spinbot.store import Store
 
@@ -61,11 +62,15 @@ class InProcess:
         self.tasks: list[asyncio.Task[None]] = []
         self.clients: list[aioredis.Redis] = []
 
-    async def start(self, plane: str, **overrides: Any) -> Executor:
+    async def start(self, plane: str, *, services: list[Any] | None = None, **overrides: Any) -> Executor:
+        """An executor of `plane`; `services` adds test-only services to the plane's registry."""
         settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        reg = registry(plane)  # type: ignore[arg-type]
+        if services:
+            reg = Registry(plane, [*reg.services.values(), *services])  # type: ignore[arg-type]
         client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)  # type: ignore[arg-type]
         self.clients.append(client)
-        ex = Executor(settings, plane, registry(plane), client, self.store, LocalStore(settings.artifacts_dir),  # type: ignore[arg-type]
+        ex = Executor(settings, plane, reg, client, self.store, LocalStore(settings.artifacts_dir),  # type: ignore[arg-type]
                       device={"kind": "cpu", "name": "test", "total_mb": 4096} if plane == "gpu" else None)
         self.executors.append(ex)
         self.tasks.append(asyncio.create_task(ex.run()))
@@ -74,6 +79,14 @@ class InProcess:
     async def both(self, **overrides: Any) -> None:
         await self.start("control", **overrides)
         await self.start("gpu", **overrides)
+
+    async def ready(self) -> None:
+        """Until every executor's consumer joined its group (so a cancel or claim test is not racing start-up)."""
+        for _ in range(200):
+            if all(ex.started.is_set() for ex in self.executors):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("executors did not start")
 
     async def close(self) -> None:
         for ex in self.executors:
