@@ -1,0 +1,44 @@
+"""Health, metrics, problem details, jobs through the API on real executors."""
+
+from __future__ import annotations
+
+from tests.web.conftest import LiveAPI, diag_graph, echo_node, read_sse
+
+
+async def test_health_reports_every_part(api: LiveAPI, executors) -> None:
+    async with api.client() as c:
+        r = await c.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["checks"]["redis"]["ok"] and body["checks"]["postgres"]["ok"] and body["checks"]["store"]["ok"]
+    assert body["checks"]["ollama"]["ok"] is False  # nothing listens on the test's Ollama URL
+    assert body["status"] == "degraded"
+    assert len(body["planes"]["control"]["executors"]) == 1 and len(body["planes"]["gpu"]["executors"]) == 1
+
+
+async def test_unknown_route_is_problem_json(api: LiveAPI) -> None:
+    async with api.client() as c:
+        r = await c.get("/api/nope")
+    assert r.status_code == 404
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["status"] == 404 and r.json()["hint"]
+
+
+async def test_job_runs_and_streams(api: LiveAPI, executors) -> None:
+    graph = diag_graph(echo_node("a", "hello"), echo_node("b", "gpu side", plane="gpu"))
+    async with api.client() as c:
+        r = await c.post("/api/jobs", json={"graph": graph})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        async with c.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+            assert resp.status_code == 200
+            events = await read_sse(resp)
+        assert events[-1]["event"] == "job" and events[-1]["data"]["status"] == "completed"
+        r = await c.get(f"/api/jobs/{job_id}")
+        assert r.json()["status"] == "completed"
+        outputs = {n["id"]: n["output"] for n in r.json()["graph"]["nodes"]}
+        assert outputs["a"]["text"] == "hello" and outputs["b"]["text"] == "gpu side"
+        listing = (await c.get("/api/jobs")).json()
+        assert [j["id"] for j in listing["items"]] == [job_id]
+        metrics = (await c.get("/metrics")).text
+    assert 'spinbot_http_requests_total{method="POST",route="/api/jobs",status="202"}' in metrics

@@ -1,0 +1,64 @@
+"""What a graph must pass before it runs: size, the contract, the evaluator, the owner's job slots."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+
+from evaluator.model import Limits, Verdict
+from spinbot.capabilities import live_manifest
+from spinbot.errors import SpinbotError
+from spinbot.graph import Graph
+from spinbot.settings import Settings
+from web.deps import Services
+from web.limits import check_graph_size, check_job_slots
+from web.problems import Problem
+
+log = logging.getLogger(__name__)
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(max_nodes=settings.max_graph_nodes)
+
+
+def parse_graph(settings: Settings, doc: Any) -> Graph:
+    """The contract's Graph from untrusted JSON: 413 when too big, 422 with the schema errors otherwise."""
+    if not isinstance(doc, dict):
+        raise Problem(422, "a graph is a JSON object (langgraph.v1)", code="invalid_graph",
+                      hint="send {\"graph\": {...}} or the graph itself; see manifests/langgraph.v1.schema.json")
+    nodes = doc.get("nodes")
+    if isinstance(nodes, list):
+        check_graph_size(settings, len(nodes))
+    try:
+        return Graph.model_validate(doc)
+    except ValidationError as e:
+        errors = [{"loc": [str(x) for x in err["loc"]], "msg": err["msg"]} for err in e.errors()[:50]]
+        raise Problem(422, f"the graph does not follow langgraph.v1 ({e.error_count()} errors)",
+                      code="invalid_graph", errors=errors,
+                      hint="fix the listed fields; the schema is manifests/langgraph.v1.schema.json") from None
+
+
+async def evaluate(services: Services, graph: Graph) -> Verdict:
+    from evaluator import evaluate as run_evaluator
+
+    manifest = await live_manifest(services.redis)
+    return run_evaluator(graph, manifest, limits(services.settings))
+
+
+def refuse(verdict: Verdict) -> Problem:
+    errors = verdict.errors
+    first = errors[0] if errors else None
+    detail = f"the evaluator refused the graph: {verdict.summary()}"
+    return Problem(422, detail, code="graph_refused", findings=[f.model_dump(mode="json") for f in verdict.findings],
+                   hint=(first.hint or first.message) if first else "fix the findings and retry")
+
+
+async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
+    """Evaluate-approved graph -> a job, within the owner's concurrent job limit."""
+    check_job_slots(services.settings, await services.repo.active_jobs(owner))
+    try:
+        return await services.queue.submit(graph, owner=owner, pipeline=pipeline)
+    except SpinbotError as e:
+        raise Problem(422, e.message, code=e.code, hint=e.hint) from None

@@ -1,0 +1,168 @@
+"""The FastAPI app: create_app(settings) builds it, serve(settings) runs it under uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spinbot.artifacts import open_store
+from spinbot.jobs import JobQueue
+from spinbot.metrics import HTTP_REQUESTS
+from spinbot.settings import Settings
+from spinbot.store import Store
+from web import problems
+from web.auth import LinkSigner
+from web.deps import Services
+from web.limits import MB, BodyLimit, StreamSlots
+from web.problems import Problem
+from web.repo import Repo
+from web.sse import EventHub
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+UI_PAGES = ("", "jobs", "capabilities")  # the web UI's own paths (plus jobs/{id}) all load index.html
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+class RequestMetrics:
+    """ASGI middleware: count requests by method, route template and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+
+
+def require(value: str | None, name: str) -> str:
+    if not value:
+        raise RuntimeError(
+            f"SPINBOT_{name} is not set: start everything with `spinbot up` (it embeds Redis and Postgres), "
+            f"or set SPINBOT_{name}"
+        )
+    return value
+
+
+async def build_services(settings: Settings) -> Services:
+    redis = aioredis.Redis.from_url(require(settings.redis_url, "REDIS_URL"), decode_responses=True)
+    store = await Store.connect(require(settings.database_url, "DATABASE_URL"))
+    artifacts = open_store(settings)
+    await artifacts.check()
+    hub = EventHub(redis)
+    await hub.start()
+    return Services(
+        settings=settings, redis=redis, store=store, artifacts=artifacts,
+        queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
+        links=LinkSigner.from_settings(settings), streams=StreamSlots(settings.max_streams_per_key),
+    )
+
+
+async def close_services(services: Services) -> None:
+    for task in list(services.background):
+        task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.gather(*services.background, return_exceptions=True)
+    await services.hub.stop()
+    await services.store.close()
+    await services.redis.aclose()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The API and web UI; Redis, Postgres and the artifact store connect in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.services = await build_services(settings)
+        try:
+            yield
+        finally:
+            await close_services(app.state.services)
+
+    app = FastAPI(
+        title="Spinbot",
+        version="0.1.0",
+        summary="Goal -> evaluated task graph -> dual-plane execution, as a chat.",
+        lifespan=lifespan,
+        responses={
+            401: {"description": "no or an unknown API key (problem+json)"},
+            422: {"description": "invalid request (problem+json)"},
+        },
+    )
+    app.state.settings = settings
+    problems.install(app)
+    app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * MB))
+    app.add_middleware(RequestMetrics)
+    for router in _routers():
+        app.include_router(router)
+    _mount_ui(app)
+    return app
+
+
+def _routers() -> list[object]:
+    from web.routes import artifacts, conversations, jobs, ops
+
+    routers = [ops.router, jobs.router, artifacts.router, conversations.router]
+    for name in ("planning", "chat", "openai"):
+        routers.append(__import__(f"web.routes.{name}", fromlist=["router"]).router)
+    return routers
+
+
+def _mount_ui(app: FastAPI) -> None:
+    root = STATIC_DIR.resolve()
+
+    @app.get("/{path:path}", include_in_schema=False)
+    async def ui(path: str) -> Response:
+        target = (root / path).resolve()
+        if path and target.is_file() and target.is_relative_to(root):
+            return FileResponse(target)
+        first = path.strip("/").split("/", 1)[0]
+        if first in UI_PAGES and not path.startswith(("api/", "v1/")):
+            index = root / "index.html"
+            if not index.is_file():
+                raise Problem(404, "the web UI is not installed (web/static/index.html is missing)",
+                              code="no_ui", hint="use the API (/docs) or reinstall Spinbot")
+            return FileResponse(index, headers={"Cache-Control": "no-cache"})
+        raise Problem(404, f"/{path} does not exist", code="not_found", hint="see /docs for the API's routes")
+
+
+def serve(settings: Settings) -> None:
+    """Run the API under uvicorn; without API keys it binds loopback only and says so."""
+    host = settings.host
+    if not settings.api_keys and host not in LOOPBACK:
+        log.warning("no SPINBOT_API_KEYS configured: binding 127.0.0.1 instead of %s (set keys to expose the API)",
+                    host)
+        host = "127.0.0.1"
+    if not settings.api_keys:
+        log.warning("no SPINBOT_API_KEYS configured: open to anyone on this machine, listening on loopback only")
+    started = time.monotonic()
+    log.info("Spinbot API on http://%s:%d (web UI at /, OpenAI endpoint at /v1)", host, settings.port)
+    uvicorn.run(create_app(settings), host=host, port=settings.port, ws="none", log_config=None,
+                timeout_graceful_shutdown=5, proxy_headers=True)
+    log.info("API stopped after %.0f s", time.monotonic() - started)

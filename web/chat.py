@@ -1,0 +1,366 @@
+"""One chat turn: remember the message, plan, show the plan, run the job, follow it, answer.
+
+A turn runs as a background task that outlives its HTTP request: a client that disconnects does
+not cancel its job, and the conversation still gets the final answer. Clients read the turn's
+events from a queue; the native endpoint sends them as SSE, the OpenAI endpoint as chunks.
+Event ids: before the job `0-<n>`, then the job stream's own ids, then `<last job id>/<n>`, so
+any id a client saw resumes GET /api/jobs/{id}/events correctly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from spinbot.capabilities import live_manifest
+from spinbot.errors import SpinbotError
+from spinbot.graph import Graph
+from spinbot.jobs import JobState
+from web import admission
+from web.deps import Services
+from web.problems import Problem
+from web.sse import follow_job, is_terminal
+from web.views import artifact_link
+
+log = logging.getLogger(__name__)
+
+_STATUS_QUESTION = re.compile(
+    r"\b(progress|status|done yet|finished|ready yet|how long|how far|is it (done|ready)|still running|eta)\b", re.I
+)
+_JOB_LINK = re.compile(r"/jobs/([0-9a-f]{32})\b")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatEvent:
+    type: str
+    data: dict[str, Any]
+    id: str
+
+
+@dataclass
+class TurnRequest:
+    owner: str
+    message: str
+    conversation_id: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    auto_run: bool = True
+    plan_only: bool = False
+    wait_s: float | None = None  # stop following the job after this long (it keeps running)
+    history: list[dict[str, Any]] | None = None  # given by the caller (OpenAI endpoint) instead of the store
+    base_url: str = ""
+
+
+@dataclass
+class TurnResult:
+    conversation_id: str = ""
+    job_id: str | None = None
+    status: str | None = None
+    text: str = ""
+    graph: dict[str, Any] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: dict[str, Any] | None = None
+
+
+def history_of(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Stored messages as planner history, and the latest plan (for follow-ups such as "make it 60 s")."""
+    history = [{"role": m["role"], "content": m["content"], **({"job_id": m["job_id"]} if m.get("job_id") else {})}
+               for m in messages if m["role"] in ("user", "assistant")]
+    previous = next((m["graph"] for m in reversed(messages) if m.get("graph")), None)
+    return history, previous
+
+
+async def plan_goal(
+    services: Services,
+    goal: str,
+    *,
+    history: list[dict[str, Any]],
+    previous: dict[str, Any] | None,
+    attachments: list[dict[str, Any]],
+    on_event: Any = None,
+) -> Any:
+    """The planner with what it needs: goal, conversation, previous plan, attachments, the live manifest."""
+    from planner import PlanRequest, plan
+
+    manifest = await live_manifest(services.redis)
+    request = PlanRequest(goal=goal, history=history, previous_graph=previous, attachments=attachments)
+    return await plan(services.settings, request, manifest, on_event)
+
+
+class Turn:
+    def __init__(self, services: Services, req: TurnRequest) -> None:
+        self.services = services
+        self.req = req
+        self.result = TurnResult(conversation_id=req.conversation_id or "")
+        self.queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
+        self.listening = True
+        self._seq = 0
+        self._last_job_id: str | None = None
+        self._message_id: int | None = None
+
+    # -- events
+
+    def emit(self, type_: str, data: dict[str, Any], event_id: str | None = None) -> None:
+        if event_id is None:
+            self._seq += 1
+            event_id = f"{self._last_job_id}/{self._seq}" if self._last_job_id else f"0-{self._seq}"
+        if self.listening:
+            self.queue.put_nowait(ChatEvent(type_, data, event_id))
+
+    async def events(self) -> AsyncIterator[ChatEvent]:
+        """What the client sees; leaving early detaches the client, the turn goes on."""
+        try:
+            while (ev := await self.queue.get()) is not None:
+                yield ev
+        finally:
+            self.listening = False
+
+    def start(self) -> Turn:
+        self.services.spawn(self._run(), name=f"chat-turn-{self.req.owner}")
+        return self
+
+    async def _run(self) -> None:
+        try:
+            await self.run()
+        except Problem as p:
+            self.result.error = {"status": p.status, "code": p.code, "detail": p.detail, "hint": p.hint}
+            self.emit("error", self.result.error)
+            await self._answer(f"I could not do that: {p.detail}" + (f" ({p.hint})" if p.hint else ""))
+        except SpinbotError as e:
+            self.result.error = {"code": e.code, "detail": e.message, "hint": e.hint}
+            self.emit("error", self.result.error)
+            await self._answer(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
+        except Exception as e:  # a turn must always end with done, whatever broke
+            log.exception("chat turn failed")
+            self.result.error = {"code": "internal", "detail": f"{type(e).__name__}: {e}"}
+            self.emit("error", self.result.error)
+        finally:
+            self.emit("done", {"conversation_id": self.result.conversation_id, "job_id": self.result.job_id,
+                               "status": self.result.status, "error": self.result.error})
+            self.queue.put_nowait(None)
+
+    # -- the turn
+
+    async def run(self) -> None:
+        repo = self.services.repo
+        req = self.req
+        conv = await self._conversation()
+        self.emit("conversation", {"id": conv["id"], "title": conv["title"]})
+        stored = await repo.messages(conv["id"])
+        history, previous = history_of(stored)
+        if req.history is not None:
+            history = req.history
+        await repo.add_message(conv["id"], "user", req.message, attachments=req.attachments)
+
+        if (status := await self._job_status_reply(history)) is not None:
+            await self._answer(status)
+            return
+
+        loop = asyncio.get_running_loop()
+        result = await plan_goal(self.services, req.message, history=history, previous=previous,
+                                 attachments=req.attachments, on_event=self._planning_event(loop))
+        self._count_tokens(result)
+        if result.kind == "reply" or result.graph is None:
+            await self._answer(result.reply or result.message or "I have nothing to add.")
+            return
+        graph: Graph = (result.verdict.graph if result.verdict and result.verdict.graph else result.graph)
+        evaluation = result.verdict.to_json() | {"graph": None} if result.verdict else None
+        self.result.graph = graph.to_json()
+        self.emit("plan", {"graph": self.result.graph, "evaluation": evaluation, "attempts": len(result.attempts or []),
+                           "fallback": result.fallback, "message": result.message})
+        if result.verdict is not None and not result.verdict.ok:
+            raise Problem(422, f"no runnable plan: {result.verdict.summary()}", code="plan_refused",
+                          hint="rephrase the goal, or run a fixed pipeline (GET /api/pipelines)")
+        summary = plan_summary(graph, result)
+        if req.plan_only or not req.auto_run:
+            how = "" if req.plan_only else (
+                "\n\nRun it with `POST /api/jobs` and body `{\"graph\": ..., \"conversation_id\": \""
+                f"{conv['id']}\"}}`, or say what to change.")
+            await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
+            return
+        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=getattr(result, "pipeline", None))
+
+    async def _conversation(self) -> dict[str, Any]:
+        repo, req = self.services.repo, self.req
+        if req.conversation_id:
+            conv = await repo.get_conversation(req.conversation_id, req.owner)
+            if conv is None:
+                raise Problem(404, f"conversation {req.conversation_id} does not exist", code="not_found",
+                              hint="start a new conversation (leave conversation_id out)")
+        else:
+            conv = await repo.create_conversation(req.owner, title_of(req.message))
+        self.result.conversation_id = conv["id"]
+        return conv
+
+    def _planning_event(self, loop: asyncio.AbstractEventLoop) -> Any:
+        def on_event(*args: Any) -> None:
+            data = args[-1] if args and isinstance(args[-1], dict) else {"detail": str(args[-1]) if args else ""}
+            if len(args) == 2 and isinstance(args[0], str):
+                data = {"stage": args[0], **data}
+            self.emit("planning", _jsonable(data))
+
+        return on_event
+
+    def _count_tokens(self, result: Any) -> None:
+        for attempt in result.attempts or []:
+            get = attempt.get if isinstance(attempt, dict) else (lambda k, d=0, a=attempt: getattr(a, k, d))
+            self.result.prompt_tokens += int(get("prompt_tokens", 0) or 0)
+            self.result.completion_tokens += int(get("completion_tokens", 0) or 0)
+
+    async def _run_job(self, conv_id: str, graph: Graph, summary: str, evaluation: dict[str, Any] | None,
+                       *, pipeline: str | None) -> None:
+        services, req = self.services, self.req
+        job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
+        self.result.job_id, self.result.status = job_id, "queued"
+        msg = await services.repo.add_message(
+            conv_id, "assistant", summary + f"\n\nRunning as job `{job_id}`…", job_id=job_id,
+            graph=self.result.graph, metadata={"evaluation": evaluation},
+        )
+        self._message_id = msg["id"]
+        deadline = None if req.wait_s is None else time.monotonic() + req.wait_s
+        followed = self._follow(job_id)
+        try:
+            while True:
+                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    ev = await asyncio.wait_for(anext(followed), timeout)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    break
+                self._last_job_id = ev.id
+                self.emit(ev.type, ev.data | {"job_id": job_id}, ev.id)
+                if ev.type == "job":
+                    self.result.status = ev.data.get("status")
+                if is_terminal(ev):
+                    break
+        finally:
+            await followed.aclose()
+        state = await services.queue.get(job_id)
+        text = answer_for(state, job_id, req.base_url, services) if state else f"Job `{job_id}` is gone."
+        if state:
+            self.result.status = state.status
+        await self._answer(text, update=True)
+
+    def _follow(self, job_id: str) -> Any:
+        return follow_job(self.services.queue, self.services.hub, job_id).__aiter__()
+
+    async def _job_status_reply(self, history: list[dict[str, Any]]) -> str | None:
+        """A question about this chat's last job is answered from its live state, without planning."""
+        if not _STATUS_QUESTION.search(self.req.message):
+            return None
+        job_id = last_job_id(history)
+        if job_id is None:
+            return None
+        state = await self.services.queue.get(job_id)
+        if state is None or state.owner != self.req.owner:
+            return None
+        self.result.job_id, self.result.status = job_id, state.status
+        if state.terminal:
+            return answer_for(state, job_id, self.req.base_url, self.services)
+        return progress_line(state, self.req.base_url)
+
+    async def _answer(self, text: str, *, update: bool = False, graph: dict[str, Any] | None = None,
+                      metadata: dict[str, Any] | None = None) -> None:
+        self.result.text = text
+        self.emit("message", {"delta": text})
+        if not self.result.conversation_id:
+            return
+        if update and self._message_id is not None:
+            await self.services.repo.update_message(self._message_id, text, metadata={"status": self.result.status})
+        else:
+            await self.services.repo.add_message(self.result.conversation_id, "assistant", text,
+                                                 job_id=self.result.job_id, graph=graph, metadata=metadata)
+
+
+# ---- answers ---------------------------------------------------------------------------------
+
+
+def title_of(message: str) -> str:
+    words = message.strip().split()
+    title = " ".join(words[:8])
+    return title + ("…" if len(words) > 8 else "")
+
+
+def last_job_id(history: list[dict[str, Any]]) -> str | None:
+    for m in reversed(history):
+        if m.get("job_id"):
+            return str(m["job_id"])
+        if m.get("role") == "assistant" and (found := _JOB_LINK.findall(str(m.get("content", "")))):
+            return str(found[-1])
+    return None
+
+
+def plan_summary(graph: Graph, result: Any) -> str:
+    steps = "\n".join(f"{i}. **{n.name or n.id}**: `{n.service}` on the {n.plane} plane"
+                      for i, n in enumerate(graph.nodes, 1))
+    head = "I planned this" + (" (a fixed pipeline: the planner fell back)" if result.fallback else "") + ":"
+    est = ""
+    verdict = result.verdict
+    if verdict is not None and verdict.estimate is not None:
+        est = f"\n\nEstimated time: about {verdict.estimate.duration_s:.0f} s."
+    note = f"\n\n{result.message}" if getattr(result, "message", None) else ""
+    return f"{head}\n\n{steps}{est}{note}"
+
+
+def job_page(base_url: str, job_id: str) -> str:
+    return f"{base_url.rstrip('/')}/jobs/{job_id}"
+
+
+def progress_line(state: JobState, base_url: str) -> str:
+    running = [n for n in state.graph.get("nodes", []) if n.get("status") == "running"]
+    now = f" Now running: {', '.join(n.get('name') or n['id'] for n in running)}." if running else ""
+    return (f"Job `{state.id}` is still {state.status}: {state.progress * 100:.0f}% done.{now} "
+            f"Follow it at {job_page(base_url, state.id)}")
+
+
+def answer_for(state: JobState, job_id: str, base_url: str, services: Services) -> str:
+    """The final answer in markdown: what was done, artifacts as absolute signed links, images inline."""
+    if not state.terminal:
+        return (f"The job is taking longer than this answer can wait ({state.progress * 100:.0f}% done); "
+                f"it keeps running. Follow it and get the results at {job_page(base_url, job_id)}")
+    nodes = state.graph.get("nodes", [])
+    if state.status == "cancelled":
+        return f"Job `{job_id}` was cancelled. Details: {job_page(base_url, job_id)}"
+    if state.status == "failed":
+        failed = [n for n in nodes if n.get("status") == "failed"]
+        why = "; ".join(f"**{n.get('name') or n['id']}** ({n['service']}): {(n.get('error') or {}).get('message', '')}"
+                        for n in failed) or (state.error or {}).get("message", "unknown error")
+        hints = {(n.get("error") or {}).get("hint") for n in failed} - {None, ""}
+        return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
+                + f"\n\nDetails: {job_page(base_url, job_id)}")
+    from web.views import artifacts_in_graph
+
+    lines = [f"Done: {len(nodes)} steps ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
+    for a in artifacts_in_graph(state.graph):
+        url = artifact_link(base_url, a["key"], services.links)
+        label = f"{a['node']} {a['name']}"
+        ctype = str(a.get("contentType", ""))
+        if ctype.startswith("image/"):
+            lines.append(f"![{label}]({url})")
+        else:
+            size = f", {a['size'] / 1e6:.1f} MB" if a.get("size") else ""
+            lines.append(f"- [{label}]({url}) ({ctype}{size})")
+    texts = [(n, k, v) for n in nodes for k, v in (n.get("output") or {}).items()
+             if isinstance(v, str) and k in ("title", "text", "narration")]
+    if texts and len(lines) == 1:
+        lines += [f"- **{n.get('name') or n['id']}** {k}: {v[:500]}" for n, k, v in texts[:5]]
+    lines.append(f"\nJob page: {job_page(base_url, job_id)}")
+    return "\n".join(lines)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,128 @@
+"""RFC 9457 problem details: every error answer says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from spinbot.errors import EngineUnavailable, PermanentError, SpinbotError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "application/problem+json"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class Problem(Exception):
+    """An error answer: status, a code, a detail for people and optionally what to do next."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        code: str | None = None,
+        hint: str | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or _TITLES.get(status, "error").lower().replace(" ", "_")
+        self.hint = hint
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def not_found(what: str, ident: str) -> Problem:
+    # The same answer for "absent" and "someone else's": ids do not leak across keys.
+    return Problem(404, f"{what} {ident} does not exist", code="not_found", hint=f"check the {what} id; "
+                   "it must have been created with the same API key")
+
+
+def problem_body(status: int, detail: str, *, code: str, instance: str, hint: str | None = None,
+                 **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:spinbot:problem:{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        "code": code,
+    }
+    if hint:
+        body["hint"] = hint
+    body.update(extra)
+    return body
+
+
+def problem_response(request: Request, p: Problem) -> JSONResponse:
+    body = problem_body(p.status, p.detail, code=p.code, instance=request.url.path, hint=p.hint, **p.extra)
+    return JSONResponse(body, status_code=p.status, headers=p.headers, media_type=PROBLEM_TYPE)
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        out.append({"loc": [str(x) for x in err.get("loc", ())], "msg": str(err.get("msg", "")),
+                    "type": str(err.get("type", ""))})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem details."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        hint = {404: "see /docs for the routes this server has", 405: "see /docs for the methods allowed"}.get(
+            exc.status_code
+        )
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "error")
+        p = Problem(exc.status_code, detail, hint=hint, headers=dict(exc.headers or {}))
+        return problem_response(request, p)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        p = Problem(422, "the request does not match the API's schema", code="invalid_request",
+                    hint="fix the fields listed in `errors`; see /docs", errors=_validation_errors(exc))
+        return problem_response(request, p)
+
+    @app.exception_handler(SpinbotError)
+    async def _spinbot(request: Request, exc: SpinbotError) -> JSONResponse:
+        status = 503 if isinstance(exc, EngineUnavailable) or exc.transient else (
+            422 if isinstance(exc, PermanentError) else 500)
+        headers = {"Retry-After": "5"} if status == 503 else {}
+        p = Problem(status, exc.message, code=exc.code, hint=exc.hint, headers=headers)
+        return problem_response(request, p)
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        p = Problem(500, f"the server failed: {type(exc).__name__}", code="internal",
+                    hint="this is a bug in Spinbot; the server log has the traceback")
+        return problem_response(request, p)

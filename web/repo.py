@@ -1,0 +1,136 @@
+"""Postgres reads and writes the API owns: conversations, messages, uploads, per-owner job counts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from spinbot.artifacts import ArtifactInfo
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactMeta:
+    key: str
+    owner: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+def new_conversation_id() -> str:
+    return "c_" + uuid.uuid4().hex[:20]
+
+
+class Repo:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    # -- conversations
+
+    async def create_conversation(self, owner: str, title: str) -> dict[str, Any]:
+        row = await self.pool.fetchrow(
+            "INSERT INTO conversations (id, owner, title) VALUES ($1, $2, $3) RETURNING *",
+            new_conversation_id(), owner, title[:200],
+        )
+        return dict(row)
+
+    async def ensure_conversation(self, conversation_id: str, owner: str, title: str) -> dict[str, Any] | None:
+        """A conversation under a caller-chosen id (an Open WebUI chat); None if another owner has it."""
+        await self.pool.execute(
+            "INSERT INTO conversations (id, owner, title) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            conversation_id, owner, title[:200],
+        )
+        return await self.get_conversation(conversation_id, owner)
+
+    async def get_conversation(self, conversation_id: str, owner: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow(
+            "SELECT * FROM conversations WHERE id=$1 AND owner=$2", conversation_id, owner
+        )
+        return dict(row) if row else None
+
+    async def list_conversations(
+        self, owner: str, *, limit: int = 20, before: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT c.*, (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count"
+            " FROM conversations c WHERE owner=$1 AND ($2::timestamptz IS NULL OR updated_at < $2)"
+            " ORDER BY updated_at DESC, id DESC LIMIT $3",
+            owner, before, limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def add_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: str,
+        *,
+        job_id: str | None = None,
+        graph: dict[str, Any] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "INSERT INTO messages (conversation_id, role, content, job_id, graph, attachments, metadata)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
+                conversation_id, role, content, job_id, graph, attachments or [], metadata or {},
+            )
+            await conn.execute("UPDATE conversations SET updated_at=now() WHERE id=$1", conversation_id)
+        return dict(row)
+
+    async def update_message(
+        self, message_id: int, content: str, *, metadata: dict[str, Any] | None = None
+    ) -> None:
+        await self.pool.execute(
+            "UPDATE messages SET content=$2, metadata = metadata || $3::jsonb WHERE id=$1",
+            message_id, content, metadata or {},
+        )
+
+    async def messages(self, conversation_id: str, *, limit: int = 200) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM (SELECT * FROM messages WHERE conversation_id=$1 ORDER BY id DESC LIMIT $2) m"
+            " ORDER BY id", conversation_id, limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def link_job(self, conversation_id: str, job_id: str) -> None:
+        """Attach a job started later (a confirmed plan) to the conversation's last plan message."""
+        await self.pool.execute(
+            "UPDATE messages SET job_id=$2 WHERE id = (SELECT id FROM messages WHERE conversation_id=$1"
+            " AND role='assistant' AND graph IS NOT NULL AND job_id IS NULL ORDER BY id DESC LIMIT 1)",
+            conversation_id, job_id,
+        )
+
+    # -- uploads and artifacts
+
+    async def add_upload(self, owner: str, name: str, info: ArtifactInfo) -> None:
+        await self.pool.execute(
+            "INSERT INTO uploads (key, owner, name, content_type, size, sha256) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT (key) DO NOTHING",
+            info.key, owner, name, info.content_type, info.size, info.sha256,
+        )
+
+    async def artifact(self, key: str) -> ArtifactMeta | None:
+        """An artifact or upload with its owner; recorded metadata, so a range request never re-hashes."""
+        row = await self.pool.fetchrow(
+            "SELECT a.key, j.owner, a.content_type, a.size, a.sha256 FROM artifacts a JOIN jobs j ON j.id=a.job_id"
+            " WHERE a.key=$1 UNION ALL"
+            " SELECT key, owner, content_type, size, sha256 FROM uploads WHERE key=$1 LIMIT 1",
+            key,
+        )
+        return ArtifactMeta(**dict(row)) if row else None
+
+    # -- jobs
+
+    async def active_jobs(self, owner: str) -> int:
+        return int(await self.pool.fetchval(
+            "SELECT count(*) FROM jobs WHERE owner=$1 AND status IN ('queued', 'running')", owner
+        ))
+
+    async def job_owner(self, job_id: str) -> str | None:
+        return await self.pool.fetchval("SELECT owner FROM jobs WHERE id=$1", job_id)

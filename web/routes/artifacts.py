@@ -1,0 +1,103 @@
+"""Artifact downloads with HTTP range requests (video seeking), for their owner or a signed link."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials
+
+from spinbot.errors import SpinbotError
+from web.auth import match_key
+from web.deps import ServicesDep, bearer, unauthorized
+from web.problems import Problem, not_found
+from web.repo import ArtifactMeta
+
+router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for a single byte range; None for the whole file; 416 if unsatisfiable."""
+    if not header:
+        return None
+    m = _RANGE.match(header.strip())
+    if not m or (not m.group(1) and not m.group(2)):
+        return None  # a malformed or multi-range header is ignored (RFC 9110 allows serving it whole)
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if start >= size or (last and int(last) < start):
+            raise unsatisfiable(size)
+        return start, end
+    suffix = int(last)
+    if suffix == 0 or size == 0:
+        raise unsatisfiable(size)
+    return max(0, size - suffix), size - 1
+
+
+def unsatisfiable(size: int) -> Problem:
+    return Problem(416, f"the range is outside the artifact ({size} bytes)", code="range_not_satisfiable",
+                   headers={"Content-Range": f"bytes */{size}"}, hint="ask for bytes within the artifact's size")
+
+
+@router.head("/{key:path}", include_in_schema=False)
+@router.get("/{key:path}", summary="Download an artifact (supports Range)", response_class=Response)
+async def download(
+    request: Request,
+    services: ServicesDep,
+    key: str,
+    range_header: Annotated[str | None, Header(alias="Range")] = None,
+    exp: Annotated[str | None, Query(description="signed link: expiry (unix seconds)")] = None,
+    sig: Annotated[str | None, Query(description="signed link: signature")] = None,
+    api_key: Annotated[str | None, Query(description="an API key, for media elements that cannot send headers")] = None,
+) -> Response:
+    meta = await services.repo.artifact(key)
+    if not services.links.verify(key, exp, sig):
+        credentials: HTTPAuthorizationCredentials | None = await bearer(request)
+        presented = credentials.credentials if credentials else api_key
+        owner = match_key(services.settings, presented)
+        if owner is None:
+            raise unauthorized()
+        if meta is None or meta.owner != owner:
+            raise not_found("artifact", key)
+    elif meta is None:
+        raise not_found("artifact", key)
+    return await _serve(services, meta, range_header, head=request.method == "HEAD")
+
+
+async def _serve(services: ServicesDep, meta: ArtifactMeta, range_header: str | None, *, head: bool) -> Response:
+    size = meta.size
+    rng = parse_range(range_header, size)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{meta.sha256}"' if meta.sha256 else "",
+        "Cache-Control": "private, max-age=3600",
+        "Content-Disposition": f'inline; filename="{meta.key.rsplit("/", 1)[-1]}"',
+    }
+    headers = {k: v for k, v in headers.items() if v}
+    start, end = rng if rng else (0, size - 1)
+    status = 206 if rng else 200
+    if rng:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(max(0, end - start + 1))
+    if head or size == 0:
+        return Response(status_code=status, headers=headers, media_type=meta.content_type)
+    try:
+        stream = services.artifacts.stream(meta.key, start, end)
+        first = await anext(stream, b"")  # a missing file fails here, before the status line is sent
+    except SpinbotError as e:
+        raise Problem(404, f"artifact {meta.key} is recorded but its data is gone: {e.message}",
+                      code="artifact_missing", hint="re-run the job that produced it") from None
+
+    async def body() -> AsyncIterator[bytes]:
+        yield first
+        async for chunk in stream:
+            yield chunk
+
+    return StreamingResponse(body(), status_code=status, headers=headers, media_type=meta.content_type)

@@ -1,0 +1,113 @@
+"""Native chat: POST /api/chat answers as Server-Sent Events; uploads for attachments."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, UploadFile
+from pydantic import BaseModel, Field, ValidationError
+from sse_starlette import ServerSentEvent
+
+from web.attachments import AttachmentIn, store_attachments, store_uploads
+from web.chat import Turn, TurnRequest
+from web.deps import OwnerDep, ServicesDep
+from web.problems import Problem, not_found
+from web.sse import open_stream
+
+router = APIRouter(tags=["chat"])
+
+
+class ChatRequest(BaseModel):
+    message: str = Field(min_length=1, max_length=20_000, description="the goal or question, in words")
+    conversation_id: str | None = Field(default=None, description="continue this conversation")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8,
+                                            description="images or audio as data: URLs (or keys of uploads)")
+    auto_run: bool = Field(default=True, description="false: show the plan; run it later with POST /api/jobs")
+
+
+def _schema() -> dict[str, Any]:
+    # AttachmentIn is in the components already (POST /api/plan uses it).
+    schema = ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    schema.pop("$defs", None)
+    return schema
+
+
+CHAT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _schema()},
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["message"],
+                "properties": {
+                    "message": {"type": "string", "minLength": 1},
+                    "conversation_id": {"type": "string"},
+                    "auto_run": {"type": "boolean"},
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                },
+            }},
+        },
+    },
+    "responses": {"200": {"description": "text/event-stream: conversation, planning, plan, job, node, progress, "
+                                         "artifact, message, done, error", "content": {"text/event-stream": {}}}},
+}
+
+
+async def _read_request(request: Request) -> tuple[ChatRequest, list[UploadFile]]:
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)]
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if "auto_run" in fields:
+            fields["auto_run"] = fields["auto_run"].lower() not in ("0", "false", "no", "off")  # type: ignore[assignment]
+        raw: Any = fields
+    else:
+        try:
+            raw = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise Problem(422, "the body is not JSON", code="invalid_request",
+                          hint="send application/json {\"message\": ...} or multipart/form-data") from None
+        files = []
+    try:
+        return ChatRequest.model_validate(raw), files
+    except ValidationError as e:
+        errors = [{"loc": [str(x) for x in err["loc"]], "msg": err["msg"]} for err in e.errors()[:20]]
+        raise Problem(422, "the chat request does not match the schema", code="invalid_request", errors=errors,
+                      hint="send {\"message\": \"...\"}; see ChatRequest in /docs") from None
+
+
+@router.post("/api/chat", summary="Chat: plan, run and answer, streamed as Server-Sent Events",
+             openapi_extra=CHAT_BODY)
+async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
+    body, files = await _read_request(request)
+    if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
+        raise not_found("conversation", body.conversation_id)
+    services.streams.acquire(owner)  # fail fast (429) before doing any work
+    services.streams.release(owner)
+    attachments = await store_attachments(services, owner, body.attachments)
+    attachments += await store_uploads(services, owner, files)
+    turn = Turn(services, TurnRequest(
+        owner=owner, message=body.message, conversation_id=body.conversation_id, attachments=attachments,
+        auto_run=body.auto_run, base_url=base_url(request),
+    )).start()
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for ev in turn.events():
+            yield ServerSentEvent(data=orjson.dumps(ev.data).decode(), event=ev.type, id=ev.id)
+
+    return open_stream(services, owner, events())
+
+
+@router.post("/api/uploads", status_code=201, summary="Upload attachments (multipart); use their keys in chat")
+async def upload(services: ServicesDep, owner: OwnerDep, files: list[UploadFile]) -> dict[str, Any]:
+    return {"items": await store_uploads(services, owner, files)}
+
+
+def base_url(request: Request) -> str:
+    """Where clients reach this API (SPINBOT_PUBLIC_URL, else what the request says)."""
+    configured = request.app.state.settings.public_url
+    return (configured or str(request.base_url)).rstrip("/")
+

@@ -1,0 +1,133 @@
+"""Jobs: submit a graph, list, inspect, follow (SSE, resumable) and cancel."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sse_starlette import ServerSentEvent
+
+from spinbot import constants as C
+from web import admission
+from web.deps import OwnerDep, Services, ServicesDep
+from web.problems import Problem, not_found
+from web.sse import decode_entry, follow_job, valid_id
+from web.views import artifacts_in_graph, signed_path, iso, job_from_row, job_from_state, job_links
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+
+class JobRequest(BaseModel):
+    graph: dict[str, Any] = Field(description="a langgraph.v1 graph")
+    conversation_id: str | None = Field(default=None, description="link the job to this conversation's last plan")
+
+
+async def owned_job(services: Services, job_id: str, owner: str) -> dict[str, Any]:
+    """The job's current view if `owner` made it; 404 otherwise (the same for absent and foreign)."""
+    state = await services.queue.get(job_id)
+    if state is not None:
+        if state.owner != owner:
+            raise not_found("job", job_id)
+        return job_from_state(state)
+    row = await services.store.get_job(job_id, owner)
+    if row is None:
+        raise not_found("job", job_id)
+    return job_from_row(row)
+
+
+@router.post("", status_code=202, summary="Run a graph (evaluated first; 422 with findings)")
+async def create_job(
+    services: ServicesDep, owner: OwnerDep,
+    body: Annotated[JobRequest, Body(openapi_examples={"graph": {"value": {"graph": {
+        "schema": "langgraph.v1", "workflowId": "hello",
+        "nodes": [{"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi"}}]}}}})],
+) -> JSONResponse:
+    graph = admission.parse_graph(services.settings, body.graph)
+    verdict = await admission.evaluate(services, graph)
+    if not verdict.ok:
+        raise admission.refuse(verdict)
+    if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
+        raise not_found("conversation", body.conversation_id)
+    job_id = await admission.submit(services, verdict.graph or graph, owner)
+    if body.conversation_id:
+        await services.repo.link_job(body.conversation_id, job_id)
+    links = job_links(job_id)
+    return JSONResponse({"id": job_id, "status": "queued", **links,
+                         "evaluation": verdict.to_json() | {"graph": None}},
+                        status_code=202, headers={"Location": links["url"]})
+
+
+@router.get("", summary="The caller's jobs, newest first (page with `before`)")
+async def list_jobs(
+    services: ServicesDep, owner: OwnerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    before: Annotated[datetime | None, Query(description="the `next` cursor of the previous page")] = None,
+) -> dict[str, Any]:
+    rows = await services.store.list_jobs(owner, limit=limit, before=before)
+    items = [job_from_row(r) for r in rows]
+    nxt = iso(rows[-1]["created_at"]) if len(rows) == limit else None
+    return {"items": items, "next": nxt}
+
+
+@router.get("/{job_id}", summary="A job: graph, status, progress, artifacts, recent events")
+async def get_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dict[str, Any]:
+    job = await owned_job(services, job_id, owner)
+    if "graph" not in job:
+        row = await services.store.get_job(job_id, owner)
+        job["graph"] = row["graph"] if row else {}
+    recorded = {a["key"]: a for a in artifacts_in_graph(job["graph"])}
+    for a in await services.store.artifacts(job_id):
+        recorded.setdefault(a["key"], {"node": a["node_id"], "name": a["name"], "key": a["key"],
+                                       "contentType": a["content_type"], "size": a["size"], "sha256": a["sha256"]})
+    job["artifacts"] = [a | {"url": signed_path(a["key"], services.links)} for a in recorded.values()]
+    job["events"] = await recent_events(services, job_id)
+    return job
+
+
+async def recent_events(services: Services, job_id: str, count: int = 50) -> list[dict[str, Any]]:
+    entries = await services.redis.xrevrange(C.job_events_key(job_id), count=count)
+    if entries:
+        return [{"id": e.id, "type": e.type, "data": e.data}
+                for e in (decode_entry(eid, f) for eid, f in reversed(entries))]
+    return [{"id": r["event_id"], "type": r["type"], "data": r["data"]}
+            for r in await services.store.events(job_id, limit=count)]
+
+
+@router.get("/{job_id}/events", summary="The job's events as SSE; resumable with Last-Event-ID",
+            response_description="text/event-stream: job, node, progress, artifact, log events")
+async def job_events(
+    request: Request, services: ServicesDep, owner: OwnerDep, job_id: str,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+    after: Annotated[str | None, Query(description="resume after this event id (when headers cannot be set)")] = None,
+) -> Any:
+    await owned_job(services, job_id, owner)
+    start = valid_id(last_event_id or after)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        async for ev in follow_job(services.queue, services.hub, job_id, start):
+            yield ServerSentEvent(data=_json(ev.data | {"job": job_id}), event=ev.type, id=ev.id)
+
+    from web.sse import open_stream
+
+    return open_stream(services, owner, events())
+
+
+@router.post("/{job_id}/cancel", summary="Cancel a job: running nodes stop, the rest are marked cancelled")
+async def cancel_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dict[str, Any]:
+    await owned_job(services, job_id, owner)
+    cancelled = await services.queue.cancel(job_id)
+    state = await services.queue.get(job_id)
+    if not cancelled and state is not None and not state.terminal:
+        raise Problem(409, f"job {job_id} could not be cancelled now", code="cancel_failed",
+                      hint="retry in a moment")
+    return {"id": job_id, "cancelled": cancelled, "status": state.status if state else None}
+
+
+def _json(data: dict[str, Any]) -> str:
+    import orjson
+
+    return orjson.dumps(data).decode()

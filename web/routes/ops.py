@@ -1,0 +1,73 @@
+"""Operations: health of every part, Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from spinbot.capabilities import live_manifest
+from web.deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+CHECK_TIMEOUT_S = 2.0
+
+
+async def _check(fn: Callable[[], Awaitable[Any]]) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(fn(), timeout=CHECK_TIMEOUT_S)
+    except Exception as e:  # a health check reports every failure, whatever it is
+        return {"ok": False, "error": f"{type(e).__name__}: {e}" if str(e) else type(e).__name__,
+                "ms": round((time.perf_counter() - started) * 1000, 1)}
+    out: dict[str, Any] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    if isinstance(detail, dict):
+        out.update(detail)
+    return out
+
+
+async def _ollama(url: str, model: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S) as client:
+        r = await client.get(f"{url.rstrip('/')}/api/tags")
+        r.raise_for_status()
+    models = [m.get("name", "") for m in r.json().get("models", [])]
+    present = model in models or f"{model}:latest" in models
+    return {"model": model, "model_present": present,
+            **({} if present else {"hint": f"run: ollama pull {model} (the planner falls back to fixed pipelines)"})}
+
+
+@router.get("/health", summary="Redis, Postgres, the artifact store, Ollama and each plane's live executors")
+async def health(services: ServicesDep) -> JSONResponse:
+    s = services.settings
+
+    async def planes() -> dict[str, Any]:
+        merged = await live_manifest(services.redis)
+        return {"planes": {p: {"executors": st.executors, "devices": st.devices} for p, st in merged.planes.items()},
+                "services": len(merged.available(include_hidden=True))}
+
+    redis_c, pg, store, ollama, live = await asyncio.gather(
+        _check(services.redis.ping), _check(services.store.check), _check(services.artifacts.check),
+        _check(lambda: _ollama(s.ollama_url, s.ollama_model)), _check(planes),
+    )
+    checks = {"redis": redis_c, "postgres": pg, "store": store, "ollama": ollama}
+    essential = redis_c["ok"] and pg["ok"] and store["ok"]
+    executors = {p: len(v["executors"]) for p, v in live.get("planes", {}).items()}
+    degraded = not ollama["ok"] or not executors.get("control") or not executors.get("gpu")
+    body = {
+        "status": "down" if not essential else ("degraded" if degraded else "ok"),
+        "checks": checks,
+        "planes": {p: live.get("planes", {}).get(p, {"executors": [], "devices": []}) for p in ("control", "gpu")},
+    }
+    return JSONResponse(body, status_code=200 if essential else 503)
+
+
+@router.get("/metrics", summary="Prometheus metrics of this API process", response_class=Response)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,131 @@
+"""Capabilities, planning, evaluation and the fixed pipelines (which work with no LLM at all)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from spinbot.capabilities import live_manifest
+from spinbot.errors import SpinbotError
+from web import admission
+from web.attachments import AttachmentIn, store_attachments
+from web.deps import OwnerDep, ServicesDep
+from web.problems import Problem, not_found
+from web.views import job_links
+
+router = APIRouter(tags=["planning"])
+
+
+class PlanBody(BaseModel):
+    goal: str = Field(min_length=1, max_length=20_000, description="what you want, in words")
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8)
+    conversation_id: str | None = Field(default=None, description="plan as a follow-up in this conversation")
+
+
+class EvaluateBody(BaseModel):
+    graph: dict[str, Any] = Field(description="a langgraph.v1 graph")
+
+
+class RunBody(BaseModel):
+    params: dict[str, Any] = Field(default_factory=dict, description="the pipeline's params (see GET /api/pipelines)")
+    goal: str = Field(default="", max_length=20_000)
+    attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8)
+
+
+@router.get("/api/capabilities", summary="The merged live manifest: what can run now, per plane")
+async def capabilities(services: ServicesDep, owner: OwnerDep) -> dict[str, Any]:
+    return (await live_manifest(services.redis)).to_json()
+
+
+@router.post("/api/evaluate", summary="Check a graph against what can run now (no run)")
+async def evaluate(services: ServicesDep, owner: OwnerDep, body: EvaluateBody) -> dict[str, Any]:
+    from evaluator import evaluate as run_evaluator
+
+    nodes = body.graph.get("nodes")
+    if isinstance(nodes, list):
+        admission.check_graph_size(services.settings, len(nodes))
+    verdict = run_evaluator(body.graph, await live_manifest(services.redis), admission.limits(services.settings))
+    return verdict.to_json()
+
+
+@router.post("/api/plan", summary="Plan a goal into an evaluated graph without running it")
+async def plan(services: ServicesDep, owner: OwnerDep, body: PlanBody) -> dict[str, Any]:
+    from web.chat import plan_goal
+
+    history: list[dict[str, Any]] = []
+    previous: dict[str, Any] | None = None
+    if body.conversation_id:
+        if await services.repo.get_conversation(body.conversation_id, owner) is None:
+            raise not_found("conversation", body.conversation_id)
+        history, previous = await _history(services, body.conversation_id)
+    attachments = await store_attachments(services, owner, body.attachments)
+    result = await plan_goal(services, body.goal, history=history, previous=previous, attachments=attachments)
+    return result_json(result)
+
+
+async def _history(services: ServicesDep, conversation_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    from web.chat import history_of
+
+    return history_of(await services.repo.messages(conversation_id))
+
+
+def result_json(result: Any) -> dict[str, Any]:
+    verdict = result.verdict
+    return {
+        "kind": result.kind,
+        "reply": result.reply,
+        "message": result.message,
+        "graph": result.graph.to_json() if result.graph is not None else None,
+        "evaluation": verdict.to_json() | {"graph": None} if verdict is not None else None,
+        "attempts": result.attempts,
+        "fallback": result.fallback,
+    }
+
+
+@router.get("/api/pipelines", summary="The fixed pipelines with their param schemas")
+async def pipelines(owner: OwnerDep) -> dict[str, Any]:
+    from planner.pipelines import list_pipelines
+
+    return {"items": _jsonable(list_pipelines())}
+
+
+@router.post("/api/pipelines/{name}/runs", status_code=202,
+             summary="Run a fixed pipeline (no LLM); 422 with evaluator findings on bad params")
+async def run_pipeline(
+    services: ServicesDep, owner: OwnerDep, name: str,
+    body: Annotated[RunBody, Body(openapi_examples={"capabilities": {"value": {"params": {}}}})],
+) -> JSONResponse:
+    from planner.pipelines import build_graph, list_pipelines
+
+    known = {p["name"] if isinstance(p, dict) else getattr(p, "name", None) for p in list_pipelines()}
+    if name not in known:
+        raise Problem(404, f"there is no pipeline {name!r}", code="not_found",
+                      hint=f"pipelines: {', '.join(sorted(str(k) for k in known))}")
+    attachments = await store_attachments(services, owner, body.attachments)
+    try:
+        graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
+    except SpinbotError as e:
+        raise Problem(422, e.message, code=e.code, hint=e.hint or "check the params against GET /api/pipelines") from None
+    except (ValueError, TypeError, KeyError) as e:
+        raise Problem(422, f"bad params for pipeline {name}: {e}", code="invalid_params",
+                      hint="check the params against GET /api/pipelines") from None
+    verdict = await admission.evaluate(services, graph)
+    if not verdict.ok:
+        raise admission.refuse(verdict)
+    job_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=name)
+    links = job_links(job_id)
+    return JSONResponse({"id": job_id, "job_id": job_id, "status": "queued", "pipeline": name, **links},
+                        status_code=202, headers={"Location": links["url"]})
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value

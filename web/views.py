@@ -1,0 +1,86 @@
+"""How jobs, artifacts and conversations look in API answers (JSON-ready dicts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from spinbot.jobs import JobState
+from web.auth import LinkSigner
+
+
+def iso(value: datetime | float | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return datetime.fromtimestamp(value).astimezone().isoformat()
+
+
+def artifact_path(key: str) -> str:
+    return "/api/artifacts/" + quote(key, safe="/")
+
+
+def signed_path(key: str, links: LinkSigner) -> str:
+    """A link that works without a key until it expires (media elements cannot send headers)."""
+    return f"{artifact_path(key)}?{links.query(key)}"
+
+
+def artifact_link(base: str, key: str, links: LinkSigner) -> str:
+    """signed_path, absolute (for Open WebUI and other clients elsewhere)."""
+    return f"{base.rstrip('/')}{signed_path(key, links)}"
+
+
+def job_links(job_id: str) -> dict[str, str]:
+    return {"url": f"/api/jobs/{job_id}", "events_url": f"/api/jobs/{job_id}/events", "page_url": f"/jobs/{job_id}"}
+
+
+def job_from_state(st: JobState) -> dict[str, Any]:
+    return {
+        "id": st.id, "status": st.status, "progress": st.progress, "plane": st.plane, "version": st.version,
+        "pipeline": st.pipeline, "goal": st.graph.get("context", {}).get("goal", ""), "graph": st.graph,
+        "error": st.error, "created": iso(st.created), "updated": iso(st.updated), **job_links(st.id),
+    }
+
+
+def job_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    out = {
+        "id": row["id"], "status": row["status"], "progress": row["progress"], "plane": row.get("plane"),
+        "version": row.get("version", 0), "pipeline": row.get("pipeline"), "goal": row.get("goal", ""),
+        "error": row.get("error"), "created": iso(row.get("created_at")), "updated": iso(row.get("updated_at")),
+        "finished": iso(row.get("finished_at")), **job_links(row["id"]),
+    }
+    if "graph" in row:
+        out["graph"] = row["graph"]
+    return out
+
+
+def artifacts_in_graph(graph: dict[str, Any]) -> list[dict[str, Any]]:
+    """Artifact descriptors in node outputs, in node order (what a finished job produced)."""
+    out = []
+    for node in graph.get("nodes", []):
+        for name, value in (node.get("output") or {}).items():
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict) and "key" in item and "contentType" in item:
+                    out.append({"node": node.get("id"), "name": name, "key": item["key"],
+                                "contentType": item["contentType"], "size": item.get("size"),
+                                "sha256": item.get("sha256")})
+    return out
+
+
+def message_view(row: dict[str, Any], links: LinkSigner) -> dict[str, Any]:
+    attachments = [a | {"url": signed_path(a["key"], links)} for a in row.get("attachments") or [] if "key" in a]
+    return {
+        "id": row["id"], "role": row["role"], "content": row["content"], "job_id": row.get("job_id"),
+        "graph": row.get("graph"), "attachments": attachments,
+        "metadata": row.get("metadata") or {}, "created": iso(row.get("created_at")),
+    }
+
+
+def conversation_view(row: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": row["id"], "title": row["title"], "created": iso(row.get("created_at")),
+           "updated": iso(row.get("updated_at"))}
+    if "message_count" in row:
+        out["message_count"] = row["message_count"]
+    return out
