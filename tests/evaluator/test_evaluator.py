@@ -1,0 +1,261 @@
+"""The evaluator's checks, one finding code at a time, against the catalog manifest."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from evaluator import Limits, evaluate
+from spinbot.graph import Graph
+from spinbot.manifest import MergedManifest
+from tests.evaluator.catalog import catalog_manifest
+
+
+@pytest.fixture(scope="module")
+def manifest() -> MergedManifest:
+    return catalog_manifest()
+
+
+def ref(node: str, output: str) -> dict[str, str]:
+    return {"$node": node, "output": output}
+
+
+def talking_head() -> dict[str, Any]:
+    """The seeds' shape on our services, with data references."""
+    return {
+        "schema": "langgraph.v1",
+        "workflowId": "wf-1",
+        "context": {"goal": "solar panels", "constraints": {"max_duration_s": 30}},
+        "nodes": [
+            {"id": "script", "service": "llm.generate_script", "plane": "node", "params": {"topic": "solar"}},
+            {
+                "id": "tts",
+                "service": "tts.synthesize",
+                "plane": "python",
+                "params": {"text": ref("script", "narration")},
+            },
+            {"id": "img", "service": "image.render", "plane": "gpu", "params": {"prompt": ref("script", "stage")}},
+            {
+                "id": "anim",
+                "service": "video.animate_portrait",
+                "plane": "gpu",
+                "params": {"image": ref("img", "image"), "audio": ref("tts", "audio")},
+            },
+            {
+                "id": "pub",
+                "service": "artifact.publish",
+                "plane": "control",
+                "params": {"items": [ref("anim", "video")]},
+            },
+        ],
+        "edges": [{"from": "script", "to": "tts"}],
+    }
+
+
+def codes(g: dict[str, Any] | Graph, manifest: MergedManifest, limits: Limits | None = None) -> set[str]:
+    return {f.code for f in evaluate(g, manifest, limits).findings}
+
+
+def test_approves_the_talking_head_and_normalises(manifest: MergedManifest) -> None:
+    v = evaluate(talking_head(), manifest)
+    assert v.ok, v.findings
+    assert v.findings == []
+    assert v.graph is not None
+    assert [n.plane for n in v.graph.nodes] == ["control", "gpu", "gpu", "gpu", "control"]
+    weights = [n.progress_weight or 0 for n in v.graph.nodes]
+    assert sum(weights) == pytest.approx(1.0, abs=1e-4)
+    assert weights[3] == max(weights)  # animation dominates the estimate
+    assert v.estimate is not None
+    # script 20 -> (tts 15, img 10 serialised on the gpu plane) -> anim 60 -> publish 0.5
+    assert v.estimate.duration_s == pytest.approx(20 + 15 + 10 + 60 + 0.5)
+    assert v.estimate.gpu_s == pytest.approx(85)
+    assert v.estimate.peak_memory_mb == 8000
+
+
+def test_planes_run_one_node_at_a_time_but_in_parallel_with_each_other(manifest: MergedManifest) -> None:
+    g = {
+        "schema": "langgraph.v1",
+        "workflowId": "par",
+        "nodes": [
+            {"id": "a", "service": "llm.generate_script", "plane": "control", "params": {"topic": "x"}},
+            {"id": "b", "service": "image.render", "plane": "gpu", "params": {"prompt": "a cat"}},
+            {"id": "c", "service": "image.render", "plane": "gpu", "params": {"prompt": "a dog"}},
+        ],
+    }
+    v = evaluate(g, manifest)
+    assert v.estimate is not None
+    assert v.estimate.duration_s == pytest.approx(20)  # gpu: 10 + 10 while control runs 20
+
+
+def test_plane_mismatch_is_fixed_with_a_warning(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][1]["plane"] = "control"
+    v = evaluate(g, manifest)
+    assert v.ok
+    assert [(f.code, f.severity, f.node) for f in v.findings] == [("plane_fixed", "warning", "tts")]
+    assert v.graph is not None and v.graph.node("tts").plane == "gpu"
+
+
+def test_graph_input_is_not_mutated(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][1]["plane"] = "control"
+    graph = Graph.model_validate(g)
+    before = graph.to_json()
+    evaluate(graph, manifest)
+    assert graph.to_json() == before
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"schema": "langgraph.v1", "workflowId": "x", "nodes": []},
+        {"schema": "langgraph.v2", "workflowId": "x", "nodes": [{"id": "a", "service": "diag.echo", "plane": "gpu"}]},
+        {"schema": "langgraph.v1", "workflowId": "x", "nodes": [{"id": "a", "service": "rm -rf /", "plane": "gpu"}]},
+        {
+            "schema": "langgraph.v1",
+            "workflowId": "x",
+            "nodes": [{"id": "a", "service": "diag.echo", "plane": "gpu", "params": {"t": {"$node": 3}}}],
+        },
+        "not a graph",
+    ],
+)
+def test_schema_errors_stop_early(manifest: MergedManifest, doc: Any) -> None:
+    v = evaluate(doc, manifest)
+    assert not v.ok and v.graph is None and v.estimate is None
+    assert {f.code for f in v.findings} == {"schema"}
+
+
+def test_structure_findings(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"].append(copy.deepcopy(g["nodes"][0]))
+    g["edges"].append({"from": "ghost", "to": "pub"})
+    assert {"duplicate_id", "unknown_node"} <= codes(g, manifest)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda g: g["edges"].append({"from": "pub", "to": "script"}),
+        lambda g: (
+            g["nodes"][0]["params"].update(topic="x", style="y") or g["edges"].append({"from": "anim", "to": "tts"})
+        ),
+        lambda g: g["edges"].append({"from": "img", "to": "img"}),
+    ],
+)
+def test_cycles(manifest: MergedManifest, mutate: Any) -> None:
+    g = talking_head()
+    mutate(g)
+    v = evaluate(g, manifest)
+    assert not v.ok and "cycle" in {f.code for f in v.findings} and v.estimate is None
+
+
+def test_services(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][2]["service"] = "shell.exec"
+    found = evaluate(g, manifest).findings
+    unknown = next(f for f in found if f.code == "unknown_service")
+    assert unknown.node == "img" and "image.render" in unknown.hint
+    assert "service_unavailable" in codes(
+        talking_head(), catalog_manifest(unavailable=("video.upscale", "tts.synthesize"))
+    )
+
+
+def test_params(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][1]["params"]["speed"] = 1000
+    g["nodes"][1]["params"]["shell"] = "ls"
+    g["nodes"][0]["params"]["voice"] = "robot"
+    v = evaluate(g, manifest)
+    found = {(f.code, f.node) for f in v.findings}
+    assert {("invalid_param", "tts"), ("unknown_param", "tts"), ("invalid_param", "script")} <= found
+    speed = next(f for f in v.findings if f.code == "invalid_param" and f.node == "tts")
+    assert "maximum" in speed.hint and "450" in speed.hint
+
+
+def test_wiring(manifest: MergedManifest) -> None:
+    g = talking_head()
+    del g["nodes"][3]["params"]["audio"]  # required input
+    g["nodes"][1]["params"]["text"] = ref("script", "script")  # json into text
+    g["nodes"][2]["params"]["prompt"] = ref("script", "mood")  # no such output
+    g["nodes"][0]["params"]["style"] = ref("img", "image")  # not an input
+    g["nodes"][4]["params"]["items"].append(ref("nowhere", "video"))
+    found = {(f.code, f.node) for f in evaluate(g, manifest).findings}
+    assert {
+        ("missing_input", "anim"),
+        ("type_mismatch", "tts"),
+        ("unknown_output", "img"),
+        ("not_an_input", "script"),
+        ("unknown_ref", "pub"),
+    } <= found
+
+
+def test_attachments(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["context"]["attachments"] = [{"id": "face", "kind": "image", "key": "uploads/face.png"}]
+    g["nodes"][3]["params"]["image"] = {"$attachment": "face"}
+    del g["nodes"][2]
+    v = evaluate(g, manifest)
+    assert v.ok, v.findings
+    g["nodes"][1]["params"]["text"] = {"$attachment": "face"}
+    g["nodes"][2]["params"]["image"] = {"$attachment": "selfie"}
+    found = {(f.code, f.node) for f in evaluate(g, manifest).findings}
+    assert {("type_mismatch", "tts"), ("unknown_attachment", "anim")} <= found
+
+
+def test_limits(manifest: MergedManifest) -> None:
+    assert "too_many_nodes" in codes(talking_head(), manifest, Limits(max_nodes=3))
+    assert "fan_out" in codes(talking_head(), manifest, Limits(max_fan_out=1))  # script feeds tts and img
+    assert "gpu_budget" in codes(talking_head(), manifest, Limits(max_gpu_s=60))
+    assert "too_slow" in codes(talking_head(), manifest, Limits(max_duration_s=60))
+
+
+def test_goal_constraints(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][0]["params"]["duration_s"] = 60
+    found = [f for f in evaluate(g, manifest).findings if f.code == "constraint"]
+    assert [f.node for f in found] == ["script"] and "<= 30" in found[0].hint
+    g["context"]["constraints"]["max_duration_s"] = 90
+    assert evaluate(g, manifest).ok
+
+
+def test_unused_outputs_warn(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"].append({"id": "card", "service": "image.render", "plane": "gpu", "params": {"prompt": "title"}})
+    g["edges"].append({"from": "card", "to": "pub"})
+    v = evaluate(g, manifest)
+    assert v.ok
+    assert [(f.code, f.severity, f.node) for f in v.findings] == [("unused_output", "warning", "card")]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "please summarise file:///etc/passwd for me",
+        ["ok", {"nested": "gopher://evil.example:70/"}],
+    ],
+)
+def test_url_params_are_refused(manifest: MergedManifest, value: Any) -> None:
+    g = talking_head()
+    g["nodes"][0]["params"]["style"] = value if isinstance(value, str) else "plain"
+    if not isinstance(value, str):
+        g["nodes"][4]["params"]["items"].append(value)
+    v = evaluate(g, manifest)
+    assert not v.ok and "url_not_allowed" in {f.code for f in v.findings}
+
+
+def test_url_allowed_for_listed_hosts(manifest: MergedManifest) -> None:
+    m = manifest.model_copy(deep=True)
+    m.services["llm.generate_script"].allowed_hosts = ["en.wikipedia.org"]
+    g = talking_head()
+    g["nodes"][0]["params"]["style"] = "like https://en.wikipedia.org/wiki/Solar_panel"
+    assert evaluate(g, m).ok
+    g["nodes"][0]["params"]["style"] = "like http://169.254.169.254/"
+    assert not evaluate(g, m).ok
+
+
+def test_verdict_json_round_trip(manifest: MergedManifest) -> None:
+    out = evaluate(talking_head(), manifest).to_json()
+    assert out["ok"] is True and Graph.model_validate(out["graph"]).workflow_id == "wf-1"
