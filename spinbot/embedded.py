@@ -104,6 +104,8 @@ class PostgresServer:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> PostgresServer:
+        # Absolute: postgres chdirs into its data directory, so a relative socket dir (-k) would not exist.
+        self.dir = self.dir.resolve()
         data = self.dir / "pgdata"
         env = dict(os.environ, LC_ALL="C.UTF-8")
         preexec = None
