@@ -171,9 +171,12 @@ def _committed() -> tuple[PlaneManifest, ...]:
     )
 
 
-def catalog_manifest(*, unavailable: tuple[str, ...] = ()) -> MergedManifest:
-    """Committed manifests, completed from the catalog; services named in `unavailable` cannot run now."""
-    planes = {m.plane: m.model_copy(deep=True) for m in _committed()}
+def catalog_manifest(*, unavailable: tuple[str, ...] = (), committed: bool = True) -> MergedManifest:
+    """Committed manifests completed from the catalog (or the catalog alone); `unavailable` cannot run now."""
+    if committed:
+        planes = {m.plane: m.model_copy(deep=True) for m in _committed()}
+    else:
+        planes = {p: PlaneManifest(plane=p, services=[]) for p in ("control", "gpu")}  # type: ignore[misc]
     for sid, (plane, spec) in catalog_specs().items():
         if not any(s.id == sid for m in planes.values() for s in m.services):
             planes[plane].services.append(spec)
