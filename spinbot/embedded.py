@@ -63,7 +63,8 @@ class RedisServer:
         self.port = self.port or free_port()
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)]
         args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: a terminal's Ctrl-C reaches `spinbot up`, which stops this server last.
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _wait_port(self.port, self.proc, "redis-server")
         log.info("embedded Redis at %s (data in %s)", self.url, self.dir)
         return self
@@ -136,7 +137,10 @@ class PostgresServer:
         args = [_pg_bin("postgres"), "-D", str(data), "-p", str(self.port), "-h", "127.0.0.1", "-k", str(self.dir)]
         args += ["-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=64MB"]
         with (self.dir / "postgres.log").open("ab") as log_file:
-            self.proc = subprocess.Popen(args, stdout=log_file, stderr=log_file, env=env, preexec_fn=preexec)
+            # A session of its own: a terminal's Ctrl-C reaches `spinbot up`, which stops this server last.
+            self.proc = subprocess.Popen(
+                args, stdout=log_file, stderr=log_file, env=env, preexec_fn=preexec, start_new_session=True
+            )
         _wait_port(self.port, self.proc, "postgres")
         log.info("embedded Postgres at %s (data in %s)", self.url, data)
         return self
