@@ -62,9 +62,17 @@ document.addEventListener("click", (e) => {
 window.addEventListener("popstate", route);
 window.addEventListener("hashchange", route);
 
-document.getElementById("menu-toggle").addEventListener("click", (e) => {
+const menuToggle = document.getElementById("menu-toggle");
+menuToggle.addEventListener("click", () => {
   const open = sidebar.classList.toggle("open");
-  e.currentTarget.setAttribute("aria-expanded", String(open));
+  menuToggle.setAttribute("aria-expanded", String(open));
+  if (open) sidebar.querySelector("a")?.focus(); // keyboard users land in the menu they opened
+});
+sidebar.addEventListener("keydown", (e) => {
+  if (e.key !== "Escape" || !sidebar.classList.contains("open")) return;
+  sidebar.classList.remove("open");
+  menuToggle.setAttribute("aria-expanded", "false");
+  menuToggle.focus();
 });
 document.getElementById("new-chat").addEventListener("click", () => navigate("/"));
 

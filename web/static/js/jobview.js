@@ -75,6 +75,23 @@ export class JobModel {
     if (d.graph?.nodes) this.setGraph(d.graph);
     if (this.terminal && !this.finishedAt) this.finishedAt = Date.now();
     if (this.status === "completed") this.progress = 1;
+    if (this.status === "cancelled") {
+      for (const n of Object.values(this.nodes)) if (n.status === "pending" || n.status === "running") n.status = "cancelled";
+    }
+  }
+
+  /** The share of the work actually done: a stopped job's cancelled or skipped steps do not count. */
+  workDone() {
+    if (this.status !== "failed" && this.status !== "cancelled") return this.progress;
+    const nodes = this.graph?.nodes || [];
+    const weight = (n) => n.progressWeight || 1;
+    const total = nodes.reduce((sum, n) => sum + weight(n), 0);
+    if (!total) return this.progress;
+    const done = nodes.reduce((sum, n) => {
+      const st = this.nodes[n.id] || {};
+      return sum + weight(n) * (st.status === "completed" ? 1 : st.status === "skipped" ? 0 : st.progress || 0);
+    }, 0);
+    return done / total;
   }
 
   on_node(d) {
@@ -252,12 +269,13 @@ export class JobPanel {
     this.statusEl.className = `badge status-${m.status}`;
     this.statusEl.textContent = m.status;
     this.cancelBtn.hidden = m.terminal;
-    const pct = Math.round(m.progress * 100);
+    const done = m.workDone();
+    const pct = Math.round(done * 100);
     this.barFill.style.width = `${pct}%`;
     this.bar.setAttribute("aria-valuenow", String(pct));
     const elapsed = ((m.finishedAt || Date.now()) - m.startedAt) / 1000;
     this.barText.textContent = m.terminal
-      ? `${percent(m.progress)} · ${m.status} after ${formatDuration(elapsed)}`
+      ? `${percent(done)} · ${m.status} after ${formatDuration(elapsed)}`
       : `${percent(m.progress)} · ETA ${formatDuration(m.eta())}`;
     this.errorEl.hidden = !m.error;
     if (m.error) this.errorEl.textContent = m.error.message || JSON.stringify(m.error);

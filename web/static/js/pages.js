@@ -20,7 +20,7 @@ export class JobsPage {
     this.cursor = null;
     this.el = h("div", { class: "page" },
       h("h1", {}, "Jobs"),
-      h("div", { class: "table-wrap" }, h("table", { class: "jobs-table" },
+      h("div", { class: "table-wrap" }, h("table", { class: "jobs-table responsive" },
         h("thead", {}, h("tr", {}, ["Job", "Goal", "Status", "Progress", "Created"].map((c) => h("th", { scope: "col" }, c)))),
         this.rows)),
       this.more);
@@ -41,11 +41,11 @@ export class JobsPage {
     }
     const jobs = Array.isArray(page) ? page : page.jobs || page.items || [];
     this.rows.append(...jobs.map((j) => h("tr", { dataset: { job: j.id } },
-      h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(j.id)}` }, j.id)),
-      h("td", { class: "goal" }, j.goal || j.pipeline || ""),
-      h("td", {}, h("span", { class: `badge status-${j.status}` }, j.status)),
-      h("td", {}, percent(j.progress)),
-      h("td", {}, when(j.created_at || j.created)))));
+      h("td", { "data-label": "Job" }, h("a", { href: `/jobs/${encodeURIComponent(j.id)}`, title: j.id, class: "mono" }, j.id.slice(0, 12))),
+      h("td", { class: "goal", "data-label": "Goal" }, j.goal || j.pipeline || ""),
+      h("td", { "data-label": "Status" }, h("span", { class: `badge status-${j.status}` }, j.status)),
+      h("td", { "data-label": "Progress" }, percent(j.progress)),
+      h("td", { "data-label": "Created" }, when(j.created_at || j.created)))));
     if (!this.rows.children.length) this.rows.append(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No jobs yet")));
     const next = page.next_cursor || page.next || (page.before ? { before: page.before } : null);
     this.cursor = next ? (typeof next === "string" ? { before: next } : next) : null;
@@ -98,12 +98,12 @@ function deviceView(d) {
 function serviceRow(s) {
   const est = s.estimate ? formatDuration(s.estimate.duration_s) : "";
   return h("tr", { class: s.available === false ? "unavailable" : "", dataset: { service: s.id } },
-    h("td", {}, h("code", {}, s.id), s.hidden ? h("span", { class: "badge" }, "diagnostic") : null),
-    h("td", {}, s.description || ""),
-    h("td", {}, s.available === false ? h("span", { class: "badge status-failed", title: s.unavailable_reason || "" }, "unavailable") : h("span", { class: "badge status-completed" }, "available"),
+    h("td", { class: "service-id" }, h("code", {}, s.id), s.hidden ? h("span", { class: "badge" }, "diagnostic") : null),
+    h("td", { "data-label": "What it does" }, s.description || ""),
+    h("td", { "data-label": "Availability" }, s.available === false ? h("span", { class: "badge status-failed", title: s.unavailable_reason || "" }, "unavailable") : h("span", { class: "badge status-completed" }, "available"),
       s.available === false && s.unavailable_reason ? h("div", { class: "muted" }, s.unavailable_reason) : null),
-    h("td", {}, s.gpu ? "yes" : "no"),
-    h("td", {}, est));
+    h("td", { "data-label": "Needs a GPU" }, s.gpu ? "yes" : "no"),
+    h("td", { "data-label": "Typical time" }, est));
 }
 
 export class CapabilitiesPage {
@@ -129,7 +129,7 @@ export class CapabilitiesPage {
         h("h2", {}, `${plane === "gpu" ? "GPU" : "Control"} plane `,
           h("span", { class: `badge ${live ? "status-completed" : "status-failed"}` }, live ? `${live} executor${live > 1 ? "s" : ""} live` : "no live executor")),
         status.devices?.length ? h("ul", { class: "devices" }, status.devices.map(deviceView)) : null,
-        h("div", { class: "table-wrap" }, h("table", {},
+        h("div", { class: "table-wrap" }, h("table", { class: "responsive" },
           h("thead", {}, h("tr", {}, ["Service", "What it does", "Availability", "GPU", "Typical time"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, mine.length ? mine.map(serviceRow) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No services"))))));
     });

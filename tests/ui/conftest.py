@@ -1,0 +1,194 @@
+"""The web UI under a real browser: the real API and both real executors, Debian's Chromium via Playwright.
+
+The stack (uvicorn serving create_app, the control and GPU executors) runs as tasks in the test's
+event loop against this test's Redis and Postgres; tests drive Chromium with Playwright's async API
+in the same loop (its sync API cannot share a thread with pytest-asyncio's loop). Screenshots go to the test's tmp dir and to test-output/ui/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from spinbot.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+]
+OUTPUT = ROOT / "test-output" / "ui"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveStack:
+    """The API (uvicorn) and both executors as tasks in the test's event loop, as `spinbot up` runs them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.model_copy(update={"port": free_port(), "host": "127.0.0.1"})
+        self.url = f"http://127.0.0.1:{self.settings.port}"
+        self._cleanup = contextlib.AsyncExitStack()
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=30)
+
+    async def start(self, timeout_s: float = 60.0) -> LiveStack:
+        import uvicorn
+
+        from executors.core import Executor
+        from spinbot.artifacts import open_store
+        from spinbot.manifests_io import registry
+        from spinbot.store import Store
+        from web.app import create_app
+
+        s = self.settings
+        store = await Store.connect(str(s.database_url))
+        self._cleanup.push_async_callback(store.close)
+        executors = []
+        for plane in ("control", "gpu"):
+            client = aioredis.Redis.from_url(str(s.redis_url), decode_responses=True)
+            self._cleanup.push_async_callback(client.aclose)
+            device = {"kind": "cpu", "name": "CPU (test)", "total_mb": 4096, "free_mb": 4096} if plane == "gpu" else None
+            executors.append(Executor(s, plane, registry(plane), client, store, open_store(s), device=device))  # type: ignore[arg-type]
+        tasks = [asyncio.create_task(ex.run(), name=f"executor-{ex.plane}") for ex in executors]
+
+        async def stop_executors() -> None:
+            for ex in executors:
+                ex.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self._cleanup.push_async_callback(stop_executors)
+        server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=s.port, log_level="warning",
+                                               ws="none", lifespan="on", timeout_graceful_shutdown=1))
+        api = asyncio.create_task(server.serve(), name="api")
+
+        async def stop_api() -> None:
+            server.should_exit = True
+            await asyncio.wait_for(api, 15)
+
+        self._cleanup.push_async_callback(stop_api)
+        deadline = time.monotonic() + timeout_s
+        while not (server.started and all(ex.started.is_set() for ex in executors)):
+            if api.done():
+                api.result()
+                raise RuntimeError("the API stopped during start-up")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API and executors did not start in time")
+            await asyncio.sleep(0.05)
+        return self
+
+    async def stop(self) -> None:
+        await self.http.aclose()
+        await self._cleanup.aclose()
+
+    # -- API calls the tests make directly (to set up jobs and check outcomes)
+
+    async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        r = await self.http.post(path, json=body)
+        assert r.status_code < 300, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    async def get(self, path: str) -> dict[str, Any]:
+        r = await self.http.get(path)
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def stack(settings: Settings) -> AsyncIterator[LiveStack]:
+    live = await LiveStack(settings).start()
+    yield live
+    await live.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail("Chromium is missing: run `make browser` (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
+
+
+class Shots:
+    """Screenshots of each step: into the test's tmp dir, copied to test-output/ui/ for people to look at."""
+
+    def __init__(self, directory: Path, prefix: str) -> None:
+        self.directory = directory
+        self.prefix = prefix
+        self.count = 0
+
+    async def __call__(self, page: Any, step: str) -> Path:
+        self.count += 1
+        path = self.directory / f"{self.prefix}-{self.count:02d}-{step}.png"
+        await page.screenshot(path=str(path))
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, OUTPUT / path.name)
+        return path
+
+
+@pytest.fixture
+def shots(tmp_path: Path, request: pytest.FixtureRequest) -> Shots:
+    name = request.node.name.removeprefix("test_")
+    for old in OUTPUT.glob(f"{name}-*.png"):
+        old.unlink()
+    return Shots(tmp_path, name)
+
+
+class Console:
+    """Console errors and uncaught exceptions of every page opened in a context."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Any) -> None:
+        page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+
+@pytest.fixture
+async def open_page(browser: Any, stack: LiveStack) -> AsyncIterator[Callable[..., Any]]:
+    """await open_page(path, width=1280, height=1200) -> a page on the live app; console errors fail the test."""
+    console = Console()
+    contexts: list[Any] = []
+
+    async def open_(path: str = "/", *, width: int = 1280, height: int = 1200) -> Any:
+        ctx = await browser.new_context(viewport={"width": width, "height": height}, base_url=stack.url,
+                                        reduced_motion="reduce")  # no slide-ins half-way in screenshots
+        contexts.append(ctx)
+        page = await ctx.new_page()
+        page.set_default_timeout(30_000)
+        console.watch(page)
+        await page.goto(path)
+        return page
+
+    yield open_
+    for ctx in contexts:
+        await ctx.close()
+    assert console.errors == [], f"the page logged errors: {console.errors}"
+
+
+async def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if value := await predicate():
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,66 @@
+"""The job page against real executors: live progress, resume after a reload, cancel."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.ui.conftest import LiveStack, Shots
+
+
+def wait_graph(seconds: float, steps: int) -> dict[str, Any]:
+    """A control-plane wait feeding a GPU-plane wait: two planes, one labelled edge, real progress."""
+    return {
+        "schema": "langgraph.v1", "workflowId": "ui-wait", "context": {"goal": "wait a while (UI test)"},
+        "nodes": [
+            {"id": "first", "name": "First wait", "service": "diag.wait", "plane": "control",
+             "progressWeight": 0.5, "params": {"seconds": seconds / 2, "steps": steps, "text": "handed on"}},
+            {"id": "second", "name": "Second wait", "service": "diag.wait", "plane": "gpu", "progressWeight": 0.5,
+             "params": {"seconds": seconds / 2, "steps": steps, "text": {"$node": "first", "output": "text"}}},
+        ],
+        "edges": [],
+    }
+
+
+async def percent_shown(page: Any) -> int:
+    text = await page.locator(".job-panel .bar-text").inner_text()
+    m = re.match(r"(\d+) %", text)
+    assert m, text
+    return int(m.group(1))
+
+
+async def test_reload_mid_job_picks_up(stack: LiveStack, open_page: Any, shots: Shots) -> None:
+    job = await stack.post("/api/jobs", {"graph": wait_graph(6.0, 20)})
+    page = await open_page(f"/jobs/{job['id']}")
+    await page.wait_for_selector("svg.dag .dag-node[data-node='second']")
+    assert await page.locator(".dag-edge-label").text_content() == "text"  # the edge says what flows
+    await page.wait_for_function(
+        "() => parseInt(document.querySelector('.job-bar').getAttribute('aria-valuenow')) >= 10")
+    await shots(page, "running")
+    before = await percent_shown(page)
+    stored = await page.evaluate(f"() => JSON.parse(sessionStorage.getItem('spinbot.job.{job['id']}')).lastEventId")
+    assert re.fullmatch(r"\d+-\d+", stored), stored
+
+    await page.reload()
+    await page.wait_for_selector(".job-panel")
+    after_reload = await percent_shown(page)
+    assert after_reload >= before, (before, after_reload)  # picked up where it was, not from zero
+    await shots(page, "reloaded")
+    await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
+    assert await percent_shown(page) == 100
+    assert await page.locator(".node-row.status-completed").count() == 2
+    assert await page.locator(".dag-node.status-completed").count() == 2
+    await shots(page, "completed")
+    assert (await stack.get(f"/api/jobs/{job['id']}"))["status"] == "completed"
+
+
+async def test_cancel_from_job_page(stack: LiveStack, open_page: Any, shots: Shots) -> None:
+    job = await stack.post("/api/jobs", {"graph": wait_graph(60.0, 60)})
+    page = await open_page(f"/jobs/{job['id']}")
+    await page.wait_for_selector(".node-row.status-running")
+    await shots(page, "running")
+    await page.get_by_role("button", name="Cancel").click()
+    await page.wait_for_selector(".job-panel[data-status='cancelled']", timeout=20_000)
+    assert await page.get_by_role("button", name="Cancel").is_hidden()
+    await shots(page, "cancelled")
+    assert (await stack.get(f"/api/jobs/{job['id']}"))["status"] == "cancelled"
