@@ -2,7 +2,8 @@
 
 The stack (uvicorn serving create_app, the control and GPU executors) runs as tasks in the test's
 event loop against this test's Redis and Postgres; tests drive Chromium with Playwright's async API
-in the same loop (its sync API cannot share a thread with pytest-asyncio's loop). Screenshots go to the test's tmp dir and to test-output/ui/.
+in the same loop (its sync API cannot share a thread with pytest-asyncio's loop).
+Screenshots go to the test's tmp dir and to test-output/ui/.
 """
 
 from __future__ import annotations
@@ -25,10 +26,16 @@ from spinbot.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
 ]
 OUTPUT = ROOT / "test-output" / "ui"
+TEST_DEVICE = {"kind": "cpu", "name": "CPU (test)", "total_mb": 4096, "free_mb": 4096}
 
 
 def free_port() -> int:
@@ -62,7 +69,7 @@ class LiveStack:
         for plane in ("control", "gpu"):
             client = aioredis.Redis.from_url(str(s.redis_url), decode_responses=True)
             self._cleanup.push_async_callback(client.aclose)
-            device = {"kind": "cpu", "name": "CPU (test)", "total_mb": 4096, "free_mb": 4096} if plane == "gpu" else None
+            device = TEST_DEVICE if plane == "gpu" else None
             executors.append(Executor(s, plane, registry(plane), client, store, open_store(s), device=device))  # type: ignore[arg-type]
         tasks = [asyncio.create_task(ex.run(), name=f"executor-{ex.plane}") for ex in executors]
 
@@ -72,8 +79,17 @@ class LiveStack:
             await asyncio.gather(*tasks, return_exceptions=True)
 
         self._cleanup.push_async_callback(stop_executors)
-        server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=s.port, log_level="warning",
-                                               ws="none", lifespan="on", timeout_graceful_shutdown=1))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(s),
+                host="127.0.0.1",
+                port=s.port,
+                log_level="warning",
+                ws="none",
+                lifespan="on",
+                timeout_graceful_shutdown=1,
+            )
+        )
         api = asyncio.create_task(server.serve(), name="api")
 
         async def stop_api() -> None:
@@ -115,14 +131,19 @@ async def stack(settings: Settings) -> AsyncIterator[LiveStack]:
     await live.stop()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
+@pytest.fixture(scope="session")
+def chromium() -> Path:
     if not CHROMIUM.exists():
         pytest.fail("Chromium is missing: run `make browser` (apt-get install chromium)")
+    return CHROMIUM
+
+
+@pytest.fixture
+async def browser(chromium: Path) -> AsyncIterator[Any]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        b = await p.chromium.launch(executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS)
         yield b
         await b.close()
 
@@ -170,8 +191,9 @@ async def open_page(browser: Any, stack: LiveStack) -> AsyncIterator[Callable[..
     contexts: list[Any] = []
 
     async def open_(path: str = "/", *, width: int = 1280, height: int = 1200) -> Any:
-        ctx = await browser.new_context(viewport={"width": width, "height": height}, base_url=stack.url,
-                                        reduced_motion="reduce")  # no slide-ins half-way in screenshots
+        ctx = await browser.new_context(
+            viewport={"width": width, "height": height}, base_url=stack.url, reduced_motion="reduce"
+        )  # no slide-ins half-way in screenshots
         contexts.append(ctx)
         page = await ctx.new_page()
         page.set_default_timeout(30_000)

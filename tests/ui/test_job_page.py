@@ -11,12 +11,26 @@ from tests.ui.conftest import LiveStack, Shots
 def wait_graph(seconds: float, steps: int) -> dict[str, Any]:
     """A control-plane wait feeding a GPU-plane wait: two planes, one labelled edge, real progress."""
     return {
-        "schema": "langgraph.v1", "workflowId": "ui-wait", "context": {"goal": "wait a while (UI test)"},
+        "schema": "langgraph.v1",
+        "workflowId": "ui-wait",
+        "context": {"goal": "wait a while (UI test)"},
         "nodes": [
-            {"id": "first", "name": "First wait", "service": "diag.wait", "plane": "control",
-             "progressWeight": 0.5, "params": {"seconds": seconds / 2, "steps": steps, "text": "handed on"}},
-            {"id": "second", "name": "Second wait", "service": "diag.wait", "plane": "gpu", "progressWeight": 0.5,
-             "params": {"seconds": seconds / 2, "steps": steps, "text": {"$node": "first", "output": "text"}}},
+            {
+                "id": "first",
+                "name": "First wait",
+                "service": "diag.wait",
+                "plane": "control",
+                "progressWeight": 0.5,
+                "params": {"seconds": seconds / 2, "steps": steps, "text": "handed on"},
+            },
+            {
+                "id": "second",
+                "name": "Second wait",
+                "service": "diag.wait",
+                "plane": "gpu",
+                "progressWeight": 0.5,
+                "params": {"seconds": seconds / 2, "steps": steps, "text": {"$node": "first", "output": "text"}},
+            },
         ],
         "edges": [],
     }
@@ -35,7 +49,8 @@ async def test_reload_mid_job_picks_up(stack: LiveStack, open_page: Any, shots: 
     await page.wait_for_selector("svg.dag .dag-node[data-node='second']")
     assert await page.locator(".dag-edge-label").text_content() == "text"  # the edge says what flows
     await page.wait_for_function(
-        "() => parseInt(document.querySelector('.job-bar').getAttribute('aria-valuenow')) >= 10")
+        "() => parseInt(document.querySelector('.job-bar').getAttribute('aria-valuenow')) >= 10"
+    )
     await shots(page, "running")
     before = await percent_shown(page)
     stored = await page.evaluate(f"() => JSON.parse(sessionStorage.getItem('spinbot.job.{job['id']}')).lastEventId")

@@ -6,8 +6,12 @@ from typing import Any
 
 from tests.ui.conftest import LiveStack, Shots
 
-ECHO = {"schema": "langgraph.v1", "workflowId": "ui-echo", "context": {"goal": "echo hello (UI test)"},
-        "nodes": [{"id": "echo", "service": "diag.echo", "plane": "control", "params": {"text": "hello"}}]}
+ECHO = {
+    "schema": "langgraph.v1",
+    "workflowId": "ui-echo",
+    "context": {"goal": "echo hello (UI test)"},
+    "nodes": [{"id": "echo", "service": "diag.echo", "plane": "control", "params": {"text": "hello"}}],
+}
 
 
 async def no_sideways_scroll(page: Any) -> None:
