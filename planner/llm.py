@@ -84,9 +84,7 @@ async def structured_chat(
         ) from e
     except Exception as e:  # the ollama client raises ResponseError for a missing model
         if "not found" in str(e).lower():
-            raise LLMUnavailable(
-                f"model {model!r} is not available in Ollama", hint=f"run: ollama pull {model}"
-            ) from e
+            raise LLMUnavailable(f"model {model!r} is not available in Ollama", hint=f"run: ollama pull {model}") from e
         raise TransientError(f"Ollama call failed: {e}") from e
     raw = reply.content if isinstance(reply.content, str) else json.dumps(reply.content)
     usage: dict[str, Any] = dict(reply.usage_metadata or {})
