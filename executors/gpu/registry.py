@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from executors import diag
+from executors.gpu import image, info, tts, video
 from spinbot.registry import Registry
 
 
 def build() -> Registry:
-    return Registry.from_modules("gpu", [diag])
+    return Registry.from_modules("gpu", [diag, info, tts, image, video])

@@ -1,0 +1,99 @@
+"""What every GPU task shares: artifact inputs, scratch space, threaded work with progress."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
+
+from executors.gpu import device
+from spinbot.errors import PermanentError
+from spinbot.task import TaskContext
+
+T = TypeVar("T")
+
+#: An artifact input after reference resolution: a descriptor {key, contentType, size, sha256} or a key.
+ArtifactInput = Annotated[
+    dict[str, Any] | str, Field(description="an artifact: a reference to an upstream output or attachment")
+]
+
+
+@contextlib.asynccontextmanager
+async def scratch(ctx: TaskContext) -> AsyncIterator[Path]:
+    """A private temporary directory under the task's workdir, removed afterwards."""
+    ctx.workdir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=f"{ctx.node_id}-", dir=ctx.workdir))
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path, True)
+
+
+async def fetch(ctx: TaskContext, ref: dict[str, Any] | str, dest_dir: Path, name: str) -> Path:
+    """Download an input artifact into dest_dir under `name` (keeps the key's suffix)."""
+    key = ref if isinstance(ref, str) else ref.get("key")
+    if not isinstance(key, str) or not key:
+        raise PermanentError(f"input {name!r} is not an artifact reference: {ref!r}")
+    suffix = Path(key).suffix
+    return await ctx.store.get_file(key, dest_dir / f"{name}{suffix}")
+
+
+class Reporter:
+    """Thread-side progress: forwards to ctx.progress_threadsafe at most every `every_s` seconds."""
+
+    def __init__(self, ctx: TaskContext, every_s: float = 0.5) -> None:
+        self.ctx = ctx
+        self.every_s = every_s
+        self._last = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, fraction: float, message: str = "", *, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._last < self.every_s:
+                return
+            self._last = now
+        self.ctx.progress_threadsafe(fraction, message)
+
+    def check(self) -> None:
+        """Cancellation point between batches."""
+        self.ctx.check_cancelled()
+
+
+class Batcher:
+    """Batch sizes that keep each batch near `target_s` seconds, so progress reports and cancellation
+    checks stay frequent on a slow or busy machine and batches stay large on a fast one."""
+
+    def __init__(self, most: int, target_s: float = 0.6) -> None:
+        self.most = max(1, most)
+        self.size = 1
+        self.target_s = target_s
+        self._started = time.monotonic()
+
+    def __call__(self) -> int:
+        self._started = time.monotonic()
+        return self.size
+
+    def done(self, n: int) -> None:
+        """Record that a batch of n items took the time since the last call."""
+        per_item = max(1e-4, (time.monotonic() - self._started) / max(1, n))
+        want = int(self.target_s / per_item)
+        self.size = max(1, min(self.most, want, self.size * 2))
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking torch/ffmpeg work off the event loop; device memory is freed afterwards."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    finally:
+        if "torch" in sys.modules:  # nothing to free if the task never touched torch
+            await asyncio.to_thread(device.free_memory)

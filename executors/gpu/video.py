@@ -1,0 +1,477 @@
+"""Video services: a talking portrait driven by the audio, upscaling, and composing clips with subtitles."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, Field
+
+from executors.gpu import comfyui, device
+from executors.gpu.common import ArtifactInput, Batcher, Reporter, fetch, in_thread, scratch
+from executors.gpu.draw import MOUTH, caption_overlay
+from executors.gpu.media import (
+    VideoWriter,
+    envelope,
+    from_tensor,
+    load_audio,
+    probe,
+    probe_ffmpeg,
+    read_frames,
+    to_tensor,
+    write_wav,
+)
+from spinbot.errors import PermanentError
+from spinbot.manifest import RetryPolicy
+from spinbot.registry import service
+from spinbot.task import TaskContext
+
+log = logging.getLogger(__name__)
+
+AUDIO_RATE = 16_000
+#: Most output pixels in one batch: bounds memory; Batcher sizes batches by time below that.
+PIXELS_PER_BATCH = 8_000_000
+
+
+def batcher(width: int, height: int, most: int = 32) -> Batcher:
+    return Batcher(max(1, min(most, PIXELS_PER_BATCH // (width * height))))
+
+
+def even(n: int) -> int:
+    return n - n % 2
+
+
+# ---- video.animate_portrait ----------------------------------------------------------------------
+
+
+class AnimateParams(BaseModel):
+    image: ArtifactInput
+    audio: ArtifactInput
+    fps: int = Field(default=25, ge=1, le=60)
+    size: int = Field(default=512, ge=64, le=2048, description="output width and height in pixels (square)")
+
+
+def square(img: Image.Image, size: int) -> Image.Image:
+    """Centre-crop to a square and resize to size x size."""
+    w, h = img.size
+    s = min(w, h)
+    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+    return img.convert("RGB").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+
+
+class PortraitAnimator:
+    """Frames of a talking portrait: the loudness envelope opens the jaw around MOUTH, breathes the
+    scale and nods the camera; everything is one grid_sample per batch on the torch device."""
+
+    def __init__(self, image: Image.Image, env: np.ndarray, fps: float, dev: str) -> None:
+        import torch
+
+        self.torch = torch
+        self.dev = dev
+        self.fps = fps
+        self.size = image.size[0]
+        self.img = to_tensor(np.asarray(image)[None], dev)  # (1, 3, S, S)
+        self.env = torch.from_numpy(env).to(dev)
+        # a slow envelope (~0.6 s) drives the breathing zoom and the nod
+        k = max(1, int(fps * 0.6))
+        kernel = torch.ones(1, 1, k, device=dev) / k
+        self.slow = torch.nn.functional.conv1d(self.env.view(1, 1, -1), kernel, padding=k // 2).view(-1)[: len(env)]
+        lin = (torch.arange(self.size, device=dev, dtype=torch.float32) + 0.5) / self.size * 2 - 1
+        self.gy, self.gx = torch.meshgrid(lin, lin, indexing="ij")
+        self.mx, self.my = MOUTH[0] * 2 - 1, MOUTH[1] * 2 - 1
+
+    def frames(self, start: int, stop: int) -> Any:
+        """Frames start..stop-1 as a float tensor (n, 3, S, S)."""
+        torch = self.torch
+        f = torch.nn.functional
+        idx = torch.arange(start, stop, device=self.dev)
+        t = idx.float() / self.fps
+        a = self.env[idx].view(-1, 1, 1)
+        slow = self.slow[idx].view(-1, 1, 1)
+        # camera: a base zoom hides the borders; slow drift, a breath with the voice, a small nod
+        zoom = (1.05 + 0.025 * slow).view(-1, 1, 1)
+        rot = (0.012 * torch.sin(2 * math.pi * t / 6.3)).view(-1, 1, 1)
+        tx = (0.012 * torch.sin(2 * math.pi * t / 7.1)).view(-1, 1, 1)
+        ty = (0.010 * torch.sin(2 * math.pi * t / 4.3) - 0.012 * slow.view(-1)).view(-1, 1, 1)
+        x, y = self.gx / zoom, self.gy / zoom
+        qx = x * torch.cos(rot) - y * torch.sin(rot) + tx
+        qy = x * torch.sin(rot) + y * torch.cos(rot) + ty
+        # jaw: the chin below the mouth slides down, the upper lip lifts a little
+        amp = 0.06 * a
+        w_low = torch.exp(-(((qx - self.mx) / 0.17) ** 2) - (((qy - self.my - 0.07) / 0.085) ** 2))
+        w_up = torch.exp(-(((qx - self.mx) / 0.12) ** 2) - (((qy - self.my + 0.03) / 0.04) ** 2))
+        sy = qy - amp * w_low + 0.25 * amp * w_up
+        grid = torch.stack((qx, sy), dim=-1)
+        out = f.grid_sample(
+            self.img.expand(len(idx), -1, -1, -1), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
+        # the open mouth: a dark soft ellipse whose height follows the envelope
+        open_h = (0.55 * amp).clamp(min=1e-4)
+        d = ((qx - self.mx) / 0.085) ** 2 + ((qy - self.my - 0.45 * amp) / open_h) ** 2
+        mask = ((1 - d) * 3).clamp(0, 1) * (a * 4).clamp(0, 1)
+        inner = torch.tensor((0.22, 0.04, 0.06), device=self.dev).view(1, 3, 1, 1)
+        return out * (1 - mask.unsqueeze(1)) + inner * mask.unsqueeze(1)
+
+
+def animate_builtin(
+    image_path: Path, audio_path: Path, out: Path, fps: int, size: int, report: Reporter
+) -> tuple[int, float]:
+    samples = load_audio(audio_path, AUDIO_RATE)
+    duration = len(samples) / AUDIO_RATE
+    if duration <= 0.05:
+        raise PermanentError("the audio is empty", hint="pass speech, e.g. tts.synthesize's audio")
+    n = max(1, math.ceil(duration * fps))
+    env = envelope(samples, AUDIO_RATE, fps, n)
+    size = even(size)
+    with Image.open(image_path) as im:
+        anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
+    sizes = batcher(size, size)
+    start = 0
+    with VideoWriter(out, size, size, fps, audio=audio_path) as writer:
+        while start < n:
+            report.check()
+            stop = min(n, start + sizes())
+            writer.write(from_tensor(anim.frames(start, stop)))
+            sizes.done(stop - start)
+            report(stop / n * 0.98, f"frame {stop}/{n}")
+            start = stop
+    return n, n / fps
+
+
+async def ensure_audio(video: Path, audio: Path, tmp: Path) -> Path:
+    """A video from an engine that dropped the audio gets it muxed back."""
+    info = await in_thread(probe, video)
+    if info.has_audio:
+        return video
+    from executors.gpu.media import run_ffmpeg
+
+    out = tmp / "with_audio.mp4"
+    await in_thread(
+        run_ffmpeg,
+        [
+            "-i",
+            str(video),
+            "-i",
+            str(audio),
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a:0",
+            "-c:v",
+            "copy",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(out),
+        ],
+    )
+    return out
+
+
+@service(
+    "video.animate_portrait",
+    planes=["gpu"],
+    description=(
+        "Talking head: animates a portrait `image` (e.g. image.render's portrait) so it speaks the `audio` "
+        "(e.g. tts.synthesize's audio); the mouth, zoom and head motion follow the voice. Outputs an MP4 "
+        "(H.264 + AAC) of size x size at fps, its frame count and duration. With ComfyUI configured and an "
+        "InfiniteTalk or SadTalker workflow installed, that model animates it instead."
+    ),
+    params=AnimateParams,
+    inputs={"image": "image", "audio": "audio"},
+    outputs={"video": "video", "frames": "number", "duration_s": "number"},
+    gpu=True,
+    duration_s=20.0,
+    memory_mb=1500,
+    retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
+    timeout_s=3600,
+    probe=probe_ffmpeg,
+)
+async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]:
+    async with scratch(ctx) as tmp:
+        image = await fetch(ctx, p.image, tmp, "portrait")
+        audio = await fetch(ctx, p.audio, tmp, "speech")
+        out: Path | None = None
+        if ctx.settings.comfyui_url:
+            values = {"fps": p.fps, "size": even(p.size), "width": even(p.size), "height": even(p.size)}
+            out = await comfyui.animate(ctx, image, audio, values, tmp)
+            if out is not None:
+                out = await ensure_audio(out, audio, tmp)
+        if out is None:
+            await ctx.progress(0.01, "animating the portrait")
+            out = tmp / "talking.mp4"
+            await in_thread(animate_builtin, image, audio, out, p.fps, p.size, Reporter(ctx))
+        info = await in_thread(probe, out)
+        video = await ctx.put_artifact("talking.mp4", out, "video/mp4")
+    await ctx.progress(1.0, f"{info.frames} frames, {info.duration_s:.1f} s")
+    return {"video": video, "frames": info.frames, "duration_s": round(info.duration_s, 3)}
+
+
+# ---- video.upscale -----------------------------------------------------------------------------
+
+
+class UpscaleParams(BaseModel):
+    video: ArtifactInput
+    factor: Literal[2, 4] = 2
+    method: Literal["bicubic", "lanczos"] = Field(default="lanczos", description="lanczos adds an unsharp mask")
+
+
+def lanczos_taps(factor: int, a: int = 3) -> np.ndarray:
+    """Polyphase Lanczos-a filters: row p weights input offsets -a..a for output sub-pixel p."""
+    offsets = np.arange(-a, a + 1, dtype=np.float64)
+    rows = []
+    for p in range(factor):
+        x = (p + 0.5) / factor - 0.5 - offsets
+        w = np.sinc(x) * np.sinc(x / a) * (np.abs(x) < a)
+        rows.append(w / w.sum())
+    return np.stack(rows).astype(np.float32)
+
+
+def polyphase(x: Any, taps: Any, axis: int) -> Any:
+    """Filter (N, C, H, W) along H (axis=2) or W (axis=3) with `factor` phase filters, interleaving
+    the phases: an upscale by taps.shape[0] (factor 1 is a plain FIR filter). k contiguous
+    broadcast multiply-adds; no im2col copy and no transposes, which are what make it fast on CPU."""
+    import torch
+
+    n, c, h, w = x.shape
+    factor, k = taps.shape
+    pad = k // 2
+    if axis == 3:
+        xp = torch.nn.functional.pad(x, (pad, pad, 0, 0), mode="replicate")
+        out = xp[..., 0:w, None] * taps[:, 0]
+        for j in range(1, k):
+            out += xp[..., j : j + w, None] * taps[:, j]
+        return out.reshape(n, c, h, w * factor)
+    xp = torch.nn.functional.pad(x, (0, 0, pad, pad), mode="replicate")
+    col = taps.view(factor, k, 1)
+    out = xp[:, :, 0:h, None, :] * col[:, 0]
+    for j in range(1, k):
+        out += xp[:, :, j : j + h, None, :] * col[:, j]
+    return out.reshape(n, c, h * factor, w)
+
+
+def unsharp(x: Any, sigma: float, amount: float) -> Any:
+    """x + amount * (x - gaussian_blur(x))."""
+    import torch
+
+    r = max(1, int(2 * sigma))
+    g = torch.exp(-(torch.arange(-r, r + 1, device=x.device, dtype=x.dtype) ** 2) / (2 * sigma * sigma))
+    g = (g / g.sum()).view(1, -1)
+    blur = polyphase(polyphase(x, g, 3), g, 2)
+    return x.add_(blur.sub_(x).mul_(-amount))
+
+
+def upscale_frames(x: Any, factor: int, method: str) -> Any:
+    import torch
+
+    if method == "bicubic":
+        return torch.nn.functional.interpolate(x, scale_factor=factor, mode="bicubic", align_corners=False).clamp(0, 1)
+    taps = torch.from_numpy(lanczos_taps(factor)).to(x.device)
+    y = polyphase(polyphase(x, taps, 3), taps, 2)
+    return unsharp(y, sigma=0.5 * factor, amount=0.6).clamp_(0, 1)
+
+
+def upscale_builtin(src: Path, out: Path, factor: int, method: str, report: Reporter) -> tuple[int, int, int]:
+    info = probe(src)
+    w, h = even(info.width * factor), even(info.height * factor)
+    dev = device.torch_device()
+    sizes = batcher(w, h, most=16)
+    done = 0
+    with VideoWriter(out, w, h, info.fps, audio=src if info.has_audio else None, audio_copy=True) as writer:
+        for frames in read_frames(src, sizes):
+            report.check()
+            y = upscale_frames(to_tensor(frames, dev), factor, method)[:, :, :h, :w]
+            writer.write(from_tensor(y))
+            sizes.done(len(frames))
+            done += len(frames)
+            report(min(0.98, done / max(1, info.frames)), f"frame {done}/{info.frames}")
+    return w, h, done
+
+
+@service(
+    "video.upscale",
+    planes=["gpu"],
+    description="Upscales a video 2x or 4x (Lanczos with sharpening, or bicubic); the audio is kept.",
+    params=UpscaleParams,
+    inputs={"video": "video"},
+    outputs={"video": "video"},
+    gpu=True,
+    duration_s=30.0,
+    memory_mb=2000,
+    retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
+    timeout_s=3600,
+    probe=probe_ffmpeg,
+)
+async def upscale(ctx: TaskContext, p: UpscaleParams) -> dict[str, Any]:
+    async with scratch(ctx) as tmp:
+        src = await fetch(ctx, p.video, tmp, "source")
+        out = tmp / "upscaled.mp4"
+        await ctx.progress(0.01, f"upscaling {p.factor}x ({p.method})")
+        w, h, n = await in_thread(upscale_builtin, src, out, p.factor, p.method, Reporter(ctx))
+        video = await ctx.put_artifact(f"upscaled_x{p.factor}.mp4", out, "video/mp4")
+    await ctx.progress(1.0, f"{n} frames at {w}x{h}")
+    return {"video": video}
+
+
+# ---- video.compose -----------------------------------------------------------------------------
+
+
+class ComposeParams(BaseModel):
+    clips: list[ArtifactInput] = Field(min_length=1, max_length=50, description="videos, played in order")
+    audio: ArtifactInput | None = Field(default=None, description="replaces the clips' own audio")
+    subtitles: str | None = Field(default=None, max_length=20_000, description="text burnt in as timed captions")
+
+
+def cues(text: str, duration: float, max_words: int = 10) -> list[tuple[float, float, str]]:
+    """Split text into caption cues, timed in proportion to their length over `duration`."""
+    pieces: list[str] = []
+    for sentence in re.split(r"(?<=[.!?;:])\s+", " ".join(text.split())):
+        words = sentence.split()
+        for i in range(0, len(words), max_words):
+            pieces.append(" ".join(words[i : i + max_words]))
+    pieces = [p for p in pieces if p]
+    total = sum(len(p) + 8 for p in pieces)  # +8: short cues still get a readable moment
+    out, t = [], 0.0
+    for piece in pieces:
+        span = duration * (len(piece) + 8) / total
+        out.append((t, t + span, piece))
+        t += span
+    return out
+
+
+def fit_into(x: Any, w: int, h: int) -> Any:
+    """Resize (n, 3, H, W) to fit w x h keeping the aspect ratio, padded with black."""
+    import torch
+
+    n, _, sh, sw = x.shape
+    if (sw, sh) == (w, h):
+        return x
+    s = min(w / sw, h / sh)
+    nw, nh = max(2, round(sw * s)), max(2, round(sh * s))
+    y = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    out = torch.zeros(n, 3, h, w, device=x.device)
+    top, left = (h - nh) // 2, (w - nw) // 2
+    out[:, :, top : top + nh, left : left + nw] = y
+    return out
+
+
+def clip_frames(path: Path, fps_in: float, fps_out: float, sizes: Batcher) -> Iterator[np.ndarray]:
+    """The clip's frames at fps_out (repeating or dropping frames as needed), in batches."""
+    out: list[np.ndarray] = []
+    j = 0  # next output frame index
+    i = 0  # index of the source frame being considered
+    batch = sizes()
+    for frames in read_frames(path, 1):
+        for frame in frames:
+            # source frame i covers [i/fps_in, (i+1)/fps_in); emit every output frame whose time falls in it
+            while j / fps_out < (i + 1) / fps_in:
+                out.append(frame)
+                j += 1
+                if len(out) >= batch:
+                    yield np.stack(out)
+                    out = []
+                    batch = sizes()
+            i += 1
+    if out:
+        yield np.stack(out)
+
+
+def compose_builtin(
+    clips: list[Path], audio: Path | None, subtitles: str | None, tmp: Path, out: Path, report: Reporter
+) -> float:
+    import torch
+
+    infos = [probe(c) for c in clips]
+    w, h, fps = even(infos[0].width), even(infos[0].height), infos[0].fps
+    video_s = sum(i.frames / i.fps for i in infos)
+    total_frames = sum(max(1, round(i.frames / i.fps * fps)) for i in infos)
+    # audio: the given track, else each clip's own (silence where a clip has none), aligned to its video
+    rate = 44_100
+    if audio is not None:
+        track = load_audio(audio, rate)
+    else:
+        parts = []
+        for c, info in zip(clips, infos, strict=True):
+            length = round(info.frames / info.fps * rate)
+            a = load_audio(c, rate) if info.has_audio else np.zeros(0, np.float32)
+            parts.append(np.pad(a[:length], (0, max(0, length - len(a)))))
+        track = np.concatenate(parts)
+    audio_s = len(track) / rate
+    hold = max(0, math.ceil((audio_s - video_s) * fps))  # hold the last frame while the audio goes on
+    wav = write_wav(tmp / "track.wav", np.clip(track * 32767, -32768, 32767).astype(np.int16), rate)
+    n_out = total_frames + hold
+    timeline = cues(subtitles, n_out / fps) if subtitles else []
+    overlays = [
+        torch.from_numpy(caption_overlay(text, w, h).copy()).permute(2, 0, 1).float() / 255 for _, _, text in timeline
+    ]
+    dev = device.torch_device()
+    sizes = batcher(w, h)
+    written = 0
+    last = None
+
+    def burn(x: Any, first: int) -> Any:
+        if not timeline:
+            return x
+        times = [(first + k) / fps for k in range(len(x))]
+        for k, t in enumerate(times):
+            for (t0, t1, _), ov in zip(timeline, overlays, strict=True):
+                if t0 <= t < t1:
+                    o = ov.to(x.device)
+                    x[k] = x[k] * (1 - o[3:4]) + o[:3] * o[3:4]
+                    break
+        return x
+
+    with VideoWriter(out, w, h, fps, audio=wav) as writer:
+        for c, info in zip(clips, infos, strict=True):
+            for frames in clip_frames(c, info.fps, fps, sizes):
+                report.check()
+                x = burn(fit_into(to_tensor(frames, dev), w, h), written)
+                writer.write(from_tensor(x))
+                sizes.done(len(x))
+                last = x[-1:]
+                written += len(x)
+                report(min(0.98, written / n_out), f"frame {written}/{n_out}")
+        while written < n_out and last is not None:
+            report.check()
+            k = min(sizes(), n_out - written)
+            x = burn(last.repeat(k, 1, 1, 1), written)
+            writer.write(from_tensor(x))
+            sizes.done(k)
+            written += k
+            report(min(0.98, written / n_out), f"frame {written}/{n_out}")
+    return written / fps
+
+
+@service(
+    "video.compose",
+    planes=["gpu"],
+    description=(
+        "Joins video `clips` in order into one MP4 (the first clip sets size and frame rate); `audio` "
+        "replaces their sound; `subtitles` (e.g. a script's narration) are burnt in as timed captions."
+    ),
+    params=ComposeParams,
+    inputs={"clips": "video", "audio": "audio", "subtitles": "text"},
+    outputs={"video": "video"},
+    gpu=True,
+    duration_s=20.0,
+    memory_mb=1500,
+    retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
+    timeout_s=3600,
+    probe=probe_ffmpeg,
+)
+async def compose(ctx: TaskContext, p: ComposeParams) -> dict[str, Any]:
+    async with scratch(ctx) as tmp:
+        clips = [await fetch(ctx, c, tmp, f"clip{i}") for i, c in enumerate(p.clips)]
+        audio = await fetch(ctx, p.audio, tmp, "audio") if p.audio is not None else None
+        out = tmp / "composed.mp4"
+        await ctx.progress(0.01, f"composing {len(clips)} clip(s)")
+        duration = await in_thread(compose_builtin, clips, audio, p.subtitles, tmp, out, Reporter(ctx))
+        video = await ctx.put_artifact("composed.mp4", out, "video/mp4")
+    await ctx.progress(1.0, f"{duration:.1f} s")
+    return {"video": video}
