@@ -18,7 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from evaluator import Limits, Verdict, evaluate
 from planner import intent
 from planner.compile import PlanShapeError, compile_plan
-from planner.llm import LLMGarbage, LLMUnavailable, structured_chat
+from planner.llm import LLMGarbage, LLMTimeout, LLMUnavailable, structured_chat
 from planner.models import PlanRequest, PlanResult
 from planner.pipelines import PipelineError, build_graph, get_pipeline, list_pipelines
 from planner.prompting import (
@@ -150,7 +150,9 @@ class Planner:
             return {"attempt": attempt, "attempts": [*state["attempts"], record], "messages": messages,
                     "plan_doc": None, "raw": "", "llm_note": e.message}  # fmt: skip
         except SpinbotError as e:
-            outcome = "unavailable" if isinstance(e, LLMUnavailable) else "timeout" if e.transient else "error"
+            outcome = (
+                "unavailable" if isinstance(e, LLMUnavailable) else "timeout" if isinstance(e, LLMTimeout) else "error"
+            )
             record |= {"outcome": outcome, "error": e.message, **({"hint": e.hint} if e.hint else {})}
             PLANNER_ATTEMPTS.labels(outcome=outcome).inc()
             note = e.message + (f" ({e.hint})" if e.hint else "")
@@ -174,7 +176,8 @@ class Planner:
                 plan, self.manifest, goal=req.goal, attachments=req.attachments, constraints=state["constraints"]
             )
         except PlanShapeError as e:
-            finding = {"code": "plan_shape", "node": None, "message": str(e), "hint": "answer with the plan schema"}
+            finding = {"code": "plan_shape", "severity": "error", "node": None, "message": str(e),
+                       "hint": "answer with the plan schema"}  # fmt: skip
             return {"plan_doc": None, "findings": [finding], "verdict": None}
         return {"plan_doc": {"plan": plan, "graph": doc}}
 

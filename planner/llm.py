@@ -20,6 +20,10 @@ class LLMUnavailable(EngineUnavailable):
     code = "llm_unavailable"
 
 
+class LLMTimeout(TransientError):
+    code = "llm_timeout"
+
+
 class LLMGarbage(PermanentError):
     """The model answered, but not with JSON that fits the schema."""
 
@@ -76,7 +80,7 @@ async def structured_chat(
     try:
         reply = await _invoke(llm, messages, timeout_s)
     except (TimeoutError, httpx.TimeoutException) as e:
-        raise TransientError(f"Ollama ({model}) did not answer within {timeout_s:.0f} s") from e
+        raise LLMTimeout(f"Ollama ({model}) did not answer within {timeout_s:g} s") from e
     except (httpx.ConnectError, ConnectionError) as e:
         raise LLMUnavailable(
             f"Ollama is not reachable at {settings.ollama_url}",
