@@ -26,9 +26,7 @@ def llm_settings(fake_ollama: FakeOllama, tmp_path: Path) -> Settings:
 
 
 async def test_streamed_json_reply_and_request_shape(fake_ollama: FakeOllama, llm_settings: Settings) -> None:
-    fake_ollama.replies.append(
-        Reply('{"answer": "hello there"}', chunks=5, prompt_tokens=33, completion_tokens=7)
-    )
+    fake_ollama.replies.append(Reply('{"answer": "hello there"}', chunks=5, prompt_tokens=33, completion_tokens=7))
     result = await structured_chat(llm_settings, MESSAGES, SCHEMA, num_predict=64)
     assert result.data == {"answer": "hello there"}
     assert (result.prompt_tokens, result.completion_tokens) == (33, 7)
@@ -75,7 +73,5 @@ async def test_tags_and_non_streaming(fake_ollama: FakeOllama) -> None:
     async with httpx.AsyncClient(base_url=fake_ollama.url) as client:
         tags = (await client.get("/api/tags")).json()
         assert [m["name"] for m in tags["models"]] == fake_ollama.models
-        r = await client.post(
-            "/api/chat", json={"model": fake_ollama.models[0], "messages": MESSAGES, "stream": False}
-        )
+        r = await client.post("/api/chat", json={"model": fake_ollama.models[0], "messages": MESSAGES, "stream": False})
         assert r.json()["message"]["content"] == '{"answer": "hi"}' and r.json()["done"] is True
