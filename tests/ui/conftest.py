@@ -125,10 +125,69 @@ class LiveStack:
 
 
 @pytest.fixture
-async def stack(settings: Settings) -> AsyncIterator[LiveStack]:
-    live = await LiveStack(settings).start()
+def stack_settings(settings: Settings) -> Settings:
+    """The settings the live stack runs with (a test module may override this fixture)."""
+    return settings
+
+
+@pytest.fixture
+async def stack(stack_settings: Settings) -> AsyncIterator[LiveStack]:
+    live = await LiveStack(stack_settings).start()
     yield live
     await live.stop()
+
+
+class TcpProxy:
+    """A TCP relay in front of the API whose drop() cuts every open connection: a real network drop."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.port = 0
+        self.writers: set[asyncio.StreamWriter] = set()
+        self.server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> TcpProxy:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+        self.writers |= {writer, up_writer}
+        await asyncio.gather(self._pipe(reader, up_writer), self._pipe(up_reader, writer))
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+        self.writers.discard(writer)
+
+    def drop(self) -> int:
+        """Cut every open connection (both directions); returns how many were cut."""
+        cut = list(self.writers)
+        for w in cut:
+            w.transport.abort()
+        self.writers.clear()
+        return len(cut)
+
+    async def stop(self) -> None:
+        self.drop()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+@pytest.fixture
+async def proxy(stack: LiveStack) -> AsyncIterator[TcpProxy]:
+    relay = await TcpProxy(stack.settings.port).start()
+    yield relay
+    await relay.stop()
 
 
 @pytest.fixture(scope="session")
@@ -178,16 +237,28 @@ class Console:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.allowed: list[str] = []
+
+    def allow(self, fragment: str) -> None:
+        """Expect errors containing `fragment` (the browser's own log of a network drop a test causes)."""
+        self.allowed.append(fragment)
 
     def watch(self, page: Any) -> None:
         page.on("console", lambda m: self.errors.append(f"console: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
 
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(a in e for a in self.allowed)]
+
 
 @pytest.fixture
-async def open_page(browser: Any, stack: LiveStack) -> AsyncIterator[Callable[..., Any]]:
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+async def open_page(browser: Any, stack: LiveStack, console: Console) -> AsyncIterator[Callable[..., Any]]:
     """await open_page(path, width=1280, height=1200) -> a page on the live app; console errors fail the test."""
-    console = Console()
     contexts: list[Any] = []
 
     async def open_(path: str = "/", *, width: int = 1280, height: int = 1200) -> Any:
@@ -204,7 +275,7 @@ async def open_page(browser: Any, stack: LiveStack) -> AsyncIterator[Callable[..
     yield open_
     for ctx in contexts:
         await ctx.close()
-    assert console.errors == [], f"the page logged errors: {console.errors}"
+    assert console.unexpected() == [], f"the page logged errors: {console.unexpected()}"
 
 
 async def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, what: str = "condition") -> Any:

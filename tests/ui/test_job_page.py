@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.ui.conftest import LiveStack, Shots
+from tests.ui.conftest import Console, LiveStack, Shots, TcpProxy
 
 
 def wait_graph(seconds: float, steps: int) -> dict[str, Any]:
@@ -36,6 +36,11 @@ def wait_graph(seconds: float, steps: int) -> dict[str, Any]:
     }
 
 
+def stream_id(value: str | None) -> tuple[int, int]:
+    ms, _, seq = str(value).partition("-")
+    return int(ms), int(seq)
+
+
 async def percent_shown(page: Any) -> int:
     text = await page.locator(".job-panel .bar-text").inner_text()
     m = re.match(r"(\d+) %", text)
@@ -43,9 +48,13 @@ async def percent_shown(page: Any) -> int:
     return int(m.group(1))
 
 
-async def test_reload_mid_job_picks_up(stack: LiveStack, open_page: Any, shots: Shots) -> None:
+async def test_reload_and_network_drop_mid_job(
+    stack: LiveStack, proxy: TcpProxy, open_page: Any, shots: Shots, console: Console
+) -> None:
     job = await stack.post("/api/jobs", {"graph": wait_graph(6.0, 20)})
-    page = await open_page(f"/jobs/{job['id']}")
+    page = await open_page(f"{proxy.url}/jobs/{job['id']}")
+    resumed_from: list[str | None] = []  # the Last-Event-ID of every request for the job's event stream
+    page.on("request", lambda r: resumed_from.append(r.headers.get("last-event-id")) if "/events" in r.url else None)
     await page.wait_for_selector("svg.dag .dag-node[data-node='second']")
     assert await page.locator(".dag-edge-label").text_content() == "text"  # the edge says what flows
     await page.wait_for_function(
@@ -61,7 +70,18 @@ async def test_reload_mid_job_picks_up(stack: LiveStack, open_page: Any, shots: 
     after_reload = await percent_shown(page)
     assert after_reload >= before, (before, after_reload)  # picked up where it was, not from zero
     await shots(page, "reloaded")
+
+    # A network drop: every connection is cut; the stream reconnects and resumes from the last event it saw.
+    await page.wait_for_function("() => document.querySelector('.job-bar').getAttribute('aria-valuenow') > 40")
+    console.allow("net::ERR_INCOMPLETE_CHUNKED_ENCODING")  # Chromium logs the cut stream itself
+    assert proxy.drop() > 0
     await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
+    # First load: after the snapshot's recent events; after the reload: from the id stored before it;
+    # after the drop: from the last id seen, later than the stored one.
+    assert len(resumed_from) == 3, resumed_from
+    assert all(i is not None and re.fullmatch(r"\d+-\d+", i) for i in resumed_from), resumed_from
+    assert resumed_from[1] == stored
+    assert stream_id(resumed_from[2]) > stream_id(stored)
     assert await percent_shown(page) == 100
     assert await page.locator(".node-row.status-completed").count() == 2
     assert await page.locator(".dag-node.status-completed").count() == 2

@@ -109,7 +109,7 @@ export class ResumableStream {
       }
       if (this.stopped || this.isDone()) break;
       this.onState("reconnecting");
-      await new Promise((r) => setTimeout(r, Math.min(this.retryMs * 2 ** Math.min(failures, 4), 15000)));
+      await new Promise((r) => setTimeout(r, Math.min(this.retryMs * 2 ** Math.min(Math.max(failures - 1, 0), 4), 15000)));
     }
     this.onState("closed");
   }

@@ -1,0 +1,107 @@
+"""The chat page end to end: a goal, the planner (replaying Ollama), the plan graph, live progress,
+the produced audio playing; review before run; a reload in the middle of a job."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from spinbot.settings import Settings
+from tests.fake_ollama import FakeOllama
+from tests.ui.conftest import LiveStack, Shots
+
+SPOKEN = "Hello from Spinbot. This sentence was planned in the chat and spoken on the GPU plane."
+TTS_PLAN = {
+    "steps": [{"id": "voice", "service": "tts.synthesize", "params": {"text": SPOKEN, "voice": "female"}, "inputs": {}}]
+}
+WAIT_PLAN = {"steps": [{"id": "pause", "service": "diag.wait", "params": {"seconds": 5, "steps": 20}, "inputs": {}}]}
+
+
+@pytest.fixture
+def stack_settings(settings: Settings, fake_ollama: FakeOllama) -> Settings:
+    """The planner talks to the replaying Ollama; diagnostic services may be planned (for long, cheap jobs)."""
+    return settings.model_copy(update={"ollama_url": fake_ollama.url, "diag_visible": True})
+
+
+async def percent_shown(page: Any) -> int:
+    text = await page.locator(".job-panel .bar-text").inner_text()
+    m = re.match(r"(\d+) %", text)
+    assert m, text
+    return int(m.group(1))
+
+
+async def send(page: Any, goal: str) -> None:
+    await page.get_by_label("Message").fill(goal)
+    await page.get_by_label("Message").press("Enter")
+
+
+async def test_goal_to_plan_progress_and_audio(
+    stack: LiveStack, open_page: Any, shots: Shots, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.replies.extend([TTS_PLAN] * 3)
+    page = await open_page("/")
+    await page.get_by_label("Message").fill("Read this aloud in a female voice: " + SPOKEN)
+    await shots(page, "goal")
+    await page.get_by_label("Message").press("Enter")
+
+    await page.wait_for_selector(".msg.assistant svg.dag .dag-node[data-node='voice'] .dag-plane-label")
+    assert "GPU" in await page.locator(".dag-node[data-node='voice']").text_content()
+    await shots(page, "plan")
+    await page.wait_for_selector(".job-panel[data-status='completed']", timeout=60_000)
+    assert await percent_shown(page) == 100
+    assert await page.locator(".node-row[data-node='voice'].status-completed").count() == 1
+    assert "voice" in await page.locator(".msg.assistant .md").inner_text()  # the streamed answer
+
+    audio = page.locator(".artifact audio").first
+    await audio.wait_for()
+    duration = await audio.evaluate(
+        "a => a.readyState >= 1 ? a.duration"
+        " : new Promise(r => a.addEventListener('loadedmetadata', () => r(a.duration), {once: true}))"
+    )
+    assert duration > 1.0, duration
+    played = await audio.evaluate("a => a.play().then(() => new Promise(r => setTimeout(() => r(a.currentTime), 700)))")
+    assert played > 0, "the audio did not play"
+    # Seeking needs range requests: jump near the end and see the element get there.
+    seeked = await audio.evaluate(
+        "a => new Promise(r => { a.addEventListener('seeked', () => r(a.currentTime), {once: true});"
+        " a.currentTime = a.duration - 0.5; })"
+    )
+    assert seeked > duration - 1.0
+    await audio.evaluate("a => a.pause()")
+    await shots(page, "audio")
+    # The conversation is listed, and the job history has the job.
+    await page.wait_for_selector("#conversations a[aria-current='page']")
+    job_id = await page.locator(".job-panel").get_attribute("data-job")
+    assert (await stack.get(f"/api/jobs/{job_id}"))["status"] == "completed"
+
+
+async def test_review_then_run_and_reload_mid_job(
+    stack: LiveStack, open_page: Any, shots: Shots, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.replies.extend([WAIT_PLAN] * 3)
+    page = await open_page("/", width=375, height=900)
+    await page.get_by_label("Review before run").check()
+    await send(page, "Make a five second pause for the UI test")
+    run = page.get_by_role("button", name="Run")
+    await run.wait_for()
+    assert await page.locator(".job-panel").count() == 0  # nothing runs before it is confirmed
+    await shots(page, "review")
+
+    await run.click()
+    await page.wait_for_function(
+        "() => parseInt(document.querySelector('.job-bar')?.getAttribute('aria-valuenow')) >= 15"
+    )
+    before = await percent_shown(page)
+    await shots(page, "running")
+    assert "?c=" in page.url  # the conversation is in the address, so a reload reopens it
+
+    await page.reload()
+    await page.wait_for_selector(".job-panel")
+    assert await percent_shown(page) >= before  # picked up, not restarted
+    await shots(page, "reloaded")
+    await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
+    assert await percent_shown(page) == 100
+    assert await page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    await shots(page, "completed")
