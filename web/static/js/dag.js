@@ -7,6 +7,7 @@ const NODE_H = 58;
 const GAP_X = 28;
 const GAP_Y = 70;
 const PAD = 16;
+const WAY_W = 20; // the lane a layer-skipping edge takes through a layer
 let drawings = 0; // each drawing gets its own marker id
 
 function refsOf(value, found = []) {
@@ -38,7 +39,11 @@ export function dataEdges(graph) {
   return [...byPair.values()];
 }
 
-/** Positions for every node: {id: {x, y, layer}} plus the drawing's width and height. */
+/**
+ * Positions for every node and waypoint: {id: {x, y, layer, w}}, plus the drawing's size. An edge
+ * that skips layers gets a waypoint in each layer it crosses, ordered with the nodes, so it runs
+ * in a lane of its own instead of under the nodes in between.
+ */
 export function layout(graph) {
   const edges = dataEdges(graph);
   const preds = new Map(graph.nodes.map((n) => [n.id, []]));
@@ -56,29 +61,47 @@ export function layout(graph) {
   };
   graph.nodes.forEach((n) => depth(n.id));
   const layers = [];
-  for (const n of graph.nodes) (layers[layerOf.get(n.id)] ||= []).push(n.id);
+  const widthOf = new Map();
+  const above = new Map(graph.nodes.map((n) => [n.id, []])); // what each item hangs from, for ordering
+  for (const n of graph.nodes) {
+    (layers[layerOf.get(n.id)] ||= []).push(n.id);
+    widthOf.set(n.id, NODE_W);
+  }
+  for (const e of edges) {
+    e.via = [];
+    let prev = e.from;
+    for (let l = layerOf.get(e.from) + 1; l < layerOf.get(e.to); l += 1) {
+      const way = `${e.from}\u0000${e.to}\u0000${l}`;
+      (layers[l] ||= []).push(way);
+      widthOf.set(way, WAY_W);
+      above.set(way, [prev]);
+      e.via.push(way);
+      prev = way;
+    }
+    if (layerOf.get(e.to) > layerOf.get(e.from)) above.get(e.to).push(prev);
+  }
   const index = new Map();
   layers.forEach((ids) => ids.forEach((id, i) => index.set(id, i)));
-  for (let pass = 0; pass < 2; pass += 1) {
+  for (let pass = 0; pass < 3; pass += 1) {
     for (const ids of layers.slice(1)) {
       const centre = (id) => {
-        const p = preds.get(id);
+        const p = above.get(id);
         return p.length ? p.reduce((sum, q) => sum + index.get(q), 0) / p.length : index.get(id);
       };
       ids.sort((a, b) => centre(a) - centre(b));
       ids.forEach((id, i) => index.set(id, i));
     }
   }
-  const widest = Math.max(...layers.map((l) => l.length));
-  const width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X;
+  const rowWidth = (ids) => ids.reduce((sum, id) => sum + widthOf.get(id), 0) + (ids.length - 1) * GAP_X;
+  const width = PAD * 2 + Math.max(...layers.map(rowWidth));
   const height = PAD * 2 + layers.length * NODE_H + (layers.length - 1) * GAP_Y;
   const pos = {};
   layers.forEach((ids, layer) => {
-    const rowWidth = ids.length * NODE_W + (ids.length - 1) * GAP_X;
-    const left = (width - rowWidth) / 2;
-    ids.forEach((id, i) => {
-      pos[id] = { x: left + i * (NODE_W + GAP_X), y: PAD + layer * (NODE_H + GAP_Y), layer };
-    });
+    let x = (width - rowWidth(ids)) / 2;
+    for (const id of ids) {
+      pos[id] = { x, y: PAD + layer * (NODE_H + GAP_Y), layer, w: widthOf.get(id) };
+      x += widthOf.get(id) + GAP_X;
+    }
   });
   return { pos, edges, width, height };
 }
@@ -99,34 +122,41 @@ function ports(edges, pos) {
     list.sort((a, b) => pos[a[other]].x - pos[b[other]].x);
     list.forEach((e, i) => { e[key] = (NODE_W * (i + 1)) / (list.length + 1); });
   };
-  outs.forEach((list) => spread(list, "outX", "to"));
-  ins.forEach((list) => spread(list, "inX", "from"));
+  for (const e of edges) {
+    e.firstHop = e.via[0] || e.to;
+    e.lastHop = e.via.at(-1) || e.from;
+  }
+  outs.forEach((list) => spread(list, "outX", "firstHop"));
+  ins.forEach((list) => spread(list, "inX", "lastHop"));
 }
 
-function bezier(p0, p1, p2, p3, t) {
-  const u = 1 - t;
-  return u * u * u * p0 + 3 * u * u * t * p1 + 3 * u * t * t * p2 + t * t * t * p3;
+/** A vertical S-curve from (x1, y1) down to (x2, y2). */
+function curve(x1, y1, x2, y2) {
+  const my = (y1 + y2) / 2;
+  return `C${x1},${my} ${x2},${my} ${x2},${y2}`;
 }
 
 function drawEdge(e, pos, marker) {
   const a = pos[e.from];
   const b = pos[e.to];
-  const x1 = a.x + e.outX;
-  const y1 = a.y + NODE_H;
+  let x = a.x + e.outX;
+  let y = a.y + NODE_H;
+  let d = `M${x},${y}`;
+  for (const way of e.via) {
+    const w = pos[way];
+    const wx = w.x + WAY_W / 2;
+    d += ` ${curve(x, y, wx, w.y)} L${wx},${w.y + NODE_H}`; // straight down its lane through the layer
+    x = wx;
+    y = w.y + NODE_H;
+  }
   const x2 = b.x + e.inX;
   const y2 = b.y - 6;
-  // Bend within the gaps next to each end, so edges that skip layers stay clear of the nodes between.
-  const bend = Math.min(GAP_Y, (y2 - y1) / 2);
-  const c1 = y1 + bend;
-  const c2 = y2 - bend;
+  d += ` ${curve(x, y, x2, y2)}`;
   // The label sits in the gap just above the target, where no node can hide it.
-  const t = b.layer - a.layer > 1 ? 0.85 : 0.5;
-  const lx = bezier(x1, x1, x2, x2, t);
-  const ly = bezier(y1, c1, c2, y2, t) + 4;
   const label = e.labels.join(", ");
   return s("g", { class: "dag-edge", dataset: { from: e.from, to: e.to } },
-    s("path", { d: `M${x1},${y1} C${x1},${c1} ${x2},${c2} ${x2},${y2}`, "marker-end": `url(#${marker})` }),
-    label && s("text", { x: lx, y: ly, "text-anchor": "middle", class: "dag-edge-label" }, clip(label, 28)));
+    s("path", { d, "marker-end": `url(#${marker})` }),
+    label && s("text", { x: (x + x2) / 2, y: (y + y2) / 2 + 4, "text-anchor": "middle", class: "dag-edge-label" }, clip(label, 28)));
 }
 
 function drawNode(node, p) {
@@ -158,6 +188,8 @@ export function renderDag(graph) {
     height,
     role: "img",
     "aria-label": `Plan graph with ${graph.nodes.length} steps`,
+    // Shrink to fit, but not below readable: narrower screens scroll the drawing sideways instead.
+    style: `min-width: ${Math.round(width * 0.72)}px`,
   },
   s("defs", {}, s("marker", { id: marker, viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
     s("path", { d: "M0,0 L10,5 L0,10 z", class: "dag-arrowhead" }))),
