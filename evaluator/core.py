@@ -285,10 +285,13 @@ def _check_services(run: _Run) -> dict[str, ServiceSpec]:
 
 def _check_params(run: _Run, specs: dict[str, ServiceSpec]) -> None:
     for n in run.graph.nodes:
+        _check_text(run, n)
         spec = specs.get(n.id)
         if spec is not None:
             _check_node_params(run, n, spec)
             _check_urls(run, n, spec)
+    if "\x00" in run.graph.context.goal:
+        run.add("nul_character", "the goal contains a NUL character", hint="remove \\u0000 from the goal")
 
 
 def _check_node_params(run: _Run, n: Node, spec: ServiceSpec) -> None:
@@ -328,6 +331,12 @@ def _param_hint(schema: dict[str, Any], error: SchemaError) -> str:
         return "params must match the service's params schema"
     allowed = {k: prop[k] for k in ("type", "enum", "minimum", "maximum", "maxLength", "default") if k in prop}
     return f"{name} must satisfy {allowed}"
+
+
+def _check_text(run: _Run, n: Node) -> None:
+    """NUL characters: no service needs them and Postgres cannot store them in a job record."""
+    if any("\x00" in s for s in iter_strings(n.params)):
+        run.add("nul_character", "a param contains a NUL character", node=n.id, hint="remove \\u0000 from the params")
 
 
 def _check_urls(run: _Run, n: Node, spec: ServiceSpec) -> None:

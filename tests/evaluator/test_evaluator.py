@@ -259,3 +259,9 @@ def test_url_allowed_for_listed_hosts(manifest: MergedManifest) -> None:
 def test_verdict_json_round_trip(manifest: MergedManifest) -> None:
     out = evaluate(talking_head(), manifest).to_json()
     assert out["ok"] is True and Graph.model_validate(out["graph"]).workflow_id == "wf-1"
+
+
+def test_nul_characters_are_refused(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][0]["params"]["topic"] = "solar\x00panels"
+    assert "nul_character" in codes(g, manifest)
