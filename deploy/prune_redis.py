@@ -65,7 +65,7 @@ async def prune(redis: aioredis.Redis, *, older_than_s: float, dry_run: bool = F
             return PruneResult(examined, dropped)
         kept = 0
         for raw in ids:
-            job_id = raw.decode() if isinstance(raw, bytes) else raw
+            job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
             examined += 1
             keys = [C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX]
             if int(await script(keys=keys, args=[job_id, *terminal, "1" if dry_run else "0"])):
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     result = asyncio.run(run())
     verb = "would drop" if args.dry_run else "dropped"
     log.info(
-        "examined %d finished-or-not jobs older than %.1f days; %s %d",
+        "examined %d jobs older than %.1f days; %s %d",
         result.examined,
         args.older_than_days,
         verb,

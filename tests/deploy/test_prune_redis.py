@@ -48,7 +48,7 @@ async def _finished_job(q: JobQueue, redis: aioredis.Redis, text: str) -> str:
     assert (await wait_terminal(q, job_id)).status == "completed"
     for _ in range(200):  # the final copy to Postgres runs right after the terminal transition
         last = await redis.xrevrange(C.job_events_key(job_id), count=1)
-        if await redis.hget(C.job_key(job_id), "synced") == last[0][0]:
+        if last and await redis.hget(C.job_key(job_id), "synced") == last[0][0]:
             return job_id
         await asyncio.sleep(0.02)
     raise AssertionError("events never synced to Postgres")
