@@ -112,10 +112,18 @@ class Turn:
         if self.listening:
             self.queue.put_nowait(ChatEvent(type_, data, event_id))
 
-    async def events(self) -> AsyncIterator[ChatEvent]:
-        """What the client sees; leaving early detaches the client, the turn goes on."""
+    async def events(self, idle_s: float | None = None) -> AsyncIterator[ChatEvent | None]:
+        """What the client sees (None: quiet for idle_s); leaving early detaches the client, the turn goes on."""
         try:
-            while (ev := await self.queue.get()) is not None:
+            while True:
+                try:
+                    async with asyncio.timeout(idle_s):
+                        ev = await self.queue.get()
+                except TimeoutError:
+                    yield None
+                    continue
+                if ev is None:
+                    return
                 yield ev
         finally:
             self.listening = False
@@ -229,10 +237,10 @@ class Turn:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     ev = await asyncio.wait_for(anext(followed), timeout)
-                except StopAsyncIteration:
+                except (StopAsyncIteration, TimeoutError):
                     break
-                except TimeoutError:
-                    break
+                if ev is None:
+                    continue
                 self._last_job_id = ev.id
                 self.emit(ev.type, ev.data | {"job_id": job_id}, ev.id)
                 if ev.type == "job":

@@ -12,15 +12,19 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
 import redis.exceptions
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from spinbot import constants as C
 from spinbot.jobs import TERMINAL_JOB, Event, JobQueue
+from spinbot.metrics import SSE_STREAMS
 
 log = logging.getLogger(__name__)
 
@@ -67,66 +71,60 @@ class Subscription:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
 
 
-class EventHub:
-    def __init__(self, redis: aioredis.Redis, *, block_ms: int = 10_000, count: int = 200) -> None:
+class _Shard:
+    """One blocking XREAD over the event streams of its jobs, plus a wake stream to add jobs at once."""
+
+    def __init__(self, redis: aioredis.Redis, block_ms: int, count: int) -> None:
         self.redis = redis
         self.block_ms = block_ms
         self.count = count
-        self._subs: dict[str, set[Subscription]] = {}
-        self._cursor: dict[str, str] = {}
-        self._wake_key = f"{C.PREFIX}:sse:wake:{uuid.uuid4().hex[:12]}"
-        self._wake_id = ZERO
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self._wake_id = _s(await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=True))
-        await self.redis.expire(self._wake_key, 24 * 3600)
-        self._task = asyncio.create_task(self._run(), name="sse-hub")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        with contextlib.suppress(redis.exceptions.RedisError, OSError):
-            await self.redis.delete(self._wake_key)
-
-    @property
-    def jobs(self) -> int:
-        return len(self._subs)
+        self.subs: dict[str, set[Subscription]] = {}
+        self.cursor: dict[str, str] = {}
+        self.wake_key = f"{C.PREFIX}:sse:wake:{uuid.uuid4().hex[:12]}"
+        self.wake_id = ZERO
+        self.task: asyncio.Task[None] | None = None
 
     async def subscribe(self, job_id: str) -> Subscription:
         sub = Subscription(job_id)
-        subs = self._subs.get(job_id)
+        subs = self.subs.get(job_id)
         if subs is not None:
             subs.add(sub)
             return sub
-        self._subs[job_id] = {sub}
-        # Start tailing at the stream's current end; the subscriber's own catch-up covers what came before.
+        self.subs[job_id] = {sub}
+        if self.task is None:
+            self.wake_id = _s(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
+            await self.redis.expire(self.wake_key, 24 * 3600)
+            self.task = asyncio.create_task(self._run(), name="sse-hub-shard")
+        # Tail from the stream's current end; the subscriber's own catch-up covers what came before.
         last = await self.redis.xrevrange(C.job_events_key(job_id), count=1)
-        if job_id in self._subs and job_id not in self._cursor:
-            self._cursor[job_id] = _s(last[0][0]) if last else ZERO
-            await self._wake()
+        if job_id in self.subs and job_id not in self.cursor:
+            self.cursor[job_id] = _s(last[0][0]) if last else ZERO
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
-        subs = self._subs.get(sub.job_id)
+        subs = self.subs.get(sub.job_id)
         if subs is None:
             return
         subs.discard(sub)
         if not subs:
-            del self._subs[sub.job_id]
-            self._cursor.pop(sub.job_id, None)
+            del self.subs[sub.job_id]
+            self.cursor.pop(sub.job_id, None)
 
-    async def _wake(self) -> None:
-        with contextlib.suppress(redis.exceptions.RedisError, OSError):
-            await self.redis.xadd(self._wake_key, {"w": "1"}, maxlen=16, approximate=True)
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                await self.redis.delete(self.wake_key)
 
     async def _run(self) -> None:
         backoff = 0.1
         while True:
-            streams = {C.job_events_key(j): c for j, c in self._cursor.items()}
-            streams[self._wake_key] = self._wake_id
+            streams = {C.job_events_key(j): c for j, c in self.cursor.items()}
+            streams[self.wake_key] = self.wake_id
             try:
                 res = await self.redis.xread(streams, count=self.count, block=self.block_ms)
                 backoff = 0.1
@@ -139,23 +137,54 @@ class EventHub:
                 self._dispatch(_s(key), entries)
 
     def _dispatch(self, key: str, entries: list[Any]) -> None:
-        if key == self._wake_key:
-            self._wake_id = _s(entries[-1][0])
+        if key == self.wake_key:
+            self.wake_id = _s(entries[-1][0])
             return
         job_id = key.removeprefix(f"{C.PREFIX}:job:").removesuffix(":events")
-        if job_id not in self._cursor:
+        if job_id not in self.cursor:
             return  # everyone left while the read was in flight
         for eid, fields in entries:
             ev = decode_entry(eid, fields)
-            for sub in self._subs.get(job_id, ()):
+            for sub in self.subs.get(job_id, ()):
                 sub.queue.put_nowait(ev)
-        self._cursor[job_id] = _s(entries[-1][0])
+        self.cursor[job_id] = _s(entries[-1][0])
+
+
+class EventHub:
+    """Jobs spread over a few shards: a new event costs one XREAD over a shard's jobs, not all of them."""
+
+    def __init__(self, redis: aioredis.Redis, *, shards: int = 16, block_ms: int = 10_000, count: int = 200) -> None:
+        self._shards = [_Shard(redis, block_ms, count) for _ in range(shards)]
+
+    def _shard(self, job_id: str) -> _Shard:
+        return self._shards[zlib.crc32(job_id.encode()) % len(self._shards)]
+
+    async def start(self) -> None:
+        """Shards start with their first subscriber."""
+
+    async def stop(self) -> None:
+        for shard in self._shards:
+            await shard.stop()
+
+    @property
+    def jobs(self) -> int:
+        return sum(len(s.subs) for s in self._shards)
+
+    async def subscribe(self, job_id: str) -> Subscription:
+        return await self._shard(job_id).subscribe(job_id)
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self._shard(sub.job_id).unsubscribe(sub)
 
 
 async def follow_job(
-    queue: JobQueue, hub: EventHub, job_id: str, after: str = ZERO, *, batch: int = 500
-) -> AsyncIterator[Event]:
-    """Every event of a job after `after`, in order, once each, ending with the terminal `job` event."""
+    queue: JobQueue, hub: EventHub, job_id: str, after: str = ZERO, *, batch: int = 500,
+    idle_s: float | None = None,
+) -> AsyncIterator[Event | None]:
+    """Every event of a job after `after`, in order, once each, ending with the terminal `job` event.
+
+    With idle_s, None is yielded whenever nothing happened for that long (time for a keep-alive).
+    """
     sub = await hub.subscribe(job_id)
     last = after
     try:
@@ -175,7 +204,12 @@ async def follow_job(
                 yield ev
             return
         while True:  # live, from the hub
-            ev = await sub.queue.get()
+            try:
+                async with asyncio.timeout(idle_s):
+                    ev = await sub.queue.get()
+            except TimeoutError:
+                yield None
+                continue
             if parse_id(ev.id) <= parse_id(last):
                 continue
             last = ev.id
@@ -187,25 +221,71 @@ async def follow_job(
 
 
 def encode(event: str | None, data: Any, event_id: str | None = None) -> bytes:
-    """One SSE message; data is JSON on one line."""
+    """One SSE message; data is JSON (or a given string) on one line."""
     out = b""
     if event_id is not None:
         out += b"id: " + event_id.encode() + b"\n"
     if event is not None:
         out += b"event: " + event.encode() + b"\n"
-    payload = data if isinstance(data, bytes) else orjson.dumps(data)
+    payload = data.encode() if isinstance(data, str) else orjson.dumps(data)
     return out + b"data: " + payload + b"\n\n"
 
 
-def open_stream(
-    services: Any, owner: str, events: AsyncIterator[Any], *, headers: dict[str, str] | None = None
-) -> Any:
-    """An SSE response that holds one of the owner's stream slots (429 when none is free) while open."""
-    from sse_starlette import EventSourceResponse
-    from starlette.background import BackgroundTask
+PING = b": ping\n\n"
 
-    from spinbot.metrics import SSE_STREAMS
 
+class EventStream(Response):
+    """A text/event-stream response: messages from an async iterator (None = send a keep-alive).
+
+    Lighter than a task group per stream (what sse-starlette runs): this one task plus one that
+    waits for the client to leave, which matters with thousands of idle streams (bench/sse.py).
+    A client that leaves stops the stream at once; the iterator is closed, nothing else is touched.
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(self, items: AsyncIterator[bytes | None], *, headers: dict[str, str] | None = None,
+                 on_close: Callable[[], None] | None = None) -> None:
+        # Like StreamingResponse: no body attribute, so no Content-Length.
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
+        self.items = items
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        main = asyncio.current_task()
+        assert main is not None
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            left = True
+            main.cancel()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+            async for item in self.items:
+                await send({"type": "http.response.body", "body": PING if item is None else item, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not left:
+                raise
+            main.uncancel()
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await self.items.aclose()  # type: ignore[attr-defined]
+            if self.on_close:
+                self.on_close()
+
+
+def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
+                *, headers: dict[str, str] | None = None) -> EventStream:
+    """An event stream that holds one of the owner's stream slots (429 when none is free) while open."""
     services.streams.acquire(owner)
     SSE_STREAMS.inc()
     released = False
@@ -217,15 +297,4 @@ def open_stream(
             services.streams.release(owner)
             SSE_STREAMS.dec()
 
-    async def body() -> AsyncIterator[Any]:
-        try:
-            async for item in events:
-                yield item
-        finally:
-            release()
-            await events.aclose()  # type: ignore[attr-defined]
-
-    return EventSourceResponse(
-        body(), ping=services.settings.sse_ping_s, sep="\n", background=BackgroundTask(release),
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
-    )
+    return EventStream(items, headers=headers, on_close=release)

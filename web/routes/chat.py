@@ -8,13 +8,12 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
-from sse_starlette import ServerSentEvent
 
 from web.attachments import AttachmentIn, store_attachments, store_uploads
 from web.chat import Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
 from web.problems import Problem, not_found
-from web.sse import open_stream
+from web.sse import encode, open_stream
 
 router = APIRouter(tags=["chat"])
 
@@ -94,9 +93,9 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
         auto_run=body.auto_run, base_url=base_url(request),
     )).start()
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        async for ev in turn.events():
-            yield ServerSentEvent(data=orjson.dumps(ev.data).decode(), event=ev.type, id=ev.id)
+    async def events() -> AsyncIterator[bytes | None]:
+        async for ev in turn.events(idle_s=services.settings.sse_ping_s):
+            yield None if ev is None else encode(ev.type, ev.data, ev.id)
 
     return open_stream(services, owner, events())
 

@@ -9,14 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sse_starlette import ServerSentEvent
 
 from spinbot import constants as C
 from web import admission
 from web.deps import OwnerDep, Services, ServicesDep
 from web.problems import Problem, not_found
-from web.sse import decode_entry, follow_job, valid_id
-from web.views import artifacts_in_graph, signed_path, iso, job_from_row, job_from_state, job_links
+from web.sse import decode_entry, encode, follow_job, open_stream, valid_id
+from web.views import artifacts_in_graph, iso, job_from_row, job_from_state, job_links, signed_path
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -107,11 +106,9 @@ async def job_events(
     await owned_job(services, job_id, owner)
     start = valid_id(last_event_id or after)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        async for ev in follow_job(services.queue, services.hub, job_id, start):
-            yield ServerSentEvent(data=_json(ev.data | {"job": job_id}), event=ev.type, id=ev.id)
-
-    from web.sse import open_stream
+    async def events() -> AsyncIterator[bytes | None]:
+        async for ev in follow_job(services.queue, services.hub, job_id, start, idle_s=services.settings.sse_ping_s):
+            yield None if ev is None else encode(ev.type, ev.data | {"job_id": job_id}, ev.id)
 
     return open_stream(services, owner, events())
 
@@ -125,9 +122,3 @@ async def cancel_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dic
         raise Problem(409, f"job {job_id} could not be cancelled now", code="cancel_failed",
                       hint="retry in a moment")
     return {"id": job_id, "cancelled": cancelled, "status": state.status if state else None}
-
-
-def _json(data: dict[str, Any]) -> str:
-    import orjson
-
-    return orjson.dumps(data).decode()

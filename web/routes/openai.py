@@ -17,14 +17,13 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sse_starlette import ServerSentEvent
 
 from web.attachments import AttachmentIn, store_attachments
 from web.chat import ChatEvent, Turn, TurnRequest, title_of
 from web.deps import OwnerDep, ServicesDep
 from web.problems import Problem
 from web.routes.chat import base_url
-from web.sse import open_stream
+from web.sse import encode, open_stream
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -242,20 +241,20 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
     if not body.stream:
         return await _collect(turn, chunks)
     status = wants_status(request, services)
-    return open_stream(services, owner, _stream(turn, chunks, status))
+    return open_stream(services, owner, _stream(turn, chunks, status, services.settings.sse_ping_s))
 
 
 def _quick(services: ServicesDep, owner: str, chunks: Chunks, text: str, *, stream: bool) -> Any:
     if not stream:
         return completion(chunks, text, "", 0, 0)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
-        yield ServerSentEvent(data=chunks.chunk({"role": "assistant", "content": ""}))
-        yield ServerSentEvent(data=chunks.chunk({"content": text}))
-        yield ServerSentEvent(data=chunks.chunk({}, "stop"))
+    async def events() -> AsyncIterator[bytes | None]:
+        yield encode(None, chunks.chunk({"role": "assistant", "content": ""}))
+        yield encode(None, chunks.chunk({"content": text}))
+        yield encode(None, chunks.chunk({}, "stop"))
         if chunks.include_usage:
-            yield ServerSentEvent(data=chunks.usage(0, 0))
-        yield ServerSentEvent(data="[DONE]")
+            yield encode(None, chunks.usage(0, 0))
+        yield encode(None, "[DONE]")
 
     return open_stream(services, owner, events())
 
@@ -277,6 +276,8 @@ async def _collect(turn: Turn, chunks: Chunks) -> dict[str, Any]:
     narrator = Narrator()
     text, reasoning = "", ""
     async for ev in turn.events():
+        if ev is None:
+            continue
         if ev.type == "message":
             text += ev.data.get("delta", "")
             continue
@@ -293,13 +294,16 @@ def _with_graph(turn: Turn, text: str) -> str:
     return text
 
 
-async def _stream(turn: Turn, chunks: Chunks, status: bool) -> AsyncIterator[ServerSentEvent]:
+async def _stream(turn: Turn, chunks: Chunks, status: bool, ping_s: float) -> AsyncIterator[bytes | None]:
     narrator = Narrator()
-    yield ServerSentEvent(data=chunks.chunk({"role": "assistant", "content": ""}))
+    yield encode(None, chunks.chunk({"role": "assistant", "content": ""}))
     if status:
-        yield ServerSentEvent(data=chunks.status("Understanding the goal…", False))
+        yield encode(None, chunks.status("Understanding the goal…", False))
     text = ""
-    async for ev in turn.events():
+    async for ev in turn.events(idle_s=ping_s):
+        if ev is None:
+            yield None
+            continue
         if ev.type == "message":
             text += ev.data.get("delta", "")
             continue
@@ -307,20 +311,20 @@ async def _stream(turn: Turn, chunks: Chunks, status: bool) -> AsyncIterator[Ser
             break
         line, description = narrator.line(ev)
         if line:
-            yield ServerSentEvent(data=chunks.chunk({"reasoning_content": line}))
+            yield encode(None, chunks.chunk({"reasoning_content": line}))
         if status and description:
-            yield ServerSentEvent(data=chunks.status(description, False))
+            yield encode(None, chunks.status(description, False))
     final = _with_graph(turn, text)
     if final:
-        yield ServerSentEvent(data=chunks.chunk({"content": final}))
+        yield encode(None, chunks.chunk({"content": final}))
     if status:
         result = turn.result
         done = "Done" if not result.error and result.status in (None, "completed") else (
             f"Job {result.status}" if result.status else "Stopped")
-        yield ServerSentEvent(data=chunks.status(done, True))
-    yield ServerSentEvent(data=chunks.chunk({}, "stop"))
+        yield encode(None, chunks.status(done, True))
+    yield encode(None, chunks.chunk({}, "stop"))
     if chunks.include_usage:
-        yield ServerSentEvent(data=chunks.usage(turn.result.prompt_tokens, turn.result.completion_tokens))
-    yield ServerSentEvent(data="[DONE]")
+        yield encode(None, chunks.usage(turn.result.prompt_tokens, turn.result.completion_tokens))
+    yield encode(None, "[DONE]")
 
 

@@ -108,7 +108,8 @@ async def run_pipeline(
     try:
         graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
     except SpinbotError as e:
-        raise Problem(422, e.message, code=e.code, hint=e.hint or "check the params against GET /api/pipelines") from None
+        hint = e.hint or "check the params against GET /api/pipelines"
+        raise Problem(422, e.message, code=e.code, hint=hint) from None
     except (ValueError, TypeError, KeyError) as e:
         raise Problem(422, f"bad params for pipeline {name}: {e}", code="invalid_params",
                       hint="check the params against GET /api/pipelines") from None
