@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import subprocess
 import tempfile
@@ -197,14 +198,20 @@ class VideoWriter:
         return self.out
 
     def abort(self) -> None:
+        self._kill()
+        self._err.close()
+        self.out.unlink(missing_ok=True)
+
+    def _kill(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
-            self._proc.wait()
-        self._err.close()
+        self._proc.wait()
+        if self._proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError, OSError):
+                self._proc.stdin.close()
 
     def _fail(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
+        self._kill()
         self._err.seek(0)
         msg = self._err.read().decode(errors="replace")[-2000:]
         self._err.close()

@@ -1,0 +1,144 @@
+"""tts.synthesize: real speech from eSpeak NG, checked by decoding the WAV."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from executors.gpu import tts
+from executors.gpu.media import load_audio
+from spinbot.errors import Cancelled, PermanentError
+from tests.tasks.conftest import SPEECH, Harness, rms
+
+RATE = 16_000
+
+
+def pitch_hz(samples: np.ndarray, rate: int) -> float:
+    """Median fundamental frequency of the voiced 40 ms frames (autocorrelation, 70..400 Hz)."""
+    n = int(rate * 0.04)
+    loud = rms(samples) * 0.8
+    f0 = []
+    for i in range(0, len(samples) - n, n):
+        frame = samples[i : i + n] - samples[i : i + n].mean()
+        if rms(frame) < loud:
+            continue
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
+        lo, hi = rate // 400, rate // 70
+        lag = lo + int(np.argmax(ac[lo:hi]))
+        if ac[lag] > 0.3 * ac[0]:
+            f0.append(rate / lag)
+    return float(np.median(f0))
+
+
+def syllable_rate_hz(samples: np.ndarray, rate: int) -> float:
+    """Peak of the loudness envelope's modulation spectrum: ~2-8 Hz for speech (syllables)."""
+    hop = rate // 100
+    env = np.array([rms(samples[i : i + hop]) for i in range(0, len(samples) - hop, hop)])
+    env = env - env.mean()
+    spec = np.abs(np.fft.rfft(env * np.hanning(len(env))))
+    freqs = np.fft.rfftfreq(len(env), 1 / 100)
+    band = (freqs > 0.5) & (freqs < 20)
+    return float(freqs[band][np.argmax(spec[band])])
+
+
+async def speak(h: Harness, **params: object) -> tuple[dict, np.ndarray]:
+    out = await tts.synthesize.handler(h.ctx("tts"), tts.TTSParams(**params))  # type: ignore[arg-type]
+    return out, load_audio(h.path(out["audio"]), RATE)
+
+
+async def test_speech_is_decodable_audible_and_speech_like(harness: Harness) -> None:
+    out, audio = await speak(harness, text=SPEECH, voice="female", speed=160)
+    path = harness.path(out["audio"])
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth()) == (1, 2)
+        assert out["duration_s"] == pytest.approx(w.getnframes() / w.getframerate(), abs=0.01)
+    words = len(SPEECH.split())
+    assert 0.5 * words / 160 * 60 < out["duration_s"] < 2.0 * words / 160 * 60
+    assert rms(audio) > 0.03, "the speech is (nearly) silent"
+    assert 2.0 <= syllable_rate_hz(audio, RATE) <= 8.0
+    assert out["audio"]["contentType"] == "audio/wav"
+    assert out["audio"]["key"] == "jobs/job1/tts/speech.wav"
+    assert not list((harness.workroot / "tts").iterdir()), "temporary files were left behind"
+
+
+async def test_voices_differ_in_pitch_and_speed_changes_duration(harness: Harness) -> None:
+    _, female = await speak(harness, text=SPEECH, voice="female", speed=160)
+    _, male = await speak(harness, text=SPEECH, voice="male", speed=160)
+    assert pitch_hz(female, RATE) > pitch_hz(male, RATE) * 1.2
+    slow, _ = await speak(harness, text=SPEECH, voice="male", speed=100)
+    fast, _ = await speak(harness, text=SPEECH, voice="male", speed=300)
+    assert slow["duration_s"] > fast["duration_s"] * 1.8
+
+
+async def test_long_text_is_chunked_with_progress(harness: Harness) -> None:
+    text = " ".join([SPEECH] * 12)  # ~1100 characters: three pieces
+    assert len(tts.chunk_text(text)) >= 3
+    out, audio = await speak(harness, text=text, speed=300)
+    await harness.settle()
+    fractions = [p for _, p, _ in harness.progress("tts")]
+    assert len(fractions) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert out["duration_s"] == pytest.approx(len(audio) / RATE, abs=0.05)
+
+
+def test_chunk_text_keeps_every_word_and_bounds_pieces() -> None:
+    text = "Short one. " + "word " * 300 + "End!"
+    pieces = tts.chunk_text(text, limit=100)
+    assert all(len(p) <= 100 for p in pieces)
+    assert " ".join(pieces).split() == text.split()
+
+
+async def test_language_and_cancellation(harness: Harness) -> None:
+    de, audio = await speak(harness, text="Guten Tag. Wie geht es Ihnen?", language="de")
+    assert de["duration_s"] > 0.8 and rms(audio) > 0.03
+    with pytest.raises(PermanentError, match="no voice"):
+        await speak(harness, text="hello", language="zz")
+    harness.cancel.set()
+    with pytest.raises(Cancelled):
+        await speak(harness, text=SPEECH)
+
+
+async def test_probe_and_engine_selection(harness: Harness) -> None:
+    assert tts.probe(harness.settings) is None
+    assert isinstance(tts.engine_for(harness.settings), tts.EspeakEngine)
+    remote = harness.settings.model_copy(update={"tts_url": "http://127.0.0.1:9"})
+    assert isinstance(tts.engine_for(remote), tts.OpenAISpeechEngine)
+
+
+async def test_openai_speech_server_engine(harness: Harness, media: dict[str, Path]) -> None:
+    """An F5-TTS-style server behind the OpenAI speech API: POST /v1/audio/speech answers a WAV."""
+    seen: list[bytes] = []
+    wav = media["speech"].read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            seen.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200 if self.path == "/v1/audio/speech" else 404)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", str(len(wav)))
+            self.end_headers()
+            self.wfile.write(wav)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        harness.settings = harness.settings.model_copy(update={"tts_url": f"http://127.0.0.1:{server.server_port}"})
+        out, audio = await speak(harness, text="Hello there.", voice="male", speed=200)
+    finally:
+        server.shutdown()
+        server.server_close()
+    import json
+
+    body = json.loads(seen[0])
+    assert body["input"] == "Hello there." and body["voice"] == "male" and body["response_format"] == "wav"
+    assert body["speed"] == pytest.approx(200 / 160)
+    assert out["duration_s"] == pytest.approx(len(load_audio(media["speech"], RATE)) / RATE, abs=0.05)
+    assert rms(audio) > 0.02
