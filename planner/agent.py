@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from functools import cache
 from typing import Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from evaluator import Limits, Verdict, evaluate
@@ -291,41 +293,58 @@ class Planner:
             out.append((choice.pipeline, graph))
         return out
 
-    # ---- the state graph -----------------------------------------------------------------------
 
-    def build(self) -> Any:
-        g = StateGraph(State)
-        for name in ("gather", "classify", "reply", "draft", "compile", "evaluate", "repair", "fallback", "done"):
-            g.add_node(name, getattr(self, name))
-        g.add_edge(START, "gather")
-        g.add_edge("gather", "classify")
-        g.add_conditional_edges("classify", self._after_classify, ["reply", "draft", "fallback"])
-        g.add_edge("reply", END)
-        g.add_conditional_edges("draft", self._after_draft, ["compile", "draft", "fallback"])
-        g.add_edge("compile", "evaluate")
-        g.add_conditional_edges("evaluate", self._after_evaluate, ["done", "repair", "fallback"])
-        g.add_edge("repair", "draft")
-        g.add_edge("fallback", "done")
-        g.add_edge("done", END)
-        return g.compile()
+# ---- the state graph (compiled once; each run's Planner travels in the config) ---------------------
 
-    def _after_classify(self, state: State) -> str:
-        if state["kind"] != "plan":
-            return "reply"
-        return "fallback" if state["stop_llm"] else "draft"
+NODES = ("gather", "classify", "reply", "draft", "compile", "evaluate", "repair", "fallback", "done")
 
-    def _after_draft(self, state: State) -> str:
-        if state.get("stop_llm"):
-            return "fallback"
-        if state.get("plan_doc") is None:
-            return "draft" if state["attempt"] < MAX_ATTEMPTS else "fallback"
-        return "compile"
 
-    def _after_evaluate(self, state: State) -> str:
-        verdict = state.get("verdict")
-        if verdict is not None and verdict.ok:
-            return "done"
-        return "repair" if state["attempt"] < MAX_ATTEMPTS else "fallback"
+def _node(name: str) -> Any:
+    async def run(state: State, config: RunnableConfig) -> State:
+        planner: Planner = config["configurable"]["planner"]
+        return await getattr(planner, name)(state)  # type: ignore[no-any-return]
+
+    run.__name__ = name
+    return run
+
+
+def _after_classify(state: State) -> str:
+    if state["kind"] != "plan":
+        return "reply"
+    return "fallback" if state["stop_llm"] else "draft"
+
+
+def _after_draft(state: State) -> str:
+    if state.get("stop_llm"):
+        return "fallback"
+    if state.get("plan_doc") is None:
+        return "draft" if state["attempt"] < MAX_ATTEMPTS else "fallback"
+    return "compile"
+
+
+def _after_evaluate(state: State) -> str:
+    verdict = state.get("verdict")
+    if verdict is not None and verdict.ok:
+        return "done"
+    return "repair" if state["attempt"] < MAX_ATTEMPTS else "fallback"
+
+
+@cache
+def state_graph() -> Any:
+    g = StateGraph(State)
+    for name in NODES:
+        g.add_node(name, _node(name))
+    g.add_edge(START, "gather")
+    g.add_edge("gather", "classify")
+    g.add_conditional_edges("classify", _after_classify, ["reply", "draft", "fallback"])
+    g.add_edge("reply", END)
+    g.add_conditional_edges("draft", _after_draft, ["compile", "draft", "fallback"])
+    g.add_edge("compile", "evaluate")
+    g.add_conditional_edges("evaluate", _after_evaluate, ["done", "repair", "fallback"])
+    g.add_edge("repair", "draft")
+    g.add_edge("fallback", "done")
+    g.add_edge("done", END)
+    return g.compile()
 
 
 async def plan(
@@ -339,7 +358,7 @@ async def plan(
     """Goal -> a reply, or an evaluated graph (from the LLM, else from a fixed pipeline)."""
     planner = Planner(settings, request, manifest, on_event, limits)
     started = time.monotonic()
-    final = await planner.build().ainvoke({}, config={"recursion_limit": 50})
+    final = await state_graph().ainvoke({}, config={"recursion_limit": 50, "configurable": {"planner": planner}})
     result: PlanResult = final["result"]
     log.info(
         "planned kind=%s fallback=%s attempts=%d in %.2fs",
