@@ -294,7 +294,7 @@ class Executor:
                 log.warning("claim heartbeat failed (Redis unreachable: %s)", e)
 
     async def _heartbeat_once(self) -> None:
-        runs = dict(self.runs)
+        runs = {eid: r for eid, r in self.runs.items() if not r.lease.released}
         if not runs:
             return
         lost = await self.queue._heartbeat(keys=[self.stream], args=[C.GROUP, self.id, *runs])
@@ -409,11 +409,15 @@ class JobRun:
                 [("job", {"status": "running", "progress": self.job_progress(), "plane": self.plane})],
             )
         log.info("claimed job=%s plane=%s entry=%s delivery=%d", self.job_id, self.plane, self.entry, self.deliveries)
+        if self.deliveries > 1:
+            await self.emit("log", {"node": "", "message": f"resumed by {self.ex.id} on the {self.plane} plane "
+                                    f"(delivery {self.deliveries}): its previous executor stopped"})
         await self.run_ready()
         await asyncio.shield(self.hand_off_or_finish())
 
     async def _dead_letter_unparseable(self, reason: str) -> None:
         log.error("dead-lettered entry=%s plane=%s: %s", self.entry, self.plane, reason)
+        self.lease.released = True
         pipe = self.ex.redis.pipeline(transaction=True)
         pipe.xadd(C.DEAD_LETTER_STREAM, {"stream": self.ex.stream, "entry": self.entry, "reason": reason,
                                          "fields": dumps(self.fields)})
@@ -424,6 +428,7 @@ class JobRun:
     async def _drop_stale(self) -> None:
         """An entry that no longer carries its job (a duplicate or a finished job): ack and forget."""
         log.info("dropped stale entry=%s job=%s plane=%s", self.entry, self.job_id, self.plane)
+        self.lease.released = True
         pipe = self.ex.redis.pipeline(transaction=True)
         pipe.xack(self.ex.stream, C.GROUP, self.entry)
         pipe.xdel(self.ex.stream, self.entry)

@@ -29,7 +29,7 @@ async def connect_store(settings: Settings, stop: asyncio.Event) -> Store | None
     while not stop.is_set():
         try:
             return await Store.connect(settings.database_url)
-        except (OSError, ConnectionError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, ConnectionError) as e:
             reason = str(e)
         except Exception as e:  # asyncpg raises its own classes for refused auth, missing DB...
             reason = f"{type(e).__name__}: {e}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -300,7 +300,7 @@ class Lease:
     entry: str
     consumer: str
     deliveries: int = 1
-    extra: dict[str, Any] = field(default_factory=dict)
+    released: bool = False  # handed off, finished or dead-lettered: the entry is acked and gone
 
     async def commit(
         self,
@@ -330,6 +330,8 @@ class Lease:
         out = await self.queue._commit(keys=keys, args=args)
         if not out or int(out[0]) != 1:
             raise LostClaim(f"job {self.job_id}: entry {self.entry} on {self.stream} is no longer ours")
+        if mode != "update":
+            self.released = True
         return _s(out[1]), [_s(x) for x in out[2:]]
 
 

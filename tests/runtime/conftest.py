@@ -32,7 +32,7 @@ def graph(nodes: list[dict[str, Any]], edges: list[tuple[str, str]] = (), **extr
     return Graph.model_validate(doc)
 
 
-async def wait_terminal(q: JobQueue, job_id: str, timeout: float = 30.0) -> JobState:
+async def wait_terminal(q: JobQueue, job_id: str, timeout: float = 30.0) -> JobState:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = await q.get(job_id)
@@ -127,9 +127,9 @@ def spawn(settings: Settings, tmp_path: Path) -> Callable[..., subprocess.Popen[
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(plane: str, **env: str) -> subprocess.Popen[bytes]:
-        log = (tmp_path / f"executor-{plane}-{len(procs)}.log").open("wb")
-        p = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane], cwd=ROOT,
-                             env=executor_env(settings, **env), stdout=log, stderr=subprocess.STDOUT)
+        with (tmp_path / f"executor-{plane}-{len(procs)}.log").open("wb") as log:
+            p = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane], cwd=ROOT,
+                                 env=executor_env(settings, **env), stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         return p
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from spinbot.graph import node_ref
 from spinbot.jobs import JobQueue

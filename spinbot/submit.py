@@ -1,0 +1,173 @@
+"""`spinbot submit FILE [--wait]`: run a hand-written graph, optionally following it with progress bars."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+import redis.exceptions
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from spinbot.capabilities import live_manifest
+from spinbot.errors import SpinbotError, UnknownService
+from spinbot.graph import Graph
+from spinbot.jobs import TERMINAL_JOB, JobQueue, validate_structure
+from spinbot.settings import Settings
+from spinbot.store import Store
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class BadInput(SpinbotError):
+    code = "bad_input"
+
+
+def load_graph(file: Path) -> Graph:
+    """Parse and check a graph file; BadInput names the problem and where."""
+    try:
+        doc = json.loads(file.read_text())
+    except json.JSONDecodeError as e:
+        raise BadInput(f"{file} is not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+    except OSError as e:
+        raise BadInput(f"cannot read {file}: {e.strerror}") from None
+    try:
+        graph = Graph.model_validate(doc)
+    except ValidationError as e:
+        problems = "\n".join(
+            f"  {'.'.join(map(str, x['loc'])) or '(document)'}: {x['msg']}" for x in e.errors()[:20]
+        )
+        raise BadInput(f"{file} is not a langgraph.v1 graph:\n{problems}",
+                       hint="see manifests/langgraph.v1.schema.json") from None
+    validate_structure(graph)
+    return graph
+
+
+def static_services() -> dict[str, set[str]]:
+    """service id -> planes, from the registries in this checkout."""
+    from spinbot.manifests_io import registry
+
+    out: dict[str, set[str]] = {}
+    for plane in ("control", "gpu"):
+        for sid in registry(plane).services:  # type: ignore[arg-type]
+            out.setdefault(sid, set()).add(plane)
+    return out
+
+
+def check_services(graph: Graph, known: dict[str, set[str]]) -> None:
+    for n in graph.nodes:
+        planes = known.get(n.service)
+        if planes is None:
+            raise UnknownService(f"node {n.id}: unknown service {n.service!r}",
+                                 hint=f"known services: {', '.join(sorted(known))}")
+        if n.plane not in planes:
+            raise UnknownService(f"node {n.id}: service {n.service} runs on {', '.join(sorted(planes))}, "
+                                 f"not on the {n.plane} plane")
+
+
+async def _warn_unserved(redis: aioredis.Redis, graph: Graph, console: Console) -> None:
+    """The job waits for an executor of each plane it uses: say so when none is running now."""
+    merged = await live_manifest(redis)
+    for plane in sorted({n.plane for n in graph.nodes} - set(merged.planes)):
+        console.print(f"[yellow]note:[/] no {plane} executor is running now; the job waits for one "
+                      f"(`spinbot up` or `spinbot executor {plane}`)")
+
+
+async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
+    """Exit code: 0 submitted (or, with wait, completed), 1 job failed/cancelled, 2 bad input, 3 no Redis."""
+    console = Console(stderr=True, soft_wrap=True)
+    try:
+        graph = load_graph(file)
+    except SpinbotError as e:
+        _print_error(console, e)
+        return EXIT_BAD_INPUT
+    if not settings.redis_url:
+        console.print("[red]error:[/] no Redis to submit to: start `spinbot up` or set SPINBOT_REDIS_URL")
+        return EXIT_UNAVAILABLE
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+    store: Store | None = None
+    try:
+        try:
+            await client.ping()
+            check_services(graph, static_services())
+            await _warn_unserved(client, graph, console)
+            if settings.database_url:
+                store = await Store.connect(settings.database_url, max_size=2)
+            queue = JobQueue(client, store)
+            await queue.ensure_groups()
+            job_id = await queue.submit(graph, owner="local")
+        except SpinbotError as e:
+            _print_error(console, e)
+            return EXIT_BAD_INPUT
+        except (redis.exceptions.ConnectionError, OSError) as e:
+            console.print(f"[red]error:[/] cannot reach Redis/Postgres ({e}): is `spinbot up` running? "
+                          "check SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL")
+            return EXIT_UNAVAILABLE
+        print(job_id)
+        if not wait:
+            return EXIT_OK
+        return await follow(queue, job_id, graph, console)
+    finally:
+        await client.aclose()
+        if store is not None:
+            await store.close()
+
+
+def _print_error(console: Console, e: SpinbotError) -> None:
+    console.print(f"[red]error:[/] {e.message}", markup=True, highlight=False)
+    if e.hint:
+        console.print(f"[dim]hint:[/] {e.hint}", highlight=False)
+
+
+async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console) -> int:
+    """Live progress bars (the job and each node) from the event stream until the job finishes."""
+    bars = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
+                    TextColumn("{task.fields[status]:<10}"), TimeElapsedColumn(), console=console)
+    job_bar = bars.add_task(f"job {job_id[:8]}", total=1.0, status="queued")
+    node_bars: dict[str, TaskID] = {
+        n.id: bars.add_task(f"  {n.id} [{n.plane}]", total=1.0, status=n.status) for n in graph.nodes
+    }
+    final: dict[str, Any] = {}
+    after = "0-0"
+    with bars:
+        while not final:
+            for ev in await queue.read_events(job_id, after, block_ms=1000):
+                after = ev.id
+                if ev.type == "job":
+                    bars.update(job_bar, completed=ev.data.get("progress", 0.0), status=ev.data["status"])
+                    if ev.data["status"] in TERMINAL_JOB:
+                        final = ev.data
+                elif ev.type == "node" and ev.data["node"] in node_bars:
+                    done = ev.data["status"] in ("completed", "failed", "skipped", "cancelled")
+                    bars.update(node_bars[ev.data["node"]], status=ev.data["status"],
+                                **({"completed": 1.0} if done else {}))
+                elif ev.type == "progress" and ev.data["node"] in node_bars:
+                    bars.update(node_bars[ev.data["node"]], completed=ev.data["progress"])
+                    bars.update(job_bar, completed=ev.data.get("job_progress", 0.0))
+            if not final:
+                st = await queue.get(job_id)
+                if st is None:
+                    console.print(f"[red]error:[/] job {job_id} disappeared from Redis")
+                    return EXIT_JOB_FAILED
+    return _summary(console, await queue.get(job_id), final)
+
+
+def _summary(console: Console, st: Any, final: dict[str, Any]) -> int:
+    status = final["status"]
+    if st is not None:
+        for n in st.graph["nodes"]:
+            if n.get("error"):
+                console.print(f"  [red]{n['id']}[/]: {n['error'].get('message')}", highlight=False)
+            elif n.get("output") is not None:
+                text = json.dumps(n["output"])
+                console.print(f"  {n['id']}: {text[:200]}{'...' if len(text) > 200 else ''}", highlight=False)
+    color = {"completed": "green", "failed": "red"}.get(status, "yellow")
+    console.print(f"[{color}]job {status}[/]" + (f": {final['error']['message']}" if final.get("error") else ""),
+                  highlight=False)
+    return EXIT_OK if status == "completed" else EXIT_JOB_FAILED
