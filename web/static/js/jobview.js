@@ -1,7 +1,7 @@
 // A job's live view: the state built from its events (kept in sessionStorage so a reload picks up
 // from the last event seen) and the panel that shows it: DAG, weighted bar with ETA, node bars,
 // log tail, artifacts and Cancel.
-import { artifactUrl, authHeaders, postJSON } from "./api.js";
+import { artifactUrl, authHeaders, getJSON, postJSON } from "./api.js";
 import { renderDag, updateDag } from "./dag.js";
 import { clear, formatBytes, formatDuration, h, percent } from "./dom.js";
 import { ResumableStream } from "./sse.js";
@@ -158,12 +158,14 @@ export function modelFromSnapshot(job) {
   return model;
 }
 
-function artifactView(a) {
+/** An artifact's card; `ready` false shows it without fetching (its producer is still finishing). */
+function artifactView(a, ready) {
   const url = artifactUrl(a);
   const type = a.contentType || a.content_type || "";
   const label = `${a.node ? `${a.node} · ` : ""}${a.name || a.key}`;
   let media = null;
-  if (type.startsWith("audio/")) media = h("audio", { controls: true, preload: "metadata", src: url, "aria-label": label });
+  if (!ready) media = h("p", { class: "muted" }, "finishing…");
+  else if (type.startsWith("audio/")) media = h("audio", { controls: true, preload: "metadata", src: url, "aria-label": label });
   else if (type.startsWith("video/")) media = h("video", { controls: true, preload: "metadata", src: url, playsInline: true, "aria-label": label });
   else if (type.startsWith("image/")) media = h("img", { src: url, alt: label, loading: "lazy" });
   return h("figure", { class: "artifact", dataset: { key: a.key, contentType: type } },
@@ -171,7 +173,7 @@ function artifactView(a) {
     h("figcaption", {},
       h("span", { class: "artifact-name" }, label),
       h("span", { class: "muted" }, ` ${type} ${formatBytes(a.size)} `),
-      h("a", { href: url, download: (a.key || "").split("/").pop() || "artifact" }, "Download")));
+      ready ? h("a", { href: url, download: (a.key || "").split("/").pop() || "artifact" }, "Download") : null));
 }
 
 export class JobPanel {
@@ -179,7 +181,7 @@ export class JobPanel {
     this.model = model;
     this.stream = null;
     this.pending = false;
-    this.shownArtifacts = new Set();
+    this.shownArtifacts = new Map(); // key -> {el, ready}
     this.el = h("section", { class: `job-panel${compact ? " compact" : ""}`, "aria-label": `Job ${model.id}`, dataset: { job: model.id } });
     this.build();
     this.render();
@@ -219,7 +221,24 @@ export class JobPanel {
     if (this.model.apply(ev.event, ev.data, ev.id)) {
       this.model.save();
       this.schedule();
+      if (this.model.terminal) this.fetchTimes();
     }
+  }
+
+  /** The server's start and finish times, once: events may arrive in a burst, so local clocks can mislead. */
+  async fetchTimes() {
+    if (this.timesFetched) return;
+    this.timesFetched = true;
+    try {
+      const job = await getJSON(`/api/jobs/${encodeURIComponent(this.model.id)}`);
+      const started = Date.parse(job.created_at || job.created || "");
+      const finished = Date.parse(job.finished || job.finished_at || job.updated || "");
+      if (Number.isFinite(started) && Number.isFinite(finished) && finished >= started) {
+        Object.assign(this.model, { startedAt: started, finishedAt: finished });
+        this.model.save();
+        this.schedule();
+      }
+    } catch { /* the local times stay */ }
   }
 
   schedule() {
@@ -315,11 +334,18 @@ export class JobPanel {
   }
 
   renderArtifacts() {
-    // Append only new ones, so a playing <audio> is never torn down by a re-render.
-    for (const a of this.model.artifacts) {
-      if (this.shownArtifacts.has(a.key)) continue;
-      this.shownArtifacts.add(a.key);
-      this.artifactsEl.append(artifactView(a));
+    // An artifact is fetched once the step that made it has finished (it is recorded by then), and
+    // cards are only ever added or upgraded, so a playing <audio> is never torn down by a re-render.
+    const m = this.model;
+    for (const a of m.artifacts) {
+      const ready = m.terminal || m.nodes[a.node]?.status === "completed" || !a.node;
+      const shown = this.shownArtifacts.get(a.key);
+      if (shown && (shown.ready || !ready)) continue;
+      const el = artifactView(a, ready);
+      if (shown) shown.el.replaceWith(el);
+      else this.artifactsEl.append(el);
+      this.shownArtifacts.set(a.key, { el, ready });
     }
   }
+
 }

@@ -19,9 +19,9 @@ function estimateText(estimate) {
   const parts = [];
   const duration = estimate.duration_s ?? estimate.seconds;
   if (Number.isFinite(duration)) parts.push(`about ${formatDuration(duration)}`);
-  if (Number.isFinite(estimate.gpu_s)) parts.push(`${formatDuration(estimate.gpu_s)} on the GPU`);
+  if (estimate.gpu_s > 0) parts.push(`${formatDuration(estimate.gpu_s)} on the GPU`);
   const memory = estimate.peak_memory_mb ?? estimate.memory_mb;
-  if (Number.isFinite(memory)) parts.push(`peak ${memory} MB`);
+  if (memory > 0) parts.push(`peak ${memory} MB`);
   return parts.join(" · ");
 }
 
