@@ -145,16 +145,19 @@ def compile_plan(
     """The graph document for a compact plan; the evaluator judges it (PlanShapeError if there are no steps)."""
     steps = _steps(plan)
     taken: set[str] = set()
-    ids: dict[str, str] = {}
+    ids: dict[str, str] = {}  # what the plan calls a step (as written, or cleaned) -> node id
+    node_ids: list[str] = []
     for i, step in enumerate(steps):
-        ids.setdefault(str(step.get("id") or f"step{i + 1}"), _clean_id(step.get("id"), i, taken))
+        raw = str(step.get("id") or "")
+        node_id = _clean_id(raw, i, taken)
+        node_ids.append(node_id)
+        for key in (raw, node_id):
+            if key:
+                ids.setdefault(key, node_id)  # a reused id means its first step
     att_ids = {a.id for a in attachments}
     nodes: list[dict[str, Any]] = []
     earlier: list[tuple[str, ServiceSpec]] = []
-    for i, step in enumerate(steps):
-        node_id = ids.get(str(step.get("id") or f"step{i + 1}")) or _clean_id(None, i, taken)
-        if any(n["id"] == node_id for n in nodes):  # the LLM reused an id
-            node_id = _clean_id(node_id, i, taken)
+    for step, node_id in zip(steps, node_ids, strict=True):
         service = str(step.get("service") or "")
         spec = manifest.services.get(service)
         params = dict(step.get("params") or {}) if isinstance(step.get("params"), dict) else {}
