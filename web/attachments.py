@@ -10,7 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import UploadFile
+from starlette.datastructures import UploadFile
 from pydantic import BaseModel, Field
 
 from web.deps import Services

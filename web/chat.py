@@ -88,8 +88,8 @@ async def plan_goal(
     from planner import PlanRequest, plan
 
     manifest = await live_manifest(services.redis)
-    request = PlanRequest(goal=goal, history=history, previous_graph=previous, attachments=attachments)
-    return await plan(services.settings, request, manifest, on_event)
+    request = PlanRequest(goal=goal, history=history[-200:], previous_graph=previous, attachments=attachments)
+    return await plan(services.settings, request, manifest, on_event, limits=admission.limits(services.settings))
 
 
 class Turn:
@@ -169,9 +169,8 @@ class Turn:
             await self._answer(status)
             return
 
-        loop = asyncio.get_running_loop()
         result = await plan_goal(self.services, req.message, history=history, previous=previous,
-                                 attachments=req.attachments, on_event=self._planning_event(loop))
+                                 attachments=req.attachments, on_event=self._planning_event())
         self._count_tokens(result)
         if result.kind == "reply" or result.graph is None:
             await self._answer(result.reply or result.message or "I have nothing to add.")
@@ -191,7 +190,8 @@ class Turn:
                 f"{conv['id']}\"}}`, or say what to change.")
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
-        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=getattr(result, "pipeline", None))
+        pipeline = graph.metadata.get("pipeline") if result.fallback else None
+        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=pipeline)
 
     async def _conversation(self) -> dict[str, Any]:
         repo, req = self.services.repo, self.req
@@ -205,12 +205,9 @@ class Turn:
         self.result.conversation_id = conv["id"]
         return conv
 
-    def _planning_event(self, loop: asyncio.AbstractEventLoop) -> Any:
-        def on_event(*args: Any) -> None:
-            data = args[-1] if args and isinstance(args[-1], dict) else {"detail": str(args[-1]) if args else ""}
-            if len(args) == 2 and isinstance(args[0], str):
-                data = {"stage": args[0], **data}
-            self.emit("planning", _jsonable(data))
+    def _planning_event(self) -> Any:
+        async def on_event(data: dict[str, Any]) -> None:
+            self.emit("planning", _jsonable({k: v for k, v in data.items() if k != "type"}))
 
         return on_event
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from web.attachments import AttachmentIn, store_attachments, store_uploads
 from web.chat import Turn, TurnRequest
@@ -54,11 +55,11 @@ CHAT_BODY = {
 }
 
 
-async def _read_request(request: Request) -> tuple[ChatRequest, list[UploadFile]]:
+async def _read_request(request: Request) -> tuple[ChatRequest, list[StarletteUpload]]:
     ctype = request.headers.get("content-type", "")
     if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)]
+        form = await request.form()  # its files are closed by request.close() in chat()
+        files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, StarletteUpload)]
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         if "auto_run" in fields:
             fields["auto_run"] = fields["auto_run"].lower() not in ("0", "false", "no", "off")  # type: ignore[assignment]
@@ -86,8 +87,11 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
         raise not_found("conversation", body.conversation_id)
     services.streams.acquire(owner)  # fail fast (429) before doing any work
     services.streams.release(owner)
-    attachments = await store_attachments(services, owner, body.attachments)
-    attachments += await store_uploads(services, owner, files)
+    try:
+        attachments = await store_attachments(services, owner, body.attachments)
+        attachments += await store_uploads(services, owner, files)
+    finally:
+        await request.close()
     turn = Turn(services, TurnRequest(
         owner=owner, message=body.message, conversation_id=body.conversation_id, attachments=attachments,
         auto_run=body.auto_run, base_url=base_url(request),

@@ -89,7 +89,7 @@ def result_json(result: Any) -> dict[str, Any]:
 async def pipelines(owner: OwnerDep) -> dict[str, Any]:
     from planner.pipelines import list_pipelines
 
-    return {"items": _jsonable(list_pipelines())}
+    return {"items": [p.public() for p in list_pipelines()]}
 
 
 @router.post("/api/pipelines/{name}/runs", status_code=202,
@@ -100,19 +100,15 @@ async def run_pipeline(
 ) -> JSONResponse:
     from planner.pipelines import build_graph, list_pipelines
 
-    known = {p["name"] if isinstance(p, dict) else getattr(p, "name", None) for p in list_pipelines()}
+    known = [p.name for p in list_pipelines()]
     if name not in known:
-        raise Problem(404, f"there is no pipeline {name!r}", code="not_found",
-                      hint=f"pipelines: {', '.join(sorted(str(k) for k in known))}")
+        raise Problem(404, f"there is no pipeline {name!r}", code="not_found", hint=f"pipelines: {', '.join(known)}")
     attachments = await store_attachments(services, owner, body.attachments)
     try:
         graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
     except SpinbotError as e:
         hint = e.hint or "check the params against GET /api/pipelines"
         raise Problem(422, e.message, code=e.code, hint=hint) from None
-    except (ValueError, TypeError, KeyError) as e:
-        raise Problem(422, f"bad params for pipeline {name}: {e}", code="invalid_params",
-                      hint="check the params against GET /api/pipelines") from None
     verdict = await admission.evaluate(services, graph)
     if not verdict.ok:
         raise admission.refuse(verdict)
@@ -120,13 +116,3 @@ async def run_pipeline(
     links = job_links(job_id)
     return JSONResponse({"id": job_id, "job_id": job_id, "status": "queued", "pipeline": name, **links},
                         status_code=202, headers={"Location": links["url"]})
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
