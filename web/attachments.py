@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from starlette.datastructures import UploadFile
 from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
 
 from web.deps import Services
 from web.limits import MB, too_large

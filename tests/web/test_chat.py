@@ -19,7 +19,8 @@ def diag_plan(seconds: float = 0.3, text: str = "hello") -> dict[str, Any]:
     """What the LLM answers: two diagnostic steps, the second wired to the first's output."""
     return {"steps": [
         {"id": "say", "service": "diag.echo", "params": {"text": text}, "inputs": {}},
-        {"id": "wait", "service": "diag.wait", "params": {"seconds": seconds, "steps": 3}, "inputs": {"text": "say.text"}},
+        {"id": "wait", "service": "diag.wait", "params": {"seconds": seconds, "steps": 3},
+         "inputs": {"text": "say.text"}},
     ]}
 
 
