@@ -443,7 +443,7 @@ def _topological(run: _Run, preds: dict[str, set[str]]) -> list[str] | None:
                 ready.append(s)
     if len(order) == len(preds):
         return order
-    stuck = sorted(k for k, d in indegree.items() if d > 0)
+    stuck = _on_cycles({k for k, d in indegree.items() if d > 0}, succs)
     run.add(
         "cycle",
         f"the graph has a cycle through {', '.join(stuck[:10])}",
@@ -451,6 +451,19 @@ def _topological(run: _Run, preds: dict[str, set[str]]) -> list[str] | None:
         hint="a node may only depend on nodes before it; remove the edge or reference that points back",
     )
     return None
+
+
+def _on_cycles(stuck: set[str], succs: dict[str, list[str]]) -> list[str]:
+    """The stuck nodes minus those merely downstream of a cycle (peeled off from the sinks)."""
+    left = set(stuck)
+    changed = True
+    while changed:
+        changed = False
+        for k in list(left):
+            if not any(s in left for s in succs[k]):
+                left.discard(k)
+                changed = True
+    return sorted(left or stuck)
 
 
 def _successors(preds: dict[str, set[str]]) -> dict[str, list[str]]:
