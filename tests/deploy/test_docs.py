@@ -38,8 +38,6 @@ def test_relative_links_resolve(page: Path) -> None:
         if "://" in target:
             continue
         base = ROOT if target.startswith("docs/") else page.parent  # README sections link from the root
-        if target == "docs/img/chat.png" and not (ROOT / target).exists():
-            continue  # the screenshot is added when the UI tests have produced one
         assert (base / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
