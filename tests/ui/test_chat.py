@@ -4,6 +4,7 @@ the produced audio playing; review before run; a reload in the middle of a job."
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,12 +78,21 @@ async def test_goal_to_plan_progress_and_audio(
     assert (await stack.get(f"/api/jobs/{job_id}"))["status"] == "completed"
 
 
+def small_png(path: Path) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (40, 120, 200)).save(path)
+    return path
+
+
 async def test_review_then_run_and_reload_mid_job(
-    stack: LiveStack, open_page: Any, shots: Shots, fake_ollama: FakeOllama
+    stack: LiveStack, open_page: Any, shots: Shots, fake_ollama: FakeOllama, tmp_path: Path
 ) -> None:
     fake_ollama.replies.extend([WAIT_PLAN] * 3)
     page = await open_page("/", width=375, height=900)
     await page.get_by_label("Review before run").check()
+    await page.set_input_files("#attach-input", str(small_png(tmp_path / "photo.png")))
+    await page.wait_for_selector(".composer .attach-preview img")  # a preview before sending
     await send(page, "Make a five second pause for the UI test")
     run = page.get_by_role("button", name="Run")
     await run.wait_for()
@@ -100,6 +110,10 @@ async def test_review_then_run_and_reload_mid_job(
     await page.reload()
     await page.wait_for_selector(".job-panel")
     assert await percent_shown(page) >= before  # picked up, not restarted
+    # The attachment was uploaded with the message and comes back with the conversation.
+    photo = page.locator(".msg.user .attach-preview img")
+    await photo.wait_for()
+    await page.wait_for_function("() => document.querySelector('.msg.user .attach-preview img').naturalWidth === 64")
     await shots(page, "reloaded")
     await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
     assert await percent_shown(page) == 100

@@ -53,3 +53,28 @@ async def test_pages_at_375px_by_keyboard(stack: LiveStack, open_page: Any, shot
     assert await page.locator(".node-row[data-node='echo'].status-completed").count() == 1
     await no_sideways_scroll(page)
     await shots(page, "job")
+
+
+MARKDOWN_CASES = """async () => {
+  const { renderMarkdown } = await import('/js/markdown.js');
+  const html = (src) => renderMarkdown(src);
+  return {
+    script: html('<script>window.pwned = 1</script> and <img src=x onerror="window.pwned = 2">'),
+    js_link: html('[click](javascript:alert(1)) [ok](/jobs/abc) ![pic](data:image/png;base64,AAAA)'),
+    format: html('# Title\\n\\n**bold** and *em* and `<code>`\\n\\n- one\\n- two\\n\\n```\\n<b>raw</b>\\n```'),
+  };
+}"""
+
+
+async def test_markdown_is_rendered_and_escaped(stack: LiveStack, open_page: Any) -> None:
+    page = await open_page("/")
+    out = await page.evaluate(MARKDOWN_CASES)
+    assert "<script" not in out["script"] and "<img" not in out["script"]
+    assert "&lt;script&gt;" in out["script"]
+    assert "javascript:" not in out["js_link"] and "data:image" not in out["js_link"]
+    assert '<a href="/jobs/abc">ok</a>' in out["js_link"]
+    fmt = out["format"]
+    assert "<h3>Title</h3>" in fmt and "<strong>bold</strong>" in fmt and "<em>em</em>" in fmt
+    assert "<code>&lt;code&gt;</code>" in fmt and "<li>two</li>" in fmt
+    assert "<pre><code>&lt;b&gt;raw&lt;/b&gt;</code></pre>" in fmt
+    assert await page.evaluate("() => window.pwned") is None

@@ -127,7 +127,7 @@ export class ChatPage {
 
   build() {
     this.messages = h("div", { class: "messages", role: "log", "aria-label": "Conversation" });
-    this.input = h("textarea", { class: "composer-input", rows: 2, placeholder: "Describe what you want, e.g. “a 20-second narrated explainer about solar panels, female voice”", "aria-label": "Message" });
+    this.input = h("textarea", { class: "composer-input", rows: 2, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -170,7 +170,8 @@ export class ChatPage {
   showEmpty() {
     clear(this.messages).append(h("div", { class: "empty" },
       h("h2", {}, "What should Spinbot make?"),
-      h("p", { class: "muted" }, "State a goal; the planner turns it into a task graph, the evaluator checks it, and the control and GPU planes run it while you watch.")));
+      h("p", { class: "muted" }, "State a goal; the planner turns it into a task graph, the evaluator checks it, and the control and GPU planes run it while you watch."),
+      h("p", { class: "muted" }, "For example: “a 20-second talking-head video explaining how solar panels work, female voice”.")));
   }
 
   focusComposer(placeholder) {

@@ -202,7 +202,7 @@ export class JobPanel {
     this.artifactsEl = h("div", { class: "artifacts" });
     this.el.append(
       h("header", { class: "job-head" },
-        h("a", { href: `/jobs/${encodeURIComponent(m.id)}`, class: "job-link", "data-route": "" }, `Job ${m.id}`),
+        h("a", { href: `/jobs/${encodeURIComponent(m.id)}`, class: "job-link", title: m.id }, `Job ${m.id.slice(0, 12)}`),
         this.statusEl, this.connEl, this.cancelBtn),
       this.bar, this.barText, this.errorEl, this.dagWrap,
       h("details", { class: "nodes", open: true }, h("summary", {}, "Steps"), this.nodeList),
