@@ -108,6 +108,18 @@ def test_command_is_a_real_spinbot_subcommand(model: dict[str, Any], name: str) 
         assert parsed.params["plane"] in PLANES
 
 
+def test_dockerfile_sets_only_real_settings_and_runs_a_real_command() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    env_names = {m.lower() for m in re.findall(r"\bSPINBOT_([A-Z0-9_]+)=", text)}
+    assert env_names and env_names <= set(Settings.model_fields), sorted(env_names - set(Settings.model_fields))
+    cmd = [ln for ln in text.splitlines() if ln.startswith("CMD")]
+    group = get_command(app)
+    assert isinstance(group, TyperGroup)
+    ctx = group.make_context("spinbot", [], resilient_parsing=True)
+    assert group.get_command(ctx, list(yaml.safe_load(cmd[-1].removeprefix("CMD")))[0]) is not None
+    assert re.search(r"^FROM python:3\.11-slim|^ARG PYTHON_IMAGE=python:3\.11-slim", text, re.M)
+
+
 def test_spinbot_services_build_the_one_dockerfile(model: dict[str, Any]) -> None:
     stages = re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.M | re.I)
     assert "builder" in stages and "runtime" in stages
@@ -132,7 +144,7 @@ def test_spinbot_variables_are_settings(model: dict[str, Any], monkeypatch: pyte
         assert settings.redis_url == "redis://redis:6379/0"
         assert settings.database_url and "@postgres:5432/" in settings.database_url
         assert settings.s3_endpoint == "minio:9000" and settings.s3_secret_key is not None
-        assert str(settings.data_dir) == "/data"
+        assert str(settings.data_dir) == "/data" and settings.public_url
 
 
 def test_every_long_running_service_has_a_healthcheck(model: dict[str, Any]) -> None:
