@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from evaluator import evaluate
@@ -17,7 +19,7 @@ from planner.pipelines import build_graph
 from planner.prompting import decompile
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest
-from spinbot.settings import Settings
+from spinbot.settings import Settings as SpinbotSettings
 from tests.evaluator.catalog import catalog_manifest
 from tests.fake_ollama import FakeOllama
 
@@ -85,7 +87,7 @@ async def test_events_and_metrics_of_a_repair(fake_ollama: FakeOllama, tmp_path:
     async def on_event(e: dict[str, Any]) -> None:
         events.append(e)
 
-    settings = Settings(ollama_url=fake_ollama.url, data_dir=tmp_path)
+    settings = SpinbotSettings(ollama_url=fake_ollama.url, data_dir=tmp_path)
     result = await plan(settings, PlanRequest(goal="a video about tea"), MANIFEST, on_event)
     assert [(e["type"], e["attempt"], e["stage"]) for e in events] == [
         ("planning", 1, "drafting"), ("planning", 2, "repairing"), ("planning", 2, "done"),
@@ -101,7 +103,7 @@ async def test_events_and_metrics_of_a_repair(fake_ollama: FakeOllama, tmp_path:
 
 
 async def test_nothing_available_is_not_approved(tmp_path: Path) -> None:
-    settings = Settings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
+    settings = SpinbotSettings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
     fallbacks = _value("spinbot_planner_fallbacks_total")
     result = await plan(settings, PlanRequest(goal="a video about tea"), MergedManifest())
     assert result.kind == "plan" and not result.approved and result.fallback
@@ -111,7 +113,7 @@ async def test_nothing_available_is_not_approved(tmp_path: Path) -> None:
 
 async def test_plan_command_falls_back_and_writes_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "graph.json"
-    settings = Settings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
+    settings = SpinbotSettings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
     code = await plan_command(settings, "a 20 second video about otters, male voice", out)
     printed = capsys.readouterr().out
     assert code == 0, printed
@@ -122,5 +124,33 @@ async def test_plan_command_falls_back_and_writes_the_graph(tmp_path: Path, caps
 
 
 async def test_plan_command_reply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert await plan_command(Settings(data_dir=tmp_path), "hi!", None) == 0
+    assert await plan_command(SpinbotSettings(data_dir=tmp_path), "hi!", None) == 0
     assert "Spinbot" in capsys.readouterr().out
+
+
+_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=12)
+    | st.sampled_from(["script.narration", "talk.video", "attachment:face", "@face", "tts.synthesize", "image.render"]),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(["id", "service", "params", "inputs", "text", "items", "image", "steps", "prompt"]),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_json, st.builds(lambda s: {"steps": s}, st.lists(_json, min_size=1, max_size=5))))
+def test_any_llm_json_compiles_or_is_refused_never_crashes(answer: Any) -> None:
+    try:
+        doc = compile_plan(answer, MANIFEST, goal="g", attachments=[FACE], constraints={})
+    except PlanShapeError:
+        return
+    evaluate(doc, MANIFEST)  # a verdict, whatever the LLM wrote
