@@ -11,7 +11,7 @@ import pytest
 
 from spinbot.settings import Settings
 from tests.fake_ollama import FakeOllama
-from tests.ui.conftest import LiveStack, Shots
+from tests.ui.conftest import Console, LiveStack, Shots, TcpProxy
 
 SPOKEN = "Hello from Spinbot. This sentence was planned in the chat and spoken on the GPU plane."
 TTS_PLAN = {
@@ -118,4 +118,27 @@ async def test_review_then_run_and_reload_mid_job(
     await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
     assert await percent_shown(page) == 100
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    await shots(page, "completed")
+
+
+async def test_chat_stream_drop_mid_job(
+    stack: LiveStack, proxy: TcpProxy, open_page: Any, shots: Shots, fake_ollama: FakeOllama, console: Console
+) -> None:
+    fake_ollama.replies.extend([WAIT_PLAN] * 3)
+    page = await open_page(f"{proxy.url}/")
+    await send(page, "Make a five second pause for the UI test")
+    await page.wait_for_function(
+        "() => parseInt(document.querySelector('.job-bar')?.getAttribute('aria-valuenow')) >= 15"
+    )
+    await shots(page, "running")
+    console.allow("net::ERR_INCOMPLETE_CHUNKED_ENCODING")  # Chromium logs the cut stream itself
+    assert proxy.drop() > 0  # the chat answer's own stream is cut mid-job
+    await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
+    assert await percent_shown(page) == 100
+    job_id = await page.locator(".job-panel").get_attribute("data-job")
+    # The answer the stream could not deliver is fetched from the stored conversation.
+    await page.wait_for_function(
+        "id => document.querySelector('.msg.assistant .md').textContent.includes(id)", arg=job_id
+    )
+    assert "Done" in await page.locator(".msg.assistant .md").inner_text()
     await shots(page, "completed")

@@ -270,14 +270,34 @@ export class ChatPage {
       this.busy = false;
       this.sendBtn.disabled = false;
     }
-    // A job may outlive the chat answer (or the connection): follow it on its own resumable stream.
-    if (turn.panel && !turn.panel.model.terminal) this.follow(turn.panel);
+    // A job may outlive the chat answer (or the connection): follow it on its own resumable stream,
+    // and take the final answer from the stored conversation when it ends.
+    if (turn.panel && !turn.panel.model.terminal) {
+      turn.panel.onEnd = () => this.refreshAnswer(turn);
+      this.follow(turn.panel);
+    }
     this.onConversations(this.conversationId);
   }
 
   follow(panel) {
     if (!this.panels.includes(panel)) this.panels.push(panel);
     panel.follow();
+  }
+
+  /** The stored answer for a turn whose job ended off the chat stream (the server writes it at the end). */
+  async refreshAnswer(turn, tries = 4) {
+    const jobId = turn.panel?.model.id;
+    for (let i = 0; i < tries && this.conversationId; i += 1) {
+      await new Promise((r) => setTimeout(r, 400 * (i + 1)));
+      try {
+        const conv = await getJSON(`/api/conversations/${encodeURIComponent(this.conversationId)}`);
+        const stored = listOf(conv, "messages").filter((m) => m.role === "assistant" && m.job_id === jobId).at(-1);
+        if (stored?.metadata?.status || (stored && !stored.content.trim().endsWith("…"))) {
+          turn.setText(stored.content);
+          return;
+        }
+      } catch { /* try again */ }
+    }
   }
 
   async runPlan(turn, graph) {
@@ -334,7 +354,10 @@ export class ChatPage {
       }
     }
     const panel = turn.attachJob(jobId, model);
-    if (!model.terminal) this.follow(panel);
+    if (!model.terminal) {
+      panel.onEnd = () => this.refreshAnswer(turn);
+      this.follow(panel);
+    }
   }
 }
 

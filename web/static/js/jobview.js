@@ -221,14 +221,16 @@ export class JobPanel {
     if (this.model.apply(ev.event, ev.data, ev.id)) {
       this.model.save();
       this.schedule();
-      if (this.model.terminal) this.fetchTimes();
+      if (this.model.terminal && !this.ended) {
+        this.ended = true;
+        this.fetchTimes();
+        this.onEnd?.(this.model);
+      }
     }
   }
 
   /** The server's start and finish times, once: events may arrive in a burst, so local clocks can mislead. */
   async fetchTimes() {
-    if (this.timesFetched) return;
-    this.timesFetched = true;
     try {
       const job = await getJSON(`/api/jobs/${encodeURIComponent(this.model.id)}`);
       const started = Date.parse(job.created_at || job.created || "");
