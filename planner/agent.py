@@ -127,7 +127,12 @@ class Planner:
         """One LLM call; connection, model and timeout problems end the LLM path, garbage is retried."""
         attempt = state["attempt"] + 1
         stage = "drafting" if attempt == 1 else "repairing"
-        await self.emit(stage, attempt, f"asking {self.model} for a plan" if attempt == 1 else "repairing the plan")
+        if attempt == 1:
+            await self.emit(stage, attempt, f"asking {self.model} for a plan")
+        else:
+            problems = ", ".join(f"{f['code']}@{f.get('node') or '-'}" for f in state.get("findings", [])[:6])
+            await self.emit(stage, attempt, f"repairing the plan ({problems or 'the answer was not JSON'})",
+                            findings=state.get("findings", []))  # fmt: skip
         record: dict[str, Any] = {
             "attempt": attempt,
             "stage": stage,
