@@ -169,6 +169,10 @@ def test_make_up_from_a_fresh_clone(running: Running) -> None:
     assert health["checks"]["redis"]["ok"] and health["checks"]["postgres"]["ok"]
     runtime = json.loads((repo / ".spinbot" / "runtime.json").read_text())
     assert runtime["redis_url"].startswith("redis://127.0.0.1:")  # the embedded servers, not a configured one
+    banner = running.log.read_text(errors="replace")
+    assert f"{base}/" in banner and f"{base}/v1" in banner, "spinbot up does not say where the UI and /v1 are"
+    assert banner.count("(embedded)") == 2, "spinbot up does not say it embedded Redis and Postgres"
+    assert "LLM" in banner, "spinbot up does not say whether an LLM is reachable"
 
     job = run_capabilities(base)
     assert job["status"] == "completed", json.dumps(job)[:3000]
