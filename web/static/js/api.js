@@ -24,6 +24,7 @@ async function request(method, path, body) {
     init.body = JSON.stringify(body);
   }
   const response = await fetch(path, init);
+  if (response.status === 401) window.dispatchEvent(new CustomEvent("spinbot:unauthorized"));
   if (!response.ok) throw new HttpError(response.status, await problemOf(response));
   return response.status === 204 ? null : response.json();
 }

@@ -77,10 +77,14 @@ sidebar.addEventListener("keydown", (e) => {
 document.getElementById("new-chat").addEventListener("click", () => navigate("/"));
 
 const keyDialog = document.getElementById("key-dialog");
-document.getElementById("key-button").addEventListener("click", () => {
+function askForKey() {
+  if (keyDialog.open) return;
   keyDialog.querySelector("input").value = apiKey();
   keyDialog.showModal();
-});
+}
+document.getElementById("key-button").addEventListener("click", askForKey);
+// The server wants a key this browser does not have (or has a wrong one): ask for it.
+window.addEventListener("spinbot:unauthorized", askForKey);
 keyDialog.addEventListener("close", () => {
   if (keyDialog.returnValue !== "save") return;
   setApiKey(keyDialog.querySelector("input").value.trim());

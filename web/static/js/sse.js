@@ -65,6 +65,7 @@ export async function postEvents(url, body, { headers = {}, signal, onEvent }) {
     body: JSON.stringify(body),
     signal,
   });
+  if (response.status === 401) window.dispatchEvent(new CustomEvent("spinbot:unauthorized"));
   if (!response.ok) throw new HttpError(response.status, await problemOf(response));
   for await (const ev of readEvents(response.body, signal)) onEvent(ev);
 }
