@@ -82,9 +82,13 @@ def targets(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def load_dashboard() -> dict[str, Any]:
+    return dict(json.loads(DASHBOARD.read_text()))
+
+
 @pytest.fixture(scope="module")
 def dashboard() -> dict[str, Any]:
-    return json.loads(DASHBOARD.read_text())
+    return load_dashboard()
 
 
 def test_metric_name_extraction() -> None:

@@ -25,9 +25,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from spinbot import ROOT
 from spinbot.embedded import free_port
+from tests.deploy.test_dashboard import load_dashboard, metric_names, targets
 
 RUN_COMMAND = "make up"
 STARTUP_S = 180.0
@@ -173,6 +175,14 @@ def test_make_up_from_a_fresh_clone(running: Running) -> None:
     assert f"{base}/" in banner and f"{base}/v1" in banner, "spinbot up does not say where the UI and /v1 are"
     assert banner.count("(embedded)") == 2, "spinbot up does not say it embedded Redis and Postgres"
     assert "LLM" in banner, "spinbot up does not say whether an LLM is reachable"
+
+    exposed = {f.name for f in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text)}
+    queried = {
+        re.sub(r"_(total|bucket|sum|count|created)$", "", m)
+        for _, expr in targets(load_dashboard())
+        for m in metric_names(expr)
+    }
+    assert queried <= exposed, f"the dashboard queries metrics /metrics does not expose: {sorted(queried - exposed)}"
 
     job = run_capabilities(base)
     assert job["status"] == "completed", json.dumps(job)[:3000]
