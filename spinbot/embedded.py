@@ -35,6 +35,22 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: flo
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f} s")
 
 
+def _wait_accepting(port: int, user: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until Postgres accepts connections: it listens while still starting up ("the database system is starting up")."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"postgres exited with code {proc.returncode} at start")
+        ready = subprocess.run(
+            [_pg_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", "postgres", "-t", "1"],
+            capture_output=True,
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"postgres on port {port} did not accept connections within {timeout:.0f} s")
+
+
 @dataclass
 class RedisServer:
     """redis-server on a free loopback port, AOF on, files under `dir`."""
@@ -142,6 +158,7 @@ class PostgresServer:
                 args, stdout=log_file, stderr=log_file, env=env, preexec_fn=preexec, start_new_session=True
             )
         _wait_port(self.port, self.proc, "postgres")
+        _wait_accepting(self.port, self.user, self.proc)
         log.info("embedded Postgres at %s (data in %s)", self.url, data)
         return self
 
