@@ -97,7 +97,7 @@ def _svc(nodes: list[dict[str, Any]], node_id: str) -> str:
     return next(n["service"] for n in nodes if n["id"] == node_id)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.one_of(graphs(), wired_graphs()), st.integers(1, 10))
 def test_generated_graphs_never_raise(doc: dict[str, Any], max_nodes: int) -> None:
     v = evaluate(doc, MANIFEST, Limits(max_nodes=max_nodes, max_fan_out=3))
