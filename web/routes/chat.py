@@ -82,12 +82,12 @@ async def _read_request(request: Request) -> tuple[ChatRequest, list[StarletteUp
 @router.post("/api/chat", summary="Chat: plan, run and answer, streamed as Server-Sent Events",
              openapi_extra=CHAT_BODY)
 async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
-    body, files = await _read_request(request)
-    if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
-        raise not_found("conversation", body.conversation_id)
-    services.streams.acquire(owner)  # fail fast (429) before doing any work
-    services.streams.release(owner)
-    try:
+    try:  # uploaded files are closed however this ends
+        body, files = await _read_request(request)
+        if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
+            raise not_found("conversation", body.conversation_id)
+        services.streams.acquire(owner)  # fail fast (429) before doing any work
+        services.streams.release(owner)
         attachments = await store_attachments(services, owner, body.attachments)
         attachments += await store_uploads(services, owner, files)
     finally:
@@ -106,7 +106,11 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
 
 @router.post("/api/uploads", status_code=201, summary="Upload attachments (multipart); use their keys in chat")
 async def upload(services: ServicesDep, owner: OwnerDep, files: list[UploadFile]) -> dict[str, Any]:
-    return {"items": await store_uploads(services, owner, files)}
+    try:
+        return {"items": await store_uploads(services, owner, files)}
+    finally:
+        for f in files:
+            await f.close()
 
 
 def base_url(request: Request) -> str:
