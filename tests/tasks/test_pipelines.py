@@ -1,0 +1,106 @@
+"""The fixed pipelines end to end on the built-in engines: real Redis, Postgres and executors; a fake Ollama."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator
+
+import av
+import numpy as np
+import pytest
+import redis.asyncio as aioredis
+
+from evaluator.core import evaluate
+from executors.gpu.media import load_audio
+from planner.pipelines import build_graph
+from spinbot.graph import Graph
+from spinbot.jobs import JobQueue
+from spinbot.manifest import merge
+from spinbot.manifests_io import registry
+from spinbot.settings import Settings
+from spinbot.store import Store
+from tests.fake_ollama import FakeOllama
+from tests.runtime.conftest import InProcess, all_events, wait_terminal
+from tests.tasks.conftest import rms
+
+NARRATION = "Bees dance to tell each other where the flowers are."
+
+
+@pytest.fixture
+async def stack(
+    settings: Settings, store: Store, redis: aioredis.Redis, fake_ollama: FakeOllama
+) -> AsyncIterator[tuple[JobQueue, Settings]]:
+    settings = settings.model_copy(update={"ollama_url": fake_ollama.url, "ollama_timeout_s": 20})
+    runner = InProcess(settings, store)
+    await runner.both()
+    await runner.ready()
+    q = JobQueue(redis, store)
+    yield q, settings
+    await runner.close()
+
+
+def checked(graph: Graph, settings: Settings) -> Graph:
+    manifest = merge([registry("control").manifest(settings), registry("gpu").manifest(settings)])
+    verdict = evaluate(graph, manifest)
+    assert verdict.ok, [f.model_dump() for f in verdict.findings]
+    assert verdict.graph is not None
+    return verdict.graph
+
+
+def decode(path: str) -> tuple[int, int, int, bool]:
+    with av.open(path) as c:
+        v = c.streams.video[0]
+        return v.codec_context.width, v.codec_context.height, sum(1 for _ in c.decode(v)), bool(c.streams.audio)
+
+
+async def run(q: JobQueue, graph: Graph, name: str, timeout: float = 100) -> dict:
+    job_id = await q.submit(graph, owner="test", pipeline=name)
+    st = await wait_terminal(q, job_id, timeout=timeout)
+    assert st.status == "completed", st.error
+    events = await all_events(q, job_id)
+    assert events[-1].type == "job" and events[-1].data["status"] == "completed"
+    return st.graph
+
+
+@pytest.mark.slow
+async def test_sadtalker_speaks_the_text(stack: tuple[JobQueue, Settings]) -> None:
+    q, settings = stack
+    graph = checked(build_graph("sadtalker", {"text": NARRATION, "voice": "male"}), settings)
+    done = await run(q, graph, "sadtalker")
+    nodes = {n["id"]: n for n in done["nodes"]}
+    summary = nodes["publish"]["output"]["summary"]
+    video = summary["primary"]
+    assert video["contentType"] == "video/mp4" and video["url"].startswith("/api/artifacts/jobs/")
+    path = str(settings.artifacts_dir / video["key"])
+    w, h, frames, has_audio = decode(path)
+    seconds = nodes["voice"]["output"]["duration_s"]
+    assert (w, h, has_audio) == (512, 512, True) and frames == math.ceil(seconds * 25)
+    assert rms(load_audio(settings.artifacts_dir / video["key"], 16_000)) > 0.03
+
+
+@pytest.mark.slow
+async def test_f5tts_infinitetalk_writes_speaks_animates_upscales(
+    stack: tuple[JobQueue, Settings], fake_ollama: FakeOllama
+) -> None:
+    q, settings = stack
+    fake_ollama.replies.append({"title": "Bee talk", "narration": NARRATION, "stage": "A woman beekeeper in a garden."})
+    graph = checked(build_graph("f5tts_infinitetalk", {"topic": "how bees talk", "duration_s": 5}), settings)
+    done = await run(q, graph, "f5tts_infinitetalk")
+    nodes = {n["id"]: n for n in done["nodes"]}
+    assert nodes["script"]["output"]["narration"] == NARRATION
+    video = nodes["publish"]["output"]["summary"]["primary"]
+    w, h, frames, has_audio = decode(str(settings.artifacts_dir / video["key"]))
+    assert (w, h, has_audio) == (1024, 1024, True)
+    assert frames == nodes["talk"]["output"]["frames"]
+    speech = load_audio(settings.artifacts_dir / video["key"], 16_000)
+    assert rms(speech) > 0.03 and len(speech) / 16_000 == pytest.approx(nodes["voice"]["output"]["duration_s"], abs=0.1)
+    assert np.isfinite(speech).all()
+
+
+async def test_capabilities_pipeline(stack: tuple[JobQueue, Settings]) -> None:
+    q, settings = stack
+    done = await run(q, checked(build_graph("capabilities", {}), settings), "capabilities", timeout=30)
+    nodes = {n["id"]: n for n in done["nodes"]}
+    manifest = nodes["manifest"]["output"]["manifest"]
+    assert {"tts.synthesize", "video.animate_portrait", "llm.generate_script"} <= set(manifest["services"])
+    assert manifest["planes"]["gpu"]["devices"][0]["kind"] in ("cpu", "cuda")
