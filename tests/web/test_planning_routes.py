@@ -1,0 +1,56 @@
+"""Capabilities, evaluation, planning and the fixed pipelines (which need no LLM) through the API."""
+
+from __future__ import annotations
+
+from tests.web.conftest import LiveAPI, diag_graph, echo_node, read_sse
+
+
+async def test_capabilities_lists_live_services(api: LiveAPI, executors) -> None:
+    async with api.client() as c:
+        manifest = (await c.get("/api/capabilities")).json()
+    assert {"diag.echo", "gpu.info", "capabilities.get_manifest"} <= set(manifest["services"])
+    assert len(manifest["planes"]["control"]["executors"]) == 1 and manifest["planes"]["gpu"]["devices"]
+
+
+async def test_evaluate_reports_findings(api: LiveAPI, executors) -> None:
+    bad = diag_graph({"id": "x", "service": "no.such", "plane": "control", "params": {}})
+    async with api.client() as c:
+        verdict = (await c.post("/api/evaluate", json={"graph": bad})).json()
+        good = (await c.post("/api/evaluate", json={"graph": diag_graph(echo_node("e"))})).json()
+        refused = await c.post("/api/jobs", json={"graph": bad})
+    assert verdict["ok"] is False and any(f["node"] == "x" for f in verdict["findings"])
+    assert good["ok"] is True and good["estimate"]["duration_s"] >= 0
+    assert refused.status_code == 422 and refused.json()["code"] == "graph_refused"
+    assert refused.json()["findings"] and refused.json()["hint"]
+
+
+async def test_capabilities_pipeline_runs_without_an_llm(api: LiveAPI, executors) -> None:
+    async with api.client() as c:
+        listed = (await c.get("/api/pipelines")).json()["items"]
+        assert {"f5tts_infinitetalk", "sadtalker", "capabilities"} <= {p["name"] for p in listed}
+        assert all("params_schema" in p for p in listed)
+        r = await c.post("/api/pipelines/capabilities/runs", json={"params": {}})
+        assert r.status_code == 202, r.text
+        job = r.json()
+        async with c.stream("GET", job["events_url"]) as resp:
+            events = await read_sse(resp)
+        assert events[-1]["data"]["status"] == "completed"
+        detail = (await c.get(job["url"])).json()
+        assert detail["pipeline"] == "capabilities"
+        outputs = {n["service"]: n["output"] for n in detail["graph"]["nodes"]}
+        assert "gpu.info" in outputs and "manifest" in outputs["capabilities.get_manifest"]
+        bad = await c.post("/api/pipelines/sadtalker/runs", json={"params": {"speed": 5}})
+        assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+        missing = await c.post("/api/pipelines/nope/runs", json={"params": {}})
+        assert missing.status_code == 404 and "capabilities" in missing.json()["hint"]
+
+
+async def test_plan_without_ollama_falls_back(api: LiveAPI, executors) -> None:
+    async with api.client() as c:
+        r = await c.post("/api/plan", json={"goal": "make a 20 second talking head video about tides"})
+        reply = await c.post("/api/plan", json={"goal": "hello"})
+    body = r.json()
+    assert r.status_code == 200 and body["kind"] == "plan" and body["fallback"] is True
+    assert body["graph"]["nodes"] and body["evaluation"]["ok"] is True
+    assert any(a.get("outcome") == "unavailable" for a in body["attempts"])  # Ollama is not reachable here
+    assert reply.json()["kind"] == "reply" and reply.json()["reply"]
