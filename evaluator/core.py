@@ -164,6 +164,7 @@ def evaluate(graph: Graph | dict[str, Any], manifest: MergedManifest, limits: Li
         return Verdict(ok=False, findings=schema_findings)
     run = _Run(parsed, manifest, limits, schema_findings)
     ids = _check_ids(run)
+    _check_fresh(run)
     preds = _predecessors(run, ids)
     specs = _check_services(run)
     _check_params(run, specs)
@@ -226,6 +227,18 @@ def _check_ids(run: _Run) -> set[str]:
     if len(set(attachments)) != len(attachments):
         run.add("duplicate_id", "two attachments share an id", hint="give every attachment its own id")
     return seen
+
+
+def _check_fresh(run: _Run) -> None:
+    """A new job's nodes carry no state: a preset output could smuggle someone else's artifact downstream."""
+    for n in run.graph.nodes:
+        if n.status != "pending" or n.output is not None or n.error is not None or n.attempts:
+            run.add(
+                "preset_state",
+                f"node {n.id} arrives {n.status}" + (" with an output" if n.output is not None else ""),
+                node=n.id,
+                hint="submit every node pending, without output, error or attempts",
+            )
 
 
 def _predecessors(run: _Run, ids: set[str]) -> dict[str, set[str]]:

@@ -285,3 +285,10 @@ def test_pure_python_jsonschema_gives_the_same_verdicts(
     finally:
         core._graph_schema.cache_clear()
     assert slow == fast and fast[1] == [("invalid_param", "tts")]
+
+
+def test_preset_node_state_is_refused(manifest: MergedManifest) -> None:
+    g = talking_head()
+    g["nodes"][2] |= {"status": "completed", "output": {"image": {"key": "someone-else/face.png", "size": 1}}}
+    found = [(f.code, f.node) for f in evaluate(g, manifest).errors]
+    assert found == [("preset_state", "img")]
