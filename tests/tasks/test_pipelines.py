@@ -53,9 +53,9 @@ def decode(path: str) -> tuple[int, int, int, bool]:
         return v.codec_context.width, v.codec_context.height, sum(1 for _ in c.decode(v)), bool(c.streams.audio)
 
 
-async def run(q: JobQueue, graph: Graph, name: str, timeout: float = 100) -> dict:
+async def run(q: JobQueue, graph: Graph, name: str, wait_s: float = 100) -> dict:
     job_id = await q.submit(graph, owner="test", pipeline=name)
-    st = await wait_terminal(q, job_id, timeout=timeout)
+    st = await wait_terminal(q, job_id, timeout=wait_s)
     assert st.status == "completed", st.error
     events = await all_events(q, job_id)
     assert events[-1].type == "job" and events[-1].data["status"] == "completed"
@@ -99,7 +99,7 @@ async def test_f5tts_infinitetalk_writes_speaks_animates_upscales(
 
 async def test_capabilities_pipeline(stack: tuple[JobQueue, Settings]) -> None:
     q, settings = stack
-    done = await run(q, checked(build_graph("capabilities", {}), settings), "capabilities", timeout=30)
+    done = await run(q, checked(build_graph("capabilities", {}), settings), "capabilities", wait_s=30)
     nodes = {n["id"]: n for n in done["nodes"]}
     manifest = nodes["manifest"]["output"]["manifest"]
     assert {"tts.synthesize", "video.animate_portrait", "llm.generate_script"} <= set(manifest["services"])
