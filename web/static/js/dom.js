@@ -6,6 +6,7 @@ function apply(el, attrs) {
     if (value === undefined || value === null || value === false) continue;
     if (key === "class") el.setAttribute("class", value);
     else if (key === "text") el.textContent = value;
+    else if (key === "html") el.innerHTML = value; // only ever given renderMarkdown output, which escapes all text
     else if (key === "dataset") Object.assign(el.dataset, value);
     else if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value);
     else if (key in el && !(el instanceof SVGElement) && typeof value !== "string") el[key] = value;

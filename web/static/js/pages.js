@@ -2,6 +2,7 @@
 import { getJSON } from "./api.js";
 import { clear, formatDuration, h, percent } from "./dom.js";
 import { JobModel, JobPanel, modelFromSnapshot } from "./jobview.js";
+import { renderMarkdown } from "./markdown.js";
 
 function errorBox(err, what) {
   const hint = err.status === 401 ? " This server needs an API key: set one in the menu." : err.status === 404 ? " It does not exist, or it belongs to another key." : "";
@@ -99,7 +100,7 @@ function serviceRow(s) {
   const est = s.estimate ? formatDuration(s.estimate.duration_s) : "";
   return h("tr", { class: s.available === false ? "unavailable" : "", dataset: { service: s.id } },
     h("td", { class: "service-id" }, h("code", {}, s.id), s.hidden ? h("span", { class: "badge" }, "diagnostic") : null),
-    h("td", { "data-label": "What it does" }, s.description || ""),
+    h("td", { "data-label": "What it does", class: "md", html: renderMarkdown(s.description || "") }),
     h("td", { "data-label": "Availability" }, s.available === false ? h("span", { class: "badge status-failed", title: s.unavailable_reason || "" }, "unavailable") : h("span", { class: "badge status-completed" }, "available"),
       s.available === false && s.unavailable_reason ? h("div", { class: "muted" }, s.unavailable_reason) : null),
     h("td", { "data-label": "Needs a GPU" }, s.gpu ? "yes" : "no"),
@@ -133,7 +134,15 @@ export class CapabilitiesPage {
           h("thead", {}, h("tr", {}, ["Service", "What it does", "Availability", "GPU", "Typical time"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, mine.length ? mine.map(serviceRow) : h("tr", {}, h("td", { colspan: 5, class: "muted" }, "No services"))))));
     });
-    clear(this.el).append(h("h1", {}, "Capabilities"), ...sections);
+    const overview = h("ul", { class: "overview", "aria-label": "Planes" }, [...planes].map((plane) => {
+      const status = manifest.planes?.[plane] || {};
+      const live = status.executors?.length || 0;
+      const devices = (status.devices || []).map((d) => `${d.name || d.kind}${Number.isFinite(d.free_mb) ? `, ${Math.round(d.free_mb)} MB free` : ""}`);
+      const offered = services.filter((s) => (s.planes || []).includes(plane) && s.available !== false).length;
+      return h("li", {}, h("strong", {}, plane === "gpu" ? "GPU plane" : "Control plane"), `: ${live} live executor${live === 1 ? "" : "s"}, ${offered} services available`,
+        devices.length ? ` · ${devices.join("; ")}` : "");
+    }));
+    clear(this.el).append(h("h1", {}, "Capabilities"), overview, ...sections);
   }
 
   unmount() {}
