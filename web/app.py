@@ -152,15 +152,22 @@ def _mount_ui(app: FastAPI) -> None:
         raise Problem(404, f"/{path} does not exist", code="not_found", hint="see /docs for the API's routes")
 
 
+def bind_host(settings: Settings) -> tuple[str, str | None]:
+    """Where to listen, and a warning to print: with no API keys only loopback, whatever was asked."""
+    if settings.api_keys:
+        return settings.host, None
+    if settings.host not in LOOPBACK:
+        return "127.0.0.1", (f"no SPINBOT_API_KEYS configured: listening on 127.0.0.1 only, not {settings.host} "
+                             "(set SPINBOT_API_KEYS to serve other machines)")
+    return settings.host, ("no SPINBOT_API_KEYS configured: listening on loopback only; anyone on this machine "
+                           "may use the API")
+
+
 def serve(settings: Settings) -> None:
     """Run the API under uvicorn; without API keys it binds loopback only and says so."""
-    host = settings.host
-    if not settings.api_keys and host not in LOOPBACK:
-        log.warning("no SPINBOT_API_KEYS configured: binding 127.0.0.1 instead of %s (set keys to expose the API)",
-                    host)
-        host = "127.0.0.1"
-    if not settings.api_keys:
-        log.warning("no SPINBOT_API_KEYS configured: open to anyone on this machine, listening on loopback only")
+    host, warning = bind_host(settings)
+    if warning:
+        log.warning(warning)
     started = time.monotonic()
     log.info("Spinbot API on http://%s:%d (web UI at /, OpenAI endpoint at /v1)", host, settings.port)
     uvicorn.run(create_app(settings), host=host, port=settings.port, ws="none", log_config=None,

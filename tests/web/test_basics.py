@@ -42,3 +42,26 @@ async def test_job_runs_and_streams(api: LiveAPI, executors) -> None:
         assert [j["id"] for j in listing["items"]] == [job_id]
         metrics = (await c.get("/metrics")).text
     assert 'spinbot_http_requests_total{method="POST",route="/api/jobs",status="202"}' in metrics
+
+
+def test_without_keys_only_loopback_is_bound() -> None:
+    from spinbot.settings import Settings
+    from web.app import bind_host
+
+    host, warning = bind_host(Settings(host="0.0.0.0", api_keys=[]))
+    assert host == "127.0.0.1" and warning and "127.0.0.1 only" in warning
+    host, warning = bind_host(Settings(host="127.0.0.1", api_keys=[]))
+    assert host == "127.0.0.1" and warning and "loopback only" in warning
+    assert bind_host(Settings(host="0.0.0.0", api_keys=["k"])) == ("0.0.0.0", None)
+
+
+async def test_static_ui_and_spa_paths(api: LiveAPI) -> None:
+    async with api.client() as c:
+        index = await c.get("/")
+        job_page = await c.get("/jobs/0123456789abcdef0123456789abcdef")
+        script = await c.get("/js/app.js")
+        traversal = await c.get("/..%2F..%2Fpyproject.toml")
+    assert index.status_code == 200 and "<html" in index.text
+    assert job_page.status_code == 200 and job_page.text == index.text
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert traversal.status_code == 404

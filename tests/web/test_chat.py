@@ -183,3 +183,21 @@ async def test_bad_requests_are_problems(chat_api: LiveAPI) -> None:
         assert r.status_code == 415
         r = await c.post("/api/chat", json={"message": "x", "conversation_id": "c_nope"})
         assert r.status_code == 404
+
+
+async def test_spinbot_chat_client(chat_api: LiveAPI, executors, fake_ollama) -> None:
+    import io
+
+    from rich.console import Console
+
+    from spinbot.client import EXIT_OK, EXIT_UNREACHABLE, chat_command
+
+    fake_ollama.replies.append(diag_plan())
+    out = io.StringIO()
+    settings = chat_api.settings.model_copy(update={"api_url": chat_api.url})
+    code = await chat_command(settings, "make a quick echo test", console=Console(file=out, width=200))
+    text = out.getvalue()
+    assert code == EXIT_OK, text
+    assert "plan (2 steps" in text and "diag.wait" in text and "Done" in text and "job page:" in text
+    gone = settings.model_copy(update={"api_url": "http://127.0.0.1:9"})
+    assert await chat_command(gone, "x", console=Console(file=io.StringIO())) == EXIT_UNREACHABLE
