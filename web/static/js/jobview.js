@@ -104,11 +104,13 @@ export class JobModel {
     if (d.status === "completed") n.progress = 1;
     if (this.status === "queued") this.status = "running";
     if (d.error) this.log(d.node, `failed: ${d.error.message || d.error.code || JSON.stringify(d.error)}`);
+    else if (d.status) this.log(d.node, `${d.status}${d.attempts > 1 ? ` (attempt ${d.attempts})` : ""}${d.plane ? ` on the ${d.plane} plane` : ""}`);
   }
 
   on_progress(d) {
     const n = (this.nodes[d.node] ||= { status: "running", progress: 0, message: "", attempts: 0 });
     if (typeof d.progress === "number") n.progress = d.progress;
+    if (d.message && d.message !== n.message) this.log(d.node, d.message);
     if (d.message) n.message = d.message;
     if (typeof d.job_progress === "number") this.progress = d.job_progress;
     if (n.status === "pending") n.status = "running";
@@ -206,7 +208,7 @@ export class JobPanel {
         this.statusEl, this.connEl, this.cancelBtn),
       this.bar, this.barText, this.errorEl, this.dagWrap,
       h("details", { class: "nodes", open: true }, h("summary", {}, "Steps"), this.nodeList),
-      h("details", { class: "log" }, h("summary", {}, "Log"), this.logPre),
+      h("details", { class: "log", open: true }, h("summary", {}, "Log"), this.logPre),
       this.artifactsEl);
   }
 
