@@ -17,7 +17,9 @@ import socket
 import tempfile
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,19 @@ from spinbot import metrics as M
 from spinbot.artifacts import ArtifactInfo, ArtifactStore
 from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, SpinbotError, classify
 from spinbot.graph import TERMINAL_NODE, AttachmentRef, Graph, Node, NodeError, NodeRef, Ref, resolve_params
-from spinbot.jobs import TERMINAL_JOB, JobQueue, Lease, _decode_hash, dumps, node_state, overlay_nodes, ready_nodes
+from spinbot.jobs import (
+    NODE_FIELD,
+    TERMINAL_JOB,
+    JobQueue,
+    Lease,
+    RecordWriter,
+    Snapshot,
+    _decode_hash,
+    doc_with_states,
+    dumps,
+    node_state,
+    ready_nodes,
+)
 from spinbot.registry import Registry, Service
 from spinbot.settings import Settings
 from spinbot.store import Store
@@ -79,6 +93,61 @@ class Admission:
                 self._cond.notify_all()
 
 
+@dataclass
+class Parsed:
+    """A job's graph as validated once: the stored document, the model, its dependencies."""
+
+    raw: str
+    doc: dict[str, Any]
+    graph: Graph
+    preds: dict[str, set[str]]
+    base: dict[str, dict[str, Any]]
+    context: dict[str, Any]
+
+
+class GraphCache:
+    """Validated graphs by job, so a claim re-applies node states instead of re-validating the graph.
+
+    The stored `graph` field changes only at submit and finish; between, node states travel in
+    the record's `n:<node>` fields, which every claim applies afresh.
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._items: OrderedDict[str, Parsed] = OrderedDict()
+
+    def load(self, job_id: str, fields: dict[str, str]) -> Parsed:
+        raw = fields["graph"]
+        p = self._items.get(job_id)
+        if p is None or p.raw != raw:
+            doc = _loads(raw)
+            graph = Graph.model_validate(doc)
+            p = Parsed(raw, doc, graph, graph.predecessors(), {n.id: node_state(n) for n in graph.nodes},
+                       graph.context.model_dump(mode="json", by_alias=True))
+            self._items[job_id] = p
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        else:
+            self._items.move_to_end(job_id)
+        states = {k[len(NODE_FIELD):]: _loads(v) for k, v in fields.items() if k.startswith(NODE_FIELD)}
+        for n in p.graph.nodes:
+            st = states.get(n.id) or p.base[n.id]
+            # assign only what differs: pydantic attribute assignment is not free
+            if n.status != st["status"]:
+                n.status = st["status"]
+            if n.attempts != (st.get("attempts") or 0):
+                n.attempts = st.get("attempts") or 0
+            if n.output != st.get("output"):
+                n.output = st.get("output")
+            err = st.get("error")
+            if (n.error is None) != (err is None) or (err and n.error and n.error.message != err.get("message")):
+                n.error = NodeError.model_validate(err) if err else None
+        return p
+
+    def drop(self, job_id: str) -> None:
+        self._items.pop(job_id, None)
+
+
 class Executor:
     """Claims jobs from one plane's stream and runs that plane's ready nodes."""
 
@@ -114,6 +183,8 @@ class Executor:
         self._slot_free = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
         self.workroot = settings.data_dir / "work"
+        self.graphs = GraphCache()
+        self.writer = RecordWriter(self.queue) if store is not None else None
 
     # ---- lifecycle
 
@@ -124,6 +195,7 @@ class Executor:
         await self._recover()
         helpers = [
             asyncio.create_task(self._heartbeat_loop(), name="claims-heartbeat"),
+            *([asyncio.create_task(self.writer.run(), name="postgres-writer")] if self.writer else []),
             asyncio.create_task(self._cancel_listener(), name="cancel-listener"),
             asyncio.create_task(
                 capabilities.heartbeat(self.redis, self.manifest, interval_s=self.settings.heartbeat_s,
@@ -164,6 +236,8 @@ class Executor:
             await asyncio.gather(*pending, return_exceptions=True)
         if self._background:
             await asyncio.wait(self._background, timeout=grace_s)
+        if self.writer is not None:
+            await self.writer.flushed(grace_s)
 
     async def _until_redis_ready(self) -> None:
         delay = 0.5
@@ -286,8 +360,10 @@ class Executor:
     # ---- claim heartbeat and cancellation
 
     async def _heartbeat_loop(self) -> None:
+        # a few heartbeats per claim_idle_ms, so a late one does not let a healthy claim be stolen
+        interval = min(self.settings.heartbeat_s, self.settings.claim_idle_ms / 3000)
         while True:
-            await asyncio.sleep(self.settings.heartbeat_s)
+            await asyncio.sleep(interval)
             try:
                 await self._heartbeat_once()
             except REDIS_DOWN as e:
@@ -300,7 +376,7 @@ class Executor:
         lost = await self.queue._heartbeat(keys=[self.stream], args=[C.GROUP, self.id, *runs])
         for eid in lost or []:
             run = runs.get(eid.decode() if isinstance(eid, bytes) else eid)
-            if run is not None and run.task is not None:
+            if run is not None and run.task is not None and not run.lease.released:
                 log.warning("job=%s plane=%s entry=%s was taken over by another executor; stopping here",
                             run.job_id, self.plane, run.entry)
                 run.task.cancel()
@@ -362,8 +438,10 @@ class JobRun:
         self.cancel = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self.graph: Graph | None = None
+        self.parsed: Parsed | None = None
         self.preds: dict[str, set[str]] = {}
         self.node_progress: dict[str, float] = {}
+        self.unrecorded: list[Node] = []  # ended, not yet written (see run_ready)
         self.version = 0
 
     @property
@@ -396,11 +474,11 @@ class JobRun:
             )
             return
         try:
-            self.graph = Graph.model_validate(overlay_nodes(_loads(raw["graph"]), raw))
+            self.parsed = self.ex.graphs.load(self.job_id, raw)
         except (ValueError, KeyError) as e:
             await self._poison(f"the job's graph cannot be read: {e}")
             return
-        self.preds = self.graph.predecessors()
+        self.graph, self.preds = self.parsed.graph, self.parsed.preds
         if raw.get("cancel") == "1":
             self.cancel.set()
         if raw.get("status") == "queued":
@@ -469,13 +547,20 @@ class JobRun:
         return [n for n in ready_nodes(self.graph, self.preds) if n.plane == self.plane and n.id not in running]
 
     async def run_ready(self) -> None:
-        """Run every ready node of this plane, concurrently, until none is ready or running."""
+        """Run every ready node of this plane, concurrently, until none is ready or running.
+
+        A node's end is written at once while others still run or before new ones start; the last
+        ones are written by the hand-off or finish that follows, in the same atomic commit.
+        """
         running: dict[asyncio.Task[None], Node] = {}
         try:
             while True:
                 if not self.cancel.is_set():
-                    await self.skip_blocked()
-                    for node in self.ready_here({n.id for n in running.values()}):
+                    self.skip_blocked()
+                    ready = self.ready_here({n.id for n in running.values()})
+                    if ready and self.unrecorded:
+                        await self.record(self.take_unrecorded())
+                    for node in ready:
                         running[asyncio.create_task(self.run_node(node))] = node
                 if not running:
                     return
@@ -486,17 +571,24 @@ class JobRun:
                     if t is not waiter:
                         running.pop(t)
                         t.result()  # LostClaim / Redis errors abort the whole run
+                if running and self.unrecorded:
+                    await self.record(self.take_unrecorded())
         finally:
             for t in running:
                 t.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
 
-    async def skip_blocked(self) -> None:
+    def take_unrecorded(self) -> list[Node]:
+        nodes, self.unrecorded = self.unrecorded, []
+        return nodes
+
+    def skip_blocked(self) -> None:
         """Pending nodes downstream of a failed, skipped or cancelled node are skipped (on any plane)."""
         assert self.graph is not None
         status = {n.id: n.status for n in self.graph.nodes}
-        changed: list[Node] = []
+        if not any(v in ("failed", "skipped", "cancelled") for v in status.values()):
+            return
         progress = True
         while progress:
             progress = False
@@ -505,10 +597,8 @@ class JobRun:
                     status[p] in ("failed", "skipped", "cancelled") for p in self.preds[n.id]
                 ):
                     n.status = status[n.id] = "skipped"
-                    changed.append(n)
+                    self.unrecorded.append(n)
                     progress = True
-        if changed:
-            await self.record(changed)
 
     # ---- one node: resolve inputs -> run -> record, with retries
 
@@ -581,7 +671,7 @@ class JobRun:
         ctx = TaskContext(
             job_id=self.job_id, node_id=node.id, attempt=node.attempts, settings=self.ex.settings,
             store=self.ex.artifacts, emit=self._emitter(node), workdir=workdir, cancel=self.cancel,
-            graph_context=self.graph.context.model_dump(mode="json", by_alias=True), device=self.ex.device,
+            graph_context=self.parsed.context if self.parsed else {}, device=self.ex.device,
         )
         M.EXECUTOR_INFLIGHT.labels(self.plane).inc()
         try:
@@ -644,16 +734,16 @@ class JobRun:
         await self.finish_node(node, "failed")
 
     async def finish_node(self, node: Node, status: str) -> None:
+        """A node's end: written by run_ready (at once, or with the hand-off/finish that follows)."""
         node.status = status  # type: ignore[assignment]
         if status != "failed":
             node.error = None
         self.node_progress.pop(node.id, None)
-        await self.record([node])
+        self.unrecorded.append(node)
 
-    async def record(self, nodes: list[Node]) -> None:
-        """Persist node states to the job record at once (fenced) with one event per node."""
-        fields: dict[str, Any] = {f"n:{n.id}": dumps(node_state(n)) for n in nodes}
-        fields["progress"] = repr(self.job_progress())
+    def node_writes(self, nodes: list[Node]) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+        """The record fields and events for these nodes' states; logs one line per transition."""
+        fields: dict[str, Any] = {f"{NODE_FIELD}{n.id}": dumps(node_state(n)) for n in nodes}
         events = []
         for n in nodes:
             data: dict[str, Any] = {"node": n.id, "service": n.service, "plane": n.plane, "status": n.status,
@@ -665,6 +755,12 @@ class JobRun:
             events.append(("node", data))
             log.info("node %s job=%s node=%s plane=%s service=%s attempts=%d%s", n.status, self.job_id, n.id,
                      n.plane, n.service, n.attempts, f" error={n.error.message!r}" if n.error else "")
+        return fields, events
+
+    async def record(self, nodes: list[Node]) -> None:
+        """Persist node states to the job record at once (fenced) with one event per node."""
+        fields, events = self.node_writes(nodes)
+        fields["progress"] = repr(self.job_progress())
         await self.lease.commit(fields, events)
 
     def _emitter(self, node: Node) -> Any:
@@ -692,9 +788,10 @@ class JobRun:
             for n in self.graph.nodes:
                 if n.status not in TERMINAL_NODE:
                     n.status = "cancelled"
+                    self.unrecorded.append(n)
             await self.finish("cancelled")
             return
-        await self.skip_blocked()
+        self.skip_blocked()
         elsewhere = [n for n in ready_nodes(self.graph, self.preds) if n.plane != self.plane]
         if elsewhere:
             await self.hand_off(elsewhere[0].plane)
@@ -707,25 +804,33 @@ class JobRun:
         for n in self.graph.nodes:
             if n.status not in TERMINAL_NODE:
                 n.status = "skipped"
+                self.unrecorded.append(n)
         await self.finish("failed", error={"code": "stuck", "message": f"nodes can never run: {', '.join(stuck)}"})
 
+    def document(self) -> dict[str, Any]:
+        """The graph document with this run's node states (cheap: no model serialisation)."""
+        assert self.graph is not None and self.parsed is not None
+        return doc_with_states(self.parsed.doc, {n.id: node_state(n) for n in self.graph.nodes})
+
     async def hand_off(self, target: str) -> None:
+        """Enqueue on the other plane and ack here, atomically; node states stay in the record's fields."""
         assert self.graph is not None
         self.version += 1
         progress = self.job_progress()
         t0 = time.perf_counter()
+        fields, events = self.node_writes(self.take_unrecorded())
         await self.lease.commit(
-            {"status": "running", "plane": target, "version": self.version, "graph": self.graph.dumps(),
-             "progress": repr(progress)},
-            [("job", {"status": "running", "progress": progress, "plane": target})],
+            {**fields, "status": "running", "plane": target, "version": self.version, "progress": repr(progress)},
+            [*events, ("job", {"status": "running", "progress": progress, "plane": target})],
             mode="handoff", target=C.plane_stream(target),
-            target_fields={"job": self.job_id, "version": self.version}, clear_nodes=True,
+            target_fields={"job": self.job_id, "version": self.version},
         )
         M.HANDOFFS.labels(self.plane, target).inc()
         log.info("handed off job=%s plane=%s -> %s version=%d (%.2f ms)", self.job_id, self.plane, target,
                  self.version, (time.perf_counter() - t0) * 1000)
-        if self.ex.store is not None:
-            self.ex.background(self.ex.queue.sync_store(self.job_id), f"job {self.job_id} hand-off")
+        if self.ex.writer is not None:
+            self.ex.writer.add(Snapshot(self.job_id, self.version, "running", target, progress,
+                                        dumps(self.document())))
 
     async def finish(self, status: str, failed: list[Node] | None = None,
                      error: dict[str, Any] | None = None) -> None:
@@ -737,18 +842,20 @@ class JobRun:
             error = {"code": "node_failed", "message": f"node {first.id} ({first.service}) failed: {msg}",
                      "nodes": [n.id for n in failed]}
         progress = 1.0 if status == "completed" else self.job_progress()
-        doc = self.graph.to_json()
+        doc = self.document()
         # Postgres first, so its record is terminal no later than Redis says so.
         await self._store_terminal(status, progress, doc, error)
         event: dict[str, Any] = {"status": status, "progress": progress}
         if error:
             event["error"] = error
+        _, events = self.node_writes(self.take_unrecorded())
         await self.lease.commit(
             {"status": status, "plane": "", "version": self.version, "graph": dumps(doc),
              "progress": repr(progress), "error": dumps(error) if error else ""},
-            [("job", event)], mode="finish", clear_nodes=True,
+            [*events, ("job", event)], mode="finish", clear_nodes=True,
         )
         M.JOBS.labels(status).inc()
+        self.ex.graphs.drop(self.job_id)
         log.info("job %s job=%s plane=%s version=%d", status, self.job_id, self.plane, self.version)
         await self._sync_store_final()
 

@@ -14,6 +14,9 @@ clobber it; hand-off (XADD to the next plane) and ack (XACK+XDEL) are in that sa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +29,8 @@ from spinbot import constants as C
 from spinbot.errors import InvalidGraph, LostClaim
 from spinbot.graph import TERMINAL_NODE, Graph, Node, NodeRef, iter_refs
 from spinbot.store import Store
+
+log = logging.getLogger(__name__)
 
 TERMINAL_JOB = frozenset({"completed", "failed", "cancelled"})
 NODE_FIELD = "n:"
@@ -320,8 +325,9 @@ class Lease:
         args.append("1" if clear_nodes else "0")
         args += _flat(fields)
         args.append(len(events))
+        now = round(time.time(), 6)
         for typ, data in events:
-            args += [typ, dumps(data)]
+            args += [typ, dumps({**data, "ts": now})]
         tf = target_fields or {}
         args.append(len(tf))
         args += _flat(tf)
@@ -561,3 +567,96 @@ class JobQueue:
 def _id_tuple(entry: str) -> tuple[int, int]:
     ms, _, seq = entry.partition("-")
     return int(ms or 0), int(seq or 0)
+
+
+def doc_with_states(doc: dict[str, Any], states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A graph document with the given node states applied (a new dict; `doc` is not changed)."""
+    nodes = []
+    for node in doc["nodes"]:
+        st = states.get(node["id"])
+        if st is None:
+            nodes.append(node)
+            continue
+        new = {k: v for k, v in node.items() if k not in ("output", "error")}
+        new.update({k: v for k, v in st.items() if v is not None})
+        nodes.append(new)
+    return {**doc, "nodes": nodes}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One job transition for Postgres: the job row's new state and the graph at that version."""
+
+    job_id: str
+    version: int
+    status: str
+    plane: str | None
+    progress: float
+    graph_json: str
+
+
+class RecordWriter:
+    """Writes hand-off snapshots and events to Postgres in the background, batched, off the hot path."""
+
+    def __init__(self, queue: JobQueue) -> None:
+        assert queue.store is not None
+        self.queue = queue
+        self.store = queue.store
+        self.pending: list[Snapshot] = []
+        self.synced: dict[str, str] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def add(self, snap: Snapshot) -> None:
+        self.pending.append(snap)
+        self._idle.clear()
+        self._wake.set()
+
+    async def flushed(self, timeout: float) -> None:  # noqa: ASYNC109
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def run(self) -> None:
+        delay = 0.5
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self.pending = self.pending, []
+            try:
+                await self.flush(batch)
+                delay = 0.5
+            except Exception as e:
+                log.error("Postgres write of %d job transition(s) failed (%s): check that Postgres runs "
+                          "(SPINBOT_DATABASE_URL); retrying in %.1f s", len(batch), e, delay)
+                self.pending = batch + self.pending
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                self._wake.set()
+                continue
+            if not self.pending:
+                self._idle.set()
+
+    async def flush(self, batch: list[Snapshot]) -> None:
+        if not batch:
+            return
+        latest: dict[str, Snapshot] = {}
+        for s in batch:
+            if s.job_id not in latest or s.version > latest[s.job_id].version:
+                latest[s.job_id] = s
+        async with self.store.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
+                " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
+                [(s.job_id, s.version, s.status, s.plane, s.graph_json) for s in batch],
+            )
+            await conn.executemany(
+                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6::text::jsonb,"
+                " updated_at=now() WHERE id=$1 AND version < $5",
+                [(s.job_id, s.status, s.progress, s.plane, s.version, s.graph_json) for s in latest.values()],
+            )
+        for job_id in latest:
+            after = self.synced.get(job_id)
+            if after is None:
+                after = _s(await self.queue.redis.hget(C.job_key(job_id), "synced") or "0-0")
+            self.synced[job_id] = await self.queue.sync_events(job_id, after)
