@@ -99,3 +99,63 @@ async def test_cancel_from_job_page(stack: LiveStack, open_page: Any, shots: Sho
     assert await page.get_by_role("button", name="Cancel").is_hidden()
     await shots(page, "cancelled")
     assert (await stack.get(f"/api/jobs/{job['id']}"))["status"] == "cancelled"
+
+
+MEDIA_GRAPH = {
+    "schema": "langgraph.v1",
+    "workflowId": "ui-media",
+    "context": {"goal": "a small talking portrait (UI test)"},
+    "nodes": [
+        {
+            "id": "voice",
+            "name": "Speak",
+            "service": "tts.synthesize",
+            "plane": "gpu",
+            "params": {"text": "Three artifacts: this voice, a portrait, and the two together."},
+        },
+        {
+            "id": "portrait",
+            "name": "Draw",
+            "service": "image.render",
+            "plane": "gpu",
+            "params": {"prompt": "a friendly presenter", "width": 128, "height": 128},
+        },
+        {
+            "id": "talk",
+            "name": "Animate",
+            "service": "video.animate_portrait",
+            "plane": "gpu",
+            "params": {
+                "image": {"$node": "portrait", "output": "image"},
+                "audio": {"$node": "voice", "output": "audio"},
+                "fps": 10,
+                "size": 128,
+            },
+        },
+    ],
+}
+
+MEDIA_READY = """(el, event) => el.readyState >= 1 ? el.duration
+  : new Promise(r => el.addEventListener(event, () => r(el.duration), {once: true}))"""
+SEEK = """el => new Promise(r => { el.addEventListener('seeked', () => r(el.currentTime), {once: true});
+  el.currentTime = el.duration / 2; })"""
+
+
+async def test_artifacts_inline_with_players(stack: LiveStack, open_page: Any, shots: Shots) -> None:
+    job = await stack.post("/api/jobs", {"graph": MEDIA_GRAPH})
+    page = await open_page(f"/jobs/{job['id']}")
+    await page.wait_for_selector(".job-panel[data-status='completed']", timeout=60_000)
+    labels = await page.locator(".dag-edge-label").all_text_contents()
+    assert sorted(labels) == ["audio", "image"]  # what flows into the animation
+    img = page.locator(".artifact img")
+    await page.wait_for_function("() => document.querySelector('.artifact img')?.naturalWidth === 128")
+    assert await img.count() == 1
+    audio = page.locator(".artifact audio")
+    assert await audio.evaluate(MEDIA_READY, "loadedmetadata") > 1.0
+    video = page.locator(".artifact video")
+    duration = await video.evaluate(MEDIA_READY, "loadedmetadata")
+    assert duration > 1.0
+    assert await video.evaluate(SEEK) > 0.5  # seeking: range requests on the artifact
+    for a in await page.locator(".artifact a[download]").all():
+        assert "/api/artifacts/" in (await a.get_attribute("href") or "")
+    await shots(page, "artifacts")
