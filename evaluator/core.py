@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -89,10 +88,6 @@ def compatible(produced: str, wanted: str) -> bool:
     return produced == wanted or "any" in (produced, wanted)
 
 
-def _is_ref(value: object) -> bool:
-    return isinstance(value, dict) and ("$node" in value or "$attachment" in value)
-
-
 def refs_of(params: dict[str, Any]) -> list[tuple[str, Ref]]:
     """(param, reference) pairs of a validated node's params (spinbot.graph.iter_refs, without re-validating)."""
     out: list[tuple[str, Ref]] = []
@@ -106,21 +101,29 @@ def refs_of(params: dict[str, Any]) -> list[tuple[str, Ref]]:
     return out
 
 
-def iter_strings(value: Any) -> Iterator[str]:
-    """Every string inside a param value, references skipped."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from iter_strings(item)
-    elif isinstance(value, dict) and not _is_ref(value):
-        for k, v in value.items():
-            yield str(k)
-            yield from iter_strings(v)
+def strings_of(value: Any) -> list[str]:
+    """Every string inside a param value (dict keys included), references skipped; iterative, one pass."""
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict) and "$node" not in v and "$attachment" not in v:
+            out.extend(str(k) for k in v)
+            stack.extend(v.values())
+    return out
+
+
+def urls_in(strings: list[str]) -> list[str]:
+    return [m.group(0) for s in strings if "://" in s for m in URL_RE.finditer(s)]
 
 
 def find_urls(params: dict[str, Any]) -> list[str]:
-    return [m.group(0) for s in iter_strings(params) if "://" in s for m in URL_RE.finditer(s)]
+    """URL-like substrings anywhere in params (references skipped)."""
+    return urls_in(strings_of(params))
 
 
 def _host(url: str) -> str:
@@ -140,6 +143,7 @@ class _Run:
     limits: Limits
     findings: list[Finding] = field(default_factory=list)
     _refs: dict[int, list[tuple[str, Ref]]] = field(default_factory=dict)
+    succs: dict[str, list[str]] = field(default_factory=dict)
 
     def refs(self, node: Node) -> list[tuple[str, Ref]]:
         got = self._refs.get(id(node))
@@ -166,6 +170,7 @@ def evaluate(graph: Graph | dict[str, Any], manifest: MergedManifest, limits: Li
     ids = _check_ids(run)
     _check_fresh(run)
     preds = _predecessors(run, ids)
+    run.succs = _successors(preds)
     specs = _check_services(run)
     _check_params(run, specs)
     _check_refs(run, specs, ids)
@@ -298,11 +303,15 @@ def _check_services(run: _Run) -> dict[str, ServiceSpec]:
 
 def _check_params(run: _Run, specs: dict[str, ServiceSpec]) -> None:
     for n in run.graph.nodes:
-        _check_text(run, n)
+        strings = strings_of(n.params)
+        if any("\x00" in t for t in strings):  # Postgres cannot store NUL; no service needs it
+            run.add(
+                "nul_character", "a param contains a NUL character", node=n.id, hint="remove \\u0000 from the params"
+            )
         spec = specs.get(n.id)
         if spec is not None:
             _check_node_params(run, n, spec)
-            _check_urls(run, n, spec)
+            _check_urls(run, n, spec, strings)
     if "\x00" in run.graph.context.goal:
         run.add("nul_character", "the goal contains a NUL character", hint="remove \\u0000 from the goal")
 
@@ -346,15 +355,9 @@ def _param_hint(schema: dict[str, Any], error: SchemaError) -> str:
     return f"{name} must satisfy {allowed}"
 
 
-def _check_text(run: _Run, n: Node) -> None:
-    """NUL characters: no service needs them and Postgres cannot store them in a job record."""
-    if any("\x00" in s for s in iter_strings(n.params)):
-        run.add("nul_character", "a param contains a NUL character", node=n.id, hint="remove \\u0000 from the params")
-
-
-def _check_urls(run: _Run, n: Node, spec: ServiceSpec) -> None:
+def _check_urls(run: _Run, n: Node, spec: ServiceSpec, strings: list[str]) -> None:
     allowed = {h.lower() for h in spec.allowed_hosts}
-    for url in find_urls(n.params):
+    for url in urls_in(strings):
         if allowed and _host(url) in allowed:
             continue
         run.add(
@@ -444,7 +447,7 @@ def _check_node_ref(
 def _topological(run: _Run, preds: dict[str, set[str]]) -> list[str] | None:
     """Kahn's order of the node ids, or None (and a finding) when there is a cycle."""
     indegree = {k: len(v) for k, v in preds.items()}
-    succs = _successors(preds)
+    succs = run.succs
     ready = [k for k, d in indegree.items() if d == 0]
     order: list[str] = []
     while ready:
@@ -491,7 +494,7 @@ def _estimate(run: _Run, specs: dict[str, ServiceSpec], preds: dict[str, set[str
     """List-schedule the DAG: a node starts when its inputs are done and its plane is free."""
     nodes = {n.id: n for n in run.graph.nodes}
     durations = {k: (specs[k].estimate.duration_s if k in specs else 0.0) for k in order}
-    succs = _successors(preds)
+    succs = run.succs
     indegree = {k: len(v) for k, v in preds.items()}
     position = {k: i for i, k in enumerate(order)}
     ready_at: dict[str, float] = dict.fromkeys(order, 0.0)
@@ -539,7 +542,7 @@ def _check_limits(run: _Run, preds: dict[str, set[str]], estimate: Estimate | No
             f"{len(run.graph.nodes)} nodes; at most {lim.max_nodes} are allowed",
             hint=f"use at most {lim.max_nodes} nodes",
         )
-    for k, succ in _successors(preds).items():
+    for k, succ in run.succs.items():
         if len(succ) > lim.max_fan_out:
             run.add(
                 "fan_out",
@@ -599,7 +602,7 @@ def _comparable(a: object, b: object) -> bool:
 def _check_unused(run: _Run, specs: dict[str, ServiceSpec], preds: dict[str, set[str]]) -> None:
     """Warn about nodes whose outputs nobody reads although something runs after them."""
     used = {ref.node for n in run.graph.nodes for _, ref in run.refs(n) if isinstance(ref, NodeRef)}
-    succs = _successors(preds)
+    succs = run.succs
     for n in run.graph.nodes:
         spec = specs.get(n.id)
         if spec is None or not spec.outputs or n.id in used or not succs.get(n.id):
