@@ -2,20 +2,14 @@
 // the plan card and the live job panel under the turn that started the job.
 import { authHeaders, getJSON, postJSON } from "./api.js";
 import { clear, h } from "./dom.js";
-import { JobModel, JobPanel, modelFromSnapshot } from "./jobview.js";
+import { JobModel, modelFromSnapshot } from "./jobmodel.js";
 import { renderMarkdown } from "./markdown.js";
-import { planCard } from "./plan.js";
 import { postEvents } from "./sse.js";
+import { AssistantTurn } from "./turn.js";
 
 const REVIEW_KEY = "spinbot.review";
 const MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024;
 const convJobsKey = (cid) => `spinbot.conv.${cid}.jobs`;
-
-function rememberJob(cid, jobId) {
-  if (!cid) return;
-  const ids = JSON.parse(sessionStorage.getItem(convJobsKey(cid)) || "[]");
-  if (!ids.includes(jobId)) sessionStorage.setItem(convJobsKey(cid), JSON.stringify([...ids, jobId]));
-}
 
 function listOf(payload, ...names) {
   if (Array.isArray(payload)) return payload;
@@ -30,88 +24,6 @@ function readAsDataUrl(file) {
     reader.onerror = () => reject(reader.error);
     reader.readAsDataURL(file);
   });
-}
-
-/** One assistant turn: streaming markdown text, a status line, the plan card and the job panel. */
-class AssistantTurn {
-  constructor(chat) {
-    this.chat = chat;
-    this.text = "";
-    this.plan = null;
-    this.panel = null;
-    this.statusEl = h("div", { class: "turn-status muted", "aria-live": "polite" });
-    this.body = h("div", { class: "md" });
-    this.extras = h("div", { class: "turn-extras" });
-    this.el = h("article", { class: "msg assistant", "aria-label": "Assistant" }, this.statusEl, this.body, this.extras);
-  }
-
-  setStatus(text) {
-    this.statusEl.textContent = text || "";
-  }
-
-  setText(text) {
-    this.text = text;
-    this.body.innerHTML = renderMarkdown(text);
-  }
-
-  showPlan(plan, { review }) {
-    this.plan = plan;
-    this.planEl = planCard(plan, {
-      review,
-      onRun: () => this.chat.runPlan(this, plan.graph),
-      onChange: () => this.chat.focusComposer("Say what to change, e.g. “make it 60 seconds instead”"),
-    });
-    this.extras.prepend(this.planEl);
-  }
-
-  /** The job panel for this turn (created on the first job event). */
-  attachJob(jobId, model = null) {
-    if (this.panel?.model.id === jobId) return this.panel;
-    model ||= JobModel.load(jobId) || new JobModel(jobId, { graph: this.plan?.graph, estimate: this.plan?.evaluation?.estimate });
-    if (!model.graph && this.plan?.graph) model.setGraph(this.plan.graph);
-    this.panel = new JobPanel(model);
-    this.planEl?.dagWrap.remove(); // the job panel draws the same graph, live
-    this.extras.append(this.panel.el);
-    rememberJob(this.chat.conversationId, jobId);
-    model.save();
-    return this.panel;
-  }
-
-  onEvent(ev) {
-    const d = ev.data || {};
-    switch (ev.event) {
-      case "conversation":
-        this.chat.setConversation(d.id, { keepMessages: true });
-        break;
-      case "planning":
-        this.setStatus(`Planning${d.attempt ? ` (attempt ${d.attempt}` : ""}${d.stage ? `: ${d.stage}` : ""}${d.attempt ? ")" : ""}…`);
-        break;
-      case "plan":
-        this.setStatus("");
-        this.showPlan(d, { review: this.chat.review });
-        break;
-      case "message":
-        if (typeof d === "string") this.setText(this.text + d);
-        else if (typeof d.text === "string") this.setText(d.text);
-        else if (typeof d.delta === "string") this.setText(this.text + d.delta);
-        break;
-      case "error":
-        this.setStatus("");
-        this.extras.append(h("p", { class: "error", role: "alert" }, d.detail || d.message || d.title || "Something went wrong"));
-        break;
-      case "done":
-        this.setStatus("");
-        break;
-      case "job": {
-        const id = d.id || d.job_id;
-        if (id) this.attachJob(id);
-        this.panel?.apply(ev);
-        break;
-      }
-      default:
-        this.panel?.apply(ev);
-    }
-  }
 }
 
 export class ChatPage {
@@ -279,6 +191,14 @@ export class ChatPage {
     this.onConversations(this.conversationId);
   }
 
+  /** Jobs this tab started, per conversation: a reload finds them even before the server stored the turn. */
+  rememberJob(jobId) {
+    const cid = this.conversationId;
+    if (!cid) return;
+    const ids = JSON.parse(sessionStorage.getItem(convJobsKey(cid)) || "[]");
+    if (!ids.includes(jobId)) sessionStorage.setItem(convJobsKey(cid), JSON.stringify([...ids, jobId]));
+  }
+
   follow(panel) {
     if (!this.panels.includes(panel)) this.panels.push(panel);
     panel.follow();
@@ -327,7 +247,7 @@ export class ChatPage {
       if (m.role !== "assistant") continue;
       const turn = new AssistantTurn(this);
       turn.setText(m.content || "");
-      if (m.graph) turn.showPlan({ graph: m.graph, evaluation: m.metadata?.evaluation }, { review: !m.job_id && this.review });
+      if (m.graph) turn.showPlan({ graph: m.graph, evaluation: m.metadata?.evaluation }, { review: !m.job_id });
       this.messages.append(turn.el);
       if (m.job_id) {
         seenJobs.add(m.job_id);

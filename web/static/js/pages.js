@@ -1,7 +1,8 @@
 // The job history page, the job page and the capabilities page.
 import { getJSON } from "./api.js";
 import { clear, formatDuration, h, percent } from "./dom.js";
-import { JobModel, JobPanel, modelFromSnapshot } from "./jobview.js";
+import { JobModel, modelFromSnapshot } from "./jobmodel.js";
+import { JobPanel } from "./jobview.js";
 import { renderMarkdown } from "./markdown.js";
 
 function errorBox(err, what) {
