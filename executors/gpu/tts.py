@@ -24,8 +24,9 @@ from spinbot.task import TaskContext
 log = logging.getLogger(__name__)
 
 Voice = Literal["female", "male"]
-#: eSpeak variants (espeak-ng-data/voices/!v) and base pitch per voice.
-ESPEAK_VOICES: dict[str, tuple[str, int]] = {"female": ("f3", 62), "male": ("m3", 42)}
+#: eSpeak variants (espeak-ng-data/voices/!v) and base pitch per voice: of the variants tried, the ones
+#: a speech recogniser understood best (tests/tasks/test_tts.py: forced choice with PocketSphinx).
+ESPEAK_VOICES: dict[str, tuple[str, int]] = {"female": ("f2", 62), "male": ("m2", 45)}
 #: Longest piece of text handed to an engine at once; progress and cancellation happen between pieces.
 CHUNK_CHARS = 400
 SENTENCE_GAP_S = 0.12

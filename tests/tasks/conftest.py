@@ -99,3 +99,33 @@ def rms(samples: np.ndarray) -> float:
 
 
 Check = Callable[..., None]
+
+
+#: Forced-choice intelligibility: the recogniser must pick the sentence that was spoken among these.
+SENTENCES = [
+    "solar panels turn sunlight into electricity",
+    "the cat sat on the mat by the door",
+    "bees dance to show where the flowers are",
+    "please call me back before noon tomorrow",
+    "a river flows slowly to the open sea",
+    "my brother plays the guitar in a band",
+    "turn left at the second traffic light",
+]
+
+
+def recognise(samples: np.ndarray, candidates: list[str], workdir: Path) -> str | None:
+    """Which candidate PocketSphinx (its bundled en-us model, a JSGF grammar of the candidates) hears
+    in 16 kHz mono float samples; None when no candidate fits. An intelligibility proxy: a recogniser
+    trained on human speech must tell the spoken sentence from the others."""
+    pocketsphinx = pytest.importorskip("pocketsphinx", reason="pip install pocketsphinx for the intelligibility check")
+    grammar = workdir / "candidates.gram"
+    grammar.parent.mkdir(parents=True, exist_ok=True)
+    grammar.write_text("#JSGF V1.0;\ngrammar s;\npublic <s> = " + " | ".join(candidates) + ";\n")
+    pad = np.zeros(4000, dtype=np.float32)  # the grammar search needs silence at both ends
+    pcm = (np.clip(np.concatenate([pad, samples, pad]), -1, 1) * 32767).astype(np.int16).tobytes()
+    decoder = pocketsphinx.Decoder(samprate=16000, jsgf=str(grammar), loglevel="FATAL")
+    decoder.start_utt()
+    decoder.process_raw(pcm, full_utt=True)
+    decoder.end_utt()
+    hyp = decoder.hyp()
+    return hyp.hypstr if hyp else None

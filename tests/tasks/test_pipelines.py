@@ -21,9 +21,9 @@ from spinbot.settings import Settings
 from spinbot.store import Store
 from tests.fake_ollama import FakeOllama
 from tests.runtime.conftest import InProcess, all_events, wait_terminal
-from tests.tasks.conftest import rms
+from tests.tasks.conftest import SENTENCES, recognise, rms
 
-NARRATION = "Bees dance to tell each other where the flowers are."
+NARRATION = "Bees dance to show where the flowers are."
 
 
 @pytest.fixture
@@ -75,7 +75,11 @@ async def test_sadtalker_speaks_the_text(stack: tuple[JobQueue, Settings]) -> No
     w, h, frames, has_audio = decode(path)
     seconds = nodes["voice"]["output"]["duration_s"]
     assert (w, h, has_audio) == (512, 512, True) and frames == math.ceil(seconds * 25)
-    assert rms(load_audio(settings.artifacts_dir / video["key"], 16_000)) > 0.03
+    speech = load_audio(settings.artifacts_dir / video["key"], 16_000)
+    assert rms(speech) > 0.03
+    assert recognise(speech, SENTENCES, settings.data_dir) == NARRATION.lower().rstrip("."), (
+        "the MP4's speech is not understood"
+    )
 
 
 @pytest.mark.slow

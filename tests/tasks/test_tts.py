@@ -13,7 +13,7 @@ import pytest
 from executors.gpu import tts
 from executors.gpu.media import load_audio
 from spinbot.errors import Cancelled, PermanentError
-from tests.tasks.conftest import SPEECH, Harness, rms
+from tests.tasks.conftest import SENTENCES, SPEECH, Harness, recognise, rms
 
 RATE = 16_000
 
@@ -83,6 +83,18 @@ async def test_long_text_is_chunked_with_progress(harness: Harness) -> None:
     fractions = [p for _, p, _ in harness.progress("tts")]
     assert len(fractions) >= 3 and fractions == sorted(fractions) and fractions[-1] == 1.0
     assert out["duration_s"] == pytest.approx(len(audio) / RATE, abs=0.05)
+
+
+@pytest.mark.parametrize("voice", ["female", "male"])
+async def test_speech_is_intelligible_to_a_recogniser(harness: Harness, voice: str, tmp_path: Path) -> None:
+    heard = []
+    for i, sentence in enumerate(SENTENCES):
+        out = await tts.synthesize.handler(harness.ctx(f"s{i}"), tts.TTSParams(text=sentence, voice=voice))
+        heard.append(recognise(load_audio(harness.path(out["audio"]), RATE), SENTENCES, tmp_path))
+    right = sum(h == s for h, s in zip(heard, SENTENCES, strict=True))
+    assert right >= len(SENTENCES) - 1, f"understood {right}/{len(SENTENCES)}: {heard}"
+    noise = np.random.default_rng(0).normal(0, 0.1, RATE * 2).astype(np.float32)
+    assert recognise(noise, SENTENCES, tmp_path) is None, "the check accepts anything"
 
 
 def test_chunk_text_keeps_every_word_and_bounds_pieces() -> None:
