@@ -98,6 +98,8 @@ async def test_review_then_run_and_reload_mid_job(
     await run.wait_for()
     assert await page.locator(".job-panel").count() == 0  # nothing runs before it is confirmed
     await shots(page, "review")
+    await page.get_by_role("button", name="Change it").click()  # back to the composer, to say what to change
+    assert await page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Message"
 
     await run.click()
     await page.wait_for_function(
