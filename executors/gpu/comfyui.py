@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).parent / "workflows"
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)\s*\}\}")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv")
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif")  # by preference
 #: Animation workflows tried in order when ComfyUI is configured.
 TALKING_HEAD_WORKFLOWS = ("infinitetalk", "sadtalker")
 
@@ -267,7 +267,8 @@ def _error_message(messages: list[Any]) -> str:
 
 
 def output_files(entry: dict[str, Any], suffixes: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The files a finished prompt produced (any output list of {filename, ...}) with one of the suffixes."""
+    """The files a finished prompt produced (any output list of {filename, ...}) with one of the suffixes,
+    in the suffixes' order of preference."""
     found: list[dict[str, Any]] = []
     for node_out in (entry.get("outputs") or {}).values():
         for items in node_out.values():
@@ -276,7 +277,7 @@ def output_files(entry: dict[str, Any], suffixes: tuple[str, ...]) -> list[dict[
             for item in items:
                 if isinstance(item, dict) and str(item.get("filename", "")).lower().endswith(suffixes):
                     found.append(item)
-    return found
+    return sorted(found, key=lambda item: suffixes.index(Path(str(item["filename"]).lower()).suffix))
 
 
 # ---- engines used by the tasks -------------------------------------------------------------------

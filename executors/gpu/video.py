@@ -24,6 +24,7 @@ from executors.gpu.media import (
     probe,
     probe_ffmpeg,
     read_frames,
+    run_ffmpeg,
     to_tensor,
     write_wav,
 )
@@ -144,33 +145,21 @@ def animate_builtin(
     return n, n / fps
 
 
-async def ensure_audio(video: Path, audio: Path, tmp: Path) -> Path:
-    """A video from an engine that dropped the audio gets it muxed back."""
+async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
+    """An engine's video as an MP4 with the speech: re-encoded when it is not MP4 (webm, gif),
+    the audio muxed back when the engine dropped it."""
     info = await in_thread(probe, video)
-    if info.has_audio:
+    if video.suffix == ".mp4" and info.has_audio:
         return video
-    from executors.gpu.media import run_ffmpeg
-
-    out = tmp / "with_audio.mp4"
-    await in_thread(
-        run_ffmpeg,
-        [
-            "-i",
-            str(video),
-            "-i",
-            str(audio),
-            "-map",
-            "0:v:0",
-            "-map",
-            "1:a:0",
-            "-c:v",
-            "copy",
-            "-c:a",
-            "aac",
-            "-shortest",
-            str(out),
-        ],
-    )
+    out = tmp / "playable.mp4"
+    vcodec = ["-c:v", "copy"] if video.suffix == ".mp4" else ["-c:v", "libx264", "-pix_fmt", "yuv420p"]
+    args = ["-i", str(video)]
+    if info.has_audio:
+        args += ["-map", "0:v:0", "-map", "0:a:0"]
+    else:
+        args += ["-i", str(audio), "-map", "0:v:0", "-map", "1:a:0"]
+    args += [*vcodec, "-c:a", "aac", "-shortest", str(out)]
+    await in_thread(run_ffmpeg, args)
     return out
 
 
@@ -202,7 +191,7 @@ async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]
             values = {"fps": p.fps, "size": even(p.size), "width": even(p.size), "height": even(p.size)}
             out = await comfyui.animate(ctx, image, audio, values, tmp)
             if out is not None:
-                out = await ensure_audio(out, audio, tmp)
+                out = await playable_mp4(out, audio, tmp)
         if out is None:
             await ctx.progress(0.01, "animating the portrait")
             out = tmp / "talking.mp4"
