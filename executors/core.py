@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
 CANCEL_GRACE_S = 1.0  # a cancelled node gets this long to stop on its own before it is interrupted
 POSTGRES_FINISH_TRIES = 3
+MAX_DELTA_BYTES = 64 * 1024  # node states carried in a hand-off entry
 
 
 class Admission:
@@ -103,6 +104,7 @@ class Parsed:
     preds: dict[str, set[str]]
     base: dict[str, dict[str, Any]]
     context: dict[str, Any]
+    version: int = -1  # the job version whose node states the model holds
 
 
 class GraphCache:
@@ -142,10 +144,54 @@ class GraphCache:
             err = st.get("error")
             if (n.error is None) != (err is None) or (err and n.error and n.error.message != err.get("message")):
                 n.error = NodeError.model_validate(err) if err else None
+        p.version = int(fields.get("version") or 0)
+        return p
+
+    def advance(self, job_id: str, version: int, delta: str | None) -> Parsed | None:
+        """The cached graph moved to `version` by the hand-off's delta, if it holds version - 1; else None."""
+        p = self._items.get(job_id)
+        if p is None or delta is None or p.version != version - 1:
+            return None
+        by_id = {n.id: n for n in p.graph.nodes}
+        for node_id, st in _loads(delta).items():
+            n = by_id[node_id]
+            n.status, n.attempts, n.output = st["status"], st.get("attempts") or 0, st.get("output")
+            n.error = NodeError.model_validate(st["error"]) if st.get("error") else None
+        p.version = version
+        self._items.move_to_end(job_id)
         return p
 
     def drop(self, job_id: str) -> None:
         self._items.pop(job_id, None)
+
+
+class Workdirs:
+    """Private, empty work directories for nodes; emptied ones are reused (no filesystem churn per node)."""
+
+    def __init__(self, root: Path, keep: int = 16) -> None:
+        self.root = root
+        self.keep = keep
+        self._free: list[Path] = []
+
+    def acquire(self) -> Path:
+        if self._free:
+            return self._free.pop()
+        self.root.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="node-", dir=self.root))
+
+    async def release(self, path: Path) -> None:
+        """An empty directory goes back to the pool; anything a task left behind is removed with it."""
+        with os.scandir(path) as it:
+            empty = next(it, None) is None
+        if empty and len(self._free) < self.keep:
+            self._free.append(path)
+        else:
+            await asyncio.to_thread(shutil.rmtree, path, True)
+
+    def clear(self) -> None:
+        for path in self._free:
+            shutil.rmtree(path, ignore_errors=True)
+        self._free.clear()
 
 
 class Executor:
@@ -182,7 +228,7 @@ class Executor:
         self.started = asyncio.Event()
         self._slot_free = asyncio.Event()
         self._background: set[asyncio.Task[Any]] = set()
-        self.workroot = settings.data_dir / "work"
+        self.workdirs = Workdirs(settings.data_dir / "work" / self.id)
         self.graphs = GraphCache()
         self.writer = RecordWriter(self.queue) if store is not None else None
 
@@ -217,6 +263,9 @@ class Executor:
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(*REDIS_DOWN):
                 await capabilities.withdraw(self.redis, self.plane, self.id)
+            self.workdirs.clear()
+            with contextlib.suppress(OSError):
+                self.workdirs.root.rmdir()
             log.info("executor %s stopped", self.id)
 
     def stop(self) -> None:
@@ -345,6 +394,8 @@ class Executor:
             await run.serve()
         except LostClaim as e:
             log.warning("job=%s plane=%s lost its claim: %s", run.job_id, self.plane, e)
+            with contextlib.suppress(*REDIS_DOWN):
+                await run.drop_if_stale()
         except REDIS_DOWN as e:
             log.error("job=%s plane=%s interrupted, Redis unreachable (%s); its entry stays pending",
                       run.job_id, self.plane, e)
@@ -354,6 +405,8 @@ class Executor:
             # A bug: the entry stays pending and is redelivered; max_deliveries stops a loop.
             log.exception("job=%s plane=%s crashed the executor step", run.job_id, self.plane)
         finally:
+            if not run.lease.released:  # its in-memory graph may be ahead of the record: forget it
+                self.graphs.drop(run.job_id)
             self.runs.pop(run.entry, None)
             self._slot_free.set()
 
@@ -442,6 +495,7 @@ class JobRun:
         self.preds: dict[str, set[str]] = {}
         self.node_progress: dict[str, float] = {}
         self.unrecorded: list[Node] = []  # ended, not yet written (see run_ready)
+        self.changed: dict[str, dict[str, Any]] = {}  # node states this run wrote: the hand-off's delta
         self.version = 0
 
     @property
@@ -459,25 +513,54 @@ class JobRun:
         if not self.job_id:
             await self._dead_letter_unparseable("the entry has no job id")
             return
+        if not await self.load_fast():
+            if not await self.load():
+                return
+        log.info("claimed job=%s plane=%s entry=%s delivery=%d", self.job_id, self.plane, self.entry, self.deliveries)
+        if self.deliveries > 1:
+            await self.emit("log", {"node": "", "message": f"resumed by {self.ex.id} on the {self.plane} plane "
+                                    f"(delivery {self.deliveries}): its previous executor stopped"})
+        await self.run_ready()
+        await asyncio.shield(self.hand_off_or_finish())
+
+    async def load_fast(self) -> bool:
+        """A hand-off back to an executor that knows the job: apply the entry's delta, read nothing.
+
+        Ownership, a stale entry and the cancel flag are then learnt at the first (fenced) commit.
+        """
+        if self.deliveries > 1 or "delta" not in self.fields:
+            return False
+        try:
+            version = int(self.fields.get("version", ""))
+            parsed = self.ex.graphs.advance(self.job_id, version, self.fields["delta"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        if parsed is None:
+            return False
+        self.parsed, self.graph, self.preds, self.version = parsed, parsed.graph, parsed.preds, version
+        return True
+
+    async def load(self) -> bool:
+        """Read the job record, check the entry still carries the job, build the graph; False if not to run."""
         raw = _decode_hash(await self.ex.redis.hgetall(C.job_key(self.job_id)))
         if not raw:
             await self._dead_letter_unparseable(f"job {self.job_id} does not exist")
-            return
+            return False
         if raw.get("entry") != self.entry or raw.get("stream") != self.ex.stream or raw.get("status") in TERMINAL_JOB:
             await self._drop_stale()
-            return
+            return False
         self.version = int(raw.get("version") or 0)
         if self.deliveries > self.ex.settings.max_deliveries:
             await self._poison(
                 f"the job's entry was delivered {self.deliveries} times (limit {self.ex.settings.max_deliveries}) "
                 "without finishing: a task keeps killing its executor"
             )
-            return
+            return False
         try:
             self.parsed = self.ex.graphs.load(self.job_id, raw)
         except (ValueError, KeyError) as e:
             await self._poison(f"the job's graph cannot be read: {e}")
-            return
+            return False
         self.graph, self.preds = self.parsed.graph, self.parsed.preds
         if raw.get("cancel") == "1":
             self.cancel.set()
@@ -486,12 +569,16 @@ class JobRun:
                 {"status": "running", "plane": self.plane},
                 [("job", {"status": "running", "progress": self.job_progress(), "plane": self.plane})],
             )
-        log.info("claimed job=%s plane=%s entry=%s delivery=%d", self.job_id, self.plane, self.entry, self.deliveries)
-        if self.deliveries > 1:
-            await self.emit("log", {"node": "", "message": f"resumed by {self.ex.id} on the {self.plane} plane "
-                                    f"(delivery {self.deliveries}): its previous executor stopped"})
-        await self.run_ready()
-        await asyncio.shield(self.hand_off_or_finish())
+        return True
+
+    async def drop_if_stale(self) -> None:
+        """After a lost claim: if the entry no longer carries its job, ack it away instead of leaving it pending."""
+        entry, stream, status = await self.ex.redis.hmget(C.job_key(self.job_id), ["entry", "stream", "status"])
+        if entry != self.entry or stream != self.ex.stream or status in TERMINAL_JOB:
+            pending = await self.ex.redis.xpending_range(self.ex.stream, C.GROUP, self.entry, self.entry, 1)
+            if pending and pending[0]["consumer"] == self.ex.id:
+                await self._drop_stale()
+
 
     async def _dead_letter_unparseable(self, reason: str) -> None:
         log.error("dead-lettered entry=%s plane=%s: %s", self.entry, self.plane, reason)
@@ -665,8 +752,7 @@ class JobRun:
         except ValidationError as e:
             problems = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'params'}: {x['msg']}" for x in e.errors())
             raise PermanentError(f"invalid params for {service.id} on node {node.id}: {problems}") from None
-        self.ex.workroot.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f"{self.job_id[:12]}-{node.id[:24]}-", dir=self.ex.workroot))
+        workdir = self.ex.workdirs.acquire()
         assert self.graph is not None
         ctx = TaskContext(
             job_id=self.job_id, node_id=node.id, attempt=node.attempts, settings=self.ex.settings,
@@ -678,7 +764,7 @@ class JobRun:
             output = await self._guarded(service, ctx, model)
         finally:
             M.EXECUTOR_INFLIGHT.labels(self.plane).dec()
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            await self.ex.workdirs.release(workdir)
         if not isinstance(output, dict):
             raise PermanentError(f"{service.id} returned {type(output).__name__}, not a dict of outputs")
         return output
@@ -743,7 +829,9 @@ class JobRun:
 
     def node_writes(self, nodes: list[Node]) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
         """The record fields and events for these nodes' states; logs one line per transition."""
-        fields: dict[str, Any] = {f"{NODE_FIELD}{n.id}": dumps(node_state(n)) for n in nodes}
+        states = {n.id: node_state(n) for n in nodes}
+        self.changed.update(states)
+        fields: dict[str, Any] = {f"{NODE_FIELD}{nid}": dumps(st) for nid, st in states.items()}
         events = []
         for n in nodes:
             data: dict[str, Any] = {"node": n.id, "service": n.service, "plane": n.plane, "status": n.status,
@@ -762,6 +850,8 @@ class JobRun:
         fields, events = self.node_writes(nodes)
         fields["progress"] = repr(self.job_progress())
         await self.lease.commit(fields, events)
+        if self.lease.cancel_requested:
+            self.request_cancel()
 
     def _emitter(self, node: Node) -> Any:
         async def emit(kind: str, data: dict[str, Any]) -> None:
@@ -779,6 +869,8 @@ class JobRun:
     async def emit(self, kind: str, data: dict[str, Any]) -> None:
         fields = {"progress": repr(data["job_progress"])} if kind == "progress" else {}
         await self.lease.commit(fields, [(kind, data)])
+        if self.lease.cancel_requested:
+            self.request_cancel()
 
     # ---- hand off or finish, then ack
 
@@ -819,12 +911,17 @@ class JobRun:
         progress = self.job_progress()
         t0 = time.perf_counter()
         fields, events = self.node_writes(self.take_unrecorded())
+        target_fields: dict[str, Any] = {"job": self.job_id, "version": self.version}
+        delta = dumps(self.changed)
+        if len(delta) <= MAX_DELTA_BYTES:  # larger: the next executor reads the record instead
+            target_fields["delta"] = delta
         await self.lease.commit(
             {**fields, "status": "running", "plane": target, "version": self.version, "progress": repr(progress)},
             [*events, ("job", {"status": "running", "progress": progress, "plane": target})],
-            mode="handoff", target=C.plane_stream(target),
-            target_fields={"job": self.job_id, "version": self.version},
+            mode="handoff", target=C.plane_stream(target), target_fields=target_fields,
         )
+        if self.parsed is not None:
+            self.parsed.version = self.version
         M.HANDOFFS.labels(self.plane, target).inc()
         log.info("handed off job=%s plane=%s -> %s version=%d (%.2f ms)", self.job_id, self.plane, target,
                  self.version, (time.perf_counter() - t0) * 1000)

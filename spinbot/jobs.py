@@ -199,7 +199,7 @@ if nf > 0 then
   redis.call('HSET', KEYS[2], unpack(f))
   i = i + nf * 2
 end
-local out = {1, ''}
+local out = {1, '', redis.call('HGET', KEYS[2], 'cancel') or '0'}
 local ne = tonumber(ARGV[i]); i = i + 1
 for j = 1, ne do
   out[#out + 1] = redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'type', ARGV[i], 'data', ARGV[i + 1])
@@ -306,6 +306,7 @@ class Lease:
     consumer: str
     deliveries: int = 1
     released: bool = False  # handed off, finished or dead-lettered: the entry is acked and gone
+    cancel_requested: bool = False  # the record's cancel flag as of the last commit
 
     async def commit(
         self,
@@ -338,7 +339,8 @@ class Lease:
             raise LostClaim(f"job {self.job_id}: entry {self.entry} on {self.stream} is no longer ours")
         if mode != "update":
             self.released = True
-        return _s(out[1]), [_s(x) for x in out[2:]]
+        self.cancel_requested = _s(out[2]) == "1"
+        return _s(out[1]), [_s(x) for x in out[3:]]
 
 
 class JobQueue:
