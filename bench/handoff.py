@@ -314,8 +314,9 @@ def report(console: Console, n: int, m: int, sb: dict[str, Any], lg: dict[str, A
               f"{sb['chain_rate']:.0f}", f"{sb['fanout_rate']:.0f}")
     t.add_row("plain LangGraph StateGraph, in-process, no durability", ms(pct(lg["per_node"], 50)),
               ms(pct(lg["per_node"], 99)), "-", "-", f"{lg['chain_rate']:.0f}", f"{lg['fanout_rate']:.0f}")
-    t.add_row("Celery chain/group, 2 solo workers, same Redis", ms(pct(ce["per_node"], 50)), ms(pct(ce["per_node"], 99)),
-              "= per-node", "= per-node", f"{ce['chain_rate']:.0f}", f"{ce['fanout_rate']:.0f}")
+    t.add_row("Celery chain/group, 2 solo workers, same Redis", ms(pct(ce["per_node"], 50)),
+              ms(pct(ce["per_node"], 99)), "= per-node", "= per-node", f"{ce['chain_rate']:.0f}",
+              f"{ce['fanout_rate']:.0f}")
     console.print(t)
     pg = sb["pg_transition"]
     console.print(f"Postgres write (off the hot path): one transition (job row + graph snapshot) "

@@ -230,6 +230,7 @@ class Executor:
         self._background: set[asyncio.Task[Any]] = set()
         self.workdirs = Workdirs(settings.data_dir / "work" / self.id)
         self.graphs = GraphCache()
+        self._manifest: Any = None
         self.writer = RecordWriter(self.queue) if store is not None else None
 
     # ---- lifecycle
@@ -239,7 +240,12 @@ class Executor:
         await self._until_redis_ready()
         await self.queue.ensure_groups()
         await self._recover()
+        self._manifest = await asyncio.to_thread(self._build_manifest)  # probes may touch disk or binaries
+        with contextlib.suppress(*REDIS_DOWN):
+            await capabilities.publish(self.redis, self._manifest,
+                                       ttl_s=capabilities.ttl_for(self.settings.heartbeat_s))
         helpers = [
+            asyncio.create_task(self._reprobe_loop(), name="reprobe"),
             asyncio.create_task(self._heartbeat_loop(), name="claims-heartbeat"),
             *([asyncio.create_task(self.writer.run(), name="postgres-writer")] if self.writer else []),
             asyncio.create_task(self._cancel_listener(), name="cancel-listener"),
@@ -272,7 +278,20 @@ class Executor:
         self.stopping.set()
 
     def manifest(self) -> Any:
+        """The live manifest as last probed (the heartbeat republishes it)."""
+        return self._manifest if self._manifest is not None else self._build_manifest()
+
+    def _build_manifest(self) -> Any:
         return self.registry.manifest(self.settings, executor=self.id, device=self.device)
+
+    async def _reprobe_loop(self, every_s: float = 60.0) -> None:
+        """Services' availability can change (an engine starts, a binary appears): re-probe now and then."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                self._manifest = await asyncio.to_thread(self._build_manifest)
+            except Exception:
+                log.exception("re-probing the services failed; keeping the last manifest")
 
     async def _drain(self, grace_s: float = 10.0) -> None:
         """Let running jobs finish briefly; the rest stay pending in Redis and are picked up again."""

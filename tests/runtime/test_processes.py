@@ -217,3 +217,47 @@ async def test_redis_restart_loses_no_accepted_job(settings: Settings, store: St
         await runner.close()
         await client.aclose()
         server.stop(kill=True)
+
+
+async def _log_contains(path: Path, text: str, timeout: float = 40.0) -> bool:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text(errors="replace"):  # noqa: ASYNC240 (a test's small log)
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+async def test_executor_waits_for_a_dead_redis_and_postgres(
+    spawn: Spawn, settings: Settings, store: Store, tmp_path: Path
+) -> None:
+    """No crash loop: a clear error that names the problem, retries, and work once Redis is back."""
+    from spinbot.embedded import free_port
+
+    redis_port, pg_port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    control = spawn("control", SPINBOT_REDIS_URL=redis_url)
+    gpu = spawn("gpu", SPINBOT_DATABASE_URL=f"postgresql://spinbot@127.0.0.1:{pg_port}/postgres")
+    assert await _log_contains(tmp_path / "executor-control-0.log",
+                               f"Redis at {redis_url} is unreachable"), "no clear Redis error"
+    assert await _log_contains(tmp_path / "executor-gpu-1.log",
+                               f"Postgres at postgresql://spinbot@127.0.0.1:{pg_port}/postgres is unreachable")
+    assert "fix SPINBOT_DATABASE_URL" in (tmp_path / "executor-gpu-1.log").read_text()
+    assert control.poll() is None and gpu.poll() is None  # still alive, retrying
+    server = RedisServer(tmp_path / "late-redis", port=redis_port).start()
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        q = JobQueue(client, store)
+        await q.ensure_groups()
+        job = await q.submit(graph([{"id": "a", "service": "diag.echo", "plane": "control",
+                                     "params": {"text": "back"}}]), owner="t")
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline:
+            st = await q.get(job)
+            if st and st.status in TERMINAL_JOB:
+                break
+            await asyncio.sleep(0.1)
+        assert st and st.status == "completed" and st.graph["nodes"][0]["output"]["text"] == "back"
+    finally:
+        await client.aclose()
+        server.stop(kill=True)

@@ -175,3 +175,42 @@ async def test_bad_params_and_missing_outputs_fail_clearly(inproc: InProcess, qu
     assert "invalid params for diag.wait on node w: seconds:" in n["w"]["error"]["message"]
     assert n["b"]["error"]["message"] == "node b references output 'nope' of node 'a', which has outputs: data, text"
     assert n["u"]["error"]["code"] == "unknown_service" and "diag.echo" in n["u"]["error"]["hint"]
+
+
+class GpuParams(BaseModel):
+    seconds: float = 0.3
+
+
+@service("test.gpu3g", planes=["gpu"], description="holds 3 GB of device memory", params=GpuParams,
+         gpu=True, memory_mb=3000, retry=RetryPolicy(max_attempts=1))
+async def gpu3g(ctx: TaskContext, p: GpuParams) -> dict[str, Any]:
+    await asyncio.sleep(p.seconds)
+    return {}
+
+
+@service("test.gpu8g", planes=["gpu"], description="needs 8 GB of device memory", params=GpuParams,
+         gpu=True, memory_mb=8000, retry=RetryPolicy(max_attempts=1))
+async def gpu8g(ctx: TaskContext, p: GpuParams) -> dict[str, Any]:
+    return {}
+
+
+async def test_gpu_nodes_are_admitted_by_declared_memory(inproc: InProcess, queue: JobQueue) -> None:
+    """4 GB device, 2 slots: two 3 GB nodes never overlap, a CPU node does; an 8 GB node fails clearly."""
+    await inproc.start("gpu", services=[gpu3g, gpu8g], gpu_memory_mb=4096, gpu_slots=2)
+    g = graph([
+        node("g1", "gpu", "test.gpu3g"),
+        node("g2", "gpu", "test.gpu3g"),
+        node("cpu", "gpu", "diag.wait", seconds=0.3, steps=1),
+        node("huge", "gpu", "test.gpu8g"),
+    ])
+    job = await queue.submit(g, owner="t")
+    st = await wait_terminal(queue, job)
+    n = nodes_of(st.graph)
+    assert n["huge"]["status"] == "failed"
+    assert n["huge"]["error"]["message"] == "test.gpu8g needs 8000 MB of device memory, this executor has 4096 MB"
+    events = await all_events(queue, job)
+    starts = {e.data["node"]: ms(e.id) for e in events if e.type == "node" and e.data["status"] == "running"}
+    ends = {e.data["node"]: ms(e.id) for e in events if e.type == "node" and e.data["status"] == "completed"}
+    first, second = sorted(("g1", "g2"), key=starts.__getitem__)
+    assert starts[second] >= ends[first]  # admitted one after the other
+    assert starts["cpu"] < ends[first]  # not held back by GPU admission
