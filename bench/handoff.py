@@ -98,7 +98,7 @@ def executors(redis_url: str, database_url: str, data_dir: Path) -> Iterator[lis
 async def wait_serving(redis: aioredis.Redis, timeout: float = 90) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        planes = {k.split(":")[2] for k in await redis.keys("spinbot:manifest:*")}
+        planes = {str(k).split(":")[2] for k in await redis.keys("spinbot:manifest:*")}
         if set(PLANES) <= planes:
             return
         await asyncio.sleep(0.2)

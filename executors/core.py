@@ -353,7 +353,7 @@ class Executor:
                 if time.monotonic() - last_autoclaim > self.settings.claim_idle_ms / 2000:
                     last_autoclaim = time.monotonic()
                     await self._autoclaim(free)
-                res = await self.redis.xreadgroup(
+                res: Any = await self.redis.xreadgroup(
                     C.GROUP, self.id, {self.stream: ">"}, count=free, block=1000
                 )
                 for _, entries in res or []:
@@ -378,7 +378,7 @@ class Executor:
                     await asyncio.sleep(delay)
 
     async def _claim_own_pending(self) -> None:
-        res = await self.redis.xreadgroup(C.GROUP, self.id, {self.stream: "0"}, count=self.max_jobs)
+        res: Any = await self.redis.xreadgroup(C.GROUP, self.id, {self.stream: "0"}, count=self.max_jobs)
         for _, entries in res or []:
             for eid, fields in entries:
                 if fields:
@@ -670,12 +670,12 @@ class JobRun:
                         running[asyncio.create_task(self.run_node(node))] = node
                 if not running:
                     return
-                waiter = asyncio.ensure_future(self.cancel.wait())
+                waiter: asyncio.Future[Any] = asyncio.ensure_future(self.cancel.wait())
                 done, _ = await asyncio.wait({*running, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 for t in done:
                     if t is not waiter:
-                        running.pop(t)
+                        running.pop(t)  # type: ignore[call-overload]
                         t.result()  # LostClaim / Redis errors abort the whole run
                 if running and self.unrecorded:
                     await self.record(self.take_unrecorded())

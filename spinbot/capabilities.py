@@ -7,7 +7,7 @@ import logging
 import time
 
 import redis.asyncio as aioredis
-import redis.exceptions
+from redis import exceptions as redis_errors
 
 from spinbot import constants as C
 from spinbot.manifest import MergedManifest, PlaneManifest, merge
@@ -57,7 +57,7 @@ async def heartbeat(
     while not stop.is_set():
         try:
             await publish(redis, build(), ttl_s=ttl)  # type: ignore[operator]
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
             log.warning("could not publish the live manifest (Redis unreachable: %s); retrying", e)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval_s)

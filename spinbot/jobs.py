@@ -400,7 +400,7 @@ class JobQueue:
         self, job_id: str, after: str = "0-0", block_ms: int | None = None, count: int = 100
     ) -> list[Event]:
         """Events after id `after` (exclusive); with block_ms, wait that long for the first one."""
-        res = await self.redis.xread({C.job_events_key(job_id): after or "0-0"}, count=count, block=block_ms)
+        res: Any = await self.redis.xread({C.job_events_key(job_id): after or "0-0"}, count=count, block=block_ms)
         out: list[Event] = []
         for _, entries in res or []:
             for eid, fields in entries:

@@ -145,8 +145,9 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console) -
                         final = ev.data
                 elif ev.type == "node" and ev.data["node"] in node_bars:
                     done = ev.data["status"] in ("completed", "failed", "skipped", "cancelled")
-                    bars.update(node_bars[ev.data["node"]], status=ev.data["status"],
-                                **({"completed": 1.0} if done else {}))
+                    bars.update(node_bars[ev.data["node"]], status=ev.data["status"])
+                    if done:
+                        bars.update(node_bars[ev.data["node"]], completed=1.0)
                 elif ev.type == "progress" and ev.data["node"] in node_bars:
                     bars.update(node_bars[ev.data["node"]], completed=ev.data["progress"])
                     bars.update(job_bar, completed=ev.data.get("job_progress", 0.0))
