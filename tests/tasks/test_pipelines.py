@@ -101,6 +101,22 @@ async def test_f5tts_infinitetalk_writes_speaks_animates_upscales(
     assert np.isfinite(speech).all()
 
 
+@pytest.mark.slow
+async def test_svd_wav2lip_burns_the_narration_in(stack: tuple[JobQueue, Settings], fake_ollama: FakeOllama) -> None:
+    q, settings = stack
+    fake_ollama.replies.append({"title": "Bees", "narration": NARRATION, "stage": "A man in a flower meadow."})
+    graph = checked(build_graph("svd_wav2lip", {"topic": "bees", "duration_s": 5, "voice": "male"}), settings)
+    done = await run(q, graph, "svd_wav2lip")
+    nodes = {n["id"]: n for n in done["nodes"]}
+    composed = settings.artifacts_dir / nodes["compose"]["output"]["video"]["key"]
+    lipsync = settings.artifacts_dir / nodes["lipsync"]["output"]["video"]["key"]
+    assert decode(str(composed))[:2] == (512, 512) and decode(str(composed))[3]
+    with av.open(str(composed)) as a, av.open(str(lipsync)) as b:
+        fa = next(a.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+        fb = next(b.decode(video=0)).to_ndarray(format="rgb24").astype(np.float32)
+    assert np.abs(fa[420:] - fb[420:]).mean() > 10 > np.abs(fa[:200] - fb[:200]).mean(), "no subtitles"
+
+
 async def test_capabilities_pipeline(stack: tuple[JobQueue, Settings]) -> None:
     q, settings = stack
     done = await run(q, checked(build_graph("capabilities", {}), settings), "capabilities", wait_s=30)
