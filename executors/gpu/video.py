@@ -386,10 +386,31 @@ def clip_frames(path: Path, fps_in: float, fps_out: float, sizes: Batcher) -> It
         yield np.stack(out)
 
 
+class Captions:
+    """Caption overlays along the timeline, drawn when first shown: one cue's overlay in memory at a time."""
+
+    def __init__(self, timeline: list[tuple[float, float, str]], width: int, height: int, dev: str) -> None:
+        self.timeline, self.width, self.height, self.dev = timeline, width, height, dev
+        self._index = -1
+        self._overlay: Any = None
+
+    def at(self, t: float) -> Any:
+        """The RGBA overlay (4, H, W) float on the device for time t, or None between or after cues."""
+        import torch
+
+        for i, (t0, t1, text) in enumerate(self.timeline):
+            if t0 <= t < t1:
+                if i != self._index:
+                    rgba = caption_overlay(text, self.width, self.height).copy()
+                    self._overlay = torch.from_numpy(rgba).to(self.dev).permute(2, 0, 1).float().div_(255)
+                    self._index = i
+                return self._overlay
+        return None
+
+
 def compose_builtin(
     clips: list[Path], audio: Path | None, subtitles: str | None, tmp: Path, out: Path, report: Reporter
 ) -> float:
-    import torch
 
     infos = [probe(c) for c in clips]
     w, h, fps = even(infos[0].width), even(infos[0].height), infos[0].fps
@@ -410,25 +431,17 @@ def compose_builtin(
     hold = max(0, math.ceil((audio_s - video_s) * fps))  # hold the last frame while the audio goes on
     wav = write_wav(tmp / "track.wav", np.clip(track * 32767, -32768, 32767).astype(np.int16), rate)
     n_out = total_frames + hold
-    timeline = cues(subtitles, n_out / fps) if subtitles else []
-    overlays = [
-        torch.from_numpy(caption_overlay(text, w, h).copy()).permute(2, 0, 1).float() / 255 for _, _, text in timeline
-    ]
     dev = device.torch_device()
+    captions = Captions(cues(subtitles, n_out / fps) if subtitles else [], w, h, dev)
     sizes = batcher(w, h)
     written = 0
     last = None
 
     def burn(x: Any, first: int) -> Any:
-        if not timeline:
-            return x
-        times = [(first + k) / fps for k in range(len(x))]
-        for k, t in enumerate(times):
-            for (t0, t1, _), ov in zip(timeline, overlays, strict=True):
-                if t0 <= t < t1:
-                    o = ov.to(x.device)
-                    x[k] = x[k] * (1 - o[3:4]) + o[:3] * o[3:4]
-                    break
+        for k in range(len(x)):
+            overlay = captions.at((first + k) / fps)
+            if overlay is not None:
+                x[k] = x[k] * (1 - overlay[3:4]) + overlay[:3] * overlay[3:4]
         return x
 
     with VideoWriter(out, w, h, fps, audio=wav) as writer:
