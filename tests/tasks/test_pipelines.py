@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 from evaluator.core import evaluate
 from executors.gpu.media import load_audio
 from planner.pipelines import build_graph
+from spinbot.artifacts import LocalStore
 from spinbot.graph import Graph
 from spinbot.jobs import JobQueue
 from spinbot.manifest import merge
@@ -80,6 +81,18 @@ async def test_sadtalker_speaks_the_text(stack: tuple[JobQueue, Settings]) -> No
     assert recognise(speech, SENTENCES, settings.data_dir) == NARRATION.lower().rstrip("."), (
         "the MP4's speech is not understood"
     )
+
+
+async def test_sadtalker_animates_an_attached_photo(stack: tuple[JobQueue, Settings], media: dict) -> None:
+    q, settings = stack
+    await LocalStore(settings.artifacts_dir).put_file("uploads/me.png", media["portrait"], "image/png")
+    attachment = {"id": "photo", "kind": "image", "key": "uploads/me.png", "contentType": "image/png"}
+    graph = build_graph("sadtalker", {"text": "Hello.", "portrait": "photo"}, attachments=[attachment])
+    done = await run(q, checked(graph, settings), "sadtalker")
+    nodes = {n["id"]: n for n in done["nodes"]}
+    assert "portrait" not in nodes, "the photo replaces the drawn portrait"
+    w, h, frames, has_audio = decode(str(settings.artifacts_dir / nodes["talk"]["output"]["video"]["key"]))
+    assert (w, h, has_audio) == (512, 512, True) and frames == nodes["talk"]["output"]["frames"]
 
 
 @pytest.mark.slow
