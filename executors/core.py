@@ -237,9 +237,9 @@ class Executor:
 
     async def run(self) -> None:
         """Serve until stop(): claim loop, claim heartbeats, cancel listener, live manifest."""
-        await self._until_redis_ready()
-        await self.queue.ensure_groups()
-        await self._recover()
+        await self._start_up()
+        if self.stopping.is_set():
+            return
         self._manifest = await asyncio.to_thread(self._build_manifest)  # probes may touch disk or binaries
         with contextlib.suppress(*REDIS_DOWN):
             await capabilities.publish(self.redis, self._manifest,
@@ -299,13 +299,43 @@ class Executor:
         if tasks:
             log.info("waiting up to %.0f s for %d running job(s)", grace_s, len(tasks))
             _, pending = await asyncio.wait(tasks, timeout=grace_s)
+            unfinished = [eid for eid, r in self.runs.items() if r.task in pending and not r.lease.released]
             for t in pending:
                 t.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            await self._release(unfinished)
         if self._background:
             await asyncio.wait(self._background, timeout=grace_s)
         if self.writer is not None:
             await self.writer.flushed(grace_s)
+
+    async def _start_up(self) -> None:
+        """Redis reachable, groups created, lost jobs re-issued; retried while Redis is down."""
+        delay = 0.5
+        while not self.stopping.is_set():
+            await self._until_redis_ready()
+            try:
+                await self.queue.ensure_groups()
+                await self._recover()
+                return
+            except REDIS_DOWN as e:
+                log.error("Redis at %s went away during start-up (%s); retrying in %.1f s",
+                          self.settings.redis_url, e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _release(self, entries: list[str]) -> None:
+        """Hand unfinished entries back at shutdown: marked idle, the next XAUTOCLAIM elsewhere takes them."""
+        if not entries:
+            return
+        try:
+            await self.redis.xclaim(self.stream, C.GROUP, self.id, 0, entries,
+                                    idle=self.settings.claim_idle_ms + 1, justid=True)
+            log.info("released %d unfinished job entr%s for other executors", len(entries),
+                     "y" if len(entries) == 1 else "ies")
+        except REDIS_DOWN as e:
+            log.warning("could not release unfinished entries (%s); they are reclaimed after %d ms",
+                        e, self.settings.claim_idle_ms)
 
     async def _until_redis_ready(self) -> None:
         delay = 0.5
