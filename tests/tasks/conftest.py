@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,6 @@ import numpy as np
 import pytest
 
 from executors.gpu import espeak
-from executors.gpu.draw import MOUTH  # noqa: F401 (re-exported for tests)
 from executors.gpu.image import draw_portrait
 from executors.gpu.media import write_wav
 from spinbot.artifacts import LocalStore
@@ -96,9 +94,6 @@ def make_video(path: Path, width: int, height: int, frames: int, fps: int, audio
 
 def rms(samples: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
-
-
-Check = Callable[..., None]
 
 
 #: Forced-choice intelligibility: the recogniser must pick the sentence that was spoken among these.
