@@ -130,7 +130,24 @@ async def node_times(q: JobQueue, job: str) -> dict[str, dict[str, float]]:
     return out
 
 
+async def measure(q: JobQueue, n: int, m: int) -> dict[str, Any]:
+    """Run the chain and the fan-out through whatever executors serve the queue; timings from events."""
+    await run_job(q, chain_graph(6))  # warm-up: scripts loaded, connections open
+    job, wall = await run_job(q, chain_graph(n))
+    t = await node_times(q, job)
+    starts = [t[f"n{i}"]["running"] for i in range(n)]
+    per_node = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    handoff = [t[f"n{i + 1}"]["running"] - t[f"n{i}"]["completed"] for i in range(n - 1)]
+    fjob, fwall = await run_job(q, fanout_graph(m))
+    ft = await node_times(q, fjob)
+    fan = [ft[f"f{i}"] for i in range(m)]
+    span = max(x["completed"] for x in fan) - min(x["running"] for x in fan)
+    return {"job": job, "per_node": per_node, "handoff": handoff, "chain_wall": wall, "chain_rate": n / wall,
+            "fanout_rate": m / span, "fanout_wall": fwall}
+
+
 async def spinbot_bench(redis_url: str, database_url: str, data_dir: Path, n: int, m: int) -> dict[str, Any]:
+    """Two executor processes, as deployed."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = await connect_store(database_url)
     q = JobQueue(client, store)
@@ -138,22 +155,42 @@ async def spinbot_bench(redis_url: str, database_url: str, data_dir: Path, n: in
     try:
         with executors(redis_url, database_url, data_dir):
             await wait_serving(client)
-            await run_job(q, chain_graph(6))  # warm-up: scripts loaded, connections open
-            job, wall = await run_job(q, chain_graph(n))
-            t = await node_times(q, job)
-            starts = [t[f"n{i}"]["running"] for i in range(n)]
-            per_node = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-            handoff = [t[f"n{i + 1}"]["running"] - t[f"n{i}"]["completed"] for i in range(n - 1)]
-            fjob, fwall = await run_job(q, fanout_graph(m))
-            ft = await node_times(q, fjob)
-            fan = [ft[f"f{i}"] for i in range(m)]
-            span = max(x["completed"] for x in fan) - min(x["running"] for x in fan)
-            pg = await postgres_write_times(q, store, job)
+            out = await measure(q, n, m)
+            pg = await postgres_write_times(q, store, out["job"])
     finally:
         await client.aclose()
         await store.close()
-    return {"per_node": per_node, "handoff": handoff, "chain_wall": wall, "chain_rate": n / wall,
-            "fanout_rate": m / span, "fanout_wall": fwall, **pg}
+    return {**out, **pg}
+
+
+async def spinbot_one_process(redis_url: str, database_url: str, data_dir: Path, n: int, m: int) -> dict[str, Any]:
+    """The same two executors as tasks in this process: the executor code's cost without OS wake-ups."""
+    from executors.core import Executor
+    from spinbot.artifacts import LocalStore
+    from spinbot.manifests_io import registry
+    from spinbot.settings import Settings
+
+    settings = Settings(redis_url=redis_url, database_url=database_url, data_dir=data_dir)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = await connect_store(database_url)
+    q = JobQueue(client, store)
+    runners = []
+    try:
+        for plane in PLANES:
+            ex = Executor(settings, plane, registry(plane), aioredis.Redis.from_url(redis_url, decode_responses=True),  # type: ignore[arg-type]
+                          store, LocalStore(settings.artifacts_dir))
+            runners.append((ex, asyncio.create_task(ex.run())))
+        for ex, _ in runners:
+            await asyncio.wait_for(ex.started.wait(), 60)
+        return await measure(q, n, m)
+    finally:
+        for ex, _ in runners:
+            ex.stop()
+        await asyncio.gather(*(t for _, t in runners), return_exceptions=True)
+        for ex, _ in runners:
+            await ex.redis.aclose()
+        await client.aclose()
+        await store.close()
 
 
 async def connect_store(url: str) -> Store:
@@ -304,7 +341,8 @@ def celery_bench(redis_url: str, workdir: Path, n: int, m: int) -> dict[str, Any
 # ---- report ----------------------------------------------------------------------------------------
 
 
-def report(console: Console, n: int, m: int, sb: dict[str, Any], lg: dict[str, Any], ce: dict[str, Any]) -> None:
+def report(console: Console, n: int, m: int, sb: dict[str, Any], one: dict[str, Any], lg: dict[str, Any],
+           ce: dict[str, Any]) -> None:
     t = Table(title=f"hand-off benchmark: chain of {n} diag.echo alternating planes, fan-out of {m}")
     for col in ("system", "per-node p50 ms", "per-node p99 ms", "hand-off p50 ms", "hand-off p99 ms",
                 "chain nodes/s", "fan-out nodes/s"):
@@ -312,6 +350,9 @@ def report(console: Console, n: int, m: int, sb: dict[str, Any], lg: dict[str, A
     t.add_row("spinbot: 2 executor processes, Redis Streams + Postgres", ms(pct(sb["per_node"], 50)),
               ms(pct(sb["per_node"], 99)), ms(pct(sb["handoff"], 50)), ms(pct(sb["handoff"], 99)),
               f"{sb['chain_rate']:.0f}", f"{sb['fanout_rate']:.0f}")
+    t.add_row("spinbot: the same 2 executors as tasks in one process", ms(pct(one["per_node"], 50)),
+              ms(pct(one["per_node"], 99)), ms(pct(one["handoff"], 50)), ms(pct(one["handoff"], 99)),
+              f"{one['chain_rate']:.0f}", f"{one['fanout_rate']:.0f}")
     t.add_row("plain LangGraph StateGraph, in-process, no durability", ms(pct(lg["per_node"], 50)),
               ms(pct(lg["per_node"], 99)), "-", "-", f"{lg['chain_rate']:.0f}", f"{lg['fanout_rate']:.0f}")
     t.add_row("Celery chain/group, 2 solo workers, same Redis", ms(pct(ce["per_node"], 50)),
@@ -339,9 +380,10 @@ async def main_async(args: argparse.Namespace) -> None:
         with servers(work, os.environ.get("SPINBOT_REDIS_URL"), os.environ.get("SPINBOT_DATABASE_URL")) as (r, d):
             console.print(f"Redis {r}, Postgres {d.rsplit('@', 1)[-1]}")
             sb = await spinbot_bench(r, d, work / "data", args.chain, args.fanout)
+            one = await spinbot_one_process(r, d, work / "data", args.chain, args.fanout)
             lg = langgraph_bench(args.chain, args.fanout)
             ce = await asyncio.to_thread(celery_bench, r, work, args.chain, args.fanout)
-            report(console, args.chain, args.fanout, sb, lg, ce)
+            report(console, args.chain, args.fanout, sb, one, lg, ce)
 
 
 def main() -> None:

@@ -974,9 +974,10 @@ class JobRun:
         M.HANDOFFS.labels(self.plane, target).inc()
         log.info("handed off job=%s plane=%s -> %s version=%d (%.2f ms)", self.job_id, self.plane, target,
                  self.version, (time.perf_counter() - t0) * 1000)
-        if self.ex.writer is not None:
+        if self.ex.writer is not None and self.parsed is not None:
+            states = {n.id: node_state(n) for n in self.graph.nodes}
             self.ex.writer.add(Snapshot(self.job_id, self.version, "running", target, progress,
-                                        dumps(self.document())))
+                                        self.parsed.doc, states))
 
     async def finish(self, status: str, failed: list[Node] | None = None,
                      error: dict[str, Any] | None = None) -> None:

@@ -468,7 +468,7 @@ class JobQueue:
         """Copy events after `after` to Postgres (idempotent by Redis id); returns the last id copied."""
         assert self.store is not None
         while True:
-            batch = await self.read_events(job_id, after, count=500)
+            batch = await self.read_events(job_id, after, count=100)
             if not batch:
                 return after
             await self.store.add_events(job_id, [(e.id, e.type, e.data) for e in batch])
@@ -587,21 +587,30 @@ def doc_with_states(doc: dict[str, Any], states: dict[str, dict[str, Any]]) -> d
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One job transition for Postgres: the job row's new state and the graph at that version."""
+    """One job transition for Postgres: the job row's new state and the graph at that version.
+
+    The graph is kept as the base document plus node states and serialised when written, so the
+    hand-off itself does no serialisation.
+    """
 
     job_id: str
     version: int
     status: str
     plane: str | None
     progress: float
-    graph_json: str
+    doc: dict[str, Any]
+    states: dict[str, dict[str, Any]]
+
+    def graph_json(self) -> str:
+        return dumps(doc_with_states(self.doc, self.states))
 
 
 class RecordWriter:
     """Writes hand-off snapshots and events to Postgres in the background, batched, off the hot path."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: JobQueue, *, interval_s: float = 0.2) -> None:
         assert queue.store is not None
+        self.interval_s = interval_s  # batches this long of transitions go in one transaction
         self.queue = queue
         self.store = queue.store
         self.pending: list[Snapshot] = []
@@ -638,6 +647,7 @@ class RecordWriter:
                 continue
             if not self.pending:
                 self._idle.set()
+            await asyncio.sleep(self.interval_s)
 
     async def flush(self, batch: list[Snapshot]) -> None:
         if not batch:
@@ -646,16 +656,21 @@ class RecordWriter:
         for s in batch:
             if s.job_id not in latest or s.version > latest[s.job_id].version:
                 latest[s.job_id] = s
+        graphs: dict[tuple[str, int], str] = {}
+        for s in batch:
+            graphs[s.job_id, s.version] = s.graph_json()
+            await asyncio.sleep(0)  # one graph at a time: hand-offs in this process are not held up
         async with self.store.pool.acquire() as conn, conn.transaction():
             await conn.executemany(
                 "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
                 " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
-                [(s.job_id, s.version, s.status, s.plane, s.graph_json) for s in batch],
+                [(s.job_id, s.version, s.status, s.plane, graphs[s.job_id, s.version]) for s in batch],
             )
             await conn.executemany(
                 "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6::text::jsonb,"
                 " updated_at=now() WHERE id=$1 AND version < $5",
-                [(s.job_id, s.status, s.progress, s.plane, s.version, s.graph_json) for s in latest.values()],
+                [(s.job_id, s.status, s.progress, s.plane, s.version, graphs[s.job_id, s.version])
+                 for s in latest.values()],
             )
         for job_id in latest:
             after = self.synced.get(job_id)
