@@ -38,6 +38,12 @@ from spinbot.jobs import JobQueue, dumps  # noqa: E402
 from spinbot.store import Store  # noqa: E402
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -172,10 +178,10 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.sleep(2.0)  # idle
             gc.collect()
             after = rss_kb(api.pid)
-            t0 = time.monotonic()
+            t0, cpu0 = time.monotonic(), cpu_s(api.pid)
             await publish(redis_url, jobs, args.rounds, args.spread)
             await asyncio.sleep(1.0)
-            elapsed = time.monotonic() - t0
+            elapsed, api_cpu = time.monotonic() - t0, cpu_s(api.pid) - cpu0
             lat = [x for s in streams for x in s.latencies]
             expected = args.streams * args.rounds
             peak = rss_kb(api.pid)
@@ -192,6 +198,8 @@ async def run(args: argparse.Namespace) -> None:
         ("API RSS before / idle / under load", f"{before / 1024:.1f} / {after / 1024:.1f} / {peak / 1024:.1f} MB"),
         ("memory per idle stream", f"{per_stream:.1f} KB (target <= 50 KB)"),
         ("events sent / delivered", f"{expected} / {len(lat)} in {elapsed:.1f} s (~{rate:.0f} events/s offered)"),
+        ("API CPU per delivered event", f"{api_cpu / max(1, len(lat)) * 1000:.2f} ms "
+                                        f"({api_cpu / elapsed * 100:.0f}% of one core while publishing)"),
         ("delivery latency p50", f"{statistics.median(lat):.2f} ms"),
         ("delivery latency p99", f"{pct(lat, 99):.2f} ms (target <= 50 ms)"),
         ("delivery latency max", f"{max(lat):.2f} ms"),
@@ -211,7 +219,12 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--spread", type=float, default=5.0, help="seconds over which each round is sent")
-    asyncio.run(run(parser.parse_args()))
+    try:
+        import uvloop  # the API runs on uvloop too (uvicorn's default when installed)
+
+        uvloop.run(run(parser.parse_args()))
+    except ImportError:
+        asyncio.run(run(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 UI_PAGES = ("", "jobs", "capabilities")  # the web UI's own paths (plus jobs/{id}) all load index.html
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
+HUB_SHARDS = 64
 
 
 class RequestMetrics:
@@ -70,12 +71,21 @@ def require(value: str | None, name: str) -> str:
     return value
 
 
+def redis_client(url: str, max_connections: int) -> aioredis.Redis:
+    """A client whose pool waits for a free connection under bursts instead of failing."""
+    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10,
+                                                   decode_responses=True)
+    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
 async def build_services(settings: Settings) -> Services:
-    redis = aioredis.Redis.from_url(require(settings.redis_url, "REDIS_URL"), decode_responses=True)
-    store = await Store.connect(require(settings.database_url, "DATABASE_URL"))
+    url = require(settings.redis_url, "REDIS_URL")
+    redis = redis_client(url, 128)
+    store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=20)
     artifacts = open_store(settings)
     await artifacts.check()
-    hub = EventHub(redis)
+    # The hub's shards each hold a connection in a blocking read: they get a pool of their own.
+    hub = EventHub(redis, reader=redis_client(url, HUB_SHARDS + 4), shards=HUB_SHARDS)
     await hub.start()
     return Services(
         settings=settings, redis=redis, store=store, artifacts=artifacts,
@@ -90,6 +100,7 @@ async def close_services(services: Services) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*services.background, return_exceptions=True)
     await services.hub.stop()
+    await services.hub.reader.aclose()
     await services.store.close()
     await services.redis.aclose()
 
@@ -170,6 +181,25 @@ def serve(settings: Settings) -> None:
         log.warning(warning)
     started = time.monotonic()
     log.info("Spinbot API on http://%s:%d (web UI at /, OpenAI endpoint at /v1)", host, settings.port)
-    uvicorn.run(create_app(settings), host=host, port=settings.port, ws="none", log_config=None,
-                timeout_graceful_shutdown=5, proxy_headers=True)
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=host, port=settings.port, ws="none", log_config=None,
+                            timeout_graceful_shutdown=5, proxy_headers=True)
+    StreamClosingServer(config).run()
     log.info("API stopped after %.0f s", time.monotonic() - started)
+
+
+class StreamClosingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT, end open event streams cleanly (clients resume elsewhere) instead of
+    waiting out the graceful-shutdown timeout and having them cancelled with errors."""
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+        services = getattr(self.config.app.state, "services", None)  # type: ignore[union-attr]
+        if services is not None:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().call_soon_threadsafe(close_streams, services)
+
+
+def close_streams(services: Services) -> None:
+    for stream in list(services.open_streams):
+        stream.close()

@@ -36,6 +36,7 @@ class Services:
     links: LinkSigner
     streams: StreamSlots
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    open_streams: set[Any] = field(default_factory=set)  # web.sse.EventStream, ended at shutdown
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         """Work that must outlive the request that started it (a chat turn whose client left)."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
+import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -118,6 +120,20 @@ def install(app: FastAPI) -> None:
             422 if isinstance(exc, PermanentError) else 500)
         headers = {"Retry-After": "5"} if status == 503 else {}
         p = Problem(status, exc.message, code=exc.code, hint=exc.hint, headers=headers)
+        return problem_response(request, p)
+
+    @app.exception_handler(redis.exceptions.RedisError)
+    async def _redis(request: Request, exc: redis.exceptions.RedisError) -> JSONResponse:
+        log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
+        p = Problem(503, f"Redis is unavailable or overloaded ({type(exc).__name__})", code="redis_unavailable",
+                    headers={"Retry-After": "5"}, hint="retry shortly; if it persists, check SPINBOT_REDIS_URL")
+        return problem_response(request, p)
+
+    @app.exception_handler(asyncpg.exceptions.PostgresConnectionError)
+    async def _postgres(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("Postgres error on %s %s: %s", request.method, request.url.path, exc)
+        p = Problem(503, "Postgres is unavailable", code="postgres_unavailable", headers={"Retry-After": "5"},
+                    hint="retry shortly; if it persists, check SPINBOT_DATABASE_URL")
         return problem_response(request, p)
 
     @app.exception_handler(Exception)

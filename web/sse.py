@@ -74,8 +74,9 @@ class Subscription:
 class _Shard:
     """One blocking XREAD over the event streams of its jobs, plus a wake stream to add jobs at once."""
 
-    def __init__(self, redis: aioredis.Redis, block_ms: int, count: int) -> None:
-        self.redis = redis
+    def __init__(self, redis: aioredis.Redis, reader: aioredis.Redis, block_ms: int, count: int) -> None:
+        self.redis = redis  # quick commands
+        self.reader = reader  # the blocking read: one connection per shard, from a pool of its own
         self.block_ms = block_ms
         self.count = count
         self.subs: dict[str, set[Subscription]] = {}
@@ -92,9 +93,7 @@ class _Shard:
             return sub
         self.subs[job_id] = {sub}
         if self.task is None:
-            self.wake_id = _s(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
-            await self.redis.expire(self.wake_key, 24 * 3600)
-            self.task = asyncio.create_task(self._run(), name="sse-hub-shard")
+            self.task = asyncio.create_task(self._run(), name="sse-hub-shard")  # set before any await: one reader
         # Tail from the stream's current end; the subscriber's own catch-up covers what came before.
         last = await self.redis.xrevrange(C.job_events_key(job_id), count=1)
         if job_id in self.subs and job_id not in self.cursor:
@@ -121,12 +120,14 @@ class _Shard:
                 await self.redis.delete(self.wake_key)
 
     async def _run(self) -> None:
+        self.wake_id = _s(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
+        await self.redis.expire(self.wake_key, 24 * 3600)
         backoff = 0.1
         while True:
             streams = {C.job_events_key(j): c for j, c in self.cursor.items()}
             streams[self.wake_key] = self.wake_id
             try:
-                res = await self.redis.xread(streams, count=self.count, block=self.block_ms)
+                res = await self.reader.xread(streams, count=self.count, block=self.block_ms)
                 backoff = 0.1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
                 log.warning("event hub: Redis read failed (%s); retrying in %.1f s", e, backoff)
@@ -151,10 +152,18 @@ class _Shard:
 
 
 class EventHub:
-    """Jobs spread over a few shards: a new event costs one XREAD over a shard's jobs, not all of them."""
+    """Jobs spread over shards: a new event costs one XREAD over its shard's jobs, not over all of them.
 
-    def __init__(self, redis: aioredis.Redis, *, shards: int = 16, block_ms: int = 10_000, count: int = 200) -> None:
-        self._shards = [_Shard(redis, block_ms, count) for _ in range(shards)]
+    Each shard holds one Redis connection while it has subscribers; with 1,000 jobs followed, 64
+    shards read ~16 streams each (packing XREAD arguments was the main cost per event).
+    """
+
+    def __init__(self, redis: aioredis.Redis, *, reader: aioredis.Redis | None = None, shards: int = 64,
+                 block_ms: int = 2_000, count: int = 200) -> None:
+        # block_ms stays under redis-py's default 5 s socket timeout.
+        self.redis = redis
+        self.reader = reader or redis
+        self._shards = [_Shard(redis, self.reader, block_ms, count) for _ in range(shards)]
 
     def _shard(self, job_id: str) -> _Shard:
         return self._shards[zlib.crc32(job_id.encode()) % len(self._shards)]
@@ -239,31 +248,38 @@ class EventStream(Response):
 
     Lighter than a task group per stream (what sse-starlette runs): this one task plus one that
     waits for the client to leave, which matters with thousands of idle streams (bench/sse.py).
-    A client that leaves stops the stream at once; the iterator is closed, nothing else is touched.
+    A client that leaves, or a server that stops (close()), ends the stream at once; the
+    iterator is closed, nothing else is touched (a job goes on without its watchers).
     """
 
     media_type = "text/event-stream"
 
     def __init__(self, items: AsyncIterator[bytes | None], *, headers: dict[str, str] | None = None,
-                 on_close: Callable[[], None] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None, registry: set[EventStream] | None = None) -> None:
         # Like StreamingResponse: no body attribute, so no Content-Length.
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
         self.items = items
         self.on_close = on_close
+        self.registry = registry if registry is not None else set()
+        self._task: asyncio.Task[Any] | None = None
+        self._ending = False  # a cancellation that we asked for: the client left or the server stops
+
+    def close(self) -> None:
+        """End the stream cleanly (server shutdown): the client sees the body end, and may resume."""
+        if self._task is not None and not self._ending:
+            self._ending = True
+            self._task.cancel()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        main = asyncio.current_task()
-        assert main is not None
-        left = False
+        self._task = asyncio.current_task()
+        self.registry.add(self)
 
         async def watch() -> None:
-            nonlocal left
             while (await receive())["type"] != "http.disconnect":
                 pass
-            left = True
-            main.cancel()
+            self.close()
 
         watcher = asyncio.create_task(watch())
         try:
@@ -272,10 +288,13 @@ class EventStream(Response):
                 await send({"type": "http.response.body", "body": PING if item is None else item, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not left:
+            if not self._ending:
                 raise
-            main.uncancel()
+            assert self._task is not None
+            self._task.uncancel()
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            self.registry.discard(self)
             watcher.cancel()
             with contextlib.suppress(BaseException):
                 await self.items.aclose()  # type: ignore[attr-defined]
@@ -297,4 +316,4 @@ def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
             services.streams.release(owner)
             SSE_STREAMS.dec()
 
-    return EventStream(items, headers=headers, on_close=release)
+    return EventStream(items, headers=headers, on_close=release, registry=services.open_streams)

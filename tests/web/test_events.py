@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from spinbot import constants as C
+from spinbot.graph import Graph
 from tests.web.conftest import LiveAPI, diag_graph, read_sse, wait_node
 
 
@@ -50,3 +51,21 @@ async def test_many_streams_share_one_reader(api: LiveAPI, executors) -> None:
         results = await asyncio.gather(*(one() for _ in range(10)))
     assert all(r == results[0] for r in results) and len(results[0]) >= 7
     assert api.services.hub.jobs == 0  # every subscription was released
+
+
+async def test_pings_and_clean_close_at_shutdown(api_settings, redis) -> None:
+    from tests.web.conftest import serve
+    from web.app import close_streams
+
+    async with serve(api_settings.model_copy(update={"sse_ping_s": 0.2})) as api, api.client() as c:
+        graph = Graph.model_validate(diag_graph(wait_node("w", 1.0)))
+        job_id = await api.services.queue.submit(graph, owner="local")  # no executor: the stream stays idle
+        async with c.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+            lines: list[str] = []
+            async for line in resp.aiter_lines():
+                lines.append(line)
+                if sum(ln.startswith(": ping") for ln in lines) >= 2:
+                    close_streams(api.services)  # what SIGTERM does: the body ends, no error
+            assert lines[0].startswith("id: ") and any(ln.startswith(": ping") for ln in lines)
+        await asyncio.sleep(0.05)
+        assert api.services.open_streams == set() and api.services.streams.open == {}
