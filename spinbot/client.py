@@ -43,7 +43,7 @@ class SSE:
 async def read_events(response: httpx.Response) -> AsyncIterator[SSE]:
     """Server-sent events from a streaming response (comments are keep-alives)."""
     event_id: str | None = None
-    event, data = "message", []
+    event, data = "message", list[str]()
     async for line in response.aiter_lines():
         if not line:
             if data:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -136,13 +136,11 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _routers() -> list[object]:
-    from web.routes import artifacts, conversations, jobs, ops
+def _routers() -> list[APIRouter]:
+    from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning
 
-    routers = [ops.router, jobs.router, artifacts.router, conversations.router]
-    for name in ("planning", "chat", "openai"):
-        routers.append(__import__(f"web.routes.{name}", fromlist=["router"]).router)
-    return routers
+    return [ops.router, jobs.router, artifacts.router, conversations.router, planning.router, chat.router,
+            openai.router]
 
 
 def _mount_ui(app: FastAPI) -> None:

@@ -7,6 +7,7 @@ import binascii
 import re
 import tempfile
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ async def _existing(services: Services, owner: str, item: AttachmentIn) -> dict[
             "name": name[:200], "contentType": meta.content_type, "size": meta.size}
 
 
-async def store_uploads(services: Services, owner: str, files: list[UploadFile]) -> list[dict[str, Any]]:
+async def store_uploads(services: Services, owner: str, files: Sequence[UploadFile]) -> list[dict[str, Any]]:
     """Multipart files, streamed to disk (never whole in memory) with the attachment size limit."""
     limit = int(services.settings.max_attachment_mb * MB)
     out = []

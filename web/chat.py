@@ -85,10 +85,14 @@ async def plan_goal(
     on_event: Any = None,
 ) -> Any:
     """The planner with what it needs: goal, conversation, previous plan, attachments, the live manifest."""
-    from planner import PlanRequest, plan
+    from planner import Message, PlanRequest, plan
+    from spinbot.graph import Attachment
 
     manifest = await live_manifest(services.redis)
-    request = PlanRequest(goal=goal, history=history[-200:], previous_graph=previous, attachments=attachments)
+    request = PlanRequest(
+        goal=goal, history=[Message.model_validate(m) for m in history[-200:]], previous_graph=previous,
+        attachments=[Attachment.model_validate(a) for a in attachments],
+    )
     return await plan(services.settings, request, manifest, on_event, limits=admission.limits(services.settings))
 
 
@@ -336,7 +340,7 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
         failed = [n for n in nodes if n.get("status") == "failed"]
         why = "; ".join(f"**{n.get('name') or n['id']}** ({n['service']}): {(n.get('error') or {}).get('message', '')}"
                         for n in failed) or (state.error or {}).get("message", "unknown error")
-        hints = {(n.get("error") or {}).get("hint") for n in failed} - {None, ""}
+        hints = {str(h) for n in failed if (h := (n.get("error") or {}).get("hint"))}
         return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
                 + f"\n\nDetails: {job_page(base_url, job_id)}")
     from web.views import artifacts_in_graph

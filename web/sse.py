@@ -124,10 +124,10 @@ class _Shard:
         await self.redis.expire(self.wake_key, 24 * 3600)
         backoff = 0.1
         while True:
-            streams = {C.job_events_key(j): c for j, c in self.cursor.items()}
+            streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
             streams[self.wake_key] = self.wake_id
             try:
-                res = await self.reader.xread(streams, count=self.count, block=self.block_ms)
+                res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
                 backoff = 0.1
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
                 log.warning("event hub: Redis read failed (%s); retrying in %.1f s", e, backoff)

@@ -88,7 +88,7 @@ async def get_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dict[s
 
 
 async def recent_events(services: Services, job_id: str, count: int = 50) -> list[dict[str, Any]]:
-    entries = await services.redis.xrevrange(C.job_events_key(job_id), count=count)
+    entries: Any = await services.redis.xrevrange(C.job_events_key(job_id), count=count)
     if entries:
         return [{"id": e.id, "type": e.type, "data": e.data}
                 for e in (decode_entry(eid, f) for eid, f in reversed(entries))]
