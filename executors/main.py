@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from typing import Any
@@ -92,6 +93,7 @@ async def run_executor(settings: Settings, plane: str) -> None:
         ex.id, plane, settings.redis_url, "yes" if store else "no", settings.concurrency,
         f" device={device['name']} memory_mb={ex.gpu.memory_mb} gpu_slots={settings.gpu_slots}" if device else "",
     )
+    gc.freeze()  # start-up objects (imports, registries) leave the collector's view: shorter pauses
     runner = asyncio.create_task(ex.run())
     stopper = asyncio.create_task(stop.wait())
     try:

@@ -465,14 +465,24 @@ class JobQueue:
         await self.sync_events(job_id, raw.get("synced") or "0-0")
 
     async def sync_events(self, job_id: str, after: str) -> str:
-        """Copy events after `after` to Postgres (idempotent by Redis id); returns the last id copied."""
+        """Copy events after `after` to Postgres (idempotent by Redis id); returns the last id copied.
+
+        The JSON goes over as the text Redis holds (cast to jsonb by Postgres): no decode and re-encode.
+        """
         assert self.store is not None
+        key = C.job_events_key(job_id)
         while True:
-            batch = await self.read_events(job_id, after, count=100)
-            if not batch:
+            res: Any = await self.redis.xread({key: after or "0-0"}, count=200)
+            rows = [(job_id, _s(eid), _s(f.get("type", f.get(b"type", ""))), _s(f.get("data", f.get(b"data", "{}"))))
+                    for _, entries in res or [] for eid, f in entries]
+            if not rows:
                 return after
-            await self.store.add_events(job_id, [(e.id, e.type, e.data) for e in batch])
-            after = batch[-1].id
+            await self.store.pool.executemany(
+                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4::text::jsonb)"
+                " ON CONFLICT DO NOTHING",
+                rows,
+            )
+            after = rows[-1][1]
             await self.redis.hset(C.job_key(job_id), "synced", after)
 
     # -- recovery
