@@ -18,3 +18,4 @@ PLANNER_FALLBACKS = Counter("spinbot_planner_fallbacks_total", "Plans that fell 
 SSE_STREAMS = Gauge("spinbot_sse_streams_open", "Open server-sent event streams")
 GPU_MEMORY = Gauge("spinbot_gpu_memory_bytes", "GPU executor device memory", ["device", "kind"])
 EXECUTOR_INFLIGHT = Gauge("spinbot_executor_nodes_running", "Nodes running on this executor", ["plane"])
+JOBS_CURRENT = Gauge("spinbot_jobs_current", "Jobs in Postgres by status (set by the API on scrape)", ["status"])

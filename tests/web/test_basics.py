@@ -42,6 +42,8 @@ async def test_job_runs_and_streams(api: LiveAPI, executors) -> None:
         assert [j["id"] for j in listing["items"]] == [job_id]
         metrics = (await c.get("/metrics")).text
     assert 'spinbot_http_requests_total{method="POST",route="/api/jobs",status="202"}' in metrics
+    assert 'spinbot_jobs_current{status="completed"} 1.0' in metrics
+    assert "spinbot_sse_streams_open 0.0" in metrics  # the stream above was counted and released
 
 
 def test_without_keys_only_loopback_is_bound() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,8 +14,10 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from spinbot.capabilities import live_manifest
+from spinbot.metrics import JOBS_CURRENT
 from web.deps import ServicesDep
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["operations"])
 
 CHECK_TIMEOUT_S = 2.0
@@ -69,5 +72,14 @@ async def health(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", summary="Prometheus metrics of this API process", response_class=Response)
-async def metrics() -> Response:
+async def metrics(services: ServicesDep) -> Response:
+    try:  # jobs by status come from the durable record, counted when scraped
+        rows = await asyncio.wait_for(
+            services.store.pool.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status"), CHECK_TIMEOUT_S)
+    except Exception as e:  # metrics still answer when Postgres does not
+        log.warning("jobs by status unavailable for /metrics: %s", e)
+    else:
+        counts = {r["status"]: r["n"] for r in rows}
+        for status in ("queued", "running", "completed", "failed", "cancelled"):
+            JOBS_CURRENT.labels(status).set(counts.get(status, 0))
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
