@@ -288,6 +288,13 @@ return lost
 """
 
 
+# The last event copied to Postgres; never recreates a record that was pruned meanwhile.
+_MARK_SYNCED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'synced', ARGV[1]) end
+return 1
+"""
+
+
 def _flat(pairs: dict[str, Any]) -> list[Any]:
     out: list[Any] = []
     for k, v in pairs.items():
@@ -354,6 +361,7 @@ class JobQueue:
         self._cancel_idle = redis.register_script(_CANCEL_IDLE)
         self._reissue = redis.register_script(_REISSUE)
         self._heartbeat = redis.register_script(_HEARTBEAT)
+        self._mark_synced = redis.register_script(_MARK_SYNCED)
 
     # -- submit
 
@@ -391,10 +399,10 @@ class JobQueue:
     # -- read
 
     async def get(self, job_id: str) -> JobState | None:
-        raw = await self.redis.hgetall(C.job_key(job_id))
-        if not raw:
+        raw = _decode_hash(await self.redis.hgetall(C.job_key(job_id)))
+        if "graph" not in raw:
             return None
-        return state_from_hash(job_id, _decode_hash(raw))
+        return state_from_hash(job_id, raw)
 
     async def read_events(
         self, job_id: str, after: str = "0-0", block_ms: int | None = None, count: int = 100
@@ -483,7 +491,7 @@ class JobQueue:
                 rows,
             )
             after = rows[-1][1]
-            await self.redis.hset(C.job_key(job_id), "synced", after)
+            await self._mark_synced(keys=[C.job_key(job_id)], args=[after])
 
     # -- recovery
 
