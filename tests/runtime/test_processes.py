@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 import redis.exceptions
 
@@ -73,8 +74,11 @@ async def cli(settings: Settings, *args: str) -> tuple[int, str, str]:
 
 async def test_submit_cli_waits_and_reports(spawn: Spawn, settings: Settings, queue: JobQueue,
                                             tmp_path: Path) -> None:
+    from spinbot.embedded import free_port
+
+    metrics_port = free_port()
     spawn("control")
-    spawn("gpu")
+    spawn("gpu", SPINBOT_METRICS_PORT=str(metrics_port))
     good = tmp_path / "good.json"
     good.write_text(json.dumps(chain(1, wait_s=0.1)))
     code, out, err = await cli(settings, "submit", str(good), "--wait")
@@ -83,6 +87,10 @@ async def test_submit_cli_waits_and_reports(spawn: Spawn, settings: Settings, qu
     st = await queue.get(job)
     assert st and st.status == "completed" and st.owner == "local"
     assert "job completed" in err and '"data": ["job1", "job1"]' in err
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    assert 'spinbot_node_duration_seconds_count{plane="gpu",service="diag.wait",status="completed"} 2.0' in metrics
+    assert 'spinbot_handoffs_total{source="gpu",target="control"} 2.0' in metrics
 
     bad = tmp_path / "fail.json"
     bad.write_text(json.dumps({"schema": "langgraph.v1", "workflowId": "f", "nodes": [
