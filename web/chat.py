@@ -10,6 +10,7 @@ any id a client saw resumes GET /api/jobs/{id}/events correctly.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import time
@@ -167,6 +168,8 @@ class Turn:
         history, previous = history_of(stored)
         if req.history is not None:
             history = req.history
+        if previous is None:
+            previous = await self._previous_from_history(history)
         await repo.add_message(conv["id"], "user", req.message, attachments=req.attachments)
 
         if (status := await self._job_status_reply(history)) is not None:
@@ -259,6 +262,21 @@ class Turn:
     def _follow(self, job_id: str) -> Any:
         return follow_job(self.services.queue, self.services.hub, job_id).__aiter__()
 
+    async def _previous_from_history(self, history: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """A stateless client's last plan: the job its answer links to, or the graph it showed."""
+        job_id = last_job_id(history)
+        if job_id is not None:
+            state = await self.services.queue.get(job_id)
+            if state is not None and state.owner == self.req.owner:
+                return state.graph
+            row = await self.services.store.get_job(job_id, self.req.owner)
+            if row is not None:
+                return dict(row["graph"])
+        for m in reversed(history):
+            if m.get("role") == "assistant" and (graph := shown_graph(str(m.get("content", "")))) is not None:
+                return graph
+        return None
+
     async def _job_status_reply(self, history: list[dict[str, Any]]) -> str | None:
         """A question about this chat's last job is answered from its live state, without planning."""
         if not _STATUS_QUESTION.search(self.req.message):
@@ -302,6 +320,21 @@ def last_job_id(history: list[dict[str, Any]]) -> str | None:
             return str(m["job_id"])
         if m.get("role") == "assistant" and (found := _JOB_LINK.findall(str(m.get("content", "")))):
             return str(found[-1])
+    return None
+
+
+_JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
+
+
+def shown_graph(text: str) -> dict[str, Any] | None:
+    """The langgraph.v1 graph an earlier answer showed (spinbot-plan prints it as a JSON block)."""
+    for block in reversed(_JSON_BLOCK.findall(text)):
+        try:
+            doc = json.loads(block)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and doc.get("schema") == "langgraph.v1" and isinstance(doc.get("nodes"), list):
+            return doc
     return None
 
 

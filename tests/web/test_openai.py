@@ -147,3 +147,15 @@ async def test_a_job_outliving_the_limit_ends_with_its_page(api_settings: Settin
                 {"role": "user", "content": "make a slow echo"}, {"role": "assistant", "content": text},
                 {"role": "user", "content": "what's the status?"}])
     assert job_id in later.choices[0].message.content and "%" in later.choices[0].message.content
+
+
+async def test_follow_up_without_headers_revises_the_shown_plan(oai_api: LiveAPI, executors, fake_ollama) -> None:
+    fake_ollama.replies += [diag_plan(text="first"), diag_plan(text="second")]
+    ask = [{"role": "user", "content": "make an echo saying first"}]
+    async with client(oai_api) as oa:
+        shown = await oa.chat.completions.create(model="spinbot-plan", messages=ask)
+        await oa.chat.completions.create(model="spinbot-plan", messages=[
+            *ask, {"role": "assistant", "content": shown.choices[0].message.content},
+            {"role": "user", "content": "make it say second instead"}])
+    prompt = fake_ollama.chat_requests[-1].messages[-1]["content"]
+    assert "The current plan" in prompt and '"first"' in prompt  # the graph it showed came back as the plan
