@@ -269,3 +269,59 @@ async def test_executor_waits_for_a_dead_redis_and_postgres(
     finally:
         await client.aclose()
         server.stop(kill=True)
+
+
+async def test_postgres_down_mid_run_loses_nothing(
+    settings: Settings, redis: aioredis.Redis, tmp_path: Path, caplog: Any
+) -> None:
+    """Jobs finish while Postgres is down; their record catches up once it is back."""
+    from spinbot.embedded import PostgresServer
+
+    pg = PostgresServer(tmp_path / "pg").start()
+    store = None
+    for _ in range(100):  # the server accepts connections a moment after it listens
+        try:
+            store = await Store.connect(pg.url)
+            break
+        except Exception:  # noqa: BLE001
+            await asyncio.sleep(0.1)
+    assert store is not None
+    runner = InProcess(settings.model_copy(update={"database_url": pg.url}), store)
+    try:
+        q = JobQueue(redis, store)
+        await q.ensure_groups()
+        await runner.both()
+        jobs = [await q.submit(graph(**_kw(chain(i, wait_s=0.3))), owner="pg") for i in range(3)]
+        await asyncio.sleep(0.3)
+        pg.stop(kill=True)  # Postgres dies mid-run
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            states = [await q.get(j) for j in jobs]
+            if all(s and s.status in TERMINAL_JOB for s in states):
+                break
+            await asyncio.sleep(0.1)
+        assert all(s and s.status == "completed" for s in states)
+        assert "Postgres unreachable while finishing job" in caplog.text
+        pg.start()  # back on the same port and data
+        deadline = time.monotonic() + 40
+        rows: list[Any] = []
+        while time.monotonic() < deadline:
+            try:
+                rows = [await store.get_job(j) for j in jobs]
+                if all(r and r["status"] == "completed" for r in rows):
+                    break
+            except Exception:  # noqa: BLE001 - the pool reconnects
+                pass
+            await asyncio.sleep(0.2)
+        assert all(r and r["status"] == "completed" for r in rows), rows
+        for j in jobs:
+            events = await all_events(q, j)
+            for _ in range(50):
+                if await store.pool.fetchval("SELECT count(*) FROM job_events WHERE job_id=$1", j) == len(events):
+                    break
+                await asyncio.sleep(0.2)
+            assert await store.pool.fetchval("SELECT count(*) FROM job_events WHERE job_id=$1", j) == len(events)
+    finally:
+        await runner.close()
+        await store.close()
+        pg.stop(kill=True)
