@@ -101,7 +101,7 @@ class Turn:
     def __init__(self, services: Services, req: TurnRequest) -> None:
         self.services = services
         self.req = req
-        self.result = TurnResult(conversation_id=req.conversation_id or "")
+        self.result = TurnResult()  # conversation_id is set once the conversation is known to be the owner's
         self.queue: asyncio.Queue[ChatEvent | None] = asyncio.Queue()
         self.listening = True
         self._seq = 0
@@ -219,10 +219,9 @@ class Turn:
         return on_event
 
     def _count_tokens(self, result: Any) -> None:
-        for attempt in result.attempts or []:
-            get = attempt.get if isinstance(attempt, dict) else (lambda k, d=0, a=attempt: getattr(a, k, d))
-            self.result.prompt_tokens += int(get("prompt_tokens", 0) or 0)
-            self.result.completion_tokens += int(get("completion_tokens", 0) or 0)
+        for attempt in result.attempts:
+            self.result.prompt_tokens += int(attempt.get("prompt_tokens") or 0)
+            self.result.completion_tokens += int(attempt.get("completion_tokens") or 0)
 
     async def _run_job(self, conv_id: str, graph: Graph, summary: str, evaluation: dict[str, Any] | None,
                        *, pipeline: str | None) -> None:
