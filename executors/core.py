@@ -67,6 +67,7 @@ class Admission:
         self.memory_mb = memory_mb
         self.used_slots = 0
         self.used_mb = 0
+        self.waiting = 0  # nodes waiting for admission: the device is saturated
         self._cond = asyncio.Condition()
 
     def impossible(self, mb: int) -> str | None:
@@ -82,7 +83,11 @@ class Admission:
     @contextlib.asynccontextmanager
     async def admit(self, mb: int) -> AsyncIterator[None]:
         async with self._cond:
-            await self._cond.wait_for(lambda: self._fits(mb))
+            self.waiting += 1
+            try:
+                await self._cond.wait_for(lambda: self._fits(mb))
+            finally:
+                self.waiting -= 1
             self.used_slots += 1
             self.used_mb += mb
         try:
@@ -371,7 +376,7 @@ class Executor:
         delay = 0.5
         while not self.stopping.is_set():
             try:
-                free = self.max_jobs - len(self.runs)
+                free = self._free_claims()
                 if free <= 0:
                     self._slot_free.clear()
                     with contextlib.suppress(TimeoutError):
@@ -406,6 +411,15 @@ class Executor:
                 else:
                     log.exception("unexpected Redis error in the claim loop")
                     await asyncio.sleep(delay)
+
+    def _free_claims(self) -> int:
+        """How many entries to claim now. The GPU plane holds at most `gpu_slots` jobs at a time
+        (their ready nodes still run concurrently): more would hoard jobs another GPU executor could
+        start at once."""
+        held = sum(1 for r in self.runs.values() if not r.lease.released)
+        if self.plane == "gpu":
+            return min(self.max_jobs - len(self.runs), self.gpu.slots - held)
+        return self.max_jobs - len(self.runs)
 
     async def _claim_own_pending(self) -> None:
         res: Any = await self.redis.xreadgroup(C.GROUP, self.id, {self.stream: "0"}, count=self.max_jobs)

@@ -218,3 +218,15 @@ async def test_gpu_nodes_are_admitted_by_declared_memory(inproc: InProcess, queu
     events = await all_events(queue, job)
     cpu_start = next(e.data["ts"] for e in events if e.type == "node" and e.data["node"] == "cpu")
     assert cpu_start < e1 - time.monotonic() + time.time()  # not held back by GPU admission
+
+
+async def test_a_saturated_gpu_executor_leaves_work_to_another(inproc: InProcess, queue: JobQueue) -> None:
+    """One GPU slot each: the second job goes to the second executor instead of queueing behind the first."""
+    jobs = [await queue.submit(graph([node(f"j{i}", "gpu", "test.gpu3g", seconds=1.0)]), owner="t")
+            for i in range(2)]  # both waiting before any executor reads: one read could take both
+    for _ in range(2):
+        await inproc.start("gpu", services=[gpu3g], gpu_memory_mb=4096, gpu_slots=1)
+    for job in jobs:
+        assert (await wait_terminal(queue, job)).status == "completed"
+    (s1, e1), (s2, e2) = sorted((HELD["j0"], HELD["j1"]))
+    assert s2 < e1  # they ran at the same time, on the two executors
