@@ -381,10 +381,18 @@ class JobQueue:
             "created": repr(now), "updated": repr(now), "cancel": "0",
         }
         event = {"status": "queued", "progress": graph.progress(), "plane": plane}
-        await self._submit(
-            keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX, C.ACTIVE_JOBS],
-            args=[job_id, repr(now), C.EVENTS_MAXLEN, len(fields), *_flat(fields), dumps(event)],
-        )
+        try:
+            await self._submit(
+                keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX,
+                      C.ACTIVE_JOBS],
+                args=[job_id, repr(now), C.EVENTS_MAXLEN, len(fields), *_flat(fields), dumps(event)],
+            )
+        except BaseException:
+            # Not accepted: the Postgres row must not be re-issued later by an executor's recovery.
+            if self.store is not None:
+                with contextlib.suppress(Exception):
+                    await self.store.pool.execute("DELETE FROM jobs WHERE id=$1 AND status='queued'", job_id)
+            raise
         return job_id
 
     async def ensure_groups(self) -> None:
