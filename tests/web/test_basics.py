@@ -67,3 +67,15 @@ async def test_static_ui_and_spa_paths(api: LiveAPI) -> None:
     assert job_page.status_code == 200 and job_page.text == index.text
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert traversal.status_code == 404
+
+
+async def test_redis_outage_answers_503_with_retry_after(api_settings) -> None:
+    from tests.web.conftest import serve
+
+    dead = api_settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    async with serve(dead) as api, api.client() as c:
+        job = await c.get("/api/jobs/0123456789abcdef0123456789abcdef")
+        health = await c.get("/health")
+    assert job.status_code == 503 and job.headers["retry-after"] and job.json()["code"] == "redis_unavailable"
+    assert health.status_code == 503 and health.json()["checks"]["redis"]["ok"] is False
+    assert health.json()["checks"]["postgres"]["ok"] is True
