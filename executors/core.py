@@ -111,6 +111,14 @@ class Parsed:
     context: dict[str, Any]
     version: int = -1  # the job version whose node states the model holds
 
+    @property
+    def by_id(self) -> dict[str, Node]:
+        if self._by_id is None:
+            self._by_id = {n.id: n for n in self.graph.nodes}
+        return self._by_id
+
+    _by_id: dict[str, Node] | None = None
+
 
 class GraphCache:
     """Validated graphs by job, so a claim re-applies node states instead of re-validating the graph.
@@ -157,9 +165,8 @@ class GraphCache:
         p = self._items.get(job_id)
         if p is None or delta is None or p.version != version - 1:
             return None
-        by_id = {n.id: n for n in p.graph.nodes}
         for node_id, st in _loads(delta).items():
-            n = by_id[node_id]
+            n = p.by_id[node_id]
             n.status, n.attempts, n.output = st["status"], st.get("attempts") or 0, st.get("output")
             n.error = NodeError.model_validate(st["error"]) if st.get("error") else None
         p.version = version
@@ -736,17 +743,14 @@ class JobRun:
     def skip_blocked(self) -> None:
         """Pending nodes downstream of a failed, skipped or cancelled node are skipped (on any plane)."""
         assert self.graph is not None
-        status = {n.id: n.status for n in self.graph.nodes}
-        if not any(v in ("failed", "skipped", "cancelled") for v in status.values()):
-            return
-        progress = True
+        blocked = {n.id for n in self.graph.nodes if n.status in ("failed", "skipped", "cancelled")}
+        progress = bool(blocked)
         while progress:
             progress = False
             for n in self.graph.nodes:
-                if status[n.id] == "pending" and any(
-                    status[p] in ("failed", "skipped", "cancelled") for p in self.preds[n.id]
-                ):
-                    n.status = status[n.id] = "skipped"
+                if n.status == "pending" and not self.preds[n.id].isdisjoint(blocked):
+                    n.status = "skipped"
+                    blocked.add(n.id)
                     self.unrecorded.append(n)
                     progress = True
 

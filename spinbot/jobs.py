@@ -164,11 +164,8 @@ def _check_acyclic(graph: Graph) -> None:
 def ready_nodes(graph: Graph, preds: dict[str, set[str]] | None = None) -> list[Node]:
     """Nodes not yet finished whose predecessors all completed (a 'running' node from a crash reruns)."""
     preds = preds if preds is not None else graph.predecessors()
-    status = {n.id: n.status for n in graph.nodes}
-    return [
-        n for n in graph.nodes
-        if n.status in ("pending", "running") and all(status[p] == "completed" for p in preds[n.id])
-    ]
+    done = {n.id for n in graph.nodes if n.status == "completed"}
+    return [n for n in graph.nodes if n.status in ("pending", "running") and preds[n.id] <= done]
 
 
 # ---- Lua -----------------------------------------------------------------------------------------
