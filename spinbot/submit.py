@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from spinbot.capabilities import live_manifest
@@ -131,7 +132,7 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console) -
                     TextColumn("{task.fields[status]:<10}"), TimeElapsedColumn(), console=console)
     job_bar = bars.add_task(f"job {job_id[:8]}", total=1.0, status="queued")
     node_bars: dict[str, TaskID] = {
-        n.id: bars.add_task(f"  {n.id} [{n.plane}]", total=1.0, status=n.status) for n in graph.nodes
+        n.id: bars.add_task(escape(f"  {n.id} [{n.plane}]"), total=1.0, status=n.status) for n in graph.nodes
     }
     final: dict[str, Any] = {}
     after = "0-0"
