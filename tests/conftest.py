@@ -23,7 +23,7 @@ from spinbot.store import Store
 
 TEMPLATE_DB = "spinbot_test_template"
 
-pytest_plugins = ["tests.fake_ollama"]
+pytest_plugins = ["tests.fake_ollama", "tests.fake_comfyui"]
 
 
 @pytest.fixture(scope="session")
