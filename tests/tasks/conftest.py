@@ -18,7 +18,6 @@ from spinbot.artifacts import LocalStore
 from spinbot.settings import Settings
 from spinbot.task import TaskContext
 
-
 SPEECH = "Solar panels turn sunlight into electricity. Each cell releases electrons when light hits it."
 
 
