@@ -76,12 +76,13 @@ async def test_reload_and_network_drop_mid_job(
     console.allow("net::ERR_INCOMPLETE_CHUNKED_ENCODING")  # Chromium logs the cut stream itself
     assert proxy.drop() > 0
     await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
-    # First load: after the snapshot's recent events; after the reload: from the id stored before it;
-    # after the drop: from the last id seen, later than the stored one.
+    # First load: after the snapshot's recent events; after the reload: from the id stored before it (or a
+    # later one); after the drop: from the last id seen, later still.
     assert len(resumed_from) == 3, resumed_from
     assert all(i is not None and re.fullmatch(r"\d+-\d+", i) for i in resumed_from), resumed_from
-    assert resumed_from[1] == stored
-    assert stream_id(resumed_from[2]) > stream_id(stored)
+    # events keep arriving between reading `stored` and the reload, so the page may resume from a later id
+    assert stream_id(resumed_from[1]) >= stream_id(stored)
+    assert stream_id(resumed_from[2]) > stream_id(resumed_from[1])
     assert await percent_shown(page) == 100
     assert await page.locator(".node-row.status-completed").count() == 2
     assert await page.locator(".dag-node.status-completed").count() == 2
