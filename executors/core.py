@@ -927,8 +927,14 @@ class JobRun:
                 data = {**data, "job_progress": self.job_progress()}
             elif kind == "artifact" and self.ex.store is not None:
                 info = ArtifactInfo(str(data["key"]), int(data["size"]), str(data["sha256"]), str(data["contentType"]))
-                self.ex.background(self.ex.store.add_artifact(self.job_id, node.id, str(data["name"]), info),
-                                   f"artifact {data['key']}")
+                record = self.ex.store.add_artifact(self.job_id, node.id, str(data["name"]), info)
+                try:  # recorded before it is announced, so a client can fetch it as soon as it hears of it
+                    await asyncio.wait_for(record, timeout=2.0)
+                except Exception as e:  # Postgres down or slow: the writer retries; the run goes on
+                    log.warning("job=%s node=%s artifact %s not yet recorded (%s); retrying in the background",
+                                self.job_id, node.id, data["key"], e)
+                    self.ex.background(self.ex.store.add_artifact(self.job_id, node.id, str(data["name"]), info),
+                                       f"artifact {data['key']}")
             await self.emit(kind, data)
 
         return emit
