@@ -377,7 +377,8 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
                 + f"\n\nDetails: {job_page(base_url, job_id)}")
     from web.views import artifacts_in_graph
 
-    lines = [f"Done: {len(nodes)} steps ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
+    steps = f"{len(nodes)} step{'' if len(nodes) == 1 else 's'}"
+    lines = [f"Done: {steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
     for a in artifacts_in_graph(state.graph):
         url = artifact_link(base_url, a["key"], services.links)
         label = f"{a['node']} {a['name']}"

@@ -35,7 +35,7 @@ export function planCard({ graph, evaluation }, { review = false, onRun, onChang
     h("header", { class: "plan-head" },
       h("strong", {}, graph.metadata?.pipeline ? `Plan (pipeline ${graph.metadata.pipeline})` : "Plan"),
       h("span", { class: `badge ${ok ? "status-completed" : "status-failed"}` }, ok ? "checked" : "has errors"),
-      h("span", { class: "muted" }, ` ${graph.nodes.length} steps${est ? ` · ${est}` : ""}`)),
+      h("span", { class: "muted" }, ` ${graph.nodes.length} step${graph.nodes.length === 1 ? "" : "s"}${est ? ` · ${est}` : ""}`)),
     dagWrap,
     findings.length ? h("ul", { class: "findings", "aria-label": "Evaluator findings" }, findings.map(findingView)) : null);
   if (review) {
