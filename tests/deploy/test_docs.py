@@ -1,4 +1,4 @@
-"""docs/: every SPINBOT_ variable named is a real setting, the settings table is complete, links resolve."""
+"""README.md and docs/: every SPINBOT_ variable named is a real setting, the settings table is complete, links resolve."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from spinbot import ROOT
 from spinbot.settings import Settings
 
 DOCS = ROOT / "docs"
-PAGES = sorted(DOCS.glob("*.md"))
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 FIELDS = set(Settings.model_fields)
 
 
 def test_the_docs_exist() -> None:
-    names = {p.name for p in PAGES}
+    names = {p.name for p in DOCS.glob("*.md")}
     assert {"architecture.md", "graph-contract.md", "writing-a-service.md", "open-webui.md", "operations.md"} <= names
 
 
@@ -27,7 +27,7 @@ def test_named_variables_are_settings(page: Path) -> None:
 
 
 def test_settings_table_lists_every_setting() -> None:
-    rows = [ln for ln in (DOCS / "README-sections.md").read_text().splitlines() if ln.startswith("| `SPINBOT_")]
+    rows = [ln for ln in (ROOT / "README.md").read_text().splitlines() if ln.startswith("| `SPINBOT_")]
     listed = {m.lower() for row in rows for m in re.findall(r"`SPINBOT_([A-Z0-9_]+)`", row.split("|")[1])}
     assert FIELDS - listed == set(), f"settings missing from the table: {sorted(FIELDS - listed)}"
 
@@ -37,8 +37,7 @@ def test_relative_links_resolve(page: Path) -> None:
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
         if "://" in target:
             continue
-        base = ROOT if target.startswith("docs/") else page.parent  # README sections link from the root
-        assert (base / target).exists(), f"{page.name} links to {target}, which does not exist"
+        assert (page.parent / target).exists(), f"{page.name} links to {target}, which does not exist"
 
 
 def test_mermaid_blocks_are_closed_and_typed() -> None:
