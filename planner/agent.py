@@ -20,7 +20,6 @@ from langgraph.graph import END, START, StateGraph
 from evaluator import Limits, Verdict, evaluate
 from planner import intent
 from planner.compile import PlanShapeError, compile_plan
-from planner.llm import LLMGarbage, LLMTimeout, LLMUnavailable, structured_chat
 from planner.models import PlanRequest, PlanResult
 from planner.pipelines import PipelineError, build_graph, get_pipeline, list_pipelines
 from planner.prompting import (
@@ -34,6 +33,7 @@ from planner.prompting import (
 )
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
+from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable, structured_chat
 from spinbot.manifest import MergedManifest
 from spinbot.metrics import PLANNER_ATTEMPTS, PLANNER_FALLBACKS
 from spinbot.settings import Settings

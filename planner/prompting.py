@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-import jinja2
-
-from spinbot import PROMPTS_DIR
+from spinbot import prompts
 from spinbot.graph import Attachment, AttachmentRef, Graph, iter_refs
 from spinbot.manifest import MergedManifest, ServiceSpec
 
@@ -16,20 +13,8 @@ MAX_STEPS = 8
 EXAMPLE_GOAL = "a 20-second video about bees, male voice"
 
 
-@cache
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(PROMPTS_DIR),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render(name: str, **values: Any) -> str:
-    return _env().get_template(f"{PROMPT_VERSION}.{name}.j2").render(**values).strip()
+    return prompts.render(f"{PROMPT_VERSION}.{name}.j2", **values)
 
 
 # ---- the manifest, compactly -----------------------------------------------------------------

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import cache
 from typing import Any, Literal
 
-import jinja2
 from pydantic import BaseModel, Field
 
-from planner.llm import LLMGarbage, structured_chat
-from spinbot import PROMPTS_DIR
+from spinbot.llm import LLMGarbage, structured_chat
 from spinbot.manifest import ConstraintCheck, RetryPolicy
+from spinbot.prompts import render
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
@@ -35,16 +33,6 @@ class ScriptParams(BaseModel):
     voice: Literal["female", "male"] = Field(default="female", description="the presenter's voice")
 
 
-@cache
-def _env() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(PROMPTS_DIR),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def target_words(duration_s: float) -> int:
     return max(8, round(duration_s * WPM / 60))
 
@@ -56,10 +44,9 @@ def messages(p: ScriptParams) -> list[dict[str, str]]:
         "wpm": WPM,
         "language_name": LANGUAGES.get(p.language.split("-")[0], p.language),
     }
-    template = _env().get_template(PROMPT)
     return [
-        {"role": "system", "content": template.render(part="system", **values).strip()},
-        {"role": "user", "content": template.render(part="user", **values).strip()},
+        {"role": "system", "content": render(PROMPT, part="system", **values)},
+        {"role": "user", "content": render(PROMPT, part="user", **values)},
     ]
 
 

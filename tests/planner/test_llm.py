@@ -1,4 +1,4 @@
-"""planner.llm against the fake Ollama: the real langchain-ollama client over real HTTP."""
+"""spinbot.llm against the fake Ollama: the real langchain-ollama client over real HTTP."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from planner.llm import LLMGarbage, LLMUnavailable, structured_chat
 from spinbot.errors import TransientError
+from spinbot.llm import LLMGarbage, LLMUnavailable, structured_chat
 from spinbot.settings import Settings
 from tests.fake_ollama import FakeOllama, Reply
 

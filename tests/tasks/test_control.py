@@ -8,8 +8,8 @@ import pytest
 
 from executors.control import capabilities, publish, script
 from executors.gpu import info
-from planner.llm import LLMGarbage
 from spinbot.errors import PermanentError
+from spinbot.llm import LLMGarbage
 from spinbot.manifest import MergedManifest
 from tests.fake_ollama import FakeOllama, Reply
 from tests.tasks.conftest import Harness

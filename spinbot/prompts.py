@@ -1,0 +1,26 @@
+"""Prompt templates: versioned jinja2 files in prompts/, shared by the planner and the LLM services."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import jinja2
+
+from spinbot import PROMPTS_DIR
+
+
+@cache
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PROMPTS_DIR),
+        undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render(template: str, **values: Any) -> str:
+    """Render prompts/<template> (e.g. 'plan.v1.system.j2')."""
+    return _env().get_template(template).render(**values).strip()
