@@ -258,10 +258,13 @@ def console() -> Console:
 
 @pytest.fixture
 async def open_page(browser: Any, stack: LiveStack, console: Console) -> AsyncIterator[Callable[..., Any]]:
-    """await open_page(path, width=1280, height=1200) -> a page on the live app; console errors fail the test."""
+    """await open_page(path, width=1280, height=1200, on_request=None) -> a page on the live app; console
+    errors fail the test. on_request sees every request, from the first one the page makes."""
     contexts: list[Any] = []
 
-    async def open_(path: str = "/", *, width: int = 1280, height: int = 1200) -> Any:
+    async def open_(
+        path: str = "/", *, width: int = 1280, height: int = 1200, on_request: Callable[[Any], None] | None = None
+    ) -> Any:
         ctx = await browser.new_context(
             viewport={"width": width, "height": height}, base_url=stack.url, reduced_motion="reduce"
         )  # no slide-ins half-way in screenshots
@@ -269,6 +272,8 @@ async def open_page(browser: Any, stack: LiveStack, console: Console) -> AsyncIt
         page = await ctx.new_page()
         page.set_default_timeout(30_000)
         console.watch(page)
+        if on_request is not None:
+            page.on("request", on_request)
         await page.goto(path)
         return page
 

@@ -52,9 +52,11 @@ async def test_reload_and_network_drop_mid_job(
     stack: LiveStack, proxy: TcpProxy, open_page: Any, shots: Shots, console: Console
 ) -> None:
     job = await stack.post("/api/jobs", {"graph": wait_graph(8.0, 24)})
-    page = await open_page(f"{proxy.url}/jobs/{job['id']}")
     resumed_from: list[str | None] = []  # the Last-Event-ID of every request for the job's event stream
-    page.on("request", lambda r: resumed_from.append(r.headers.get("last-event-id")) if "/events" in r.url else None)
+    page = await open_page(
+        f"{proxy.url}/jobs/{job['id']}",
+        on_request=lambda r: resumed_from.append(r.headers.get("last-event-id")) if "/events" in r.url else None,
+    )
     await page.wait_for_selector("svg.dag .dag-node[data-node='second']")
     assert await page.locator(".dag-edge-label").text_content() == "text"  # the edge says what flows
     await page.wait_for_function(
