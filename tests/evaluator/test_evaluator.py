@@ -267,26 +267,6 @@ def test_nul_characters_are_refused(manifest: MergedManifest) -> None:
     assert "nul_character" in codes(g, manifest)
 
 
-def test_pure_python_jsonschema_gives_the_same_verdicts(
-    manifest: MergedManifest, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """jsonschema-rs is an optional accelerator; without it the findings are the same."""
-    import evaluator.core as core
-
-    bad = talking_head()
-    bad["nodes"][1]["params"]["speed"] = 1000
-    docs: list[Any] = [talking_head(), bad, {"schema": "langgraph.v1", "workflowId": "x", "nodes": []}]
-    fast = [sorted((f.code, f.node) for f in evaluate(d, manifest).findings) for d in docs]
-    monkeypatch.setattr(core, "jsonschema_rs", None)
-    monkeypatch.setattr(core, "_PARAM_SCHEMAS", {})
-    core._graph_schema.cache_clear()
-    try:
-        slow = [sorted((f.code, f.node) for f in evaluate(d, manifest).findings) for d in docs]
-    finally:
-        core._graph_schema.cache_clear()
-    assert slow == fast and fast[1] == [("invalid_param", "tts")]
-
-
 def test_preset_node_state_is_refused(manifest: MergedManifest) -> None:
     g = talking_head()
     g["nodes"][2] |= {"status": "completed", "output": {"image": {"key": "someone-else/face.png", "size": 1}}}
