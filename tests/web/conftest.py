@@ -10,14 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 import uvicorn
 
-from executors.core import Executor
-from spinbot.artifacts import LocalStore
-from spinbot.manifests_io import registry
 from spinbot.settings import Settings
 from spinbot.store import Store
+from tests.harness import InProcess
 from web.app import create_app
 
 
@@ -70,50 +67,14 @@ async def api(api_settings: Settings) -> AsyncIterator[LiveAPI]:
         yield live
 
 
-class Executors:
-    """Both planes' executors as tasks in this test's loop, on the test's Redis and Postgres."""
-
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings = settings
-        self.store = store
-        self.executors: list[Executor] = []
-        self.tasks: list[asyncio.Task[None]] = []
-        self.clients: list[aioredis.Redis] = []
-
-    async def start(self) -> Executors:
-        for plane in ("control", "gpu"):
-            client = aioredis.Redis.from_url(self.settings.redis_url or "", decode_responses=True)
-            self.clients.append(client)
-            device = {"kind": "cpu", "name": "test", "total_mb": 4096} if plane == "gpu" else None
-            ex = Executor(self.settings, plane, registry(plane), client, self.store,  # type: ignore[arg-type]
-                          LocalStore(self.settings.artifacts_dir), device=device)
-            self.executors.append(ex)
-            self.tasks.append(asyncio.create_task(ex.run()))
-        for _ in range(500):
-            if all(ex.started.is_set() for ex in self.executors):
-                break
-            await asyncio.sleep(0.01)
-        # The live manifest is published by the executors' heartbeat: wait until both planes show.
-        probe = self.clients[0]
-        for _ in range(500):
-            if len([k async for k in probe.scan_iter(match="spinbot:manifest:*")]) >= 2:
-                return self
-            await asyncio.sleep(0.01)
-        raise AssertionError("executors did not publish their manifests")
-
-    async def close(self) -> None:
-        for ex in self.executors:
-            ex.stop()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for c in self.clients:
-            await c.aclose()
-
-
 @pytest.fixture
-async def executors(api_settings: Settings, store: Store) -> AsyncIterator[Executors]:
-    ex = await Executors(api_settings, store).start()
-    yield ex
-    await ex.close()
+async def executors(api_settings: Settings, store: Store) -> AsyncIterator[InProcess]:
+    runner = InProcess(api_settings, store)
+    await runner.both()
+    await runner.ready()
+    await runner.published()
+    yield runner
+    await runner.close()
 
 
 def diag_graph(*nodes: dict[str, Any], workflow: str = "wf") -> dict[str, Any]:

@@ -1,0 +1,68 @@
+"""Both planes' executors as asyncio tasks in a test's event loop, on the test's Redis and Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from executors.core import Executor
+from spinbot.artifacts import LocalStore
+from spinbot.manifests_io import registry
+from spinbot.registry import Registry
+from spinbot.settings import Settings
+from spinbot.store import Store
+
+
+class InProcess:
+    """Both planes' executors as asyncio tasks in this test's loop."""
+
+    def __init__(self, settings: Settings, store: Store | None) -> None:
+        self.settings = settings
+        self.store = store
+        self.executors: list[Executor] = []
+        self.tasks: list[asyncio.Task[None]] = []
+        self.clients: list[aioredis.Redis] = []
+
+    async def start(self, plane: str, *, services: list[Any] | None = None, **overrides: Any) -> Executor:
+        """An executor of `plane`; `services` adds test-only services to the plane's registry."""
+        settings = self.settings.model_copy(update=overrides) if overrides else self.settings
+        reg = registry(plane)  # type: ignore[arg-type]
+        if services:
+            reg = Registry(plane, [*reg.services.values(), *services])  # type: ignore[arg-type]
+        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)  # type: ignore[arg-type]
+        self.clients.append(client)
+        ex = Executor(settings, plane, reg, client, self.store, LocalStore(settings.artifacts_dir),  # type: ignore[arg-type]
+                      device={"kind": "cpu", "name": "test", "total_mb": 4096} if plane == "gpu" else None)
+        self.executors.append(ex)
+        self.tasks.append(asyncio.create_task(ex.run()))
+        return ex
+
+    async def both(self, **overrides: Any) -> None:
+        await self.start("control", **overrides)
+        await self.start("gpu", **overrides)
+
+    async def ready(self) -> None:
+        """Until every executor's consumer joined its group (so a cancel or claim test is not racing start-up)."""
+        for _ in range(200):
+            if all(ex.started.is_set() for ex in self.executors):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("executors did not start")
+
+    async def published(self) -> None:
+        """Until every executor's live manifest is in Redis (what the API's planner and /health read)."""
+        probe = self.clients[0]
+        for _ in range(500):
+            if len([k async for k in probe.scan_iter(match="spinbot:manifest:*")]) >= len(self.executors):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("executors did not publish their manifests")
+
+    async def close(self) -> None:
+        for ex in self.executors:
+            ex.stop()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for c in self.clients:
+            await c.aclose()
