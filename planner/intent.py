@@ -182,6 +182,9 @@ def pipeline_params(name: str, goal: str, attachments: list[Attachment]) -> dict
         image = next((a for a in attachments if a.kind == "image"), None)
         if image is not None:
             found["portrait"] = image.id
+        elif "voice" in found:  # the drawn presenter matches the voice asked for
+            who = "woman" if found["voice"] == "female" else "man"
+            found["portrait_prompt"] = f"a friendly {who} presenting, head and shoulders, studio light"
     return found
 
 

@@ -58,3 +58,12 @@ def test_ranking() -> None:
     top = intent.rank_pipelines("make this photo say 'good morning'", [face], INTENTS)[0]
     assert top.pipeline == "sadtalker" and top.params["text"] == "good morning" and top.params["portrait"] == "face"
     assert intent.rank_pipelines("show me your gpu info and capabilities", [], INTENTS)[0].pipeline == "capabilities"
+
+
+def test_the_drawn_presenter_matches_the_voice() -> None:
+    male = intent.pipeline_params("sadtalker", "read this aloud in a male voice: hello there", [])
+    assert male["voice"] == "male" and "a friendly man" in male["portrait_prompt"]
+    female = intent.pipeline_params("sadtalker", "say 'hi' in a female voice", [])
+    assert "a friendly woman" in female["portrait_prompt"]
+    face = Attachment(id="face", kind="image", key="k")
+    assert "portrait_prompt" not in intent.pipeline_params("sadtalker", "say 'hi', male voice", [face])
