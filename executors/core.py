@@ -341,7 +341,7 @@ class Executor:
         if not entries:
             return
         try:
-            await self.redis.xclaim(self.stream, C.GROUP, self.id, 0, entries,
+            await self.redis.xclaim(self.stream, C.GROUP, self.id, 0, list[Any](entries),
                                     idle=self.settings.claim_idle_ms + 1, justid=True)
             log.info("released %d unfinished job entr%s for other executors", len(entries),
                      "y" if len(entries) == 1 else "ies")

@@ -8,11 +8,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from spinbot.errors import PermanentError, TransientError
+from spinbot.graph import Plane
 from spinbot.manifest import RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
-BOTH = ("control", "gpu")
+BOTH: tuple[Plane, ...] = ("control", "gpu")
 
 
 class EchoParams(BaseModel):

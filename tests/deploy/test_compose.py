@@ -74,9 +74,10 @@ def test_default_profile_leaves_observability_out(tmp_path: Path) -> None:
 
 
 def test_required_secrets_are_enforced(tmp_path: Path) -> None:
-    """.env.example as shipped (empty secrets) is refused, naming a variable to set (compose reports one of the four)."""
+    """.env.example as shipped (empty secrets) is refused, naming a variable to set (compose names one of four)."""
     project = project_dir(tmp_path, env_example_values())
-    with pytest.raises(ComposeError, match="POSTGRES_PASSWORD|MINIO_ROOT_PASSWORD|OPENWEBUI_API_KEY|GRAFANA_ADMIN_PASSWORD"):
+    secrets = "POSTGRES_PASSWORD|MINIO_ROOT_PASSWORD|OPENWEBUI_API_KEY|GRAFANA_ADMIN_PASSWORD"
+    with pytest.raises(ComposeError, match=secrets):
         cli_config(CLI, project) if CLI else yaml_config(project)
 
 

@@ -1,4 +1,4 @@
-"""README.md and docs/: every SPINBOT_ variable named is a real setting, the settings table is complete, links resolve."""
+"""README.md and docs/: every SPINBOT_ variable named is a setting, the settings table is complete, links resolve."""
 
 from __future__ import annotations
 
