@@ -409,6 +409,17 @@ class JobQueue:
             return None
         return state_from_hash(job_id, raw)
 
+    async def archived_events(self, job_id: str, after: str = "0-0") -> list[Event]:
+        """Events after `after` that Redis no longer holds (trimmed or pruned) but Postgres kept."""
+        if self.store is None:
+            return []
+        first: Any = await self.redis.xrange(C.job_events_key(job_id), count=1)
+        before = first[0][0] if first else None
+        if isinstance(before, bytes):
+            before = before.decode()
+        rows = await self.store.events_between(job_id, after or "0-0", before)
+        return [Event(r["event_id"], r["type"], r["data"]) for r in rows]
+
     async def read_events(
         self, job_id: str, after: str = "0-0", block_ms: int | None = None, count: int = 100
     ) -> list[Event]:

@@ -181,6 +181,20 @@ class Store:
         )
         return [dict(r) for r in reversed(rows)]
 
+    async def events_between(self, job_id: str, after: str, before: str | None) -> list[dict[str, Any]]:
+        """Archived events with stream ids strictly between `after` and `before` (None: no bound), in order."""
+        a_ms, _, a_seq = after.partition("-")
+        b_ms, _, b_seq = (before or "").partition("-")
+        rows = await self.pool.fetch(
+            "SELECT event_id, type, data FROM ("
+            "  SELECT event_id, type, data, split_part(event_id, '-', 1)::bigint AS ms,"
+            "         split_part(event_id, '-', 2)::bigint AS seq FROM job_events WHERE job_id=$1) e"
+            " WHERE (ms, seq) > ($2, $3) AND ($4::bigint IS NULL OR (ms, seq) < ($4, $5))"
+            " ORDER BY ms, seq",
+            job_id, int(a_ms), int(a_seq or 0), int(b_ms) if before else None, int(b_seq or 0),
+        )  # fmt: skip
+        return [dict(r) for r in rows]
+
     async def artifacts(self, job_id: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT key, node_id, name, content_type, size, sha256, created_at FROM artifacts"

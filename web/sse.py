@@ -197,6 +197,11 @@ async def follow_job(
     sub = await hub.subscribe(job_id)
     last = after
     try:
+        for ev in await queue.archived_events(job_id, last):  # what Redis trimmed or pruned, from Postgres
+            last = ev.id
+            yield ev
+            if is_terminal(ev):
+                return
         while True:  # catch up from the stream itself
             got = await queue.read_events(job_id, last, count=batch)
             for ev in got:

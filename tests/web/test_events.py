@@ -69,3 +69,28 @@ async def test_pings_and_clean_close_at_shutdown(api_settings, redis) -> None:
             assert lines[0].startswith("id: ") and any(ln.startswith(": ping") for ln in lines)
         await asyncio.sleep(0.05)
         assert api.services.open_streams == set() and api.services.streams.open == {}
+
+
+async def test_events_redis_no_longer_holds_are_replayed_from_postgres(api: LiveAPI, executors, redis, store) -> None:
+    graph = diag_graph(wait_node("w1", 0.3, steps=4), wait_node("w2", 0.3, steps=4, plane="gpu"))
+    graph["edges"] = [{"from": "w1", "to": "w2"}]
+    async with api.client() as c:
+        job_id = (await c.post("/api/jobs", json={"graph": graph})).json()["id"]
+        async with c.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+            live = await read_sse(resp)
+        ids = [e["id"] for e in live]
+        for _ in range(200):  # the record in Postgres catches up just after the finish
+            if len(await store.events_between(job_id, "0-0", None)) == len(ids):
+                break
+            await asyncio.sleep(0.02)
+        await redis.xtrim(C.job_events_key(job_id), maxlen=3)  # Redis keeps only the last three
+        async with c.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+            from_start = await read_sse(resp)
+        async with c.stream("GET", f"/api/jobs/{job_id}/events", headers={"Last-Event-ID": ids[2]}) as resp:
+            resumed = await read_sse(resp)
+        await redis.delete(C.job_events_key(job_id))  # pruned from Redis altogether
+        async with c.stream("GET", f"/api/jobs/{job_id}/events", params={"after": ids[-4]}) as resp:
+            pruned = await read_sse(resp)
+    assert [e["id"] for e in from_start] == ids and from_start[-1]["data"]["status"] == "completed"
+    assert [e["id"] for e in resumed] == ids[3:]
+    assert [e["id"] for e in pruned] == ids[-3:]
