@@ -193,8 +193,8 @@ class Turn:
         summary = plan_summary(graph, result)
         if req.plan_only or not req.auto_run:
             how = "" if req.plan_only else (
-                "\n\nRun it with `POST /api/jobs` and body `{\"graph\": ..., \"conversation_id\": \""
-                f"{conv['id']}\"}}`, or say what to change.")
+                "\n\nPress **Run** to start it, or say what to change. (API clients: `POST /api/jobs` with "
+                f"`{{\"graph\": ..., \"conversation_id\": \"{conv['id']}\"}}`.)")
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
         pipeline = graph.metadata.get("pipeline") if result.fallback else None
