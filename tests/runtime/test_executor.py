@@ -43,7 +43,10 @@ async def test_hybrid_graph_alternating_planes_completes_with_outputs(
     assert events[-1].type == "job" and events[-1].data["status"] == "completed"
     row = await store.get_job(job)
     assert row and row["status"] == "completed" and row["version"] == 4
-    await asyncio.sleep(0.2)
+    for _ in range(100):  # the last events reach Postgres a moment after the finish
+        if len(await store.events(job, limit=1000)) == len(events):
+            break
+        await asyncio.sleep(0.05)
     assert len(await store.events(job, limit=1000)) == len(events)
     snaps = await store.pool.fetchval("SELECT count(*) FROM graph_snapshots WHERE job_id=$1", job)
     assert snaps == 5
