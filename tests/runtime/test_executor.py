@@ -43,13 +43,16 @@ async def test_hybrid_graph_alternating_planes_completes_with_outputs(
     assert events[-1].type == "job" and events[-1].data["status"] == "completed"
     row = await store.get_job(job)
     assert row and row["status"] == "completed" and row["version"] == 4
-    for _ in range(100):  # the last events reach Postgres a moment after the finish
-        if len(await store.events(job, limit=1000)) == len(events):
+
+    async def recorded() -> tuple[int, int]:
+        snaps = await store.pool.fetchval("SELECT count(*) FROM graph_snapshots WHERE job_id=$1", job)
+        return len(await store.events(job, limit=1000)), snaps
+
+    for _ in range(100):  # the last events and snapshots reach Postgres a moment after the finish
+        if await recorded() == (len(events), 5):
             break
         await asyncio.sleep(0.05)
-    assert len(await store.events(job, limit=1000)) == len(events)
-    snaps = await store.pool.fetchval("SELECT count(*) FROM graph_snapshots WHERE job_id=$1", job)
-    assert snaps == 5
+    assert await recorded() == (len(events), 5)
 
 
 class WriteParams(BaseModel):
