@@ -67,7 +67,10 @@ async def test_pings_and_clean_close_at_shutdown(api_settings, redis) -> None:
                 if sum(ln.startswith(": ping") for ln in lines) >= 2:
                     close_streams(api.services)  # what SIGTERM does: the body ends, no error
             assert lines[0].startswith("id: ") and any(ln.startswith(": ping") for ln in lines)
-        await asyncio.sleep(0.05)
+        for _ in range(100):  # the server lets go of the stream's slot once the response has ended
+            if api.services.open_streams == set() and api.services.streams.open == {}:
+                break
+            await asyncio.sleep(0.02)
         assert api.services.open_streams == set() and api.services.streams.open == {}
 
 
