@@ -489,24 +489,17 @@ class JobQueue:
         await self.sync_events(job_id, raw.get("synced") or "0-0")
 
     async def sync_events(self, job_id: str, after: str) -> str:
-        """Copy events after `after` to Postgres (idempotent by Redis id); returns the last id copied.
-
-        The JSON goes over as the text Redis holds (cast to jsonb by Postgres): no decode and re-encode.
-        """
+        """Copy events after `after` to Postgres (idempotent by Redis id); returns the last id copied."""
         assert self.store is not None
         key = C.job_events_key(job_id)
         while True:
             res: Any = await self.redis.xread({key: after or "0-0"}, count=200)
-            rows = [(job_id, _s(eid), _s(f.get("type", f.get(b"type", ""))), _s(f.get("data", f.get(b"data", "{}"))))
+            rows = [(_s(eid), _s(f.get("type", f.get(b"type", ""))), _s(f.get("data", f.get(b"data", "{}"))))
                     for _, entries in res or [] for eid, f in entries]
             if not rows:
                 return after
-            await self.store.pool.executemany(
-                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4::text::jsonb)"
-                " ON CONFLICT DO NOTHING",
-                rows,
-            )
-            after = rows[-1][1]
+            await self.store.add_events(job_id, rows)
+            after = rows[-1][0]
             await self._mark_synced(keys=[C.job_key(job_id)], args=[after])
 
     # -- recovery
@@ -686,27 +679,12 @@ class RecordWriter:
     async def flush(self, batch: list[Snapshot]) -> None:
         if not batch:
             return
-        latest: dict[str, Snapshot] = {}
+        rows = []
         for s in batch:
-            if s.job_id not in latest or s.version > latest[s.job_id].version:
-                latest[s.job_id] = s
-        graphs: dict[tuple[str, int], str] = {}
-        for s in batch:
-            graphs[s.job_id, s.version] = s.graph_json()
+            rows.append((s.job_id, s.version, s.status, s.plane, s.progress, s.graph_json()))
             await asyncio.sleep(0)  # one graph at a time: hand-offs in this process are not held up
-        async with self.store.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
-                " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
-                [(s.job_id, s.version, s.status, s.plane, graphs[s.job_id, s.version]) for s in batch],
-            )
-            await conn.executemany(
-                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6::text::jsonb,"
-                " updated_at=now() WHERE id=$1 AND version < $5",
-                [(s.job_id, s.status, s.progress, s.plane, s.version, graphs[s.job_id, s.version])
-                 for s in latest.values()],
-            )
-        for job_id in latest:
+        await self.store.record_snapshots(rows)
+        for job_id in dict.fromkeys(s.job_id for s in batch):
             after = self.synced.get(job_id)
             if after is None:
                 after = _s(await self.queue.redis.hget(C.job_key(job_id), "synced") or "0-0")

@@ -122,12 +122,36 @@ class Store:
                 graph,
             )
 
-    async def add_events(self, job_id: str, events: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """(redis event id, type, data) rows; replaying the same ids is a no-op."""
+    async def add_events(self, job_id: str, events: list[tuple[str, str, str]]) -> None:
+        """(redis event id, type, data as JSON text) rows; replaying the same ids is a no-op.
+
+        The JSON goes over as the text Redis holds (cast to jsonb by Postgres): no decode and re-encode.
+        """
         if events:
             await self.pool.executemany(
-                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4::text::jsonb)"
+                " ON CONFLICT DO NOTHING",
                 [(job_id, eid, typ, data) for eid, typ, data in events],
+            )
+
+    async def record_snapshots(self, rows: list[tuple[str, int, str, str | None, float, str]]) -> None:
+        """Graph snapshots of running jobs, (job, version, status, plane, progress, graph JSON text), and
+        each job's row brought up to its newest snapshot; idempotent per version."""
+        latest: dict[str, tuple[str, int, str, str | None, float, str]] = {}
+        for r in rows:
+            if r[0] not in latest or r[1] > latest[r[0]][1]:
+                latest[r[0]] = r
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
+                " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
+                [(job, version, status, plane, graph) for job, version, status, plane, _, graph in rows],
+            )
+            await conn.executemany(
+                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6::text::jsonb,"
+                " updated_at=now() WHERE id=$1 AND version < $5",
+                [(job, status, progress, plane, version, graph)
+                 for job, version, status, plane, progress, graph in latest.values()],
             )
 
     async def add_artifact(self, job_id: str, node_id: str, name: str, info: ArtifactInfo) -> None:
@@ -202,8 +226,3 @@ class Store:
             job_id,
         )
         return [dict(r) for r in rows]
-
-    async def artifact_owner(self, key: str) -> str | None:
-        return await self.pool.fetchval(
-            "SELECT j.owner FROM artifacts a JOIN jobs j ON j.id = a.job_id WHERE a.key=$1", key
-        )
