@@ -68,12 +68,19 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def _s(value: Any) -> str:
+def as_str(value: Any) -> str:
+    """A Redis reply value (bytes or str) as str."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _decode_hash(raw: dict[Any, Any]) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in raw.items()}
+    return {as_str(k): as_str(v) for k, v in raw.items()}
+
+
+def decode_event(eid: Any, fields: dict[Any, Any]) -> Event:
+    """An entry of a job's event stream as an Event."""
+    f = _decode_hash(fields)
+    return Event(as_str(eid), f.get("type", ""), orjson.loads(f.get("data") or "{}"))
 
 
 def overlay_nodes(graph: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
@@ -343,8 +350,8 @@ class Lease:
             raise LostClaim(f"job {self.job_id}: entry {self.entry} on {self.stream} is no longer ours")
         if mode != "update":
             self.released = True
-        self.cancel_requested = _s(out[2]) == "1"
-        return _s(out[1]), [_s(x) for x in out[3:]]
+        self.cancel_requested = as_str(out[2]) == "1"
+        return as_str(out[1]), [as_str(x) for x in out[3:]]
 
 
 class JobQueue:
@@ -414,9 +421,7 @@ class JobQueue:
         if self.store is None:
             return []
         first: Any = await self.redis.xrange(C.job_events_key(job_id), count=1)
-        before = first[0][0] if first else None
-        if isinstance(before, bytes):
-            before = before.decode()
+        before = as_str(first[0][0]) if first else None
         rows = await self.store.events_between(job_id, after or "0-0", before)
         return [Event(r["event_id"], r["type"], r["data"]) for r in rows]
 
@@ -425,17 +430,12 @@ class JobQueue:
     ) -> list[Event]:
         """Events after id `after` (exclusive); with block_ms, wait that long for the first one."""
         res: Any = await self.redis.xread({C.job_events_key(job_id): after or "0-0"}, count=count, block=block_ms)
-        out: list[Event] = []
-        for _, entries in res or []:
-            for eid, fields in entries:
-                f = _decode_hash(fields)
-                out.append(Event(_s(eid), f.get("type", ""), orjson.loads(f.get("data") or "{}")))
-        return out
+        return [decode_event(eid, fields) for _, entries in res or [] for eid, fields in entries]
 
     async def list_active(self) -> list[str]:
         keys = await self.redis.smembers(C.ACTIVE_JOBS)
         prefix = C.job_key("")
-        return sorted(_s(k)[len(prefix):] for k in keys)
+        return sorted(as_str(k)[len(prefix):] for k in keys)
 
     # -- cancel
 
@@ -494,8 +494,8 @@ class JobQueue:
         key = C.job_events_key(job_id)
         while True:
             res: Any = await self.redis.xread({key: after or "0-0"}, count=200)
-            rows = [(_s(eid), _s(f.get("type", f.get(b"type", ""))), _s(f.get("data", f.get(b"data", "{}"))))
-                    for _, entries in res or [] for eid, f in entries]
+            rows = [(as_str(eid), f.get("type", ""), f.get("data") or "{}")
+                    for _, entries in res or [] for eid, raw in entries for f in (_decode_hash(raw),)]
             if not rows:
                 return after
             await self.store.add_events(job_id, rows)
@@ -545,8 +545,8 @@ class JobQueue:
             except aioredis.ResponseError:
                 continue
             for g in groups:
-                if _s(g.get("name")) == C.GROUP:
-                    out[stream] = _s(g.get("last-delivered-id"))
+                if as_str(g.get("name")) == C.GROUP:
+                    out[stream] = as_str(g.get("last-delivered-id"))
         return out
 
     async def _entry_alive(self, raw: dict[str, str], last_delivered: dict[str, str]) -> bool:
@@ -571,7 +571,7 @@ class JobQueue:
             keys=[target, C.job_key(job_id), raw.get("stream") or target, C.ACTIVE_JOBS],
             args=[old, job_id, st.version],
         )
-        return bool(_s(new))
+        return bool(as_str(new))
 
     async def _rebuild(self, job_id: str, row: dict[str, Any]) -> bool:
         """Recreate a job Redis lost from Postgres' last snapshot and enqueue it."""
@@ -687,5 +687,5 @@ class RecordWriter:
         for job_id in dict.fromkeys(s.job_id for s in batch):
             after = self.synced.get(job_id)
             if after is None:
-                after = _s(await self.queue.redis.hget(C.job_key(job_id), "synced") or "0-0")
+                after = as_str(await self.queue.redis.hget(C.job_key(job_id), "synced") or "0-0")
             self.synced[job_id] = await self.queue.sync_events(job_id, after)

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from spinbot import constants as C
-from spinbot.jobs import TERMINAL_JOB, Event, JobQueue
+from spinbot.jobs import TERMINAL_JOB, Event, JobQueue, as_str, decode_event
 from spinbot.metrics import SSE_STREAMS
 
 log = logging.getLogger(__name__)
@@ -50,15 +50,6 @@ def valid_id(event_id: str | None) -> str:
 
 def is_terminal(ev: Event) -> bool:
     return ev.type == "job" and ev.data.get("status") in TERMINAL_JOB
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def decode_entry(eid: Any, fields: dict[Any, Any]) -> Event:
-    f = {_s(k): _s(v) for k, v in fields.items()}
-    return Event(_s(eid), f.get("type", ""), orjson.loads(f.get("data") or "{}"))
 
 
 class Subscription:
@@ -97,7 +88,7 @@ class _Shard:
         # Tail from the stream's current end; the subscriber's own catch-up covers what came before.
         last = await self.redis.xrevrange(C.job_events_key(job_id), count=1)
         if job_id in self.subs and job_id not in self.cursor:
-            self.cursor[job_id] = _s(last[0][0]) if last else ZERO
+            self.cursor[job_id] = as_str(last[0][0]) if last else ZERO
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
                 await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True)
         return sub
@@ -120,7 +111,7 @@ class _Shard:
                 await self.redis.delete(self.wake_key)
 
     async def _run(self) -> None:
-        self.wake_id = _s(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
+        self.wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
         await self.redis.expire(self.wake_key, 24 * 3600)
         backoff = 0.1
         while True:
@@ -135,20 +126,20 @@ class _Shard:
                 backoff = min(5.0, backoff * 2)
                 continue
             for key, entries in res or []:
-                self._dispatch(_s(key), entries)
+                self._dispatch(as_str(key), entries)
 
     def _dispatch(self, key: str, entries: list[Any]) -> None:
         if key == self.wake_key:
-            self.wake_id = _s(entries[-1][0])
+            self.wake_id = as_str(entries[-1][0])
             return
         job_id = key.removeprefix(f"{C.PREFIX}:job:").removesuffix(":events")
         if job_id not in self.cursor:
             return  # everyone left while the read was in flight
         for eid, fields in entries:
-            ev = decode_entry(eid, fields)
+            ev = decode_event(eid, fields)
             for sub in self.subs.get(job_id, ()):
                 sub.queue.put_nowait(ev)
-        self.cursor[job_id] = _s(entries[-1][0])
+        self.cursor[job_id] = as_str(entries[-1][0])
 
 
 class EventHub:

@@ -11,10 +11,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from spinbot import constants as C
+from spinbot.jobs import decode_event
 from web import admission
 from web.deps import OwnerDep, Services, ServicesDep
 from web.problems import Problem, not_found
-from web.sse import decode_entry, encode, follow_job, open_stream, valid_id
+from web.sse import encode, follow_job, open_stream, valid_id
 from web.views import artifacts_in_graph, iso, job_from_row, job_from_state, job_links, signed_path
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -91,7 +92,7 @@ async def recent_events(services: Services, job_id: str, count: int = 50) -> lis
     entries: Any = await services.redis.xrevrange(C.job_events_key(job_id), count=count)
     if entries:
         return [{"id": e.id, "type": e.type, "data": e.data}
-                for e in (decode_entry(eid, f) for eid, f in reversed(entries))]
+                for e in (decode_event(eid, f) for eid, f in reversed(entries))]
     return [{"id": r["event_id"], "type": r["type"], "data": r["data"]}
             for r in await services.store.events(job_id, limit=count)]
 
