@@ -18,9 +18,10 @@ from spinbot.store import Store
 class InProcess:
     """Both planes' executors as asyncio tasks in this test's loop."""
 
-    def __init__(self, settings: Settings, store: Store | None) -> None:
+    def __init__(self, settings: Settings, store: Store | None, *, device: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.device = device or {"kind": "cpu", "name": "test", "total_mb": 4096}
         self.executors: list[Executor] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.clients: list[aioredis.Redis] = []
@@ -34,7 +35,7 @@ class InProcess:
         client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)  # type: ignore[arg-type]
         self.clients.append(client)
         ex = Executor(settings, plane, reg, client, self.store, LocalStore(settings.artifacts_dir),  # type: ignore[arg-type]
-                      device={"kind": "cpu", "name": "test", "total_mb": 4096} if plane == "gpu" else None)
+                      device=self.device if plane == "gpu" else None)
         self.executors.append(ex)
         self.tasks.append(asyncio.create_task(ex.run()))
         return ex

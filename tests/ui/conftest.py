@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 
 from spinbot.settings import Settings
 
@@ -56,29 +55,16 @@ class LiveStack:
     async def start(self, timeout_s: float = 60.0) -> LiveStack:
         import uvicorn
 
-        from executors.core import Executor
-        from spinbot.artifacts import open_store
-        from spinbot.manifests_io import registry
         from spinbot.store import Store
+        from tests.harness import InProcess
         from web.app import create_app
 
         s = self.settings
         store = await Store.connect(str(s.database_url))
         self._cleanup.push_async_callback(store.close)
-        executors = []
-        for plane in ("control", "gpu"):
-            client = aioredis.Redis.from_url(str(s.redis_url), decode_responses=True)
-            self._cleanup.push_async_callback(client.aclose)
-            device = TEST_DEVICE if plane == "gpu" else None
-            executors.append(Executor(s, plane, registry(plane), client, store, open_store(s), device=device))  # type: ignore[arg-type]
-        tasks = [asyncio.create_task(ex.run(), name=f"executor-{ex.plane}") for ex in executors]
-
-        async def stop_executors() -> None:
-            for ex in executors:
-                ex.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        self._cleanup.push_async_callback(stop_executors)
+        executors = InProcess(s, store, device=TEST_DEVICE)
+        self._cleanup.push_async_callback(executors.close)
+        await executors.both()
         server = uvicorn.Server(
             uvicorn.Config(
                 create_app(s),
@@ -98,7 +84,7 @@ class LiveStack:
 
         self._cleanup.push_async_callback(stop_api)
         deadline = time.monotonic() + timeout_s
-        while not (server.started and all(ex.started.is_set() for ex in executors)):
+        while not (server.started and all(ex.started.is_set() for ex in executors.executors)):
             if api.done():
                 api.result()
                 raise RuntimeError("the API stopped during start-up")
