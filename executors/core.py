@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from spinbot import capabilities
 from spinbot import constants as C
 from spinbot import metrics as M
-from spinbot.artifacts import ArtifactInfo, ArtifactStore
+from spinbot.artifacts import ArtifactInfo, ArtifactStore, OwnedStore
 from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, SpinbotError, classify
 from spinbot.graph import TERMINAL_NODE, AttachmentRef, Graph, Node, NodeError, NodeRef, Ref, resolve_params
 from spinbot.jobs import (
@@ -109,6 +109,7 @@ class Parsed:
     preds: dict[str, set[str]]
     base: dict[str, dict[str, Any]]
     context: dict[str, Any]
+    owner: str = ""  # the API key's owner id: which objects its tasks may read
     version: int = -1  # the job version whose node states the model holds
 
     @property
@@ -138,7 +139,7 @@ class GraphCache:
             doc = _loads(raw)
             graph = Graph.model_validate(doc)
             p = Parsed(raw, doc, graph, graph.predecessors(), {n.id: node_state(n) for n in graph.nodes},
-                       graph.context.model_dump(mode="json", by_alias=True))
+                       graph.context.model_dump(mode="json", by_alias=True), fields.get("owner", ""))
             self._items[job_id] = p
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
@@ -823,7 +824,9 @@ class JobRun:
         assert self.graph is not None
         ctx = TaskContext(
             job_id=self.job_id, node_id=node.id, attempt=node.attempts, settings=self.ex.settings,
-            store=self.ex.artifacts, emit=self._emitter(node), workdir=workdir, cancel=self.cancel,
+            store=OwnedStore(self.ex.artifacts, owner=self.parsed.owner if self.parsed else "", job_id=self.job_id,
+                             owner_of=self.ex.store.object_owner if self.ex.store else None),
+            emit=self._emitter(node), workdir=workdir, cancel=self.cancel,
             graph_context=self.parsed.context if self.parsed else {}, device=self.ex.device,
         )
         M.EXECUTOR_INFLIGHT.labels(self.plane).inc()

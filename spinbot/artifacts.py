@@ -7,11 +7,12 @@ import hashlib
 import mimetypes
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from spinbot.constants import owned_prefixes
 from spinbot.errors import PermanentError
 from spinbot.settings import Settings
 
@@ -192,6 +193,56 @@ class S3Store:
         finally:
             resp.close()
             resp.release_conn()
+
+
+OwnerLookup = Callable[[str], Awaitable[str | None]]
+
+
+class OwnedStore:
+    """One job's view of the artifact store: it reads only objects its owner owns (defence in depth).
+
+    The API already refuses graphs that name another key's objects; this guard makes sure no task,
+    whatever key reaches it (a literal param, a carried-over output), reads one either. Keys under the
+    owner's upload prefix or the job's own prefix pass at once; any other key passes only if Postgres
+    (`owner_of`, None without a store) records the same owner. A foreign key reads as absent
+    (ArtifactNotFound), so nothing leaks whether it exists. Writes stay under the job's own prefix.
+    """
+
+    def __init__(self, inner: ArtifactStore, *, owner: str, job_id: str, owner_of: OwnerLookup | None) -> None:
+        self.inner = inner
+        self.owner = owner
+        self.job_id = job_id
+        self.prefixes = owned_prefixes(owner, job_id)
+        self.owner_of = owner_of
+        self._allowed: set[str] = set()
+
+    async def _check(self, key: str) -> str:
+        _safe_key(key)
+        if key.startswith(self.prefixes) or key in self._allowed:
+            return key
+        if self.owner and self.owner_of is not None and await self.owner_of(key) == self.owner:
+            self._allowed.add(key)
+            return key
+        raise ArtifactNotFound(f"artifact {key} does not exist for this job's API key",
+                               hint="use an upload or an output made with the same API key")
+
+    async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ArtifactInfo:
+        if not key.startswith(self.prefixes[1]):
+            raise PermanentError(f"a task of job {self.job_id} may only write under {self.prefixes[1]}, not {key}")
+        return await self.inner.put_file(key, path, content_type)
+
+    async def get_file(self, key: str, dest: Path) -> Path:
+        return await self.inner.get_file(await self._check(key), dest)
+
+    async def stat(self, key: str) -> ArtifactInfo:
+        return await self.inner.stat(await self._check(key))
+
+    async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        async for chunk in self.inner.stream(await self._check(key), start, end):
+            yield chunk
+
+    async def check(self) -> None:
+        await self.inner.check()
 
 
 def open_store(settings: Settings) -> ArtifactStore:

@@ -35,3 +35,13 @@ MANIFEST_PATTERN = f"{PREFIX}:manifest:*"
 def artifact_key(job_id: str, node_id: str, name: str) -> str:
     """Deterministic artifact key: a re-run of a node overwrites, never duplicates."""
     return f"jobs/{job_id}/{node_id}/{name}"
+
+
+def upload_key(owner: str, upload_id: str, name: str) -> str:
+    """Where a client's upload lives: every object a key owns sits under `uploads/{owner}/` or its jobs."""
+    return f"uploads/{owner}/{upload_id}/{name}"
+
+
+def owned_prefixes(owner: str, job_id: str) -> tuple[str, str]:
+    """Key prefixes a job may read without asking Postgres: its owner's uploads and its own artifacts."""
+    return f"uploads/{owner}/", f"jobs/{job_id}/"

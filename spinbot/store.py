@@ -170,6 +170,14 @@ class Store:
 
     # -- reads
 
+    async def object_owner(self, key: str) -> str | None:
+        """The API-key owner of a stored object (a job's artifact or an upload); None if unrecorded."""
+        return await self.pool.fetchval(
+            "SELECT j.owner FROM artifacts a JOIN jobs j ON j.id=a.job_id WHERE a.key=$1"
+            " UNION ALL SELECT owner FROM uploads WHERE key=$1 LIMIT 1",
+            key,
+        )
+
     async def get_job(self, job_id: str, owner: str | None = None) -> dict[str, Any] | None:
         row = await self.pool.fetchrow(
             "SELECT * FROM jobs WHERE id=$1 AND ($2::text IS NULL OR owner=$2)", job_id, owner

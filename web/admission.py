@@ -14,6 +14,7 @@ from spinbot.graph import Graph
 from spinbot.settings import Settings
 from web.deps import Services
 from web.limits import check_graph_size, check_job_slots
+from web.ownership import check_objects
 from web.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,12 @@ def refuse(verdict: Verdict) -> Problem:
 
 
 async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
-    """Evaluate-approved graph -> a job, within the owner's concurrent job limit."""
+    """Evaluate-approved graph -> a job, within the owner's concurrent job limit.
+
+    Every path that starts a job comes through here, so this is where a graph that names another
+    key's objects is refused (404 naming the field; see web.ownership).
+    """
+    await check_objects(services, graph, owner)
     check_job_slots(services.settings, await services.repo.active_jobs(owner))
     try:
         return await services.queue.submit(graph, owner=owner, pipeline=pipeline)

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
+from spinbot.constants import upload_key
 from web.deps import Services
 from web.limits import MB, too_large
 from web.problems import Problem, not_found
@@ -69,7 +70,7 @@ async def _save(services: Services, owner: str, name: str | None, content_type: 
     kind = kind_of(content_type)
     att_id = "a" + uuid.uuid4().hex[:12]
     fname = safe_name(name, content_type)
-    key = f"uploads/{owner}/{att_id}/{fname}"
+    key = upload_key(owner, att_id, fname)
     info = await services.artifacts.put_file(key, path, content_type)
     await services.repo.add_upload(owner, fname, info)
     return {"id": att_id, "kind": kind, "key": key, "name": fname, "contentType": content_type, "size": info.size}

@@ -8,7 +8,6 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from spinbot.artifacts import ArtifactNotFound
-from spinbot.errors import PermanentError
 from spinbot.manifest import RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -48,7 +47,8 @@ async def describe(ctx: TaskContext, value: Any) -> dict[str, Any]:
     try:
         info = await ctx.store.stat(value["key"])
     except ArtifactNotFound as e:
-        raise PermanentError(f"cannot publish {value['key']}: it is not in the artifact store") from e
+        raise ArtifactNotFound(f"cannot publish {value['key']}: it is not in the artifact store ({e.message})",
+                               hint=e.hint) from e
     return {
         "kind": kind_of(info.content_type),
         "key": info.key,

@@ -85,8 +85,8 @@ async def test_sadtalker_speaks_the_text(stack: tuple[JobQueue, Settings]) -> No
 
 async def test_sadtalker_animates_an_attached_photo(stack: tuple[JobQueue, Settings], media: dict) -> None:
     q, settings = stack
-    await LocalStore(settings.artifacts_dir).put_file("uploads/me.png", media["portrait"], "image/png")
-    attachment = {"id": "photo", "kind": "image", "key": "uploads/me.png", "contentType": "image/png"}
+    await LocalStore(settings.artifacts_dir).put_file("uploads/test/a1/me.png", media["portrait"], "image/png")
+    attachment = {"id": "photo", "kind": "image", "key": "uploads/test/a1/me.png", "contentType": "image/png"}
     graph = build_graph("sadtalker", {"text": "Hello.", "portrait": "photo"}, attachments=[attachment])
     done = await run(q, checked(graph, settings), "sadtalker")
     nodes = {n["id"]: n for n in done["nodes"]}
