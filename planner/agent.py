@@ -1,9 +1,12 @@
-"""The planner as a LangGraph state graph.
+"""The planner as a LangGraph state graph: one intent, two readers, one builder.
 
-gather -> classify -> reply | draft -> compile -> evaluate -> done
-                                ^                     |
-                                +------ repair <------+  (at most MAX_ATTEMPTS LLM calls)
-                     draft/evaluate -> fallback (a fixed pipeline chosen by the goal's intent) -> done
+gather -> read -> reply
+               -> build -> evaluate -> done
+
+`gather` reads the goal with the rules (planner.intent); `read` asks the model for the same intent
+when an LLM answers (planner.reading) and merges the two, the rules standing in for what the model
+leaves out or gets wrong; `build` derives the graph from the intent and the live manifest
+(planner.builder); the evaluator checks it. One LLM call per plan; none when no LLM answers.
 """
 
 from __future__ import annotations
@@ -18,47 +21,36 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from evaluator import Limits, Verdict, evaluate
-from planner import intent
-from planner.compile import PlanShapeError, compile_plan
+from planner import intent as rules
+from planner import reading
+from planner.builder import Unbuildable, build
+from planner.intent import Intent
 from planner.models import PlanRequest, PlanResult
-from planner.pipelines import PipelineError, build_graph, get_pipeline, list_pipelines
-from planner.prompting import (
-    PROMPT_VERSION,
-    decompile,
-    offered,
-    plan_schema,
-    repair_prompt,
-    system_prompt,
-    user_prompt,
-)
+from planner.pipelines import list_pipelines
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
-from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable, structured_chat
+from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable
 from spinbot.manifest import MergedManifest
 from spinbot.metrics import PLANNER_ATTEMPTS, PLANNER_FALLBACKS
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
-NUM_PREDICT = 1024
 OnEvent = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class State(TypedDict, total=False):
-    kind: str
     constraints: dict[str, Any]
-    schema: dict[str, Any]
-    messages: list[dict[str, str]]
-    previous: dict[str, Any] | None
-    attempt: int
-    raw: str
-    plan_doc: dict[str, Any] | None
-    verdict: Verdict | None
-    findings: list[dict[str, Any]]
+    previous: Intent | None
+    ruled: Intent
+    intent: Intent
+    trace: dict[str, str]
     attempts: list[dict[str, Any]]
     llm_note: str
-    stop_llm: bool
+    answer: str | None
+    doc: dict[str, Any] | None
+    notes: list[str]
+    verdict: Verdict | None
     result: PlanResult
 
 
@@ -87,221 +79,116 @@ class Planner:
     # ---- nodes ---------------------------------------------------------------------------------
 
     async def gather(self, state: State) -> State:
-        """Goal, conversation, attachments, constraints and the services available now, as prompts."""
+        """The rules' reading of the goal (a follow-up starts from the previous plan's intent)."""
         req = self.request
-        constraints = intent.goal_constraints(req.goal) | req.constraints
-        previous = _previous_plan(req.previous_graph)
-        services = [s.id for s in offered(self.manifest, include_hidden=self.settings.diag_visible)]
-        schema = plan_schema(services) if services else {}
-        messages: list[dict[str, str]] = []
-        if services:
-            system = system_prompt(self.manifest, schema, constraints, include_hidden=self.settings.diag_visible)
-            messages = [{"role": "system", "content": system}]
-            messages += [{"role": m.role, "content": m.content} for m in req.conversation[-6:] if m.role != "system"]
-            messages.append({"role": "user", "content": user_prompt(req.goal, req.attachments, previous)})
-        return {
-            "constraints": constraints,
-            "schema": schema,
-            "messages": messages,
-            "previous": previous,
-            "attempt": 0,
-            "attempts": [],
-            "findings": [],
-            "stop_llm": not services,
-            "llm_note": "" if services else "no service is available now",
-        }
+        previous = previous_intent(req.previous_graph)
+        ruled = rules.read_rules(req.goal, req.attachments, previous=previous)
+        constraints = rules.goal_constraints(req.goal) | req.constraints
+        return {"constraints": constraints, "previous": previous, "ruled": ruled, "attempts": [], "notes": []}
 
-    async def classify(self, state: State) -> State:
-        req = self.request
-        kind = intent.classify(
-            req.goal, has_previous=req.previous_graph is not None, has_attachments=bool(req.attachments)
-        )
-        return {"kind": kind}
-
-    async def reply(self, state: State) -> State:
-        text = _reply_text(state["kind"], self.request, self.manifest)
-        await self.emit("done", 0, "answered without a plan")
-        return {"result": PlanResult(kind="reply", reply=text, message=text)}
-
-    async def draft(self, state: State) -> State:
-        """One LLM call; connection, model and timeout problems end the LLM path, garbage is retried."""
-        attempt = state["attempt"] + 1
-        stage = "drafting" if attempt == 1 else "repairing"
-        if attempt == 1:
-            await self.emit(stage, attempt, f"asking {self.model} for a plan")
-        else:
-            problems = ", ".join(f"{f['code']}@{f.get('node') or '-'}" for f in state.get("findings", [])[:6])
-            await self.emit(stage, attempt, f"repairing the plan ({problems or 'the answer was not JSON'})",
-                            findings=state.get("findings", []))  # fmt: skip
-        record: dict[str, Any] = {
-            "attempt": attempt,
-            "stage": stage,
-            "model": self.model,
-            "prompt_version": PROMPT_VERSION,
-        }
-        messages = list(state["messages"])
+    async def read(self, state: State) -> State:
+        """The model's reading, merged with the rules'; the rules alone when no LLM answers."""
+        req, ruled = self.request, state["ruled"]
+        await self.emit("reading", 1, f"asking {self.model} what the goal asks for")
+        record: dict[str, Any] = {"attempt": 1, "stage": "intent", "model": self.model,
+                                  "prompt_version": reading.PROMPT_VERSION}
         try:
-            result = await structured_chat(
-                self.settings,
-                messages,
-                state["schema"],
-                num_predict=NUM_PREDICT,
-                timeout_s=self.settings.ollama_timeout_s,
-            )
-        except LLMGarbage as e:
-            record |= {"outcome": "garbage", "error": e.message}
-            PLANNER_ATTEMPTS.labels(outcome="garbage").inc()
-            messages.append(
-                {"role": "user", "content": "Your answer was not valid JSON. Answer with the JSON plan only."}
-            )
-            return {"attempt": attempt, "attempts": [*state["attempts"], record], "messages": messages,
-                    "plan_doc": None, "raw": "", "llm_note": e.message}  # fmt: skip
+            result = await reading.ask(self.settings, self.manifest, req.goal, req.attachments, state["previous"])
         except SpinbotError as e:
-            outcome = (
-                "unavailable" if isinstance(e, LLMUnavailable) else "timeout" if isinstance(e, LLMTimeout) else "error"
-            )
+            outcome = ("unavailable" if isinstance(e, LLMUnavailable) else "timeout" if isinstance(e, LLMTimeout)
+                       else "garbage" if isinstance(e, LLMGarbage) else "error")
             record |= {"outcome": outcome, "error": e.message, **({"hint": e.hint} if e.hint else {})}
             PLANNER_ATTEMPTS.labels(outcome=outcome).inc()
+            PLANNER_FALLBACKS.inc()
             note = e.message + (f" ({e.hint})" if e.hint else "")
-            return {"attempt": attempt, "attempts": [*state["attempts"], record], "stop_llm": True,
-                    "plan_doc": None, "llm_note": note}  # fmt: skip
-        record |= {
-            "duration_s": round(result.duration_s, 3),
-            "prompt_tokens": result.prompt_tokens,
-            "completion_tokens": result.completion_tokens,
-        }
-        messages.append({"role": "assistant", "content": result.raw})
-        return {"attempt": attempt, "attempts": [*state["attempts"], record], "messages": messages,
-                "raw": result.raw, "plan_doc": {"plan": result.data}}  # fmt: skip
+            await self.emit("fallback", 1, f"reading the goal with rules: {note}")
+            return {"intent": ruled, "trace": {}, "attempts": [record], "llm_note": note, "answer": None}
+        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments)
+        record |= {"outcome": "read", "duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
+                   "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None),
+                   "trace": trace}
+        PLANNER_ATTEMPTS.labels(outcome="read").inc()
+        return {"intent": merged, "trace": trace, "attempts": [record], "llm_note": "",
+                "answer": reading.model_answer_text(result.data)}
 
-    async def compile(self, state: State) -> State:
-        """Everything derivable is derived here, not asked of the LLM."""
-        plan = (state.get("plan_doc") or {}).get("plan")
-        req = self.request
+    async def reply(self, state: State) -> State:
+        intent = state["intent"]
+        text = state.get("answer") if intent.reply_kind == "question" and not state.get("llm_note") else None
+        if not text:
+            text = reply_text(intent.reply_kind or "question", self.request, self.manifest, state.get("llm_note", ""))
+        await self.emit("done", 0, "answered without a plan")
+        return {"result": PlanResult(kind="reply", reply=text, message=text, attempts=state["attempts"],
+                                     fallback=bool(state.get("llm_note")))}
+
+    async def build(self, state: State) -> State:
+        req, intent = self.request, state["intent"]
+        await self.emit("building", 1, f"building a graph for: {intent.summary()}")
         try:
-            doc = compile_plan(
-                plan, self.manifest, goal=req.goal, attachments=req.attachments, constraints=state["constraints"]
-            )
-        except PlanShapeError as e:
-            finding = {"code": "plan_shape", "severity": "error", "node": None, "message": str(e),
-                       "hint": "answer with the plan schema"}  # fmt: skip
-            return {"plan_doc": None, "findings": [finding], "verdict": None}
-        return {"plan_doc": {"plan": plan, "graph": doc}}
+            doc, notes = build(intent, self.manifest, goal=req.goal, attachments=req.attachments,
+                               constraints=state["constraints"], llm=not state.get("llm_note"))
+        except Unbuildable as e:
+            hint = f" {e.hint[:1].upper()}{e.hint[1:]}." if e.hint else ""
+            message = f"I cannot make this now: {e.message}.{hint}"
+            return {"doc": None, "result": PlanResult(kind="plan", message=message, attempts=state["attempts"],
+                                                      fallback=bool(state.get("llm_note")))}
+        return {"doc": doc, "notes": notes}
 
     async def evaluate(self, state: State) -> State:
-        doc = (state.get("plan_doc") or {}).get("graph")
-        attempts = [dict(a) for a in state["attempts"]]
-        if doc is None:  # compile refused the shape
-            attempts[-1] |= {"outcome": "rejected", "findings": state["findings"]}
-            PLANNER_ATTEMPTS.labels(outcome="rejected").inc()
-            return {"attempts": attempts, "verdict": None}
+        doc = state["doc"]
+        assert doc is not None
         verdict = evaluate(doc, self.manifest, self.limits)
-        findings = [f.model_dump() for f in verdict.findings]
-        outcome = "approved" if verdict.ok else "rejected"
-        attempts[-1] |= {"outcome": outcome, "findings": findings}
-        PLANNER_ATTEMPTS.labels(outcome=outcome).inc()
-        errors = [f for f in findings if f["severity"] == "error"]
-        return {"attempts": attempts, "verdict": verdict, "findings": errors}
-
-    async def repair(self, state: State) -> State:
-        messages = [*state["messages"], {"role": "user", "content": repair_prompt(state["findings"])}]
-        return {"messages": messages}
-
-    async def fallback(self, state: State) -> State:
-        """A fixed pipeline chosen by the goal's intent (or the previous plan, changed as asked)."""
-        attempt = state["attempt"] + 1
-        why = state.get("llm_note") or _why(state)
-        await self.emit("fallback", attempt, f"using a fixed pipeline: {why}")
-        PLANNER_FALLBACKS.inc()
-        graph, verdict, name = self._fallback_graph()
-        record = {"attempt": attempt, "stage": "fallback", "pipeline": name,
-                  "outcome": "approved" if verdict and verdict.ok else "rejected",
-                  "findings": [f.model_dump() for f in verdict.findings] if verdict else []}  # fmt: skip
-        attempts = [*state["attempts"], record]
-        if verdict is None or not verdict.ok:
-            message = f"The planner could not make a plan ({why}) and no fixed pipeline fits what is available now."
-            if verdict is not None:
-                message += f" Last refusal: {verdict.summary()}."
-            result = PlanResult(
-                kind="plan", graph=graph, verdict=verdict, attempts=attempts, fallback=True, message=message
-            )
-            return {"attempts": attempts, "result": result}
-        message = f"Used the fixed pipeline {name} because the planner could not make a plan: {why}."
-        return {
-            "attempts": attempts,
-            "verdict": verdict,
-            "result": self._result(verdict, attempts, True, message, name),
-        }
+        if not verdict.ok:
+            message = f"The plan built for this goal was refused: {verdict.summary()}."
+            graph = Graph.model_validate(doc) if verdict.graph is None else verdict.graph
+            return {"verdict": verdict, "result": PlanResult(kind="plan", graph=graph, verdict=verdict,
+                                                             attempts=state["attempts"], message=message,
+                                                             fallback=bool(state.get("llm_note")))}
+        return {"verdict": verdict}
 
     async def done(self, state: State) -> State:
         if "result" not in state:
             verdict = state["verdict"]
-            assert verdict is not None and verdict.ok
-            n = len(state["attempts"])
-            result = self._result(verdict, state["attempts"], False, f"planned in {n} LLM call{'s' * (n > 1)}", None)
+            assert verdict is not None and verdict.ok and verdict.graph is not None
+            result = self._result(state, verdict)
         else:
             result = state["result"]
-        await self.emit("done", state.get("attempt", 0), result.message, fallback=result.fallback, ok=result.approved)
+        await self.emit("done", len(state.get("attempts", [])), result.message, fallback=result.fallback,
+                        ok=result.approved)
         return {"result": result}
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    def _result(
-        self, verdict: Verdict, attempts: list[dict[str, Any]], fallback: bool, message: str, pipeline: str | None
-    ) -> PlanResult:
+    def _result(self, state: State, verdict: Verdict) -> PlanResult:
         graph = verdict.graph
         assert graph is not None
+        attempts = state["attempts"]
+        fallback = bool(state.get("llm_note"))
+        intent = state["intent"]
         graph.metadata["planner"] = {
             "model": self.model,
-            "prompt_version": PROMPT_VERSION,
+            "prompt_version": reading.PROMPT_VERSION,
             "attempts": attempts,
             "fallback": fallback,
-            "llm_calls": sum(1 for a in attempts if a["stage"] != "fallback"),
+            "read_by": "rules" if fallback else "model+rules",
+            "trace": state.get("trace", {}),
+            "llm_calls": sum(1 for a in attempts if a.get("outcome") == "read"),
             "prompt_tokens": sum(int(a.get("prompt_tokens", 0)) for a in attempts),
             "completion_tokens": sum(int(a.get("completion_tokens", 0)) for a in attempts),
         }
-        if pipeline:
-            graph.metadata["pipeline"] = pipeline
-        return PlanResult(
-            kind="plan", graph=graph, verdict=verdict, attempts=attempts, fallback=fallback, message=message
-        )
-
-    def _fallback_graph(self) -> tuple[Graph | None, Verdict | None, str | None]:
-        """The first candidate the evaluator approves: the previous plan changed as asked, then pipelines by intent."""
-        last: tuple[Graph | None, Verdict | None, str | None] = (None, None, None)
-        for name, graph in self._fallback_candidates():
-            verdict = evaluate(graph, self.manifest, self.limits)
-            if verdict.ok:
-                return verdict.graph, verdict, name
-            last = (graph, verdict, name)
-        return last
-
-    def _fallback_candidates(self) -> list[tuple[str, Graph]]:
-        req = self.request
-        constraints = intent.goal_constraints(req.goal) | req.constraints
-        out: list[tuple[str, Graph]] = []
-        if req.previous_graph is not None:
-            changed = _follow_up(req, constraints)
-            if changed is not None:
-                out.append(changed)
-        intents = {p.name: p.intents for p in list_pipelines()}
-        for choice in intent.rank_pipelines(req.goal, req.attachments, intents):
-            if choice.pipeline == "capabilities" and choice.score <= 0:
-                continue
-            try:
-                graph = build_graph(
-                    choice.pipeline, choice.params, goal=req.goal, attachments=req.attachments, constraints=constraints
-                )
-            except PipelineError as e:
-                log.info("fallback %s does not fit: %s", choice.pipeline, e.message)
-                continue
-            out.append((choice.pipeline, graph))
-        return out
+        parts = [f"Planned: {intent.summary()}."]
+        previous = state.get("previous")
+        if previous is not None and self.request.previous_graph is not None:
+            parts.append(describe_changes(previous, intent))
+        if fallback:
+            parts.append(f"The goal was read by rules because the LLM did not answer: {state['llm_note']}.")
+        parts += [n[:1].upper() + n[1:] + "." for n in state.get("notes", [])]
+        return PlanResult(kind="plan", graph=graph, verdict=verdict, attempts=attempts, fallback=fallback,
+                          message=" ".join(parts))
 
 
 # ---- the state graph (compiled once; each run's Planner travels in the config) ---------------------
 
-NODES = ("gather", "classify", "reply", "draft", "compile", "evaluate", "repair", "fallback", "done")
+NODES = ("gather", "read", "reply", "build", "evaluate", "done")
 
 
 def _node(name: str) -> Any:
@@ -313,25 +200,12 @@ def _node(name: str) -> Any:
     return run
 
 
-def _after_classify(state: State) -> str:
-    if state["kind"] != "plan":
-        return "reply"
-    return "fallback" if state["stop_llm"] else "draft"
+def _after_read(state: State) -> str:
+    return "reply" if state["intent"].kind == "reply" else "build"
 
 
-def _after_draft(state: State) -> str:
-    if state.get("stop_llm"):
-        return "fallback"
-    if state.get("plan_doc") is None:
-        return "draft" if state["attempt"] < MAX_ATTEMPTS else "fallback"
-    return "compile"
-
-
-def _after_evaluate(state: State) -> str:
-    verdict = state.get("verdict")
-    if verdict is not None and verdict.ok:
-        return "done"
-    return "repair" if state["attempt"] < MAX_ATTEMPTS else "fallback"
+def _after_build(state: State) -> str:
+    return "done" if "result" in state else "evaluate"
 
 
 @cache
@@ -340,14 +214,11 @@ def state_graph() -> Any:
     for name in NODES:
         g.add_node(name, _node(name))
     g.add_edge(START, "gather")
-    g.add_edge("gather", "classify")
-    g.add_conditional_edges("classify", _after_classify, ["reply", "draft", "fallback"])
+    g.add_edge("gather", "read")
+    g.add_conditional_edges("read", _after_read, ["reply", "build"])
     g.add_edge("reply", END)
-    g.add_conditional_edges("draft", _after_draft, ["compile", "draft", "fallback"])
-    g.add_edge("compile", "evaluate")
-    g.add_conditional_edges("evaluate", _after_evaluate, ["done", "repair", "fallback"])
-    g.add_edge("repair", "draft")
-    g.add_edge("fallback", "done")
+    g.add_conditional_edges("build", _after_build, ["evaluate", "done"])
+    g.add_edge("evaluate", "done")
     g.add_edge("done", END)
     return g.compile()
 
@@ -360,100 +231,58 @@ async def plan(
     *,
     limits: Limits | None = None,
 ) -> PlanResult:
-    """Goal -> a reply, or an evaluated graph (from the LLM, else from a fixed pipeline)."""
+    """Goal -> a reply, or an evaluated graph built from the goal's intent (read by the LLM and the rules)."""
     planner = Planner(settings, request, manifest, on_event, limits)
     started = time.monotonic()
-    final = await state_graph().ainvoke({}, config={"recursion_limit": 50, "configurable": {"planner": planner}})
+    final = await state_graph().ainvoke({}, config={"recursion_limit": 20, "configurable": {"planner": planner}})
     result: PlanResult = final["result"]
-    log.info(
-        "planned kind=%s fallback=%s attempts=%d in %.2fs",
-        result.kind, result.fallback, len(result.attempts), time.monotonic() - started,
-    )  # fmt: skip
+    log.info("planned kind=%s fallback=%s llm_calls=%d in %.2fs", result.kind, result.fallback,
+             len(result.attempts), time.monotonic() - started)
     return result
 
 
 # ---- pieces without state ------------------------------------------------------------------------
 
 
-def _previous_plan(graph: dict[str, Any] | None) -> dict[str, Any] | None:
+def previous_intent(graph: dict[str, Any] | None) -> Intent | None:
+    """The intent a previous plan was built from (its metadata), else the rules' reading of its goal."""
     if not graph:
         return None
-    try:
-        return decompile(graph)
-    except ValueError:
-        log.info("ignoring a previous graph that does not validate")
-        return None
-
-
-def _why(state: State) -> str:
-    findings = state.get("findings") or []
-    if findings:
-        codes = ", ".join(sorted({str(f["code"]) for f in findings}))
-        return f"the LLM's plans were refused after {state.get('attempt', 0)} attempt(s) ({codes})"
-    return "the LLM did not produce a usable plan"
-
-
-_CHANGEABLE = ("duration_s", "voice", "style", "language", "text", "subtitles", "speed")
-
-
-def _goal_params(goal: str) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    if (d := intent.duration_s(goal)) is not None:
-        found["duration_s"] = min(600.0, max(5.0, d))
-    if (v := intent.voice(goal)) is not None:
-        found["voice"] = v
-    if (s := intent.style(goal)) is not None:
-        found["style"] = s
-    if (lang := intent.language(goal)) is not None:
-        found["language"] = lang
-    return found
-
-
-def _follow_up(req: PlanRequest, constraints: dict[str, Any]) -> tuple[str, Graph] | None:
-    """The previous plan with what the follow-up changes ("make it 60 seconds instead", "male voice")."""
-    try:
-        previous = Graph.model_validate(req.previous_graph)
-    except ValueError:
-        return None
-    changes = _goal_params(req.goal)
-    if not changes:
-        return None
-    name = previous.metadata.get("pipeline")
-    params = previous.metadata.get("params")
-    if isinstance(name, str) and isinstance(params, dict):
+    meta = (graph.get("metadata") or {}).get("intent")
+    if isinstance(meta, dict):
         try:
-            props = get_pipeline(name).params_schema.get("properties", {})
-            merged = params | {k: v for k, v in changes.items() if k in props}
-            graph = build_graph(
-                name,
-                merged,
-                goal=previous.context.goal or req.goal,
-                attachments=req.attachments,
-                constraints=constraints,
-            )
-            return f"{name} (changed)", graph
-        except PipelineError:
+            return Intent.model_validate(meta)
+        except ValueError:
             pass
-    graph = previous.model_copy(deep=True)
-    for n in graph.nodes:
-        n.status, n.output, n.error, n.attempts = "pending", None, None, 0
-        for k, v in changes.items():
-            if k in n.params or k in ("duration_s", "voice"):
-                if not isinstance(n.params.get(k), dict):
-                    n.params[k] = v
-    graph.context.constraints = constraints
-    return "previous plan (changed)", graph
+    goal = str((graph.get("context") or {}).get("goal") or "")
+    if not goal:
+        return None
+    read = rules.read_rules(goal, [])
+    return read if read.kind == "plan" else None
 
 
-def _reply_text(kind: str, req: PlanRequest, manifest: MergedManifest) -> str:
-    services = offered(manifest)
+def describe_changes(before: Intent, after: Intent) -> str:
+    changed = rules.changed_fields(before, after)
+    if not changed:
+        return "Nothing I could change was named, so the plan is the same as before."
+    words = []
+    for name, (old, new) in changed.items():
+        label = {"duration_s": "length", "say": "words", "speed": "speed (words per minute)"}.get(name, name)
+        words.append(f"{label} {old if old is not None else 'default'} -> {new}")
+    return "Changed: " + ", ".join(words) + "."
+
+
+def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: str = "") -> str:
+    services = sorted(manifest.available(), key=lambda s: s.id)
     if kind == "capabilities":
         lines = [f"- {s.id} ({'/'.join(s.planes)}): {s.description.split('. ')[0].rstrip('.')}" for s in services]
         pipelines = ", ".join(p.name for p in list_pipelines())
         planes = ", ".join(f"{p}: {len(st.executors)} executor(s)" for p, st in manifest.planes.items()) or "none"
         body = "\n".join(lines) or "- nothing right now: no executor is running"
+        off = [s for s in manifest.services.values() if not s.available and not s.hidden]
+        missing = "".join(f"\n- {s.id} is unavailable: {s.unavailable_reason}" for s in off)
         return (
-            f"Here is what I can do now (executors online: {planes}):\n{body}\n\n"
+            f"Here is what I can do now (executors online: {planes}):\n{body}{missing}\n\n"
             f'Fixed pipelines: {pipelines}. Tell me a goal, e.g. "a 30-second talking-head video '
             'explaining how solar panels work, female voice".'
         )
@@ -461,27 +290,15 @@ def _reply_text(kind: str, req: PlanRequest, manifest: MergedManifest) -> str:
         job = next((m.job_id for m in reversed(req.conversation) if m.job_id), None)
         if req.previous_graph is None and job is None:
             return "There is no job in this conversation yet. Tell me what to make and I will plan it."
-        steps = ""
-        if req.previous_graph is not None:
-            try:
-                g = Graph.model_validate(req.previous_graph)
-                done = sum(1 for n in g.nodes if n.status == "completed")
-                steps = (
-                    f" Its plan has {len(g.nodes)} steps ({done} completed when I last saw it): "
-                    + ", ".join(f"{n.id} {n.status}" for n in g.nodes)
-                    + "."
-                )
-            except ValueError:
-                steps = ""
-        where = f" Job {job}: its live progress is in the job panel (GET /api/jobs/{job})." if job else ""
-        return f"Your latest job is the last plan in this conversation.{where}{steps}"
+        where = f" Job {job}: its live progress is in the job panel." if job else ""
+        return f"Your latest job is the last plan in this conversation.{where}"
     if kind == "greeting":
         return (
-            "Hello! I'm Spinbot. I plan and run short media jobs: scripts, voice-overs, portraits and "
-            "talking-head videos. Tell me what you'd like, e.g. \"a 30-second video explaining how solar "
-            'panels work, female voice".'
+            "Hello! I'm Spinbot. I plan and run short media jobs: speech, images and talking-head videos. "
+            'Tell me what you\'d like, e.g. "a 30-second video explaining how solar panels work, female voice".'
         )
+    why = f" (I could not ask the LLM: {llm_note})" if llm_note else ""
     return (
-        "I plan and run media jobs (scripts, speech, images, talking-head videos) from a goal. "
-        'Tell me what you\'d like me to make, or ask "what can you do?".'
+        "I make media from a goal: read text aloud, draw an image, animate a portrait into a talking-head "
+        f"video, upscale a video. Tell me what to make, or ask \"what can you do?\".{why}"
     )

@@ -1,28 +1,114 @@
-"""What a goal asks for, read with rules: reply or plan, which fixed pipeline, and the params it names.
+"""The intent: what a goal asks for, as a small typed record that a model or the rules fill.
 
-No LLM here: these rules decide the cheap cases (greetings, capability and job questions) and fill
-the fallback pipeline's params, so Spinbot still works when Ollama does not.
+A plan starts here, not from a graph. `Intent` says reply or plan, which deliverables (speech, an
+image, a talking video, a script, an upscale of an attachment), the exact words to speak, voice,
+duration, style, language and which attachment is which. `read_rules` fills it without a model;
+`planner.reading` asks a model for the same record and checks it against these rules;
+`planner.builder` turns it into a graph.
+
+The rules cover the goal's cues in several languages (read-aloud verbs, media nouns) and the
+signals that need no language at all: quoted text, text after a colon, attachments and their kinds,
+the script a text is written in.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import unicodedata
 from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.core import URL_RE
 from spinbot.graph import Attachment
 
-Kind = Literal["greeting", "capabilities", "job_status", "chat", "plan"]
+Deliverable = Literal["speech", "image", "talking_video", "script", "upscale"]
+DELIVERABLES: tuple[str, ...] = ("speech", "image", "talking_video", "script", "upscale")
+ReplyKind = Literal["greeting", "capabilities", "job_status", "question"]
+MAX_SAY = 20_000  # tts.synthesize takes up to 20,000 characters: a read-aloud is never cut shorter
 
+
+class Intent(BaseModel):
+    """What a goal asks for. Every string is bounded; `say` must occur in the goal (see `verify`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["reply", "plan"]
+    reply_kind: ReplyKind | None = None
+    deliverables: list[Deliverable] = Field(default_factory=list, max_length=5)
+    say: str | None = Field(default=None, max_length=MAX_SAY, description="the exact words to speak")
+    topic: str | None = Field(default=None, max_length=2000, description="what a script or narration is about")
+    image_prompt: str | None = Field(default=None, max_length=2000, description="what an image shows")
+    voice: Literal["female", "male"] | None = None
+    speed: int | None = Field(default=None, ge=80, le=450, description="words per minute")
+    duration_s: float | None = Field(default=None, ge=1, le=3600)
+    style: str | None = Field(default=None, max_length=60)
+    language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
+    portrait: str | None = Field(default=None, max_length=64, description="attachment id: the face to animate")
+    source_video: str | None = Field(default=None, max_length=64, description="attachment id: the video to upscale")
+    upscale_factor: Literal[2, 4] | None = None
+    subtitles: bool | None = None
+
+    def summary(self) -> str:
+        """One line for people: "talking_video, say 'hi', male voice, 30 s"."""
+        if self.kind == "reply":
+            return f"reply ({self.reply_kind or 'question'})"
+        parts = [", ".join(self.deliverables) or "nothing"]
+        if self.say:
+            parts.append(f"say {self.say[:40]!r}{'...' if len(self.say) > 40 else ''}")
+        elif self.topic:
+            parts.append(f"about {self.topic[:40]!r}")
+        for label, value in (("voice", self.voice), ("s", self.duration_s), ("language", self.language)):
+            if value is not None:
+                parts.append(f"{value:g} s" if label == "s" else f"{value} {label}")  # type: ignore[str-format]
+        return ", ".join(parts)
+
+
+# ---- cues, in the languages eSpeak NG speaks best (English first) ---------------------------------
+
+def _words(*alternatives: str) -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)(" + "|".join(alternatives) + r")(?!\w)", re.I)
+
+
+SPEECH = _words(
+    r"say|says|saying|said|read|reads|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
+    r"narrate|voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)",
+    r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
+    r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
+    r"lee|leer|di|decir|en voz alta|pronuncia",  # es
+    r"leggi|leggere|dì|ad alta voce",  # it
+    r"leia|ler|diga|em voz alta",  # pt
+    r"прочитай|прочти|скажи|вслух",  # ru
+    r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
+    r"朗读|读出|念|说|読んで|言って|音読",  # zh, ja
+)
+VIDEO = _words(
+    r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|lip[- ]?sync",
+    r"vidéo|vídeo|видео|فيديو|视频|動画",
+)
+IMAGE = _words(
+    r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
+    r"title card|cover art|draw|paint|illustrate",
+    r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画",
+)
+PORTRAIT_WORDS = _words(r"portrait|face|headshot|selfie|person|presenter")
+UPSCALE = _words(r"upscale|upscaled|upscaling|enhance|sharpen|higher resolution|hi-?res|super[- ]resolution|[24] ?x")
+SCRIPT = _words(r"script|screenplay|narration text|write (?:me )?(?:a|the) (?:text|story|script)")
+SUBTITLES = _words(r"subtitles?|captions?|captioned")
+NO_SUBTITLES = _words(r"(?:no|without) (?:subtitles|captions)")
+CREATE = _words(
+    r"make|create|generate|produce|render|build|give me|turn|convert|record|do a|need a|want a",
+    r"fais|crée|erstelle|mach|crea|haz|faça|сделай|اصنع|做|作って",
+)
 GREETING = re.compile(
-    r"^\s*(hi|hello|hey|hallo|good (morning|afternoon|evening)|thanks|thank you|cheers|bye|goodbye|yo)\b[\s!.,?]*"
-    r"(there|spinbot|bot|a lot|so much)?[\s!.,?]*$",
+    r"^\s*(hi|hello|hey|hallo|bonjour|salut|hola|ciao|olá|привет|مرحبا|你好|good (morning|afternoon|evening)|"
+    r"thanks|thank you|merci|danke|gracias|cheers|bye|goodbye|yo)\b[\s!.,?]*(there|spinbot|bot|a lot|so much)?"
+    r"[\s!.,?]*$",
     re.I,
 )
 CAPABILITIES = re.compile(
     r"\b(what can (you|spinbot|it) do|what are you able|what do you (do|offer|support)|capabilit|"
-    r"which (services|tools|models)|what (services|tools)|help me\?*$|^help\b|list (the )?services)",
+    r"which (services|tools|models)|what (services|tools)|^help\b|list (the )?services)",
     re.I,
 )
 JOB_STATUS = re.compile(
@@ -30,59 +116,60 @@ JOB_STATUS = re.compile(
     r"are you done|how long (will|does) it|when will it be (done|ready)|eta)\b",
     re.I,
 )
-DELIVERABLE = re.compile(
-    r"\b(video|clip|movie|film|talking[- ]head|avatar|presenter|portrait|picture|image|photo|audio|voice|"
-    r"narrat\w*|speech|speak|say|says|read|recite|tts|animate|render|draw|script|subtitle\w*|caption\w*|"
-    r"explain\w*|make|create|generate|produce|record)\b",
+QUESTION = re.compile(
+    r"(\?\s*$|^\s*(what|why|how|when|where|who|which|is|are|can|could|does|do|explain|describe|tell me|"
+    r"qu'est|pourquoi|comment|warum|wie|was|por qué|cómo|qué)\b)",
     re.I,
 )
 FOLLOW_UP = re.compile(
-    r"\b(instead|make it|change|switch|use a|now with|again|longer|shorter|faster|slower|same but|redo)\b", re.I
+    r"\b(instead|make it|change|switch|use a|now with|again|longer|shorter|faster|slower|same but|redo|"
+    r"louder|quicker)\b",
+    re.I,
 )
 
-
-def classify(goal: str, *, has_previous: bool = False, has_attachments: bool = False) -> Kind:
-    """Reply-only kinds first; anything asking for a deliverable (or changing the last plan) is a plan."""
-    text = goal.strip()
-    if not text:
-        return "chat"
-    if GREETING.match(text):
-        return "greeting"
-    if CAPABILITIES.search(text) and not DELIVERABLE.search(text.replace("what can you do", "")):
-        return "capabilities"
-    if has_previous and JOB_STATUS.search(text) and not FOLLOW_UP.search(text):
-        return "job_status"
-    if DELIVERABLE.search(text) or has_attachments or (has_previous and FOLLOW_UP.search(text)):
-        return "plan"
-    if JOB_STATUS.search(text):
-        return "job_status"
-    return "chat"
-
-
-# ---- params from words -----------------------------------------------------------------------
+# ---- values -------------------------------------------------------------------------------------
 
 _NUMBER_WORDS = {
     "five": 5, "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45,
     "fifty": 50, "sixty": 60, "ninety": 90, "one": 1, "two": 2, "three": 3, "four": 4, "half a": 0.5, "a": 1,
 }  # fmt: skip
 _DURATION = re.compile(
-    r"\b(\d+(?:\.\d+)?|" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
-    r"[\s-]*(seconds?|secs?|s|minutes?|mins?|m)\b",
+    r"(?<!\w)(\d+(?:\.\d+)?|" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
+    r"[\s-]*(seconds?|secs?|s|minutes?|mins?|m|secondes?|sekunden|segundos?|secondi)(?!\w)",
     re.I,
 )
 _VOICE = [
-    ("female", re.compile(r"\b(female|woman'?s?|women|girl'?s?|feminine|her voice|she)\b", re.I)),
-    ("male", re.compile(r"\b(male|man'?s?|men|boy'?s?|masculine|his voice|he)\b", re.I)),
+    ("female", re.compile(r"\b(female|woman'?s?|women|girl'?s?|feminine|her voice|she|femme|féminine|weiblich|"
+                          r"frau|mujer|femenina|donna|mulher)\b", re.I)),
+    ("male", re.compile(r"\b(male|man'?s?|men|boy'?s?|masculine|his voice|he|homme|masculin|männlich|mann|"
+                        r"hombre|masculina|uomo|homem)\b", re.I)),
 ]
 _STYLES = ("scientific", "funny", "humorous", "formal", "casual", "dramatic", "friendly", "educational",
            "informative", "serious", "playful", "poetic", "enthusiastic", "calm")  # fmt: skip
-_LANGUAGES = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
-              "portuguese": "pt", "dutch": "nl"}  # fmt: skip
-_QUOTED = re.compile(r"[\"“”']([^\"“”']{2,5000})[\"“”']")
-_SAY = re.compile(r"\b(?:say|says|saying|read|reads|recite|speak|speaks)\b[:,]?\s+(.{2,5000})$", re.I | re.S)
+_LANGUAGE_NAMES = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
+                   "portuguese": "pt", "dutch": "nl", "russian": "ru", "arabic": "ar", "chinese": "zh",
+                   "japanese": "ja", "polish": "pl", "turkish": "tr"}  # fmt: skip
+#: The cue words of a language name it when the words to speak do not (a French verb, Latin letters).
+_CUE_LANGUAGE = [
+    ("fr", re.compile(r"(?<!\w)(lis|lire|dis|prononce|à voix haute|a voix haute|à haute voix|ce texte)(?!\w)", re.I)),
+    ("de", re.compile(r"(?<!\w)(lies|vorlesen|sprich|diesen text)(?!\w)", re.I)),
+    ("es", re.compile(r"(?<!\w)(lee|leer|en voz alta|este texto)(?!\w)", re.I)),
+    ("it", re.compile(r"(?<!\w)(leggi|ad alta voce|questo testo)(?!\w)", re.I)),
+    ("pt", re.compile(r"(?<!\w)(leia|em voz alta|este texto)(?!\w)", re.I)),
+]
+_SLOWER = re.compile(r"\b(slower|more slowly|slow down|slowly)\b", re.I)
+_FASTER = re.compile(r"\b(faster|quicker|more quickly|speed up)\b", re.I)
+_QUOTES = [("\"", "\""), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'"), ("‘", "’")]
+_COLON = re.compile(r"[:：]\s*")
+_SAY_EN = re.compile(
+    r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"
+    r"[:,]?\s+(.{1,20000})$",
+    re.I | re.S,
+)
 
 
 def duration_s(goal: str) -> float | None:
+    """Seconds a goal names ("a 30-second video", "two minutes", "45s"), within 1..3600; else None."""
     m = _DURATION.search(goal)
     if m is None:
         return None
@@ -92,40 +179,109 @@ def duration_s(goal: str) -> float | None:
     return seconds if 1 <= seconds <= 3600 else None
 
 
-def voice(goal: str) -> str | None:
+def voice(goal: str) -> Literal["female", "male"] | None:
     for name, pattern in _VOICE:
         if pattern.search(goal):
-            return name
+            return name  # type: ignore[return-value]
     return None
 
 
 def style(goal: str) -> str | None:
     lowered = goal.lower()
-    return next((s for s in _STYLES if s in lowered), None)
+    return next((s for s in _STYLES if re.search(rf"\b{s}\b", lowered)), None)
 
 
-def language(goal: str) -> str | None:
+def script_language(text: str) -> str | None:
+    """The language a text's own script implies (Arabic, Cyrillic, CJK, Greek letters); None for Latin."""
+    counts: dict[str, int] = {}
+    for ch in text:
+        if not ch.isalpha():
+            continue
+        name = unicodedata.name(ch, "")
+        for prefix, code in (("ARABIC", "ar"), ("CYRILLIC", "ru"), ("CJK", "zh"), ("HIRAGANA", "ja"),
+                             ("KATAKANA", "ja"), ("GREEK", "el"), ("HEBREW", "he"), ("HANGUL", "ko")):
+            if name.startswith(prefix):
+                counts[code] = counts.get(code, 0) + 1
+    if not counts:
+        return None
+    if "ja" in counts:  # Japanese mixes kana and kanji
+        return "ja"
+    return max(counts, key=lambda c: counts[c])
+
+
+def language(goal: str, said: str | None = None) -> str | None:
+    """"in German" names it; else the script of the words to speak; else the cue words' language."""
     lowered = goal.lower()
-    return next((code for word, code in _LANGUAGES.items() if f"in {word}" in lowered), None)
+    for word, code in _LANGUAGE_NAMES.items():
+        if re.search(rf"\bin {word}\b", lowered):
+            return code
+    found = script_language(said or goal)
+    if found:
+        return found
+    return next((code for code, cue in _CUE_LANGUAGE if cue.search(goal)), None)
+
+
+def speed(goal: str) -> int | None:
+    if _SLOWER.search(goal):
+        return 120
+    if _FASTER.search(goal):
+        return 200
+    return None
 
 
 def spoken_text(goal: str) -> str | None:
-    """What a "say ..." goal wants said: quoted text first, else what follows the verb."""
-    if m := _QUOTED.search(goal):
-        return m.group(1).strip()
-    if m := _SAY.search(goal):
-        return m.group(1).strip().rstrip(".")
+    """The exact words a goal wants spoken: quoted text, else what follows a colon or a "say" verb.
+
+    The result is always a substring of the goal (stripped), up to 20,000 characters, never cut.
+    """
+    if not SPEECH.search(goal) and not _SAY_EN.search(goal):
+        return None
+    quoted = _quoted(goal)
+    if quoted:
+        return quoted
+    m = _COLON.search(goal)
+    if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
+        rest = goal[m.end():].strip()
+        if rest and SPEECH.search(goal[: m.start()]):
+            return rest[:MAX_SAY]
+    m2 = _SAY_EN.search(goal)
+    if m2:
+        said = m2.group(1).strip()
+        said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)
+        said = re.sub(r"\s+(?:in an? \w+ voice|with an? \w+ voice|in a \w+ tone)\.?$", "", said, flags=re.I)
+        said = said.strip().rstrip(".")
+        return said[:MAX_SAY] or None
     return None
+
+
+def _quoted(goal: str) -> str | None:
+    best: str | None = None
+    for open_q, close_q in _QUOTES:
+        start = goal.find(open_q)
+        while start != -1:
+            end = goal.find(close_q, start + 1)
+            if end == -1:
+                break
+            inner = goal[start + 1: end].strip()
+            # an apostrophe inside a word ("don't") is no quote
+            word_quote = open_q == "'" and start > 0 and goal[start - 1].isalnum()
+            if len(inner) >= 2 and not word_quote and (best is None or len(inner) > len(best)):
+                best = inner
+            start = goal.find(open_q, end + 1)
+        if best:
+            return best[:MAX_SAY]
+    return best
 
 
 _LEAD = re.compile(
     r"^\s*(please\s+)?(can you\s+|could you\s+|i want\s+|i'd like\s+|i would like\s+)?"
-    r"(make|create|generate|produce|render|build|give me|do)?\s*(me\s+)?(an?\s+|the\s+)?",
+    r"(?:(make|create|generate|produce|render|build|give me|do|draw|paint|write)\b)?\s*(me\s+)?(an?\s+|the\s+)?",
     re.I,
 )
 _KIND = re.compile(
-    r"^[\w\s,-]*?\b(video|clip|movie|film|explainer|presentation|talking[- ]head|avatar)\b\s*"
-    r"(video\s*)?(about|on|explaining|that explains|which explains|describing|showing|of)?\s*",
+    r"^[\w\s,-]*?\b(video|clip|movie|film|explainer|presentation|talking[- ]head|avatar|script|image|picture|"
+    r"poster|drawing|illustration)\b\s*(video\s*)?"
+    r"(about|on|explaining|that explains|which explains|describing|showing|of)?\s*",
     re.I,
 )
 _TAIL = re.compile(
@@ -136,14 +292,16 @@ _TAIL = re.compile(
 
 
 def topic(goal: str) -> str:
-    """The subject of a video goal: "a 30-second video explaining how solar panels work, female voice"."""
-    text = URL_RE.sub("", goal).strip()
-    text = _DURATION.sub("", text)
+    """The subject of a goal: "a 30-second video explaining how solar panels work, female voice" ->
+    "how solar panels work". URLs are removed whole (services cannot fetch them)."""
+    text = URL_RE.sub(" ", goal).strip()
+    text = _DURATION.sub(" ", text)
+    text = re.sub(r"\s+", " ", text).strip()
     text = _LEAD.sub("", text, count=1)
     text = _KIND.sub("", text, count=1)
     text = _TAIL.sub("", text)
     text = re.sub(r"\s+", " ", text).strip(" ,.;:-")
-    return (text or URL_RE.sub("", goal).strip() or "an introduction to Spinbot")[:2000]
+    return (text or re.sub(r"\s+", " ", URL_RE.sub(" ", goal)).strip() or "an introduction to Spinbot")[:2000]
 
 
 def goal_constraints(goal: str) -> dict[str, Any]:
@@ -152,54 +310,127 @@ def goal_constraints(goal: str) -> dict[str, Any]:
     return {"max_duration_s": d} if d is not None else {}
 
 
-# ---- the fallback's choice --------------------------------------------------------------------
+# ---- the rules' reading -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Choice:
-    pipeline: str
-    params: dict[str, Any]
-    score: int
+def reply_kind(goal: str, *, has_previous: bool) -> ReplyKind | None:
+    """The reply a goal asks for when it asks for no deliverable; None when it asks for something made."""
+    text = goal.strip()
+    if not text or GREETING.match(text):
+        return "greeting"
+    if CAPABILITIES.search(text):
+        return "capabilities"
+    if JOB_STATUS.search(text) and not FOLLOW_UP.search(text):
+        return "job_status"
+    return None
 
 
-def pipeline_params(name: str, goal: str, attachments: list[Attachment]) -> dict[str, Any]:
-    """The params a fixed pipeline needs, read from the goal (and an attached image for sadtalker)."""
+def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | None = None) -> Intent:
+    """The intent from the goal's words and attachments alone (no model).
+
+    A follow-up (`previous` given) keeps the previous intent and changes what the goal names.
+    """
+    images = [a for a in attachments if a.kind == "image"]
+    videos = [a for a in attachments if a.kind == "video"]
+    said = spoken_text(goal)
+    wants_video = bool(VIDEO.search(goal))
+    wants_image = bool(IMAGE.search(goal))
+    wants_upscale = bool(UPSCALE.search(goal))
+    wants_speech = bool(SPEECH.search(goal)) or said is not None
+    wants_script = bool(SCRIPT.search(goal)) and not wants_video and not wants_speech
+    asks = reply_kind(goal, has_previous=previous is not None)
+    medium = wants_video or wants_image or wants_upscale or wants_speech or wants_script
+    if asks in ("greeting", "capabilities") and not medium:
+        return Intent(kind="reply", reply_kind=asks)
+    if asks == "job_status" and previous is not None and not medium:
+        return Intent(kind="reply", reply_kind="job_status")
+    if previous is not None and not medium and (FOLLOW_UP.search(goal) or _changes(goal)):
+        return _follow_up(previous, goal)
+    if not medium and not (images and CREATE.search(goal)):
+        if QUESTION.search(goal) or not CREATE.search(goal):
+            return Intent(kind="reply", reply_kind="job_status" if asks == "job_status" else "question")
+        wants_video = True  # "make something about volcanoes": the default deliverable is a talking video
+
+    deliverables: list[str] = []
+    if wants_upscale and not (said or wants_speech) and (videos or not wants_video):
+        deliverables.append("upscale")
+    elif wants_video or (images and (wants_speech or CREATE.search(goal))):
+        deliverables.append("talking_video")
+        if wants_upscale:
+            deliverables.append("upscale")
+    elif wants_image:
+        deliverables.append("image")
+    elif wants_script:
+        deliverables.append("script")
+    elif wants_speech:
+        deliverables.append("speech")
+    if wants_image and deliverables and deliverables[0] != "image" and not PORTRAIT_WORDS.search(goal):
+        if re.search(r"\b(and|plus|also)\b.*\b(poster|picture|image|drawing|thumbnail)\b", goal, re.I):
+            deliverables.append("image")
+    if wants_script and "script" not in deliverables:
+        deliverables.append("script")
+
+    d = duration_s(goal)
+    subject = None if said else topic(goal)
+    image_prompt = None
+    if "image" in deliverables:
+        image_prompt = _image_prompt(goal)
+    return Intent(
+        kind="plan",
+        deliverables=deliverables,  # type: ignore[arg-type]
+        say=said,
+        topic=subject,
+        image_prompt=image_prompt,
+        voice=voice(goal),
+        speed=speed(goal),
+        duration_s=d,
+        style=style(goal),
+        language=language(goal, said),
+        portrait=images[0].id if images and "talking_video" in deliverables else None,
+        source_video=videos[0].id if videos and "upscale" in deliverables and "talking_video" not in deliverables
+        else None,
+        upscale_factor=4 if re.search(r"\b4 ?x\b|\bfour times\b", goal, re.I) else None,
+        subtitles=False if NO_SUBTITLES.search(goal) else True if SUBTITLES.search(goal) else None,
+    )
+
+
+def _image_prompt(goal: str) -> str:
+    text = URL_RE.sub(" ", goal)
+    text = re.sub(r"^\s*(please\s+)?(can you\s+|could you\s+)?(draw|paint|make|create|generate|render|give me)"
+                  r"\s+(me\s+)?", "", text.strip(), flags=re.I)
+    return re.sub(r"\s+", " ", text).strip(" .") or "an image"
+
+
+def _changes(goal: str) -> dict[str, Any]:
+    """What a follow-up changes in words: voice, duration, style, language, speed, the words to speak."""
     found: dict[str, Any] = {}
     if (v := voice(goal)) is not None:
         found["voice"] = v
+    if (d := duration_s(goal)) is not None:
+        found["duration_s"] = d
+    if (s := style(goal)) is not None:
+        found["style"] = s
     if (lang := language(goal)) is not None:
         found["language"] = lang
-    if name in ("f5tts_infinitetalk", "svd_wav2lip"):
-        found["topic"] = topic(goal)
-        if (d := duration_s(goal)) is not None:
-            found["duration_s"] = min(600.0, max(5.0, d))
-        if (s := style(goal)) is not None:
-            found["style"] = s
-        if name == "svd_wav2lip" and re.search(r"\b(no|without) (subtitles|captions)\b", goal, re.I):
-            found["subtitles"] = False
-    elif name == "sadtalker":
-        found["text"] = URL_RE.sub("", spoken_text(goal) or topic(goal))[:5000] or "Hello!"
-        image = next((a for a in attachments if a.kind == "image"), None)
-        if image is not None:
-            found["portrait"] = image.id
-        elif "voice" in found:  # the drawn presenter matches the voice asked for
-            who = "woman" if found["voice"] == "female" else "man"
-            found["portrait_prompt"] = f"a friendly {who} presenting, head and shoulders, studio light"
+    if (sp := speed(goal)) is not None:
+        found["speed"] = sp
+    if (said := spoken_text(goal)) is not None:
+        found["say"] = said
     return found
 
 
-def rank_pipelines(goal: str, attachments: list[Attachment], intents: dict[str, list[str]]) -> list[Choice]:
-    """Pipelines by how well the goal's words (and attachments) match their intents, best first."""
-    lowered = goal.lower()
-    has_image = any(a.kind == "image" for a in attachments)
-    choices = []
-    for name, words in intents.items():
-        score = sum(3 if " " in w else 2 for w in words if re.search(rf"\b{re.escape(w)}\b", lowered))
-        if name == "sadtalker" and (has_image or spoken_text(goal) and _SAY.search(goal)):
-            score += 3
-        if name == "f5tts_infinitetalk":
-            score += 1  # the default deliverable: a talking-head explainer
-        if name == "capabilities" and score == 0:
-            score = -1
-        choices.append(Choice(name, pipeline_params(name, goal, attachments), score))
-    return sorted(choices, key=lambda c: -c.score)
+def _follow_up(previous: Intent, goal: str) -> Intent:
+    changes = _changes(goal)
+    if previous.say is None:
+        changes.pop("say", None)
+    return previous.model_copy(update=changes)
+
+
+def changed_fields(before: Intent, after: Intent) -> dict[str, tuple[Any, Any]]:
+    """Field -> (old, new) for what a follow-up changed, to tell the user."""
+    out = {}
+    for name in Intent.model_fields:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            out[name] = (old, new)
+    return out

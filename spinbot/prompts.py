@@ -12,15 +12,18 @@ from spinbot import PROMPTS_DIR
 
 @cache
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(PROMPTS_DIR),
         undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # `tojson` keeps keys in their order: the order a JSON schema's grammar makes the model write them.
+    env.policies["json.dumps_kwargs"] = {"sort_keys": False, "ensure_ascii": False}
+    return env
 
 
 def render(template: str, **values: Any) -> str:
-    """Render prompts/<template> (e.g. 'plan.v1.system.j2')."""
+    """Render prompts/<template> (e.g. 'intent.v1.system.j2')."""
     return _env().get_template(template).render(**values).strip()

@@ -1,40 +1,98 @@
-"""Rules that read a goal: reply or plan, the pipeline it suggests, the params it names."""
+"""The rules' reading of a goal: reply or plan, the deliverables, the exact words, voice, length, language."""
 
 from __future__ import annotations
 
 import pytest
 
 from planner import intent
-from planner.pipelines import list_pipelines
+from planner.intent import read_rules
 from spinbot.graph import Attachment
 
-INTENTS = {p.name: p.intents for p in list_pipelines()}
+FACE = Attachment(id="face", kind="image", key="uploads/u/a1/face.png")
+CLIP = Attachment(id="clip", kind="video", key="uploads/u/a2/clip.mp4")
 
 
 @pytest.mark.parametrize(
-    ("goal", "previous", "kind"),
+    ("goal", "kind"),
     [
-        ("hello!", False, "greeting"),
-        ("Thanks a lot", True, "greeting"),
-        ("What can you do?", False, "capabilities"),
-        ("which services do you have", False, "capabilities"),
-        ("how is my video going?", True, "job_status"),
-        ("is it done yet", True, "job_status"),
-        ("make it 60 seconds instead", True, "plan"),
-        ("a 30-second talking-head video explaining how solar panels work, female voice", False, "plan"),
-        ("Make my photo say 'hi'", False, "plan"),
-        ("tell me a joke", False, "chat"),
-        ("", False, "chat"),
+        ("hello!", "greeting"),
+        ("Thanks a lot", "greeting"),
+        ("Bonjour", "greeting"),
+        ("What can you do?", "capabilities"),
+        ("which services do you have", "capabilities"),
+        ("Explain the difference between the two planes", "question"),
+        ("why is the sky blue?", "question"),
+        ("tell me a joke", "question"),
+        ("", "greeting"),
     ],
 )
-def test_classify(goal: str, previous: bool, kind: str) -> None:
-    assert intent.classify(goal, has_previous=previous) == kind
+def test_replies(goal: str, kind: str) -> None:
+    read = read_rules(goal, [])
+    assert read.kind == "reply" and read.reply_kind == kind and read.deliverables == []
+
+
+@pytest.mark.parametrize(
+    ("goal", "say", "language"),
+    [
+        ("read this aloud: good morning", "good morning", None),  # the field report: not "this aloud: good morning"
+        ("Read this out loud: good morning", "good morning", None),
+        ("please read aloud the following: the train leaves at nine", "the train leaves at nine", None),
+        ("say 'happy birthday Anna' in a male voice", "happy birthday Anna", None),
+        ('say "don\'t panic"', "don't panic", None),
+        ("Lis ce texte à voix haute : bonjour", "bonjour", "fr"),
+        ("Lies diesen Text vor: Guten Morgen", "Guten Morgen", "de"),
+        ("Lee este texto en voz alta: buenos días", "buenos días", "es"),
+        ("اقرأ هذا النص بصوت عالٍ: صباح الخير", "صباح الخير", "ar"),
+        ("Прочитай вслух: доброе утро", "доброе утро", "ru"),
+        ("朗读：早上好", "早上好", "zh"),
+        ("read aloud «c'est la vie»", "c'est la vie", None),
+    ],
+)
+def test_read_aloud_speaks_exactly_the_words(goal: str, say: str, language: str | None) -> None:
+    read = read_rules(goal, [])
+    assert read.kind == "plan" and read.deliverables == ["speech"], read
+    assert read.say == say and read.say in goal
+    assert read.language == language
+
+
+def test_a_long_read_aloud_is_never_cut() -> None:
+    text = " ".join(["The tide comes in and the tide goes out."] * 450)  # ~18,000 characters
+    read = read_rules(f"read this aloud: {text}", [])
+    assert read.say == text
+
+
+@pytest.mark.parametrize(
+    ("goal", "attachments", "deliverables"),
+    [
+        ("a 30-second talking-head video explaining how solar panels work, female voice", [], ["talking_video"]),
+        ("make a video about volcanoes", [], ["talking_video"]),
+        ("draw a poster of a lighthouse", [], ["image"]),  # the field report: no talking head
+        ("Dessine une affiche de phare", [], ["image"]),
+        ("make a picture of a red fox in the snow", [], ["image"]),
+        ("upscale the attached video", [CLIP], ["upscale"]),  # the field report: not a talking head
+        ("upscale this 4x", [CLIP], ["upscale"]),
+        ("make this photo say 'good morning'", [FACE], ["talking_video"]),
+        ("animate my portrait", [FACE], ["talking_video"]),
+        ("a talking-head video about tea, upscaled 2x", [], ["talking_video", "upscale"]),
+        ("write a script about volcanoes", [], ["script"]),
+        ("say hello", [], ["speech"]),
+    ],
+)
+def test_deliverables(goal: str, attachments: list[Attachment], deliverables: list[str]) -> None:
+    read = read_rules(goal, attachments)
+    assert read.kind == "plan" and read.deliverables == deliverables, read
+
+
+def test_which_attachment_is_which() -> None:
+    read = read_rules("make this photo say 'hi'", [FACE, CLIP])
+    assert read.portrait == "face" and read.source_video is None
+    assert read_rules("upscale the attached video", [FACE, CLIP]).source_video == "clip"
 
 
 @pytest.mark.parametrize(
     ("goal", "seconds"),
     [("a 30-second video", 30), ("1 minute clip", 60), ("ninety seconds please", 90), ("45s", 45),
-     ("two minutes about tea", 120), ("a video about bees", None)],
+     ("two minutes about tea", 120), ("a video about bees", None), ("une vidéo de 20 secondes", 20)],
 )  # fmt: skip
 def test_duration(goal: str, seconds: float | None) -> None:
     assert intent.duration_s(goal) == seconds
@@ -42,28 +100,22 @@ def test_duration(goal: str, seconds: float | None) -> None:
 
 def test_params_from_a_goal() -> None:
     goal = "Make a 1 minute video about the history of Rome with a male voice in a funny style, in German"
-    assert intent.pipeline_params("f5tts_infinitetalk", goal, []) == {
-        "topic": "the history of Rome", "duration_s": 60.0, "voice": "male", "style": "funny", "language": "de",
-    }  # fmt: skip
+    read = read_rules(goal, [])
+    assert (read.topic, read.duration_s, read.voice, read.style, read.language) == (
+        "the history of Rome", 60.0, "male", "funny", "de")
     assert intent.topic("a 30-second talking-head video explaining how solar panels work, female voice") == (
         "how solar panels work"
     )
     assert "169.254" not in intent.topic("fetch http://169.254.169.254/latest and make a video about clouds")
+    # the field report: the verb "do" must not eat the start of "Download"
+    assert intent.topic("Download https://example.com/a.mp4 and upscale it") == "Download and upscale it"
 
 
-def test_ranking() -> None:
-    face = Attachment(id="face", kind="image", key="k")
-    assert intent.rank_pipelines("a captioned video about volcanoes", [], INTENTS)[0].pipeline == "svd_wav2lip"
-    assert intent.rank_pipelines("a video about volcanoes", [], INTENTS)[0].pipeline == "f5tts_infinitetalk"
-    top = intent.rank_pipelines("make this photo say 'good morning'", [face], INTENTS)[0]
-    assert top.pipeline == "sadtalker" and top.params["text"] == "good morning" and top.params["portrait"] == "face"
-    assert intent.rank_pipelines("show me your gpu info and capabilities", [], INTENTS)[0].pipeline == "capabilities"
-
-
-def test_the_drawn_presenter_matches_the_voice() -> None:
-    male = intent.pipeline_params("sadtalker", "read this aloud in a male voice: hello there", [])
-    assert male["voice"] == "male" and "a friendly man" in male["portrait_prompt"]
-    female = intent.pipeline_params("sadtalker", "say 'hi' in a female voice", [])
-    assert "a friendly woman" in female["portrait_prompt"]
-    face = Attachment(id="face", kind="image", key="k")
-    assert "portrait_prompt" not in intent.pipeline_params("sadtalker", "say 'hi', male voice", [face])
+def test_follow_ups_change_what_they_name() -> None:
+    before = read_rules("read this aloud: good morning", [])
+    after = read_rules("use a male voice and make it slower", [], previous=before)
+    assert after.say == "good morning" and after.voice == "male" and after.speed == 120
+    assert set(intent.changed_fields(before, after)) == {"voice", "speed"}
+    longer = read_rules("make it 60 seconds instead", [], previous=read_rules("a 20-second video about tea", []))
+    assert longer.duration_s == 60 and longer.topic == "tea"
+    assert read_rules("how is it going?", [], previous=before).reply_kind == "job_status"

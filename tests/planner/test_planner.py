@@ -1,4 +1,4 @@
-"""The planner's pieces: compile, events and metrics, the request's shape, `spinbot plan`."""
+"""The planner's pieces: the merge of a model's reading, the builder, events and metrics, `spinbot plan`."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from evaluator import evaluate
-from planner import PlanRequest, plan
+from planner import PlanRequest, plan, reading
+from planner.builder import Unbuildable, build
 from planner.cli import plan_command
-from planner.compile import PlanShapeError, compile_plan
-from planner.pipelines import build_graph
-from planner.prompting import decompile
+from planner.intent import read_rules
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings as SpinbotSettings
@@ -24,48 +23,11 @@ from tests.evaluator.catalog import catalog_manifest
 from tests.fake_ollama import FakeOllama
 
 MANIFEST = catalog_manifest()
-FACE = Attachment(id="face", kind="image", key="uploads/face.png")
+FACE = Attachment(id="face", kind="image", key="uploads/u/a1/face.png")
 
 
-def step(
-    id: str, service: str, params: dict[str, Any] | None = None, inputs: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    return {"id": id, "service": service, "params": params or {}, "inputs": inputs or {}}
-
-
-def test_compile_derives_ids_planes_wiring_weights_edges() -> None:
-    plan_doc = {
-        "steps": [
-            step("Voice Over!", "tts.synthesize", {"text": "Hello there"}),
-            step("Voice Over!", "tts.synthesize", {"text": "Second"}),
-            step("talk", "video.animate_portrait", {"audio": "Voice_Over.audio"}, {"image": "@face"}),
-            step("pub", "artifact.publish"),
-        ]
-    }
-    doc = compile_plan(plan_doc, MANIFEST, goal="g", attachments=[FACE], constraints={})
-    nodes = {n["id"]: n for n in doc["nodes"]}
-    assert list(nodes) == ["Voice_Over", "Voice_Over_2", "talk", "pub"]
-    assert {n["plane"] for n in doc["nodes"]} == {"gpu", "control"} and nodes["pub"]["plane"] == "control"
-    assert nodes["talk"]["params"] == {
-        "audio": {"$node": "Voice_Over", "output": "audio"},
-        "image": {"$attachment": "face"},
-    }
-    assert nodes["pub"]["params"]["items"] == [{"$node": "talk", "output": "video"}]  # derived: the latest artifact
-    assert sum(n["progressWeight"] for n in doc["nodes"]) == pytest.approx(1, abs=1e-3)
-    assert sorted((e["from"], e["to"]) for e in doc["edges"]) == [("Voice_Over", "talk"), ("talk", "pub")]
-    assert evaluate(doc, MANIFEST).ok
-
-
-@pytest.mark.parametrize("bad", [None, [], {"steps": []}, {"steps": "two"}, {"steps": [1, 2]}, {"plan": []}])
-def test_compile_refuses_what_is_not_a_plan(bad: Any) -> None:
-    with pytest.raises(PlanShapeError):
-        compile_plan(bad, MANIFEST, goal="g", attachments=[], constraints={})
-
-
-def test_decompile_round_trips_a_pipeline() -> None:
-    graph = build_graph("svd_wav2lip", {"topic": "tides"})
-    doc = compile_plan(decompile(graph), MANIFEST, goal="tides", attachments=[], constraints={})
-    assert [n["params"] for n in doc["nodes"]] == [n.params for n in graph.nodes]
+def _value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def test_request_accepts_the_web_history_shape() -> None:
@@ -73,54 +35,73 @@ def test_request_accepts_the_web_history_shape() -> None:
     assert req.conversation[0].job_id == "j1"
 
 
-def _value(name: str, **labels: str) -> float:
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+def test_without_an_llm_no_llm_service_is_planned() -> None:
+    talking = read_rules("a 20-second video about otters", [])
+    doc, notes = build(talking, MANIFEST, goal="a 20-second video about otters", attachments=[], constraints={},
+                       llm=False)
+    assert "llm.generate_script" not in {n["service"] for n in doc["nodes"]}
+    assert doc["nodes"][0]["params"]["text"] == "Here is a short introduction to otters."
+    assert notes and "template" in notes[0]
+    assert evaluate(doc, MANIFEST).ok
+    with_llm, _ = build(talking, MANIFEST, goal="g", attachments=[], constraints={}, llm=True)
+    assert with_llm["nodes"][0]["service"] == "llm.generate_script"
+    with pytest.raises(Unbuildable, match="needs the LLM"):
+        build(read_rules("write a script about otters", []), MANIFEST, goal="g", attachments=[], constraints={},
+              llm=False)
 
 
-async def test_events_and_metrics_of_a_repair(fake_ollama: FakeOllama, tmp_path: Path) -> None:
-    good = decompile(build_graph("f5tts_infinitetalk", {"topic": "tea"}))
-    fake_ollama.replies += [{"steps": [step("x", "video.generate")]}, good]
-    before = (_value("spinbot_planner_attempts_total", outcome="rejected"),
-              _value("spinbot_planner_attempts_total", outcome="approved"))  # fmt: skip
+def test_the_builder_uses_only_what_is_available() -> None:
+    no_render = catalog_manifest(unavailable=("image.render",))
+    read = read_rules("a video about bees", [])
+    with pytest.raises(Unbuildable, match="no available service makes video"):
+        build(read, no_render, goal="g", attachments=[], constraints={}, llm=False)
+    # with a photo attached, no drawing is needed
+    photo = read_rules("make this photo say 'hi'", [FACE])
+    doc, _ = build(photo, no_render, goal="g", attachments=[FACE], constraints={}, llm=False)
+    assert [n["service"] for n in doc["nodes"]] == ["tts.synthesize", "video.animate_portrait", "artifact.publish"]
+
+
+async def test_events_and_metrics_of_a_model_reading(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    fake_ollama.replies.append({"kind": "plan", "deliverables": ["speech"], "say": "good night", "topic": "",
+                                "voice": "male", "duration_s": 0, "language": "en", "answer": ""})
+    settings = SpinbotSettings(ollama_url=fake_ollama.url, data_dir=tmp_path)
+    reads = _value("spinbot_planner_attempts_total", outcome="read")
     events: list[dict[str, Any]] = []
 
-    async def on_event(e: dict[str, Any]) -> None:
-        events.append(e)
+    async def on_event(event: dict[str, Any]) -> None:
+        events.append(event)
 
-    settings = SpinbotSettings(ollama_url=fake_ollama.url, data_dir=tmp_path)
-    result = await plan(settings, PlanRequest(goal="a video about tea"), MANIFEST, on_event)
-    assert [(e["type"], e["attempt"], e["stage"]) for e in events] == [
-        ("planning", 1, "drafting"), ("planning", 2, "repairing"), ("planning", 2, "done"),
-    ]  # fmt: skip
-    assert _value("spinbot_planner_attempts_total", outcome="rejected") == before[0] + 1
-    assert _value("spinbot_planner_attempts_total", outcome="approved") == before[1] + 1
+    result = await plan(settings, PlanRequest(goal="please say good night"), MANIFEST, on_event)
+    assert result.approved and not result.fallback
+    assert [e["stage"] for e in events] == ["reading", "building", "done"]
+    assert _value("spinbot_planner_attempts_total", outcome="read") == reads + 1
     assert result.graph is not None
-    trace = result.graph.metadata["planner"]
-    assert trace["llm_calls"] == 2 and trace["model"] == settings.ollama_model
-    assert trace["completion_tokens"] > 0 and all("duration_s" in a for a in trace["attempts"])
-    repair = fake_ollama.chat_requests[1].messages
-    assert repair[-2]["role"] == "assistant" and "video.generate" in repair[-1]["content"]
+    voice = result.graph.node("voice").params
+    assert voice["text"] == "good night" and voice["voice"] == "male"
+    meta = result.graph.metadata["planner"]
+    assert meta["llm_calls"] == 1 and meta["trace"] == {"voice": "model"}
+    assert meta["prompt_tokens"] > 0 and result.graph.metadata["intent"]["say"] == "good night"
 
 
-async def test_nothing_available_is_not_approved(tmp_path: Path) -> None:
+async def test_nothing_available_says_why(tmp_path: Path) -> None:
     settings = SpinbotSettings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
     fallbacks = _value("spinbot_planner_fallbacks_total")
     result = await plan(settings, PlanRequest(goal="a video about tea"), MergedManifest())
     assert result.kind == "plan" and not result.approved and result.fallback
-    assert "no fixed pipeline fits" in result.message
+    assert "no available service" in result.message
     assert _value("spinbot_planner_fallbacks_total") == fallbacks + 1
 
 
-async def test_plan_command_falls_back_and_writes_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+async def test_plan_command_writes_the_graph(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "graph.json"
     settings = SpinbotSettings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
     code = await plan_command(settings, "a 20 second video about otters, male voice", out)
     printed = capsys.readouterr().out
     assert code == 0, printed
-    assert "not reachable" in printed and "approved" in printed
+    assert "not reachable" in printed
     graph = json.loads(out.read_text())
-    assert graph["metadata"]["pipeline"] == "f5tts_infinitetalk"
-    assert graph["nodes"][0]["params"]["duration_s"] == 20
+    assert graph["metadata"]["intent"]["duration_s"] == 20
+    assert graph["nodes"][0]["params"]["voice"] == "male"
 
 
 async def test_plan_command_reply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -129,28 +110,27 @@ async def test_plan_command_reply(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 _json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.text(max_size=12)
-    | st.sampled_from(["script.narration", "talk.video", "attachment:face", "@face", "tts.synthesize", "image.render"]),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.sampled_from(["id", "service", "params", "inputs", "text", "items", "image", "steps", "prompt"]),
-            inner,
-            max_size=5,
-        )
-    ),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+    | st.sampled_from(["plan", "reply", "speech", "image", "talking_video", "female", "hello", "\x00", "\ud800"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["kind", "deliverables", "say", "topic", "voice", "duration_s", "language", "answer"]),
+        inner, max_size=8),
     max_leaves=25,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.one_of(_json, st.builds(lambda s: {"steps": s}, st.lists(_json, min_size=1, max_size=5))))
-def test_any_llm_json_compiles_or_is_refused_never_crashes(answer: Any) -> None:
-    try:
-        doc = compile_plan(answer, MANIFEST, goal="g", attachments=[FACE], constraints={})
-    except PlanShapeError:
-        return
-    evaluate(doc, MANIFEST)  # a verdict, whatever the LLM wrote
+@given(answer=_json, goal=st.sampled_from(["say hello", "a video about bees", "hmm", "draw a cat", "what?"]))
+def test_any_model_answer_merges_into_a_valid_intent_never_crashes(answer: Any, goal: str) -> None:
+    ruled = read_rules(goal, [FACE])
+    merged, _ = reading.merge(ruled, answer, goal, [FACE])
+    if merged.say is not None:
+        assert reading.in_goal(merged.say, goal)  # never words the user did not write
+    if ruled.kind == "plan":
+        assert merged.kind == "plan" and set(ruled.deliverables) <= set(merged.deliverables)
+    if merged.kind == "plan":
+        try:
+            doc, _ = build(merged, MANIFEST, goal=goal, attachments=[FACE], constraints={}, llm=True)
+        except Unbuildable:
+            return
+        assert evaluate(doc, MANIFEST).ok

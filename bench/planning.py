@@ -1,0 +1,150 @@
+"""Planning quality and cost on a goal set: `python bench/planning.py [--ollama URL --model NAME] [--api URL]`.
+
+Runs every goal in bench/planning_goals.json through the planner and prints one row per goal and
+totals: intent-correct (the kind, the services it must and must not have, the exact words, voice
+and other expected params), runnable without an LLM (no llm.* step), read by the model (the model's
+answer reached the intent), LLM calls, prompt tokens, seconds.
+
+Without --ollama the planner runs with no LLM (rules only). With --ollama it asks that server (real
+Ollama, or tests/llamacpp_ollama.py over SmolLM2-135M-Instruct). With --api it POSTs each goal to a
+running Spinbot's /api/plan instead of planning in-process over the committed manifests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from evaluator.cli import committed_manifest  # noqa: E402
+from planner import PlanRequest, plan  # noqa: E402
+from spinbot.graph import Attachment  # noqa: E402
+from spinbot.settings import Settings  # noqa: E402
+
+GOALS = Path(__file__).with_name("planning_goals.json")
+
+
+def check(case: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """What the result got wrong against the case's expectations (empty: intent-correct)."""
+    wrong = []
+    if result["kind"] != case["kind"]:
+        return [f"kind {result['kind']}"]
+    if case["kind"] == "reply":
+        return []
+    graph = result.get("graph")
+    if case["must"] and graph is None:
+        return ["no graph: " + (result.get("message") or "")[:60]]
+    nodes = {n["id"]: n for n in (graph or {}).get("nodes", [])}
+    services = {n["service"] for n in nodes.values()}
+    wrong += [f"missing {s}" for s in case["must"] if s not in services]
+    wrong += [f"has {s}" for s in case["must_not"] if s in services]
+    for key, value in case["params"].items():
+        node, _, param = key.partition(".")
+        got = nodes.get(node, {}).get("params", {}).get(param)
+        if got != value:
+            wrong.append(f"{key}={str(got)[:30]!r}")
+    return wrong
+
+
+async def plan_in_process(settings: Settings, case: dict[str, Any], manifest: Any) -> dict[str, Any]:
+    previous = None
+    if case.get("previous"):
+        earlier = await plan(settings.model_copy(update={"ollama_url": "http://127.0.0.1:9"}),
+                             PlanRequest(goal=case["previous"]), manifest)
+        previous = earlier.graph.to_json() if earlier.graph is not None else None
+    req = PlanRequest(goal=case["goal"], attachments=[Attachment.model_validate(a) for a in case["attachments"]],
+                      previous_graph=previous)
+    result = await plan(settings, req, manifest)
+    out = result.to_json()
+    out["approved"] = result.approved
+    return out
+
+
+async def plan_over_api(client: Any, case: dict[str, Any]) -> dict[str, Any]:
+    body = {"goal": case["goal"]}
+    r = await client.post("/api/plan", json=body)
+    r.raise_for_status()
+    out: dict[str, Any] = r.json()
+    out["approved"] = out["kind"] == "reply" or bool((out.get("evaluation") or {}).get("ok"))
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ollama", help="Ollama API URL (default: no LLM)")
+    ap.add_argument("--model", default="smollm2:135m")
+    ap.add_argument("--api", help="a running Spinbot (plans through POST /api/plan)")
+    ap.add_argument("--limit", type=int, default=0)
+    args = ap.parse_args()
+    cases = json.loads(GOALS.read_text())["goals"]
+    if args.limit:
+        cases = cases[: args.limit]
+    settings = Settings(ollama_url=args.ollama or "http://127.0.0.1:9", ollama_model=args.model,
+                        ollama_timeout_s=60, data_dir=Path("/tmp/spinbot-bench"))
+    manifest = committed_manifest()
+    client = None
+    if args.api:
+        import httpx
+
+        client = httpx.AsyncClient(base_url=args.api, timeout=120)
+    table = Table(title=f"planning: {'LLM ' + args.model if args.ollama else 'no LLM'} ({len(cases)} goals)")
+    for col in ("#", "goal", "correct", "no-LLM runnable", "model read", "calls", "prompt tok", "s", "wrong"):
+        table.add_column(col)
+    rows = []
+    for i, case in enumerate(cases, 1):
+        started = time.perf_counter()
+        if client is not None:
+            result = await plan_over_api(client, case)
+        else:
+            result = await plan_in_process(settings, case, manifest)
+        seconds = time.perf_counter() - started
+        wrong = check(case, result)
+        graph = result.get("graph") or {}
+        services = {n["service"] for n in graph.get("nodes", [])}
+        attempts = result.get("attempts") or []
+        calls = sum(1 for a in attempts if a.get("stage") == "intent" and a.get("outcome") not in ("unavailable",))
+        read = any(a.get("outcome") == "read" for a in attempts)
+        first_ok = any(a.get("outcome") == "read" for a in attempts[:1])
+        tokens = sum(int(a.get("prompt_tokens") or 0) for a in attempts)
+        runnable = result["kind"] == "reply" or (bool(graph) and result["approved"]
+                                                 and not any(s.startswith("llm.") for s in services))
+        rows.append({"correct": not wrong, "runnable": runnable, "read": read, "first_ok": first_ok, "calls": calls,
+                     "tokens": tokens, "seconds": seconds, "llm_needed": "llm.generate_script" in case["must"]})
+        table.add_row(str(i), case["goal"][:44], "yes" if not wrong else "NO", "yes" if runnable else "no",
+                      "yes" if read else "-", str(calls), str(tokens), f"{seconds:.2f}", "; ".join(wrong)[:60])
+    console = Console(width=200)
+    console.print(table)
+    n = len(rows)
+    secs = [r["seconds"] for r in rows]
+    runnable_goals = [r for r in rows if not r["llm_needed"]]
+    totals = Table(title="totals")
+    for col in ("goals", "intent-correct", "runnable w/o LLM", "first answer valid", "calls/plan",
+                "prompt tokens p50", "seconds p50", "seconds p95"):
+        totals.add_column(col)
+    totals.add_row(
+        str(n),
+        f"{sum(r['correct'] for r in rows)}/{n} ({100 * sum(r['correct'] for r in rows) / n:.0f} %)",
+        f"{sum(r['runnable'] for r in runnable_goals)}/{len(runnable_goals)}",
+        f"{sum(r['first_ok'] for r in rows)}/{n}",
+        f"{statistics.mean(r['calls'] for r in rows):.2f}",
+        f"{statistics.median(r['tokens'] for r in rows):.0f}",
+        f"{statistics.median(secs):.2f}",
+        f"{sorted(secs)[max(0, int(0.95 * n) - 1)]:.2f}",
+    )
+    console.print(totals)
+    if client is not None:
+        await client.aclose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

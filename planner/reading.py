@@ -1,0 +1,162 @@
+"""A model's reading of a goal: one structured-output call that fills the intent, checked by the rules.
+
+The schema is tight (enums, bounded strings, every key required, keys in the order the prompt shows
+them) so even a 135M model answers valid JSON; the prompt is one fixed prefix (the same bytes on
+every call, so a server can cache it) and a short user part. The answer is never trusted as is:
+`merge` keeps what the rules read for certain (quoted or colon-led words, a medium word, a named
+voice or length) and takes the model's answer only where the rules found nothing, and only where
+it can be checked (words to speak must occur in the goal; a number must be in the goal).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from typing import Any
+
+from planner import intent as rules
+from planner.intent import DELIVERABLES, Intent
+from spinbot import prompts
+from spinbot.graph import Attachment
+from spinbot.llm import LLMResult, structured_chat
+from spinbot.manifest import MergedManifest
+from spinbot.settings import Settings
+
+PROMPT_VERSION = "intent.v1"
+NUM_PREDICT = 384
+LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl", "ru", "ar", "zh", "ja", "pl", "tr", "el", "")
+EXAMPLES: list[tuple[str, dict[str, Any]]] = [
+    ("a 20-second talking-head video about bees, male voice",
+     {"kind": "plan", "deliverables": ["talking_video"], "say": "", "topic": "bees", "voice": "male",
+      "duration_s": 20, "language": "en", "answer": ""}),
+    ("read this aloud: good morning",
+     {"kind": "plan", "deliverables": ["speech"], "say": "good morning", "topic": "", "voice": "", "duration_s": 0,
+      "language": "en", "answer": ""}),
+    ("what can you do?",
+     {"kind": "reply", "deliverables": [], "say": "", "topic": "", "voice": "", "duration_s": 0, "language": "en",
+      "answer": "I make speech, images and talking-head videos. Tell me what to make."}),
+]  # fmt: skip
+
+
+def schema() -> dict[str, Any]:
+    """The answer's JSON schema: keys in prompt order, every array and string bounded."""
+    return {
+        "type": "object",
+        "properties": {
+            "kind": {"enum": ["plan", "reply"]},
+            "deliverables": {"type": "array", "items": {"enum": list(DELIVERABLES)}, "maxItems": 3},
+            "say": {"type": "string", "maxLength": 600},
+            "topic": {"type": "string", "maxLength": 120},
+            "voice": {"enum": ["female", "male", ""]},
+            "duration_s": {"type": "integer", "minimum": 0, "maximum": 600},
+            "language": {"enum": list(LANGUAGES)},
+            "answer": {"type": "string", "maxLength": 400},
+        },
+        "required": ["kind", "deliverables", "say", "topic", "voice", "duration_s", "language", "answer"],
+        "additionalProperties": False,
+    }
+
+
+def system_prompt(manifest: MergedManifest) -> str:
+    services = ", ".join(s.id for s in sorted(manifest.available(), key=lambda s: s.id)) or "none"
+    examples = [(goal, json.dumps(answer, ensure_ascii=False)) for goal, answer in EXAMPLES]
+    return prompts.render(f"{PROMPT_VERSION}.system.j2", services=services, examples=examples)
+
+
+def user_prompt(goal: str, attachments: list[Attachment], previous: Intent | None) -> str:
+    atts = ", ".join(f"{a.id} ({a.kind})" for a in attachments)
+    prev = previous.summary() if previous is not None else ""
+    return prompts.render(f"{PROMPT_VERSION}.user.j2", goal=goal, attachments=atts, previous=prev)
+
+
+async def ask(
+    settings: Settings, manifest: MergedManifest, goal: str, attachments: list[Attachment], previous: Intent | None
+) -> LLMResult:
+    """One model call for the intent (raises spinbot.llm errors: unavailable, timeout, garbage)."""
+    messages = [{"role": "system", "content": system_prompt(manifest)},
+                {"role": "user", "content": user_prompt(goal, attachments, previous)}]
+    return await structured_chat(settings, messages, schema(), num_predict=NUM_PREDICT,
+                                 timeout_s=settings.ollama_timeout_s)
+
+
+def _norm(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+
+
+def in_goal(words: str, goal: str) -> bool:
+    """Words to speak are the user's own: they must occur in the goal (case and spacing aside)."""
+    w = _norm(words).strip(" .!?\"'«»“”")
+    return bool(w) and w in _norm(goal)
+
+
+def merge(
+    ruled: Intent, answer: Any, goal: str, attachments: list[Attachment]
+) -> tuple[Intent, dict[str, str]]:
+    """The rules' intent, completed by the model's answer where the rules were silent and the answer checks.
+
+    Returns the intent and, per field, where it came from or why the model's value was dropped.
+    """
+    trace: dict[str, str] = {}
+    if not isinstance(answer, dict):
+        return ruled, {"model": "not an object: ignored"}
+    sure_kind = ruled.kind == "plan" or ruled.reply_kind in ("greeting", "capabilities", "job_status") \
+        or bool(rules.QUESTION.search(goal))
+    update: dict[str, Any] = {}
+    kind = answer.get("kind")
+    if not sure_kind and kind in ("plan", "reply") and kind != ruled.kind:
+        update["kind"] = kind
+        trace["kind"] = "model"
+    final_kind = update.get("kind", ruled.kind)
+    if final_kind == "plan":
+        delivered = [d for d in answer.get("deliverables") or [] if d in DELIVERABLES]
+        if not ruled.deliverables and delivered:
+            update["deliverables"] = list(dict.fromkeys(delivered))
+            trace["deliverables"] = "model"
+        say = answer.get("say")
+        if isinstance(say, str) and say.strip() and ruled.say is None:
+            if in_goal(say, goal):
+                update["say"] = say.strip()
+                trace["say"] = "model"
+            else:
+                trace["say"] = "model's words are not in the goal: dropped"
+        topic = answer.get("topic")
+        if isinstance(topic, str) and topic.strip() and not ruled.topic and not update.get("say") and not ruled.say:
+            update["topic"] = topic.strip()[:2000]
+            trace["topic"] = "model"
+        if answer.get("voice") in ("female", "male") and ruled.voice is None:
+            update["voice"] = answer["voice"]
+            trace["voice"] = "model"
+        seconds = answer.get("duration_s")
+        if isinstance(seconds, int) and 1 <= seconds <= 600 and ruled.duration_s is None:
+            if re.search(rf"(?<!\d){seconds}(?!\d)", goal):
+                update["duration_s"] = float(seconds)
+                trace["duration_s"] = "model"
+            else:
+                trace["duration_s"] = f"model's {seconds} s is not in the goal: dropped"
+        lang = answer.get("language")
+        if isinstance(lang, str) and lang and ruled.language is None and lang != "en":
+            update["language"] = lang
+            trace["language"] = "model"
+        if update.get("kind") == "plan" and not update.get("deliverables"):
+            update["deliverables"] = ["talking_video"] if not update.get("say") else ["speech"]
+    if final_kind == "reply":
+        update.setdefault("deliverables", [])
+        if ruled.kind == "plan":  # the model says reply, but the rules read a plan for certain
+            update.pop("deliverables")
+    merged = ruled.model_copy(update=update)
+    if merged.kind == "plan" and merged.reply_kind is not None:
+        merged = merged.model_copy(update={"reply_kind": None})
+    if merged.kind == "reply" and merged.reply_kind is None:
+        merged = merged.model_copy(update={"reply_kind": "question"})
+    if merged.kind == "plan" and "topic" not in trace and not merged.say and not merged.topic:
+        merged = merged.model_copy(update={"topic": rules.topic(goal)})
+    return merged, trace
+
+
+def model_answer_text(answer: Any) -> str | None:
+    """The model's short answer to a question, if it wrote one (bounded by the schema)."""
+    if isinstance(answer, dict) and isinstance(answer.get("answer"), str):
+        text = " ".join(answer["answer"].split())
+        return text or None
+    return None
