@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from spinbot.llm import LLMGarbage, structured_chat
+from spinbot.errors import SpinbotError
+from spinbot.llm import (
+    CTX_MARGIN_TOKENS,
+    LLMCutOff,
+    LLMGarbage,
+    LLMPromptTooLong,
+    LLMResult,
+    num_ctx_for,
+    probe,
+    prompt_tokens_for,
+    structured_chat,
+)
 from spinbot.manifest import ConstraintCheck, RetryPolicy
 from spinbot.prompts import render
 from spinbot.registry import service
@@ -19,6 +32,18 @@ log = logging.getLogger(__name__)
 PROMPT = "generate_script.v1.j2"
 #: Speaking rate the script is sized for (a typical narrator; tts.synthesize defaults to 160).
 WPM = 150
+#: A narration this far from the target length (words, after `fit`) is sent back once with the finding.
+LOW, HIGH = 0.6, 1.6
+#: Answer sizing: the schema allows a narration of HIGH x the target words at CHARS_PER_WORD characters each
+#: (space included; German and French words run long), and num_predict covers every character the schema
+#: allows at a conservative CHARS_PER_TOKEN (2 for scripts whose letters cost more tokens) plus JSON syntax.
+CHARS_PER_WORD = 7
+CHARS_PER_TOKEN = 3
+DENSE_LANGUAGES = {"ru": 2, "el": 2}
+JSON_OVERHEAD_TOKENS = 64
+#: Context kept free for a second try's feedback message (tokens).
+FEEDBACK_TOKENS = 128
+TITLE_MAX, STAGE_MAX = 80, 400
 LANGUAGES = {
     "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
     "nl": "Dutch", "pl": "Polish", "ru": "Russian", "tr": "Turkish", "sv": "Swedish", "el": "Greek",
@@ -50,19 +75,61 @@ def messages(p: ScriptParams) -> list[dict[str, str]]:
     ]
 
 
+def narration_max_chars(words: int) -> int:
+    """The longest narration the schema allows (characters) for a target of `words` words."""
+    return math.ceil(words * HIGH * CHARS_PER_WORD) + 100
+
+
 def schema(p: ScriptParams) -> dict[str, Any]:
     """The answer's JSON schema; every string is bounded so a small model cannot ramble forever."""
     words = target_words(p.duration_s)
     return {
         "type": "object",
         "properties": {
-            "title": {"type": "string", "minLength": 1, "maxLength": 80},
-            "narration": {"type": "string", "minLength": 10, "maxLength": int(words * 7 * 1.5) + 100},
-            "stage": {"type": "string", "minLength": 5, "maxLength": 400},
+            "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
+            "narration": {"type": "string", "minLength": 10, "maxLength": narration_max_chars(words)},
+            "stage": {"type": "string", "minLength": 5, "maxLength": STAGE_MAX},
         },
         "required": ["title", "narration", "stage"],
         "additionalProperties": False,
     }
+
+
+def chars_per_token(language: str) -> int:
+    return DENSE_LANGUAGES.get(language.split("-")[0], CHARS_PER_TOKEN)
+
+
+def num_predict_for(sch: dict[str, Any], language: str = "en") -> int:
+    """Tokens that cover the longest answer `sch` allows: every string at its maxLength, plus JSON syntax.
+
+    Sized with the schema so a model that uses all the room it is given is never cut off mid-JSON.
+    """
+    chars = sum(int(prop.get("maxLength", 0)) for prop in sch["properties"].values())
+    return math.ceil(chars / chars_per_token(language)) + JSON_OVERHEAD_TOKENS
+
+
+def sized(p: ScriptParams, max_ctx: int) -> tuple[dict[str, Any], int]:
+    """The answer's schema and num_predict (tokens), sized together to fit a context of max_ctx tokens.
+
+    num_predict always covers the longest answer the schema allows. When that would not fit next to the
+    prompt (and the room a second try's feedback needs), the narration's maxLength shrinks to what fits;
+    raises LLMPromptTooLong when even ~110 % of the target length would not.
+    """
+    sch = schema(p)
+    num_predict = num_predict_for(sch, p.language)
+    room = max_ctx - prompt_tokens_for(messages(p)) - CTX_MARGIN_TOKENS - FEEDBACK_TOKENS
+    if num_predict <= room:
+        return sch, num_predict
+    words = target_words(p.duration_s)
+    narration = (room - JSON_OVERHEAD_TOKENS) * chars_per_token(p.language) - TITLE_MAX - STAGE_MAX
+    if narration < words * CHARS_PER_WORD * 1.1:
+        raise LLMPromptTooLong(
+            f"a {p.duration_s:g} s script (~{words} words) needs an answer of ~{num_predict} tokens, more than a "
+            f"context of {max_ctx} tokens leaves room for",
+            hint="ask for a shorter duration_s, or raise SPINBOT_OLLAMA_NUM_CTX_MAX if the model and memory allow",
+        )
+    sch["properties"]["narration"]["maxLength"] = narration
+    return sch, num_predict_for(sch, p.language)
 
 
 def clean(text: str) -> str:
@@ -85,6 +152,50 @@ def fit(narration: str, words: int) -> str:
     return " ".join(out)
 
 
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """One answer, cleaned: title, the narration as it would be spoken (after `clean` and `fit`), stage."""
+
+    title: str
+    narration: str
+    stage: str
+    result: LLMResult
+
+    @property
+    def words(self) -> int:
+        return len(self.narration.split())
+
+
+def draft_of(result: LLMResult, words: int) -> Draft:
+    data = result.data if isinstance(result.data, dict) else {}
+    return Draft(
+        title=" ".join(str(data.get("title", "")).split()),
+        narration=fit(clean(str(data.get("narration", ""))), words),
+        stage=" ".join(str(data.get("stage", "")).split()),
+        result=result,
+    )
+
+
+def finding(draft: Draft, p: ScriptParams) -> str | None:
+    """What to tell the model about a draft that misses the brief (no title, wrong length), else None."""
+    words = target_words(p.duration_s)
+    if not draft.title:
+        return "your answer has no title; write the whole script again with a short title"
+    if LOW * words <= draft.words <= HIGH * words:
+        return None
+    return (
+        f"your narration has {draft.words} words; the target is ~{words} words "
+        f"({p.duration_s:g} s at {WPM} wpm); write it again at that length"
+    )
+
+
+def distance(draft: Draft | None, words: int) -> float:
+    """How far a draft's narration is from the target length (|log ratio|, 0 = on target); unusable: inf."""
+    if draft is None or not draft.narration or not draft.title:
+        return math.inf
+    return abs(math.log(draft.words / words))
+
+
 @service(
     "llm.generate_script",
     planes=["control"],
@@ -101,20 +212,15 @@ def fit(narration: str, words: int) -> str:
     retry=RetryPolicy(max_attempts=3, backoff_s=2.0),
     timeout_s=300,
     constraints={"max_duration_s": ConstraintCheck(param="duration_s", op="<=")},
+    probe=probe,  # while no LLM answers, the live manifest leaves this service out and says why
 )
 async def generate_script(ctx: TaskContext, p: ScriptParams) -> dict[str, Any]:
     words = target_words(p.duration_s)
-    await ctx.progress(0.05, f"asking {ctx.settings.ollama_model} for ~{words} words")
-    result = await structured_chat(ctx.settings, messages(p), schema(p), num_predict=min(4096, int(words * 2.2) + 200))
-    data = result.data if isinstance(result.data, dict) else {}
-    title = " ".join(str(data.get("title", "")).split())
-    narration = fit(clean(str(data.get("narration", ""))), words)
-    stage = " ".join(str(data.get("stage", "")).split())
-    if not narration or not title:
-        raise LLMGarbage(f"the script has no {'narration' if not narration else 'title'}: {result.raw[:200]!r}")
+    draft = await write(ctx, p)
+    title, narration, stage, result = draft.title, draft.narration, draft.stage, draft.result
     if not stage:
         stage = f"a friendly {p.voice} presenter talking about {p.topic}, studio light"
-    n_words = len(narration.split())
+    n_words = draft.words
     script = {
         "title": title,
         "narration": narration,
@@ -134,3 +240,61 @@ async def generate_script(ctx: TaskContext, p: ScriptParams) -> dict[str, Any]:
     )
     await ctx.progress(1.0, f"{n_words} words")
     return {"title": title, "narration": narration, "stage": stage, "script": script}
+
+
+def fits(asked: list[dict[str, str]], num_predict: int, max_ctx: int) -> bool:
+    try:
+        num_ctx_for(asked, num_predict, max_ctx)
+    except LLMPromptTooLong:
+        return False
+    return True
+
+
+async def write(ctx: TaskContext, p: ScriptParams) -> Draft:
+    """Ask for the script; a cut-off, unparsable, untitled or badly sized answer is sent back once with the finding.
+
+    Returns the draft closer to the target length (the corrected one on a tie), logging when even that
+    one is off. Raises LLMGarbage when no answer has a title and a narration; the first call's other
+    errors (LLMUnavailable, LLMTimeout, LLMPromptTooLong...) propagate as they are.
+    """
+    words = target_words(p.duration_s)
+    max_ctx = ctx.settings.ollama_num_ctx_max
+    sch, num_predict = sized(p, max_ctx)
+    asked = messages(p)
+    await ctx.progress(0.05, f"asking {ctx.settings.ollama_model} for ~{words} words")
+    first: Draft | None = None
+    problem: str | None
+    try:
+        first = draft_of(await structured_chat(ctx.settings, asked, sch, num_predict=num_predict), words)
+    except LLMGarbage as e:
+        what = "was cut off before the JSON object was complete" if isinstance(e, LLMCutOff) else "was not valid JSON"
+        problem = f"your answer {what}; answer again with one complete JSON object, the narration about {words} words"
+    else:
+        problem = finding(first, p)
+        if problem is None:
+            return first
+        with_answer = [*asked, {"role": "assistant", "content": first.result.raw}]
+        if fits([*with_answer, {"role": "user", "content": problem}], num_predict, max_ctx):
+            asked = with_answer  # the model sees what it wrote (a long one may not fit: then the finding alone)
+    log.info("llm.generate_script asks again: %s", problem)
+    await ctx.log(f"script: asking again: {problem}")
+    await ctx.progress(0.5, "asking again")
+    try:
+        result = await structured_chat(
+            ctx.settings, [*asked, {"role": "user", "content": problem}], sch, num_predict=num_predict
+        )
+    except SpinbotError as e:
+        if first is None or distance(first, words) == math.inf:
+            raise
+        await ctx.log(f"script: the second answer failed ({e.message}); keeping the first")
+        return first
+    second = draft_of(result, words)
+    best = first if first is not None and distance(first, words) < distance(second, words) else second
+    if distance(best, words) == math.inf:
+        missing = "narration" if not best.narration else "title"
+        raise LLMGarbage(f"the script has no {missing}, asked twice: {best.result.raw[:200]!r}")
+    if finding(best, p) is not None:
+        note = f"the narration has {best.words} words, the target ~{words}; keeping the closer of two answers"
+        log.warning("llm.generate_script: %s", note)
+        await ctx.log(f"script: {note}")
+    return best

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,8 +10,10 @@ import pytest
 from executors.control import capabilities, publish, script
 from executors.gpu import info
 from spinbot.errors import PermanentError
-from spinbot.llm import LLMGarbage
+from spinbot.llm import LLMGarbage, LLMPromptTooLong, num_ctx_for, probe, prompt_tokens_for
 from spinbot.manifest import MergedManifest
+from spinbot.manifests_io import registry
+from spinbot.settings import Settings
 from tests.fake_ollama import FakeOllama, Reply
 from tests.tasks.conftest import Harness
 
@@ -60,9 +63,105 @@ async def test_overlong_narration_is_cut_at_a_sentence(harness: Harness, llm: Fa
 
 
 async def test_empty_narration_is_garbage(harness: Harness, llm: FakeOllama) -> None:
-    llm.replies.append(Reply('{"title": "T", "narration": "  ", "stage": ""}'))
-    with pytest.raises(LLMGarbage):
+    llm.replies += [Reply('{"title": "T", "narration": "  ", "stage": ""}')] * 2
+    with pytest.raises(LLMGarbage, match="no narration"):
         await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="x"))
+    assert len(llm.chat_requests) == 2, "an empty narration is asked for once more, then fails"
+
+
+def words(n: int) -> str:
+    """A narration of exactly n words, in sentences of five."""
+    sentences = [" ".join(["sunlight"] * 4 + ["shines."]) for _ in range(n // 5)]
+    return " ".join([*sentences, *(["more"] * (n % 5))])
+
+
+async def test_short_narration_is_asked_for_again(harness: Harness, llm: FakeOllama) -> None:
+    short = {"title": "Sun", "narration": "Solar panels make clean power.", "stage": "A woman in a studio."}
+    llm.replies += [short, {"title": "Sun", "narration": words(75), "stage": "A woman in a studio."}]
+    out = await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="sun", duration_s=30))
+    assert out["script"]["words"] == 75 and out["script"]["target_words"] == 75
+    first, second = llm.chat_requests
+    assert second.format == first.format and second.options["num_predict"] == first.options["num_predict"]
+    assert second.messages[:-1][-1] == {"role": "assistant", "content": json.dumps(short)}, "it sees its own answer"
+    feedback = second.messages[-1]
+    assert feedback["role"] == "user"
+    assert "has 5 words" in feedback["content"] and "~75 words (30 s at 150 wpm)" in feedback["content"]
+    assert any("asking again" in d.get("message", "") for _, k, d in harness.events if k == "log")
+
+
+async def test_cut_off_answer_is_asked_for_again(harness: Harness, llm: FakeOllama) -> None:
+    llm.replies += [
+        Reply('{"title": "Sun", "narration": "Solar panels turn sunlight into', done_reason="length"),
+        {"title": "Sun", "narration": NARRATION, "stage": "A man in a studio."},
+    ]
+    out = await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="sun", duration_s=20))
+    assert out["narration"] == NARRATION
+    assert len(llm.chat_requests) == 2
+    assert "cut off" in llm.chat_requests[1].messages[-1]["content"]
+
+
+async def test_still_off_after_the_second_answer_keeps_the_closer_one(harness: Harness, llm: FakeOllama) -> None:
+    llm.replies += [
+        {"title": "Sun", "narration": words(20), "stage": "A woman."},
+        {"title": "Sun", "narration": words(10), "stage": "A woman."},
+    ]
+    out = await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="sun", duration_s=30))
+    assert out["script"]["words"] == 20, "the closer of the two answers is kept"
+    assert len(llm.chat_requests) == 2, "only one second try"
+    logs = [d.get("message", "") for _, k, d in harness.events if k == "log"]
+    assert any("20 words, the target ~75" in m for m in logs)
+
+
+async def test_garbage_twice_fails(harness: Harness, llm: FakeOllama) -> None:
+    llm.replies += ["Sure! Here is your script", "Sure! Here it is again"]
+    with pytest.raises(LLMGarbage, match="not JSON"):
+        await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="x"))
+    assert len(llm.chat_requests) == 2
+
+
+@pytest.mark.parametrize("duration_s", [5, 30, 120, 600])
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_num_predict_covers_the_longest_answer_the_schema_allows(duration_s: float, language: str) -> None:
+    p = script.ScriptParams(topic="x", duration_s=duration_s, language=language)
+    max_ctx = Settings().ollama_num_ctx_max
+    sch, num_predict = script.sized(p, max_ctx)
+    allowed_chars = sum(prop["maxLength"] for prop in sch["properties"].values())
+    assert num_predict >= allowed_chars / 3 + 32, "a model using all the room the schema gives is never cut off"
+    target = script.target_words(duration_s)
+    assert sch["properties"]["narration"]["maxLength"] >= target * 7 * 1.1, "room for more than the target"
+    feedback = {"role": "user", "content": "your narration has 5 words; the target is ~1500 words; write it again"}
+    num_ctx_for([*script.messages(p), feedback], num_predict, max_ctx)  # the second try fits the context too
+    if duration_s <= 120:
+        assert sch == script.schema(p), "a short script's schema is not shrunk"
+
+
+async def test_a_script_too_long_for_the_context_fails_before_asking(harness: Harness, llm: FakeOllama) -> None:
+    harness.settings = harness.settings.model_copy(update={"ollama_num_ctx_max": 2048})
+    with pytest.raises(LLMPromptTooLong, match="600 s script"):
+        await script.generate_script.handler(harness.ctx("s"), script.ScriptParams(topic="x", duration_s=600))
+    assert llm.requests == []
+
+
+async def test_script_request_sizes_its_context(harness: Harness, llm: FakeOllama) -> None:
+    llm.replies.append({"title": "T", "narration": words(150), "stage": "A man."})
+    await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="x", duration_s=60))
+    (request,) = llm.chat_requests
+    allowed = sum(prop["maxLength"] for prop in request.format["properties"].values())
+    assert request.options["num_predict"] * 3 >= allowed
+    sent = [{"role": m["role"], "content": m["content"]} for m in request.messages]
+    assert prompt_tokens_for(sent) + request.options["num_predict"] <= request.options["num_ctx"]
+
+
+def test_the_script_service_is_unavailable_while_no_llm_answers(harness: Harness, fake_ollama: FakeOllama) -> None:
+    assert script.generate_script.probe is probe
+    control = registry("control")
+    spec = control.manifest(harness.settings).model_dump()  # harness: nothing listens on its Ollama URL
+    by_id = {s["id"]: s for s in spec["services"]}
+    assert by_id["llm.generate_script"]["available"] is False
+    assert "not reachable" in by_id["llm.generate_script"]["unavailable_reason"]
+    assert by_id["artifact.publish"]["available"] is True, "only the LLM's services depend on it"
+    up = harness.settings.model_copy(update={"ollama_url": fake_ollama.url})
+    assert {s.id: s.available for s in control.manifest(up).services}["llm.generate_script"] is True
 
 
 async def test_publish_links_artifacts_and_keeps_values(harness: Harness, media: dict[str, Path]) -> None:
