@@ -297,7 +297,7 @@ class Executor:
     def _build_manifest(self) -> Any:
         return self.registry.manifest(self.settings, executor=self.id, device=self.device)
 
-    async def _reprobe_loop(self, every_s: float = 60.0) -> None:
+    async def _reprobe_loop(self, every_s: float = 15.0) -> None:
         """Services' availability can change (an engine starts, a binary appears): re-probe now and then."""
         while True:
             await asyncio.sleep(every_s)

@@ -22,8 +22,9 @@ from langgraph.graph import END, START, StateGraph
 
 from evaluator import Limits, Verdict, evaluate
 from planner import intent as rules
-from planner import reading
+from planner import reading, trust
 from planner.builder import Unbuildable, build
+from planner.compile import PlanShapeError, compile_plan
 from planner.intent import Intent
 from planner.models import PlanRequest, PlanResult
 from planner.pipelines import list_pipelines
@@ -93,7 +94,9 @@ class Planner:
         record: dict[str, Any] = {"attempt": 1, "stage": "intent", "model": self.model,
                                   "prompt_version": reading.PROMPT_VERSION}
         try:
-            result = await reading.ask(self.settings, self.manifest, req.goal, req.attachments, state["previous"])
+            shown = reading.previous_plan(req.previous_graph, state["previous"])
+            history = [{"role": m.role, "content": m.content} for m in req.conversation]
+            result = await reading.ask(self.settings, self.manifest, req.goal, req.attachments, shown, history)
         except SpinbotError as e:
             outcome = ("unavailable" if isinstance(e, LLMUnavailable) else "timeout" if isinstance(e, LLMTimeout)
                        else "garbage" if isinstance(e, LLMGarbage) else "error")
@@ -103,7 +106,18 @@ class Planner:
             note = e.message + (f" ({e.hint})" if e.hint else "")
             await self.emit("fallback", 1, f"reading the goal with rules: {note}")
             return {"intent": ruled, "trace": {}, "attempts": [record], "llm_note": note, "answer": None}
-        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments)
+        record |= {"duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
+                   "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None)}
+        if self.settings.planner_direct_plans and isinstance(result.data, dict) and "steps" in result.data:
+            direct = self.direct_plan(result.data, state)
+            if direct is not None:
+                record |= {"outcome": "read", "trace": {"plan": "model"}}
+                PLANNER_ATTEMPTS.labels(outcome="read").inc()
+                return {"intent": ruled, "trace": {"plan": "model"}, "attempts": [record], "llm_note": "",
+                        "answer": None, "doc": direct}
+            record["plan_refused"] = True
+        trusted = trust.current(self.settings, self.manifest).trusted
+        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, trusted)
         record |= {"outcome": "read", "duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
                    "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None),
                    "trace": trace}
@@ -111,13 +125,23 @@ class Planner:
         return {"intent": merged, "trace": trace, "attempts": [record], "llm_note": "",
                 "answer": reading.model_answer_text(result.data)}
 
+    def direct_plan(self, plan: dict[str, Any], state: State) -> dict[str, Any] | None:
+        """A capable model's compact plan as a graph document, if the evaluator approves it."""
+        req = self.request
+        try:
+            doc = compile_plan(plan, self.manifest, goal=req.goal, attachments=req.attachments,
+                               constraints=state["constraints"])
+        except PlanShapeError:
+            return None
+        return doc if evaluate(doc, self.manifest, self.limits).ok else None
+
     async def reply(self, state: State) -> State:
-        intent = state["intent"]
+        intent = state.get("intent") or state["ruled"]
         text = state.get("answer") if intent.reply_kind == "question" and not state.get("llm_note") else None
         if not text:
             text = reply_text(intent.reply_kind or "question", self.request, self.manifest, state.get("llm_note", ""))
         await self.emit("done", 0, "answered without a plan")
-        return {"result": PlanResult(kind="reply", reply=text, message=text, attempts=state["attempts"],
+        return {"result": PlanResult(kind="reply", reply=text, message=text, attempts=state.get("attempts", []),
                                      fallback=bool(state.get("llm_note")))}
 
     async def build(self, state: State) -> State:
@@ -175,7 +199,8 @@ class Planner:
             "prompt_tokens": sum(int(a.get("prompt_tokens", 0)) for a in attempts),
             "completion_tokens": sum(int(a.get("completion_tokens", 0)) for a in attempts),
         }
-        parts = [f"Planned: {intent.summary()}."]
+        direct = state.get("trace", {}).get("plan") == "model"
+        parts = ["Planned by the model, step by step." if direct else f"Planned: {intent.summary()}."]
         previous = state.get("previous")
         if previous is not None and self.request.previous_graph is not None:
             parts.append(describe_changes(previous, intent))
@@ -200,7 +225,14 @@ def _node(name: str) -> Any:
     return run
 
 
+def _after_gather(state: State) -> str:
+    # Certain without a model, and answered from the manifest or the job: no LLM call for these.
+    return "reply" if state["ruled"].reply_kind in ("greeting", "capabilities", "job_status") else "read"
+
+
 def _after_read(state: State) -> str:
+    if state.get("doc") is not None:
+        return "evaluate"
     return "reply" if state["intent"].kind == "reply" else "build"
 
 
@@ -214,8 +246,8 @@ def state_graph() -> Any:
     for name in NODES:
         g.add_node(name, _node(name))
     g.add_edge(START, "gather")
-    g.add_edge("gather", "read")
-    g.add_conditional_edges("read", _after_read, ["reply", "build"])
+    g.add_conditional_edges("gather", _after_gather, ["read", "reply"])
+    g.add_conditional_edges("read", _after_read, ["reply", "build", "evaluate"])
     g.add_edge("reply", END)
     g.add_conditional_edges("build", _after_build, ["evaluate", "done"])
     g.add_edge("evaluate", "done")

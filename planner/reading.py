@@ -58,25 +58,89 @@ def schema() -> dict[str, Any]:
     }
 
 
+def plan_schema(manifest: MergedManifest, max_steps: int = 8) -> dict[str, Any]:
+    """The compact plan a capable model may write instead: each step's schema is its service's own.
+
+    A step is {"id", "service", "params", "inputs"}: `params` holds that service's plain params (its
+    own JSON Schema properties, nothing else), `inputs` its data inputs as "step.output" strings.
+    """
+    steps = []
+    for spec in sorted(manifest.available(), key=lambda s: s.id):
+        props = spec.params.get("properties", {})
+        plain = {k: v for k, v in props.items() if k not in spec.inputs}
+        ref = {"type": "string", "maxLength": 64}
+        inputs = {k: {"anyOf": [ref, {"type": "array", "maxItems": 8, "items": ref}]} for k in spec.inputs}
+        steps.append({
+            "type": "object",
+            "properties": {
+                "service": {"const": spec.id},
+                "id": {"type": "string", "minLength": 1, "maxLength": 24},
+                "params": {"type": "object", "properties": plain, "additionalProperties": False},
+                "inputs": {"type": "object", "properties": inputs, "additionalProperties": False},
+            },
+            "required": ["service", "id", "params", "inputs"],
+            "additionalProperties": False,
+        })
+    return {
+        "type": "object",
+        "properties": {"steps": {"type": "array", "minItems": 1, "maxItems": max_steps, "items": {"anyOf": steps}}},
+        "required": ["steps"],
+        "additionalProperties": False,
+    }
+
+
+def answer_schema(settings: Settings, manifest: MergedManifest) -> dict[str, Any]:
+    """The intent schema, or (SPINBOT_PLANNER_DIRECT_PLANS) the intent or a compact plan."""
+    if settings.planner_direct_plans:
+        return {"anyOf": [schema(), plan_schema(manifest)]}
+    return schema()
+
+
 def system_prompt(manifest: MergedManifest) -> str:
     services = ", ".join(s.id for s in sorted(manifest.available(), key=lambda s: s.id)) or "none"
     examples = [(goal, json.dumps(answer, ensure_ascii=False)) for goal, answer in EXAMPLES]
     return prompts.render(f"{PROMPT_VERSION}.system.j2", services=services, examples=examples)
 
 
-def user_prompt(goal: str, attachments: list[Attachment], previous: Intent | None) -> str:
+def previous_plan(graph: dict[str, Any] | None, previous: Intent | None) -> str:
+    """The plan shown before, in one bounded line: its intent and its steps with their plain params."""
+    if not graph:
+        return ""
+    steps = []
+    for n in graph.get("nodes") or []:
+        plain = {k: v for k, v in (n.get("params") or {}).items() if isinstance(v, str | int | float | bool)}
+        steps.append(f"{n.get('service')} {json.dumps(plain, ensure_ascii=False)[:120]}")
+    head = f"{previous.summary()}; " if previous is not None else ""
+    return (head + "steps: " + ", ".join(steps))[:600]
+
+
+def user_prompt(goal: str, attachments: list[Attachment], previous: str) -> str:
     atts = ", ".join(f"{a.id} ({a.kind})" for a in attachments)
-    prev = previous.summary() if previous is not None else ""
-    return prompts.render(f"{PROMPT_VERSION}.user.j2", goal=goal, attachments=atts, previous=prev)
+    return prompts.render(f"{PROMPT_VERSION}.user.j2", goal=goal, attachments=atts, previous=previous)
+
+
+#: The conversation the model sees: the last few turns, each cut short (the prompt stays small).
+HISTORY_TURNS, HISTORY_CHARS = 4, 300
 
 
 async def ask(
-    settings: Settings, manifest: MergedManifest, goal: str, attachments: list[Attachment], previous: Intent | None
+    settings: Settings,
+    manifest: MergedManifest,
+    goal: str,
+    attachments: list[Attachment],
+    previous: str = "",
+    history: list[dict[str, str]] | None = None,
 ) -> LLMResult:
-    """One model call for the intent (raises spinbot.llm errors: unavailable, timeout, garbage)."""
-    messages = [{"role": "system", "content": system_prompt(manifest)},
+    """One model call for the intent (raises spinbot.llm errors: unavailable, timeout, garbage).
+
+    Messages: the fixed system prompt, the last HISTORY_TURNS turns (HISTORY_CHARS each), the goal.
+    """
+    turns = [{"role": m["role"], "content": m["content"][:HISTORY_CHARS]} for m in (history or [])
+             if m["role"] in ("user", "assistant") and m["content"].strip()][-HISTORY_TURNS:]
+    messages = [{"role": "system", "content": system_prompt(manifest)}, *turns,
                 {"role": "user", "content": user_prompt(goal, attachments, previous)}]
-    return await structured_chat(settings, messages, schema(), num_predict=NUM_PREDICT,
+    num_predict = NUM_PREDICT * 3 if settings.planner_direct_plans else NUM_PREDICT
+    return await structured_chat(settings, messages, answer_schema(settings, manifest), num_predict=num_predict,
                                  timeout_s=settings.ollama_timeout_s)
 
 
@@ -91,17 +155,19 @@ def in_goal(words: str, goal: str) -> bool:
 
 
 def merge(
-    ruled: Intent, answer: Any, goal: str, attachments: list[Attachment]
+    ruled: Intent, answer: Any, goal: str, attachments: list[Attachment], trusted: frozenset[str] = frozenset()
 ) -> tuple[Intent, dict[str, str]]:
     """The rules' intent, completed by the model's answer where the rules were silent and the answer checks.
 
-    Returns the intent and, per field, where it came from or why the model's value was dropped.
+    A field in `trusted` (measured by planner.trust) takes the model's value over the rules' when the
+    value checks. Returns the intent and, per field, where it came from or why the model's value was dropped.
     """
     trace: dict[str, str] = {}
     if not isinstance(answer, dict):
         return ruled, {"model": "not an object: ignored"}
-    sure_kind = ruled.kind == "plan" or ruled.reply_kind in ("greeting", "capabilities", "job_status") \
-        or bool(rules.QUESTION.search(goal))
+    if trusted:
+        ruled = _trusted_values(ruled, answer, goal, trusted, trace)
+    sure_kind = "kind" not in trusted and (ruled.kind == "plan" or bool(rules.QUESTION.search(goal)))
     update: dict[str, Any] = {}
     kind = answer.get("kind")
     if not sure_kind and kind in ("plan", "reply") and kind != ruled.kind:
@@ -109,7 +175,8 @@ def merge(
         trace["kind"] = "model"
     final_kind = update.get("kind", ruled.kind)
     if final_kind == "plan":
-        delivered = [d for d in answer.get("deliverables") or [] if d in DELIVERABLES]
+        raw = answer.get("deliverables")
+        delivered = [d for d in raw if isinstance(d, str) and d in DELIVERABLES] if isinstance(raw, list) else []
         if not ruled.deliverables and delivered:
             update["deliverables"] = list(dict.fromkeys(delivered))
             trace["deliverables"] = "model"
@@ -128,14 +195,15 @@ def merge(
             update["voice"] = answer["voice"]
             trace["voice"] = "model"
         seconds = answer.get("duration_s")
-        if isinstance(seconds, int) and 1 <= seconds <= 600 and ruled.duration_s is None:
+        if isinstance(seconds, int) and not isinstance(seconds, bool) and 1 <= seconds <= 600 \
+                and ruled.duration_s is None:
             if re.search(rf"(?<!\d){seconds}(?!\d)", goal):
                 update["duration_s"] = float(seconds)
                 trace["duration_s"] = "model"
             else:
                 trace["duration_s"] = f"model's {seconds} s is not in the goal: dropped"
         lang = answer.get("language")
-        if isinstance(lang, str) and lang and ruled.language is None and lang != "en":
+        if isinstance(lang, str) and lang in LANGUAGES and lang and ruled.language is None and lang != "en":
             update["language"] = lang
             trace["language"] = "model"
         if update.get("kind") == "plan" and not update.get("deliverables"):
@@ -152,6 +220,42 @@ def merge(
     if merged.kind == "plan" and "topic" not in trace and not merged.say and not merged.topic:
         merged = merged.model_copy(update={"topic": rules.topic(goal)})
     return merged, trace
+
+
+def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: frozenset[str],
+                    trace: dict[str, str]) -> Intent:
+    """The rules' intent with the trusted fields' checked model values put first."""
+    update: dict[str, Any] = {}
+    kind = answer.get("kind")
+    if "kind" in trusted and kind in ("plan", "reply") and kind != ruled.kind:
+        update["kind"] = kind
+        update["reply_kind"] = "question" if kind == "reply" else None
+        trace["kind"] = "model (trusted)"
+    raw = answer.get("deliverables")
+    delivered = list(dict.fromkeys(d for d in raw if isinstance(d, str) and d in DELIVERABLES)) \
+        if isinstance(raw, list) else []
+    if "deliverables" in trusted and delivered and update.get("kind", ruled.kind) == "plan":
+        update["deliverables"] = delivered
+        trace["deliverables"] = "model (trusted)"
+    say = answer.get("say")
+    if "say" in trusted and isinstance(say, str) and say.strip() and in_goal(say, goal):
+        update["say"] = say.strip()
+        trace["say"] = "model (trusted)"
+    if "voice" in trusted and answer.get("voice") in ("female", "male"):
+        update["voice"] = answer["voice"]
+        trace["voice"] = "model (trusted)"
+    seconds = answer.get("duration_s")
+    if "duration_s" in trusted and isinstance(seconds, int) and not isinstance(seconds, bool) \
+            and 1 <= seconds <= 600 and re.search(rf"(?<!\d){seconds}(?!\d)", goal):
+        update["duration_s"] = float(seconds)
+        trace["duration_s"] = "model (trusted)"
+    lang = answer.get("language")
+    if "language" in trusted and isinstance(lang, str) and lang in LANGUAGES and lang:
+        update["language"] = lang
+        trace["language"] = "model (trusted)"
+    if update.get("kind") == "reply":
+        update["deliverables"] = []
+    return ruled.model_copy(update=update)
 
 
 def model_answer_text(answer: Any) -> str | None:

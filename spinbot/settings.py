@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     ollama_url: str = "http://127.0.0.1:11434"
     ollama_model: str = "qwen2.5:7b-instruct"
     ollama_timeout_s: float = 60.0
+    #: a capable model may answer with the compact plan itself (per-service step schemas) instead of the intent
+    planner_direct_plans: bool = False
+    #: how far a model's reading is trusted over the rules: auto (measured on probes), rules, model
+    planner_trust: Literal["auto", "rules", "model"] = "auto"
+    # The largest context window (num_ctx, tokens) a call may ask for; each call asks for what its prompt needs.
+    ollama_num_ctx_max: int = Field(default=8192, ge=512)
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None

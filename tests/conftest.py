@@ -108,6 +108,7 @@ def settings(redis_url: str, database_url: str, tmp_path: Path, redis: aioredis.
         database_url=database_url,
         data_dir=tmp_path / "data",
         ollama_url="http://127.0.0.1:9",  # nothing listens: tests that need an LLM start a replay server
+        planner_trust="rules",  # no background probe calls: a scripted model answers only what a test asks
         claim_idle_ms=1500,
         heartbeat_s=0.3,
     )

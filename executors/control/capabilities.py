@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -43,7 +44,7 @@ async def get_manifest(ctx: TaskContext, p: ManifestParams) -> dict[str, Any]:
         if gpu.device is None and isinstance(p.gpu.get("device"), dict):
             gpu = gpu.model_copy(update={"device": p.gpu["device"]})
         planes.append(gpu)
-    planes.append(build().manifest(ctx.settings))
+    planes.append(await asyncio.to_thread(build().manifest, ctx.settings))  # probes may wait on the network
     merged = merge(planes).to_json()
     available = [s["id"] for s in merged["services"].values() if s["available"] and not s["hidden"]]
     await ctx.log(f"manifest: {len(available)} services available on {', '.join(merged['planes'])}")

@@ -63,6 +63,7 @@ def settings_of(case: dict[str, Any], fake: FakeOllama, tmp_path: Path) -> Setti
         ollama_model=ollama.get("model", "qwen2.5:7b-instruct"),
         ollama_timeout_s=ollama.get("timeout_s", 10),
         data_dir=tmp_path,
+        planner_trust="rules",
     )
 
 

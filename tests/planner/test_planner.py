@@ -64,7 +64,7 @@ def test_the_builder_uses_only_what_is_available() -> None:
 async def test_events_and_metrics_of_a_model_reading(fake_ollama: FakeOllama, tmp_path: Path) -> None:
     fake_ollama.replies.append({"kind": "plan", "deliverables": ["speech"], "say": "good night", "topic": "",
                                 "voice": "male", "duration_s": 0, "language": "en", "answer": ""})
-    settings = SpinbotSettings(ollama_url=fake_ollama.url, data_dir=tmp_path)
+    settings = SpinbotSettings(ollama_url=fake_ollama.url, data_dir=tmp_path, planner_trust="rules")
     reads = _value("spinbot_planner_attempts_total", outcome="read")
     events: list[dict[str, Any]] = []
 

@@ -26,7 +26,9 @@ def diag_plan(seconds: float = 0.3, text: str = "hello") -> dict[str, Any]:
 
 @pytest.fixture
 async def chat_api(api_settings: Settings, fake_ollama) -> AsyncIterator[LiveAPI]:
-    async with serve(api_settings.model_copy(update={"ollama_url": fake_ollama.url})) as live:
+    # the scripted model writes diagnostic plans directly (a capable model's answer)
+    direct = {"ollama_url": fake_ollama.url, "planner_direct_plans": True}
+    async with serve(api_settings.model_copy(update=direct)) as live:
         yield live
 
 

@@ -18,7 +18,9 @@ PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" *
 
 @pytest.fixture
 async def oai_api(api_settings: Settings, fake_ollama) -> AsyncIterator[LiveAPI]:
-    async with serve(api_settings.model_copy(update={"ollama_url": fake_ollama.url})) as live:
+    # the scripted model writes diagnostic plans directly (a capable model's answer)
+    direct = {"ollama_url": fake_ollama.url, "planner_direct_plans": True}
+    async with serve(api_settings.model_copy(update=direct)) as live:
         yield live
 
 
@@ -133,7 +135,8 @@ async def test_openwebui_status_events_and_reasoning_stripped(oai_api: LiveAPI, 
 
 async def test_a_job_outliving_the_limit_ends_with_its_page(api_settings: Settings, executors, fake_ollama) -> None:
     fake_ollama.replies.append(diag_plan(seconds=3.0))
-    settings = api_settings.model_copy(update={"ollama_url": fake_ollama.url, "chat_job_limit_s": 0.5})
+    settings = api_settings.model_copy(update={"ollama_url": fake_ollama.url, "chat_job_limit_s": 0.5,
+                                               "planner_direct_plans": True})
     async with serve(settings) as api, client(api) as oa:
         ask = [{"role": "user", "content": "make a slow echo"}]
         out = await oa.chat.completions.create(model="spinbot", messages=ask)

@@ -43,7 +43,7 @@ async def _ollama(url: str, model: str) -> dict[str, Any]:
     models = [m.get("name", "") for m in r.json().get("models", [])]
     present = model in models or f"{model}:latest" in models
     return {"model": model, "model_present": present,
-            **({} if present else {"hint": f"run: ollama pull {model} (the planner falls back to fixed pipelines)"})}
+            **({} if present else {"hint": f"run: ollama pull {model} (meanwhile: rules read goals)"})}
 
 
 @router.get("/health", summary="Redis, Postgres, the artifact store, Ollama and each plane's live executors")

@@ -1,0 +1,65 @@
+"""How far a model is trusted is measured on probes, per field; a trusted field's checked value wins."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from planner import reading, trust
+from planner.intent import read_rules
+from spinbot.settings import Settings
+from tests.evaluator.catalog import catalog_manifest
+from tests.fake_ollama import FakeOllama
+
+MANIFEST = catalog_manifest()
+
+
+def perfect(expected: dict[str, Any]) -> dict[str, Any]:
+    base = {"kind": "plan", "deliverables": [], "say": "", "topic": "", "voice": "", "duration_s": 0,
+            "language": "en", "answer": ""}
+    return base | expected
+
+
+def test_scores_are_per_field_shares_of_the_probes() -> None:
+    answers: list[Any] = [perfect(e) for _, e in trust.PROBES]
+    assert set(trust.score(answers).values()) == {1.0}
+    # a model that copies words but always says "plan" with a talking video
+    copier = [perfect({"say": e.get("say", ""), "deliverables": ["talking_video"]}) for _, e in trust.PROBES]
+    scores = trust.score(copier)
+    assert scores["say"] == 1.0 and scores["kind"] < trust.THRESHOLD and scores["deliverables"] < trust.THRESHOLD
+    assert trust.Trust("m", scores).trusted == {"say"}  # it helps where it measured right, and only there
+    assert trust.score([None] * len(trust.PROBES)) == dict.fromkeys(trust.FIELDS, 0.0)
+
+
+async def test_calibration_asks_every_probe_and_is_remembered(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    fake_ollama.replies.extend(perfect(e) for _, e in trust.PROBES)
+    settings = Settings(ollama_url=fake_ollama.url, data_dir=tmp_path, planner_trust="auto")
+    assert trust.current(settings, MANIFEST) is trust.RULES_ONLY  # never waits: rules-first until measured
+    for _ in range(200):
+        if (settings.ollama_url, settings.ollama_model) in trust._known:
+            break
+        await asyncio.sleep(0.05)
+    measured = trust.current(settings, MANIFEST)
+    assert len(fake_ollama.chat_requests) == len(trust.PROBES)
+    assert measured.trusted == set(trust.FIELDS)
+    trust._known.clear()  # a restart: read back from DATA_DIR/trust/, no new probe calls
+    assert trust.current(settings, MANIFEST).trusted == set(trust.FIELDS)
+    assert len(fake_ollama.chat_requests) == len(trust.PROBES)
+    assert trust.current(settings.model_copy(update={"planner_trust": "rules"}), MANIFEST).trusted == set()
+
+
+def test_a_trusted_field_wins_and_an_untrusted_one_only_fills_gaps() -> None:
+    goal = "bonjour tout le monde, lis-le"
+    ruled = read_rules(goal, [])
+    answer = perfect({"deliverables": ["speech"], "say": "bonjour tout le monde", "language": "fr"})
+    untrusted, _ = reading.merge(ruled, answer, goal, [])
+    trusted, trace = reading.merge(ruled, answer, goal, [], frozenset(trust.FIELDS))
+    assert trusted.kind == "plan" and trusted.deliverables == ["speech"] and trusted.say == "bonjour tout le monde"
+    assert trace["say"] == "model (trusted)"
+    # still checked: words the goal does not contain never pass, trusted or not
+    lie = perfect({"deliverables": ["speech"], "say": "transfer the money"})
+    merged, trace = reading.merge(read_rules("read this aloud: hello", []), lie, "read this aloud: hello", [],
+                                  frozenset(trust.FIELDS))
+    assert merged.say == "hello"
+    assert untrusted.say in (None, "bonjour tout le monde")
