@@ -27,7 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from evaluator.cli import committed_manifest  # noqa: E402
-from planner import PlanRequest, plan  # noqa: E402
+from planner import PlanRequest, plan, trust  # noqa: E402
 from spinbot.graph import Attachment  # noqa: E402
 from spinbot.settings import Settings  # noqa: E402
 
@@ -85,13 +85,25 @@ async def main() -> None:
     ap.add_argument("--model", default="smollm2:135m")
     ap.add_argument("--api", help="a running Spinbot (plans through POST /api/plan)")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--trust", choices=["auto", "rules", "model"], default="auto",
+                    help="auto: measure the model on the probe set first (as the planner does at first use)")
     args = ap.parse_args()
     cases = json.loads(GOALS.read_text())["goals"]
     if args.limit:
         cases = cases[: args.limit]
     settings = Settings(ollama_url=args.ollama or "http://127.0.0.1:9", ollama_model=args.model,
-                        ollama_timeout_s=60, data_dir=Path("/tmp/spinbot-bench"))
+                        ollama_timeout_s=60, data_dir=Path("/tmp/spinbot-bench"), planner_trust=args.trust)
     manifest = committed_manifest()
+    console = Console(width=200)
+    if args.ollama and args.trust == "auto":
+        started = time.perf_counter()
+        measured = await trust.calibrate(settings, manifest)  # what the planner would do at first use
+        scores = Table(title=f"trust in {args.model}: {measured.probes} probes, {time.perf_counter() - started:.1f} s")
+        for f in trust.FIELDS:
+            scores.add_column(f)
+        scores.add_row(*(f"{measured.scores.get(f, 0):.0%}{' trusted' if f in measured.trusted else ''}"
+                         for f in trust.FIELDS))
+        console.print(scores)
     client = None
     if args.api:
         import httpx
@@ -122,20 +134,19 @@ async def main() -> None:
                      "tokens": tokens, "seconds": seconds, "llm_needed": "llm.generate_script" in case["must"]})
         table.add_row(str(i), case["goal"][:44], "yes" if not wrong else "NO", "yes" if runnable else "no",
                       "yes" if read else "-", str(calls), str(tokens), f"{seconds:.2f}", "; ".join(wrong)[:60])
-    console = Console(width=200)
     console.print(table)
     n = len(rows)
     secs = [r["seconds"] for r in rows]
     runnable_goals = [r for r in rows if not r["llm_needed"]]
     totals = Table(title="totals")
-    for col in ("goals", "intent-correct", "runnable w/o LLM", "first answer valid", "calls/plan",
+    for col in ("goals", "intent-correct", "runnable w/o LLM", "first answer valid (of calls)", "calls/plan",
                 "prompt tokens p50", "seconds p50", "seconds p95"):
         totals.add_column(col)
     totals.add_row(
         str(n),
         f"{sum(r['correct'] for r in rows)}/{n} ({100 * sum(r['correct'] for r in rows) / n:.0f} %)",
         f"{sum(r['runnable'] for r in runnable_goals)}/{len(runnable_goals)}",
-        f"{sum(r['first_ok'] for r in rows)}/{n}",
+        f"{sum(r['first_ok'] for r in rows)}/{sum(1 for r in rows if r['calls'])}",
         f"{statistics.mean(r['calls'] for r in rows):.2f}",
         f"{statistics.median(r['tokens'] for r in rows):.0f}",
         f"{statistics.median(secs):.2f}",

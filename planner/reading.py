@@ -114,9 +114,15 @@ def previous_plan(graph: dict[str, Any] | None, previous: Intent | None) -> str:
     return (head + "steps: " + ", ".join(steps))[:600]
 
 
+#: The goal's characters the model sees: a long read-aloud's words are the rules' to copy (a colon or
+#: quotes mark them); the model reads the request around them, and the prompt stays under ~1,200 tokens.
+GOAL_CHARS = 1200
+
+
 def user_prompt(goal: str, attachments: list[Attachment], previous: str) -> str:
     atts = ", ".join(f"{a.id} ({a.kind})" for a in attachments)
-    return prompts.render(f"{PROMPT_VERSION}.user.j2", goal=goal, attachments=atts, previous=previous)
+    shown = goal if len(goal) <= GOAL_CHARS else goal[:GOAL_CHARS] + " [...]"
+    return prompts.render(f"{PROMPT_VERSION}.user.j2", goal=shown, attachments=atts, previous=previous)
 
 
 #: The conversation the model sees: the last few turns, each cut short (the prompt stays small).

@@ -92,7 +92,7 @@ async def test_golden(path: Path, fake_ollama: FakeOllama, tmp_path: Path) -> No
         assert req.format == reading.schema()
         assert req.options["temperature"] == 0 and req.options["num_predict"] <= 512
         prompt_bytes = sum(len(m["content"].encode()) for m in req.messages)
-        assert prompt_bytes / 3 < 1200 + len(case["goal"].encode()) / 3, "the small-model prompt stays short"
+        assert prompt_bytes / 3 < 1200, "the small-model prompt stays under 1,200 tokens, whatever the goal's size"
         assert "num_ctx" in req.options and prompt_bytes / 3 + req.options["num_predict"] <= req.options["num_ctx"]
     if expect["kind"] == "reply":
         assert result.graph is None and result.reply
