@@ -280,7 +280,7 @@ _LEAD = re.compile(
 )
 _KIND = re.compile(
     r"^[\w\s,-]*?\b(video|clip|movie|film|explainer|presentation|talking[- ]head|avatar|script|image|picture|"
-    r"poster|drawing|illustration)\b\s*(video\s*)?"
+    r"poster|drawing|illustration|voice[- ]?over|narration|audio|speech|recording)\b\s*(video\s*)?"
     r"(about|on|explaining|that explains|which explains|describing|showing|of)?\s*",
     re.I,
 )
