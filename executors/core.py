@@ -54,6 +54,8 @@ from spinbot.task import TaskContext
 log = logging.getLogger(__name__)
 
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, ConnectionError, OSError)
+#: Inside a task only the queue client's connection errors are an outage; anything else is the node's failure.
+QUEUE_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 CANCEL_GRACE_S = 1.0  # a cancelled node gets this long to stop on its own before it is interrupted
 POSTGRES_FINISH_TRIES = 3
 MAX_DELTA_BYTES = 64 * 1024  # node states carried in a hand-off entry
@@ -791,9 +793,9 @@ class JobRun:
                 M.NODE_DURATION.labels(service.id, self.plane, "cancelled").observe(time.perf_counter() - started)
                 await self.finish_node(node, "cancelled")
                 return
-            except (LostClaim, *REDIS_DOWN):
-                raise
-            except Exception as exc:
+            except (LostClaim, *QUEUE_DOWN):
+                raise  # the executor's own Redis is gone: an outage, the entry stays pending
+            except Exception as exc:  # the task's own failure, OSError included (a file that is not an image)
                 err = classify(exc)
                 M.NODE_DURATION.labels(service.id, self.plane, "failed").observe(time.perf_counter() - started)
                 if err.transient and attempt_here < policy.max_attempts and not self.cancel.is_set():

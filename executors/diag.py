@@ -68,7 +68,8 @@ async def wait(ctx: TaskContext, p: WaitParams) -> dict[str, Any]:
 
 
 class FailParams(BaseModel):
-    mode: Literal["transient", "permanent"] = "permanent"
+    mode: Literal["transient", "permanent", "oserror"] = Field(
+        default="permanent", description="oserror: raise a plain OSError, as a file that does not decode does")
     times: int = Field(default=1, ge=0, le=100, description="transient mode: fail this many attempts")
     message: str = Field(default="diag.fail failed on purpose", max_length=1000)
 
@@ -87,6 +88,8 @@ class FailParams(BaseModel):
 async def fail(ctx: TaskContext, p: FailParams) -> dict[str, Any]:
     if p.mode == "permanent":
         raise PermanentError(p.message)
+    if p.mode == "oserror":
+        raise OSError(p.message)
     if ctx.attempt <= p.times:
         raise TransientError(f"{p.message} (attempt {ctx.attempt} of {p.times} failing)")
     return {"attempt": ctx.attempt}

@@ -50,14 +50,14 @@ class Target:
 
     output: str
     consumes: frozenset[str] = frozenset()
-    prefer: str = ""  # a word in the service id that breaks ties (upscale)
+    kind: str = ""  # a word the service id must hold when type alone does not say it (an upscale)
 
 
 TARGETS: dict[str, Target] = {
     "speech": Target("audio", frozenset({"text"})),
     "image": Target("image", frozenset({"text"})),
     "talking_video": Target("video", frozenset({"image", "audio"})),
-    "upscale": Target("video", frozenset({"video"}), prefer="upscale"),
+    "upscale": Target("video", frozenset({"video"}), kind="upscale"),
 }
 
 
@@ -71,13 +71,14 @@ class Builder:
     llm: bool
     nodes: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    made: dict[str, dict[str, Any]] = field(default_factory=dict)  # data type -> a reference that makes it
+    made: dict[str, Any] = field(default_factory=dict)  # data type -> a reference (or a reused value) that makes it
+    avoid: frozenset[str] = frozenset()  # services not to use (they failed for good in the run before)
 
     # ---- what is there
 
     def services(self) -> list[ServiceSpec]:
         return [s for s in self.manifest.available() if not s.id.startswith(NOT_A_STEP)
-                and (self.llm or not s.id.startswith("llm."))]
+                and (self.llm or not s.id.startswith("llm.")) and s.id not in self.avoid]
 
     def attachment(self, kind: str, wanted: str | None) -> Attachment | None:
         if wanted is not None:
@@ -119,19 +120,20 @@ class Builder:
         return self.attachment(dtype, wanted) is not None
 
     def choose(self, target: Target, seen: frozenset[str] = frozenset()) -> ServiceSpec:
-        """The service that makes `target` cheapest (fewest steps, then seconds; `prefer` breaks ties)."""
+        """The service that makes `target` cheapest (fewest steps, then seconds, then its id)."""
         options = []
         for spec in self.services():
             if target.output not in spec.outputs.values():
                 continue
-            if not target.consumes <= set(spec.inputs.values()):
+            if not target.consumes <= set(spec.inputs.values()) or target.kind not in spec.id:
                 continue
             c = self.service_cost(spec, seen | {target.output} if target.output not in target.consumes else seen, 1)
             if c is not None:
-                options.append((target.prefer not in spec.id if target.prefer else False, c, spec.id, spec))
+                options.append((c, spec.id, spec))
         if not options:
-            raise Unbuildable(f"no available service makes {target.output} from {', '.join(sorted(target.consumes))}")
-        return min(options, key=lambda o: o[:3])[3]
+            what = f"{target.kind}s {target.output}" if target.kind else f"makes {target.output}"
+            raise Unbuildable(f"no available service {what} from {', '.join(sorted(target.consumes)) or 'nothing'}")
+        return min(options, key=lambda o: o[:2])[2]
 
     def provide(self, dtype: str, name: str, seen: frozenset[str] = frozenset()) -> Any:
         """A param value of type `dtype` for input `name`: a literal, an attachment or an upstream output."""
@@ -229,11 +231,17 @@ def build(
     attachments: list[Attachment],
     constraints: dict[str, Any],
     llm: bool,
+    reuse: dict[str, Any] | None = None,
+    avoid: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, Any], list[str]]:
-    """The graph document for a plan intent and the notes a user should read; Unbuildable if none fits."""
+    """The graph document for a plan intent and the notes a user should read; Unbuildable if none fits.
+
+    reuse: data type -> a value that already exists (an artifact descriptor or text from a run before):
+    it is used instead of a step that would make it. avoid: service ids not to plan.
+    """
     if intent.kind != "plan" or not intent.deliverables:
         raise Unbuildable("the intent asks for no deliverable")
-    b = Builder(intent, manifest, attachments, llm)
+    b = Builder(intent, manifest, attachments, llm, made=dict(reuse or {}), avoid=avoid)
     if "upscale" in intent.deliverables and "talking_video" not in intent.deliverables \
             and b.attachment("video", intent.source_video) is None:
         raise Unbuildable("upscaling needs a video, and none is attached",
@@ -248,6 +256,9 @@ def build(
             finals.append({"$node": script, "output": "script"})
             continue
         target = TARGETS[deliverable]
+        if deliverable != "upscale" and target.output in (reuse or {}):  # made in the run before
+            finals.append(b.made[target.output])
+            continue
         if deliverable == "upscale" and "talking_video" in intent.deliverables:
             spec = b.choose(target)
             finals[:] = [f for f in finals if f is not b.made.get("video")]

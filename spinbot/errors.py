@@ -70,6 +70,8 @@ def classify(exc: BaseException) -> SpinbotError:
         return exc
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return NodeTimeout(str(exc) or "timed out")
-    if isinstance(exc, ConnectionError | OSError | redis.exceptions.ConnectionError):
+    if isinstance(exc, ConnectionError | redis.exceptions.ConnectionError):
         return TransientError(f"{type(exc).__name__}: {exc}")
+    # Any other OSError (a file that does not decode, a missing file, a full disk) is the task's own
+    # failure: retrying the same input cannot help unless the service says otherwise.
     return PermanentError(f"{type(exc).__name__}: {exc}")

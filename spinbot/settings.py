@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     planner_direct_plans: bool = False
     #: how far a model's reading is trusted over the rules: auto (measured on probes), rules, model
     planner_trust: Literal["auto", "rules", "model"] = "auto"
+    #: a planned chat job whose node fails for good goes on as this many continuation graphs at most
+    max_replans: int = Field(default=1, ge=0, le=5)
     # The largest context window (num_ctx, tokens) a call may ask for; each call asks for what its prompt needs.
     ollama_num_ctx_max: int = Field(default=8192, ge=512)
     s3_endpoint: str | None = None

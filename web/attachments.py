@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -66,8 +67,42 @@ def decode_data_url(url: str, limit: int) -> tuple[str, bytes]:
     return (m.group("type") or "application/octet-stream").lower(), raw
 
 
+def _decodes(kind: str, path: Path) -> str | None:
+    """None when the file decodes as its kind; else why not (read by content, never by name or type)."""
+    if kind == "image":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+            return str(e) or type(e).__name__
+        return None
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            streams = container.streams.audio if kind == "audio" else container.streams.video
+            if not streams:
+                return f"it holds no {kind} stream"
+            next(container.decode(streams[0]))
+    except (av.FFmpegError, OSError, StopIteration, ValueError) as e:
+        return str(e) or "it holds no decodable frame"
+    return None
+
+
+async def check_content(kind: str, path: Path, name: str) -> None:
+    """415 unless the file really is the kind its type claims (an image decodes, audio decodes)."""
+    why = await asyncio.to_thread(_decodes, kind, path)
+    if why is not None:
+        raise Problem(415, f"{name} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} ({why[:200]})",
+                      code="unsupported_attachment", field=name,
+                      hint=f"attach a real {kind} file (images: PNG, JPEG, WebP; audio: WAV, MP3, OGG)")
+
+
 async def _save(services: Services, owner: str, name: str | None, content_type: str, path: Path) -> dict[str, Any]:
     kind = kind_of(content_type)
+    await check_content(kind, path, safe_name(name, content_type))
     att_id = "a" + uuid.uuid4().hex[:12]
     fname = safe_name(name, content_type)
     key = upload_key(owner, att_id, fname)

@@ -224,7 +224,7 @@ class Turn:
             self.result.completion_tokens += int(attempt.get("completion_tokens") or 0)
 
     async def _run_job(self, conv_id: str, graph: Graph, summary: str, evaluation: dict[str, Any] | None,
-                       *, pipeline: str | None) -> None:
+                       *, pipeline: str | None, replans: int = 0) -> None:
         services, req = self.services, self.req
         job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
         self.result.job_id, self.result.status = job_id, "queued"
@@ -256,7 +256,43 @@ class Turn:
         text = answer_for(state, job_id, req.base_url, services) if state else f"Job `{job_id}` is gone."
         if state:
             self.result.status = state.status
+        if state is not None and state.status == "failed" and replans < services.settings.max_replans:
+            note = await self._replan(conv_id, state, replans + 1)
+            if note is None:
+                return  # the continuation answered
+            text += f"\n\n{note}"
         await self._answer(text, update=True)
+
+    async def _replan(self, conv_id: str, state: Any, version: int) -> str | None:
+        """A failed planned job goes on as a new graph version that reuses what ran; None when it did.
+
+        Returns the sentence that says why it cannot go on otherwise.
+        """
+        from evaluator import evaluate as run_evaluator
+        from planner.replan import continuation
+        from spinbot.llm import reachable
+
+        services = self.services
+        manifest = await live_manifest(services.redis)
+        llm_ok = await reachable(services.settings) is None
+        cont = continuation(state.graph, manifest, llm=llm_ok, version=version)
+        self.emit("planning", {"stage": "replanning", "attempt": version, "message": cont.message,
+                               "failed_job": state.id})
+        if cont.graph is None:
+            return f"Replanning: {cont.message}"
+        cont.graph["metadata"]["replan"]["of"] = state.id
+        verdict = run_evaluator(cont.graph, manifest, admission.limits(services.settings))
+        if not verdict.ok or verdict.graph is None:
+            return f"Replanning: {cont.message} But the new plan was refused: {verdict.summary()}."
+        graph = verdict.graph
+        self.result.graph = graph.to_json()
+        evaluation = verdict.to_json() | {"graph": None}
+        self.emit("plan", {"graph": self.result.graph, "evaluation": evaluation, "attempts": 0, "fallback": False,
+                           "message": cont.message, "replan": version})
+        await self._answer(f"Job `{state.id}` failed. {cont.message}", update=True)
+        summary = f"Replan {version} of job `{state.id}`: {cont.message}"
+        await self._run_job(conv_id, graph, summary, evaluation, pipeline=None, replans=version)
+        return None
 
     def _follow(self, job_id: str) -> Any:
         return follow_job(self.services.queue, self.services.hub, job_id).__aiter__()

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device
@@ -130,7 +130,12 @@ def animate_builtin(
     n = max(1, math.ceil(duration * fps))
     env = envelope(samples, AUDIO_RATE, fps, n)
     size = even(size)
-    with Image.open(image_path) as im:
+    try:
+        im = Image.open(image_path)
+    except (UnidentifiedImageError, OSError) as e:
+        raise PermanentError(f"the portrait is not an image ({e})",
+                             hint="attach a PNG, JPEG or WebP picture of a face") from None
+    with im:
         anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
     sizes = batcher(size, size)
     start = 0

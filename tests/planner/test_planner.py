@@ -134,3 +134,22 @@ def test_any_model_answer_merges_into_a_valid_intent_never_crashes(answer: Any, 
         except Unbuildable:
             return
         assert evaluate(doc, MANIFEST).ok
+
+
+async def test_a_direct_plan_is_used_only_when_approved(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    settings = SpinbotSettings(ollama_url=fake_ollama.url, data_dir=tmp_path, planner_trust="rules",
+                               planner_direct_plans=True)
+    echo = {"steps": [{"id": "say", "service": "tts.synthesize", "params": {"text": "good night"}, "inputs": {}}]}
+    flood = {"steps": [{"id": f"s{i}", "service": "tts.synthesize", "params": {"text": "x"}, "inputs": {}}
+                       for i in range(3000)]}
+    unknown = {"steps": [{"id": "x", "service": "shell.run", "params": {"cmd": "rm -rf /"}, "inputs": {}}]}
+    fake_ollama.replies += [echo, flood, unknown]
+    direct = await plan(settings, PlanRequest(goal="please say good night"), MANIFEST)
+    assert direct.approved and direct.graph is not None
+    assert direct.graph.metadata["planner"]["trace"] == {"plan": "model"}
+    assert "anyOf" in fake_ollama.chat_requests[0].format  # the intent or a per-service plan
+    for _ in range(2):  # thousands of steps, a service nobody has: refused, the intent path plans instead
+        result = await plan(settings, PlanRequest(goal="please say good night"), MANIFEST)
+        assert result.approved and result.graph is not None
+        assert [n.service for n in result.graph.nodes] == ["tts.synthesize", "artifact.publish"]
+        assert result.attempts[0]["plan_refused"] is True

@@ -117,3 +117,31 @@ async def read_sse(response: httpx.Response, *, stop_after: int | None = None) -
             elif field in ("id", "event"):
                 cur[field] = value
     return out
+
+
+def png_bytes(size: int = 64) -> bytes:
+    """A real PNG (uploads are checked by content: it must decode)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (size, size), (200, 120, 40)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def wav_bytes(seconds: float = 0.35, rate: int = 16000) -> bytes:
+    """A real WAV: a 440 Hz tone, 16-bit mono (about 32 KB a second)."""
+    import io
+    import math
+    import struct
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / rate)))
+                               for i in range(int(seconds * rate))))
+    return buf.getvalue()

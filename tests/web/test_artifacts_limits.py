@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from spinbot.settings import Settings
-from tests.web.conftest import LiveAPI, diag_graph, echo_node, serve, wait_node
+from tests.web.conftest import LiveAPI, diag_graph, echo_node, serve, wait_node, wav_bytes
 
-DATA = bytes(range(256)) * 40  # 10240 bytes
+DATA = wav_bytes()  # a real WAV (uploads must decode), about 11 KB
 
 
 async def _upload(c, data: bytes = DATA) -> str:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from spinbot.settings import Settings
-from tests.web.conftest import LiveAPI, diag_graph, echo_node, serve
+from tests.web.conftest import LiveAPI, diag_graph, echo_node, png_bytes, serve, wav_bytes
 from web.auth import owner_of
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
@@ -27,7 +27,7 @@ async def test_owner_is_a_stable_hash() -> None:
 async def test_every_id_route_is_private_to_its_key(keyed: LiveAPI, executors) -> None:
     async with keyed.client(ALPHA) as a, keyed.client(BETA) as b, keyed.client() as anon:
         job = (await a.post("/api/jobs", json={"graph": diag_graph(echo_node("e"))})).json()["id"]
-        upload = (await a.post("/api/uploads", files={"files": ("v.wav", b"RIFF0000WAVE" * 10, "audio/wav")})).json()
+        upload = (await a.post("/api/uploads", files={"files": ("v.wav", wav_bytes(), "audio/wav")})).json()
         key = upload["items"][0]["key"]
         assert key.startswith(f"uploads/{owner_of(ALPHA)}/")
         conv = (await keyed.services.repo.create_conversation(owner_of(ALPHA), "mine"))["id"]
@@ -63,11 +63,11 @@ async def test_every_id_route_is_private_to_its_key(keyed: LiveAPI, executors) -
 
 async def test_signed_artifact_links_work_without_a_key(keyed: LiveAPI) -> None:
     async with keyed.client(ALPHA) as a, keyed.client() as anon:
-        key = (await a.post("/api/uploads", files={"files": ("p.png", b"\x89PNG" + b"0" * 100, "image/png")}
+        key = (await a.post("/api/uploads", files={"files": ("p.png", png_bytes(), "image/png")}
                             )).json()["items"][0]["key"]
         query = keyed.services.links.query(key)
         r = await anon.get(f"/api/artifacts/{key}?{query}")
-        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and len(r.content) == 104
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.content == png_bytes()
         tampered = query[:-2] + ("AA" if not query.endswith("AA") else "BB")
         assert (await anon.get(f"/api/artifacts/{key}?{tampered}")).status_code == 401
         assert (await anon.get(f"/api/artifacts/{key}?api_key={ALPHA}")).status_code == 200

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from spinbot.settings import Settings
-from tests.web.conftest import LiveAPI, read_sse, serve
+from tests.web.conftest import LiveAPI, png_bytes, read_sse, serve, wav_bytes
 
-PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 64).decode()
+PNG = base64.b64encode(png_bytes()).decode()
 
 
 def diag_plan(seconds: float = 0.3, text: str = "hello") -> dict[str, Any]:
@@ -151,7 +151,7 @@ async def test_attachments_become_artifacts_in_the_graph(chat_api: LiveAPI, exec
         assert got.status_code == 200 and got.content == base64.b64decode(PNG)
         # The same as a multipart upload.
         r = await c.post("/api/chat", data={"message": "hello", "auto_run": "false"},
-                         files={"files": ("a.wav", b"RIFF....WAVE", "audio/wav")})
+                         files={"files": ("a.wav", wav_bytes(), "audio/wav")})
         assert r.status_code == 200
         conv = (await c.get("/api/conversations")).json()["items"]
         detail = (await c.get(f"/api/conversations/{conv[0]['id']}")).json()

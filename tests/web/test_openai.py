@@ -10,10 +10,10 @@ import pytest
 from openai import AsyncOpenAI, NotFoundError
 
 from spinbot.settings import Settings
-from tests.web.conftest import LiveAPI, serve
+from tests.web.conftest import LiveAPI, png_bytes, serve
 from tests.web.test_chat import diag_plan
 
-PNG = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
+PNG = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
 
 
 @pytest.fixture
