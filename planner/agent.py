@@ -269,7 +269,7 @@ async def plan(
     final = await state_graph().ainvoke({}, config={"recursion_limit": 20, "configurable": {"planner": planner}})
     result: PlanResult = final["result"]
     log.info("planned kind=%s fallback=%s llm_calls=%d in %.2fs", result.kind, result.fallback,
-             len(result.attempts), time.monotonic() - started)
+             sum(1 for a in result.attempts if a.get("outcome") not in ("unavailable",)), time.monotonic() - started)
     return result
 
 
