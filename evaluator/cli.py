@@ -12,8 +12,8 @@ from rich.table import Table
 
 from evaluator.core import evaluate
 from evaluator.model import Verdict
-from spinbot import MANIFESTS_DIR
-from spinbot.manifest import MergedManifest, PlaneManifest, merge
+from spinbot import capabilities
+from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,10 +21,7 @@ log = logging.getLogger(__name__)
 
 def committed_manifest() -> MergedManifest:
     """manifests/control.json + gpu.json merged: what the code declares, whether or not it runs now."""
-    planes = [
-        PlaneManifest.model_validate(json.loads((MANIFESTS_DIR / f"{p}.json").read_text())) for p in ("control", "gpu")
-    ]
-    return merge(planes)
+    return capabilities.committed_manifest()
 
 
 async def current_manifest(settings: Settings) -> tuple[MergedManifest, str]:
@@ -88,6 +85,7 @@ def evaluate_command(settings: Settings, file: Path) -> int:
         return 2
     manifest, source = asyncio.run(current_manifest(settings))
     console.print(f"manifest: {source} ({len(manifest.available(include_hidden=True))} services available)")
-    verdict = evaluate(doc, manifest)
+    # Against the live manifest, a declared service whose plane has no executor now waits (a warning), as in the API.
+    verdict = evaluate(doc, manifest, declared=committed_manifest() if source == "live" else None)
     render(verdict, console)
     return 0 if verdict.ok else 1

@@ -13,7 +13,7 @@ import jsonschema_rs
 from pydantic import ValidationError
 
 from evaluator.model import Estimate, Finding, Limits, Severity, Verdict
-from spinbot.graph import AttachmentRef, Graph, Node, NodeRef, Ref, json_schema
+from spinbot.graph import AttachmentRef, Graph, Node, NodeRef, Plane, Ref, json_schema
 from spinbot.manifest import MergedManifest, ServiceSpec
 
 #: Anything with a scheme and `://` is a URL to us: http, https, file, gopher, ftp...
@@ -132,6 +132,7 @@ class _Run:
     manifest: MergedManifest
     limits: Limits
     findings: list[Finding] = field(default_factory=list)
+    declared: MergedManifest | None = None
     _refs: dict[int, list[tuple[str, Ref]]] = field(default_factory=dict)
     succs: dict[str, list[str]] = field(default_factory=dict)
 
@@ -150,13 +151,25 @@ class _Run:
         return any(f.severity == "error" for f in self.findings)
 
 
-def evaluate(graph: Graph | dict[str, Any], manifest: MergedManifest, limits: Limits | None = None) -> Verdict:
-    """Check a graph against what can run now; the verdict carries the normalised graph and estimates."""
+def evaluate(
+    graph: Graph | dict[str, Any],
+    manifest: MergedManifest,
+    limits: Limits | None = None,
+    *,
+    declared: MergedManifest | None = None,
+) -> Verdict:
+    """Check a graph against what can run now; the verdict carries the normalised graph and estimates.
+
+    `manifest` is the live one (what runs now). With `declared` (the committed manifests), a node
+    whose service is declared for a plane that has no live executor at all is a `plane_offline`
+    warning, not an error: the job waits in that plane's queue until an executor joins. A service
+    that a live executor reports unavailable is still an error, and one nobody declares is unknown.
+    """
     limits = limits or Limits()
     parsed, schema_findings = _parse(graph)
     if parsed is None:
         return Verdict(ok=False, findings=schema_findings)
-    run = _Run(parsed, manifest, limits, schema_findings)
+    run = _Run(parsed, manifest, limits, schema_findings, declared=declared)
     ids = _check_ids(run)
     _check_fresh(run)
     preds = _predecessors(run, ids)
@@ -259,36 +272,72 @@ def _predecessors(run: _Run, ids: set[str]) -> dict[str, set[str]]:
 def _check_services(run: _Run) -> dict[str, ServiceSpec]:
     """Node id -> its service spec, for nodes whose service exists; fixes planes that do not match."""
     specs: dict[str, ServiceSpec] = {}
-    available = sorted(s.id for s in run.manifest.available())
     for n in run.graph.nodes:
         spec = run.manifest.services.get(n.service)
-        if spec is None:
+        known = run.declared.services.get(n.service) if run.declared is not None else None
+        either = spec or known
+        if either is None:
             run.add(
                 "unknown_service",
                 f"service {n.service!r} does not exist",
                 node=n.id,
-                hint=f"use one of: {', '.join(available)}",
+                hint=f"use one of: {', '.join(_offered(run))}",
             )
             continue
-        specs[n.id] = spec
-        if not spec.available:
-            run.add(
-                "service_unavailable",
-                f"service {n.service} cannot run now: {spec.unavailable_reason or 'no executor offers it'}",
-                node=n.id,
-                hint=f"use one of: {', '.join(available)}",
-            )
-        if n.plane not in spec.planes:
-            fixed = spec.planes[0]
+        live = spec.planes if spec is not None else []
+        waiting = [p for p in (known.planes if known is not None else []) if p not in live and not _online(run, p)]
+        if n.plane not in live and n.plane not in waiting:
+            if not live and not waiting:  # declared for planes that are online, yet no executor there offers it
+                specs[n.id] = either
+                run.add(
+                    "service_unavailable",
+                    f"service {n.service} cannot run now: no live executor offers it",
+                    node=n.id,
+                    hint=f"use one of: {', '.join(_offered(run))}",
+                )
+                continue
+            fixed = (live or waiting)[0]
             run.add(
                 "plane_fixed",
-                f"{n.service} runs on {'/'.join(spec.planes)}, not {n.plane}; moved to {fixed}",
+                f"{n.service} runs on {'/'.join([*live, *waiting])}, not {n.plane}; moved to {fixed}",
                 node=n.id,
                 hint=f"plane of {n.service} is {fixed}",
                 warn=True,
             )
             n.plane = fixed
+        if spec is not None and n.plane in live:
+            specs[n.id] = spec
+            if not spec.available:
+                run.add(
+                    "service_unavailable",
+                    f"service {n.service} cannot run now: {spec.unavailable_reason or 'no executor offers it'}",
+                    node=n.id,
+                    hint=f"use one of: {', '.join(_offered(run))}",
+                )
+        else:  # declared for a plane with no executor online: the job waits for one
+            specs[n.id] = either
+            run.add(
+                "plane_offline",
+                f"no {n.plane} executor online; the job starts when one joins",
+                node=n.id,
+                hint=f"nothing to change: the job waits in the {n.plane} queue (start one: spinbot executor {n.plane})",
+                warn=True,
+            )
     return specs
+
+
+def _online(run: _Run, plane: Plane) -> bool:
+    """Whether any executor of `plane` is live now."""
+    status = run.manifest.planes.get(plane)
+    return status is not None and bool(status.executors)
+
+
+def _offered(run: _Run) -> list[str]:
+    """Services a graph may use now: the live manifest's available ones, plus declared ones that would wait."""
+    names = {s.id for s in run.manifest.available()}
+    if run.declared is not None:
+        names |= {s.id for s in run.declared.available() if any(not _online(run, p) for p in s.planes)}
+    return sorted(names)
 
 
 def _check_params(run: _Run, specs: dict[str, ServiceSpec]) -> None:

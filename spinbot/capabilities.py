@@ -1,14 +1,21 @@
-"""Live capabilities: each running executor publishes its plane manifest with a TTL; readers merge them."""
+"""Capabilities: each running executor publishes its plane manifest with a TTL; readers merge them.
+
+Beside what runs now (the live manifest) stands what the code declares (manifests/*.json, committed):
+a service declared there is known even while no executor of its plane is online.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from functools import cache
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
+from spinbot import MANIFESTS_DIR
 from spinbot import constants as C
 from spinbot.manifest import MergedManifest, PlaneManifest, merge
 
@@ -47,6 +54,20 @@ async def live_manifests(redis: aioredis.Redis) -> list[PlaneManifest]:
 async def live_manifest(redis: aioredis.Redis) -> MergedManifest:
     """The merged manifest of every executor alive now: only what can run now."""
     return merge(await live_manifests(redis))
+
+
+def committed_manifest() -> MergedManifest:
+    """manifests/control.json + gpu.json merged: what the code declares, whether or not it runs now."""
+    return merge(
+        PlaneManifest.model_validate(json.loads((MANIFESTS_DIR / f"{plane}.json").read_text()))
+        for plane in C.PLANES
+    )
+
+
+@cache
+def declared_manifest() -> MergedManifest:
+    """committed_manifest(), read once per process (the files change only with the code); read-only."""
+    return committed_manifest()
 
 
 async def heartbeat(

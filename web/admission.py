@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from evaluator.model import Limits, Verdict
-from spinbot.capabilities import live_manifest
+from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
 from spinbot.settings import Settings
@@ -41,11 +41,17 @@ def parse_graph(settings: Settings, doc: Any) -> Graph:
                       hint="fix the listed fields; the schema is manifests/langgraph.v1.schema.json") from None
 
 
-async def evaluate(services: Services, graph: Graph) -> Verdict:
+async def evaluate(services: Services, graph: Graph | dict[str, Any]) -> Verdict:
+    """The evaluator's verdict for every path that admits a graph: a queue queues.
+
+    Checked against the live manifest and the committed one: a service declared for a plane that
+    has no executor online now is a `plane_offline` warning (the job waits for one), a live service
+    that reports itself unavailable is `service_unavailable`, an undeclared one `unknown_service`.
+    """
     from evaluator import evaluate as run_evaluator
 
     manifest = await live_manifest(services.redis)
-    return run_evaluator(graph, manifest, limits(services.settings))
+    return run_evaluator(graph, manifest, limits(services.settings), declared=declared_manifest())
 
 
 def refuse(verdict: Verdict) -> Problem:

@@ -6,6 +6,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+import orjson
+
 from spinbot.jobs import JobState
 from web.auth import LinkSigner
 
@@ -53,6 +55,28 @@ def job_from_row(row: dict[str, Any]) -> dict[str, Any]:
     }
     if "graph" in row:
         out["graph"] = row["graph"]
+    return out
+
+
+#: The job-hash fields a job list reads from Redis (not the graph: a page stays small).
+LIVE_FIELDS = ("status", "progress", "plane", "version", "updated", "error")
+
+
+def with_live(view: dict[str, Any], live: list[str | None] | None) -> dict[str, Any]:
+    """A job_from_row view with the live LIVE_FIELDS values (an HMGET reply) applied, when Redis is not behind.
+
+    Redis holds a job's state while it runs (progress without a new version); Postgres is written on
+    transitions, so a row may still say `queued`. A row newer than Redis (version) wins.
+    """
+    if not live or live[0] is None:
+        return view
+    status, progress, plane, version, updated, error = live
+    if int(version or 0) < int(view.get("version") or 0):
+        return view
+    out = view | {"status": status, "progress": float(progress or 0.0), "plane": plane or None,
+                  "version": int(version or 0), "error": orjson.loads(error) if error else None}
+    if updated:
+        out["updated"] = iso(float(updated))
     return out
 
 

@@ -11,12 +11,21 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from spinbot import constants as C
-from spinbot.jobs import decode_event
+from spinbot.jobs import as_str, decode_event
 from web import admission
 from web.deps import OwnerDep, Services, ServicesDep
 from web.problems import Problem, not_found
 from web.sse import encode, follow_job, open_stream, valid_id
-from web.views import artifacts_in_graph, iso, job_from_row, job_from_state, job_links, signed_path
+from web.views import (
+    LIVE_FIELDS,
+    artifacts_in_graph,
+    iso,
+    job_from_row,
+    job_from_state,
+    job_links,
+    signed_path,
+    with_live,
+)
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -68,9 +77,21 @@ async def list_jobs(
     before: Annotated[datetime | None, Query(description="the `next` cursor of the previous page")] = None,
 ) -> dict[str, Any]:
     rows = await services.store.list_jobs(owner, limit=limit, before=before)
-    items = [job_from_row(r) for r in rows]
+    live = await live_states(services, [r["id"] for r in rows])
+    items = [with_live(job_from_row(r), fields) for r, fields in zip(rows, live, strict=True)]
     nxt = iso(rows[-1]["created_at"]) if len(rows) == limit else None
     return {"items": items, "next": nxt}
+
+
+async def live_states(services: Services, job_ids: list[str]) -> list[list[str | None]]:
+    """Each job's live fields (views.LIVE_FIELDS) from Redis, one round trip for the whole page."""
+    if not job_ids:
+        return []
+    async with services.redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(C.job_key(job_id), list(LIVE_FIELDS))
+        replies: list[list[Any]] = await pipe.execute()
+    return [[as_str(v) if v is not None else None for v in reply] for reply in replies]
 
 
 @router.get("/{job_id}", summary="A job: graph, status, progress, artifacts, recent events")

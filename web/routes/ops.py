@@ -6,13 +6,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from spinbot import constants as C
 from spinbot.capabilities import live_manifest
 from spinbot.metrics import JOBS_CURRENT
 from web.deps import ServicesDep
@@ -46,8 +47,13 @@ async def _ollama(url: str, model: str) -> dict[str, Any]:
             **({} if present else {"hint": f"run: ollama pull {model} (meanwhile: rules read goals)"})}
 
 
-@router.get("/health", summary="Redis, Postgres, the artifact store, Ollama and each plane's live executors")
-async def health(services: ServicesDep) -> JSONResponse:
+@router.get("/health", summary="Redis, Postgres, the artifact store, Ollama and each plane's live executors; "
+            "`?ready=1` answers 503 until both planes have an executor")
+async def health(
+    services: ServicesDep,
+    ready: Annotated[bool, Query(description="readiness probe: 503 until both planes have executors")] = False,
+) -> JSONResponse:
+    """Liveness by default (503 only when Redis, Postgres or the store is down); readiness with `?ready=1`."""
     s = services.settings
 
     async def planes() -> dict[str, Any]:
@@ -61,14 +67,19 @@ async def health(services: ServicesDep) -> JSONResponse:
     )
     checks = {"redis": redis_c, "postgres": pg, "store": store, "ollama": ollama}
     essential = redis_c["ok"] and pg["ok"] and store["ok"]
-    executors = {p: len(v["executors"]) for p, v in live.get("planes", {}).items()}
-    degraded = not ollama["ok"] or not executors.get("control") or not executors.get("gpu")
+    by_plane = {p: live.get("planes", {}).get(p, {"executors": [], "devices": []}) for p in C.PLANES}
+    offline = [p for p, v in by_plane.items() if not v["executors"]]
+    is_ready = essential and not offline  # Ollama is optional: rules read goals while it is down
     body = {
-        "status": "down" if not essential else ("degraded" if degraded else "ok"),
+        "status": "down" if not essential else ("degraded" if offline or not ollama["ok"] else "ok"),
+        "ready": is_ready,
+        "waiting_for": [k for k in ("redis", "postgres", "store") if not checks[k]["ok"]]
+        + [f"{p} executor" for p in offline],
         "checks": checks,
-        "planes": {p: live.get("planes", {}).get(p, {"executors": [], "devices": []}) for p in ("control", "gpu")},
+        "planes": by_plane,
     }
-    return JSONResponse(body, status_code=200 if essential else 503)
+    ok = is_ready if ready else essential
+    return JSONResponse(body, status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "1"})
 
 
 @router.get("/metrics", summary="Prometheus metrics of this API process", response_class=Response)

@@ -40,15 +40,12 @@ async def capabilities(services: ServicesDep, owner: OwnerDep) -> dict[str, Any]
     return (await live_manifest(services.redis)).to_json()
 
 
-@router.post("/api/evaluate", summary="Check a graph against what can run now (no run)")
+@router.post("/api/evaluate", summary="Check a graph as POST /api/jobs would admit it (no run)")
 async def evaluate(services: ServicesDep, owner: OwnerDep, body: EvaluateBody) -> dict[str, Any]:
-    from evaluator import evaluate as run_evaluator
-
     nodes = body.graph.get("nodes")
     if isinstance(nodes, list):
         admission.check_graph_size(services.settings, len(nodes))
-    verdict = run_evaluator(body.graph, await live_manifest(services.redis), admission.limits(services.settings))
-    return verdict.to_json()
+    return (await admission.evaluate(services, body.graph)).to_json()
 
 
 @router.post("/api/plan", summary="Plan a goal into an evaluated graph without running it")
@@ -114,5 +111,6 @@ async def run_pipeline(
         raise admission.refuse(verdict)
     job_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=name)
     links = job_links(job_id)
-    return JSONResponse({"id": job_id, "job_id": job_id, "status": "queued", "pipeline": name, **links},
+    return JSONResponse({"id": job_id, "job_id": job_id, "status": "queued", "pipeline": name, **links,
+                         "evaluation": verdict.to_json() | {"graph": None}},
                         status_code=202, headers={"Location": links["url"]})
