@@ -24,8 +24,8 @@ from spinbot.store import Store
 from web import problems
 from web.auth import LinkSigner
 from web.deps import Services
-from web.limits import MB, BodyLimit, StreamSlots
-from web.problems import Problem
+from web.limits import MB, BodyLimit, StreamSlots, TextCheck
+from web.problems import Problem, SafeJSONResponse
 from web.repo import Repo
 from web.sse import EventHub
 
@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
         version="0.1.0",
         summary="Goal -> evaluated task graph -> dual-plane execution, as a chat.",
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
         responses={
             401: {"description": "no or an unknown API key (problem+json)"},
             422: {"description": "invalid request (problem+json)"},
@@ -128,12 +129,23 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     problems.install(app)
-    app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * MB))
+    # Each added one wraps the ones before: metrics see every answer, the size limit counts what TextCheck reads.
+    app.add_middleware(TextCheck)
+    app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * MB), larger=_larger_bodies(settings))
     app.add_middleware(RequestMetrics)
     for router in _routers():
         app.include_router(router)
     _mount_ui(app)
     return app
+
+
+def _larger_bodies(settings: Settings) -> dict[str, int]:
+    """/v1/chat/completions: OpenAI clients resend every earlier image with each turn, and Spinbot uses
+    none of them, so its raw limit is V1_BODY_FACTOR times the body limit; what it uses (the last user
+    message) is held to SPINBOT_MAX_BODY_MB once parsed (web/routes/openai.py)."""
+    from web.routes.openai import V1_BODY_FACTOR
+
+    return {"/v1/chat/completions": int(settings.max_body_mb * MB * V1_BODY_FACTOR)}
 
 
 def _routers() -> list[APIRouter]:

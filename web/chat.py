@@ -22,6 +22,7 @@ from spinbot.capabilities import live_manifest
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
 from spinbot.jobs import JobState
+from spinbot.text import clean, clean_value
 from web import admission
 from web.deps import Services
 from web.problems import Problem
@@ -138,24 +139,35 @@ class Turn:
         return self
 
     async def _run(self) -> None:
+        """The turn, then always an answer and `done`: an error becomes an `error` event and a message."""
         try:
             await self.run()
         except Problem as p:
             self.result.error = {"status": p.status, "code": p.code, "detail": p.detail, "hint": p.hint}
-            self.emit("error", self.result.error)
-            await self._answer(f"I could not do that: {p.detail}" + (f" ({p.hint})" if p.hint else ""))
+            await self._fail(f"I could not do that: {p.detail}" + (f" ({p.hint})" if p.hint else ""))
         except SpinbotError as e:
             self.result.error = {"code": e.code, "detail": e.message, "hint": e.hint}
-            self.emit("error", self.result.error)
-            await self._answer(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
+            await self._fail(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         except Exception as e:  # a turn must always end with done, whatever broke
             log.exception("chat turn failed")
-            self.result.error = {"code": "internal", "detail": f"{type(e).__name__}: {e}"}
-            self.emit("error", self.result.error)
+            self.result.error = {"code": "internal", "detail": f"{type(e).__name__}: {e}",
+                                 "hint": "this is a bug in Spinbot; the server log has the traceback"}
+            await self._fail(f"I could not do that: the server failed ({type(e).__name__}); "
+                             "the server log has the details.")
         finally:
             self.emit("done", {"conversation_id": self.result.conversation_id, "job_id": self.result.job_id,
                                "status": self.result.status, "error": self.result.error})
             self.queue.put_nowait(None)
+
+    async def _fail(self, text: str) -> None:
+        """The error event, then the answer that says so; storing it may fail too (the cause may be the store)."""
+        assert self.result.error is not None
+        self.result.error = clean_value(self.result.error)
+        self.emit("error", self.result.error)
+        try:
+            await self._answer(text)
+        except Exception:
+            log.exception("could not store the answer to a failed chat turn")
 
     # -- the turn
 
@@ -229,8 +241,8 @@ class Turn:
         job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
         self.result.job_id, self.result.status = job_id, "queued"
         msg = await services.repo.add_message(
-            conv_id, "assistant", summary + f"\n\nRunning as job `{job_id}`…", job_id=job_id,
-            graph=self.result.graph, metadata={"evaluation": evaluation},
+            conv_id, "assistant", clean(summary + f"\n\nRunning as job `{job_id}`…"), job_id=job_id,
+            graph=clean_value(self.result.graph), metadata=clean_value({"evaluation": evaluation}),
         )
         self._message_id = msg["id"]
         deadline = None if req.wait_s is None else time.monotonic() + req.wait_s
@@ -329,6 +341,8 @@ class Turn:
 
     async def _answer(self, text: str, *, update: bool = False, graph: dict[str, Any] | None = None,
                       metadata: dict[str, Any] | None = None) -> None:
+        # Answers quote model and task output: cleaned here, they can always be shown and stored.
+        text, graph, metadata = clean(text), clean_value(graph), clean_value(metadata)
         self.result.text = text
         self.emit("message", {"delta": text})
         if not self.result.conversation_id:

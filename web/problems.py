@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from spinbot.errors import EngineUnavailable, PermanentError, SpinbotError
+from spinbot.text import clean_value
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,39 @@ def not_found(what: str, ident: str) -> Problem:
                    "it must have been created with the same API key")
 
 
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that never fails on text: a lone surrogate (model or task output that slipped
+    through) is replaced by U+FFFD instead of turning the answer into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return super().render(clean_value(content))
+
+
+def openai_error(status: int, message: str, code: str, param: str | None = None) -> dict[str, Any]:
+    """OpenAI's error object ({message, type, code, param}), which its SDKs read for the message they show.
+
+    type: invalid_request_error for 4xx (rate_limit_error for 429), server_error for 5xx.
+    """
+    kind = "server_error" if status >= 500 else "rate_limit_error" if status == 429 else "invalid_request_error"
+    return {"message": message, "type": kind, "code": code, "param": param}
+
+
+def _param(extra: dict[str, Any]) -> str | None:
+    if isinstance(extra.get("field"), str):
+        return str(extra["field"])
+    errors = extra.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        loc = [str(x) for x in errors[0].get("loc", ()) if x != "body"]
+        return ".".join(loc) or None
+    return None
+
+
 def problem_body(status: int, detail: str, *, code: str, instance: str, hint: str | None = None,
                  **extra: Any) -> dict[str, Any]:
+    """The problem+json body; on /v1 paths also OpenAI's `error` object beside the problem fields."""
     body: dict[str, Any] = {
         "type": f"urn:spinbot:problem:{code}",
         "title": _TITLES.get(status, "Error"),
@@ -76,12 +108,15 @@ def problem_body(status: int, detail: str, *, code: str, instance: str, hint: st
     if hint:
         body["hint"] = hint
     body.update(extra)
+    if instance == "/v1" or instance.startswith("/v1/"):
+        message = f"{detail} ({hint})" if hint else detail
+        body["error"] = openai_error(status, message, code, _param(extra))
     return body
 
 
 def problem_response(request: Request, p: Problem) -> JSONResponse:
     body = problem_body(p.status, p.detail, code=p.code, instance=request.url.path, hint=p.hint, **p.extra)
-    return JSONResponse(body, status_code=p.status, headers=p.headers, media_type=PROBLEM_TYPE)
+    return SafeJSONResponse(body, status_code=p.status, headers=p.headers, media_type=PROBLEM_TYPE)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from spinbot import constants as C
 from spinbot.jobs import TERMINAL_JOB, Event, JobQueue, as_str, decode_event
 from spinbot.metrics import SSE_STREAMS
+from spinbot.text import clean, clean_value
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +227,23 @@ async def follow_job(
 
 
 def encode(event: str | None, data: Any, event_id: str | None = None) -> bytes:
-    """One SSE message; data is JSON (or a given string) on one line."""
+    """One SSE message; data is JSON (or a given string) on one line.
+
+    Never fails on text: a lone surrogate (model or task output) is sent as U+FFFD, so one odd
+    character cannot cut a stream.
+    """
     out = b""
     if event_id is not None:
-        out += b"id: " + event_id.encode() + b"\n"
+        out += b"id: " + clean(event_id).encode() + b"\n"
     if event is not None:
         out += b"event: " + event.encode() + b"\n"
-    payload = data.encode() if isinstance(data, str) else orjson.dumps(data)
+    if isinstance(data, str):
+        payload = clean(data).encode()
+    else:
+        try:
+            payload = orjson.dumps(data)
+        except orjson.JSONEncodeError:
+            payload = orjson.dumps(clean_value(data), default=str)
     return out + b"data: " + payload + b"\n\n"
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -10,11 +11,15 @@ from fastapi import APIRouter, Request, UploadFile
 from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from spinbot.text import BadText, first_bad
 from web.attachments import AttachmentIn, store_attachments, store_uploads
-from web.chat import Turn, TurnRequest
+from web.chat import ChatEvent, Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
+from web.limits import invalid_text
 from web.problems import Problem, not_found
 from web.sse import encode, open_stream
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["chat"])
 
@@ -61,6 +66,9 @@ async def _read_request(request: Request) -> tuple[ChatRequest, list[StarletteUp
         form = await request.form()  # its files are closed by request.close() in chat()
         files = [f for f in form.getlist("files") + form.getlist("file") if isinstance(f, StarletteUpload)]
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        if (bad := first_bad(fields)) is not None:
+            raise invalid_text(bad)
+        check_file_names(files)
         if "auto_run" in fields:
             fields["auto_run"] = fields["auto_run"].lower() not in ("0", "false", "no", "off")  # type: ignore[assignment]
         raw: Any = fields
@@ -97,16 +105,44 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
         auto_run=body.auto_run, base_url=base_url(request),
     )).start()
 
-    async def events() -> AsyncIterator[bytes | None]:
-        async for ev in turn.events(idle_s=services.settings.sse_ping_s):
-            yield None if ev is None else encode(ev.type, ev.data, ev.id)
+    return open_stream(services, owner, ending(turn, services.settings.sse_ping_s))
 
-    return open_stream(services, owner, events())
+
+async def ending(turn: Turn, idle_s: float) -> AsyncIterator[bytes | None]:
+    """The turn's events as SSE (None: a keep-alive), ending with `done`, or `error` then `done` when
+    reading them broke: a client never sees a stream end without one."""
+    last: ChatEvent | None = None
+    try:
+        async for ev in turn.events(idle_s=idle_s):
+            if ev is not None:
+                last = ev
+            yield None if ev is None else encode(ev.type, ev.data, ev.id)
+    except Exception as e:
+        log.exception("chat stream failed")
+        error = {"code": "internal", "detail": f"the stream failed: {type(e).__name__}",
+                 "hint": "the turn goes on; see the conversation (GET /api/conversations/{id}) for its answer"}
+        yield encode("error", error)
+        yield encode("done", {"conversation_id": turn.result.conversation_id, "job_id": turn.result.job_id,
+                              "status": turn.result.status, "error": error})
+        return
+    if last is None or last.type != "done":  # the turn ended without one (it never should)
+        yield encode("done", {"conversation_id": turn.result.conversation_id, "job_id": turn.result.job_id,
+                              "status": turn.result.status, "error": turn.result.error})
+
+
+def check_file_names(files: Sequence[StarletteUpload]) -> None:
+    """422 invalid_text when an uploaded file's name or content type holds a NUL (multipart names are
+    decoded as UTF-8 or Latin-1, so a lone surrogate cannot occur; a NUL can)."""
+    for i, f in enumerate(files):
+        for name, text in (("filename", f.filename), ("content_type", f.content_type)):
+            if text and "\x00" in text:
+                raise invalid_text(BadText(f"files[{i}].{name}", text.index("\x00"), "U+0000"))
 
 
 @router.post("/api/uploads", status_code=201, summary="Upload attachments (multipart); use their keys in chat")
 async def upload(services: ServicesDep, owner: OwnerDep, files: list[UploadFile]) -> dict[str, Any]:
     try:
+        check_file_names(files)
         return {"items": await store_uploads(services, owner, files)}
     finally:
         for f in files:

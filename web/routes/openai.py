@@ -8,6 +8,7 @@ finish_reason chunk, a usage chunk when asked for, then `data: [DONE]`; no SSE `
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import time
 import uuid
@@ -21,9 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from web.attachments import AttachmentIn, store_attachments
 from web.chat import ChatEvent, Turn, TurnRequest, title_of
 from web.deps import OwnerDep, ServicesDep
+from web.limits import MB, too_large
 from web.problems import Problem
 from web.routes.chat import base_url
 from web.sse import encode, open_stream
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -32,6 +36,11 @@ MODELS = {
     "spinbot-plan": "plans only: shows the evaluated task graph without running it",
 }
 CREATED = 1_735_689_600  # 2025-01-01: a fixed `created` for the models list
+# Clients resend the whole chat, earlier images included, with every turn; Spinbot uses only the last user
+# message's images and the text of the HISTORY_LIMIT messages before it. The raw body may be this many
+# times SPINBOT_MAX_BODY_MB (web/app.py); what is used is held to SPINBOT_MAX_BODY_MB.
+V1_BODY_FACTOR = 4
+HISTORY_LIMIT = 200
 
 # Reasoning we sent earlier comes back inside assistant history as Open WebUI renders it.
 _REASONING = re.compile(r"<details\s+type=\"reasoning\"[^>]*>.*?</details>\s*|<think>.*?</think>\s*", re.S | re.I)
@@ -53,7 +62,8 @@ class StreamOptions(_Loose):
 
 class CompletionRequest(_Loose):
     model: str = Field(max_length=100)
-    messages: list[Message] = Field(min_length=1, max_length=500)
+    messages: list[Message] = Field(min_length=1, description="any number; the last user message and the text "
+                                    f"of the {HISTORY_LIMIT} user/assistant messages before it are used")
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -97,16 +107,36 @@ def strip_reasoning(text: str) -> str:
     return _REASONING.sub("", text).strip()
 
 
-def split_request(body: CompletionRequest) -> tuple[str, list[AttachmentIn], list[dict[str, Any]]]:
-    """(goal, its attachments, the history before it) from an OpenAI message list."""
+def split_request(body: CompletionRequest, max_bytes: int) -> tuple[str, list[AttachmentIn], list[dict[str, Any]]]:
+    """(goal, its attachments, the history before it) from an OpenAI message list.
+
+    Earlier messages' images are dropped unread and the history is their text, the last HISTORY_LIMIT
+    user/assistant messages; what is used (the last user message, bytes of its text and data URLs) must
+    fit max_bytes, else 413.
+    """
     last_user = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
     if last_user is None:
         raise Problem(422, "there is no user message", code="invalid_request",
                       hint="the last message should be {\"role\": \"user\", \"content\": \"your goal\"}")
-    goal = text_of(body.messages[last_user].content).strip()
-    history = [{"role": m.role, "content": strip_reasoning(text_of(m.content))}
-               for m in body.messages[:last_user] if m.role in ("user", "assistant")]
-    return goal, images_of(body.messages[last_user].content), history
+    content = body.messages[last_user].content
+    if (used := used_size(content)) > max_bytes:
+        raise too_large("the last user message (text and images)", used, max_bytes, setting="SPINBOT_MAX_BODY_MB")
+    goal = text_of(content).strip()
+    earlier = [m for m in body.messages[:last_user] if m.role in ("user", "assistant")][-HISTORY_LIMIT:]
+    history = [{"role": m.role, "content": strip_reasoning(text_of(m.content))} for m in earlier]
+    return goal, images_of(content), history
+
+
+def used_size(content: str | list[dict[str, Any]] | None) -> int:
+    """Characters of a message's text and image data URLs (ASCII, so bytes for the URLs)."""
+    if not isinstance(content, list):
+        return len(content or "")
+    total = 0
+    for part in content:
+        spec = part.get("image_url")
+        url = spec.get("url") if isinstance(spec, dict) else spec
+        total += len(str(part.get("text", ""))) + (len(url) if isinstance(url, str) else 0)
+    return total
 
 
 def task_answer(prompt: str) -> str | None:
@@ -223,7 +253,7 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
     if body.model not in MODELS:
         raise Problem(404, f"model {body.model!r} does not exist", code="model_not_found",
                       hint=f"use one of: {', '.join(MODELS)} (GET /v1/models)")
-    goal, images, history = split_request(body)
+    goal, images, history = split_request(body, int(services.settings.max_body_mb * MB))
     chunks = Chunks(body.model, bool(body.stream and body.stream_options and body.stream_options.include_usage))
     quick = task_answer(goal)
     if quick is not None or not goal:
@@ -275,15 +305,19 @@ def completion(chunks: Chunks, text: str, reasoning: str, prompt: int, completio
 async def _collect(turn: Turn, chunks: Chunks) -> dict[str, Any]:
     narrator = Narrator()
     text, reasoning = "", ""
-    async for ev in turn.events():
-        if ev is None:
-            continue
-        if ev.type == "message":
-            text += ev.data.get("delta", "")
-            continue
-        line, _ = narrator.line(ev)
-        reasoning += line or ""
-    return completion(chunks, _with_graph(turn, text), reasoning, turn.result.prompt_tokens,
+    try:
+        async for ev in turn.events():
+            if ev is None:
+                continue
+            if ev.type == "message":
+                text += ev.data.get("delta", "")
+                continue
+            line, _ = narrator.line(ev)
+            reasoning += line or ""
+    except Exception as e:
+        log.exception("reading a chat turn failed")
+        reasoning += f"Error: {type(e).__name__}\n"
+    return completion(chunks, final_text(turn, text), reasoning, turn.result.prompt_tokens,
                       turn.result.completion_tokens)
 
 
@@ -294,29 +328,43 @@ def _with_graph(turn: Turn, text: str) -> str:
     return text
 
 
+def final_text(turn: Turn, text: str) -> str:
+    """The answer's content, never empty: a turn that ended without one says what went wrong."""
+    final = _with_graph(turn, text)
+    if final.strip():
+        return final
+    error = turn.result.error
+    if error:
+        hint = f" ({error['hint']})" if error.get("hint") else ""
+        return f"I could not do that: {error.get('detail')}{hint}"
+    return "I could not answer: the turn ended without a reply; the server log says why."
+
+
 async def _stream(turn: Turn, chunks: Chunks, status: bool, ping_s: float) -> AsyncIterator[bytes | None]:
     narrator = Narrator()
     yield encode(None, chunks.chunk({"role": "assistant", "content": ""}))
     if status:
         yield encode(None, chunks.status("Understanding the goal…", False))
     text = ""
-    async for ev in turn.events(idle_s=ping_s):
-        if ev is None:
-            yield None
-            continue
-        if ev.type == "message":
-            text += ev.data.get("delta", "")
-            continue
-        if ev.type == "done":
-            break
-        line, description = narrator.line(ev)
-        if line:
-            yield encode(None, chunks.chunk({"reasoning_content": line}))
-        if status and description:
-            yield encode(None, chunks.status(description, False))
-    final = _with_graph(turn, text)
-    if final:
-        yield encode(None, chunks.chunk({"content": final}))
+    try:
+        async for ev in turn.events(idle_s=ping_s):
+            if ev is None:
+                yield None
+                continue
+            if ev.type == "message":
+                text += ev.data.get("delta", "")
+                continue
+            if ev.type == "done":
+                break
+            line, description = narrator.line(ev)
+            if line:
+                yield encode(None, chunks.chunk({"reasoning_content": line}))
+            if status and description:
+                yield encode(None, chunks.status(description, False))
+    except Exception as e:  # the answer still ends properly: content, finish_reason, [DONE]
+        log.exception("streaming a chat turn failed")
+        yield encode(None, chunks.chunk({"reasoning_content": f"Error: {type(e).__name__}\n"}))
+    yield encode(None, chunks.chunk({"content": final_text(turn, text)}))
     if status:
         result = turn.result
         done = "Done" if not result.error and result.status in (None, "completed") else (
@@ -326,5 +374,3 @@ async def _stream(turn: Turn, chunks: Chunks, status: bool, ping_s: float) -> As
     if chunks.include_usage:
         yield encode(None, chunks.usage(turn.result.prompt_tokens, turn.result.completion_tokens))
     yield encode(None, "[DONE]")
-
-
