@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import socket
 import tempfile
@@ -41,6 +42,7 @@ from spinbot.jobs import (
     RecordWriter,
     Snapshot,
     _decode_hash,
+    as_str,
     doc_with_states,
     dumps,
     node_state,
@@ -264,6 +266,7 @@ class Executor:
             asyncio.create_task(self._heartbeat_loop(), name="claims-heartbeat"),
             *([asyncio.create_task(self.writer.run(), name="postgres-writer")] if self.writer else []),
             asyncio.create_task(self._cancel_listener(), name="cancel-listener"),
+            asyncio.create_task(self._reconcile_loop(), name="reconcile"),
             asyncio.create_task(
                 capabilities.heartbeat(self.redis, self.manifest, interval_s=self.settings.heartbeat_s,
                                        stop=self.stopping),
@@ -378,6 +381,34 @@ class Executor:
         for job_id in reissued:
             log.warning("re-issued job=%s: its stream entry was lost", job_id)
 
+    async def _reconcile_loop(self) -> None:
+        """Every ~reconcile_s: recreate missing consumer groups, then, if no other executor swept in the
+        last half interval (a short Redis lock), re-issue every unfinished job whose stream entry vanished.
+
+        The lock only saves work: a sweep is idempotent. With the lock held for half an interval and each
+        executor trying once per interval, some executor sweeps at least once every reconcile_s.
+        """
+        every = self.settings.reconcile_s
+        while True:
+            await asyncio.sleep(every * random.uniform(0.8, 1.0))
+            try:
+                await self.reconcile_once()
+            except REDIS_DOWN as e:
+                log.warning("reconciliation skipped (Redis unreachable: %s)", e)
+            except Exception:
+                log.exception("reconciliation failed; trying again in %.0f s", every)
+
+    async def reconcile_once(self) -> list[str]:
+        """One reconciliation step: groups recreated; the sweep only if this executor gets the lock."""
+        await self.queue.ensure_groups()
+        ttl_ms = max(1, int(self.settings.reconcile_s * 500))
+        if not await self.redis.set(C.RECONCILE_LOCK, self.id, nx=True, px=ttl_ms):
+            return []
+        reissued = await self.queue.reconcile()
+        for job_id in reissued:
+            log.warning("re-issued job=%s: its stream entry vanished (found by reconciliation)", job_id)
+        return reissued
+
     # ---- claim
 
     async def _claim_loop(self) -> None:
@@ -456,8 +487,9 @@ class Executor:
 
     def _start(self, eid: Any, fields: Any, *, deliveries: int) -> None:
         eid = eid.decode() if isinstance(eid, bytes) else str(eid)
-        if eid in self.runs:
-            return
+        current = self.runs.get(eid)
+        if current is not None and current.lost is None:
+            return  # ours already (a lost run is ending: the entry came back to us, serve it afresh)
         run = JobRun(self, eid, _decode_hash(fields or {}), deliveries)
         self.runs[eid] = run
         run.task = asyncio.create_task(self._serve(run), name=f"entry-{eid}")
@@ -466,22 +498,41 @@ class Executor:
         try:
             await run.serve()
         except LostClaim as e:
-            log.warning("job=%s plane=%s lost its claim: %s", run.job_id, self.plane, e)
-            with contextlib.suppress(*REDIS_DOWN):
-                await run.drop_if_stale()
+            await self._lost_claim(run, str(e))
         except REDIS_DOWN as e:
             log.error("job=%s plane=%s interrupted, Redis unreachable (%s); its entry stays pending",
                       run.job_id, self.plane, e)
         except asyncio.CancelledError:
-            log.info("job=%s plane=%s interrupted by shutdown; its entry stays pending", run.job_id, self.plane)
+            if run.lost is not None and not self.stopping.is_set():
+                await self._lost_claim(run, f"entry {run.entry} is {run.lost}")
+            else:
+                log.info("job=%s plane=%s interrupted by shutdown; its entry stays pending", run.job_id, self.plane)
         except Exception:
             # A bug: the entry stays pending and is redelivered; max_deliveries stops a loop.
             log.exception("job=%s plane=%s crashed the executor step", run.job_id, self.plane)
         finally:
             if not run.lease.released:  # its in-memory graph may be ahead of the record: forget it
                 self.graphs.drop(run.job_id)
-            self.runs.pop(run.entry, None)
+            if self.runs.get(run.entry) is run:
+                self.runs.pop(run.entry)
             self._slot_free.set()
+
+    async def _lost_claim(self, run: JobRun, why: str) -> None:
+        """This run no longer owns its job. If the entry was taken over, the new owner runs the job; if
+        it vanished (trimmed, deleted, its group destroyed), the job is re-issued now rather than left
+        `running` with nobody on it."""
+        log.warning("job=%s plane=%s lost its claim: %s", run.job_id, self.plane, why)
+        try:
+            if run.lost == "nogroup":
+                await self.queue.ensure_groups()  # recreated from id 0: the entry is delivered again
+            await run.drop_if_stale()
+            if run.job_id and await self.queue.reconcile_job(run.job_id):
+                log.warning("re-issued job=%s plane=%s: its entry %s vanished while it ran", run.job_id,
+                            self.plane, run.entry)
+        except (*REDIS_DOWN, redis.exceptions.ResponseError) as e:
+            log.warning("job=%s plane=%s: could not check its entry after the lost claim (%s); "
+                        "reconciliation re-issues it within %.0f s if it is gone", run.job_id, self.plane, e,
+                        self.settings.reconcile_s)
 
     # ---- claim heartbeat and cancellation
 
@@ -494,18 +545,27 @@ class Executor:
                 await self._heartbeat_once()
             except REDIS_DOWN as e:
                 log.warning("claim heartbeat failed (Redis unreachable: %s)", e)
+            except redis.exceptions.ResponseError as e:  # e.g. the stream's key replaced by another type
+                log.error("claim heartbeat failed: %s", e)
 
     async def _heartbeat_once(self) -> None:
-        runs = {eid: r for eid, r in self.runs.items() if not r.lease.released}
+        runs = {eid: r for eid, r in self.runs.items() if not r.lease.released and r.lost is None}
         if not runs:
             return
-        lost = await self.queue._heartbeat(keys=[self.stream], args=[C.GROUP, self.id, *runs])
-        for eid in lost or []:
-            run = runs.get(eid.decode() if isinstance(eid, bytes) else eid)
-            if run is not None and run.task is not None and not run.lease.released:
+        lost: list[Any] = list(await self.queue._heartbeat(keys=[self.stream], args=[C.GROUP, self.id, *runs]))
+        for eid, reason in zip(lost[::2], lost[1::2], strict=True):
+            run = runs.get(as_str(eid))
+            # releasing: our own hand-off/finish may just have removed the entry
+            if run is None or run.task is None or run.lease.released or run.lease.releasing:
+                continue
+            run.lost = as_str(reason)
+            if run.lost == "stolen":
                 log.warning("job=%s plane=%s entry=%s was taken over by another executor; stopping here",
                             run.job_id, self.plane, run.entry)
-                run.task.cancel()
+            else:
+                log.warning("job=%s plane=%s entry=%s is %s (trimmed, deleted or its group lost it); "
+                            "stopping here and re-issuing the job", run.job_id, self.plane, run.entry, run.lost)
+            run.task.cancel()
         # Pub/sub is not durable: the cancel flag on the record is the backstop.
         pipe = self.redis.pipeline(transaction=False)
         live = [r for r in runs.values() if r.job_id]
@@ -570,6 +630,9 @@ class JobRun:
         self.unrecorded: list[Node] = []  # ended, not yet written (see run_ready)
         self.changed: dict[str, dict[str, Any]] = {}  # node states this run wrote: the hand-off's delta
         self.version = 0
+        self.lost: str | None = None  # why the claim heartbeat found the entry no longer ours
+        # Job progress never goes back: a node re-run (after a crash, a re-issue, a retry) starts at 0.
+        self.progress_floor = _float(fields.get("progress"))
 
     @property
     def plane(self) -> str:
@@ -593,6 +656,12 @@ class JobRun:
         if self.deliveries > 1:
             await self.emit("log", {"node": "", "message": f"resumed by {self.ex.id} on the {self.plane} plane "
                                     f"(delivery {self.deliveries}): its previous executor stopped"})
+        elif reissued := self.fields.get("reissued"):
+            await self.emit("log", {"node": "", "message": f"resumed by {self.ex.id} on the {self.plane} plane: "
+                                    f"re-issued because its {reissued}"})
+        elif interrupted := [n.id for n in self.graph.nodes if n.status == "running"] if self.graph else []:
+            await self.emit("log", {"node": "", "message": f"resumed by {self.ex.id} on the {self.plane} plane: "
+                                    f"interrupted node(s) {', '.join(interrupted)} run again"})
         await self.run_ready()
         await asyncio.shield(self.hand_off_or_finish())
 
@@ -623,6 +692,7 @@ class JobRun:
             await self._drop_stale()
             return False
         self.version = int(raw.get("version") or 0)
+        self.progress_floor = max(self.progress_floor, _float(raw.get("progress")))
         if self.deliveries > self.ex.settings.max_deliveries:
             await self._poison(
                 f"the job's entry was delivered {self.deliveries} times (limit {self.ex.settings.max_deliveries}) "
@@ -649,7 +719,7 @@ class JobRun:
         entry, stream, status = await self.ex.redis.hmget(C.job_key(self.job_id), ["entry", "stream", "status"])
         if entry != self.entry or stream != self.ex.stream or status in TERMINAL_JOB:
             pending = await self.ex.redis.xpending_range(self.ex.stream, C.GROUP, self.entry, self.entry, 1)
-            if pending and pending[0]["consumer"] == self.ex.id:
+            if pending and as_str(pending[0]["consumer"]) == self.ex.id:
                 await self._drop_stale()
 
 
@@ -691,6 +761,7 @@ class JobRun:
     # ---- the ready part of the graph
 
     def job_progress(self) -> float:
+        """Weighted progress of the job, never below what was reported before (a re-run node restarts at 0)."""
         assert self.graph is not None
         total = done = 0.0
         for n in self.graph.nodes:
@@ -700,7 +771,8 @@ class JobRun:
                 done += w
             elif n.status == "running":
                 done += w * self.node_progress.get(n.id, 0.0)
-        return round(done / total, 4) if total else 1.0
+        self.progress_floor = max(self.progress_floor, round(done / total, 4) if total else 1.0)
+        return self.progress_floor
 
     def ready_here(self, running: set[str]) -> list[Node]:
         assert self.graph is not None
@@ -989,7 +1061,7 @@ class JobRun:
         progress = self.job_progress()
         t0 = time.perf_counter()
         fields, events = self.node_writes(self.take_unrecorded())
-        target_fields: dict[str, Any] = {"job": self.job_id, "version": self.version}
+        target_fields: dict[str, Any] = {"job": self.job_id, "version": self.version, "progress": repr(progress)}
         delta = dumps(self.changed)
         if len(delta) <= MAX_DELTA_BYTES:  # larger: the next executor reads the record instead
             target_fields["delta"] = delta
@@ -1075,6 +1147,13 @@ async def _retry_forever(make: Any, first_delay: float = 1.0) -> None:
             log.warning("retrying a Postgres write in %.0f s: %s", delay, e)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+
+def _float(raw: str | None) -> float:
+    try:
+        return float(raw or 0.0)
+    except ValueError:
+        return 0.0
 
 
 def _loads(raw: str) -> Any:

@@ -10,6 +10,7 @@ DEAD_LETTER_STREAM = f"{PREFIX}:deadletter"
 JOBS_INDEX = f"{PREFIX}:jobs"  # sorted set: job id -> created timestamp
 ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # set of job keys not yet finished (re-issue scans these)
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
+RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"  # the executor sweeping for lost stream entries now
 EVENTS_MAXLEN = 10_000
 
 

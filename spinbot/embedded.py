@@ -10,9 +10,10 @@ import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,10 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    name = "Redis"
+
+    def start(self, *, quiet: bool = False) -> RedisServer:
+        """Start it (again: on the same port, with the same data directory); `quiet`: no log line."""
         binary = shutil.which("redis-server")
         if binary is None:
             try:
@@ -82,7 +86,8 @@ class RedisServer:
         # A session of its own: a terminal's Ctrl-C reaches `spinbot up`, which stops this server last.
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         _wait_port(self.port, self.proc, "redis-server")
-        log.info("embedded Redis at %s (data in %s)", self.url, self.dir)
+        if not quiet:
+            log.info("embedded Redis at %s (data in %s)", self.url, self.dir)
         return self
 
     def stop(self, *, kill: bool = False) -> None:
@@ -120,7 +125,10 @@ class PostgresServer:
     def url(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
 
-    def start(self) -> PostgresServer:
+    name = "Postgres"
+
+    def start(self, *, quiet: bool = False) -> PostgresServer:
+        """Start it (again: on the same port, with the same data directory); `quiet`: no log line."""
         # Absolute: postgres chdirs into its data directory, so a relative socket dir (-k) would not exist.
         self.dir = self.dir.resolve()
         data = self.dir / "pgdata"
@@ -157,9 +165,14 @@ class PostgresServer:
             self.proc = subprocess.Popen(
                 args, stdout=log_file, stderr=log_file, env=env, preexec_fn=preexec, start_new_session=True
             )
-        _wait_port(self.port, self.proc, "postgres")
-        _wait_accepting(self.port, self.user, self.proc)
-        log.info("embedded Postgres at %s (data in %s)", self.url, data)
+        try:
+            _wait_port(self.port, self.proc, "postgres")
+            _wait_accepting(self.port, self.user, self.proc)
+        except RuntimeError:
+            self.stop(kill=True)  # one that never got ready must not linger, holding the data directory
+            raise
+        if not quiet:
+            log.info("embedded Postgres at %s (data in %s)", self.url, data)
         return self
 
     def stop(self, *, kill: bool = False) -> None:
@@ -168,10 +181,113 @@ class PostgresServer:
             self.proc.wait(30)
 
 
+Server = RedisServer | PostgresServer
+
+
+@dataclass
+class _Watch:
+    server: Server
+    failures: int = 0  # restarts since it last ran a good while: sets the backoff
+    restarts: int = 0
+    up_since: float = 0.0
+    next_try: float | None = None  # set while it is down: when to try starting it again
+    exit_code: int | None = None
+
+
+@dataclass
+class Supervisor:
+    """Restarts embedded servers whose process exited, on the same port and data directory.
+
+    The rate is bounded: the first restart is at once, each further one within `healthy_s` of the
+    last waits twice as long as the one before (0.5 s, 1 s, ... up to `backoff_max_s`). One log line
+    per restart; a failed restart attempt logs why and when the next one is.
+    """
+
+    servers: list[Server]
+    interval_s: float = 0.5
+    backoff_max_s: float = 30.0
+    healthy_s: float = 60.0  # a server up this long has its backoff reset
+    clock: Callable[[], float] = time.monotonic
+    _watches: list[_Watch] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        now = self.clock()
+        self._watches = [_Watch(s, up_since=now) for s in self.servers]
+
+    def start(self) -> Supervisor:
+        """Watch in a daemon thread until stop()."""
+        self._thread = threading.Thread(target=self._run, name="embedded-supervisor", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (before the servers are stopped on purpose), waiting for a restart in progress."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception:  # never let the watcher die: log and keep watching
+                log.exception("embedded server supervisor failed a check")
+
+    def check(self) -> list[str]:
+        """One pass: restart each server that exited and is due; returns the names restarted."""
+        restarted: list[str] = []
+        for w in self._watches:
+            if self._stop.is_set():
+                break
+            proc = w.server.proc
+            now = self.clock()
+            if w.next_try is None:
+                if proc is None or proc.poll() is None:
+                    if w.failures and now - w.up_since >= self.healthy_s:
+                        w.failures = 0
+                    continue
+                w.exit_code = proc.returncode
+                w.next_try = now + self._delay(w.failures)
+            if now < w.next_try:
+                continue
+            if self._restart(w):
+                restarted.append(w.server.name)
+        return restarted
+
+    def _delay(self, failures: int) -> float:
+        return 0.0 if failures == 0 else min(self.backoff_max_s, 0.5 * 2 ** (failures - 1))
+
+    def _restart(self, w: _Watch) -> bool:
+        s = w.server
+        w.failures += 1
+        try:
+            s.start(quiet=True)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+            w.next_try = self.clock() + self._delay(w.failures)
+            log.error("embedded %s (exit code %s) could not be restarted on port %d: %s; next try in %.1f s",
+                      s.name, w.exit_code, s.port, e, self._delay(w.failures))
+            return False
+        w.restarts += 1
+        w.next_try = None
+        w.up_since = self.clock()
+        log.warning("embedded %s exited (code %s); restarted on port %d with its data in %s (restart %d)",
+                    s.name, w.exit_code, s.port, s.dir, w.restarts)
+        return True
+
+
 @contextlib.contextmanager
-def servers(data_dir: Path, redis_url: str | None, database_url: str | None) -> Iterator[tuple[str, str]]:
-    """Yield (redis_url, database_url), starting private servers for whichever is not configured."""
-    started: list[RedisServer | PostgresServer] = []
+def servers(
+    data_dir: Path, redis_url: str | None, database_url: str | None, *, supervise: bool = False
+) -> Iterator[tuple[str, str]]:
+    """Yield (redis_url, database_url), starting private servers for whichever is not configured.
+
+    With `supervise`, a private server that dies is restarted on the same port and data directory
+    (see Supervisor) until the block ends.
+    """
+    started: list[Server] = []
+    supervisor: Supervisor | None = None
     try:
         if redis_url is None:
             started.append(RedisServer(data_dir / "redis").start())
@@ -179,7 +295,11 @@ def servers(data_dir: Path, redis_url: str | None, database_url: str | None) -> 
         if database_url is None:
             started.append(PostgresServer(data_dir / "postgres").start())
             database_url = started[-1].url
+        if supervise and started:
+            supervisor = Supervisor(started).start()
         yield redis_url, database_url
     finally:
+        if supervisor is not None:
+            supervisor.stop()
         for s in reversed(started):
             s.stop()

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
@@ -33,6 +34,7 @@ from spinbot.store import Store
 log = logging.getLogger(__name__)
 
 TERMINAL_JOB = frozenset({"completed", "failed", "cancelled"})
+POSTGRES_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 NODE_FIELD = "n:"
 
 
@@ -186,8 +188,8 @@ local group, consumer, entry, mode, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4],
 if redis.call('HGET', KEYS[2], 'entry') ~= entry or redis.call('HGET', KEYS[2], 'stream') ~= KEYS[1] then
   return {0}
 end
-local p = redis.call('XPENDING', KEYS[1], group, entry, entry, 1)
-if #p == 0 or p[1][2] ~= consumer then return {0} end
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], group, entry, entry, 1)
+if not ok or #p == 0 or p[1][2] ~= consumer then return {0} end  -- not ok: the stream or group is gone
 local i = 6
 local nf = tonumber(ARGV[i]); i = i + 1
 if ARGV[i] == '1' then
@@ -265,27 +267,67 @@ redis.call('SREM', KEYS[4], KEYS[2])
 return 1
 """
 
-# Re-issue a job whose stream entry is gone (or will never be delivered), if nobody changed it meanwhile.
-# KEYS: target stream, job, old stream (or target). ARGV: expected entry, job id, version
+# Re-issue a job whose stream entry is dead, atomically re-checking that it is: the record still
+# names that entry at that version (so two sweepers, or a sweeper and the job's executor, cannot both
+# re-issue it), the job is unfinished, and the entry is gone from its stream, or is in it but neither
+# pending nor still to be delivered (its group lost it). A stream without the group is left alone:
+# the executors recreate the group from id 0, and the entry is then delivered as usual.
+# KEYS: target stream, job, old stream (or target), active. ARGV: expected entry, job id, version, group, reason
 _REISSUE = """
-if (redis.call('HGET', KEYS[2], 'entry') or '') ~= ARGV[1] then return '' end
-if ARGV[1] ~= '' then redis.call('XDEL', KEYS[3], ARGV[1]) end
-local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'version', ARGV[3])
+local old, group = ARGV[1], ARGV[4]
+if (redis.call('HGET', KEYS[2], 'entry') or '') ~= old then return '' end
+if (redis.call('HGET', KEYS[2], 'version') or '0') ~= ARGV[3] then return '' end
+local status = redis.call('HGET', KEYS[2], 'status')
+if status == false or status == 'completed' or status == 'failed' or status == 'cancelled' then return '' end
+if old ~= '' and #redis.call('XRANGE', KEYS[3], old, old) > 0 then
+  local ok, p = pcall(redis.call, 'XPENDING', KEYS[3], group, old, old, 1)
+  if not ok or #p > 0 then return '' end
+  local last = nil
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[3])) do
+    local name, id = nil, nil
+    for j = 1, #g, 2 do
+      if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then id = g[j + 1] end
+    end
+    if name == group then last = id end
+  end
+  if last == nil then return '' end
+  local oms, oseq = string.match(old, '(%d+)-(%d+)')
+  local lms, lseq = string.match(last, '(%d+)-(%d+)')
+  oms, oseq, lms, lseq = tonumber(oms), tonumber(oseq), tonumber(lms), tonumber(lseq)
+  if oms > lms or (oms == lms and oseq > lseq) then return '' end  -- still to be delivered
+end
+if old ~= '' then
+  redis.call('XDEL', KEYS[3], old)
+  pcall(redis.call, 'XACK', KEYS[3], group, old)
+end
+local entry = redis.call('XADD', KEYS[1], '*', 'job', ARGV[2], 'version', ARGV[3], 'reissued', ARGV[5])
 redis.call('HSET', KEYS[2], 'entry', entry, 'stream', KEYS[1])
 redis.call('SADD', KEYS[4], KEYS[2])
 return entry
 """
 
-# Keep own claims alive: XCLAIM JUSTID resets the idle time without counting a delivery.
-# KEYS: stream. ARGV: group, consumer, ids... Returns the ids no longer ours.
+# Keep own claims alive: XCLAIM JUSTID resets the idle time without counting a delivery. An entry
+# that is no longer in its stream is not XCLAIMed (Redis 7 would drop it from the pending list).
+# KEYS: stream. ARGV: group, consumer, ids... Returns (id, reason) pairs for the ids no longer ours:
+# gone (not in the stream), nogroup (the stream's group is gone), unclaimed (nobody's), stolen.
 _HEARTBEAT = """
 local lost = {}
 for i = 3, #ARGV do
-  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if #p == 0 or p[1][2] ~= ARGV[2] then
-    lost[#lost + 1] = ARGV[i]
+  local id, reason = ARGV[i], nil
+  if #redis.call('XRANGE', KEYS[1], id, id) == 0 then
+    reason = 'gone'
   else
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], id, id, 1)
+    if not ok then reason = 'nogroup'
+    elseif #p == 0 then reason = 'unclaimed'
+    elseif p[1][2] ~= ARGV[2] then reason = 'stolen'
+    end
+  end
+  if reason then
+    lost[#lost + 1] = id
+    lost[#lost + 1] = reason
+  else
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'JUSTID')
   end
 end
 return lost
@@ -317,6 +359,7 @@ class Lease:
     consumer: str
     deliveries: int = 1
     released: bool = False  # handed off, finished or dead-lettered: the entry is acked and gone
+    releasing: bool = False  # a hand-off/finish commit is in flight: the entry may vanish by our own hand
     cancel_requested: bool = False  # the record's cancel flag as of the last commit
 
     async def commit(
@@ -345,7 +388,12 @@ class Lease:
         args += _flat(tf)
         keys = [self.stream, C.job_key(self.job_id), C.job_events_key(self.job_id), target or self.stream,
                 C.ACTIVE_JOBS]
-        out = await self.queue._commit(keys=keys, args=args)
+        if mode != "update":
+            self.releasing = True
+        try:
+            out = await self.queue._commit(keys=keys, args=args)
+        finally:
+            self.releasing = False
         if not out or int(out[0]) != 1:
             raise LostClaim(f"job {self.job_id}: entry {self.entry} on {self.stream} is no longer ours")
         if mode != "update":
@@ -502,39 +550,108 @@ class JobQueue:
             after = rows[-1][0]
             await self._mark_synced(keys=[C.job_key(job_id)], args=[after])
 
-    # -- recovery
+    # -- recovery and reconciliation
 
     async def recover(self) -> list[str]:
         """Re-issue unfinished jobs whose stream entry is gone or can never be delivered; returns their ids.
 
-        Sources: the Redis set of active jobs and, with a store, Postgres' unfinished jobs (a job that
-        Redis lost entirely is rebuilt from its last Postgres snapshot). Jobs that Redis finished but
-        Postgres still shows unfinished are synced to Postgres.
+        Run by every executor at start. Sources: the Redis set of active jobs and, with a store, every
+        Postgres job not finished (a job that Redis lost entirely is rebuilt from its last Postgres
+        snapshot). Jobs that Redis finished but Postgres still shows unfinished are synced to Postgres.
         """
+        return await self.reconcile(postgres_grace_s=0.0)
+
+    async def reconcile(self, *, postgres_grace_s: float | None = 60.0) -> list[str]:
+        """One idempotent sweep: re-issue every unfinished job whose stream entry is dead; returns their ids.
+
+        Safe to run from any number of executors at once: each re-issue is one Lua script that checks
+        again, atomically, that the record still names the same dead entry at the same version.
+        With a store, Postgres jobs not finished and created more than `postgres_grace_s` ago that
+        Redis does not know are rebuilt (the grace keeps a submit in progress from being rebuilt);
+        None skips Postgres.
+        """
+        await self.ensure_groups()  # a destroyed group or a deleted stream comes back (from id 0)
         ids = set(await self.list_active())
-        pg_rows: dict[str, dict[str, Any]] = {}
-        if self.store is not None:
-            pg_rows = {r["id"]: r for r in await self.store.unfinished_jobs()}
-        last_delivered = await self._last_delivered()
+        pg_ids: set[str] = set()
+        if self.store is not None and postgres_grace_s is not None:
+            try:
+                rows = await self.store.pool.fetch(
+                    "SELECT id FROM jobs WHERE status IN ('queued','running')"
+                    " AND created_at <= now() - make_interval(secs => $1)",
+                    float(postgres_grace_s),
+                )
+                pg_ids = {r["id"] for r in rows}
+            except POSTGRES_DOWN as e:
+                log.warning("reconciliation without Postgres this time (%s): Redis' jobs only", e)
         reissued: list[str] = []
-        for job_id in sorted(ids | set(pg_rows)):
-            raw = _decode_hash(await self.redis.hgetall(C.job_key(job_id)))
-            if not raw:
-                if job_id in pg_rows and await self._rebuild(job_id, pg_rows[job_id]):
+        ordered = sorted(ids | pg_ids)
+        for i in range(0, len(ordered), 256):
+            for job_id in await self._dead_entries(ordered[i:i + 256], pg_ids):
+                if await self.reconcile_job(job_id, in_postgres=job_id in pg_ids):
                     reissued.append(job_id)
-                else:
-                    await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))
-                continue
-            if raw.get("status") in TERMINAL_JOB:
-                await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))
-                if job_id in pg_rows:
-                    await self.sync_store(job_id)
-                continue
-            if await self._entry_alive(raw, last_delivered):
-                continue
-            if await self._reissue_one(job_id, raw):
-                reissued.append(job_id)
         return reissued
+
+    async def _dead_entries(self, job_ids: list[str], pg_ids: set[str]) -> list[str]:
+        """The jobs among these that may need repair: missing, finished but still indexed, or whose entry
+        looks dead. Cheap pipelined reads; reconcile_job decides (and its script re-checks atomically)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hmget(C.job_key(job_id), ["status", "entry", "stream"])
+        heads: list[Any] = await pipe.execute()
+        last_delivered = await self._last_delivered()
+        out: list[str] = []
+        probe: list[tuple[str, str, str]] = []
+        for job_id, (status, entry, stream) in zip(job_ids, heads, strict=True):
+            if status is None or as_str(status) in TERMINAL_JOB or not entry or not stream:
+                if status is not None or job_id in pg_ids:
+                    out.append(job_id)
+                else:
+                    await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))  # an index entry for nothing
+                continue
+            probe.append((job_id, as_str(entry), as_str(stream)))
+        if not probe:
+            return out
+        pipe = self.redis.pipeline(transaction=False)
+        for _, entry, stream in probe:
+            pipe.xrange(stream, entry, entry, count=1)
+            pipe.xpending_range(stream, C.GROUP, min=entry, max=entry, count=1)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        for n, (job_id, entry, stream) in enumerate(probe):
+            found, pending = replies[2 * n], replies[2 * n + 1]
+            if isinstance(found, Exception):
+                continue  # not a stream (or Redis trouble): nothing safe to decide now
+            if not found:
+                out.append(job_id)
+            elif isinstance(pending, Exception) or pending:
+                continue  # pending: its executor (or the one that reclaims it) has it
+            elif _id_tuple(entry) <= _id_tuple(last_delivered.get(stream, "0-0")):
+                out.append(job_id)  # in the stream, delivered, yet nobody's: its group lost it
+        return out
+
+    async def reconcile_job(self, job_id: str, *, in_postgres: bool = False) -> bool:
+        """Repair one job: re-issue it if unfinished with a dead entry (True), rebuild it from Postgres if
+        Redis lost it and `in_postgres`, drop it from the active index if finished."""
+        raw = _decode_hash(await self.redis.hgetall(C.job_key(job_id)))
+        if not raw:
+            if in_postgres and self.store is not None:
+                try:
+                    row = await self.store.get_job(job_id)
+                except POSTGRES_DOWN as e:
+                    log.warning("job=%s: Redis lost it and Postgres is unreachable (%s); next round", job_id, e)
+                    return False
+                if row and row.get("status") in ("queued", "running") and await self._rebuild(job_id, row):
+                    return True
+            await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))
+            return False
+        if raw.get("status") in TERMINAL_JOB:
+            await self.redis.srem(C.ACTIVE_JOBS, C.job_key(job_id))
+            if in_postgres:
+                try:
+                    await self.sync_store(job_id)
+                except POSTGRES_DOWN as e:
+                    log.warning("job=%s finished; its Postgres sync failed (%s); next round", job_id, e)
+            return False
+        return await self._reissue_one(job_id, raw)
 
     async def _last_delivered(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -549,27 +666,21 @@ class JobQueue:
                     out[stream] = as_str(g.get("last-delivered-id"))
         return out
 
-    async def _entry_alive(self, raw: dict[str, str], last_delivered: dict[str, str]) -> bool:
-        """The job's entry is in its stream and either pending or still to be delivered."""
-        entry, stream = raw.get("entry"), raw.get("stream")
-        if not entry or not stream:
-            return False
-        if not await self.redis.xrange(stream, entry, entry, count=1):
-            return False
-        if await self.redis.xpending_range(stream, C.GROUP, min=entry, max=entry, count=1):
-            return True
-        return _id_tuple(entry) > _id_tuple(last_delivered.get(stream, "0-0"))
-
     async def _reissue_one(self, job_id: str, raw: dict[str, str]) -> bool:
+        """Re-issue if the entry the record names is dead (the script checks, atomically)."""
         st = state_from_hash(job_id, raw)
-        graph = Graph.model_validate(st.graph)
-        ready = ready_nodes(graph)
-        plane = st.plane or (ready[0].plane if ready else graph.nodes[0].plane)
+        plane = st.plane
+        if not plane:
+            graph = Graph.model_validate(st.graph)
+            ready = ready_nodes(graph)
+            plane = ready[0].plane if ready else graph.nodes[0].plane
         target = C.plane_stream(plane)
         old = raw.get("entry") or ""
+        old_stream = raw.get("stream") or target
+        reason = f"entry {old or '(none)'} of {old_stream} vanished"
         new = await self._reissue(
-            keys=[target, C.job_key(job_id), raw.get("stream") or target, C.ACTIVE_JOBS],
-            args=[old, job_id, st.version],
+            keys=[target, C.job_key(job_id), old_stream, C.ACTIVE_JOBS],
+            args=[old, job_id, raw.get("version") or "0", C.GROUP, reason],
         )
         return bool(as_str(new))
 
@@ -579,13 +690,15 @@ class JobQueue:
         ready = ready_nodes(graph)
         plane = row.get("plane") or (ready[0].plane if ready else graph.nodes[0].plane)
         now = time.time()
+        progress = max(graph.progress(), float(row.get("progress") or 0.0))
         fields = {
-            "id": job_id, "status": "queued", "progress": repr(graph.progress()), "plane": plane,
-            "version": int(row.get("version") or 0), "owner": row.get("owner", ""), "pipeline": "",
+            "id": job_id, "status": "queued", "progress": repr(progress), "plane": plane,
+            "version": int(row.get("version") or 0), "owner": row.get("owner", ""),
+            "pipeline": row.get("pipeline") or "",
             "graph": dumps(graph.to_json()), "error": "", "created": repr(now), "updated": repr(now),
             "cancel": "0",
         }
-        event = {"status": "queued", "progress": graph.progress(), "plane": plane, "recovered": True}
+        event = {"status": "queued", "progress": progress, "plane": plane, "recovered": True}
         out = await self._submit(
             keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX, C.ACTIVE_JOBS],
             args=[job_id, repr(now), C.EVENTS_MAXLEN, len(fields), *_flat(fields), dumps(event)],

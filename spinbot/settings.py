@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     claim_idle_ms: int = 15_000
     heartbeat_s: float = 3.0
     max_deliveries: int = 5
+    #: every executor checks this often that each unfinished job's stream entry still exists, and
+    #: re-issues the jobs whose entry vanished (one executor sweeps per interval)
+    reconcile_s: float = Field(default=10.0, gt=0)
     metrics_port: int | None = None
     diag_visible: bool = False
 

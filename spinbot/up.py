@@ -91,7 +91,11 @@ def run_up(settings: Settings) -> None:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with servers(settings.data_dir, settings.redis_url, settings.database_url) as (redis_url, database_url):
+    # Embedded servers that die are restarted on the same port and data (jobs resume as after any restart).
+    with servers(settings.data_dir, settings.redis_url, settings.database_url, supervise=True) as (
+        redis_url,
+        database_url,
+    ):
         embedded = [
             name for name, url in (("Redis", settings.redis_url), ("Postgres", settings.database_url)) if url is None
         ]
