@@ -210,7 +210,7 @@ class Turn:
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
         pipeline = graph.metadata.get("pipeline") if result.fallback else None
-        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=pipeline)
+        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=pipeline, note=result.message)
 
     async def _conversation(self) -> dict[str, Any]:
         repo, req = self.services.repo, self.req
@@ -236,7 +236,8 @@ class Turn:
             self.result.completion_tokens += int(attempt.get("completion_tokens") or 0)
 
     async def _run_job(self, conv_id: str, graph: Graph, summary: str, evaluation: dict[str, Any] | None,
-                       *, pipeline: str | None, replans: int = 0) -> None:
+                       *, pipeline: str | None, replans: int = 0, note: str = "") -> None:
+        """Run the graph as a job, follow it, answer; `note` (what the planner did or changed) ends the answer."""
         services, req = self.services, self.req
         job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
         self.result.job_id, self.result.status = job_id, "queued"
@@ -266,6 +267,8 @@ class Turn:
             await followed.aclose()
         state = await services.queue.get(job_id)
         text = answer_for(state, job_id, req.base_url, services) if state else f"Job `{job_id}` is gone."
+        if note:
+            text += f"\n\n{note}"
         if state:
             self.result.status = state.status
         if state is not None and state.status == "failed" and replans < services.settings.max_replans:
@@ -303,7 +306,7 @@ class Turn:
                            "message": cont.message, "replan": version})
         await self._answer(f"Job `{state.id}` failed. {cont.message}", update=True)
         summary = f"Replan {version} of job `{state.id}`: {cont.message}"
-        await self._run_job(conv_id, graph, summary, evaluation, pipeline=None, replans=version)
+        await self._run_job(conv_id, graph, summary, evaluation, pipeline=None, replans=version, note=cont.message)
         return None
 
     def _follow(self, job_id: str) -> Any:
