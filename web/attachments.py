@@ -95,6 +95,7 @@ async def check_content(kind: str, path: Path, name: str) -> None:
     """415 unless the file really is the kind its type claims (an image decodes, audio decodes)."""
     why = await asyncio.to_thread(_decodes, kind, path)
     if why is not None:
+        why = why.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()  # no server paths
         raise Problem(415, f"{name} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} ({why[:200]})",
                       code="unsupported_attachment", field=name,
                       hint=f"attach a real {kind} file (images: PNG, JPEG, WebP; audio: WAV, MP3, OGG)")

@@ -145,3 +145,26 @@ async def test_chat_stream_drop_mid_job(
     )
     assert "Done" in await page.locator(".msg.assistant .md").inner_text()
     await shots(page, "completed")
+
+
+async def test_a_file_that_cannot_be_attached_is_named_with_why(
+    stack: LiveStack, open_page: Any, shots: Shots, tmp_path: Path, console: Console
+) -> None:
+    console.allow("status of 415")  # the refusal below is the point of the test
+    page = await open_page("/")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    await page.set_input_files("#attach-input", str(notes))
+    alert = page.get_by_role("alert").filter(has_text="notes.txt was not attached")
+    await alert.wait_for()
+    assert "text/plain" in await alert.inner_text()
+    assert await page.locator(".composer .attach-preview").count() == 0
+    # a file named like a picture that is not one: the server's 415 is shown, naming it
+    fake = tmp_path / "face.png"
+    fake.write_text("not a picture either")
+    await page.set_input_files("#attach-input", str(fake))
+    await page.wait_for_selector(".composer .attach-preview")
+    await send(page, "make this photo say 'hello'")
+    refusal = page.get_by_text("face.png is not an image")
+    await refusal.wait_for()
+    await shots(page, "refused-attachment")

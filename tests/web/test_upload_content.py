@@ -16,6 +16,7 @@ async def test_files_are_checked_by_content_on_every_path(api: LiveAPI) -> None:
         r = await c.post("/api/uploads", files={"files": ("fake.png", TEXT, "image/png")})
         assert r.status_code == 415, r.text
         assert r.json()["detail"].startswith("fake.png is not an image") and r.json()["field"] == "fake.png"
+        assert "/tmp" not in r.json()["detail"] and ".spinbot" not in r.json()["detail"], r.json()  # no server paths
         # siblings: fake audio, an image sent as audio, the same bytes as a data URL in chat and plan
         for name, data, ctype in (("voice.wav", TEXT, "audio/wav"), ("voice.wav", png_bytes(), "audio/wav"),
                                   ("clip.mp4", TEXT, "video/mp4")):

@@ -125,7 +125,11 @@ export class ChatPage {
 
   async addFiles(files) {
     for (const file of files) {
-      if (!/^(image|audio)\//.test(file.type)) continue;
+      if (!/^(image|audio)\//.test(file.type)) {
+        this.messages.append(h("p", { class: "error", role: "alert" },
+          `${file.name} was not attached: it is ${file.type || "not a known file type"}; attach a picture (PNG, JPEG, WebP) or a recording (WAV, MP3, OGG)`));
+        continue;
+      }
       if (file.size > MAX_ATTACHMENT_BYTES) {
         this.messages.append(h("p", { class: "error", role: "alert" }, `${file.name} is larger than 20 MB`));
         continue;
