@@ -6,6 +6,7 @@ import re
 import uuid
 from typing import Any
 
+from planner.builder import node_weights
 from planner.pipelines import edges_from_refs
 from spinbot.graph import ID_PATTERN, Attachment
 from spinbot.manifest import MergedManifest, ServiceSpec
@@ -123,16 +124,6 @@ def _nearest(
     return {"$attachment": att.id} if att is not None else None
 
 
-def _weights(nodes: list[dict[str, Any]], manifest: MergedManifest) -> None:
-    durations = [
-        (manifest.services[n["service"]].estimate.duration_s if n["service"] in manifest.services else 1.0)
-        for n in nodes
-    ]
-    total = sum(durations) or 1.0
-    for n, d in zip(nodes, durations, strict=True):
-        n["progressWeight"] = round(max(d / total, 1e-4), 6) if total else round(1 / len(nodes), 6)
-
-
 def compile_plan(
     plan: Any,
     manifest: MergedManifest,
@@ -170,7 +161,7 @@ def compile_plan(
         plane = spec.planes[0] if spec is not None else "control"
         nodes.append({"id": node_id, "name": str(step.get("id") or node_id)[:200], "service": service,
                       "plane": plane, "params": params})  # fmt: skip
-    _weights(nodes, manifest)
+    node_weights(nodes, manifest)
     return {
         "schema": "langgraph.v1",
         "workflowId": workflow_id or f"plan-{uuid.uuid4().hex[:12]}",
