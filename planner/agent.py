@@ -12,6 +12,7 @@ leaves out or gets wrong; `build` derives the graph from the intent and the live
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -304,10 +305,19 @@ def describe_changes(before: Intent, after: Intent) -> str:
     return "Changed: " + ", ".join(words) + "."
 
 
+def first_sentence(text: str) -> str:
+    """The first sentence of a description; "e.g." and "i.e." do not end one."""
+    for m in re.finditer(r"\.(\s|$)", text):
+        before = text[: m.start() + 1]
+        if not re.search(r"(?:\be\.g|\bi\.e|\betc|\bvs)\.$", before, re.I):
+            return before.rstrip(".").strip()
+    return text.strip().rstrip(".")
+
+
 def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: str = "") -> str:
     services = sorted(manifest.available(), key=lambda s: s.id)
     if kind == "capabilities":
-        lines = [f"- {s.id} ({'/'.join(s.planes)}): {s.description.split('. ')[0].rstrip('.')}" for s in services]
+        lines = [f"- {s.id} ({'/'.join(s.planes)}): {first_sentence(s.description)}" for s in services]
         pipelines = ", ".join(p.name for p in list_pipelines())
         planes = ", ".join(f"{p}: {len(st.executors)} executor(s)" for p, st in manifest.planes.items()) or "none"
         body = "\n".join(lines) or "- nothing right now: no executor is running"

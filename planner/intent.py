@@ -159,13 +159,19 @@ _CUE_LANGUAGE = [
 ]
 _SLOWER = re.compile(r"\b(slower|more slowly|slow down|slowly)\b", re.I)
 _FASTER = re.compile(r"\b(faster|quicker|more quickly|speed up)\b", re.I)
-_QUOTES = [("\"", "\""), ("“", "”"), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'"), ("‘", "’")]
+_QUOTES = [("\"", "\""), ("“", "”"), ("\"", "”"), ("“", "\""), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'"),
+           ("‘", "’")]
 _COLON = re.compile(r"[:：]\s*")
 _SAY_EN = re.compile(
     r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"
     r"[:,]?\s+(.{1,20000})$",
     re.I | re.S,
 )
+
+
+_MODIFIER_ONLY = re.compile(
+    r"^(?:(?:(?:with|in|using) (?:an? |the )?\w+(?: \w+)? (?:voice|tone|accent|style)|again|instead|slower|faster|"
+    r"louder|more slowly|more quickly|please|now|too)[\s,.!]*)+$", re.I)
 
 
 def duration_s(goal: str) -> float | None:
@@ -250,6 +256,8 @@ def spoken_text(goal: str) -> str | None:
         said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)
         said = re.sub(r"\s+(?:in an? \w+ voice|with an? \w+ voice|in a \w+ tone)\.?$", "", said, flags=re.I)
         said = said.strip().rstrip(".")
+        if _MODIFIER_ONLY.match(said):  # "say it with a male voice": how to say it, not what
+            return None
         return said[:MAX_SAY] or None
     return None
 
@@ -344,7 +352,9 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         return Intent(kind="reply", reply_kind=asks)
     if asks == "job_status" and previous is not None and not medium:
         return Intent(kind="reply", reply_kind="job_status")
-    if previous is not None and not medium and (FOLLOW_UP.search(goal) or _changes(goal)):
+    # "say it with a male voice", "make it slower": how to redo the last plan, not a new request
+    new_request = wants_video or wants_image or wants_upscale or wants_script or said is not None
+    if previous is not None and not new_request and (FOLLOW_UP.search(goal) or _changes(goal) or wants_speech):
         return _follow_up(previous, goal)
     if not medium and not (images and CREATE.search(goal)):
         if QUESTION.search(goal) or not CREATE.search(goal):

@@ -119,3 +119,16 @@ def test_follow_ups_change_what_they_name() -> None:
     longer = read_rules("make it 60 seconds instead", [], previous=read_rules("a 20-second video about tea", []))
     assert longer.duration_s == 60 and longer.topic == "tea"
     assert read_rules("how is it going?", [], previous=before).reply_kind == "job_status"
+
+
+@pytest.mark.parametrize(
+    "goal", ["now say it with a male voice", "say it again, slower", "say it with a deep male voice"])
+def test_how_to_say_it_again_is_not_new_words(goal: str) -> None:
+    before = read_rules("read this aloud: good morning", [])
+    after = read_rules(goal, [], previous=before)
+    assert after.say == "good morning" and after.deliverables == ["speech"], after
+
+
+def test_mixed_quotes_are_quotes() -> None:
+    assert intent.spoken_text('say "hello there” to everyone') == "hello there"
+    assert intent.spoken_text("say “hello there\" to everyone") == "hello there"

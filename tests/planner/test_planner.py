@@ -153,3 +153,11 @@ async def test_a_direct_plan_is_used_only_when_approved(fake_ollama: FakeOllama,
         assert result.approved and result.graph is not None
         assert [n.service for n in result.graph.nodes] == ["tts.synthesize", "artifact.publish"]
         assert result.attempts[0]["plan_refused"] is True
+
+
+def test_capability_lines_are_not_cut_at_an_abbreviation() -> None:
+    from planner.agent import first_sentence
+
+    assert first_sentence("Renders an image, e.g. a portrait or a title card. More.") == (
+        "Renders an image, e.g. a portrait or a title card")
+    assert first_sentence("Speaks text, i.e. TTS") == "Speaks text, i.e. TTS"
