@@ -373,7 +373,7 @@ def _check_node_params(run: _Run, n: Node, spec: ServiceSpec) -> None:
             "missing_input",
             f"required input {name!r} ({spec.inputs[name]}) of {n.service} is not wired",
             node=n.id,
-            hint=f'set {name} to {{"$node": <upstream id>, "output": <a {spec.inputs[name]} output>}}',
+            hint=f'set {name} to {{"$node": <upstream id>, "output": <{_a(spec.inputs[name])} output>}}',
         )
     literal = {k: v for k, v in n.params.items() if k not in wired and (not known or k in known)}
     for e in _param_schema(schema, frozenset(wired | set(missing))).errors(literal, limit=10):
@@ -390,8 +390,40 @@ def _param_hint(schema: dict[str, Any], error: SchemaError) -> str:
     prop = schema.get("properties", {}).get(name) if isinstance(name, str) else None
     if not prop:
         return "params must match the service's params schema"
-    allowed = {k: prop[k] for k in ("type", "enum", "minimum", "maximum", "maxLength", "default") if k in prop}
-    return f"{name} must satisfy {allowed}"
+    return allowed_text(str(name), prop)
+
+
+_KINDS = {"string": "text", "integer": "a whole number", "number": "a number", "boolean": "true or false",
+          "array": "a list", "object": "an object", "null": "null"}
+
+
+def allowed_text(name: str, prop: dict[str, Any]) -> str:
+    """What a param accepts, in words ("voice must be one of female, male (default female)"), never a raw schema."""
+    if "enum" in prop:
+        rule = "one of " + ", ".join(str(v) for v in prop["enum"])
+    else:
+        types = prop.get("type") or [o["type"] for o in prop.get("anyOf", []) if o.get("type") not in (None, "null")]
+        types = [types] if isinstance(types, str) else list(types)
+        rule = " or ".join(_KINDS.get(str(t), str(t)) for t in types)
+        for o in [prop, *prop.get("anyOf", [])]:
+            lo, hi = o.get("minimum"), o.get("maximum")
+            if lo is not None and hi is not None:
+                rule += f" from {lo:g} to {hi:g}"
+            elif lo is not None:
+                rule += f" of at least {lo:g}"
+            elif hi is not None:
+                rule += f" of at most {hi:g}"
+            if o.get("maxLength") is not None:
+                rule += f" of at most {o['maxLength']} characters"
+    if not rule:
+        return f"{name} must match the service's params schema"
+    default = f" (default {prop['default']})" if prop.get("default") not in (None, "") else ""
+    return f"{name} must be {rule.strip()}{default}"
+
+
+def _a(word: str) -> str:
+    """The word with its article: "an image", "a video"."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"
 
 
 def _check_urls(run: _Run, n: Node, spec: ServiceSpec, strings: list[str]) -> None:
@@ -479,7 +511,7 @@ def _check_node_ref(
             "type_mismatch",
             f"param {name!r} wants {wanted}, {source.id}.{ref.output} is {produced}",
             node=n.id,
-            hint=f"use a {wanted} output" + (f" of {source.id}: {', '.join(choices)}" if choices else ""),
+            hint=f"use {_a(wanted)} output" + (f" of {source.id}: {', '.join(choices)}" if choices else ""),
         )
 
 

@@ -1,4 +1,8 @@
-"""`spinbot plan "GOAL"`: the plan, its evaluation and how it was made, without running it."""
+"""`spinbot plan "GOAL"`: the plan, its evaluation and how it was made, without running it.
+
+Said once each: whether an LLM reads the goal (never the model's name as if it answered when it cannot),
+what planning did (a number only on a second attempt), the graph and its verdict, what the planner did.
+"""
 
 from __future__ import annotations
 
@@ -8,39 +12,40 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from evaluator.cli import current_manifest, render
 from planner.agent import plan
 from planner.models import PlanRequest
+from spinbot.llm import reachable
 from spinbot.settings import Settings
 
 
-async def plan_command(settings: Settings, goal: str, output: Path | None) -> int:
+async def plan_command(settings: Settings, goal: str, output: Path | None, *, console: Console | None = None) -> int:
     """Print the graph and its evaluation; non-zero only when neither the LLM nor a fixed pipeline made one."""
-    console = Console()
+    console = console or Console(soft_wrap=True)  # long lines (URLs, goals) stay whole: the terminal wraps them
     manifest, source = await current_manifest(settings)
-    console.print(f"manifest: {source}; model: {settings.ollama_model} at {settings.ollama_url}")
+    why_not = await reachable(settings)
+    llm = (f"LLM: {settings.ollama_model} at {settings.ollama_url}" if why_not is None
+           else "LLM: none, the goal is read by rules")
+    console.print(f"manifest: {source}; {llm}", highlight=False, markup=False)
 
     async def show(event: dict[str, Any]) -> None:
-        console.print(f"[dim]planning[/] attempt {event['attempt']} {event['stage']}: {event.get('message', '')}")
+        stage = event.get("stage")
+        if stage == "done" or (stage == "reading" and why_not is not None):
+            return  # the outcome is printed below; no "asking <model>" when it cannot be asked
+        attempt = f" (attempt {event['attempt']})" if int(event.get("attempt") or 0) > 1 else ""
+        console.print(f"[dim]planning{attempt}:[/] {escape(str(event.get('message') or stage or ''))}",
+                      highlight=False)
 
     result = await plan(settings, PlanRequest(goal=goal), manifest, show)
     if result.kind == "reply":
-        console.print(result.reply or "")
+        console.print(result.reply or "", markup=False, highlight=False)
         return 0
-    for a in result.attempts:
-        found = ", ".join(
-            f"{f['code']}@{f.get('node') or '-'}"
-            for f in a.get("findings", [])
-            if f.get("severity", "error") == "error"
-        )
-        extra = a.get("error") or found or ""
-        via = f", {a['pipeline']}" if a.get("pipeline") else ""
-        console.print(f"attempt {a['attempt']} ({a['stage']}{via}): {a.get('outcome')} {extra}")
     if result.verdict is not None:
         render(result.verdict, console)
-    console.print(result.message)
+    console.print(result.message, markup=False, highlight=False)
     if result.graph is not None and output is not None:
         await asyncio.to_thread(output.write_text, json.dumps(result.graph.to_json(), indent=2) + "\n")
-        console.print(f"wrote {output}")
+        console.print(f"wrote {output}", markup=False, highlight=False)
     return 0 if result.approved else 1

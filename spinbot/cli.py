@@ -14,33 +14,48 @@ from spinbot.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Spinbot: agentic-planner chat service.")
 
 
-def _setup(verbose: bool = False) -> Settings:
+#: Libraries that log every request at INFO: their lines are noise unless -v asks for everything.
+CHATTY = ("httpx", "httpcore")
+
+
+def _setup(verbose: bool = False, *, server: bool = True, **overrides: object) -> Settings:
+    """Logging and the one Settings object. Servers log at INFO; the commands a person reads (chat, plan,
+    submit, evaluate) show warnings only, so their output is what they print. -v: everything, at DEBUG."""
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO if server else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not verbose:
+        for name in CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
+        if not server:  # `plan` says itself whether an LLM reads the goal; the warning would say it twice
+            logging.getLogger("spinbot.llm").setLevel(logging.ERROR)
     from spinbot.runtime import resolve
 
-    return resolve(Settings())
+    settings = Settings()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return resolve(settings.model_copy(update=given) if given else settings)
 
 
-Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging (and every HTTP request)")]
+Host = Annotated[str | None, typer.Option(help="the address the API listens on (default: SPINBOT_HOST, 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(min=1, max=65535, help="the API's port (default: SPINBOT_PORT, 8000)")]
 
 
 @app.command()
-def up(verbose: Verbose = False) -> None:
+def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     """API and both executors in one process tree; private Redis/Postgres when none is configured."""
     from spinbot.up import run_up
 
-    run_up(_setup(verbose))
+    run_up(_setup(verbose, host=host, port=port))
 
 
 @app.command()
-def api(verbose: Verbose = False) -> None:
+def api(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     """The HTTP API and web UI."""
     from web.app import serve
 
-    serve(_setup(verbose))
+    serve(_setup(verbose, host=host, port=port))
 
 
 @app.command()
@@ -60,40 +75,50 @@ def executor(
 def submit(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a langgraph.v1 graph (JSON)")],
     wait: Annotated[bool, typer.Option("--wait", help="show progress; exit 0 only if the job completed")] = False,
+    verbose: Verbose = False,
 ) -> None:
     """Run a hand-written graph."""
     from spinbot.submit import submit_command
 
-    raise typer.Exit(asyncio.run(submit_command(_setup(), file, wait=wait)))
+    raise typer.Exit(asyncio.run(submit_command(_setup(verbose, server=False), file, wait=wait)))
 
 
 @app.command()
 def plan(
     goal: Annotated[str, typer.Argument(help="what you want, in words")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write the graph here")] = None,
+    verbose: Verbose = False,
 ) -> None:
     """Plan a goal into an evaluated graph without running it."""
     from planner.cli import plan_command
 
-    raise typer.Exit(asyncio.run(plan_command(_setup(), goal, output)))
+    raise typer.Exit(asyncio.run(plan_command(_setup(verbose, server=False), goal, output)))
 
 
 @app.command()
 def evaluate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a langgraph.v1 graph (JSON)")],
+    verbose: Verbose = False,
 ) -> None:
     """Evaluate a graph against the manifests; non-zero exit on errors."""
     from evaluator.cli import evaluate_command
 
-    raise typer.Exit(evaluate_command(_setup(), file))
+    raise typer.Exit(evaluate_command(_setup(verbose, server=False), file))
 
 
 @app.command()
-def chat(goal: Annotated[str, typer.Argument(help="what you want, in words")]) -> None:
+def chat(
+    goal: Annotated[str, typer.Argument(help="what you want, in words")],
+    api: Annotated[str | None, typer.Option(
+        "--api", help="the Spinbot API, e.g. http://127.0.0.1:8100 (default: SPINBOT_API_URL, else the address of "
+                      "the `spinbot up` running from this directory, else http://SPINBOT_HOST:SPINBOT_PORT)",
+    )] = None,
+    verbose: Verbose = False,
+) -> None:
     """Chat with a running Spinbot: live planning and progress bars, artifact links at the end."""
     from spinbot.client import chat_command
 
-    raise typer.Exit(asyncio.run(chat_command(_setup(), goal)))
+    raise typer.Exit(asyncio.run(chat_command(_setup(verbose, server=False, api_url=api), goal)))
 
 
 @app.command()

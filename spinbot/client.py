@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from rich.console import Console
-from rich.markdown import Markdown
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from spinbot.settings import Settings
@@ -73,6 +74,8 @@ class View:
     progress: Progress
     job_bar: TaskID | None = None
     node_bars: dict[str, TaskID] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)  # node -> progressWeight, from the plan
+    node_status: dict[str, str] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     answer: str = ""
     job_id: str | None = None
@@ -86,8 +89,12 @@ class View:
             handler(d)
 
     def on_planning(self, d: dict[str, Any]) -> None:
-        attempt = f" (attempt {d['attempt']})" if d.get("attempt") else ""
-        self.console.print(f"[dim]planning{attempt}: {d.get('stage', '')} {d.get('message', '')}[/]")
+        if d.get("stage") == "done":
+            return  # what the planner did ends the answer, printed once at the end
+        # Only a second attempt (a replan) is numbered; the message says what is happening.
+        attempt = f" (attempt {d['attempt']})" if int(d.get("attempt") or 0) > 1 else ""
+        self.console.print(f"[dim]planning{attempt}: {escape(str(d.get('message') or d.get('stage') or ''))}[/]",
+                           highlight=False)
 
     def on_plan(self, d: dict[str, Any]) -> None:
         nodes = d.get("graph", {}).get("nodes", [])
@@ -97,19 +104,25 @@ class View:
         for n in nodes:
             self.console.print(f"  • {n.get('name') or n['id']}: {n['service']} [dim]({n['plane']})[/]")
             self.node_bars[n["id"]] = self.progress.add_task(f"{n['id']} ({n['service']})", total=1.0)
+            self.weights[n["id"]] = float(n.get("progressWeight") or 1.0)
 
     def on_job(self, d: dict[str, Any]) -> None:
         self.job_id = d.get("job_id") or self.job_id
         self.status = d.get("status", self.status)
         if self.job_bar is None:
             self.job_bar = self.progress.add_task(f"[bold]job {self.job_id}", total=1.0)
-        self.progress.update(self.job_bar, completed=float(d.get("progress") or 0),
-                             description=f"[bold]job {self.status}")
+        progress = float(d.get("progress") or 0)
+        if self.status in STOPPED and self.weights:
+            progress = completed_share(self.weights, self.node_status)
+        self.progress.update(self.job_bar, completed=progress, description=f"[bold]job {self.status}")
 
     def on_node(self, d: dict[str, Any]) -> None:
+        self.node_status[str(d.get("node"))] = str(d.get("status"))
         bar = self.node_bars.get(str(d.get("node")))
-        if bar is not None and d.get("status") in ("completed", "skipped", "cancelled", "failed"):
-            self.progress.update(bar, completed=1.0, description=f"{d['node']} {d['status']}")
+        if bar is not None and d.get("status") == "completed":
+            self.progress.update(bar, completed=1.0, description=f"{d['node']} completed")
+        elif bar is not None and d.get("status") in ("skipped", "cancelled", "failed"):
+            self.progress.update(bar, description=f"{d['node']} {d['status']}")  # the bar keeps what it did
         if d.get("status") == "failed" and isinstance(d.get("error"), dict):
             self.console.print(f"[red]{d['node']} failed:[/] {d['error'].get('message', '')}")
 
@@ -135,6 +148,27 @@ class View:
         self.status = d.get("status") or self.status
 
 
+#: Jobs that ended without finishing: their bar shows the share of the work that completed.
+STOPPED = ("failed", "cancelled")
+
+
+def completed_share(weights: dict[str, float], status: dict[str, str]) -> float:
+    """The weighted share of nodes that completed (what a failed or cancelled job got done)."""
+    total = sum(weights.values())
+    return sum(w for n, w in weights.items() if status.get(n) == "completed") / total if total else 0.0
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
+
+
+def terminal_text(markdown: str) -> str:
+    """An answer's markdown as a terminal shows it: links as "label: URL" (whole, to click or copy)."""
+    text = _IMAGE.sub(lambda m: f"{m.group(1) or 'image'}: {m.group(2)}", markdown)
+    text = _LINK.sub(lambda m: m.group(2) if m.group(1) == m.group(2) else f"{m.group(1)}: {m.group(2)}", text)
+    return text.replace("**", "").replace("`", "")
+
+
 def _problem(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -145,7 +179,7 @@ def _problem(response: httpx.Response) -> str:
 
 async def chat_command(settings: Settings, goal: str, *, console: Console | None = None) -> int:
     """Send the goal, show planning and progress live, print the answer and artifact links."""
-    console = console or Console()
+    console = console or Console(soft_wrap=True)  # long URLs stay whole lines: the terminal wraps them
     base, key = api_url(settings), api_key(settings)
     headers = {"Accept": "text/event-stream", **({"Authorization": f"Bearer {key}"} if key else {})}
     progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
@@ -174,14 +208,18 @@ async def chat_command(settings: Settings, goal: str, *, console: Console | None
         if view.job_id:
             console.print(f"stopped watching; job {view.job_id} keeps running: {base}/jobs/{view.job_id}")
         return EXIT_FAILED
-    if view.answer:
-        console.print(Markdown(view.answer))
-    if view.artifacts:
-        console.print("[bold]artifacts[/]")
-        for a in view.artifacts:
-            console.print(f"  {a.get('node')} {a.get('name')} ({a.get('contentType')}): "
-                          f"{base}/api/artifacts/{a.get('key')}")
-    if view.job_id:
-        console.print(f"job page: {base}/jobs/{view.job_id}")
+    # The answer names the job page and links the artifacts (signed); say each only where it did not.
+    answer = terminal_text(view.answer.strip())
+    if answer:
+        console.print(answer, markup=False, highlight=False, soft_wrap=True)
+    unsaid = [a for a in view.artifacts if str(a.get("key")) not in answer]
+    if unsaid:
+        console.print("artifacts:", highlight=False)
+        for a in unsaid:
+            url = f"{base}/api/artifacts/{a.get('key')}"
+            console.print(f"  {a.get('node')} {a.get('name')} ({a.get('contentType')}): {url}",
+                          markup=False, highlight=False, soft_wrap=True)
+    if view.job_id and f"/jobs/{view.job_id}" not in answer:
+        console.print(f"job page: {base}/jobs/{view.job_id}", markup=False, highlight=False, soft_wrap=True)
     ok = view.error is None and view.status in (None, "completed")
     return EXIT_OK if ok else EXIT_FAILED

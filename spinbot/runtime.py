@@ -13,15 +13,18 @@ def runtime_file(settings: Settings) -> Path:
 
 
 def resolve(settings: Settings) -> Settings:
-    """Fill unset Redis/Postgres URLs from the runtime file of a running `spinbot up`."""
+    """Fill unset Redis/Postgres URLs, and the API's address for `spinbot chat`, from the runtime file of a
+    running `spinbot up` (so `spinbot up --port 8100` and then `spinbot chat` find each other)."""
     path = runtime_file(settings)
-    if (settings.redis_url and settings.database_url) or not path.exists():
+    follows_api = settings.api_url is None and not {"host", "port"} & settings.model_fields_set
+    if (settings.redis_url and settings.database_url and not follows_api) or not path.exists():
         return settings
     found = json.loads(path.read_text())
     return settings.model_copy(
         update={
             "redis_url": settings.redis_url or found.get("redis_url"),
             "database_url": settings.database_url or found.get("database_url"),
+            "api_url": settings.api_url or (found.get("api_url") if follows_api else None),
         }
     )
 

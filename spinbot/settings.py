@@ -50,7 +50,9 @@ class Settings(BaseSettings):
     chat_job_limit_s: float = 240.0  # OpenAI endpoint: past this, answer with a link to the job page
     sse_ping_s: float = 15.0
     openwebui_status: bool = False  # send Open WebUI status events even without its X-OpenWebUI-* headers
-    link_secret: SecretStr | None = None  # signs artifact links; unset: a secret file in data_dir
+    #: a /v1 answer whose client leaves before its job ends (Open WebUI's Stop) cancels the job; false: it runs on
+    v1_cancel_on_disconnect: bool = True
+    link_secret: SecretStr | None = None  # signs artifact and job-page links; unset: a secret file in data_dir
     link_ttl_s: int = 7 * 24 * 3600
     # `spinbot chat`: where the API is and which key to use (default: http://host:port, first API key).
     api_url: str | None = None

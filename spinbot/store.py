@@ -189,7 +189,11 @@ class Store:
     ) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT id, owner, workflow_id, status, progress, plane, version, goal, pipeline, error,"
-            " created_at, updated_at, finished_at FROM jobs"
+            " created_at, updated_at, finished_at,"
+            # the weighted share of completed nodes: what a failed or cancelled job shows as its progress
+            " (SELECT sum(CASE WHEN n->>'status' = 'completed' THEN coalesce((n->>'progressWeight')::float8, 1)"
+            "   ELSE 0 END) / nullif(sum(coalesce((n->>'progressWeight')::float8, 1)), 0)"
+            "  FROM jsonb_array_elements(graph->'nodes') AS n) AS completed_share FROM jobs"
             " WHERE ($1::text IS NULL OR owner=$1) AND ($2::timestamptz IS NULL OR created_at < $2)"
             " ORDER BY created_at DESC, id DESC LIMIT $3",
             owner,

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from spinbot.capabilities import live_manifest
+from spinbot.client import STOPPED, api_url, completed_share
 from spinbot.errors import SpinbotError, UnknownService
 from spinbot.graph import Graph
 from spinbot.jobs import TERMINAL_JOB, JobQueue, validate_structure
@@ -113,7 +114,7 @@ async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
         print(job_id)
         if not wait:
             return EXIT_OK
-        return await follow(queue, job_id, graph, console)
+        return await follow(queue, job_id, graph, console, base=api_url(settings))
     finally:
         await client.aclose()
         if store is not None:
@@ -126,14 +127,20 @@ def _print_error(console: Console, e: SpinbotError) -> None:
         console.print(f"[dim]hint:[/] {e.hint}", highlight=False)
 
 
-async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console) -> int:
-    """Live progress bars (the job and each node) from the event stream until the job finishes."""
+async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *, base: str = "") -> int:
+    """Live progress bars (the job and each node) from the event stream until the job finishes.
+
+    A failed or cancelled job's bar ends at the share of the work that completed, and a node that did not
+    complete keeps the progress it reached: a bar never says 100 % for work that was not done.
+    """
     bars = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                     TextColumn("{task.fields[status]:<10}"), TimeElapsedColumn(), console=console)
     job_bar = bars.add_task(f"job {job_id[:8]}", total=1.0, status="queued")
     node_bars: dict[str, TaskID] = {
         n.id: bars.add_task(escape(f"  {n.id} [{n.plane}]"), total=1.0, status=n.status) for n in graph.nodes
     }
+    weights = {n.id: n.progress_weight or 1.0 for n in graph.nodes}
+    status: dict[str, str] = {}
     final: dict[str, Any] = {}
     after = "0-0"
     with bars:
@@ -141,13 +148,16 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console) -
             for ev in await queue.read_events(job_id, after, block_ms=1000):
                 after = ev.id
                 if ev.type == "job":
-                    bars.update(job_bar, completed=ev.data.get("progress", 0.0), status=ev.data["status"])
+                    done = ev.data.get("progress", 0.0)
+                    if ev.data["status"] in STOPPED:
+                        done = completed_share(weights, status)
+                    bars.update(job_bar, completed=done, status=ev.data["status"])
                     if ev.data["status"] in TERMINAL_JOB:
                         final = ev.data
                 elif ev.type == "node" and ev.data["node"] in node_bars:
-                    done = ev.data["status"] in ("completed", "failed", "skipped", "cancelled")
+                    status[ev.data["node"]] = ev.data["status"]
                     bars.update(node_bars[ev.data["node"]], status=ev.data["status"])
-                    if done:
+                    if ev.data["status"] == "completed":
                         bars.update(node_bars[ev.data["node"]], completed=1.0)
                 elif ev.type == "progress" and ev.data["node"] in node_bars:
                     bars.update(node_bars[ev.data["node"]], completed=ev.data["progress"])
@@ -157,19 +167,48 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console) -
                 if st is None:
                     console.print(f"[red]error:[/] job {job_id} disappeared from Redis")
                     return EXIT_JOB_FAILED
-    return _summary(console, await queue.get(job_id), final)
+    return _summary(console, await queue.get(job_id), final, base)
 
 
-def _summary(console: Console, st: Any, final: dict[str, Any]) -> int:
+def _is_artifact(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("key"), str) and "contentType" in value
+
+
+def _short(value: Any, found: dict[str, tuple[str, dict[str, Any]]], where: str) -> Any:
+    """The value with each artifact descriptor replaced by its file name (collected in `found`, once per key)."""
+    if _is_artifact(value):
+        found.setdefault(value["key"], (where, value))
+        return value["key"].rsplit("/", 1)[-1]
+    if isinstance(value, dict):
+        return {k: _short(v, found, f"{where} {k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_short(v, found, where) for v in value]
+    return value
+
+
+def _summary(console: Console, st: Any, final: dict[str, Any], base: str = "") -> int:
     status = final["status"]
+    artifacts: dict[str, tuple[str, dict[str, Any]]] = {}
     if st is not None:
         for n in st.graph["nodes"]:
             if n.get("error"):
                 console.print(f"  [red]{n['id']}[/]: {n['error'].get('message')}", highlight=False)
             elif n.get("output") is not None:
-                text = json.dumps(n["output"])
-                console.print(f"  {n['id']}: {text[:200]}{'...' if len(text) > 200 else ''}", highlight=False)
+                text = json.dumps(_short(n["output"], artifacts, n["id"]), ensure_ascii=False)
+                console.print(f"  {n['id']}: {text[:200]}{'...' if len(text) > 200 else ''}", highlight=False,
+                              markup=False)
+    if artifacts:  # each once, as a link
+        console.print("artifacts:")
+        for key, (where, a) in artifacts.items():
+            console.print(f"  {where} ({a['contentType']}, {_size(a.get('size'))}): {base}/api/artifacts/{key}",
+                          highlight=False, markup=False, soft_wrap=True)
     color = {"completed": "green", "failed": "red"}.get(status, "yellow")
     console.print(f"[{color}]job {status}[/]" + (f": {final['error']['message']}" if final.get("error") else ""),
                   highlight=False)
     return EXIT_OK if status == "completed" else EXIT_JOB_FAILED
+
+
+def _size(n: Any) -> str:
+    if not isinstance(n, int | float):
+        return "size unknown"
+    return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MB"

@@ -99,12 +99,15 @@ def run_up(settings: Settings) -> None:
         embedded = [
             name for name, url in (("Redis", settings.redis_url), ("Postgres", settings.database_url)) if url is None
         ]
-        write_runtime(settings, redis_url=redis_url, database_url=database_url, pid=os.getpid())
+        write_runtime(settings, redis_url=redis_url, database_url=database_url, pid=os.getpid(),
+                      api_url=local_url(settings))
         env = dict(
             os.environ,
             SPINBOT_REDIS_URL=redis_url,
             SPINBOT_DATABASE_URL=database_url,
             SPINBOT_DATA_DIR=str(settings.data_dir.resolve()),
+            SPINBOT_HOST=settings.host,  # --host and --port reach the API process
+            SPINBOT_PORT=str(settings.port),
         )
         children = [Child(args, env) for args in CHILDREN]
         for c in children:
@@ -124,6 +127,12 @@ def run_up(settings: Settings) -> None:
             for c in children:
                 c.wait(20)
             runtime_file(settings).unlink(missing_ok=True)
+
+
+def local_url(settings: Settings) -> str:
+    """Where a client on this machine reaches the API (a wildcard bind is reached on loopback)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
 def _banner(settings: Settings, embedded: list[str], redis_url: str, database_url: str) -> None:

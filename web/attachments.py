@@ -161,8 +161,10 @@ async def store_uploads(services: Services, owner: str, files: Sequence[UploadFi
             size = 0
             while chunk := await upload.read(1024 * 1024):
                 size += len(chunk)
-                if size > limit:
-                    raise too_large("an attachment", size, limit)
+                if size > limit:  # its whole size, not where reading stopped (the body is read already)
+                    while more := await upload.read(1024 * 1024):
+                        size += len(more)
+                    raise too_large(upload.filename or "an attachment", size, limit)
                 f.write(chunk)
             f.flush()
             out.append(await _save(services, owner, upload.filename, ctype, Path(f.name)))

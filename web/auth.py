@@ -39,7 +39,11 @@ def bearer_token(header: str | None) -> str | None:
 
 
 class LinkSigner:
-    """Signed, expiring artifact links: a browser (or Open WebUI) can load them without a key."""
+    """Signed, expiring artifact and job-page links: a browser (or Open WebUI) can load them without a key.
+
+    A job link grants read-only access to one job (its page, GET /api/jobs/{id}, its events); its
+    signed name (`job:<id>`) can never be an artifact key, so neither kind of link opens the other.
+    """
 
     def __init__(self, secret: bytes, ttl_s: int) -> None:
         self._secret = secret
@@ -63,6 +67,17 @@ class LinkSigner:
         if not exp or not sig or not exp.isdigit() or int(exp) < time.time():
             return False
         return hmac.compare_digest(self._sig(key, int(exp)), sig)
+
+    def job_query(self, job_id: str, *, now: float | None = None) -> str:
+        """`exp=...&sig=...` for read-only access to one job."""
+        return self.query(_job_name(job_id), now=now)
+
+    def verify_job(self, job_id: str, exp: str | None, sig: str | None) -> bool:
+        return self.verify(_job_name(job_id), exp, sig)
+
+
+def _job_name(job_id: str) -> str:
+    return f"job:{job_id}"  # artifact keys are paths of stored objects: never this
 
 
 def _secret_file(path: Path) -> bytes:

@@ -1,7 +1,8 @@
 """One chat turn: remember the message, plan, show the plan, run the job, follow it, answer.
 
 A turn runs as a background task that outlives its HTTP request: a client that disconnects does
-not cancel its job, and the conversation still gets the final answer. Clients read the turn's
+not cancel its job (unless the OpenAI endpoint abandons the turn: Open WebUI's Stop), and the
+conversation still gets the final answer. Clients read the turn's
 events from a queue; the native endpoint sends them as SSE, the OpenAI endpoint as chunks.
 Event ids: before the job `0-<n>`, then the job stream's own ids, then `<last job id>/<n>`, so
 any id a client saw resumes GET /api/jobs/{id}/events correctly.
@@ -27,7 +28,7 @@ from web import admission
 from web.deps import Services
 from web.problems import Problem
 from web.sse import follow_job, is_terminal
-from web.views import artifact_link
+from web.views import artifact_link, job_page_link
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,8 @@ class Turn:
         self._seq = 0
         self._last_job_id: str | None = None
         self._message_id: int | None = None
+        self.abandoned = False  # the client left and its job is not wanted any more (OpenAI endpoint's Stop)
+        self.finished = False
 
     # -- events
 
@@ -138,6 +141,21 @@ class Turn:
         self.services.spawn(self._run(), name=f"chat-turn-{self.req.owner}")
         return self
 
+    def abandon(self) -> None:
+        """Its client left before the answer: cancel the job, or never start it (the turn still answers)."""
+        if self.finished or self.abandoned:
+            return
+        self.abandoned = True
+        if self.result.job_id is not None:
+            self.services.spawn(self._cancel(self.result.job_id), name=f"chat-cancel-{self.result.job_id}")
+
+    async def _cancel(self, job_id: str) -> None:
+        try:
+            if await self.services.queue.cancel(job_id):
+                log.info("job %s cancelled: its chat client left before the answer", job_id)
+        except Exception:
+            log.exception("could not cancel job %s after its chat client left", job_id)
+
     async def _run(self) -> None:
         """The turn, then always an answer and `done`: an error becomes an `error` event and a message."""
         try:
@@ -155,6 +173,7 @@ class Turn:
             await self._fail(f"I could not do that: the server failed ({type(e).__name__}); "
                              "the server log has the details.")
         finally:
+            self.finished = True
             self.emit("done", {"conversation_id": self.result.conversation_id, "job_id": self.result.job_id,
                                "status": self.result.status, "error": self.result.error})
             self.queue.put_nowait(None)
@@ -204,9 +223,8 @@ class Turn:
                           hint="rephrase the goal, or run a fixed pipeline (GET /api/pipelines)")
         summary = plan_summary(graph, result)
         if req.plan_only or not req.auto_run:
-            how = "" if req.plan_only else (
-                "\n\nPress **Run** to start it, or say what to change. (API clients: `POST /api/jobs` with "
-                f"`{{\"graph\": ..., \"conversation_id\": \"{conv['id']}\"}}`.)")
+            # Said to a person; how an API client runs a reviewed plan is in docs/api.md.
+            how = "" if req.plan_only else "\n\nPress **Run** to start it, or say what to change."
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
         pipeline = graph.metadata.get("pipeline") if result.fallback else None
@@ -239,8 +257,13 @@ class Turn:
                        *, pipeline: str | None, replans: int = 0, note: str = "") -> None:
         """Run the graph as a job, follow it, answer; `note` (what the planner did or changed) ends the answer."""
         services, req = self.services, self.req
+        if self.abandoned:
+            await self._answer(summary + "\n\nStopped before the job started.")
+            return
         job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
         self.result.job_id, self.result.status = job_id, "queued"
+        if self.abandoned:  # the client left while it was being submitted
+            await self._cancel(job_id)
         msg = await services.repo.add_message(
             conv_id, "assistant", clean(summary + f"\n\nRunning as job `{job_id}`…"), job_id=job_id,
             graph=clean_value(self.result.graph), metadata=clean_value({"evaluation": evaluation}),
@@ -271,11 +294,12 @@ class Turn:
             text += f"\n\n{note}"
         if state:
             self.result.status = state.status
-        if state is not None and state.status == "failed" and replans < services.settings.max_replans:
-            note = await self._replan(conv_id, state, replans + 1)
-            if note is None:
+        if (state is not None and state.status == "failed" and replans < services.settings.max_replans
+                and not self.abandoned):
+            why = await self._replan(conv_id, state, replans + 1)
+            if why is None:
                 return  # the continuation answered
-            text += f"\n\n{note}"
+            text += f"\n\n{why}"
         await self._answer(text, update=True)
 
     async def _replan(self, conv_id: str, state: Any, version: int) -> str | None:
@@ -340,7 +364,7 @@ class Turn:
         self.result.job_id, self.result.status = job_id, state.status
         if state.terminal:
             return answer_for(state, job_id, self.req.base_url, self.services)
-        return progress_line(state, self.req.base_url)
+        return progress_line(state, self.req.base_url, self.services)
 
     async def _answer(self, text: str, *, update: bool = False, graph: dict[str, Any] | None = None,
                       metadata: dict[str, Any] | None = None) -> None:
@@ -402,50 +426,60 @@ def plan_summary(graph: Graph, result: Any) -> str:
     return f"{head}\n\n{steps}{est}{note}"
 
 
-def job_page(base_url: str, job_id: str) -> str:
-    return f"{base_url.rstrip('/')}/jobs/{job_id}"
+def job_page(base_url: str, job_id: str, services: Services) -> str:
+    """The job's page, signed: it opens read-only without an API key (Open WebUI users have none)."""
+    return job_page_link(base_url, job_id, services.links)
 
 
-def progress_line(state: JobState, base_url: str) -> str:
+def size_text(size: int | float) -> str:
+    """A file size as people read it: 12 KB, 3.4 MB (never 0.0 MB)."""
+    if size >= 1e6:
+        return f"{size / 1e6:.1f} MB"
+    return f"{max(1, round(size / 1e3))} KB" if size >= 1e3 else f"{int(size)} bytes"
+
+
+def progress_line(state: JobState, base_url: str, services: Services) -> str:
     running = [n for n in state.graph.get("nodes", []) if n.get("status") == "running"]
     now = f" Now running: {', '.join(n.get('name') or n['id'] for n in running)}." if running else ""
     return (f"Job `{state.id}` is still {state.status}: {state.progress * 100:.0f}% done.{now} "
-            f"Follow it at {job_page(base_url, state.id)}")
+            f"Follow it at {job_page(base_url, state.id, services)}")
 
 
 def answer_for(state: JobState, job_id: str, base_url: str, services: Services) -> str:
     """The final answer in markdown: what was done, artifacts as absolute signed links, images inline."""
     if not state.terminal:
         return (f"The job is taking longer than this answer can wait ({state.progress * 100:.0f}% done); "
-                f"it keeps running. Follow it and get the results at {job_page(base_url, job_id)}")
+                f"it keeps running. Follow it and get the results at {job_page(base_url, job_id, services)}")
     nodes = state.graph.get("nodes", [])
     if state.status == "cancelled":
-        return f"Job `{job_id}` was cancelled. Details: {job_page(base_url, job_id)}"
+        return f"Job `{job_id}` was cancelled. Details: {job_page(base_url, job_id, services)}"
     if state.status == "failed":
         failed = [n for n in nodes if n.get("status") == "failed"]
         why = "; ".join(f"**{n.get('name') or n['id']}** ({n['service']}): {(n.get('error') or {}).get('message', '')}"
                         for n in failed) or (state.error or {}).get("message", "unknown error")
         hints = {str(h) for n in failed if (h := (n.get("error") or {}).get("hint"))}
         return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
-                + f"\n\nDetails: {job_page(base_url, job_id)}")
+                + f"\n\nDetails: {job_page(base_url, job_id, services)}")
     from web.views import artifacts_in_graph
 
     steps = f"{len(nodes)} step{'' if len(nodes) == 1 else 's'}"
     lines = [f"Done: {steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
+    images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
     for a in artifacts_in_graph(state.graph):
         url = artifact_link(base_url, a["key"], services.links)
         label = f"{a['node']} {a['name']}"
         ctype = str(a.get("contentType", ""))
         if ctype.startswith("image/"):
-            lines.append(f"![{label}]({url})")
+            images.append(f"![{label}]({url})")
         else:
-            size = f", {a['size'] / 1e6:.1f} MB" if a.get("size") else ""
+            size = f", {size_text(a['size'])}" if a.get("size") else ""
             lines.append(f"- [{label}]({url}) ({ctype}{size})")
     texts = [(n, k, v) for n in nodes for k, v in (n.get("output") or {}).items()
              if isinstance(v, str) and k in ("title", "text", "narration")]
-    if texts and len(lines) == 1:
+    if texts and len(lines) == 1 and not images:
         lines += [f"- **{n.get('name') or n['id']}** {k}: {v[:500]}" for n, k, v in texts[:5]]
-    lines.append(f"\nJob page: {job_page(base_url, job_id)}")
+    lines += [f"\n{image}" for image in images]
+    lines.append(f"\nJob page: {job_page(base_url, job_id, services)}")
     return "\n".join(lines)
 
 

@@ -262,13 +262,15 @@ class EventStream(Response):
     media_type = "text/event-stream"
 
     def __init__(self, items: AsyncIterator[bytes | None], *, headers: dict[str, str] | None = None,
-                 on_close: Callable[[], None] | None = None, registry: set[EventStream] | None = None) -> None:
+                 on_close: Callable[[], None] | None = None, registry: set[EventStream] | None = None,
+                 on_disconnect: Callable[[], None] | None = None) -> None:
         # Like StreamingResponse: no body attribute, so no Content-Length.
         self.status_code = 200
         self.background = None
         self.init_headers({"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})})
         self.items = items
         self.on_close = on_close
+        self.on_disconnect = on_disconnect  # the client left before the end (not called when the server stops)
         self.registry = registry if registry is not None else set()
         self._task: asyncio.Task[Any] | None = None
         self._ending = False  # a cancellation that we asked for: the client left or the server stops
@@ -286,6 +288,8 @@ class EventStream(Response):
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
                 pass
+            if self.on_disconnect is not None and not self._ending:
+                self.on_disconnect()
             self.close()
 
         watcher = asyncio.create_task(watch())
@@ -310,7 +314,8 @@ class EventStream(Response):
 
 
 def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
-                *, headers: dict[str, str] | None = None) -> EventStream:
+                *, headers: dict[str, str] | None = None,
+                on_disconnect: Callable[[], None] | None = None) -> EventStream:
     """An event stream that holds one of the owner's stream slots (429 when none is free) while open."""
     services.streams.acquire(owner)
     SSE_STREAMS.inc()
@@ -323,4 +328,5 @@ def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
             services.streams.release(owner)
             SSE_STREAMS.dec()
 
-    return EventStream(items, headers=headers, on_close=release, registry=services.open_streams)
+    return EventStream(items, headers=headers, on_close=release, registry=services.open_streams,
+                       on_disconnect=on_disconnect)

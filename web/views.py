@@ -34,6 +34,16 @@ def artifact_link(base: str, key: str, links: LinkSigner) -> str:
     return f"{base.rstrip('/')}{signed_path(key, links)}"
 
 
+def job_page_path(job_id: str, links: LinkSigner) -> str:
+    """The job's page in the web UI, signed: it opens read-only without a key until it expires."""
+    return f"/jobs/{quote(job_id, safe='')}?{links.job_query(job_id)}"
+
+
+def job_page_link(base: str, job_id: str, links: LinkSigner) -> str:
+    """job_page_path, absolute (for answers read in Open WebUI and other clients)."""
+    return f"{base.rstrip('/')}{job_page_path(job_id, links)}"
+
+
 def job_links(job_id: str) -> dict[str, str]:
     return {"url": f"/api/jobs/{job_id}", "events_url": f"/api/jobs/{job_id}/events", "page_url": f"/jobs/{job_id}"}
 

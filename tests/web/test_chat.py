@@ -131,7 +131,7 @@ async def test_review_before_run_then_confirm(chat_api: LiveAPI, executors, fake
         graph = next(e for e in events if e["event"] == "plan")["data"]["graph"]
         conv_id = events[0]["data"]["id"]
         answer = "".join(e["data"]["delta"] for e in events if e["event"] == "message")
-        assert "POST /api/jobs" in answer
+        assert "Press **Run**" in answer and "POST /api/jobs" not in answer  # said to a person, not a developer
         assert (await c.get("/api/jobs")).json()["items"] == []
         r = await c.post("/api/jobs", json={"graph": graph, "conversation_id": conv_id})
         assert r.status_code == 202
@@ -197,9 +197,13 @@ async def test_spinbot_chat_client(chat_api: LiveAPI, executors, fake_ollama) ->
     fake_ollama.replies.append(diag_plan())
     out = io.StringIO()
     settings = chat_api.settings.model_copy(update={"api_url": chat_api.url})
-    code = await chat_command(settings, "make a quick echo test", console=Console(file=out, width=200))
+    # a terminal 80 columns wide: lines are not cut there (a URL stays whole, to click or copy)
+    code = await chat_command(settings, "make a quick echo test", console=Console(file=out, width=80, soft_wrap=True))
     text = out.getvalue()
     assert code == EXIT_OK, text
-    assert "plan (2 steps" in text and "diag.wait" in text and "Done" in text and "job page:" in text
+    assert "plan (2 steps" in text and "diag.wait" in text and "Done" in text
+    job_urls = [line for line in text.splitlines() if "/jobs/" in line]
+    assert len(job_urls) == 1 and job_urls[0].startswith("Job page: http"), text  # the job URL once, whole
+    assert "attempt" not in text and "planning: " in text  # one reading attempt: not numbered
     gone = settings.model_copy(update={"api_url": "http://127.0.0.1:9"})
     assert await chat_command(gone, "x", console=Console(file=io.StringIO())) == EXIT_UNREACHABLE

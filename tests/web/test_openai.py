@@ -108,9 +108,11 @@ async def test_title_generation_is_answered_without_a_job(oai_api: LiveAPI, fake
         out = await oa.chat.completions.create(model="spinbot", messages=[{"role": "user", "content": prompt}])
         tag_prompt = "### Task:\nGenerate 1-3 broad tags\n<chat_history>\n</chat_history>"
         tags = await oa.chat.completions.create(model="spinbot", messages=[{"role": "user", "content": tag_prompt}])
-    assert json.loads(out.choices[0].message.content)["title"] == "a video about tides"
-    assert "tags" in json.loads(tags.choices[0].message.content)
-    assert fake_ollama.chat_requests == []
+    # The scripted model has no answer left (a 500): the title comes by rule, the tags are none.
+    assert json.loads(out.choices[0].message.content)["title"] == "Video about tides"
+    assert json.loads(tags.choices[0].message.content) == {"tags": []}
+    async with oai_api.client() as c:
+        assert (await c.get("/api/jobs")).json()["items"] == []
 
 
 async def test_openwebui_status_events_and_reasoning_stripped(oai_api: LiveAPI, executors, fake_ollama) -> None:

@@ -118,8 +118,8 @@ def test_split_request_keeps_the_last_messages_that_matter() -> None:
     garbage = "data:image/png;base64,!!not-base64!!"
     messages = long_chat(400, garbage) + [{"role": "system", "content": "be brief"},
                                           {"role": "user", "content": "make it say goodbye"}]
-    goal, images, history = split_request(CompletionRequest.model_validate({"model": "spinbot",
-                                                                            "messages": messages}), int(MB))
+    asked = split_request(CompletionRequest.model_validate({"model": "spinbot", "messages": messages}), int(MB))
+    goal, images, history = asked.goal, asked.images, asked.history
     assert goal == "make it say goodbye" and images == []
     assert len(history) == HISTORY_LIMIT and history[-1] == {"role": "assistant", "content": "Done 399."}
     assert all(isinstance(m["content"], str) and "base64" not in m["content"] for m in history)

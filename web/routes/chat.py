@@ -8,7 +8,8 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, UploadFile
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from spinbot.text import BadText, first_bad
@@ -25,11 +26,19 @@ router = APIRouter(tags=["chat"])
 
 
 class ChatRequest(BaseModel):
-    message: str = Field(min_length=1, max_length=20_000, description="the goal or question, in words")
+    message: str = Field(min_length=1, max_length=20_000, description="the goal or question, in words",
+                         json_schema_extra={"pattern": r"\S"})  # not only whitespace (checked below)
     conversation_id: str | None = Field(default=None, description="continue this conversation")
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8,
                                             description="images or audio as data: URLs (or keys of uploads)")
     auto_run: bool = Field(default=True, description="false: show the plan; run it later with POST /api/jobs")
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():  # it would start an "Untitled" conversation that asks nothing
+            raise PydanticCustomError("blank", "the message holds only whitespace: write a goal or a question")
+        return v
 
 
 def _schema() -> dict[str, Any]:
@@ -47,7 +56,7 @@ CHAT_BODY = {
             "multipart/form-data": {"schema": {
                 "type": "object", "required": ["message"],
                 "properties": {
-                    "message": {"type": "string", "minLength": 1},
+                    "message": {"type": "string", "minLength": 1, "maxLength": 20_000, "pattern": r"\S"},
                     "conversation_id": {"type": "string"},
                     "auto_run": {"type": "boolean"},
                     "files": {"type": "array", "items": {"type": "string", "format": "binary"}},

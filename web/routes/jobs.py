@@ -6,14 +6,16 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from spinbot import constants as C
 from spinbot.jobs import as_str, decode_event
 from web import admission
-from web.deps import OwnerDep, Services, ServicesDep
+from web.auth import match_key
+from web.deps import OwnerDep, Services, ServicesDep, bearer, unauthorized
 from web.problems import Problem, not_found
 from web.sse import encode, follow_job, open_stream, valid_id
 from web.views import (
@@ -35,11 +37,36 @@ class JobRequest(BaseModel):
     conversation_id: str | None = Field(default=None, description="link the job to this conversation's last plan")
 
 
-async def owned_job(services: Services, job_id: str, owner: str) -> dict[str, Any]:
-    """The job's current view if `owner` made it; 404 otherwise (the same for absent and foreign)."""
+def job_reader(
+    services: ServicesDep, job_id: str,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    exp: Annotated[str | None, Query(description="signed job link: expiry (unix seconds)")] = None,
+    sig: Annotated[str | None, Query(description="signed job link: signature")] = None,
+) -> str | None:
+    """Who may read this job: the key's owner, or None (whoever made it) for a valid signed job link.
+
+    Signed links (the job pages that chat answers link to) are read-only: cancelling needs the key.
+    """
+    if services.links.verify_job(job_id, exp, sig):
+        return None
+    owner = match_key(services.settings, credentials.credentials if credentials else None)
+    if owner is None:
+        if exp or sig:
+            raise Problem(401, "this job link has expired or is not valid", code="unauthorized",
+                          headers={"WWW-Authenticate": 'Bearer realm="spinbot"'},
+                          hint="ask about the job in the chat for a fresh link, or send an API key")
+        raise unauthorized()
+    return owner
+
+
+JobReaderDep = Annotated[str | None, Depends(job_reader)]
+
+
+async def owned_job(services: Services, job_id: str, owner: str | None) -> dict[str, Any]:
+    """The job's current view if `owner` made it (None: any owner); 404 otherwise (absent and foreign alike)."""
     state = await services.queue.get(job_id)
     if state is not None:
-        if state.owner != owner:
+        if owner is not None and state.owner != owner:
             raise not_found("job", job_id)
         return job_from_state(state)
     row = await services.store.get_job(job_id, owner)
@@ -79,6 +106,9 @@ async def list_jobs(
     rows = await services.store.list_jobs(owner, limit=limit, before=before)
     live = await live_states(services, [r["id"] for r in rows])
     items = [with_live(job_from_row(r), fields) for r, fields in zip(rows, live, strict=True)]
+    for item, row in zip(items, rows, strict=True):
+        if item["status"] in STOPPED and row.get("completed_share") is not None:
+            item["progress"] = row["completed_share"]
     nxt = iso(rows[-1]["created_at"]) if len(rows) == limit else None
     return {"items": items, "next": nxt}
 
@@ -95,7 +125,7 @@ async def live_states(services: Services, job_ids: list[str]) -> list[list[str |
 
 
 @router.get("/{job_id}", summary="A job: graph, status, progress, artifacts, recent events")
-async def get_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dict[str, Any]:
+async def get_job(services: ServicesDep, owner: JobReaderDep, job_id: str) -> dict[str, Any]:
     job = await owned_job(services, job_id, owner)
     if "graph" not in job:
         row = await services.store.get_job(job_id, owner)
@@ -106,7 +136,22 @@ async def get_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dict[s
                                        "contentType": a["content_type"], "size": a["size"], "sha256": a["sha256"]})
     job["artifacts"] = [a | {"url": signed_path(a["key"], services.links)} for a in recorded.values()]
     job["events"] = await recent_events(services, job_id)
+    if job.get("status") in STOPPED:
+        job["progress"] = completed_share(job["graph"])
     return job
+
+
+#: Jobs that ended without finishing: their progress is the share of the work that completed (the
+#: runtime counts every finished node, failed and cancelled ones too, and would say 100 %).
+STOPPED = ("failed", "cancelled")
+
+
+def completed_share(graph: dict[str, Any]) -> float:
+    """The weighted share of the graph's nodes that completed."""
+    nodes = graph.get("nodes") or []
+    weights = [float(n.get("progressWeight") or 1.0) for n in nodes]
+    done = sum(w for n, w in zip(nodes, weights, strict=True) if n.get("status") == "completed")
+    return done / sum(weights) if weights else 0.0
 
 
 async def recent_events(services: Services, job_id: str, count: int = 50) -> list[dict[str, Any]]:
@@ -121,7 +166,7 @@ async def recent_events(services: Services, job_id: str, count: int = 50) -> lis
 @router.get("/{job_id}/events", summary="The job's events as SSE; resumable with Last-Event-ID",
             response_description="text/event-stream: job, node, progress, artifact, log events")
 async def job_events(
-    request: Request, services: ServicesDep, owner: OwnerDep, job_id: str,
+    request: Request, services: ServicesDep, owner: JobReaderDep, job_id: str,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
     after: Annotated[str | None, Query(description="resume after this event id (when headers cannot be set)")] = None,
 ) -> Any:
@@ -130,9 +175,16 @@ async def job_events(
 
     async def events() -> AsyncIterator[bytes | None]:
         async for ev in follow_job(services.queue, services.hub, job_id, start, idle_s=services.settings.sse_ping_s):
-            yield None if ev is None else encode(ev.type, ev.data | {"job_id": job_id}, ev.id)
+            if ev is None:
+                yield None
+                continue
+            data = ev.data | {"job_id": job_id}
+            if ev.type == "artifact" and isinstance(ev.data.get("key"), str):  # playable without a key
+                data["url"] = signed_path(ev.data["key"], services.links)
+            yield encode(ev.type, data, ev.id)
 
-    return open_stream(services, owner, events())
+    # A signed link's readers share slots of their own, per job (they have no key).
+    return open_stream(services, owner or f"link:{job_id}", events())
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job: running nodes stop, the rest are marked cancelled")

@@ -3,7 +3,7 @@
 import { apiKey, setApiKey } from "./api.js";
 import { ChatPage, loadConversations } from "./chat.js";
 import { clear } from "./dom.js";
-import { CapabilitiesPage, JobPage, JobsPage } from "./pages.js";
+import { CapabilitiesPage, JobPage, JobsPage, jobAccess } from "./pages.js";
 
 const main = document.getElementById("main");
 const convList = document.getElementById("conversations");
@@ -92,5 +92,6 @@ keyDialog.addEventListener("close", () => {
   route();
 });
 
-refreshConversations();
+// A signed job link (from a chat answer) opens read-only without a key: the key-only sidebar list is not asked for.
+if (apiKey() || !jobAccess()) refreshConversations();
 route();

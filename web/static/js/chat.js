@@ -1,7 +1,7 @@
 // The chat page: conversation list, messages (markdown), streaming answers, attachments,
 // the plan card and the live job panel under the turn that started the job.
 import { authHeaders, getJSON, postJSON } from "./api.js";
-import { clear, h } from "./dom.js";
+import { clear, formatBytes, h } from "./dom.js";
 import { JobModel, modelFromSnapshot } from "./jobmodel.js";
 import { renderMarkdown } from "./markdown.js";
 import { postEvents } from "./sse.js";
@@ -9,6 +9,7 @@ import { AssistantTurn } from "./turn.js";
 
 const REVIEW_KEY = "spinbot.review";
 const MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024;
+const MAX_MESSAGE_CHARS = 20_000; // the server's limit on one message (POST /api/chat)
 const convJobsKey = (cid) => `spinbot.conv.${cid}.jobs`;
 
 function listOf(payload, ...names) {
@@ -39,7 +40,8 @@ export class ChatPage {
 
   build() {
     this.messages = h("div", { class: "messages", role: "log", "aria-label": "Conversation" });
-    this.input = h("textarea", { class: "composer-input", rows: 2, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
+    this.input = h("textarea", { class: "composer-input", rows: 2, maxlength: MAX_MESSAGE_CHARS, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
+    this.composerNote = h("p", { class: "error composer-note", role: "alert", hidden: true });
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -54,6 +56,7 @@ export class ChatPage {
     } });
     this.sendBtn = h("button", { type: "submit", class: "primary" }, "Send");
     this.form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.send(); } },
+      this.composerNote,
       this.previews,
       this.input,
       h("div", { class: "composer-bar" },
@@ -110,6 +113,7 @@ export class ChatPage {
       attachments.length ? h("div", { class: "attach-previews" }, attachments.map((a) => this.previewOf(a))) : null);
     this.messages.querySelector(".empty")?.remove();
     this.messages.append(el);
+    return el;
   }
 
   previewOf(a, onRemove) {
@@ -131,7 +135,7 @@ export class ChatPage {
         continue;
       }
       if (file.size > MAX_ATTACHMENT_BYTES) {
-        this.messages.append(h("p", { class: "error", role: "alert" }, `${file.name} is larger than 20 MB`));
+        this.messages.append(h("p", { class: "error", role: "alert" }, `${file.name} was not attached: it is ${formatBytes(file.size)}; the limit is ${formatBytes(MAX_ATTACHMENT_BYTES)}`));
         continue;
       }
       this.attachments.push({ name: file.name, contentType: file.type, size: file.size, dataUrl: await readAsDataUrl(file) });
@@ -147,14 +151,30 @@ export class ChatPage {
     })));
   }
 
+  /** A note above the composer about the message being written (why it was not sent); null clears it. */
+  noteComposer(text) {
+    this.composerNote.hidden = !text;
+    this.composerNote.textContent = text || "";
+  }
+
   async send() {
-    const text = this.input.value.trim();
-    if (!text || this.busy) return;
+    const raw = this.input.value;
+    const text = raw.trim();
+    if (this.busy) return;
+    if (!text) {
+      this.noteComposer(raw ? "Nothing to send: the message holds only spaces. Write a goal or a question." : null);
+      return;
+    }
+    if (text.length > MAX_MESSAGE_CHARS) {
+      this.noteComposer(`Not sent: the message is ${text.length.toLocaleString("en")} characters; the limit is ${MAX_MESSAGE_CHARS.toLocaleString("en")}. Shorten it and send again.`);
+      return;
+    }
+    this.noteComposer(null);
     const attachments = this.attachments;
     this.attachments = [];
     this.renderPreviews();
     this.input.value = "";
-    this.appendUser(text, attachments);
+    const userEl = this.appendUser(text, attachments);
     const turn = new AssistantTurn(this);
     turn.setStatus("Thinking…");
     this.messages.append(turn.el);
@@ -162,6 +182,7 @@ export class ChatPage {
     this.busy = true;
     this.sendBtn.disabled = true;
     this.abort = new AbortController();
+    let answered = false; // an event came back: the server took the message
     const body = {
       message: text,
       auto_run: !this.review,
@@ -173,12 +194,22 @@ export class ChatPage {
         headers: authHeaders(),
         signal: this.abort.signal,
         onEvent: (ev) => {
+          answered = true;
           turn.onEvent(ev);
           this.scrollDown();
         },
       });
     } catch (err) {
-      if (err.name !== "AbortError") {
+      if (err.name !== "AbortError" && !answered && err.status) {
+        // Refused before anything was stored: the message goes back into the composer with the server's reason.
+        userEl.remove();
+        turn.el.remove();
+        if (!this.input.value) this.input.value = text;
+        const refused = err.problem?.field;
+        this.attachments = attachments.filter((a) => !refused || a.name !== refused);
+        this.renderPreviews();
+        this.noteComposer(`Not sent: ${problemText(err)}`);
+      } else if (err.name !== "AbortError") {
         turn.setStatus("");
         if (!turn.panel) turn.extras.append(h("p", { class: "error", role: "alert" }, `The answer stopped: ${err.message}`));
       }
@@ -208,14 +239,20 @@ export class ChatPage {
     panel.follow();
   }
 
-  /** The stored answer for a turn whose job ended off the chat stream (the server writes it at the end). */
+  /**
+   * The stored answer for a turn whose job ended off the chat stream (the server writes it at the end).
+   * A turn is one stored message: the one it was loaded from, else the first that names its job (later
+   * answers may name the job too, e.g. one about its progress, and are turns of their own).
+   */
   async refreshAnswer(turn, tries = 4) {
     const jobId = turn.panel?.model.id;
     for (let i = 0; i < tries && this.conversationId; i += 1) {
       await new Promise((r) => setTimeout(r, 400 * (i + 1)));
       try {
         const conv = await getJSON(`/api/conversations/${encodeURIComponent(this.conversationId)}`);
-        const stored = listOf(conv, "messages").filter((m) => m.role === "assistant" && m.job_id === jobId).at(-1);
+        const mine = (m) => m.role === "assistant" && (turn.messageId != null ? m.id === turn.messageId : m.job_id === jobId);
+        const stored = listOf(conv, "messages").find(mine);
+        if (stored) turn.messageId = stored.id;
         if (stored?.metadata?.status || (stored && !stored.content.trim().endsWith("…"))) {
           turn.setText(stored.content);
           return;
@@ -250,10 +287,12 @@ export class ChatPage {
       }
       if (m.role !== "assistant") continue;
       const turn = new AssistantTurn(this);
+      turn.messageId = m.id;
       turn.setText(m.content || "");
       if (m.graph) turn.showPlan({ graph: m.graph, evaluation: m.metadata?.evaluation }, { review: !m.job_id });
       this.messages.append(turn.el);
-      if (m.job_id) {
+      // One job, one panel: under the message that started it (a later answer about it only names it).
+      if (m.job_id && !seenJobs.has(m.job_id)) {
         seenJobs.add(m.job_id);
         await this.resumeJob(turn, m.job_id);
       }
@@ -285,6 +324,38 @@ export class ChatPage {
   }
 }
 
+/** What an HTTP refusal says: the problem's detail, what in the request was wrong, and its hint. */
+function problemText(err) {
+  const p = err.problem || {};
+  const wrong = (p.errors || []).map((e) => {
+    const where = (e.loc || []).filter((part) => part !== "body").join(".");
+    return `${where ? `${where}: ` : ""}${e.msg}`;
+  });
+  return [err.message, wrong.length ? `(${wrong.join("; ")})` : ""].filter(Boolean).join(" ");
+}
+
+/** Titles that read the same get what tells them apart: when each was last active, and a number if that is the same too. */
+function conversationLabels(items) {
+  const count = (map, key) => map.set(key, (map.get(key) || 0) + 1);
+  const titles = new Map();
+  for (const c of items) count(titles, c.title || "Untitled");
+  const labels = items.map((c) => {
+    const title = c.title || "Untitled";
+    const at = Date.parse(c.updated || c.created || "");
+    const when = titles.get(title) > 1 && Number.isFinite(at)
+      ? new Date(at).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" }) : "";
+    return { title, when };
+  });
+  const same = new Map();
+  for (const l of labels) if (l.when) count(same, `${l.title}\u0000${l.when}`);
+  const seen = new Map();
+  for (const l of [...labels].reverse()) { // the list is newest first: number the oldest 1
+    const key = `${l.title}\u0000${l.when}`;
+    if (same.get(key) > 1) l.when += ` · #${count(seen, key).get(key)}`;
+  }
+  return labels;
+}
+
 /** The sidebar's conversation list. */
 export async function loadConversations(listEl, currentId) {
   let items = [];
@@ -294,7 +365,10 @@ export async function loadConversations(listEl, currentId) {
     listEl.replaceChildren(h("li", { class: "muted" }, err.status === 401 ? "Set an API key to see your conversations" : "Conversations unavailable"));
     return;
   }
-  listEl.replaceChildren(...items.map((c) => h("li", {},
-    h("a", { href: `/?c=${encodeURIComponent(c.id)}`, "aria-current": c.id === currentId ? "page" : null, title: c.title || c.id }, c.title || "Untitled"))));
+  const labels = conversationLabels(items);
+  listEl.replaceChildren(...items.map((c, i) => h("li", {},
+    h("a", { href: `/?c=${encodeURIComponent(c.id)}`, "aria-current": c.id === currentId ? "page" : null, title: c.title || c.id },
+      h("span", { class: "conv-title" }, labels[i].title),
+      labels[i].when ? h("span", { class: "conv-when muted" }, labels[i].when) : null))));
   if (!items.length) listEl.append(h("li", { class: "muted" }, "No conversations yet"));
 }

@@ -8,6 +8,8 @@ const GAP_X = 28;
 const GAP_Y = 70;
 const PAD = 16;
 const WAY_W = 20; // the lane a layer-skipping edge takes through a layer
+// The plane badge sits at the bottom right, beside the progress bar: the title and service lines keep the width.
+const TRACK_W = NODE_W - 14 - 44;
 let drawings = 0; // each drawing gets its own marker id
 
 function refsOf(value, found = []) {
@@ -110,6 +112,19 @@ function clip(text, max) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+const TEXT_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
+let measurer = null;
+
+/** The text cut (with …) to fit `width` px in `font` (as drawn: see .dag-title, .dag-service): "WWW…" and "iii" alike. */
+function fit(text, width, font) {
+  measurer ||= document.createElement("canvas").getContext("2d");
+  measurer.font = font;
+  if (measurer.measureText(text).width <= width) return text;
+  let n = text.length;
+  while (n > 1 && measurer.measureText(`${text.slice(0, n)}…`).width > width) n -= 1;
+  return `${text.slice(0, n)}…`;
+}
+
 /** Spread each node's edge ends along its bottom (out) and top (in) sides, ordered by the other end's x. */
 function ports(edges, pos) {
   const outs = new Map();
@@ -166,13 +181,13 @@ function drawNode(node, p) {
     transform: `translate(${p.x},${p.y})`,
     dataset: { node: node.id },
   },
-  s("title", {}, `${node.id} · ${node.service} · ${plane} plane · ${node.status || "pending"}`),
+  s("title", {}, `${node.name ? `${node.name} (${node.id})` : node.id} · ${node.service} · ${plane} plane · ${node.status || "pending"}`), // the whole name
   s("rect", { class: "dag-box", width: NODE_W, height: NODE_H, rx: 8 }),
   s("rect", { class: "dag-plane", width: 6, height: NODE_H, rx: 3 }),
-  s("text", { class: "dag-title", x: 14, y: 21 }, clip(node.name || node.id, 20)),
-  s("text", { class: "dag-service", x: 14, y: 39 }, clip(node.service, 24)),
-  s("text", { class: "dag-plane-label", x: NODE_W - 8, y: 15, "text-anchor": "end" }, plane === "gpu" ? "GPU" : "CTRL"),
-  s("rect", { class: "dag-progress-track", x: 14, y: NODE_H - 10, width: NODE_W - 28, height: 4, rx: 2 }),
+  s("text", { class: "dag-title", x: 14, y: 21 }, fit(clip(node.name || node.id, 40), NODE_W - 22, `600 13px ${TEXT_FONT}`)),
+  s("text", { class: "dag-service", x: 14, y: 39 }, fit(clip(node.service, 40), NODE_W - 22, "11px ui-monospace, monospace")),
+  s("text", { class: "dag-plane-label", x: NODE_W - 8, y: NODE_H - 5, "text-anchor": "end" }, plane === "gpu" ? "GPU" : "CTRL"),
+  s("rect", { class: "dag-progress-track", x: 14, y: NODE_H - 10, width: TRACK_W, height: 4, rx: 2 }),
   s("rect", { class: "dag-progress", x: 14, y: NODE_H - 10, width: 0, height: 4, rx: 2 }));
 }
 
@@ -206,7 +221,7 @@ export function updateDag(svg, states) {
     const status = st.status || "pending";
     g.setAttribute("class", g.getAttribute("class").replace(/status-\S+/, `status-${status}`));
     const done = status === "completed" ? 1 : st.progress || 0;
-    g.querySelector(".dag-progress").setAttribute("width", String((NODE_W - 28) * done));
+    g.querySelector(".dag-progress").setAttribute("width", String(TRACK_W * done));
     g.querySelector("title").textContent = g.querySelector("title").textContent.replace(/[^·]+$/, ` ${status}`);
   }
 }

@@ -50,7 +50,7 @@ export function formatBytes(n) {
   const units = ["B", "KB", "MB", "GB"];
   let i = 0;
   while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  return `${n.toFixed(i > 1 ? 1 : 0)} ${units[i]}`; // 28 KB, 3.4 MB
 }
 
 export function percent(p) {

@@ -75,17 +75,17 @@ export class JobModel {
     }
   }
 
-  /** The share of the work actually done: a stopped job's cancelled or skipped steps do not count. */
+  /**
+   * The share of the work actually done. A stopped (failed or cancelled) job counts its completed steps
+   * only: the server's progress counts every finished step, so it says 100 % for a job that failed.
+   */
   workDone() {
     if (this.status !== "failed" && this.status !== "cancelled") return this.progress;
     const nodes = this.graph?.nodes || [];
     const weight = (n) => n.progressWeight || 1;
     const total = nodes.reduce((sum, n) => sum + weight(n), 0);
-    if (!total) return this.progress;
-    const done = nodes.reduce((sum, n) => {
-      const st = this.nodes[n.id] || {};
-      return sum + weight(n) * (st.status === "completed" ? 1 : st.status === "skipped" ? 0 : st.progress || 0);
-    }, 0);
+    if (!total) return 0;
+    const done = nodes.reduce((sum, n) => sum + (this.nodes[n.id]?.status === "completed" ? weight(n) : 0), 0);
     return done / total;
   }
 

@@ -23,8 +23,9 @@ function artifactView(a, ready) {
 }
 
 export class JobPanel {
-  constructor(model, { compact = false } = {}) {
+  constructor(model, { compact = false, access = "" } = {}) {
     this.model = model;
+    this.query = access ? `?${access}` : ""; // a signed job link's exp&sig: reads without a key
     this.stream = null;
     this.pending = false;
     this.shownArtifacts = new Map(); // key -> {el, ready}
@@ -78,7 +79,7 @@ export class JobPanel {
   /** The server's start and finish times, once: events may arrive in a burst, so local clocks can mislead. */
   async fetchTimes() {
     try {
-      const job = await getJSON(`/api/jobs/${encodeURIComponent(this.model.id)}`);
+      const job = await getJSON(`/api/jobs/${encodeURIComponent(this.model.id)}${this.query}`);
       const started = Date.parse(job.created_at || job.created || "");
       const finished = Date.parse(job.finished || job.finished_at || job.updated || "");
       if (Number.isFinite(started) && Number.isFinite(finished) && finished >= started) {
@@ -102,7 +103,7 @@ export class JobPanel {
   follow() {
     if (this.stream || this.model.terminal) return;
     const m = this.model;
-    this.stream = new ResumableStream(`/api/jobs/${encodeURIComponent(m.id)}/events`, {
+    this.stream = new ResumableStream(`/api/jobs/${encodeURIComponent(m.id)}/events${this.query}`, {
       headers: authHeaders(),
       lastEventId: m.lastEventId,
       onEvent: (ev) => this.apply(ev),
@@ -149,8 +150,14 @@ export class JobPanel {
     this.renderGraph();
     this.renderNodes();
     this.logPre.textContent = m.logs.slice(-40).map((l) => `${l.node ? `[${l.node}] ` : ""}${l.message}`).join("\n");
-    this.logPre.scrollTop = this.logPre.scrollHeight;
+    this.scrollLog();
     this.renderArtifacts();
+  }
+
+  /** The log shows its last line; a panel not yet on the page (a reload builds it first) scrolls once it is. */
+  scrollLog() {
+    if (this.el.isConnected) this.logPre.scrollTop = this.logPre.scrollHeight;
+    else requestAnimationFrame(() => { this.logPre.scrollTop = this.logPre.scrollHeight; });
   }
 
   renderGraph() {

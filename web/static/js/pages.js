@@ -1,13 +1,23 @@
 // The job history page, the job page and the capabilities page.
-import { getJSON } from "./api.js";
+import { apiKey, authHeaders, getJSON } from "./api.js";
 import { clear, formatDuration, h, percent } from "./dom.js";
 import { JobModel, modelFromSnapshot } from "./jobmodel.js";
 import { JobPanel } from "./jobview.js";
 import { renderMarkdown } from "./markdown.js";
+import { HttpError, problemOf } from "./sse.js";
 
 function errorBox(err, what) {
-  const hint = err.status === 401 ? " This server needs an API key: set one in the menu." : err.status === 404 ? " It does not exist, or it belongs to another key." : "";
-  return h("p", { class: "error", role: "alert" }, `Could not load ${what}: ${err.message}.${hint}`);
+  // The server's 404 already says "does not exist"; what it cannot say is that another key may own it.
+  const hint = err.status === 401 ? " This server needs an API key: set one in the menu." : err.status === 404 ? " If it was made with another API key, set that key in the menu." : "";
+  const said = err.message.replace(/\.$/, "");
+  const text = err.status === 404 ? `${said[0].toUpperCase()}${said.slice(1)}.` : `Could not load ${what}: ${said}.`;
+  return h("p", { class: "error", role: "alert" }, `${text}${hint}`);
+}
+
+/** A goal in the jobs table: clamped to a few lines (a goal may be 20,000 characters); the whole of it on hover. */
+function goalCell(goal) {
+  const shown = goal.length > 600 ? `${goal.slice(0, 600)}…` : goal;
+  return h("span", { class: "clamp", title: goal.length > 2000 ? `${goal.slice(0, 2000)}…` : goal }, shown);
 }
 
 function when(value) {
@@ -44,7 +54,7 @@ export class JobsPage {
     const jobs = Array.isArray(page) ? page : page.jobs || page.items || [];
     this.rows.append(...jobs.map((j) => h("tr", { dataset: { job: j.id } },
       h("td", { "data-label": "Job" }, h("a", { href: `/jobs/${encodeURIComponent(j.id)}`, title: j.id, class: "mono" }, j.id.slice(0, 12))),
-      h("td", { class: "goal", "data-label": "Goal" }, j.goal || j.pipeline || ""),
+      h("td", { class: "goal", "data-label": "Goal" }, goalCell(j.goal || j.pipeline || "")),
       h("td", { "data-label": "Status" }, h("span", { class: `badge status-${j.status}` }, j.status)),
       h("td", { "data-label": "Progress" }, percent(j.progress)),
       h("td", { "data-label": "Created" }, when(j.created_at || j.created)))));
@@ -57,9 +67,25 @@ export class JobsPage {
   unmount() {}
 }
 
+/** A signed job link's `exp` and `sig` (chat answers link job pages so): read-only access without a key. */
+export function jobAccess(search = location.search) {
+  const params = new URLSearchParams(search);
+  const exp = params.get("exp");
+  const sig = params.get("sig");
+  return exp && sig ? new URLSearchParams({ exp, sig }).toString() : "";
+}
+
+/** GET with a signed job link: a refusal says so on the page instead of asking for a key the reader never had. */
+async function getSigned(path) {
+  const response = await fetch(path, { headers: { Accept: "application/json", ...authHeaders() } });
+  if (!response.ok) throw new HttpError(response.status, await problemOf(response));
+  return response.json();
+}
+
 export class JobPage {
-  constructor(jobId) {
+  constructor(jobId, access = jobAccess()) {
     this.jobId = jobId;
+    this.access = access;
     this.panel = null;
     this.el = h("div", { class: "page" }, h("h1", {}, "Job"), h("p", { class: "muted" }, "Loading…"));
   }
@@ -67,16 +93,21 @@ export class JobPage {
   async mount() {
     let job;
     try {
-      job = await getJSON(`/api/jobs/${encodeURIComponent(this.jobId)}`);
+      const path = `/api/jobs/${encodeURIComponent(this.jobId)}`;
+      job = this.access ? await getSigned(`${path}?${this.access}`) : await getJSON(path);
     } catch (err) {
-      clear(this.el).append(h("h1", {}, "Job"), errorBox(err, `job ${this.jobId}`));
+      const box = this.access && err.status === 401
+        ? h("p", { class: "error", role: "alert" }, "This job link has expired or is not valid: ask about the job in the chat for a fresh link.")
+        : errorBox(err, `job ${this.jobId}`);
+      clear(this.el).append(h("h1", {}, "Job"), box);
       return;
     }
     // A model kept from this tab's earlier view resumes from its last event; otherwise start from the server's snapshot.
     const stored = JobModel.load(this.jobId);
     const model = stored || modelFromSnapshot(job);
     if (!model.graph && job.graph) model.setGraph(job.graph);
-    this.panel = new JobPanel(model);
+    this.panel = new JobPanel(model, { access: this.access });
+    if (this.access && !apiKey()) this.panel.cancelBtn.remove(); // a signed link reads; cancelling needs the key
     const goal = job.goal || job.graph?.context?.goal;
     clear(this.el).append(
       h("h1", {}, "Job"),

@@ -1,5 +1,6 @@
 // The plan card: the DAG the planner produced, the evaluator's findings and estimate, and
 // (when the user asked to review first) Run and "change it".
+import { getJSON } from "./api.js";
 import { renderDag } from "./dag.js";
 import { formatDuration, h } from "./dom.js";
 
@@ -12,6 +13,41 @@ function findingView(f) {
     " ", f.message || f.code || JSON.stringify(f),
     where && h("span", { class: "muted" }, ` (${where})`),
     f.hint && h("div", { class: "muted" }, f.hint));
+}
+
+/** A param's value as a person reads it: text as is, a wire as where it comes from. */
+function paramText(value) {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    if (typeof value.$node === "string") return `from ${value.$node} (${value.output})`;
+    if (typeof value.$attachment === "string") return `the attached file ${value.$attachment}`;
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return value.map(paramText).join(", ");
+  return String(value);
+}
+
+let services = null; // the capabilities' service declarations, fetched once a page: for the params' defaults
+
+/** The defaults of the params a step leaves out (a speed it will use is shown too), as [name, value] pairs. */
+async function defaultsOf(node) {
+  services ||= getJSON("/api/capabilities").then((m) => m.services || {}).catch(() => ({}));
+  const props = (await services)[node.service]?.params?.properties || {};
+  return Object.entries(props).filter(([k, p]) => !(k in (node.params || {})) && p.default !== undefined && p.default !== null && p.default !== "")
+    .map(([k, p]) => [k, p.default]);
+}
+
+/** Each step with the params it will run with (the words to speak, the voice, the speed...). */
+function stepsView(graph, open) {
+  return h("details", { class: "plan-steps", open },
+    h("summary", {}, "What each step will do"),
+    h("ol", { class: "step-params" }, graph.nodes.map((n) => {
+      const list = h("dl", { class: "params" }, Object.entries(n.params || {}).map(([k, v]) => [h("dt", {}, k), h("dd", { dataset: { param: k } }, paramText(v))]));
+      defaultsOf(n).then((pairs) => list.append(...pairs.flatMap(([k, v]) => [
+        h("dt", {}, k), h("dd", { dataset: { param: k } }, paramText(v), h("span", { class: "muted" }, " (default)"))])));
+      return h("li", { dataset: { node: n.id } },
+        h("div", {}, h("span", { class: "node-name" }, n.name || n.id), h("span", { class: "muted" }, ` ${n.service} · ${n.plane === "gpu" ? "GPU" : "control"} plane`)),
+        list);
+    })));
 }
 
 function estimateText(estimate) {
@@ -37,6 +73,7 @@ export function planCard({ graph, evaluation }, { review = false, onRun, onChang
       h("span", { class: `badge ${ok ? "status-completed" : "status-failed"}` }, ok ? "checked" : "has errors"),
       h("span", { class: "muted" }, ` ${graph.nodes.length} step${graph.nodes.length === 1 ? "" : "s"}${est ? ` · ${est}` : ""}`)),
     dagWrap,
+    stepsView(graph, review),
     findings.length ? h("ul", { class: "findings", "aria-label": "Evaluator findings" }, findings.map(findingView)) : null);
   if (review) {
     const run = h("button", { type: "button", class: "primary", disabled: !ok }, "Run");

@@ -26,6 +26,17 @@ export class AssistantTurn {
   setText(text) {
     this.text = text;
     this.body.innerHTML = renderMarkdown(text);
+    this.linkShownImages();
+  }
+
+  /** Pictures the job panel already shows (its artifacts) stay in the answer as links, not a second copy. */
+  linkShownImages() {
+    if (!this.panel) return;
+    for (const img of this.body.querySelectorAll("img")) {
+      const src = img.getAttribute("src") || "";
+      if (!src.includes("/api/artifacts/")) continue;
+      img.replaceWith(h("a", { href: src, class: "shown-below" }, img.alt || "image"));
+    }
   }
 
   showPlan(plan, { review }) {
@@ -46,6 +57,7 @@ export class AssistantTurn {
     this.panel = new JobPanel(model);
     this.planEl?.dagWrap.remove(); // the job panel draws the same graph, live
     this.extras.append(this.panel.el);
+    this.linkShownImages();
     this.chat.rememberJob(jobId);
     model.save();
     return this.panel;
@@ -58,7 +70,8 @@ export class AssistantTurn {
         this.chat.setConversation(d.id, { keepMessages: true });
         break;
       case "planning":
-        this.setStatus(`Planning${d.attempt ? ` (attempt ${d.attempt}` : ""}${d.stage ? `: ${d.stage}` : ""}${d.attempt ? ")" : ""}…`);
+        // Only a second attempt (a replan) is worth numbering; the stage says what is happening.
+        this.setStatus(`Planning${d.attempt > 1 ? ` (attempt ${d.attempt})` : ""}${d.message ? `: ${d.message}` : d.stage ? `: ${d.stage}` : ""}…`);
         break;
       case "plan":
         this.setStatus("");

@@ -1,0 +1,201 @@
+"""The CLI as a person meets it: where the API listens (--host, --port) and `spinbot chat` following it;
+clean output (no library log lines, the model never named as if it answered, each thing said once); a
+stopped job's bars show what completed."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from spinbot import ROOT
+from spinbot.cli import app
+from spinbot.embedded import free_port
+from spinbot.graph import Graph
+from spinbot.jobs import JobQueue
+from spinbot.runtime import resolve, write_runtime
+from spinbot.settings import Settings
+from spinbot.submit import follow
+from tests.runtime.conftest import executor_env
+from tests.web.conftest import echo_node, wait_node
+
+runner = CliRunner()
+
+
+def plain(text: str) -> str:
+    """Help text without rich's colour codes and box drawing."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+@pytest.mark.parametrize("command", ["up", "api"])
+def test_up_and_api_take_host_and_port(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Settings] = []
+    if command == "up":
+        monkeypatch.setattr("spinbot.up.run_up", seen.append)
+    else:
+        monkeypatch.setattr("web.app.serve", seen.append)
+    helped = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert "--host" in plain(helped.output) and "--port" in plain(helped.output)
+    result = runner.invoke(app, [command, "--host", "0.0.0.0", "--port", "8123"])
+    assert result.exit_code == 0, result.output
+    assert (seen[0].host, seen[0].port) == ("0.0.0.0", 8123)
+    assert runner.invoke(app, [command, "--port", "99999"]).exit_code != 0  # not a port
+
+
+def test_chat_follows_the_running_up_or_its_api_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SPINBOT_API_URL", raising=False)
+    monkeypatch.delenv("SPINBOT_PORT", raising=False)
+    monkeypatch.delenv("SPINBOT_HOST", raising=False)
+    from spinbot.client import api_url
+
+    settings = Settings(data_dir=tmp_path, redis_url="redis://x", database_url="postgresql://x")
+    assert api_url(resolve(settings)) == "http://127.0.0.1:8000"  # nothing running: the default address
+    write_runtime(settings, redis_url="redis://r", database_url="postgresql://p", api_url="http://127.0.0.1:8100")
+    assert api_url(resolve(settings)) == "http://127.0.0.1:8100"  # `spinbot up --port 8100` is running here
+    told = settings.model_copy(update={"port": 8200})
+    assert api_url(resolve(told)) == "http://127.0.0.1:8200"  # SPINBOT_PORT said otherwise: it wins
+
+    seen: list[Settings] = []
+
+    async def fake_chat(s: Settings, goal: str) -> int:
+        seen.append(s)
+        return 0
+
+    monkeypatch.setattr("spinbot.client.chat_command", fake_chat)
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["chat", "--api", "http://10.0.0.5:8300", "hello"])
+    assert result.exit_code == 0, result.output
+    assert api_url(seen[0]) == "http://10.0.0.5:8300"
+
+
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "spinbot.cli", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+async def test_api_on_another_port_and_chat_there_with_clean_output(settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    env = executor_env(settings, COLUMNS="80")
+    log = (tmp_path / "api.log").open("wb")
+    api = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "spinbot.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        async with httpx.AsyncClient() as http:
+            while True:
+                assert api.returncode is None, (tmp_path / "api.log").read_text()
+                try:
+                    if (await http.get(f"http://127.0.0.1:{port}/health", timeout=2)).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "the API did not come up on --port"
+                await asyncio.sleep(0.3)
+        done = await asyncio.to_thread(cli, "chat", "--api", f"http://127.0.0.1:{port}", "hello!", env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "Hello! I'm Spinbot" in done.stdout
+        assert "INFO" not in done.stdout + done.stderr  # no `INFO httpx: HTTP Request` lines without -v
+        loud = await asyncio.to_thread(cli, "chat", "-v", "--api", f"http://127.0.0.1:{port}", "hello!", env=env)
+        assert "INFO httpx: HTTP Request: POST" in loud.stderr  # -v shows them
+    finally:
+        api.terminate()
+        await asyncio.wait_for(api.wait(), 20)
+        log.close()
+
+
+def test_plan_without_ollama_names_no_model_and_numbers_nothing(tmp_path: Path) -> None:
+    env = dict(os.environ, SPINBOT_DATA_DIR=str(tmp_path), SPINBOT_OLLAMA_URL="http://127.0.0.1:9",
+               SPINBOT_OLLAMA_MODEL="qwen2.5:7b-instruct", COLUMNS="80", SPINBOT_PLANNER_TRUST="rules")
+    env.pop("SPINBOT_REDIS_URL", None)
+    done = cli("plan", "read this aloud: hello, this is a line long enough to pass eighty columns when planned",
+               env=env)
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "qwen2.5" not in out  # never "asking qwen2.5 ..." nor "model: qwen2.5" when Ollama is down
+    assert "LLM: none" in out and "read by rules" in out
+    assert "attempt" not in out and "INFO" not in out and "WARNING" not in out
+    assert out.count("Planned: speech") == 1  # what the planner did, once
+    said = next(line for line in out.splitlines() if line.startswith("Planned: speech"))
+    assert "SPINBOT_OLLAMA_URL)." in said  # the whole sentence on one line: not wrapped at 80 columns
+
+
+def stopped_graph() -> dict[str, Any]:
+    """Half the work completes, then a step fails for good: 50 % done, not 100 %."""
+    first = echo_node("first") | {"progressWeight": 0.5}
+    boom = {"id": "boom", "service": "diag.fail", "plane": "gpu", "progressWeight": 0.5,
+            "params": {"mode": "permanent"}}
+    return {"schema": "langgraph.v1", "workflowId": "stops", "nodes": [first, boom],
+            "edges": [{"from": "first", "to": "boom"}]}
+
+
+async def test_submit_wait_bars_show_what_completed(settings: Settings, executors: Any, queue: JobQueue) -> None:
+    graph = Graph.model_validate(stopped_graph())
+    job_id = await queue.submit(graph, owner="local")
+    out = io.StringIO()
+    code = await follow(queue, job_id, graph, Console(file=out, width=120), base="http://127.0.0.1:8000")
+    text = out.getvalue()
+    assert code == 1, text
+    last = {line.split()[0]: line for line in text.splitlines() if "%" in line}  # each bar's last drawing
+    assert "50.0%" in last["job"] and "failed" in last["job"], text  # not 100.0 %
+    assert "100.0%" in last["first"] and "100.0%" not in last["boom"], text
+
+    cancelled = Graph.model_validate({"schema": "langgraph.v1", "workflowId": "c", "nodes": [wait_node("w", 30)]})
+    job_id = await queue.submit(cancelled, owner="local")
+
+    async def cancel_soon() -> None:
+        await asyncio.sleep(1.0)
+        await queue.cancel(job_id)
+
+    out = io.StringIO()
+    task = asyncio.create_task(cancel_soon())
+    assert await follow(queue, job_id, cancelled, Console(file=out, width=120)) == 1
+    await task
+    job_line = [line for line in out.getvalue().splitlines() if line.strip().startswith("job") and "%" in line][-1]
+    assert "0.0%" in job_line and "cancelled" in job_line, out.getvalue()
+
+
+async def test_submit_summary_lists_artifacts_once_as_links(settings: Settings, executors: Any,
+                                                            queue: JobQueue) -> None:
+    graph = Graph.model_validate({"schema": "langgraph.v1", "workflowId": "speak", "nodes": [
+        {"id": "voice", "service": "tts.synthesize", "plane": "gpu", "params": {"text": "Hello there."}},
+        {"id": "publish", "service": "artifact.publish", "plane": "control",
+         "params": {"items": [{"$node": "voice", "output": "audio"}]}},
+    ]})
+    job_id = await queue.submit(graph, owner="local")
+    out = io.StringIO()
+    assert await follow(queue, job_id, graph, Console(file=out, width=80, soft_wrap=True),
+                        base="http://127.0.0.1:8000") == 0
+    text = out.getvalue()
+    assert "sha256" not in text and '"contentType"' not in text, text  # no raw descriptors
+    links = [line for line in text.splitlines() if "/api/artifacts/" in line]
+    assert len(links) == 1 and links[0].rstrip().endswith("/voice/speech.wav"), text  # once, whole
+    assert " KB" in links[0]
+
+
+@pytest.fixture
+async def queue(redis: Any, store: Any) -> JobQueue:
+    q = JobQueue(redis, store)
+    await q.ensure_groups()
+    return q
+
+
+def test_json_is_not_printed_for_descriptors() -> None:
+    from spinbot.submit import _short
+
+    found: dict[str, Any] = {}
+    short = _short({"summary": {"items": [{"key": "jobs/j/v/a.wav", "contentType": "audio/wav", "sha256": "x"}]}},
+                   found, "publish")
+    assert json.dumps(short) == '{"summary": {"items": ["a.wav"]}}' and list(found) == ["jobs/j/v/a.wav"]

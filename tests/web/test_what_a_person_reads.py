@@ -1,0 +1,75 @@
+"""What the API says to a person: a stopped job's progress is what completed; a blank message is refused
+(not an "Untitled" conversation); a too-large upload is refused with its real size and name; a follow-up's
+job is listed under its own goal."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.harness import InProcess
+from tests.web.conftest import LiveAPI, echo_node, read_sse
+from tests.web.test_chat import chat_api, diag_plan  # noqa: F401  (a fixture)
+from web.limits import MB
+
+
+async def finished(c: Any, job_id: str) -> dict[str, Any]:
+    for _ in range(300):
+        job = (await c.get(f"/api/jobs/{job_id}")).json()
+        if job["status"] in ("completed", "failed", "cancelled"):
+            return dict(job)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish")
+
+
+async def test_failed_and_cancelled_jobs_show_what_completed(api: LiveAPI, executors: InProcess) -> None:
+    half = {"schema": "langgraph.v1", "workflowId": "half", "nodes": [
+        echo_node("first") | {"progressWeight": 0.5},
+        {"id": "boom", "service": "diag.fail", "plane": "gpu", "progressWeight": 0.5,
+         "params": {"mode": "permanent"}}], "edges": [{"from": "first", "to": "boom"}]}
+    never = {"schema": "langgraph.v1", "workflowId": "never", "nodes": [
+        {"id": "w", "service": "diag.wait", "plane": "control", "params": {"seconds": 30, "steps": 30}}]}
+    async with api.client() as c:
+        failed_id = (await c.post("/api/jobs", json={"graph": half})).json()["id"]
+        failed = await finished(c, failed_id)
+        cancelled_id = (await c.post("/api/jobs", json={"graph": never})).json()["id"]
+        await asyncio.sleep(0.5)
+        await c.post(f"/api/jobs/{cancelled_id}/cancel")
+        cancelled = await finished(c, cancelled_id)
+        await asyncio.sleep(0.3)  # the terminal row is written
+        listed = {j["id"]: j for j in (await c.get("/api/jobs")).json()["items"]}
+    assert failed["status"] == "failed" and failed["progress"] == 0.5, failed["progress"]
+    assert cancelled["status"] == "cancelled" and cancelled["progress"] == 0.0
+    assert listed[failed_id]["progress"] == 0.5 and listed[cancelled_id]["progress"] == 0.0
+
+
+async def test_a_blank_message_is_refused(api: LiveAPI) -> None:
+    async with api.client() as c:
+        r = await c.post("/api/chat", json={"message": "  \n\t "})
+        assert r.status_code == 422, r.text
+        assert "only whitespace" in r.json()["errors"][0]["msg"]
+        form = await c.post("/api/chat", data={"message": "   "})
+        assert form.status_code == 422
+        assert (await c.get("/api/conversations")).json()["items"] == []  # no "Untitled" conversation
+
+
+async def test_a_too_large_upload_is_refused_with_its_real_size(api: LiveAPI) -> None:
+    size = int(30.7 * MB)
+    async with api.client() as c:
+        r = await c.post("/api/uploads", files={"files": ("holiday.wav", b"\0" * size, "audio/wav")})
+    assert r.status_code == 413, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("holiday.wav is 30.7 MB; the limit is 20.0 MB"), detail
+
+
+async def test_a_follow_up_job_is_listed_under_its_own_goal(chat_api: LiveAPI, executors: InProcess,  # noqa: F811
+                                                           fake_ollama: Any) -> None:
+    fake_ollama.replies += [diag_plan(text="first"), diag_plan(text="second")]
+    async with chat_api.client() as c:
+        async with c.stream("POST", "/api/chat", json={"message": "make an echo saying first"}) as r:
+            conv_id = (await read_sse(r))[0]["data"]["id"]
+        async with c.stream("POST", "/api/chat", json={"message": "now make it say second",
+                                                       "conversation_id": conv_id}) as r:
+            await read_sse(r)
+        goals = [j["goal"] for j in (await c.get("/api/jobs")).json()["items"]]
+    assert goals == ["now make it say second", "make an echo saying first"]
