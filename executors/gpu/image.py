@@ -6,6 +6,7 @@ import logging
 import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,58 @@ HAIR = [(0.10, 0.07, 0.05), (0.30, 0.18, 0.10), (0.55, 0.36, 0.18), (0.80, 0.65,
 IRIS = [(0.25, 0.45, 0.70), (0.35, 0.25, 0.12), (0.30, 0.50, 0.30), (0.20, 0.15, 0.10)]
 FEMININE = re.compile(r"\b(she|her|woman|women|female|girl|lady|mother|actress|queen)\b", re.I)
 MASCULINE = re.compile(r"\b(he|his|him|man|men|male|boy|gentleman|father|actor|king)\b", re.I)
+OLD = re.compile(r"\b(old|older|elderly|aged|senior|grandmother|grandfather|grandma|grandpa)\b", re.I)
+SMILE = re.compile(r"\b(smil\w*|grin\w*|happy|cheerful|warm|joyful|laugh\w*)\b", re.I)
+BEARD = re.compile(r"\b(beard\w*|bearded|moustache|mustache)\b", re.I)
+GLASSES = re.compile(r"\b(glasses|spectacles)\b", re.I)
+HAIR_WORDS = {"blond": (0.85, 0.72, 0.42), "blonde": (0.85, 0.72, 0.42), "brown": (0.35, 0.21, 0.11),
+              "black": (0.07, 0.06, 0.05), "red": (0.62, 0.22, 0.10), "ginger": (0.70, 0.33, 0.12),
+              "grey": (0.62, 0.62, 0.64), "gray": (0.62, 0.62, 0.64), "white": (0.88, 0.88, 0.86)}  # fmt: skip
+COLOURS = {"red": (0.75, 0.15, 0.15), "orange": (0.90, 0.50, 0.15), "yellow": (0.90, 0.80, 0.20),
+           "green": (0.20, 0.55, 0.25), "blue": (0.18, 0.35, 0.75), "purple": (0.45, 0.25, 0.65),
+           "pink": (0.90, 0.50, 0.65), "teal": (0.15, 0.55, 0.55), "grey": (0.5, 0.5, 0.52),
+           "gray": (0.5, 0.5, 0.52), "black": (0.08, 0.08, 0.09), "white": (0.92, 0.92, 0.90)}  # fmt: skip
+HAIR_RE = re.compile(r"\b(" + "|".join(HAIR_WORDS) + r")[- ]?(hair|haired)\b", re.I)
+BACKGROUND_RE = re.compile(r"\b(" + "|".join(COLOURS) + r")\s+(background|backdrop|wall|studio)\b", re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class Look:
+    """What the built-in portrait can take from a prompt, and the sentence that says so."""
+
+    feminine: bool
+    old: bool
+    smile: bool
+    beard: bool
+    glasses: bool
+    hair: tuple[float, float, float] | None
+    background: tuple[float, float, float] | None
+    drawn: tuple[str, ...]
+
+    def note(self) -> str:
+        """'drew: man, old, smiling, grey hair; the rest of the prompt (clothes, objects, place) is not drawn'."""
+        return (f"drew: {', '.join(self.drawn)}; the built-in renderer draws no clothes, objects or places "
+                "from the prompt (configure ComfyUI for that)")
+
+
+def read_look(prompt: str, seed: int) -> Look:
+    """The features the built-in portrait follows: gender, age, smile, beard, glasses, hair and background colour."""
+    fem_word, masc_word = FEMININE.search(prompt), MASCULINE.search(prompt)
+    feminine = bool(fem_word) if (fem_word or masc_word) else seed % 2 == 0
+    drawn = ["woman" if feminine else "man"] if (fem_word or masc_word) else []
+    hair_m, bg_m = HAIR_RE.search(prompt), BACKGROUND_RE.search(prompt)
+    old, smile = bool(OLD.search(prompt)), bool(SMILE.search(prompt))
+    beard, glasses = bool(BEARD.search(prompt)) and not feminine, bool(GLASSES.search(prompt))
+    for flag, word in ((old, "older"), (smile, "smiling"), (beard, "beard"), (glasses, "glasses")):
+        if flag:
+            drawn.append(word)
+    hair = HAIR_WORDS[hair_m.group(1).lower()] if hair_m else ((0.70, 0.70, 0.72) if old else None)
+    if hair_m:
+        drawn.append(f"{hair_m.group(1).lower()} hair")
+    background = COLOURS[bg_m.group(1).lower()] if bg_m else None
+    if bg_m:
+        drawn.append(f"{bg_m.group(1).lower()} background")
+    return Look(feminine, old, smile, beard, glasses, hair, background, tuple(drawn) or ("a presenter",))
 
 
 class ImageParams(BaseModel):
@@ -65,8 +118,13 @@ def draw_portrait(
     seed = seed_of(prompt)
     rnd = random.Random(seed)
     pal = palette(seed)
-    feminine = bool(FEMININE.search(prompt)) or (not MASCULINE.search(prompt) and seed % 2 == 0)
+    look = read_look(prompt, seed)
+    if look.background is not None:
+        bg = look.background
+        pal = Palette(shade(bg, 0.35), bg, mix(bg, (1, 1, 1), 0.55), pal.accent)
+    feminine = look.feminine
     skin, hair, iris = rnd.choice(SKIN), rnd.choice(HAIR), rnd.choice(IRIS)
+    hair = look.hair or hair
     mx, my = MOUTH
     c = Canvas(width, height, dev, on_step)
     _background(c, pal, rnd)
@@ -108,6 +166,23 @@ def draw_portrait(
     c.fill(c.ellipse(mx, my - 0.006, 0.050, 0.012), shade(lip, 0.9))
     c.fill(c.ellipse(mx, my + 0.008, 0.045, 0.014), lip)
     c.fill(c.ellipse(mx, my, 0.048, 0.0035), (0.30, 0.08, 0.08))
+    if look.smile:  # raised corners and a touch of teeth
+        for side in (-1, 1):
+            c.fill(c.ellipse(mx + side * 0.047, my - 0.006, 0.010, 0.004), (0.30, 0.08, 0.08))
+        c.fill(c.ellipse(mx, my + 0.002, 0.030, 0.003), (0.95, 0.93, 0.90), 0.8)
+    if look.old:  # forehead lines and softer cheeks
+        for k in range(3):
+            c.fill(c.ellipse(0.5, 0.345 + k * 0.012, 0.07 - k * 0.01, 0.0018), shade(skin, 0.7), 0.5)
+    if look.beard:
+        c.fill(c.ellipse(0.5, 0.62, 0.15, 0.10) * c.band(0.575, 2) * head, shade(hair, 0.95), 0.9)
+        c.fill(c.ellipse(mx, my, 0.055, 0.016), shade(hair, 0.9), 0.9)
+        c.fill(c.ellipse(mx, my, 0.048, 0.0035), (0.30, 0.08, 0.08))
+    if look.glasses:
+        for side in (-1, 1):
+            ex = 0.5 + side * 0.072
+            ring = c.ellipse(ex, 0.44, 0.05, 0.035)
+            c.fill(ring - ring * c.ellipse(ex, 0.44, 0.043, 0.029), (0.1, 0.1, 0.12))
+        c.fill(c.rounded_rect(0.5, 0.44, 0.022, 0.003, 0.002), (0.1, 0.1, 0.12))
     c.vignette(0.45)
     c.grain(seed, 0.025)
     img = c.to_pil()
@@ -215,6 +290,8 @@ async def render(ctx: TaskContext, p: ImageParams) -> dict[str, Any]:
         else:
             await ctx.progress(0.0, f"drawing a {p.kind} {p.width}x{p.height}")
             out = await in_thread(render_builtin, p, tmp / "image.png", Reporter(ctx))
+            if p.kind == "portrait":
+                await ctx.log(read_look(p.prompt, seed_of(p.prompt)).note())
         image = await ctx.put_artifact(f"image{out.suffix}", out)
     await ctx.progress(1.0, f"{p.kind} {p.width}x{p.height}")
     return {"image": image}
