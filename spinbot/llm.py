@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import ssl
 import threading
 import time
@@ -20,6 +19,8 @@ from pydantic import ValidationError
 
 from spinbot.errors import EngineUnavailable, PermanentError, TransientError
 from spinbot.settings import Settings
+from spinbot.text import clean as clean_text
+from spinbot.text import clean_value
 
 log = logging.getLogger(__name__)
 
@@ -79,29 +80,6 @@ class LLMResult:
 def _tls() -> ssl.SSLContext:
     """One TLS context per process: ChatOllama builds two httpx clients per instance, ~0.1 s of CA loading each."""
     return ssl.create_default_context()
-
-
-_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
-
-
-def clean_text(s: str) -> str:
-    """s with NUL characters and lone surrogates (U+D800-U+DFFF) replaced by U+FFFD.
-
-    Both are legal in a JSON string (`\\u0000`, `\\ud800`) but break Postgres text columns, UTF-8
-    encoding and downstream tools, so no model text carries them past this module.
-    """
-    return _BAD_CHARS.sub("\ufffd", s)
-
-
-def _clean(value: Any) -> Any:
-    """Every string in a JSON value (keys included) passed through clean_text."""
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {clean_text(k) if isinstance(k, str) else k: _clean(v) for k, v in value.items()}
-    return value
 
 
 def prompt_tokens_for(messages: list[dict[str, str]]) -> int:
@@ -209,7 +187,7 @@ async def structured_chat(
         parsed = json.loads(raw)
     except json.JSONDecodeError as e:
         raise LLMGarbage(f"the model's answer is not JSON: {raw[:200]!r}") from e
-    data = _clean(parsed)
+    data = clean_value(parsed)
     if data != parsed:  # escaped in the JSON text (\u0000, \ud800): raw must not carry them either
         raw = json.dumps(data, ensure_ascii=False)
     return LLMResult(

@@ -8,17 +8,21 @@ TextCheck finds it with first_bad); text a model or a task wrote is cleaned (U+F
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from spinbot.llm import clean_text
-
 REPLACEMENT = "\ufffd"
+_BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
 def clean(s: str) -> str:
-    """s with NUL characters and lone surrogates (U+D800-U+DFFF) replaced by U+FFFD; other text unchanged."""
-    return clean_text(s)
+    """s with NUL characters and lone surrogates (U+D800-U+DFFF) replaced by U+FFFD; other text unchanged.
+
+    Both are legal in a JSON string (`\\u0000`, `\\ud800`) but break Postgres text columns, UTF-8
+    encoding and downstream tools.
+    """
+    return _BAD_CHARS.sub(REPLACEMENT, s)
 
 
 def clean_value(value: Any) -> Any:
