@@ -275,14 +275,7 @@ def probe(settings: Settings) -> str | None:
 
 async def reachable(settings: Settings) -> str | None:
     """probe without blocking the event loop: None when the model can answer, else why not (same cache)."""
-    url, model = settings.ollama_url.rstrip("/"), settings.ollama_model
-    hit, reason = _cached((url, model))
+    hit, reason = _cached((settings.ollama_url.rstrip("/"), settings.ollama_model))
     if hit:
         return reason
-    response, error = None, None
-    try:
-        async with httpx.AsyncClient(timeout=PROBE_TIMEOUT_S, verify=_tls()) as client:
-            response = await client.get(f"{url}/api/tags")
-    except (httpx.HTTPError, OSError, ValueError) as e:
-        error = e
-    return _remember((url, model), _verdict(url, model, response, error))
+    return await asyncio.to_thread(probe, settings)
