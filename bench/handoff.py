@@ -1,12 +1,14 @@
 """Hand-off benchmark: Spinbot's two executors vs plain LangGraph vs a Celery chain, same graphs, same run.
 
     .venv/bin/python bench/handoff.py [--chain 200] [--fanout 300]
+    .venv/bin/python bench/handoff.py --scaling [--sizes 10,100,500] [--executors 1,2,3] [--fanout 3000]
 
 Graphs: a chain of N diag.echo nodes alternating planes (every step is a cross-plane hand-off) and a
 wide fan-out (one root, M independent echo nodes, one join). Spinbot runs them through two executor
 subprocesses (`spinbot executor control|gpu`) over Redis Streams with Postgres recording; LangGraph
 runs the same shapes in-process (StateGraph); Celery runs the chain as a chain of tasks routed to two
 queues served by two worker subprocesses (solo pool) on the same Redis, and the fan-out as a group.
+--scaling: bytes and time per node as graphs and executors per plane grow (bench/scaling.py).
 Private Redis/Postgres are started when SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL are unset.
 """
 
@@ -32,19 +34,15 @@ import redis.asyncio as aioredis  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from bench.scaling import pct, scaling  # noqa: E402
+from spinbot.backoff import retry  # noqa: E402
+from spinbot.capabilities import live_manifests  # noqa: E402
 from spinbot.embedded import servers  # noqa: E402
 from spinbot.graph import Graph, node_ref  # noqa: E402
-from spinbot.jobs import TERMINAL_JOB, JobQueue  # noqa: E402
+from spinbot.queue import TERMINAL_JOB, JobQueue  # noqa: E402
 from spinbot.store import Store  # noqa: E402
 
 PLANES = ("control", "gpu")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def ms(v: float) -> str:
@@ -98,7 +96,7 @@ def executors(redis_url: str, database_url: str, data_dir: Path) -> Iterator[lis
 async def wait_serving(redis: aioredis.Redis, timeout: float = 90) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        planes = {str(k).split(":")[2] for k in await redis.keys("spinbot:manifest:*")}
+        planes = {m.plane for m in await live_manifests(redis)}
         if set(PLANES) <= planes:
             return
         await asyncio.sleep(0.2)
@@ -166,8 +164,8 @@ async def spinbot_bench(redis_url: str, database_url: str, data_dir: Path, n: in
 async def spinbot_one_process(redis_url: str, database_url: str, data_dir: Path, n: int, m: int) -> dict[str, Any]:
     """The same two executors as tasks in this process: the executor code's cost without OS wake-ups."""
     from executors.core import Executor
+    from executors.manifests import registry
     from spinbot.artifacts import LocalStore
-    from spinbot.manifests_io import registry
     from spinbot.settings import Settings
 
     settings = Settings(redis_url=redis_url, database_url=database_url, data_dir=data_dir)
@@ -194,13 +192,8 @@ async def spinbot_one_process(redis_url: str, database_url: str, data_dir: Path,
 
 
 async def connect_store(url: str) -> Store:
-    for _ in range(100):  # a freshly started Postgres may still be starting up
-        try:
-            return await Store.connect(url)
-        except Exception as e:  # noqa: BLE001
-            last = e
-            await asyncio.sleep(0.2)
-    raise SystemExit(f"Postgres at {url} is unreachable: {last}")
+    """A freshly started Postgres may still be starting up: retried for about 20 s."""
+    return await retry(lambda: Store.connect(url), what=f"Postgres at {url}", tries=100, first_s=0.2, cap_s=0.2)
 
 
 async def postgres_write_times(q: JobQueue, store: Store, job: str) -> dict[str, Any]:
@@ -347,12 +340,10 @@ def report(console: Console, n: int, m: int, sb: dict[str, Any], one: dict[str, 
     for col in ("system", "per-node p50 ms", "per-node p99 ms", "hand-off p50 ms", "hand-off p99 ms",
                 "chain nodes/s", "fan-out nodes/s"):
         t.add_column(col, justify="right" if col != "system" else "left")
-    t.add_row("spinbot: 2 executor processes, Redis Streams + Postgres", ms(pct(sb["per_node"], 50)),
-              ms(pct(sb["per_node"], 99)), ms(pct(sb["handoff"], 50)), ms(pct(sb["handoff"], 99)),
-              f"{sb['chain_rate']:.0f}", f"{sb['fanout_rate']:.0f}")
-    t.add_row("spinbot: the same 2 executors as tasks in one process", ms(pct(one["per_node"], 50)),
-              ms(pct(one["per_node"], 99)), ms(pct(one["handoff"], 50)), ms(pct(one["handoff"], 99)),
-              f"{one['chain_rate']:.0f}", f"{one['fanout_rate']:.0f}")
+    for name, r in (("spinbot: 2 executor processes, Redis Streams + Postgres", sb),
+                    ("spinbot: the same 2 executors as tasks in one process", one)):
+        t.add_row(name, ms(pct(r["per_node"], 50)), ms(pct(r["per_node"], 99)), ms(pct(r["handoff"], 50)),
+                  ms(pct(r["handoff"], 99)), f"{r['chain_rate']:.0f}", f"{r['fanout_rate']:.0f}")
     t.add_row("plain LangGraph StateGraph, in-process, no durability", ms(pct(lg["per_node"], 50)),
               ms(pct(lg["per_node"], 99)), "-", "-", f"{lg['chain_rate']:.0f}", f"{lg['fanout_rate']:.0f}")
     t.add_row("Celery chain/group, 2 solo workers, same Redis", ms(pct(ce["per_node"], 50)),
@@ -379,6 +370,10 @@ async def main_async(args: argparse.Namespace) -> None:
         (work / "data").mkdir()
         with servers(work, os.environ.get("SPINBOT_REDIS_URL"), os.environ.get("SPINBOT_DATABASE_URL")) as (r, d):
             console.print(f"Redis {r}, Postgres {d.rsplit('@', 1)[-1]}")
+            if args.scaling:
+                sizes, ks = [int(x) for x in args.sizes.split(",")], [int(x) for x in args.executors.split(",")]
+                await scaling(console, r, d, work / "data", sizes, ks, args.fanout)
+                return
             sb = await spinbot_bench(r, d, work / "data", args.chain, args.fanout)
             one = await spinbot_one_process(r, d, work / "data", args.chain, args.fanout)
             lg = langgraph_bench(args.chain, args.fanout)
@@ -390,6 +385,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chain", type=int, default=200, help="nodes in the alternating chain")
     ap.add_argument("--fanout", type=int, default=300, help="independent nodes in the fan-out")
+    ap.add_argument("--scaling", action="store_true", help="cost per node by graph size and executors per plane")
+    ap.add_argument("--sizes", default="10,100,500", help="--scaling: chain lengths")
+    ap.add_argument("--executors", default="1,2,3", help="--scaling: executors per plane")
     asyncio.run(main_async(ap.parse_args()))
 
 

@@ -30,6 +30,7 @@ class EchoParams(BaseModel):
     outputs={"text": "text", "data": "any"},
     duration_s=0.001,
     hidden=True,
+    cacheable=False,  # diagnostics run every time
     retry=RetryPolicy(max_attempts=1),
     timeout_s=10,
 )
@@ -52,6 +53,7 @@ class WaitParams(BaseModel):
     outputs={"text": "text", "waited_s": "number"},
     duration_s=1.0,
     hidden=True,
+    cacheable=False,  # diagnostics run every time
     retry=RetryPolicy(max_attempts=1),
     timeout_s=3600,
 )
@@ -82,6 +84,7 @@ class FailParams(BaseModel):
     outputs={"attempt": "number"},
     duration_s=0.001,
     hidden=True,
+    cacheable=False,  # diagnostics run every time
     retry=RetryPolicy(max_attempts=3, backoff_s=0.05),
     timeout_s=10,
 )

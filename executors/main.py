@@ -11,10 +11,12 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from executors.core import REDIS_DOWN, Executor
+from executors.core import Executor
+from executors.manifests import registry as plane_registry
 from spinbot import metrics as M
 from spinbot.artifacts import open_store
-from spinbot.manifests_io import registry as plane_registry
+from spinbot.backoff import Backoff
+from spinbot.queue import REDIS_DOWN
 from spinbot.settings import Settings
 from spinbot.store import Store
 
@@ -26,7 +28,7 @@ async def connect_store(settings: Settings, stop: asyncio.Event) -> Store | None
     if not settings.database_url:
         log.warning("SPINBOT_DATABASE_URL is not set: jobs run, but nothing is recorded in Postgres")
         return None
-    delay = 0.5
+    backoff = Backoff(0.5, 10.0)
     while not stop.is_set():
         try:
             return await Store.connect(settings.database_url)
@@ -34,11 +36,11 @@ async def connect_store(settings: Settings, stop: asyncio.Event) -> Store | None
             reason = str(e)
         except Exception as e:  # asyncpg raises its own classes for refused auth, missing DB...
             reason = f"{type(e).__name__}: {e}"
+        delay = backoff.next()
         log.error("Postgres at %s is unreachable (%s): start Postgres or fix SPINBOT_DATABASE_URL; "
                   "retrying in %.1f s", _redact(settings.database_url), reason, delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
-        delay = min(delay * 2, 10.0)
     return None
 
 

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_body_mb: float = 32.0
     max_attachment_mb: float = 20.0
     max_graph_nodes: int = 100
+    #: nodes that may use one node's outputs (the evaluator's fan-out limit for API and chat jobs)
+    max_fan_out: int = Field(default=16, ge=1)
     max_jobs_per_key: int = 4
     max_streams_per_key: int = 64
     chat_job_limit_s: float = 240.0  # OpenAI endpoint: past this, answer with a link to the job page
@@ -64,12 +66,16 @@ class Settings(BaseSettings):
     concurrency: int = 8
     gpu_slots: int = 1
     gpu_memory_mb: int | None = None
-    claim_idle_ms: int = 15_000
+    #: a claim idle this long is taken over (autoclaim runs every quarter of it): an orphaned node is
+    #: reclaimed within about claim_idle_ms + claim_idle_ms / 4 + 1 s of its executor's death
+    claim_idle_ms: int = 6_000
     heartbeat_s: float = 3.0
     max_deliveries: int = 5
     #: every executor checks this often that each unfinished job's stream entry still exists, and
     #: re-issues the jobs whose entry vanished (one executor sweeps per interval)
     reconcile_s: float = Field(default=10.0, gt=0)
+    #: a running job's full graph goes to Postgres every max(snapshot_every, nodes) transitions (and at its end)
+    snapshot_every: int = Field(default=50, ge=1)
     metrics_port: int | None = None
     diag_visible: bool = False
 

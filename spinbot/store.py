@@ -134,22 +134,26 @@ class Store:
                 [(job_id, eid, typ, data) for eid, typ, data in events],
             )
 
-    async def record_snapshots(self, rows: list[tuple[str, int, str, str | None, float, str]]) -> None:
-        """Graph snapshots of running jobs, (job, version, status, plane, progress, graph JSON text), and
-        each job's row brought up to its newest snapshot; idempotent per version."""
-        latest: dict[str, tuple[str, int, str, str | None, float, str]] = {}
+    async def record_snapshots(self, rows: list[tuple[str, int, str, str | None, float, str | None]]) -> None:
+        """Transitions of running jobs, (job, version, status, plane, progress, graph JSON text or None):
+        a graph snapshot for each row with a graph, and each job's row brought up to its newest version
+        (its graph column only when that version has one); idempotent per version."""
+        latest: dict[str, tuple[str, int, str, str | None, float, str | None]] = {}
         for r in rows:
             if r[0] not in latest or r[1] > latest[r[0]][1]:
                 latest[r[0]] = r
         async with self.pool.acquire() as conn, conn.transaction():
+            snapshots = [(job, version, status, plane, graph)
+                         for job, version, status, plane, _, graph in rows if graph is not None]
+            if snapshots:
+                await conn.executemany(
+                    "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
+                    " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
+                    snapshots,
+                )
             await conn.executemany(
-                "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
-                " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
-                [(job, version, status, plane, graph) for job, version, status, plane, _, graph in rows],
-            )
-            await conn.executemany(
-                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6::text::jsonb,"
-                " updated_at=now() WHERE id=$1 AND version < $5",
+                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5,"
+                " graph=coalesce($6::text::jsonb, graph), updated_at=now() WHERE id=$1 AND version < $5",
                 [(job, status, progress, plane, version, graph)
                  for job, version, status, plane, progress, graph in latest.values()],
             )

@@ -83,9 +83,3 @@ class TaskContext:
         desc = info.descriptor()
         await self._emit("artifact", {"node": self.node_id, "name": name, **desc})
         return desc
-
-    async def fetch_artifact(self, ref: dict[str, Any] | str, name: str | None = None) -> Path:
-        """Download an artifact (a descriptor or a key) into the work directory."""
-        key = ref if isinstance(ref, str) else str(ref["key"])
-        dest = self.workdir / (name or key.rsplit("/", 1)[-1])
-        return await self.store.get_file(key, dest)

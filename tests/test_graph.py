@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from spinbot.graph import AttachmentRef, Graph, NodeRef, iter_refs, json_schema, resolve_params
+from spinbot.graphstate import GraphState
 
 VALIDATOR = jsonschema.Draft202012Validator(json_schema())
 
@@ -187,4 +188,4 @@ def test_progress_is_weighted() -> None:
             ],
         }
     )
-    assert g.progress() == pytest.approx(0.25)
+    assert GraphState(g).progress() == pytest.approx(0.25)

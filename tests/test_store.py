@@ -1,4 +1,9 @@
+import json
+
+import pytest
+
 from spinbot.artifacts import ArtifactInfo
+from spinbot.queue import snapshot_interval
 from spinbot.store import Store
 
 GRAPH = {
@@ -33,3 +38,22 @@ async def test_job_lifecycle_is_recorded(store: Store) -> None:
     assert (await store.artifacts("j1"))[0]["size"] == 3
     assert [j["id"] for j in await store.list_jobs("alice")] == ["j1"]
     assert await store.unfinished_jobs() == []
+
+
+async def test_transitions_without_a_graph_move_the_job_row_and_write_no_snapshot(store: Store) -> None:
+    """Running jobs' hand-offs: status/progress/version each time, the full graph only when given."""
+    await store.create_job("j2", "alice", GRAPH)
+    later = {**GRAPH, "nodes": [{**GRAPH["nodes"][0], "status": "completed"}]}
+    await store.record_snapshots([("j2", 1, "running", "gpu", 0.5, None), ("j2", 2, "running", "control", 0.6, None)])
+    job = await store.get_job("j2")
+    assert job and (job["version"], job["plane"]) == (2, "control") and job["progress"] == pytest.approx(0.6)
+    assert job["graph"] == GRAPH  # unchanged: no snapshot at these versions
+    await store.record_snapshots([("j2", 3, "running", "gpu", 0.9, json.dumps(later))])
+    job = await store.get_job("j2")
+    assert job and job["version"] == 3 and job["graph"] == later
+    snaps = await store.pool.fetch("SELECT version FROM graph_snapshots WHERE job_id='j2' ORDER BY version")
+    assert [r["version"] for r in snaps] == [0, 3]
+
+
+def test_snapshots_come_every_max_of_the_setting_and_the_node_count() -> None:
+    assert snapshot_interval(10, 50) == 50 and snapshot_interval(500, 50) == 500 and snapshot_interval(1, 0) == 1

@@ -12,6 +12,7 @@ from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
 from spinbot.settings import Settings
+from web import profiles
 from web.deps import Services
 from web.limits import check_graph_size, check_job_slots
 from web.ownership import check_objects
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 def limits(settings: Settings) -> Limits:
-    return Limits(max_nodes=settings.max_graph_nodes)
+    return Limits(max_nodes=settings.max_graph_nodes, max_fan_out=settings.max_fan_out)
 
 
 def parse_graph(settings: Settings, doc: Any) -> Graph:
@@ -69,8 +70,12 @@ async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str 
     key's objects is refused (404 naming the field; see web.ownership).
     """
     await check_objects(services, graph, owner)
+    save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile
     check_job_slots(services.settings, await services.repo.active_jobs(owner))
     try:
-        return await services.queue.submit(graph, owner=owner, pipeline=pipeline)
+        job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline)
     except SpinbotError as e:
         raise Problem(422, e.message, code=e.code, hint=e.hint) from None
+    if save is not None:
+        await profiles.save_started(services, owner, save, graph, job_id)
+    return job_id

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from spinbot.artifacts import ArtifactStore
-from spinbot.jobs import JobQueue
+from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from web.auth import LinkSigner, match_key

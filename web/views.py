@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import orjson
 
-from spinbot.jobs import JobState
+from spinbot.queue import JobState
 from web.auth import LinkSigner
 
 

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from spinbot.graph import Graph
-from spinbot.jobs import TERMINAL_JOB, Event, JobQueue, JobState
+from spinbot.queue import TERMINAL_JOB, Event, JobQueue, JobState
 from spinbot.settings import Settings
 from spinbot.store import Store
 from tests.harness import InProcess

@@ -17,9 +17,10 @@ import pytest
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from spinbot.capabilities import live_manifests, withdraw
 from spinbot.embedded import RedisServer
 from spinbot.graph import node_ref
-from spinbot.jobs import TERMINAL_JOB, Event, JobQueue
+from spinbot.queue import TERMINAL_JOB, Event, JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from tests.runtime.conftest import ROOT, InProcess, all_events, executor_env, graph
@@ -124,7 +125,8 @@ async def test_kill_9_at_random_moments_loses_nothing(spawn: Spawn, settings: Se
         return [n for n, p in procs.items() if p.pid == pid]
 
     async def serving() -> set[str]:
-        return {n for k in await queue.redis.keys("spinbot:manifest:*") for n in name_of(k.split(":")[-1])}
+        live = await live_manifests(queue.redis)
+        return {n for m in live for n in name_of(m.executor or "")}
 
     async def victim() -> str | None:
         """An executor whose plane has another one serving: mostly one holding a job right now."""
@@ -162,8 +164,9 @@ async def test_kill_9_at_random_moments_loses_nothing(spawn: Spawn, settings: Se
         procs[name].kill()  # SIGKILL: no cleanup, no ack
         procs[name].wait()
         # its manifest outlives it by a few seconds: forget it now so it is not picked as a peer
-        await queue.redis.delete(*[k for k in await queue.redis.keys("spinbot:manifest:*")
-                                   if not name_of(k.split(":")[-1])] or ["-"])
+        for m in await live_manifests(queue.redis):
+            if not name_of(m.executor or ""):
+                await withdraw(queue.redis, m.plane, m.executor or "")
         procs[name] = spawn(name.split("-")[0], **env)
         kills += 1
     await sub

@@ -21,8 +21,8 @@ from pydantic import BaseModel
 
 from spinbot import constants as C
 from spinbot.errors import TransientError
-from spinbot.jobs import Event, JobQueue
 from spinbot.manifest import RetryPolicy
+from spinbot.queue import Event, JobQueue
 from spinbot.registry import service
 from spinbot.task import TaskContext
 from tests.runtime.conftest import InProcess, all_events, graph, wait_terminal
@@ -185,7 +185,7 @@ async def test_concurrent_sweeps_reissue_each_job_once(queue: JobQueue, redis: a
     await redis.xtrim(GPU, maxlen=0)
     kept = await queue.submit(graph([wait_node("k", 0.1)]), owner="t")
     kept_entry = (await queue.get(kept)).entry  # type: ignore[union-attr]
-    results = await asyncio.gather(*(JobQueue(redis, queue.store).reconcile() for _ in range(6)))
+    results = await asyncio.gather(*(JobQueue(redis, queue.store).recovery.reconcile() for _ in range(6)))
     assert sorted(j for r in results for j in r) == sorted(lost)
     entries = await redis.xrange(GPU)
     assert sorted(f["job"] for _, f in entries) == sorted([*lost, kept])
@@ -194,7 +194,7 @@ async def test_concurrent_sweeps_reissue_each_job_once(queue: JobQueue, redis: a
     for job in lost:
         st = await queue.get(job)
         assert st and st.entry in {eid for eid, _ in entries} and st.status == "queued"
-    assert await queue.reconcile() == []  # a second round finds nothing
+    assert await queue.recovery.reconcile() == []  # a second round finds nothing
 
 
 async def test_reissue_never_touches_a_live_or_finished_job(queue: JobQueue, redis: aioredis.Redis) -> None:
@@ -203,15 +203,15 @@ async def test_reissue_never_touches_a_live_or_finished_job(queue: JobQueue, red
     await redis.xreadgroup(C.GROUP, "someone", {GPU: ">"}, count=1)
     queued_job = await queue.submit(graph([wait_node("q", 0.1)]), owner="t")
     before = {j: (await queue.get(j)).entry for j in (pending_job, queued_job)}  # type: ignore[union-attr]
-    assert await queue.reconcile() == []
+    assert await queue.recovery.reconcile() == []
     assert {j: (await queue.get(j)).entry for j in before} == before  # type: ignore[union-attr]
     # delivered but acknowledged without finishing the job: nobody holds it, nobody will be given it
     await redis.xack(GPU, C.GROUP, before[pending_job])
-    assert await queue.reconcile() == [pending_job]
+    assert await queue.recovery.reconcile() == [pending_job]
     # a job that finishes while a sweep looks at it: the script sees the finish and leaves it
     await redis.hset(C.job_key(queued_job), mapping={"status": "completed", "entry": "", "stream": ""})
     raw = {k: v for k, v in (await redis.hgetall(C.job_key(queued_job))).items()}
-    assert not await queue._reissue_one(queued_job, {**raw, "status": "running"})
+    assert not await queue.recovery.reissue(queued_job, {**raw, "status": "running"})
     assert await redis.xlen(GPU) == 2  # the re-issued entry and the finished job's (untouched) one
 
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from spinbot import constants as C
 from spinbot.errors import LostClaim
 from spinbot.graph import node_ref
-from spinbot.jobs import JobQueue, Lease
+from spinbot.queue import JobQueue, Lease
 from spinbot.store import Store
 from tests.runtime.conftest import InProcess, graph, wait_terminal
 

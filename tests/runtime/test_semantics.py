@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from spinbot.graph import node_ref
-from spinbot.jobs import Event, JobQueue
 from spinbot.manifest import RetryPolicy
+from spinbot.queue import Event, JobQueue
 from spinbot.registry import service
 from spinbot.task import TaskContext
 from tests.runtime.conftest import InProcess, all_events, graph, wait_terminal

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
@@ -12,16 +11,16 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from spinbot import constants as C
-from spinbot.jobs import as_str, decode_event
+from spinbot.queue import decode_event
 from web import admission
 from web.auth import match_key
 from web.deps import OwnerDep, Services, ServicesDep, bearer, unauthorized
+from web.paging import Before, Limit, page
 from web.problems import Problem, not_found
 from web.sse import encode, follow_job, open_stream, valid_id
 from web.views import (
     LIVE_FIELDS,
     artifacts_in_graph,
-    iso,
     job_from_row,
     job_from_state,
     job_links,
@@ -100,28 +99,16 @@ async def create_job(
 @router.get("", summary="The caller's jobs, newest first (page with `before`)")
 async def list_jobs(
     services: ServicesDep, owner: OwnerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    before: Annotated[datetime | None, Query(description="the `next` cursor of the previous page")] = None,
+    limit: Limit = 20,
+    before: Before = None,
 ) -> dict[str, Any]:
     rows = await services.store.list_jobs(owner, limit=limit, before=before)
-    live = await live_states(services, [r["id"] for r in rows])
+    live = await services.queue.live_fields([r["id"] for r in rows], list(LIVE_FIELDS))
     items = [with_live(job_from_row(r), fields) for r, fields in zip(rows, live, strict=True)]
     for item, row in zip(items, rows, strict=True):
         if item["status"] in STOPPED and row.get("completed_share") is not None:
             item["progress"] = row["completed_share"]
-    nxt = iso(rows[-1]["created_at"]) if len(rows) == limit else None
-    return {"items": items, "next": nxt}
-
-
-async def live_states(services: Services, job_ids: list[str]) -> list[list[str | None]]:
-    """Each job's live fields (views.LIVE_FIELDS) from Redis, one round trip for the whole page."""
-    if not job_ids:
-        return []
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hmget(C.job_key(job_id), list(LIVE_FIELDS))
-        replies: list[list[Any]] = await pipe.execute()
-    return [[as_str(v) if v is not None else None for v in reply] for reply in replies]
+    return page(items, rows, limit, "created_at")
 
 
 @router.get("/{job_id}", summary="A job: graph, status, progress, artifacts, recent events")

@@ -1,0 +1,186 @@
+"""Middleware around the node step: admission, retries, metrics, the attempt itself, the time limit.
+
+The protocol (as dramatiq's middleware, as ASGI's): a middleware is an async callable
+
+    async def mw(step: NodeStep, call_next: Handler) -> dict[str, Any]
+
+that may act before and after `await call_next(step)` (which runs the rest of the chain and returns the
+node's outputs), retry it, or not call it (return outputs of its own, or raise). Errors: raise; the
+JobRun shell turns `Cancelled` into a cancelled node, any other error (classified by
+spinbot.errors.classify) into a failed one; `LostClaim` and the queue's connection errors abort the run.
+
+The chain is built in ONE place, `node_middleware()`, outermost first:
+
+    admission -> retries -> metrics -> attempt -> time_limit -> (the service's handler)
+
+`attempt` counts the attempt, records the node `running`, resolves and validates its params and gives
+it a work directory and a TaskContext (`step.params`, `step.ctx`); the middlewares after it see them.
+To add one (e.g. the content-addressed node cache of spinbot/nodecache.py, which needs the resolved
+params and may answer without calling the handler), insert it into the list `node_middleware()`
+returns, after `attempt`; `chain()` composes the list around the handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from spinbot import metrics as M
+from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, classify
+from spinbot.graph import Node
+from spinbot.queue import QUEUE_DOWN
+from spinbot.registry import Service
+from spinbot.task import TaskContext
+
+if TYPE_CHECKING:
+    from executors.jobrun import JobRun
+
+log = logging.getLogger(__name__)
+
+CANCEL_GRACE_S = 1.0  # a cancelled node gets this long to stop on its own before it is interrupted
+
+
+@dataclass
+class NodeStep:
+    """One node being run: what every middleware sees. `params` and `ctx` are set by `attempt`."""
+
+    run: JobRun
+    node: Node
+    service: Service
+    params: BaseModel | None = None
+    ctx: TaskContext | None = None
+
+
+Handler = Callable[[NodeStep], Awaitable[dict[str, Any]]]
+
+
+class Middleware(Protocol):
+    def __call__(self, step: NodeStep, call_next: Handler) -> Awaitable[dict[str, Any]]: ...
+
+
+def chain(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
+    """`middlewares` (outermost first) composed around `handler`."""
+    for mw in reversed(middlewares):
+        handler = partial(mw, call_next=handler)
+    return handler
+
+
+async def call_handler(step: NodeStep) -> dict[str, Any]:
+    """The innermost handler: the service's own code."""
+    assert step.ctx is not None and step.params is not None
+    return await step.service.handler(step.ctx, step.params)
+
+
+# ---- the middlewares ----------------------------------------------------------------------------
+
+
+async def admission(step: NodeStep, call_next: Handler) -> dict[str, Any]:
+    """The executor's node slots, and for GPU services a GPU slot and their declared memory."""
+    ex, service = step.run.ex, step.service
+    mb = service.memory_mb if service.gpu else 0
+    if service.gpu and (reason := ex.gpu.impossible(mb)):
+        raise PermanentError(f"{service.id} {reason}")
+    async with ex.node_slots:
+        if not service.gpu:
+            return await call_next(step)
+        async with ex.gpu.admit(mb):
+            return await call_next(step)
+
+
+async def retries(step: NodeStep, call_next: Handler) -> dict[str, Any]:
+    """Transient failures retried per the service's RetryPolicy; a cancel ends the waiting."""
+    policy, run = step.service.retry, step.run
+    for attempt_here in range(1, policy.max_attempts + 1):
+        if run.cancel.is_set():
+            raise Cancelled(f"job {run.job_id} was cancelled")
+        try:
+            return await call_next(step)
+        except (Cancelled, LostClaim, *QUEUE_DOWN):
+            raise
+        except Exception as exc:  # the task's own failure, OSError included (a file that is not an image)
+            err = classify(exc)
+            if not err.transient or attempt_here >= policy.max_attempts or run.cancel.is_set():
+                raise err from (None if err is exc else exc)
+            delay = policy.delay(attempt_here)
+            log.info("node retry job=%s node=%s plane=%s attempt=%d in %.2f s: %s",
+                     run.job_id, step.node.id, run.plane, step.node.attempts, delay, err.message)
+            await run.emit("log", {"node": step.node.id, "message": f"attempt {step.node.attempts} failed "
+                                   f"({err.message}); retrying in {delay:.2f} s"})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.cancel.wait(), timeout=delay)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def metrics(step: NodeStep, call_next: Handler) -> dict[str, Any]:
+    """Each attempt's duration by outcome, and the nodes running now."""
+    labels = (step.service.id, step.run.plane)
+    started = time.perf_counter()
+    outcome = "failed"
+    M.EXECUTOR_INFLIGHT.labels(step.run.plane).inc()
+    try:
+        output = await call_next(step)
+        outcome = "completed"
+        return output
+    except Cancelled:
+        outcome = "cancelled"
+        raise
+    finally:
+        M.EXECUTOR_INFLIGHT.labels(step.run.plane).dec()
+        M.NODE_DURATION.labels(*labels, outcome).observe(time.perf_counter() - started)
+
+
+async def attempt(step: NodeStep, call_next: Handler) -> dict[str, Any]:
+    """One attempt: counted and recorded `running`, params resolved and validated, a fresh workdir."""
+    run, node, service = step.run, step.node, step.service
+    await run.begin_attempt(node)
+    params = run.resolve_inputs(node)
+    try:
+        step.params = service.params.model_validate(params)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'params'}: {x['msg']}" for x in e.errors())
+        raise PermanentError(f"invalid params for {service.id} on node {node.id}: {problems}") from None
+    workdir = run.ex.workdirs.acquire()
+    step.ctx = run.task_context(node, workdir)
+    try:
+        output = await call_next(step)
+    finally:
+        await run.ex.workdirs.release(workdir)
+    if not isinstance(output, dict):
+        raise PermanentError(f"{service.id} returned {type(output).__name__}, not a dict of outputs")
+    return output
+
+
+async def time_limit(step: NodeStep, call_next: Handler) -> dict[str, Any]:
+    """The service's timeout, and cancellation: cooperative first (the task sees ctx.cancel), then
+    interrupted after CANCEL_GRACE_S."""
+    run, timeout_s = step.run, step.service.timeout_s
+    task = asyncio.ensure_future(call_next(step))
+    waiter = asyncio.ensure_future(run.cancel.wait())
+    try:
+        done, _ = await asyncio.wait({task, waiter}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            return task.result()
+        if waiter in done:
+            done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
+            if task in done:
+                return task.result()
+            raise Cancelled(f"job {run.job_id} was cancelled")
+        raise NodeTimeout(f"{step.service.id} did not finish within its timeout of {timeout_s:g} s")
+    finally:
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+def node_middleware() -> list[Middleware]:
+    """The node step's middleware, outermost first: the one place to add one."""
+    return [admission, retries, metrics, attempt, time_limit]
