@@ -36,11 +36,14 @@ RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TOR
 # so editing a .py file does not re-download the world.
 WORKDIR /src
 COPY pyproject.toml README.md ./
-RUN mkdir -p spinbot executors evaluator planner web \
+RUN mkdir -p spinbot executors evaluator planner web manifests prompts \
  && touch spinbot/__init__.py executors/__init__.py evaluator/__init__.py planner/__init__.py web/__init__.py \
+          manifests/__init__.py prompts/__init__.py \
  && pip install . \
  && pip uninstall -y spinbot
 
+# A regular (non-editable) install: manifests/, prompts/, the web assets and the SQL migrations are package
+# data inside the wheel, read through importlib.resources, so the runtime stage needs no source tree.
 COPY . .
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
@@ -51,9 +54,6 @@ ENV VIRTUAL_ENV=/opt/venv \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    # spinbot.ROOT is the checkout: manifests/, prompts/ and the web assets are read from /app,
-    # so /app comes first on the path and the installed copy only provides the `spinbot` script.
-    PYTHONPATH=/app \
     SPINBOT_DATA_DIR=/data \
     SPINBOT_HOST=0.0.0.0 \
     SPINBOT_PORT=8000
@@ -63,11 +63,13 @@ RUN groupadd --system --gid 1000 spinbot \
  && mkdir -p /data && chown spinbot:spinbot /data
 
 COPY --from=builder /opt/venv /opt/venv
+# No source tree here: the installed package is the application (the checkout's data files ship inside it).
 WORKDIR /app
-COPY --chown=spinbot:spinbot . /app
 
 # Fail the build, not the first request, when an asset or the CLI is missing.
 RUN python -c "import spinbot; assert (spinbot.MANIFESTS_DIR / 'langgraph.v1.schema.json').is_file()" \
+ && python -c "from importlib.resources import files; \
+assert (files('web') / 'static' / 'index.html').is_file(); assert (files('prompts') / 'intent.v1.system.j2').is_file()" \
  && spinbot --help >/dev/null \
  && python -c "import imageio_ffmpeg, espeakng_loader; imageio_ffmpeg.get_ffmpeg_exe(); espeakng_loader.get_data_path()"
 

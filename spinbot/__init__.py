@@ -1,10 +1,12 @@
 """Spinbot: goal -> evaluated langgraph.v1 task graph -> dual-plane execution."""
 
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 __version__ = "0.1.0"
 
-#: Repository root: manifests/, prompts/ and web assets are read from here.
+#: Where the packages sit: the checkout for an editable install (`spinbot manifest` writes under it).
 ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS_DIR = ROOT / "manifests"
-PROMPTS_DIR = ROOT / "prompts"
+#: The manifests and the langgraph.v1 schema, shipped in the distribution (the top-level `manifests` package).
+MANIFESTS_DIR: Traversable = files("manifests")

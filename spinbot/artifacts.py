@@ -10,13 +10,18 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import S3Error
 
 from spinbot.constants import owned_prefixes
-from spinbot.errors import PermanentError
+from spinbot.errors import PermanentError, TransientError
 from spinbot.settings import Settings
 
 CHUNK = 1024 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +86,12 @@ class LocalStore:
             dest = self._path(key)
             dest.parent.mkdir(parents=True, exist_ok=True)
             tmp = dest.with_name(dest.name + ".part")
-            shutil.copyfile(path, tmp)
-            os.replace(tmp, dest)  # atomic: a reader never sees half a file
+            try:
+                shutil.copyfile(path, tmp)
+                os.replace(tmp, dest)  # atomic: a reader never sees half a file
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
             ctype = content_type or _guess_type(path)
             dest.with_name(dest.name + ".type").write_text(ctype)
             return ArtifactInfo(key, dest.stat().st_size, _sha256_file(dest), ctype)
@@ -127,68 +136,77 @@ class LocalStore:
             f.close()
 
 
+class ArtifactStoreUnavailable(TransientError):
+    code = "artifact_store_unavailable"
+
+
+_MISSING = ("NoSuchKey", "NoSuchBucket", "NoSuchUpload")
+
+
 class S3Store:
-    """Artifacts in an S3 bucket (MinIO in compose.yaml) through the minio client."""
+    """Artifacts in an S3 bucket (MinIO in compose.yaml) through the minio client.
+
+    Errors: ArtifactNotFound for a missing object or bucket; ArtifactStoreUnavailable (transient) when
+    the endpoint cannot be reached or the connection drops (an upload cut short leaves no object: S3
+    makes an object visible only once its upload completes); PermanentError for any other S3 refusal.
+    """
 
     def __init__(self, settings: Settings) -> None:
-        from minio import Minio
-
         assert settings.s3_endpoint
-        endpoint = settings.s3_endpoint.removeprefix("http://").removeprefix("https://")
+        self.endpoint = settings.s3_endpoint
         self.bucket = settings.s3_bucket
         self.client = Minio(
-            endpoint,
+            settings.s3_endpoint.removeprefix("http://").removeprefix("https://"),
             access_key=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
             secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
             secure=settings.s3_secure or settings.s3_endpoint.startswith("https://"),
         )
+
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """fn(*args, **kwargs) off the event loop, its failures as Spinbot errors that say what failed."""
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except S3Error as e:
+            if e.code in _MISSING:
+                raise ArtifactNotFound(f"artifact {what} does not exist ({e.code})") from e
+            raise PermanentError(f"the artifact store refused {what}: {e.code} {e.message}") from e
+        except (urllib3.exceptions.HTTPError, OSError) as e:
+            raise ArtifactStoreUnavailable(
+                f"the artifact store at {self.endpoint} is unreachable ({what}: {type(e).__name__})",
+                hint="check that the object store is running and SPINBOT_S3_ENDPOINT points at it",
+            ) from e
 
     async def check(self) -> None:
         def ensure() -> None:
             if not self.client.bucket_exists(self.bucket):
                 self.client.make_bucket(self.bucket)
 
-        await asyncio.to_thread(ensure)
+        await self._call(f"bucket {self.bucket}", ensure)
 
     async def put_file(self, key: str, path: Path, content_type: str | None = None) -> ArtifactInfo:
         ctype = content_type or _guess_type(path)
         digest = await asyncio.to_thread(_sha256_file, path)
         size = (await asyncio.to_thread(path.stat)).st_size
-        await asyncio.to_thread(
-            self.client.fput_object,
-            self.bucket,
-            _safe_key(key),
-            str(path),
-            content_type=ctype,
-            metadata={"x-amz-meta-sha256": digest},
-        )
+        await self._call(key, self.client.fput_object, self.bucket, _safe_key(key), str(path), content_type=ctype,
+                         metadata={"x-amz-meta-sha256": digest})
         return ArtifactInfo(key, size, digest, ctype)
 
     async def get_file(self, key: str, dest: Path) -> Path:
-        from minio.error import S3Error
-
-        try:
-            await asyncio.to_thread(self.client.fget_object, self.bucket, _safe_key(key), str(dest))
-        except S3Error as e:
-            raise ArtifactNotFound(f"artifact {key}: {e.code}") from e
+        await self._call(key, self.client.fget_object, self.bucket, _safe_key(key), str(dest))
         return dest
 
     async def stat(self, key: str) -> ArtifactInfo:
-        from minio.error import S3Error
-
-        try:
-            st = await asyncio.to_thread(self.client.stat_object, self.bucket, _safe_key(key))
-        except S3Error as e:
-            raise ArtifactNotFound(f"artifact {key}: {e.code}") from e
+        st = await self._call(key, self.client.stat_object, self.bucket, _safe_key(key))
         meta = st.metadata or {}
         digest = meta.get("x-amz-meta-sha256") or meta.get("X-Amz-Meta-Sha256") or ""
         return ArtifactInfo(key, st.size or 0, digest, st.content_type or "application/octet-stream")
 
     async def stream(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Bytes start..end (inclusive; end None: to the end of the object), in chunks of at most CHUNK."""
         length = 0 if end is None else end - start + 1
-        resp = await asyncio.to_thread(self.client.get_object, self.bucket, _safe_key(key), offset=start, length=length)
+        resp = await self._call(key, self.client.get_object, self.bucket, _safe_key(key), offset=start, length=length)
         try:
-            while chunk := await asyncio.to_thread(resp.read, CHUNK):
+            while chunk := await self._call(key, resp.read, CHUNK):
                 yield chunk
         finally:
             resp.close()

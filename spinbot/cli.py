@@ -126,10 +126,10 @@ def manifest(
     out: Annotated[Path | None, typer.Option(help="directory (default: manifests/)")] = None,
 ) -> None:
     """Write each plane's generated manifest to manifests/{plane}.json."""
-    from spinbot import MANIFESTS_DIR
-    from spinbot.manifests_io import write_manifests
+    from executors.manifests import write_manifests
+    from spinbot import ROOT
 
-    for path in write_manifests(out or MANIFESTS_DIR):
+    for path in write_manifests(out or ROOT / "manifests"):
         typer.echo(f"wrote {path}")
 
 

@@ -26,11 +26,13 @@ def job_events_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:events"
 
 
-def manifest_key(plane: str, executor_id: str) -> str:
-    return f"{PREFIX}:manifest:{plane}:{executor_id}"
+def manifests_key(plane: str) -> str:
+    """Hash: executor id -> that executor's live manifest (JSON) for one plane."""
+    return f"{PREFIX}:manifests:{plane}"
 
 
-MANIFEST_PATTERN = f"{PREFIX}:manifest:*"
+#: Sorted set: "plane:executor" -> heartbeat deadline (Redis server time, epoch seconds).
+MANIFEST_DEADLINES = f"{PREFIX}:manifests:deadlines"
 
 
 def artifact_key(job_id: str, node_id: str, name: str) -> str:

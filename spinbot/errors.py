@@ -18,12 +18,6 @@ class SpinbotError(Exception):
         self.message = message
         self.hint = hint
 
-    def to_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {"code": self.code, "message": self.message, "transient": self.transient}
-        if self.hint:
-            out["hint"] = self.hint
-        return out
-
 
 class TransientError(SpinbotError):
     """Worth retrying: a timeout, a dropped connection, a busy engine."""

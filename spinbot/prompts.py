@@ -7,13 +7,11 @@ from typing import Any
 
 import jinja2
 
-from spinbot import PROMPTS_DIR
-
 
 @cache
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(PROMPTS_DIR),
+        loader=jinja2.PackageLoader("prompts", "."),  # the templates ship in the `prompts` package
         undefined=jinja2.StrictUndefined,  # a missing variable is a bug, not an empty string
         autoescape=False,
         trim_blocks=True,

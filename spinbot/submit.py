@@ -14,11 +14,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from spinbot.capabilities import live_manifest
+from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.client import STOPPED, api_url, completed_share
 from spinbot.errors import SpinbotError, UnknownService
 from spinbot.graph import Graph
-from spinbot.jobs import TERMINAL_JOB, JobQueue, validate_structure
+from spinbot.graphstate import validate_structure
+from spinbot.queue import TERMINAL_JOB, JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 
@@ -52,14 +53,8 @@ def load_graph(file: Path) -> Graph:
 
 
 def static_services() -> dict[str, set[str]]:
-    """service id -> planes, from the registries in this checkout."""
-    from spinbot.manifests_io import registry
-
-    out: dict[str, set[str]] = {}
-    for plane in ("control", "gpu"):
-        for sid in registry(plane).services:  # type: ignore[arg-type]
-            out.setdefault(sid, set()).add(plane)
-    return out
+    """service id -> planes, from the committed manifests (generated from the registries; a test keeps them equal)."""
+    return {sid: set(spec.planes) for sid, spec in declared_manifest().services.items()}
 
 
 def check_services(graph: Graph, known: dict[str, set[str]]) -> None:

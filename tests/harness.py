@@ -8,8 +8,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from executors.core import Executor
+from executors.manifests import registry
+from spinbot import constants as C
 from spinbot.artifacts import LocalStore
-from spinbot.manifests_io import registry
 from spinbot.registry import Registry
 from spinbot.settings import Settings
 from spinbot.store import Store
@@ -56,7 +57,7 @@ class InProcess:
         """Until every executor's live manifest is in Redis (what the API's planner and /health read)."""
         probe = self.clients[0]
         for _ in range(500):
-            if len([k async for k in probe.scan_iter(match="spinbot:manifest:*")]) >= len(self.executors):
+            if await probe.zcard(C.MANIFEST_DEADLINES) >= len(self.executors):
                 return
             await asyncio.sleep(0.01)
         raise AssertionError("executors did not publish their manifests")

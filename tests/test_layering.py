@@ -12,7 +12,7 @@ from spinbot import ROOT
 FORBIDDEN = {
     "evaluator": {"planner", "executors", "web", "redis", "asyncpg", "httpx"},
     "executors": {"planner", "web"},
-    "spinbot": {"planner", "web", "evaluator"},
+    "spinbot": {"planner", "web", "evaluator", "executors"},
 }
 # entrypoints (the CLI, `spinbot up`, `spinbot evaluate` reading the live manifest) may reach every part
 ENTRYPOINTS = {ROOT / "spinbot" / f for f in ("cli.py", "up.py", "client.py")} | {ROOT / "evaluator" / "cli.py"}

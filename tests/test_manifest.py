@@ -1,6 +1,11 @@
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from executors.manifests import registry, render
 from spinbot import MANIFESTS_DIR
+from spinbot.cli import app
 from spinbot.manifest import PlaneManifest, ServiceSpec, merge
-from spinbot.manifests_io import registry, render
 
 
 def spec(sid: str, plane: str, available: bool = True) -> ServiceSpec:
@@ -48,3 +53,10 @@ def test_committed_manifests_match_the_registries() -> None:
         assert (MANIFESTS_DIR / f"{plane}.json").read_text() == render(plane), (
             f"manifests/{plane}.json is stale: run `spinbot manifest`"
         )
+
+
+def test_the_manifest_command_writes_the_generated_manifests(tmp_path: Path) -> None:
+    done = CliRunner().invoke(app, ["manifest", "--out", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    for plane in ("control", "gpu"):
+        assert (tmp_path / f"{plane}.json").read_text() == render(plane)

@@ -16,9 +16,11 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from planner.agent import state_graph
 from spinbot.artifacts import open_store
-from spinbot.jobs import JobQueue
+from spinbot.capabilities import declared_manifest
 from spinbot.metrics import HTTP_REQUESTS
+from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from web import problems
@@ -27,14 +29,16 @@ from web.deps import Services
 from web.limits import MB, BodyLimit, StreamSlots, TextCheck
 from web.problems import Problem, SafeJSONResponse
 from web.repo import Repo
+from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
 from web.sse import EventHub
+from web.v1_request import V1_BODY_FACTOR
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-UI_PAGES = ("", "jobs", "capabilities")  # the web UI's own paths (plus jobs/{id}) all load index.html
+UI_PAGES = ("", "jobs", "capabilities", "profiles")  # the web UI's own paths (plus jobs/{id}) all load index.html
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-HUB_SHARDS = 64
+HUB_MAX_SHARDS = 1024  # each blocking read of the event hub holds one connection of its own pool
 
 
 class RequestMetrics:
@@ -71,10 +75,11 @@ def require(value: str | None, name: str) -> str:
     return value
 
 
-def redis_client(url: str, max_connections: int) -> aioredis.Redis:
+def redis_client(url: str, max_connections: int, socket_timeout: float | None = None) -> aioredis.Redis:
     """A client whose pool waits for a free connection under bursts instead of failing."""
+    extra = {} if socket_timeout is None else {"socket_timeout": socket_timeout}
     pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10,
-                                                   decode_responses=True)
+                                                   decode_responses=True, **extra)
     return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
@@ -85,13 +90,20 @@ async def build_services(settings: Settings) -> Services:
     artifacts = open_store(settings)
     await artifacts.check()
     # The hub's shards each hold a connection in a blocking read: they get a pool of their own.
-    hub = EventHub(redis, reader=redis_client(url, HUB_SHARDS + 4), shards=HUB_SHARDS)
-    await hub.start()
+    # Their reads block for 2 s: a socket timeout well above that, so a busy event loop is not a Redis failure.
+    hub = EventHub(redis, reader=redis_client(url, HUB_MAX_SHARDS + 4, socket_timeout=30), max_shards=HUB_MAX_SHARDS)
     return Services(
         settings=settings, redis=redis, store=store, artifacts=artifacts,
         queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
         links=LinkSigner.from_settings(settings), streams=StreamSlots(settings.max_streams_per_key),
     )
+
+
+def warm_up() -> None:
+    """At start-up, what the first chat would otherwise pay inside its request: the planner's compiled
+    agent graph and the committed manifest (the planner's modules are imported with web.chat)."""
+    state_graph()
+    declared_manifest()
 
 
 async def close_services(services: Services) -> None:
@@ -110,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(warm_up)
         app.state.services = await build_services(settings)
         try:
             yield
@@ -142,17 +155,13 @@ def create_app(settings: Settings) -> FastAPI:
 def _larger_bodies(settings: Settings) -> dict[str, int]:
     """/v1/chat/completions: OpenAI clients resend every earlier image with each turn, and Spinbot uses
     none of them, so its raw limit is V1_BODY_FACTOR times the body limit; what it uses (the last user
-    message) is held to SPINBOT_MAX_BODY_MB once parsed (web/routes/openai.py)."""
-    from web.routes.openai import V1_BODY_FACTOR
-
+    message) is held to SPINBOT_MAX_BODY_MB once parsed (web/v1_request.py)."""
     return {"/v1/chat/completions": int(settings.max_body_mb * MB * V1_BODY_FACTOR)}
 
 
 def _routers() -> list[APIRouter]:
-    from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning
-
     return [ops.router, jobs.router, artifacts.router, conversations.router, planning.router, chat.router,
-            openai.router]
+            profiles.router, openai.router]
 
 
 def _mount_ui(app: FastAPI) -> None:

@@ -31,13 +31,6 @@ def match_key(settings: Settings, presented: str | None) -> str | None:
     return None
 
 
-def bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
 class LinkSigner:
     """Signed, expiring artifact and job-page links: a browser (or Open WebUI) can load them without a key.
 

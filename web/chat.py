@@ -11,7 +11,6 @@ any id a client saw resumes GET /api/jobs/{id}/events correctly.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 import time
@@ -19,23 +18,24 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from evaluator import evaluate as run_evaluator
+from planner.replan import continuation
 from spinbot.capabilities import live_manifest
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
-from spinbot.jobs import JobState
+from spinbot.llm import reachable
 from spinbot.text import clean, clean_value
 from web import admission
+from web.answers import answer_for, last_job_id, plan_summary, progress_line, shown_graph, title_of
 from web.deps import Services
 from web.problems import Problem
 from web.sse import follow_job, is_terminal
-from web.views import artifact_link, job_page_link
 
 log = logging.getLogger(__name__)
 
 _STATUS_QUESTION = re.compile(
     r"\b(progress|status|done yet|finished|ready yet|how long|how far|is it (done|ready)|still running|eta)\b", re.I
 )
-_JOB_LINK = re.compile(r"/jobs/([0-9a-f]{32})\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,7 @@ class TurnRequest:
     wait_s: float | None = None  # stop following the job after this long (it keeps running)
     history: list[dict[str, Any]] | None = None  # given by the caller (OpenAI endpoint) instead of the store
     base_url: str = ""
+    profile: str | None = None  # the id of the profile picked in the composer
 
 
 @dataclass
@@ -86,15 +87,22 @@ async def plan_goal(
     previous: dict[str, Any] | None,
     attachments: list[dict[str, Any]],
     on_event: Any = None,
+    owner: str | None = None,
+    profile: str | None = None,
 ) -> Any:
-    """The planner with what it needs: goal, conversation, previous plan, attachments, the live manifest."""
+    """The planner with what it needs: goal, conversation, previous plan, attachments, the owner's profiles
+    (`profile`: the id of the one picked), the live manifest."""
     from planner import Message, PlanRequest, plan
+    from planner.models import Profile
     from spinbot.graph import Attachment
+    from web.profiles import owned_profiles, planner_profile
 
     manifest = await live_manifest(services.redis)
+    profiles = [Profile.model_validate(planner_profile(p)) for p in await owned_profiles(services, owner)] \
+        if owner is not None else []
     request = PlanRequest(
         goal=goal, history=[Message.model_validate(m) for m in history[-200:]], previous_graph=previous,
-        attachments=[Attachment.model_validate(a) for a in attachments],
+        attachments=[Attachment.model_validate(a) for a in attachments], profiles=profiles, profile=profile,
     )
     return await plan(services.settings, request, manifest, on_event, limits=admission.limits(services.settings))
 
@@ -208,7 +216,8 @@ class Turn:
             return
 
         result = await plan_goal(self.services, req.message, history=history, previous=previous,
-                                 attachments=req.attachments, on_event=self._planning_event())
+                                 attachments=req.attachments, on_event=self._planning_event(),
+                                 owner=req.owner, profile=req.profile)
         self._count_tokens(result)
         if result.kind == "reply" or result.graph is None:
             await self._answer(result.reply or result.message or "I have nothing to add.")
@@ -307,10 +316,6 @@ class Turn:
 
         Returns the sentence that says why it cannot go on otherwise.
         """
-        from evaluator import evaluate as run_evaluator
-        from planner.replan import continuation
-        from spinbot.llm import reachable
-
         services = self.services
         manifest = await live_manifest(services.redis)
         llm_ok = await reachable(services.settings) is None
@@ -379,108 +384,6 @@ class Turn:
         else:
             await self.services.repo.add_message(self.result.conversation_id, "assistant", text,
                                                  job_id=self.result.job_id, graph=graph, metadata=metadata)
-
-
-# ---- answers ---------------------------------------------------------------------------------
-
-
-def title_of(message: str) -> str:
-    words = message.strip().split()
-    title = " ".join(words[:8])
-    return title + ("…" if len(words) > 8 else "")
-
-
-def last_job_id(history: list[dict[str, Any]]) -> str | None:
-    for m in reversed(history):
-        if m.get("job_id"):
-            return str(m["job_id"])
-        if m.get("role") == "assistant" and (found := _JOB_LINK.findall(str(m.get("content", "")))):
-            return str(found[-1])
-    return None
-
-
-_JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
-
-
-def shown_graph(text: str) -> dict[str, Any] | None:
-    """The langgraph.v1 graph an earlier answer showed (spinbot-plan prints it as a JSON block)."""
-    for block in reversed(_JSON_BLOCK.findall(text)):
-        try:
-            doc = json.loads(block)
-        except ValueError:
-            continue
-        if isinstance(doc, dict) and doc.get("schema") == "langgraph.v1" and isinstance(doc.get("nodes"), list):
-            return doc
-    return None
-
-
-def plan_summary(graph: Graph, result: Any) -> str:
-    steps = "\n".join(f"{i}. **{n.name or n.id}**: `{n.service}` on the {n.plane} plane"
-                      for i, n in enumerate(graph.nodes, 1))
-    head = "I planned this" + (" (the goal was read by rules: no LLM answered)" if result.fallback else "") + ":"
-    est = ""
-    verdict = result.verdict
-    if verdict is not None and verdict.estimate is not None:
-        est = f"\n\nEstimated time: about {verdict.estimate.duration_s:.0f} s."
-    note = f"\n\n{result.message}" if getattr(result, "message", None) else ""
-    return f"{head}\n\n{steps}{est}{note}"
-
-
-def job_page(base_url: str, job_id: str, services: Services) -> str:
-    """The job's page, signed: it opens read-only without an API key (Open WebUI users have none)."""
-    return job_page_link(base_url, job_id, services.links)
-
-
-def size_text(size: int | float) -> str:
-    """A file size as people read it: 12 KB, 3.4 MB (never 0.0 MB)."""
-    if size >= 1e6:
-        return f"{size / 1e6:.1f} MB"
-    return f"{max(1, round(size / 1e3))} KB" if size >= 1e3 else f"{int(size)} bytes"
-
-
-def progress_line(state: JobState, base_url: str, services: Services) -> str:
-    running = [n for n in state.graph.get("nodes", []) if n.get("status") == "running"]
-    now = f" Now running: {', '.join(n.get('name') or n['id'] for n in running)}." if running else ""
-    return (f"Job `{state.id}` is still {state.status}: {state.progress * 100:.0f}% done.{now} "
-            f"Follow it at {job_page(base_url, state.id, services)}")
-
-
-def answer_for(state: JobState, job_id: str, base_url: str, services: Services) -> str:
-    """The final answer in markdown: what was done, artifacts as absolute signed links, images inline."""
-    if not state.terminal:
-        return (f"The job is taking longer than this answer can wait ({state.progress * 100:.0f}% done); "
-                f"it keeps running. Follow it and get the results at {job_page(base_url, job_id, services)}")
-    nodes = state.graph.get("nodes", [])
-    if state.status == "cancelled":
-        return f"Job `{job_id}` was cancelled. Details: {job_page(base_url, job_id, services)}"
-    if state.status == "failed":
-        failed = [n for n in nodes if n.get("status") == "failed"]
-        why = "; ".join(f"**{n.get('name') or n['id']}** ({n['service']}): {(n.get('error') or {}).get('message', '')}"
-                        for n in failed) or (state.error or {}).get("message", "unknown error")
-        hints = {str(h) for n in failed if (h := (n.get("error") or {}).get("hint"))}
-        return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
-                + f"\n\nDetails: {job_page(base_url, job_id, services)}")
-    from web.views import artifacts_in_graph
-
-    steps = f"{len(nodes)} step{'' if len(nodes) == 1 else 's'}"
-    lines = [f"Done: {steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
-    images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
-    for a in artifacts_in_graph(state.graph):
-        url = artifact_link(base_url, a["key"], services.links)
-        label = f"{a['node']} {a['name']}"
-        ctype = str(a.get("contentType", ""))
-        if ctype.startswith("image/"):
-            images.append(f"![{label}]({url})")
-        else:
-            size = f", {size_text(a['size'])}" if a.get("size") else ""
-            lines.append(f"- [{label}]({url}) ({ctype}{size})")
-    texts = [(n, k, v) for n in nodes for k, v in (n.get("output") or {}).items()
-             if isinstance(v, str) and k in ("title", "text", "narration")]
-    if texts and len(lines) == 1 and not images:
-        lines += [f"- **{n.get('name') or n['id']}** {k}: {v[:500]}" for n, k, v in texts[:5]]
-    lines += [f"\n{image}" for image in images]
-    lines.append(f"\nJob page: {job_page(base_url, job_id, services)}")
-    return "\n".join(lines)
 
 
 def _jsonable(value: Any) -> Any:

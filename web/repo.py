@@ -131,6 +131,3 @@ class Repo:
         return int(await self.pool.fetchval(
             "SELECT count(*) FROM jobs WHERE owner=$1 AND status IN ('queued', 'running')", owner
         ))
-
-    async def job_owner(self, job_id: str) -> str | None:
-        return await self.pool.fetchval("SELECT owner FROM jobs WHERE id=$1", job_id)

@@ -12,7 +12,6 @@ from spinbot.manifest import RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
-ARTIFACT_FIELDS = ("key", "contentType", "size", "sha256")
 #: What a summary's `primary` is, by preference: the thing a person came for.
 PRIMARY_ORDER = ("video/", "audio/", "image/")
 
@@ -72,6 +71,7 @@ async def describe(ctx: TaskContext, value: Any) -> dict[str, Any]:
     outputs={"summary": "json"},
     duration_s=0.2,
     memory_mb=0,
+    cacheable=False,  # publishing is its side effect
     retry=RetryPolicy(max_attempts=3, backoff_s=0.5),
     timeout_s=60,
 )

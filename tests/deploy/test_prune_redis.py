@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from spinbot import ROOT
 from spinbot import constants as C
-from spinbot.jobs import JobQueue
+from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from tests.runtime.conftest import InProcess, graph, wait_terminal

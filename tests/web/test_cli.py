@@ -24,7 +24,7 @@ from spinbot import ROOT
 from spinbot.cli import app
 from spinbot.embedded import free_port
 from spinbot.graph import Graph
-from spinbot.jobs import JobQueue
+from spinbot.queue import JobQueue
 from spinbot.runtime import resolve, write_runtime
 from spinbot.settings import Settings
 from spinbot.submit import follow

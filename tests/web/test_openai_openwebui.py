@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import pytest
 
-from spinbot.jobs import JobState
+from spinbot.queue import JobState
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, png_bytes, serve, wait_node
 from tests.web.test_chat import diag_plan
+from web.answers import answer_for, size_text
 from web.auth import LinkSigner
-from web.chat import answer_for, size_text
-from web.routes.openai import CompletionRequest, attached_files, split_request
+from web.v1_request import CompletionRequest, attached_files, split_request
 
 KEY = "owui-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}

@@ -11,7 +11,7 @@ import pytest
 
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, serve
-from web.routes.openai import rule_title, task_kind, task_line
+from web.v1_tasks import rule_title, task_kind, task_line
 
 # Open WebUI 0.12.4's default templates (open_webui/config.py), filled in as it sends them.
 TITLE = """### Task:

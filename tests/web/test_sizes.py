@@ -13,7 +13,7 @@ from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, png_bytes, serve
 from tests.web.test_chat import diag_plan
 from web.limits import MB
-from web.routes.openai import HISTORY_LIMIT, V1_BODY_FACTOR, CompletionRequest, split_request
+from web.v1_request import HISTORY_LIMIT, V1_BODY_FACTOR, CompletionRequest, split_request
 
 PNG = "data:image/png;base64," + base64.b64encode(png_bytes()).decode()
 

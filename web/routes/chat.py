@@ -18,6 +18,7 @@ from web.chat import ChatEvent, Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
 from web.limits import invalid_text
 from web.problems import Problem, not_found
+from web.profiles import owned_profile
 from web.sse import encode, open_stream
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ class ChatRequest(BaseModel):
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=8,
                                             description="images or audio as data: URLs (or keys of uploads)")
     auto_run: bool = Field(default=True, description="false: show the plan; run it later with POST /api/jobs")
+    profile: str | None = Field(default=None, max_length=64,
+                                description="plan against this profile (GET /api/profiles): its portrait and voice")
 
     @field_validator("message")
     @classmethod
@@ -59,6 +62,7 @@ CHAT_BODY = {
                     "message": {"type": "string", "minLength": 1, "maxLength": 20_000, "pattern": r"\S"},
                     "conversation_id": {"type": "string"},
                     "auto_run": {"type": "boolean"},
+                    "profile": {"type": "string", "maxLength": 64},
                     "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                 },
             }},
@@ -103,6 +107,8 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
         body, files = await _read_request(request)
         if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
             raise not_found("conversation", body.conversation_id)
+        if body.profile:
+            await owned_profile(services, body.profile, owner)  # 404 for another key's, as for an absent one
         services.streams.acquire(owner)  # fail fast (429) before doing any work
         services.streams.release(owner)
         attachments = await store_attachments(services, owner, body.attachments)
@@ -111,7 +117,7 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
         await request.close()
     turn = Turn(services, TurnRequest(
         owner=owner, message=body.message, conversation_id=body.conversation_id, attachments=attachments,
-        auto_run=body.auto_run, base_url=base_url(request),
+        auto_run=body.auto_run, base_url=base_url(request), profile=body.profile,
     )).start()
 
     return open_stream(services, owner, ending(turn, services.settings.sse_ping_s))

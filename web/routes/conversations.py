@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from web.deps import OwnerDep, ServicesDep
+from web.paging import Before, Limit, page
 from web.problems import not_found
-from web.views import conversation_view, iso, message_view
+from web.views import conversation_view, message_view
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"])
 
@@ -17,12 +17,11 @@ router = APIRouter(prefix="/api/conversations", tags=["chat"])
 @router.get("", summary="The caller's conversations, most recently active first")
 async def list_conversations(
     services: ServicesDep, owner: OwnerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 30,
-    before: Annotated[datetime | None, Query(description="the `next` cursor of the previous page")] = None,
+    limit: Limit = 30,
+    before: Before = None,
 ) -> dict[str, Any]:
     rows = await services.repo.list_conversations(owner, limit=limit, before=before)
-    nxt = iso(rows[-1]["updated_at"]) if len(rows) == limit else None
-    return {"items": [conversation_view(r) for r in rows], "next": nxt}
+    return page([conversation_view(r) for r in rows], rows, limit, "updated_at")
 
 
 @router.get("/{conversation_id}", summary="A conversation with its messages")

@@ -6,16 +6,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from executors.control import registry as control_registry
+from executors.gpu import registry as gpu_registry
+from spinbot import constants as C
 from spinbot.graph import Plane
 from spinbot.registry import Registry
 
 
 def registry(plane: Plane) -> Registry:
-    if plane == "control":
-        from executors.control.registry import build
-    else:
-        from executors.gpu.registry import build
-    return build()
+    """A fresh task registry of `plane` (the handlers' declarations: the one source of its manifest)."""
+    return (control_registry if plane == "control" else gpu_registry).build()
 
 
 def generated(plane: Plane) -> dict[str, Any]:
@@ -28,8 +28,9 @@ def render(plane: Plane) -> str:
 
 
 def write_manifests(directory: Path) -> list[Path]:
+    """Write manifests/{plane}.json for each plane into `directory`; returns the paths written."""
     paths = []
-    for plane in ("control", "gpu"):
+    for plane in C.PLANES:
         path = directory / f"{plane}.json"
         path.write_text(render(plane))  # type: ignore[arg-type]
         paths.append(path)

@@ -1,0 +1,1 @@
+"""Data package: the versioned jinja2 prompt templates (spinbot.prompts renders them)."""
