@@ -69,7 +69,8 @@ def render(verdict: Verdict, console: Console) -> None:
     if verdict.estimate is not None:
         e = verdict.estimate
         console.print(
-            f"estimate: ~{e.duration_s:g} s wall time, {e.gpu_s:g} GPU-seconds, peak memory {e.peak_memory_mb} MB"
+            f"estimate: {e.summary or f'~{e.duration_s:g} s'} wall time, {e.gpu_s:g} GPU-seconds, "
+            f"peak memory {e.peak_memory_mb} MB"
         )
     status = "[green]approved[/]" if verdict.ok else f"[red]rejected[/] ({len(verdict.errors)} error(s))"
     console.print(f"verdict: {status}, {len(verdict.warnings)} warning(s)")

@@ -39,6 +39,11 @@ class Estimate(_Model):
     gpu_s: float = Field(description="GPU-seconds of all nodes on GPU services")
     peak_memory_mb: int = Field(description="the largest memory any single node holds")
     by_node: dict[str, float] = Field(default_factory=dict, description="estimated seconds per node")
+    low_s: float | None = Field(default=None, description="the low end of the ~80 % range of duration_s")
+    high_s: float | None = Field(default=None, description="the high end of the ~80 % range of duration_s")
+    learned_runs: int = Field(default=0, description="finished runs the estimates learned from (each service once)")
+    reused: list[str] = Field(default_factory=list, description="nodes the node cache will reuse (0 s each)")
+    summary: str = Field(default="", description='for people: "about 40 s (30-60 s): the script is reused"')
 
 
 class Verdict(_Model):

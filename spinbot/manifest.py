@@ -21,6 +21,20 @@ class Estimate(_Model):
     memory_mb: int = Field(ge=0, description="peak memory the task holds (GPU memory on the gpu plane)")
 
 
+class CostFeature(_Model):
+    """A quantity a service's run time grows with, e.g. characters of text, seconds of media, pixels.
+
+    Its value is the product of the values at `of`: dotted paths into the node (`params.text`,
+    `outputs.frames`), each measured as a number (its value), a string (its length in characters), an
+    artifact (its size in bytes) or a list (the sum of its items). `typical` is the value the declared
+    `estimate.duration_s` assumes; spinbot.estimates scales and learns from it.
+    """
+
+    name: str = Field(description="what it counts: chars, seconds, pixels, frames, bytes")
+    of: list[str] = Field(min_length=1, description="params.X or outputs.X paths whose values multiply")
+    typical: float = Field(gt=0)
+
+
 class RetryPolicy(_Model):
     max_attempts: int = Field(default=3, ge=1)
     backoff_s: float = Field(default=0.5, ge=0)
@@ -47,6 +61,9 @@ class ServiceSpec(_Model):
     inputs: dict[str, DataType] = Field(default_factory=dict, description="params that take data references")
     outputs: dict[str, DataType] = Field(default_factory=dict)
     estimate: Estimate
+    features: list[CostFeature] = Field(default_factory=list, description="what the run time grows with")
+    version: str = Field(default="1", description="bumped when the same params no longer give the same outputs")
+    cacheable: bool = Field(default=True, description="false for side effects: never reused from the node cache")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_s: float = 600.0
     hidden: bool = Field(default=False, description="diagnostic: not offered to the planner")

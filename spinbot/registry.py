@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from spinbot.errors import UnknownService
 from spinbot.graph import DataType, Plane
-from spinbot.manifest import ConstraintCheck, Estimate, PlaneManifest, RetryPolicy, ServiceSpec
+from spinbot.manifest import ConstraintCheck, CostFeature, Estimate, PlaneManifest, RetryPolicy, ServiceSpec
 
 if TYPE_CHECKING:
     from spinbot.task import TaskContext
@@ -33,6 +33,9 @@ class Service:
     gpu: bool = False
     duration_s: float = 1.0
     memory_mb: int = 0
+    features: tuple[CostFeature, ...] = ()
+    version: str = "1"
+    cacheable: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_s: float = 600.0
     hidden: bool = False
@@ -51,6 +54,9 @@ class Service:
             inputs=self.inputs,
             outputs=self.outputs,
             estimate=Estimate(duration_s=self.duration_s, memory_mb=self.memory_mb),
+            features=list(self.features),
+            version=self.version,
+            cacheable=self.cacheable,
             retry=self.retry,
             timeout_s=self.timeout_s,
             hidden=self.hidden,

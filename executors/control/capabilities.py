@@ -29,6 +29,7 @@ class ManifestParams(BaseModel):
     outputs={"manifest": "json"},
     duration_s=0.1,
     memory_mb=0,
+    cacheable=False,  # reports what runs now
     retry=RetryPolicy(max_attempts=2, backoff_s=0.5),
     timeout_s=60,
 )

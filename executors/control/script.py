@@ -22,7 +22,7 @@ from spinbot.llm import (
     prompt_tokens_for,
     structured_chat,
 )
-from spinbot.manifest import ConstraintCheck, RetryPolicy
+from spinbot.manifest import ConstraintCheck, CostFeature, RetryPolicy
 from spinbot.prompts import render
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -209,6 +209,7 @@ def distance(draft: Draft | None, words: int) -> float:
     outputs={"title": "text", "narration": "text", "stage": "text", "script": "json"},
     duration_s=20.0,
     memory_mb=0,
+    features=(CostFeature(name="seconds of narration", of=["params.duration_s"], typical=30),),
     retry=RetryPolicy(max_attempts=3, backoff_s=2.0),
     timeout_s=300,
     constraints={"max_duration_s": ConstraintCheck(param="duration_s", op="<=")},

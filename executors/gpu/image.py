@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from executors.gpu import comfyui, device
 from executors.gpu.common import Reporter, in_thread, scratch
 from executors.gpu.draw import MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
-from spinbot.manifest import RetryPolicy
+from spinbot.manifest import CostFeature, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
@@ -280,6 +280,7 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     gpu=True,
     duration_s=1.5,
     memory_mb=600,
+    features=(CostFeature(name="pixels", of=["params.width", "params.height"], typical=512 * 512),),
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
 )

@@ -42,6 +42,7 @@ def usage() -> dict[str, Any]:
     gpu=False,
     duration_s=0.2,
     memory_mb=0,
+    cacheable=False,  # reports the device as it is now
     retry=RetryPolicy(max_attempts=2, backoff_s=0.5),
     timeout_s=60,
 )

@@ -1,4 +1,4 @@
-"""The evaluator's checks, one finding code at a time, against the catalog manifest."""
+"""The evaluator's checks, one finding code at a time, against the declared services (the generated manifests)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from evaluator import Limits, evaluate
 from spinbot.graph import Graph
 from spinbot.manifest import MergedManifest
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 
 
 @pytest.fixture(scope="module")
 def manifest() -> MergedManifest:
-    return catalog_manifest(committed=False)  # the catalog's estimates, whatever the executors declare
+    return declared_manifest()
 
 
 def ref(node: str, output: str) -> dict[str, str]:
@@ -68,10 +68,17 @@ def test_approves_the_talking_head_and_normalises(manifest: MergedManifest) -> N
     assert sum(weights) == pytest.approx(1.0, abs=1e-4)
     assert weights[3] == max(weights)  # animation dominates the estimate
     assert v.estimate is not None
-    # script 20 -> (tts 15, img 10 serialised on the gpu plane) -> anim 60 -> publish 0.5
-    assert v.estimate.duration_s == pytest.approx(20 + 15 + 10 + 60 + 0.5)
-    assert v.estimate.gpu_s == pytest.approx(85)
-    assert v.estimate.peak_memory_mb == 8000
+    d = {k: s.estimate.duration_s for k, s in manifest.services.items()}
+    # script -> (tts, img serialised on the gpu plane) -> anim -> publish, at the declared durations
+    gpu = d["tts.synthesize"] + d["image.render"] + d["video.animate_portrait"]
+    assert v.estimate.duration_s == pytest.approx(d["llm.generate_script"] + gpu + d["artifact.publish"], abs=1e-3)
+    on_gpu = sum(d[k] for k in ("tts.synthesize", "image.render", "video.animate_portrait") if manifest.services[k].gpu)
+    assert v.estimate.gpu_s == pytest.approx(on_gpu, abs=1e-3)
+    assert v.estimate.peak_memory_mb == max(s.estimate.memory_mb for s in manifest.services.values()
+                                            if s.id in {n["service"] for n in talking_head()["nodes"]})
+    assert v.estimate.low_s is not None and v.estimate.high_s is not None
+    assert v.estimate.low_s < v.estimate.duration_s < v.estimate.high_s
+    assert v.estimate.summary.startswith("about 45 s (")
 
 
 def test_planes_run_one_node_at_a_time_but_in_parallel_with_each_other(manifest: MergedManifest) -> None:
@@ -158,7 +165,7 @@ def test_services(manifest: MergedManifest) -> None:
     unknown = next(f for f in found if f.code == "unknown_service")
     assert unknown.node == "img" and "image.render" in unknown.hint
     assert "service_unavailable" in codes(
-        talking_head(), catalog_manifest(unavailable=("video.upscale", "tts.synthesize"), committed=False)
+        talking_head(), declared_manifest(unavailable=("video.upscale", "tts.synthesize"))
     )
 
 
@@ -207,8 +214,8 @@ def test_attachments(manifest: MergedManifest) -> None:
 def test_limits(manifest: MergedManifest) -> None:
     assert "too_many_nodes" in codes(talking_head(), manifest, Limits(max_nodes=3))
     assert "fan_out" in codes(talking_head(), manifest, Limits(max_fan_out=1))  # script feeds tts and img
-    assert "gpu_budget" in codes(talking_head(), manifest, Limits(max_gpu_s=60))
-    assert "too_slow" in codes(talking_head(), manifest, Limits(max_duration_s=60))
+    assert "gpu_budget" in codes(talking_head(), manifest, Limits(max_gpu_s=10))
+    assert "too_slow" in codes(talking_head(), manifest, Limits(max_duration_s=30))
 
 
 def test_goal_constraints(manifest: MergedManifest) -> None:

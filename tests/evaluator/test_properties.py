@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator import Limits, evaluate
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 
-MANIFEST = catalog_manifest(unavailable=("video.upscale",))
+MANIFEST = declared_manifest(unavailable=("video.upscale",))
 SERVICES = sorted(MANIFEST.services) + ["shell.exec", "image.generate"]
 OUTPUTS = sorted({o for s in MANIFEST.services.values() for o in s.outputs}) + ["nope"]
 PARAMS = sorted({p for s in MANIFEST.services.values() for p in s.params.get("properties", {})}) + ["url"]

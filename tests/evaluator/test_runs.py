@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from evaluator import evaluate
 from evaluator.cli import committed_manifest
 from spinbot.graph import Graph
-from spinbot.jobs import JobQueue
+from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from tests.runtime.conftest import InProcess, wait_terminal

@@ -19,7 +19,7 @@ import pytest
 from evaluator import find_urls
 from planner import PlanRequest, plan, reading
 from spinbot.settings import Settings
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 from tests.fake_ollama import FakeOllama, Reply
 
 CASES = sorted((Path(__file__).parent / "cases").glob("*.json"))
@@ -71,7 +71,7 @@ def settings_of(case: dict[str, Any], fake: FakeOllama, tmp_path: Path) -> Setti
 async def test_golden(path: Path, fake_ollama: FakeOllama, tmp_path: Path) -> None:
     case = load(path)
     fake_ollama.replies.extend(as_reply(r) for r in case.get("replies", []))
-    manifest = catalog_manifest(unavailable=tuple(case.get("unavailable", ())))
+    manifest = declared_manifest(unavailable=tuple(case.get("unavailable", ())))
     events: list[dict[str, Any]] = []
 
     async def on_event(event: dict[str, Any]) -> None:

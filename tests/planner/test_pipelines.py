@@ -9,9 +9,9 @@ import pytest
 from evaluator import evaluate
 from planner.pipelines import PipelineError, build_graph, list_pipelines
 from spinbot.graph import Attachment
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 
-MANIFEST = catalog_manifest()
+MANIFEST = declared_manifest()
 FACE = Attachment(id="face", kind="image", key="uploads/face.png")
 
 CASES: list[tuple[str, dict[str, Any], list[Attachment], list[str]]] = [

@@ -19,10 +19,10 @@ from planner.intent import read_rules
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings as SpinbotSettings
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 from tests.fake_ollama import FakeOllama
 
-MANIFEST = catalog_manifest()
+MANIFEST = declared_manifest()
 FACE = Attachment(id="face", kind="image", key="uploads/u/a1/face.png")
 
 
@@ -51,7 +51,7 @@ def test_without_an_llm_no_llm_service_is_planned() -> None:
 
 
 def test_the_builder_uses_only_what_is_available() -> None:
-    no_render = catalog_manifest(unavailable=("image.render",))
+    no_render = declared_manifest(unavailable=("image.render",))
     read = read_rules("a video about bees", [])
     with pytest.raises(Unbuildable, match="no available service makes video"):
         build(read, no_render, goal="g", attachments=[], constraints={}, llm=False)

@@ -9,9 +9,9 @@ from planner.builder import build
 from planner.intent import read_rules
 from planner.replan import continuation
 from spinbot.graph import Attachment
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 
-MANIFEST = catalog_manifest()
+MANIFEST = declared_manifest()
 FACE = Attachment(id="face", kind="image", key="uploads/u/a1/face.png")
 SPEECH = {"key": "jobs/j1/voice/speech.wav", "contentType": "audio/wav", "size": 10, "sha256": "ab"}
 VIDEO = {"key": "jobs/j1/talk/talking.mp4", "contentType": "video/mp4", "size": 10, "sha256": "cd"}

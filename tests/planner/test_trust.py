@@ -9,10 +9,10 @@ from typing import Any
 from planner import reading, trust
 from planner.intent import read_rules
 from spinbot.settings import Settings
-from tests.evaluator.catalog import catalog_manifest
+from tests.evaluator.declared import declared_manifest
 from tests.fake_ollama import FakeOllama
 
-MANIFEST = catalog_manifest()
+MANIFEST = declared_manifest()
 
 
 def perfect(expected: dict[str, Any]) -> dict[str, Any]:

@@ -127,11 +127,28 @@ export class JobModel {
     if (this.logs.length > LOG_TAIL) this.logs.splice(0, this.logs.length - LOG_TAIL);
   }
 
-  /** Seconds left: from the measured rate once there is progress, else the evaluator's estimate. */
+  /** Estimated seconds of the steps not done yet (the evaluator's learned per-step estimates); NaN without them. */
+  plannedLeft() {
+    const byNode = this.estimate?.by_node;
+    if (!byNode) return NaN;
+    let left = 0;
+    for (const [id, seconds] of Object.entries(byNode)) {
+      const n = this.nodes[id];
+      if (n?.status === "completed" || n?.status === "skipped") continue;
+      left += seconds * (1 - (n?.progress || 0));
+    }
+    return left;
+  }
+
+  /** Seconds left: the steps' estimates, averaged with the measured rate once there is progress. */
   eta() {
     if (this.terminal) return 0;
     const elapsed = (Date.now() - this.startedAt) / 1000;
-    if (this.progress > 0.02) return (elapsed * (1 - this.progress)) / this.progress;
+    const left = this.plannedLeft();
+    const measured = this.progress > 0.02 ? (elapsed * (1 - this.progress)) / this.progress : NaN;
+    if (Number.isFinite(left) && Number.isFinite(measured)) return (left + measured) / 2;
+    if (Number.isFinite(measured)) return measured;
+    if (Number.isFinite(left)) return left;
     const planned = this.estimate?.duration_s;
     return Number.isFinite(planned) ? Math.max(0, planned - elapsed) : NaN;
   }

@@ -54,7 +54,13 @@ function estimateText(estimate) {
   if (!estimate) return "";
   const parts = [];
   const duration = estimate.duration_s ?? estimate.seconds;
-  if (Number.isFinite(duration)) parts.push(`about ${formatDuration(duration)}`);
+  if (Number.isFinite(duration)) {
+    // The learned estimate's ~80 % range, when it is wider than a second: "about 40 s (30 s–1 min)".
+    const [lo, hi] = [estimate.low_s, estimate.high_s];
+    const range = Number.isFinite(lo) && Number.isFinite(hi) && hi - lo >= 1 ? ` (${formatDuration(lo)}–${formatDuration(hi)})` : "";
+    parts.push(`about ${formatDuration(duration)}${range}`);
+  }
+  if (estimate.reused?.length) parts.push(`reused: ${estimate.reused.join(", ")}`);
   if (estimate.gpu_s > 0) parts.push(`${formatDuration(estimate.gpu_s)} on the GPU`);
   const memory = estimate.peak_memory_mb ?? estimate.memory_mb;
   if (memory > 0) parts.push(`peak ${memory} MB`);
