@@ -23,14 +23,14 @@ from langgraph.graph import END, START, StateGraph
 
 from evaluator import Limits, Verdict, evaluate
 from planner import intent as rules
-from planner import reading, trust
+from planner import profiles, reading, training, trust
 from planner.builder import Unbuildable, build
 from planner.compile import PlanShapeError, compile_plan
 from planner.intent import Intent
-from planner.models import PlanRequest, PlanResult
+from planner.models import PlanRequest, PlanResult, Profile
 from planner.pipelines import list_pipelines
 from spinbot.errors import SpinbotError
-from spinbot.graph import Graph
+from spinbot.graph import Attachment, Graph
 from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable
 from spinbot.manifest import MergedManifest
 from spinbot.metrics import PLANNER_ATTEMPTS, PLANNER_FALLBACKS
@@ -54,6 +54,9 @@ class State(TypedDict, total=False):
     notes: list[str]
     verdict: Verdict | None
     result: PlanResult
+    profile: Profile | None
+    profile_reply: str | None
+    save: training.SaveAs | None
 
 
 class Planner:
@@ -84,9 +87,16 @@ class Planner:
         """The rules' reading of the goal (a follow-up starts from the previous plan's intent)."""
         req = self.request
         previous = previous_intent(req.previous_graph)
-        ruled = rules.read_rules(req.goal, req.attachments, previous=previous)
+        save = training.read(req.goal, req.profiles, req.attachments)
+        goal = save.rest if isinstance(save, training.SaveAs) else req.goal  # the saving words ask for nothing
+        ruled = rules.read_rules(goal, req.attachments, previous=previous)
         constraints = rules.goal_constraints(req.goal) | req.constraints
-        return {"constraints": constraints, "previous": previous, "ruled": ruled, "attempts": [], "notes": []}
+        match = profiles.find(req.goal, req.profiles, chosen=req.profile,
+                              previous=previous.profile if previous is not None else None) if save is None \
+            else profiles.ProfileMatch(reply=save if isinstance(save, str) else None)
+        return {"constraints": constraints, "previous": previous, "ruled": ruled, "attempts": [], "notes": [],
+                "profile": match.profile, "profile_reply": match.reply,
+                "save": save if isinstance(save, training.SaveAs) else None}
 
     async def read(self, state: State) -> State:
         """The model's reading, merged with the rules'; the rules alone when no LLM answers."""
@@ -139,6 +149,7 @@ class Planner:
     async def reply(self, state: State) -> State:
         intent = state.get("intent") or state["ruled"]
         text = state.get("answer") if intent.reply_kind == "question" and not state.get("llm_note") else None
+        text = state.get("profile_reply") or text
         if not text:
             text = reply_text(intent.reply_kind or "question", self.request, self.manifest, state.get("llm_note", ""))
         await self.emit("done", 0, "answered without a plan")
@@ -146,17 +157,40 @@ class Planner:
                                      fallback=bool(state.get("llm_note")))}
 
     async def build(self, state: State) -> State:
-        req, intent = self.request, state["intent"]
+        req, save, profile = self.request, state.get("save"), state.get("profile")
+        intent, attachments, step_params = self.with_profile(state)
         await self.emit("building", 1, f"building a graph for: {intent.summary()}")
-        try:
-            doc, notes = build(intent, self.manifest, goal=req.goal, attachments=req.attachments,
-                               constraints=state["constraints"], llm=not state.get("llm_note"))
-        except Unbuildable as e:
-            hint = f" {e.hint[:1].upper()}{e.hint[1:]}." if e.hint else ""
-            message = f"I cannot make this now: {e.message}.{hint}"
-            return {"doc": None, "result": PlanResult(kind="plan", message=message, attempts=state["attempts"],
-                                                      fallback=bool(state.get("llm_note")))}
-        return {"doc": doc, "notes": notes}
+        doc: dict[str, Any] | None = None
+        notes: list[str] = []
+        if intent.deliverables or save is None:  # saving a profile alone plans only its preparation
+            try:
+                doc, notes = build(intent, self.manifest, goal=req.goal, attachments=attachments,
+                                   constraints=state["constraints"], llm=not state.get("llm_note"),
+                                   step_params=step_params)
+            except Unbuildable as e:
+                hint = f" {e.hint[:1].upper()}{e.hint[1:]}." if e.hint else ""
+                message = f"I cannot make this now: {e.message}.{hint}"
+                return {"doc": None, "result": PlanResult(kind="plan", message=message, attempts=state["attempts"],
+                                                          fallback=bool(state.get("llm_note")))}
+        if save is not None:
+            doc = training.with_preparation(doc, save, self.manifest, goal=req.goal, attachments=attachments,
+                                            constraints=state["constraints"])
+            notes.append(f"{save.name}'s voice is prepared from the recording first, and kept as profile {save.name}")
+        elif profile is not None and doc is not None:
+            doc["metadata"]["profile"] = {"id": profile.id, "name": profile.name}
+            notes.append(profiles.note(profile, doc))
+        return {"doc": doc, "notes": notes, "intent": intent}
+
+    def with_profile(self, state: State) -> tuple[Intent, list[Attachment], dict[str, Any]]:
+        """The intent, attachments and speech params planned with the profile a goal uses or saves."""
+        req, intent = self.request, state["intent"]
+        if (save := state.get("save")) is not None:
+            intent = intent if intent.kind == "plan" else Intent(kind="plan")
+            return intent.model_copy(update={"profile": save.name}), req.attachments, training.voice_params(save)
+        if (profile := state.get("profile")) is not None:
+            return (profiles.apply(intent, profile, req.goal, req.attachments),
+                    req.attachments + profiles.attachments_of(profile), profiles.voice_params(profile))
+        return intent, req.attachments, {}
 
     async def evaluate(self, state: State) -> State:
         doc = state["doc"]
@@ -227,14 +261,18 @@ def _node(name: str) -> Any:
 
 
 def _after_gather(state: State) -> str:
-    # Certain without a model, and answered from the manifest or the job: no LLM call for these.
+    # Certain without a model, and answered from the manifest, the job or the caller's profiles: no LLM call.
+    if state.get("profile_reply"):
+        return "reply"
+    if state.get("save") is not None:  # a profile to save: planned even when nothing else is asked
+        return "read"
     return "reply" if state["ruled"].reply_kind in ("greeting", "capabilities", "job_status") else "read"
 
 
 def _after_read(state: State) -> str:
     if state.get("doc") is not None:
         return "evaluate"
-    return "reply" if state["intent"].kind == "reply" else "build"
+    return "reply" if state["intent"].kind == "reply" and state.get("save") is None else "build"
 
 
 def _after_build(state: State) -> str:

@@ -24,8 +24,8 @@ from spinbot.errors import PermanentError
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest, ServiceSpec
 
-#: Services the search never picks as a step toward a deliverable (they publish or describe, not make).
-NOT_A_STEP = ("artifact.", "capabilities.", "diag.", "gpu.")
+#: Services the search never picks as a step toward a deliverable (they publish, describe or prepare, not make).
+NOT_A_STEP = ("artifact.", "capabilities.", "diag.", "gpu.", "voice.")
 #: Node ids people read in the UI, by service (others: the service id's last part).
 NODE_IDS = {"llm.generate_script": "script", "tts.synthesize": "voice", "video.animate_portrait": "talk",
             "video.upscale": "upscale", "image.render": "image", "video.compose": "compose"}  # fmt: skip
@@ -73,6 +73,7 @@ class Builder:
     notes: list[str] = field(default_factory=list)
     made: dict[str, Any] = field(default_factory=dict)  # data type -> a reference (or a reused value) that makes it
     avoid: frozenset[str] = frozenset()  # services not to use (they failed for good in the run before)
+    step_params: dict[str, Any] = field(default_factory=dict)  # for each step declaring them (a profile's voice)
 
     # ---- what is there
 
@@ -161,6 +162,7 @@ class Builder:
             value = getattr(self.intent, field_name)
             if value is not None and param in props and param not in params and param not in spec.inputs:
                 params[param] = value
+        params |= {k: v for k, v in self.step_params.items() if k in props and k not in params}
         if "kind" in props and role == "image":  # an image made to be animated is a presenter's portrait
             params.setdefault("kind", "portrait")
         node_id = self.node_id(spec.id)
@@ -233,15 +235,18 @@ def build(
     llm: bool,
     reuse: dict[str, Any] | None = None,
     avoid: frozenset[str] = frozenset(),
+    step_params: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The graph document for a plan intent and the notes a user should read; Unbuildable if none fits.
 
     reuse: data type -> a value that already exists (an artifact descriptor or text from a run before):
-    it is used instead of a step that would make it. avoid: service ids not to plan.
+    it is used instead of a step that would make it. avoid: service ids not to plan. step_params: params any
+    step gets when its service declares them (a profile's reference_audio and reference_text).
     """
     if intent.kind != "plan" or not intent.deliverables:
         raise Unbuildable("the intent asks for no deliverable")
-    b = Builder(intent, manifest, attachments, llm, made=dict(reuse or {}), avoid=avoid)
+    b = Builder(intent, manifest, attachments, llm, made=dict(reuse or {}), avoid=avoid,
+                step_params=dict(step_params or {}))
     if "upscale" in intent.deliverables and "talking_video" not in intent.deliverables \
             and b.attachment("video", intent.source_video) is None:
         raise Unbuildable("upscaling needs a video, and none is attached",

@@ -48,16 +48,22 @@ class Intent(BaseModel):
     source_video: str | None = Field(default=None, max_length=64, description="attachment id: the video to upscale")
     upscale_factor: Literal[2, 4] | None = None
     subtitles: bool | None = None
+    profile: str | None = Field(default=None, max_length=40, description="the caller's profile whose face and "
+                                "voice are used (set from their profiles, never from the model's answer)")
 
     def summary(self) -> str:
         """One line for people: "talking_video, say 'hi', male voice, 30 s"."""
         if self.kind == "reply":
             return f"reply ({self.reply_kind or 'question'})"
+        if not self.deliverables and self.profile:
+            return f"save profile {self.profile}"
         parts = [", ".join(self.deliverables) or "nothing"]
         if self.say:
             parts.append(f"say {self.say[:40]!r}{'...' if len(self.say) > 40 else ''}")
         elif self.topic:
             parts.append(f"about {self.topic[:40]!r}")
+        if self.profile:
+            parts.append(f"profile {self.profile}")
         for label, value in (("voice", self.voice), ("s", self.duration_s), ("language", self.language)):
             if value is not None:
                 parts.append(f"{value:g} s" if label == "s" else f"{value} {label}")  # type: ignore[str-format]

@@ -18,6 +18,20 @@ class Message(BaseModel):
     job_id: str | None = None
 
 
+class Profile(BaseModel):
+    """One of the caller's profiles, as the planner reads it (web.profiles.planner_profile): object keys only."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str = Field(max_length=64)
+    name: str = Field(max_length=40)
+    default: bool = False
+    status: Literal["preparing", "ready", "failed"] = "ready"
+    portrait: str | None = Field(default=None, max_length=512, description="object key of the portrait image")
+    voice: str | None = Field(default=None, max_length=512, description="object key of the prepared voice")
+    reference_text: str | None = Field(default=None, max_length=2000, description="what the prepared voice says")
+
+
 class PlanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -26,6 +40,8 @@ class PlanRequest(BaseModel):
     attachments: list[Attachment] = Field(default_factory=list, max_length=32)
     previous_graph: dict[str, Any] | None = None
     constraints: dict[str, Any] = Field(default_factory=dict)
+    profiles: list[Profile] = Field(default_factory=list, max_length=200, description="the caller's profiles")
+    profile: str | None = Field(default=None, max_length=64, description="the id of the profile picked to use")
 
 
 class PlanResult(BaseModel):

@@ -1,9 +1,10 @@
-// The single-page app: a router over real paths (/, /jobs, /jobs/{id}, /capabilities; #/... works
+// The single-page app: a router over real paths (/, /jobs, /jobs/{id}, /capabilities, /profiles; #/... works
 // too), the sidebar with the conversation list, and the API key setting.
 import { apiKey, setApiKey } from "./api.js";
 import { ChatPage, loadConversations } from "./chat.js";
 import { clear } from "./dom.js";
 import { CapabilitiesPage, JobPage, JobsPage, jobAccess } from "./pages.js";
+import { ProfilesPage } from "./profiles.js";
 
 const main = document.getElementById("main");
 const convList = document.getElementById("conversations");
@@ -21,6 +22,7 @@ function pageFor(url) {
   if (job) return new JobPage(decodeURIComponent(job[1]));
   if (path === "/jobs") return new JobsPage();
   if (path === "/capabilities") return new CapabilitiesPage();
+  if (path === "/profiles") return new ProfilesPage();
   return new ChatPage({ conversationId: url.searchParams.get("c"), onConversations: refreshConversations });
 }
 

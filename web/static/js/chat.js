@@ -4,6 +4,7 @@ import { authHeaders, getJSON, postJSON } from "./api.js";
 import { clear, formatBytes, h } from "./dom.js";
 import { JobModel, modelFromSnapshot } from "./jobmodel.js";
 import { renderMarkdown } from "./markdown.js";
+import { profilePicker } from "./profiles.js";
 import { postEvents } from "./sse.js";
 import { AssistantTurn } from "./turn.js";
 
@@ -55,6 +56,7 @@ export class ChatPage {
       localStorage.setItem(REVIEW_KEY, this.review ? "1" : "0");
     } });
     this.sendBtn = h("button", { type: "submit", class: "primary" }, "Send");
+    this.profileSelect = profilePicker();
     this.form = h("form", { class: "composer", onsubmit: (e) => { e.preventDefault(); this.send(); } },
       this.composerNote,
       this.previews,
@@ -65,6 +67,7 @@ export class ChatPage {
         } }, "Attach"),
         this.fileInput,
         h("label", { class: "switch" }, reviewBox, " Review before run"),
+        this.profileSelect,
         this.sendBtn));
     this.form.addEventListener("dragover", (e) => e.preventDefault());
     this.form.addEventListener("drop", (e) => { e.preventDefault(); this.addFiles(e.dataTransfer.files); });
@@ -186,6 +189,7 @@ export class ChatPage {
     const body = {
       message: text,
       auto_run: !this.review,
+      ...(this.profileSelect.value ? { profile: this.profileSelect.value } : {}),
       ...(this.conversationId ? { conversation_id: this.conversationId } : {}),
       ...(attachments.length ? { attachments: attachments.map((a) => ({ name: a.name, content_type: a.contentType, data: a.dataUrl })) } : {}),
     };
@@ -325,7 +329,7 @@ export class ChatPage {
 }
 
 /** What an HTTP refusal says: the problem's detail, what in the request was wrong, and its hint. */
-function problemText(err) {
+export function problemText(err) {
   const p = err.problem || {};
   const wrong = (p.errors || []).map((e) => {
     const where = (e.loc || []).filter((part) => part !== "body").join(".");

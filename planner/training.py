@@ -1,0 +1,91 @@
+"""Train and generate: a goal that saves its attachments as a profile ("save this as Anna").
+
+The goal attaches a voice sample (and a portrait) and says what the recording says, in quotes
+("the recording says \"...\""). The plan prepares the sample (voice.prepare) and, when the goal also
+asks for something, speaks in the prepared voice right away; `metadata.profile.save_as` tells the
+API to keep the profile, whose voice is filled from the preparation step when the job ends.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from planner.builder import node_weights
+from planner.models import Profile
+from planner.pipelines import edges_from_refs
+from spinbot.graph import Attachment
+from spinbot.manifest import MergedManifest
+
+PREPARE = "voice.prepare"
+PREPARE_NODE = "prepare"
+SAVE_AS = re.compile(
+    r"(?<!\w)(?:save|keep|store)\s+(?:(?:it|this|that|them|these|her|him|me|my (?:voice|face)|the \w+)\s+)?"
+    r"as\s+(?:a\s+|my\s+)?(?:new\s+)?(?:profile\s+)?(?:named\s+|called\s+)?[\"“']?([^\W\d_][\w.-]*)", re.I)
+#: What the recording says, in quotes: "the recording says "...""
+REFERENCE = re.compile(r"(?:recording|sample|audio|clip|voice note)\s+says\s*[:,]?\s*[\"“«]([^\"”»]{1,2000})[\"”»]",
+                       re.I)
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAs:
+    """A profile to save from this goal's attachments; `rest`: the goal without the saving words."""
+
+    name: str
+    sample: str | None  # attachment id of the voice sample
+    portrait: str | None  # attachment id of the portrait
+    reference_text: str | None
+    rest: str
+
+
+def read(goal: str, profiles: list[Profile], attachments: list[Attachment]) -> SaveAs | str | None:
+    """The profile the goal saves, the reply it gets instead (a problem named), or None (it saves none)."""
+    m = SAVE_AS.search(goal)
+    if m is None:
+        return None
+    name = m.group(1).rstrip(".'-")
+    if any(p.name.lower() == name.lower() for p in profiles):
+        return f"A profile named {name!r} exists already: choose another name, or delete that one first."
+    audio = next((a.id for a in attachments if a.kind == "audio"), None)
+    image = next((a.id for a in attachments if a.kind == "image"), None)
+    ref = REFERENCE.search(goal)
+    if audio is None:
+        return (f"To save {name}'s voice, attach a recording of them speaking and write what it says, e.g. "
+                "the recording says \"...\"" + (" (a portrait alone: make the profile in the Profiles view)."
+                                                if image else "."))
+    if ref is None:
+        return (f"To prepare {name}'s voice I need the exact words of the recording, in quotes: "
+                "the recording says \"...\".")
+    rest = goal[:m.start()] + goal[m.end():]
+    rest = REFERENCE.sub(" ", rest).strip(" .,:;")
+    return SaveAs(name=name, sample=audio, portrait=image, reference_text=ref.group(1).strip(), rest=rest)
+
+
+def prepare_node(save: SaveAs) -> dict[str, Any]:
+    return {"id": PREPARE_NODE, "name": f"Prepare {save.name}'s voice", "service": PREPARE,
+            "params": {"audio": {"$attachment": save.sample}, "text": save.reference_text}}
+
+
+def voice_params(save: SaveAs) -> dict[str, Any]:
+    """What a speech step takes to speak in the voice being prepared."""
+    return {"reference_audio": {"$node": PREPARE_NODE, "output": "voice"}, "reference_text": save.reference_text}
+
+
+def with_preparation(doc: dict[str, Any] | None, save: SaveAs, manifest: MergedManifest, *, goal: str,
+                     attachments: list[Attachment], constraints: dict[str, Any]) -> dict[str, Any]:
+    """The plan (or, with none, a graph of its own) with the preparation step first and the save recorded."""
+    spec = manifest.services.get(PREPARE)
+    node = prepare_node(save) | {"plane": spec.planes[0] if spec else "gpu"}
+    if doc is None:
+        doc = {"schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
+               "context": {"goal": goal[:20000], "constraints": constraints,
+                           "attachments": [a.model_dump(mode="json", by_alias=True, exclude_none=True)
+                                           for a in attachments]},
+               "metadata": {}, "nodes": []}
+    doc["nodes"] = [node, *doc["nodes"]]
+    doc["edges"] = edges_from_refs(doc["nodes"])
+    node_weights(doc["nodes"], manifest)
+    doc["metadata"]["profile"] = {"save_as": save.name, "portrait": save.portrait}
+    return doc

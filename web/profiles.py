@@ -1,0 +1,235 @@
+"""Profiles: a person's portrait and prepared voice, kept per API key and reused by later goals.
+
+A profile row keeps `assets`, a map kind -> what it keeps of that kind: `portrait` ({key, contentType}:
+an upload or a job's image artifact) and `voice` ({key, contentType, job, node, features,
+reference_text}: the `voice` artifact of a voice.prepare node). A LoRA joins later as one more kind.
+A profile made from a voice sample is `preparing` while its voice.prepare job runs; reading it
+settles it (`ready` with the voice, or `failed` with the node's error), so nothing has to watch the job.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+import asyncpg
+
+from spinbot.graph import Graph
+from spinbot.queue import TERMINAL_JOB
+from web.deps import Services
+from web.problems import Problem, not_found
+from web.views import iso, signed_path
+
+#: The service whose `voice` output a profile keeps (executors/gpu/voice.py).
+PREPARE = "voice.prepare"
+#: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' -
+NAME_RE = re.compile(r"^[^\W_][\w .'-]{0,39}$")
+
+
+def new_profile_id() -> str:
+    return "p_" + uuid.uuid4().hex[:20]
+
+
+def name_taken(name: str, field: str) -> Problem:
+    return Problem(409, f"a profile named {name!r} exists already", code="profile_exists", field=field,
+                   hint="choose another name, or delete that profile first")
+
+
+class Profiles:
+    """The profiles table (spinbot/migrations/003_profiles.sql); every read and write is by owner."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def create(self, owner: str, name: str, *, default: bool, assets: dict[str, Any],
+                     pending_job: str | None = None, jobs: list[str] | None = None) -> dict[str, Any]:
+        """A new profile; 409 when the owner has one of that name (case-insensitive). The owner's first
+        profile is the default; a new default takes the flag from the old one."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            count = await conn.fetchval("SELECT count(*) FROM profiles WHERE owner=$1", owner)
+            default = default or count == 0
+            if default:
+                await conn.execute("UPDATE profiles SET is_default=false WHERE owner=$1 AND is_default", owner)
+            try:
+                row = await conn.fetchrow(
+                    "INSERT INTO profiles (id, owner, name, is_default, assets, status, pending_job, jobs)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+                    new_profile_id(), owner, name, default, assets, "preparing" if pending_job else "ready",
+                    pending_job, jobs or [],
+                )
+            except asyncpg.UniqueViolationError:
+                raise name_taken(name, "name") from None
+        return dict(row)
+
+    async def has_name(self, owner: str, name: str) -> bool:
+        return bool(await self.pool.fetchval(
+            "SELECT 1 FROM profiles WHERE owner=$1 AND lower(name)=lower($2)", owner, name))
+
+    async def get(self, profile_id: str, owner: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT * FROM profiles WHERE id=$1 AND owner=$2", profile_id, owner)
+        return dict(row) if row else None
+
+    async def list(self, owner: str) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch(
+            "SELECT * FROM profiles WHERE owner=$1 ORDER BY is_default DESC, lower(name)", owner)
+        return [dict(r) for r in rows]
+
+    async def delete(self, profile_id: str, owner: str) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("DELETE FROM profiles WHERE id=$1 AND owner=$2 RETURNING *", profile_id, owner)
+        return dict(row) if row else None
+
+    async def finish(self, profile_id: str, *, status: str, assets: dict[str, Any],
+                     error: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The preparing job ended: its assets (merged) or its error; the pending job is cleared."""
+        row = await self.pool.fetchrow(
+            "UPDATE profiles SET status=$2, assets = assets || $3::jsonb, error=$4, pending_job=NULL,"
+            " updated_at=now() WHERE id=$1 AND pending_job IS NOT NULL RETURNING *",
+            profile_id, status, assets, error,
+        )
+        return dict(row) if row else None
+
+
+# ---- settling a profile whose voice is being prepared ------------------------------------------
+
+
+async def job_graph(services: Services, job_id: str, owner: str) -> tuple[str, dict[str, Any]] | None:
+    """(status, graph) of the owner's job: Redis while it lives, else the durable record."""
+    state = await services.queue.get(job_id)
+    if state is not None:
+        return (state.status, state.graph) if state.owner == owner else None
+    row = await services.store.get_job(job_id, owner)
+    return (str(row["status"]), dict(row["graph"])) if row else None
+
+
+def prepared_voice(job_id: str, node: dict[str, Any]) -> dict[str, Any] | None:
+    """The voice asset a completed voice.prepare node made, None if it made none."""
+    out = node.get("output") or {}
+    voice = out.get("voice")
+    if not isinstance(voice, dict) or not isinstance(voice.get("key"), str):
+        return None
+    features = out.get("features") if isinstance(out.get("features"), dict) else {}
+    text = (node.get("params") or {}).get("text")
+    return {"key": voice["key"], "contentType": voice.get("contentType", "audio/wav"), "job": job_id,
+            "node": node.get("id"), "features": features, "reference_text": text if isinstance(text, str) else ""}
+
+
+def preparation_error(status: str, node: dict[str, Any] | None) -> dict[str, Any]:
+    """Why a profile's voice was not prepared, in the words of the voice.prepare node's error."""
+    err = (node or {}).get("error") or {}
+    if status == "cancelled":
+        message = "the voice preparation job was cancelled"
+    elif err.get("message"):
+        message = f"the voice sample was refused: {err['message']}"
+    else:
+        message = "the voice preparation job ended without a prepared voice"
+    return {"code": err.get("code") or f"preparation_{status}", "message": message,
+            **({"hint": err["hint"]} if err.get("hint") else {})}
+
+
+async def settle(services: Services, row: dict[str, Any]) -> dict[str, Any]:
+    """The profile as it stands: a preparing one whose job ended becomes ready or failed (stored)."""
+    job_id = row.get("pending_job")
+    if row["status"] != "preparing" or not job_id:
+        return row
+    found = await job_graph(services, job_id, row["owner"])
+    if found is None:  # the job is gone (pruned): nothing will ever fill the voice
+        found = ("failed", {})
+    status, graph = found
+    if status not in TERMINAL_JOB:
+        return row
+    node = next((n for n in graph.get("nodes", []) if n.get("service") == PREPARE), None)
+    voice = prepared_voice(job_id, node) if node and status == "completed" else None
+    if voice is not None:
+        done = await services_profiles(services).finish(row["id"], status="ready", assets={"voice": voice}, error=None)
+    else:
+        done = await services_profiles(services).finish(row["id"], status="failed", assets={},
+                                                        error=preparation_error(status, node))
+    return done or await services_profiles(services).get(row["id"], row["owner"]) or row
+
+
+def services_profiles(services: Services) -> Profiles:
+    """The profiles table on the app's Postgres pool."""
+    return Profiles(services.store.pool)
+
+
+async def owned_profiles(services: Services, owner: str) -> list[dict[str, Any]]:
+    """The owner's profiles, each settled."""
+    return [await settle(services, r) for r in await services_profiles(services).list(owner)]
+
+
+async def owned_profile(services: Services, profile_id: str, owner: str) -> dict[str, Any]:
+    """The owner's profile, settled; 404 for an absent one and another key's alike."""
+    row = await services_profiles(services).get(profile_id, owner)
+    if row is None:
+        raise not_found("profile", profile_id)
+    return await settle(services, row)
+
+
+async def owned_object(services: Services, owner: str, key: str, field: str, kind: str) -> dict[str, Any]:
+    """{key, contentType} of the owner's object of `kind` (image, audio); 404 for another key's, 415 for
+    another kind. Uploads were checked by content when they came in (web.attachments.check_content)."""
+    meta = await services.repo.artifact(key)
+    if meta is None or meta.owner != owner:
+        raise Problem(404, f"{field} names object {key}, which does not exist", code="not_found", field=field,
+                      hint="upload the file first (POST /api/uploads) with the same API key and use its key")
+    if not meta.content_type.startswith(f"{kind}/"):
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise Problem(415, f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
+                      code="unsupported_attachment", field=field,
+                      hint="a portrait is a PNG, JPEG or WebP image" if kind == "image"
+                      else "a voice sample is a WAV, MP3 or OGG recording of one person speaking")
+    return {"key": meta.key, "contentType": meta.content_type}
+
+
+async def check_save(services: Services, graph: Graph, owner: str) -> dict[str, Any] | None:
+    """The profile a graph saves when its job starts (`metadata.profile.save_as`, with `portrait` an attachment
+    id): {name, assets}; 409 when the owner has a profile of that name. None when it saves none."""
+    meta = graph.metadata.get("profile") or {}
+    name = meta.get("save_as") if isinstance(meta, dict) else None
+    if name is None:
+        return None
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise Problem(422, "metadata.profile.save_as is not a profile name", code="invalid_graph",
+                      field="metadata.profile.save_as", hint="letters, digits, spaces, . ' - (up to 40)")
+    if await services_profiles(services).has_name(owner, name):
+        raise name_taken(name, "metadata.profile.save_as")
+    assets: dict[str, Any] = {}
+    attached = {a.id: a.key for a in graph.context.attachments}
+    if (key := attached.get(str(meta.get("portrait")))) is not None:
+        assets["portrait"] = await owned_object(services, owner, key, "portrait", "image")
+    return {"name": name, "assets": assets}
+
+
+async def save_started(services: Services, owner: str, save: dict[str, Any], graph: Graph, job_id: str) -> None:
+    """Keep the profile a started job saves: preparing until its voice.prepare step ends (settle)."""
+    prepares = any(n.service == PREPARE for n in graph.nodes)
+    await services_profiles(services).create(owner, save["name"], default=False, assets=save["assets"],
+                                             pending_job=job_id if prepares else None, jobs=[job_id])
+
+
+# ---- what answers and the planner see -----------------------------------------------------------
+
+
+def profile_view(row: dict[str, Any], services: Services) -> dict[str, Any]:
+    """A profile as the API shows it: its assets with signed links (playable in a browser)."""
+    assets = {kind: a | {"url": signed_path(a["key"], services.links)}
+              for kind, a in (row.get("assets") or {}).items() if isinstance(a, dict) and "key" in a}
+    voice = assets.get("voice")
+    return {
+        "id": row["id"], "name": row["name"], "default": row["is_default"], "status": row["status"],
+        "error": row.get("error"), "portrait": assets.get("portrait"), "voice": voice,
+        "features": (voice or {}).get("features"), "reference_text": (voice or {}).get("reference_text"),
+        "assets": assets, "pending_job": row.get("pending_job"), "jobs": list(row.get("jobs") or []),
+        "created": iso(row.get("created_at")), "updated": iso(row.get("updated_at")),
+        "url": f"/api/profiles/{row['id']}",
+    }
+
+
+def planner_profile(row: dict[str, Any]) -> dict[str, Any]:
+    """What the planner reads of a profile (planner.models.Profile): names, status and object keys."""
+    assets = row.get("assets") or {}
+    portrait, voice = assets.get("portrait") or {}, assets.get("voice") or {}
+    return {"id": row["id"], "name": row["name"], "default": row["is_default"], "status": row["status"],
+            "portrait": portrait.get("key"), "voice": voice.get("key"),
+            "reference_text": voice.get("reference_text") or None}
