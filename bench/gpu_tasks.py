@@ -22,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from executors.gpu import device, espeak, video  # noqa: E402
+from executors.gpu import device, espeak, upscale, video  # noqa: E402
 from executors.gpu.image import draw_portrait  # noqa: E402
 from executors.gpu.media import write_wav  # noqa: E402
 from spinbot.artifacts import LocalStore  # noqa: E402
@@ -90,7 +90,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"animate {size}: {wall:.1f} s", file=sys.stderr)
             for method in args.methods:
                 up, wall = await b.timed(
-                    video.upscale, video.UpscaleParams(video=out["video"], factor=2, method=method)
+                    upscale.upscale, upscale.UpscaleParams(video=out["video"], factor=2, method=method)
                 )
                 rows.append(dict(task=f"upscale 2x {method}", input=f"{size}x{size}", output=f"{2 * size}x{2 * size}",
                                  frames=frames, media_s=media_s, wall_s=wall))  # fmt: skip

@@ -9,10 +9,10 @@ import pytest
 
 from executors.control import capabilities, publish, script
 from executors.gpu import info
+from executors.manifests import registry
 from spinbot.errors import PermanentError
 from spinbot.llm import LLMGarbage, LLMPromptTooLong, num_ctx_for, probe, prompt_tokens_for
 from spinbot.manifest import MergedManifest
-from spinbot.manifests_io import registry
 from spinbot.settings import Settings
 from tests.fake_ollama import FakeOllama, Reply
 from tests.tasks.conftest import Harness

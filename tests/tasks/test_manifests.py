@@ -9,14 +9,15 @@ import pytest
 from executors.control.registry import build as control
 from executors.gpu import espeak, media
 from executors.gpu.registry import build as gpu
+from executors.manifests import render
 from spinbot import MANIFESTS_DIR
 from spinbot.errors import EngineUnavailable
-from spinbot.manifests_io import render
 from spinbot.settings import Settings
 
 CATALOG = {
     "control": {"llm.generate_script", "artifact.publish", "capabilities.get_manifest"},
-    "gpu": {"gpu.info", "tts.synthesize", "image.render", "video.animate_portrait", "video.upscale", "video.compose"},
+    "gpu": {"gpu.info", "tts.synthesize", "image.render", "video.animate_portrait", "video.upscale", "video.compose",
+            "voice.prepare"},
 }
 
 
@@ -29,7 +30,8 @@ def test_committed_manifest_is_generated(plane: str) -> None:
 
 def test_catalog_outputs() -> None:
     g, c = gpu(), control()
-    assert g.get("tts.synthesize").outputs == {"audio": "audio", "duration_s": "number"}
+    assert g.get("tts.synthesize").outputs == {"audio": "audio", "duration_s": "number", "voice_match": "text"}
+    assert g.get("voice.prepare").outputs == {"voice": "audio", "features": "json"}
     assert g.get("video.animate_portrait").outputs == {"video": "video", "frames": "number", "duration_s": "number"}
     assert c.get("llm.generate_script").outputs == {
         "title": "text",
@@ -55,5 +57,6 @@ def test_missing_engines_take_services_off_the_live_manifest(monkeypatch: pytest
     assert not live["tts.synthesize"].available and "eSpeak" in (live["tts.synthesize"].unavailable_reason or "")
     assert not live["video.animate_portrait"].available and "ffmpeg" in (live["video.compose"].unavailable_reason or "")
     assert live["image.render"].available
+    assert not live["voice.prepare"].available and "ffmpeg" in (live["voice.prepare"].unavailable_reason or "")
     remote = {s.id: s for s in gpu().manifest(Settings(tts_url="http://tts:8000")).services}
     assert remote["tts.synthesize"].available, "a configured TTS server needs no eSpeak"

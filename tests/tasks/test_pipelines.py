@@ -12,12 +12,12 @@ import redis.asyncio as aioredis
 
 from evaluator.core import evaluate
 from executors.gpu.media import load_audio
+from executors.manifests import registry
 from planner.pipelines import build_graph
 from spinbot.artifacts import LocalStore
 from spinbot.graph import Graph
-from spinbot.jobs import JobQueue
 from spinbot.manifest import merge
-from spinbot.manifests_io import registry
+from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from tests.fake_ollama import FakeOllama

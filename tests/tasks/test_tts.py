@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
-from executors.gpu import tts
+from executors.gpu import tts, voice
 from executors.gpu.media import load_audio
 from spinbot.errors import Cancelled, PermanentError
 from tests.tasks.conftest import SENTENCES, SPEECH, Harness, recognise, rms
+from tests.tasks.test_voice import say, voiced
 
 RATE = 16_000
 
@@ -153,4 +155,107 @@ async def test_openai_speech_server_engine(harness: Harness, media: dict[str, Pa
     assert body["input"] == "Hello there." and body["voice"] == "male" and body["response_format"] == "wav"
     assert body["speed"] == pytest.approx(200 / 160)
     assert out["duration_s"] == pytest.approx(len(load_audio(media["speech"], RATE)) / RATE, abs=0.05)
+    assert rms(audio) > 0.02
+
+
+def test_reference_text_is_required_with_reference_audio() -> None:
+    with pytest.raises(ValidationError, match="reference_text .* is required with reference_audio"):
+        tts.TTSParams(text="Hello.", reference_audio={"key": "inputs/sample.wav"})
+    schema = tts.TTSParams.model_json_schema()
+    assert schema["dependentRequired"] == {"reference_audio": ["reference_text"]}  # the evaluator sees it too
+    assert tts.TTSParams(text="Hello.").reference_audio is None
+
+
+async def test_without_a_reference_the_output_says_which_voice(harness: Harness) -> None:
+    out, _ = await speak(harness, text="Hello there.", voice="male")
+    assert out["voice_match"] == "espeak-ng male voice (no reference)"
+
+
+#: Reference samples of different pitches: eSpeak variants at pitch settings, and voice-like signals.
+SAMPLES = {
+    "espeak m2 pitch 10": lambda d: say(d / "s.wav", SPEECH, "m2", 10),
+    "espeak m2 pitch 45": lambda d: say(d / "s.wav", SPEECH, "m2", 45),
+    "espeak m3 pitch 70": lambda d: say(d / "s.wav", SPEECH, "m3", 70),
+    "espeak f2 pitch 20": lambda d: say(d / "s.wav", SPEECH, "f2", 20),
+    "espeak f2 pitch 62": lambda d: say(d / "s.wav", SPEECH, "f2", 62),
+    "espeak f4 pitch 90": lambda d: say(d / "s.wav", SPEECH, "f4", 90),
+    "harmonics 120 Hz": lambda d: voiced(d / "s.wav", 120.0, 6.0),
+    "harmonics 250 Hz": lambda d: voiced(d / "s.wav", 250.0, 6.0),
+}
+
+
+@pytest.mark.parametrize("name", list(SAMPLES))
+async def test_builtin_engine_follows_the_sample_pitch(harness: Harness, tmp_path: Path, name: str) -> None:
+    """The issue's target: the generated speech's median pitch is within 15 % of the sample's."""
+    sample = SAMPLES[name](tmp_path)
+    wanted = voice.median_pitch_hz(voice.cut(load_audio(sample, RATE), RATE, voice.speech_spans(
+        load_audio(sample, RATE), RATE)), RATE)
+    ref = await harness.put(sample)
+    out, audio = await speak(harness, text=SPEECH, reference_audio=ref, reference_text=SPEECH)
+    got = voice.median_pitch_hz(audio, RATE)
+    assert got == pytest.approx(wanted, rel=0.15), f"{name}: sample {wanted:.0f} Hz, speech {got:.0f} Hz"
+    assert out["voice_match"].startswith(f"approximated: pitch {wanted:.0f} Hz")
+    assert not out["voice_match"].startswith("cloned")
+
+
+async def test_builtin_engine_follows_the_sample_rate_unless_speed_is_given(harness: Harness, tmp_path: Path) -> None:
+    slow = await harness.put(say(tmp_path / "slow.wav", SPEECH, wpm=110))
+    fast = await harness.put(say(tmp_path / "fast.wav", SPEECH, wpm=260))
+    a, _ = await speak(harness, text=SPEECH, reference_audio=slow, reference_text=SPEECH)
+    b, _ = await speak(harness, text=SPEECH, reference_audio=fast, reference_text=SPEECH)
+    assert a["duration_s"] > b["duration_s"] * 1.6
+    c, _ = await speak(harness, text=SPEECH, reference_audio=slow, reference_text=SPEECH, speed=260)
+    assert a["duration_s"] > c["duration_s"] * 1.6, "a given speed wins over the sample's rate"
+    assert "260 wpm)" in c["voice_match"]
+
+
+async def test_a_reference_that_is_not_audio_is_refused(harness: Harness, media: dict[str, Path]) -> None:
+    ref = await harness.put(media["portrait"])
+    with pytest.raises(PermanentError, match="not audio"):
+        await speak(harness, text="Hello.", reference_audio=ref, reference_text="Hello there, this is me.")
+
+
+async def test_clone_engine_speaks_f5_tts_api(harness: Harness, media: dict[str, Path], tmp_path: Path) -> None:
+    """A stand-in F5-TTS API server (jianchang512/f5-tts-api): POST /api, multipart form with the sample
+    as file `audio` and ref_text, gen_text, model, speed; answers a WAV."""
+    import email
+    import email.policy
+
+    forms: list[tuple[dict, dict]] = []
+    wav = media["speech"].read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            head = f"Content-Type: {self.headers['Content-Type']}\r\n\r\n".encode()
+            parts = email.message_from_bytes(head + body, policy=email.policy.HTTP).iter_parts()
+            named = {p.get_param("name", header="content-disposition"): p for p in parts}
+            fields = {k: p.get_content() for k, p in named.items() if not p.get_filename()}
+            forms.append((fields, {k: p.get_payload(decode=True) for k, p in named.items() if p.get_filename()}))
+            self.send_response(200 if self.path == "/api" else 404)
+            self.send_header("Content-Type", "audio/wav")
+            self.send_header("Content-Length", str(len(wav)))
+            self.end_headers()
+            self.wfile.write(wav)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        harness.settings = harness.settings.model_copy(update={"tts_url": url})
+        ref = await harness.put(say(tmp_path / "sample.wav", SPEECH))
+        out, audio = await speak(harness, text="Good morning.", reference_audio=ref, reference_text=SPEECH, speed=200)
+    finally:
+        server.shutdown()
+        server.server_close()
+    fields, files = forms[0]
+    assert fields == {"ref_text": SPEECH, "gen_text": "Good morning.", "model": "f5-tts", "speed": str(200 / 160)}
+    sent = tmp_path / "sent.wav"
+    sent.write_bytes(files["audio"])
+    with wave.open(str(sent)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (1, 24_000)
+    assert out["voice_match"] == f"cloned by f5-tts at {url}"
     assert rms(audio) > 0.02

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from executors.gpu import video
+from executors.gpu import upscale, video
 from executors.gpu.draw import MOUTH
 from executors.gpu.media import envelope, load_audio, probe, read_frames
 from spinbot.errors import Cancelled
@@ -68,11 +68,11 @@ async def test_animate_reports_progress_and_can_be_cancelled(harness: Harness, m
 
 
 def test_lanczos_is_normalised_and_keeps_flat_images_flat() -> None:
-    taps = video.lanczos_taps(4)
+    taps = upscale.lanczos_taps(4)
     assert np.allclose(taps.sum(axis=1), 1.0)
     flat = torch.full((1, 3, 8, 8), 0.4)
     for method in ("lanczos", "bicubic"):
-        up = video.upscale_frames(flat.clone(), 2, method)
+        up = upscale.upscale_frames(flat.clone(), 2, method)
         assert up.shape == (1, 3, 16, 16) and torch.allclose(up, torch.full_like(up, 0.4), atol=1e-5)
 
 
@@ -81,8 +81,8 @@ async def test_upscale_keeps_frames_and_audio(
     harness: Harness, media: dict[str, Path], factor: int, method: str
 ) -> None:
     src = make_video(harness.workroot / f"src{factor}.mp4", 48, 32, 10, 10, audio=media["speech"])
-    out = await video.upscale.handler(
-        harness.ctx(f"up{factor}"), video.UpscaleParams(video=await harness.put(src), factor=factor, method=method)
+    out = await upscale.upscale.handler(
+        harness.ctx(f"up{factor}"), upscale.UpscaleParams(video=await harness.put(src), factor=factor, method=method)
     )  # type: ignore[arg-type]
     w, h, n, _, has_audio = streams(harness.path(out["video"]))
     assert (w, h, n, has_audio) == (48 * factor, 32 * factor, 10, True)
