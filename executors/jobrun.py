@@ -51,6 +51,7 @@ class JobRun:
         self.parsed: Parsed | None = None
         self.node_progress: dict[str, float] = {}
         self.unrecorded: list[Node] = []  # ended, not yet written (see run_ready)
+        self.reused: dict[str, dict[str, str]] = {}  # node id -> the job and node the node cache answered with
         self.changed: dict[str, dict[str, Any]] = {}  # node states this run wrote: the hand-off's delta
         self._batch: list[Node] = []  # nodes to write in the commit being gathered (see record)
         self._commit: asyncio.Future[None] | None = None
@@ -257,8 +258,9 @@ class JobRun:
         except SpinbotError as e:
             self.fail_node(node, e)
             return
+        step = NodeStep(self, node, service)
         try:
-            output = await self.ex.node_step(NodeStep(self, node, service))
+            output = await self.ex.node_step(step)
         except Cancelled:
             self.finish_node(node, "cancelled")
             return
@@ -268,6 +270,8 @@ class JobRun:
             self.fail_node(node, classify(exc))
             return
         node.output = output
+        if step.reused is not None:
+            self.reused[node.id] = step.reused
         self.finish_node(node, "completed")
 
     async def begin_attempt(self, node: Node) -> None:
@@ -341,6 +345,8 @@ class JobRun:
                 data["error"] = n.error.model_dump(mode="json", exclude_none=True)
             if n.output is not None and n.status == "completed":
                 data["output"] = n.output
+                if (made := self.reused.pop(n.id, None)) is not None:
+                    data["reused"] = made
             events.append(("node", data))
             log.info("node %s job=%s node=%s plane=%s service=%s attempts=%d%s", n.status, self.job_id, n.id,
                      n.plane, n.service, n.attempts, f" error={n.error.message!r}" if n.error else "")

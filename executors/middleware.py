@@ -11,13 +11,13 @@ spinbot.errors.classify) into a failed one; `LostClaim` and the queue's connecti
 
 The chain is built in ONE place, `node_middleware()`, outermost first:
 
-    admission -> retries -> metrics -> attempt -> time_limit -> (the service's handler)
+    admission -> retries -> metrics -> attempt -> node cache -> time_limit -> (the service's handler)
 
 `attempt` counts the attempt, records the node `running`, resolves and validates its params and gives
 it a work directory and a TaskContext (`step.params`, `step.ctx`); the middlewares after it see them.
-To add one (e.g. the content-addressed node cache of spinbot/nodecache.py, which needs the resolved
-params and may answer without calling the handler), insert it into the list `node_middleware()`
-returns, after `attempt`; `chain()` composes the list around the handler.
+The node cache (spinbot/nodecache.py) needs the resolved params and may answer without calling the
+handler, so it sits right after `attempt`; it sets `step.reused` on a hit. To add another middleware,
+insert it into the list `node_middleware()` returns; `chain()` composes the list around the handler.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class NodeStep:
     service: Service
     params: BaseModel | None = None
     ctx: TaskContext | None = None
+    reused: dict[str, str] | None = None  # {"job", "node"} whose outputs the node cache answered with
 
 
 Handler = Callable[[NodeStep], Awaitable[dict[str, Any]]]
@@ -181,6 +182,7 @@ async def time_limit(step: NodeStep, call_next: Handler) -> dict[str, Any]:
             await asyncio.gather(task, return_exceptions=True)
 
 
-def node_middleware() -> list[Middleware]:
-    """The node step's middleware, outermost first: the one place to add one."""
-    return [admission, retries, metrics, attempt, time_limit]
+def node_middleware(cache: Middleware | None = None) -> list[Middleware]:
+    """The node step's middleware, outermost first: the one place to add one. `cache`: the node cache's
+    middleware (spinbot.nodecache.middleware), or None to run every node."""
+    return [admission, retries, metrics, attempt, *([cache] if cache is not None else []), time_limit]

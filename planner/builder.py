@@ -192,8 +192,7 @@ class Builder:
                 return {"$node": self.made_by()["script"], "output": "stage"}
             if intent.image_prompt and "talking_video" not in intent.deliverables:
                 return intent.image_prompt
-            who = "woman" if intent.voice == "female" else "man" if intent.voice == "male" else "person"
-            return f"a friendly {who} presenting, head and shoulders, studio light"
+            return f"a friendly {intent.presenter_or_voice()} presenting, head and shoulders, studio light"
         if name == "topic":
             return intent.topic or intent.say or "an introduction to Spinbot"
         # what is said (tts text, subtitles): the user's words, else a script, else a template

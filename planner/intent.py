@@ -50,6 +50,13 @@ class Intent(BaseModel):
     subtitles: bool | None = None
     profile: str | None = Field(default=None, max_length=40, description="the caller's profile whose face and "
                                 "voice are used (set from their profiles, never from the model's answer)")
+    presenter: Literal["woman", "man", "person"] | None = Field(
+        default=None, description="who a drawn presenter portrait shows; a follow-up keeps the previous plan's, so "
+        "changing only the voice does not redraw the face (and the node cache reuses it)")
+
+    def presenter_or_voice(self) -> str:
+        """Who a drawn presenter shows: the pinned presenter, else one that matches the voice."""
+        return self.presenter or ("woman" if self.voice == "female" else "man" if self.voice == "male" else "person")
 
     def summary(self) -> str:
         """One line for people: "talking_video, say 'hi', male voice, 30 s"."""
@@ -129,8 +136,12 @@ QUESTION = re.compile(
 )
 FOLLOW_UP = re.compile(
     r"\b(instead|make it|change|switch|use a|now with|again|longer|shorter|faster|slower|same but|redo|"
-    r"louder|quicker)\b",
+    r"louder|quicker|but with)\b",
     re.I,
+)
+#: "the same video, but ...", "that clip again with ...": the medium named is the last plan's, not a new one
+SAME_MEDIUM = re.compile(
+    r"\b(same|that|this) (video|clip|one|thing|audio|recording|speech|voice-?over|picture|image)\b", re.I
 )
 
 # ---- values -------------------------------------------------------------------------------------
@@ -359,7 +370,8 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     if asks == "job_status" and previous is not None and not medium:
         return Intent(kind="reply", reply_kind="job_status")
     # "say it with a male voice", "make it slower": how to redo the last plan, not a new request
-    new_request = wants_video or wants_image or wants_upscale or wants_script or said is not None
+    new_request = (wants_video or wants_image or wants_upscale or wants_script or said is not None) and not (
+        previous is not None and said is None and SAME_MEDIUM.search(goal))
     if previous is not None and not new_request and (FOLLOW_UP.search(goal) or _changes(goal) or wants_speech):
         return _follow_up(previous, goal)
     if not medium and not (images and CREATE.search(goal)):
@@ -439,6 +451,8 @@ def _follow_up(previous: Intent, goal: str) -> Intent:
     changes = _changes(goal)
     if previous.say is None:
         changes.pop("say", None)
+    if "talking_video" in previous.deliverables:  # the face drawn before stays, whatever the new voice
+        changes.setdefault("presenter", previous.presenter_or_voice())
     return previous.model_copy(update=changes)
 
 

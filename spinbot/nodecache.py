@@ -272,11 +272,11 @@ class CacheStep:
 def middleware(cache_step: CacheStep) -> Callable[[Any, Callable[[Any], Awaitable[dict[str, Any]]]],
                                                   Awaitable[dict[str, Any]]]:
     """`cache_step` as an executors.middleware middleware `mw(step, call_next)` (duck-typed: spinbot does
-    not import executors). Insert it in `node_middleware()` right after `attempt` (it reads `step.run`,
-    `step.node`, `step.service`; the resolved params come from `step.run.resolve_inputs(step.node)`,
-    which keeps the artifacts' sha256 that validation may drop). On a hit it logs which job's node made
-    the outputs; to show "reused" in the node event and the graph, have JobRun record
-    `{"reused": {"job": ..., "node": ...}}` with the node (see Outcome.reused)."""
+    not import executors), placed right after `attempt`. It reads `step.run`, `step.node`, `step.service`;
+    the resolved params come from `step.run.resolve_inputs(step.node)`, which keeps the artifacts' sha256
+    that validation may drop. On a hit it sets `step.reused = {"job", "node"}` (JobRun puts it on the
+    node's completed event, the UI shows "reused"), logs which node made the outputs and announces their
+    artifacts again (not re-recorded: they stay the making job's, the same owner's)."""
 
     specs: dict[str, ServiceSpec] = {}  # Service.spec() builds a JSON Schema: once per service
 
@@ -290,10 +290,14 @@ def middleware(cache_step: CacheStep) -> Callable[[Any, Callable[[Any], Awaitabl
             metadata=run.graph.metadata, job_id=run.job_id, node_id=step.node.id, run=lambda: call_next(step),
         )
         if outcome.reused is not None:
-            await run.emit("log", {"node": step.node.id, "reused": {"job": outcome.reused.job_id,
-                                                                    "node": outcome.reused.node_id},
-                                   "message": f"reused the outputs of {outcome.reused.node_id} "
-                                              f"(job {outcome.reused.job_id}): same service, params and inputs"})
+            made = {"job": outcome.reused.job_id, "node": outcome.reused.node_id}
+            step.reused = made
+            await run.emit("log", {"node": step.node.id, "reused": made,
+                                   "message": f"reused the outputs of {made['node']} (job {made['job']}): "
+                                              "same service, params and inputs"})
+            for art in artifacts_in(outcome.outputs):
+                name = str(art.get("name") or art["key"].rsplit("/", 1)[-1])
+                await run.emit("artifact", {"node": step.node.id, "name": name, **art})
         return outcome.outputs
 
     return node_cache

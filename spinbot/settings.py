@@ -32,7 +32,8 @@ class Settings(BaseSettings):
     s3_bucket: str = "spinbot"
     s3_secure: bool = False
     comfyui_url: str | None = None
-    # An OpenAI-compatible speech server (/v1/audio/speech), e.g. an F5-TTS server; unset: eSpeak NG.
+    # An F5-TTS server: /v1/audio/speech (OpenAI speech API), and /api (ref_audio + ref_text, as in
+    # jianchang512/f5-tts-api) to clone a reference voice; unset: eSpeak NG.
     tts_url: str | None = None
     tts_model: str = "f5-tts"
 
@@ -76,6 +77,9 @@ class Settings(BaseSettings):
     reconcile_s: float = Field(default=10.0, gt=0)
     #: a running job's full graph goes to Postgres every max(snapshot_every, nodes) transitions (and at its end)
     snapshot_every: int = Field(default=50, ge=1)
+    #: reuse a completed node's outputs for a node with the same service, version, params and input digests
+    #: (spinbot/nodecache.py; per API key; services with side effects are never cached)
+    node_cache: bool = True
     metrics_port: int | None = None
     diag_visible: bool = False
 

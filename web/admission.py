@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from pydantic import ValidationError
 
 from evaluator.model import Limits, Verdict
 from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
+from spinbot.nodecache import NodeCache
 from spinbot.settings import Settings
 from web import profiles
 from web.deps import Services
@@ -42,17 +44,29 @@ def parse_graph(settings: Settings, doc: Any) -> Graph:
                       hint="fix the listed fields; the schema is manifests/langgraph.v1.schema.json") from None
 
 
-async def evaluate(services: Services, graph: Graph | dict[str, Any]) -> Verdict:
+async def evaluate(services: Services, graph: Graph | dict[str, Any], owner: str | None = None) -> Verdict:
     """The evaluator's verdict for every path that admits a graph: a queue queues.
 
     Checked against the live manifest and the committed one: a service declared for a plane that
     has no executor online now is a `plane_offline` warning (the job waits for one), a live service
     that reports itself unavailable is `service_unavailable`, an undeclared one `unknown_service`.
+    The estimate is the one learned from the jobs that ran (services.estimates, a lookup), with the
+    nodes `owner`'s node cache would answer counted as reused (spinbot/nodecache.py).
     """
     from evaluator import evaluate as run_evaluator
 
     manifest = await live_manifest(services.redis)
-    return run_evaluator(graph, manifest, limits(services.settings), declared=declared_manifest())
+    table = services.estimates.table(services.spawn)
+    reused: dict[str, str] = {}
+    if owner is not None:
+        try:
+            parsed = graph if isinstance(graph, Graph) else Graph.model_validate(graph)
+            specs = {**declared_manifest().services, **manifest.services}
+            reused = await NodeCache(services.store.pool).reusable(owner, parsed, specs)
+        except (ValidationError, asyncpg.PostgresError, OSError):
+            pass  # an invalid graph gets its findings below; no cache: nothing is reused
+    return run_evaluator(graph, manifest, limits(services.settings), declared=declared_manifest(),
+                         estimates=table, reused=reused)
 
 
 def refuse(verdict: Verdict) -> Problem:

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from planner.agent import state_graph
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
+from spinbot.history import EstimatesCache
 from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
@@ -96,6 +97,7 @@ async def build_services(settings: Settings) -> Services:
         settings=settings, redis=redis, store=store, artifacts=artifacts,
         queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
         links=LinkSigner.from_settings(settings), streams=StreamSlots(settings.max_streams_per_key),
+        estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
     )
 
 

@@ -22,6 +22,7 @@ from evaluator import evaluate as run_evaluator
 from planner.replan import continuation
 from spinbot.capabilities import live_manifest
 from spinbot.errors import SpinbotError
+from spinbot.estimates import learned_manifest
 from spinbot.graph import Graph
 from spinbot.llm import reachable
 from spinbot.text import clean, clean_value
@@ -104,7 +105,14 @@ async def plan_goal(
         goal=goal, history=[Message.model_validate(m) for m in history[-200:]], previous_graph=previous,
         attachments=[Attachment.model_validate(a) for a in attachments], profiles=profiles, profile=profile,
     )
-    return await plan(services.settings, request, manifest, on_event, limits=admission.limits(services.settings))
+    table = services.estimates.table(services.spawn)
+    result = await plan(services.settings, request, learned_manifest(manifest, table), on_event,
+                        limits=admission.limits(services.settings))
+    if result.graph is not None and result.verdict is not None and result.verdict.ok:
+        learned = await admission.evaluate(services, result.verdict.graph or result.graph, owner)
+        if learned.estimate is not None:  # learned from the runs, with what the node cache would answer
+            result.verdict.estimate = learned.estimate
+    return result
 
 
 class Turn:

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from spinbot.artifacts import ArtifactStore
+from spinbot.history import EstimatesCache
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
@@ -35,6 +36,7 @@ class Services:
     repo: Repo
     links: LinkSigner
     streams: StreamSlots
+    estimates: EstimatesCache  # durations learned from the jobs that ran (spinbot/estimates.py)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     open_streams: set[Any] = field(default_factory=set)  # web.sse.EventStream, ended at shutdown
 

@@ -129,6 +129,24 @@ def test_how_to_say_it_again_is_not_new_words(goal: str) -> None:
     assert after.say == "good morning" and after.deliverables == ["speech"], after
 
 
+TALK = 'Make a talking-head video of a presenter saying: "Tides follow the moon." Female voice.'
+
+
+@pytest.mark.parametrize(("goal", "changed"), [
+    ("Same video, but with a male voice.", {"voice": "male"}),
+    ("make the voice male instead", {"voice": "male"}),
+    ("Do that clip again but slower", {"speed": 120}),
+    ("the same one with a male voice", {"voice": "male"}),
+])
+def test_the_same_video_with_a_change_is_a_follow_up(goal: str, changed: dict[str, object]) -> None:
+    """Naming the last plan's medium ("the same video") redoes it; the drawn presenter stays (issue 15)."""
+    before = read_rules(TALK, [])
+    after = read_rules(goal, [], previous=before)
+    assert after.say == "Tides follow the moon." and after.deliverables == ["talking_video"], after
+    assert {k: getattr(after, k) for k in changed} == changed and after.presenter == "woman"
+    assert read_rules("Now make a video about bees", [], previous=before).topic == "bees"  # a new request
+
+
 def test_mixed_quotes_are_quotes() -> None:
     assert intent.spoken_text('say "hello there” to everyone') == "hello there"
     assert intent.spoken_text("say “hello there\" to everyone") == "hello there"

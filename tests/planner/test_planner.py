@@ -161,3 +161,18 @@ def test_capability_lines_are_not_cut_at_an_abbreviation() -> None:
     assert first_sentence("Renders an image, e.g. a portrait or a title card. More.") == (
         "Renders an image, e.g. a portrait or a title card")
     assert first_sentence("Speaks text, i.e. TTS") == "Speaks text, i.e. TTS"
+
+
+@pytest.mark.parametrize("follow_up", ["Same video, but with a male voice.", "make the voice male instead"])
+async def test_a_voice_change_keeps_the_drawn_presenter(tmp_path: Path, follow_up: str) -> None:
+    """Only the speech (and what depends on it) changes, so the node cache can reuse the portrait (issue 15)."""
+    conf = SpinbotSettings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path)
+    goal = 'Make a talking-head video of a presenter saying: "Tides follow the moon." Female voice.'
+    first = await plan(conf, PlanRequest(goal=goal), declared_manifest())
+    again = await plan(conf, PlanRequest(goal=follow_up, previous_graph=first.graph.to_json()),
+                       declared_manifest())
+    before = {n["service"]: n["params"] for n in first.graph.to_json()["nodes"]}
+    after = {n["service"]: n["params"] for n in again.graph.to_json()["nodes"]}
+    assert before["tts.synthesize"]["voice"] == "female" and after["tts.synthesize"]["voice"] == "male"
+    assert after["image.render"] == before["image.render"]
+    assert "woman" in before["image.render"]["prompt"]

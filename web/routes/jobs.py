@@ -82,7 +82,7 @@ async def create_job(
         "nodes": [{"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi"}}]}}}})],
 ) -> JSONResponse:
     graph = admission.parse_graph(services.settings, body.graph)
-    verdict = await admission.evaluate(services, graph)
+    verdict = await admission.evaluate(services, graph, owner)
     if not verdict.ok:
         raise admission.refuse(verdict)
     if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:

@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from evaluator import evaluate as run_evaluator
-from evaluator.model import Verdict
-from spinbot.capabilities import declared_manifest, live_manifest
+from spinbot.capabilities import live_manifest
 from spinbot.errors import SpinbotError
-from spinbot.graph import Graph
-from spinbot.history import EstimatesCache
-from spinbot.nodecache import NodeCache
 from web import admission
 from web.attachments import AttachmentIn, store_attachments
 from web.deps import OwnerDep, ServicesDep
@@ -51,7 +45,7 @@ async def evaluate(services: ServicesDep, owner: OwnerDep, body: EvaluateBody) -
     nodes = body.graph.get("nodes")
     if isinstance(nodes, list):
         admission.check_graph_size(services.settings, len(nodes))
-    return (await learned_evaluation(services, owner, body.graph)).to_json()
+    return (await admission.evaluate(services, body.graph, owner)).to_json()
 
 
 @router.post("/api/plan", summary="Plan a goal into an evaluated graph without running it")
@@ -67,35 +61,7 @@ async def plan(services: ServicesDep, owner: OwnerDep, body: PlanBody) -> dict[s
     attachments = await store_attachments(services, owner, body.attachments)
     result = await plan_goal(services, body.goal, history=history, previous=previous, attachments=attachments,
                              owner=owner)
-    out = result_json(result)
-    if result.graph is not None and out["evaluation"] is not None:  # the estimate learned from runs, with reuse
-        learned = await learned_evaluation(services, owner, result.graph)
-        if learned.estimate is not None:
-            out["evaluation"]["estimate"] = learned.estimate.model_dump(mode="json")
-    return out
-
-
-def estimates(services: ServicesDep) -> EstimatesCache:
-    """The app's learned-estimates table, refreshed from Postgres in the background every minute."""
-    cache = vars(services).get("estimates")
-    if cache is None:
-        cache = vars(services)["estimates"] = EstimatesCache(services.store.pool, lambda: declared_manifest().services)
-    return cache  # type: ignore[no-any-return]
-
-
-async def learned_evaluation(services: ServicesDep, owner: str, graph: Graph | dict[str, Any]) -> Verdict:
-    """admission.evaluate's verdict, with the learned estimates and the owner's node cache taken into account."""
-    manifest = await live_manifest(services.redis)
-    table = estimates(services).table(services.spawn)
-    specs = {**declared_manifest().services, **manifest.services}
-    reused: dict[str, str] = {}
-    try:
-        parsed = graph if isinstance(graph, Graph) else Graph.model_validate(graph)
-        reused = await NodeCache(services.store.pool).reusable(owner, parsed, specs)
-    except (ValidationError, asyncpg.PostgresError, OSError):
-        pass  # an invalid graph gets its findings below; no cache: nothing is reused
-    return run_evaluator(graph, manifest, admission.limits(services.settings), declared=declared_manifest(),
-                         estimates=table, reused=reused)
+    return result_json(result)
 
 
 async def _history(services: ServicesDep, conversation_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -141,7 +107,7 @@ async def run_pipeline(
     except SpinbotError as e:
         hint = e.hint or "check the params against GET /api/pipelines"
         raise Problem(422, e.message, code=e.code, hint=hint) from None
-    verdict = await admission.evaluate(services, graph)
+    verdict = await admission.evaluate(services, graph, owner)
     if not verdict.ok:
         raise admission.refuse(verdict)
     job_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=name)

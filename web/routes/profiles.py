@@ -140,7 +140,7 @@ async def submit_preparation(services: Services, owner: str, body: ProfileIn, sa
     """The job that prepares the sample (voice.prepare), and with `say` speaks it in that voice: its id."""
     doc = preparation_graph(body, sample, portrait)
     graph = admission.parse_graph(services.settings, doc)
-    verdict = await admission.evaluate(services, graph)
+    verdict = await admission.evaluate(services, graph, owner)
     if not verdict.ok:
         raise admission.refuse(verdict)
     return await admission.submit(services, verdict.graph or graph, owner)

@@ -180,7 +180,8 @@ export class JobPanel {
         h("div", { class: "node-row-head" },
           h("span", { class: "node-name" }, n.name || n.id),
           h("span", { class: "muted" }, ` ${n.service} · ${n.plane || st.plane || ""}`),
-          h("span", { class: `badge status-${st.status}` }, st.attempts > 1 ? `${st.status} (try ${st.attempts})` : st.status)),
+          h("span", { class: `badge status-${st.status}`, title: st.reused ? `outputs of ${st.reused.node} in job ${st.reused.job}` : "" },
+            st.reused ? "reused" : st.attempts > 1 ? `${st.status} (try ${st.attempts})` : st.status)),
         h("div", { class: "bar node-bar", role: "progressbar", "aria-label": `${n.id} progress`, "aria-valuenow": String(Math.round(done * 100)), "aria-valuemin": "0", "aria-valuemax": "100" },
           h("div", { class: "bar-fill", style: `width:${Math.round(done * 100)}%` })),
         (st.message || st.error) && h("div", { class: "node-msg muted" }, st.error?.message || st.message));
