@@ -221,6 +221,16 @@ class Store:
         )
         return [dict(r) for r in reversed(rows)]
 
+    async def last_node_events(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """node id -> the data of its latest `node` event (status, attempts, output or error), in stream order."""
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT ON (data->>'node') data FROM job_events WHERE job_id=$1 AND type='node'"
+            " ORDER BY data->>'node', split_part(event_id, '-', 1)::bigint DESC,"
+            " split_part(event_id, '-', 2)::bigint DESC",
+            job_id,
+        )  # fmt: skip
+        return {r["data"]["node"]: r["data"] for r in rows if isinstance(r["data"], dict) and "node" in r["data"]}
+
     async def events_between(self, job_id: str, after: str, before: str | None) -> list[dict[str, Any]]:
         """Archived events with stream ids strictly between `after` and `before` (None: no bound), in order."""
         a_ms, _, a_seq = after.partition("-")

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from spinbot import constants as C
 from spinbot.graph import Graph
 from spinbot.graphstate import GraphState
-from spinbot.queue.record import TERMINAL_JOB, as_str, decode_hash, id_tuple, state_from_hash
+from spinbot.queue.record import TERMINAL_JOB, as_str, decode_hash, doc_with_states, id_tuple, state_from_hash
 
 if TYPE_CHECKING:
     from spinbot.queue.client import JobQueue
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 POSTGRES_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 BATCH = 256  # jobs probed per pipelined round trip
+ENDED_NODE = ("completed", "failed", "skipped", "cancelled")  # node events replayed onto a rebuilt job
 
 
 class Recovery:
@@ -172,8 +173,16 @@ class Recovery:
         return bool(as_str(new))
 
     async def _rebuild(self, job_id: str, row: dict[str, Any]) -> bool:
-        """Recreate a job Redis lost from Postgres' last snapshot and enqueue it."""
-        graph = Graph.model_validate(row["graph"])
+        """Recreate a job Redis lost from Postgres' last snapshot with the node events recorded after it
+        replayed (snapshots are periodic; every node event is kept), and enqueue it: a node that ended
+        after the snapshot is not run again."""
+        doc = row["graph"]
+        if self.store is not None:
+            ended = {nid: ev for nid, ev in (await self.store.last_node_events(job_id)).items()
+                     if ev.get("status") in ENDED_NODE}
+            doc = doc_with_states(doc, {nid: {k: ev.get(k) for k in ("status", "attempts", "output", "error")}
+                                        for nid, ev in ended.items()})
+        graph = Graph.model_validate(doc)
         state = GraphState(graph)
         plane = row.get("plane") or state.first_plane()
         progress = max(state.progress(), float(row.get("progress") or 0.0))

@@ -12,6 +12,7 @@ from spinbot import constants as C
 from spinbot.errors import LostClaim
 from spinbot.graph import node_ref
 from spinbot.queue import JobQueue, Lease
+from spinbot.queue.record import decode_event
 from spinbot.store import Store
 from tests.runtime.conftest import InProcess, graph, wait_terminal
 
@@ -99,3 +100,35 @@ async def test_a_long_node_keeps_its_claim(inproc: InProcess, queue: JobQueue) -
     assert st.status == "completed"
     w = st.graph["nodes"][0]
     assert w["attempts"] == 1
+
+
+async def test_a_job_redis_lost_is_rebuilt_with_the_nodes_that_ended_after_its_snapshot(
+    settings: Any, queue: JobQueue, redis: aioredis.Redis, store: Store
+) -> None:
+    """Postgres keeps periodic snapshots and every event: a rebuilt job replays its node events, so a node
+    that completed after the last snapshot is not run again."""
+    g = graph([echo("a", "control", text="hi"), echo("b", "gpu", text=node_ref("a", "text"))])
+    job = await queue.submit(g, owner="t")  # snapshot: a and b pending
+    control = InProcess(settings, store)
+    await control.start("control")  # no gpu executor: a completes, b waits in the gpu stream
+    for _ in range(300):
+        st = await queue.get(job)
+        if st and {n["id"]: n["status"] for n in st.graph["nodes"]}["a"] == "completed":
+            break
+        await asyncio.sleep(0.05)
+    await control.close()
+    await queue.sync_events(job, "0-0")  # the events reach Postgres; no new snapshot is written
+    assert {n["id"]: n["status"] for n in (await store.get_job(job))["graph"]["nodes"]}["a"] == "pending"
+    await redis.delete(C.job_key(job), C.plane_stream("control"), C.plane_stream("gpu"))  # Redis forgot it
+    both = InProcess(settings, store)
+    try:
+        await both.both()
+        st = await wait_terminal(queue, job)
+    finally:
+        await both.close()
+    assert st.status == "completed"
+    nodes = {n["id"]: n for n in st.graph["nodes"]}
+    assert nodes["a"]["attempts"] == 1 and nodes["b"]["output"]["text"] == "hi"
+    events = [decode_event(eid, f) for eid, f in await redis.xrange(C.job_events_key(job))]
+    runs = [e for e in events if e.type == "node" and e.data == {**e.data, "node": "a", "status": "running"}]
+    assert len(runs) == 1  # a ran once: before Redis forgot the job, not again after
