@@ -246,7 +246,7 @@ class FlakyParams(BaseModel):
 
 
 @service("test.flaky_progress", planes=["gpu"], description="reports 80 % then fails once, transiently",
-         params=FlakyParams, retry=RetryPolicy(max_attempts=2, backoff_s=0.01))
+         params=FlakyParams, retry=RetryPolicy(max_attempts=2, backoff_s=0.01), cacheable=False)
 async def flaky_progress(ctx: TaskContext, p: FlakyParams) -> dict[str, Any]:
     await ctx.progress(0.8, "most of the way")
     if ctx.attempt == 1:

@@ -101,14 +101,14 @@ class SleepParams(BaseModel):
 
 
 @service("test.sleep", planes=["gpu"], description="sleeps, ignoring cancellation", params=SleepParams,
-         timeout_s=0.2, retry=RetryPolicy(max_attempts=2, backoff_s=0.01))
+         timeout_s=0.2, retry=RetryPolicy(max_attempts=2, backoff_s=0.01), cacheable=False)
 async def sleep_service(ctx: TaskContext, p: SleepParams) -> dict[str, Any]:
     await asyncio.sleep(p.seconds)
     return {}
 
 
 @service("test.stubborn", planes=["gpu"], description="sleeps, ignoring cancellation", params=SleepParams,
-         timeout_s=60, retry=RetryPolicy(max_attempts=1))
+         timeout_s=60, retry=RetryPolicy(max_attempts=1), cacheable=False)
 async def stubborn_service(ctx: TaskContext, p: SleepParams) -> dict[str, Any]:
     await asyncio.sleep(p.seconds)
     return {}
@@ -182,7 +182,7 @@ class GpuParams(BaseModel):
 
 
 @service("test.gpu3g", planes=["gpu"], description="holds 3 GB of device memory", params=GpuParams,
-         gpu=True, memory_mb=3000, retry=RetryPolicy(max_attempts=1))
+         gpu=True, memory_mb=3000, retry=RetryPolicy(max_attempts=1), cacheable=False)
 async def gpu3g(ctx: TaskContext, p: GpuParams) -> dict[str, Any]:
     start = time.monotonic()
     await asyncio.sleep(p.seconds)
