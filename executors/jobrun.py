@@ -347,6 +347,8 @@ class JobRun:
                 data["output"] = n.output
                 if (made := self.reused.pop(n.id, None)) is not None:
                     data["reused"] = made
+                if device := (self.ex.device or {}).get("name"):  # learned estimates are per device (spinbot/history)
+                    data["device"] = str(device)
             events.append(("node", data))
             log.info("node %s job=%s node=%s plane=%s service=%s attempts=%d%s", n.status, self.job_id, n.id,
                      n.plane, n.service, n.attempts, f" error={n.error.message!r}" if n.error else "")

@@ -89,7 +89,9 @@ class Builder:
     # ---- the search
 
     def cost(self, dtype: str, seen: frozenset[str], depth: int = 0) -> tuple[int, float] | None:
-        """(steps, estimated seconds) of the cheapest way to make `dtype`; None if there is none."""
+        """(steps, estimated seconds) of the cheapest way to make `dtype` (least seconds, then fewest steps:
+        the estimates are the learned ones when the caller passes spinbot.estimates.learned_manifest); None if
+        there is none."""
         if dtype == "text" or dtype in self.made or self._attached(dtype):
             return (0, 0.0)
         if depth >= MAX_DEPTH or dtype in seen:
@@ -99,7 +101,7 @@ class Builder:
             if dtype not in spec.outputs.values():
                 continue
             c = self.service_cost(spec, seen | {dtype}, depth + 1)
-            if c is not None and (best is None or c < best):
+            if c is not None and (best is None or _cheaper(c, best)):
                 best = c
         return best
 
@@ -121,7 +123,7 @@ class Builder:
         return self.attachment(dtype, wanted) is not None
 
     def choose(self, target: Target, seen: frozenset[str] = frozenset()) -> ServiceSpec:
-        """The service that makes `target` cheapest (fewest steps, then seconds, then its id)."""
+        """The service that makes `target` cheapest (least estimated seconds, then fewest steps, then its id)."""
         options = []
         for spec in self.services():
             if target.output not in spec.outputs.values():
@@ -134,7 +136,7 @@ class Builder:
         if not options:
             what = f"{target.kind}s {target.output}" if target.kind else f"makes {target.output}"
             raise Unbuildable(f"no available service {what} from {', '.join(sorted(target.consumes)) or 'nothing'}")
-        return min(options, key=lambda o: o[:2])[2]
+        return min(options, key=lambda o: (o[0][1], o[0][0], o[1]))[2]
 
     def provide(self, dtype: str, name: str, seen: frozenset[str] = frozenset()) -> Any:
         """A param value of type `dtype` for input `name`: a literal, an attachment or an upstream output."""
@@ -314,3 +316,8 @@ def _title(intent: Intent, goal: str) -> str:
     text = intent.topic or intent.say or intent.image_prompt or goal
     text = " ".join(text.split())
     return (text[:1].upper() + text[1:])[:80] or "Results"
+
+
+def _cheaper(a: tuple[int, float], b: tuple[int, float]) -> bool:
+    """(steps, seconds) a before b: fewer estimated seconds first, then fewer steps."""
+    return (a[1], a[0]) < (b[1], b[0])

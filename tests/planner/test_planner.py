@@ -176,3 +176,20 @@ async def test_a_voice_change_keeps_the_drawn_presenter(tmp_path: Path, follow_u
     assert before["tts.synthesize"]["voice"] == "female" and after["tts.synthesize"]["voice"] == "male"
     assert after["image.render"] == before["image.render"]
     assert "woman" in before["image.render"]["prompt"]
+
+
+def test_the_builder_prefers_the_cheaper_of_two_services_by_their_estimates() -> None:
+    """Two services make speech from text: the one with the lower (learned) estimate is chosen (issue 15)."""
+    base = declared_manifest()
+    tts = base.services["tts.synthesize"]
+    fast = tts.model_copy(update={"id": "tts.fast", "estimate": tts.estimate.model_copy(update={"duration_s": 0.1})})
+    slow = tts.model_copy(update={"estimate": tts.estimate.model_copy(update={"duration_s": 500.0})})
+    manifest = base.model_copy(update={"services": {**base.services, "tts.synthesize": slow, "tts.fast": fast}})
+    doc, _ = build(read_rules("read this aloud: good morning", []), manifest, goal="read this aloud: good morning",
+                   attachments=[], constraints={}, llm=False)
+    assert [n["service"] for n in doc["nodes"]][0] == "tts.fast"
+    cheap = manifest.model_copy(update={"services": {**manifest.services, "tts.synthesize": tts,
+                                                     "tts.fast": fast.model_copy(update={"estimate": slow.estimate})}})
+    doc, _ = build(read_rules("read this aloud: good morning", []), cheap, goal="read this aloud: good morning",
+                   attachments=[], constraints={}, llm=False)
+    assert [n["service"] for n in doc["nodes"]][0] == "tts.synthesize"

@@ -56,6 +56,7 @@ async def test_a_voice_change_reruns_only_the_speech_and_what_depends_on_it(api:
     async with api.client() as c:
         first, done1 = await run(c, talking_head("female"))
         assert reused(done1) == set() and set(done1) == {"face", "say", "talk"}
+        assert done1["say"]["device"] == "test"  # what the learned estimates are kept per (spinbot/history.py)
 
         second, done2 = await run(c, talking_head("male"))
         assert reused(done2) == {"face"}  # the portrait is reused; the speech and the video are made again
