@@ -76,7 +76,29 @@ class Profiles:
         return [dict(r) for r in rows]
 
     async def delete(self, profile_id: str, owner: str) -> dict[str, Any] | None:
-        row = await self.pool.fetchrow("DELETE FROM profiles WHERE id=$1 AND owner=$2 RETURNING *", profile_id, owner)
+        """The deleted row, or None; when it was the default, the owner's oldest other profile becomes it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow("DELETE FROM profiles WHERE id=$1 AND owner=$2 RETURNING *", profile_id, owner)
+            if row is not None and row["is_default"]:
+                await conn.execute(
+                    "UPDATE profiles SET is_default=true, updated_at=now() WHERE id = (SELECT id FROM profiles"
+                    " WHERE owner=$1 ORDER BY created_at, id LIMIT 1)", owner)
+        return dict(row) if row else None
+
+    async def update(self, profile_id: str, owner: str, *, name: str | None, default: bool | None
+                     ) -> dict[str, Any] | None:
+        """Rename and/or make the default (the old default loses the flag); None if not the owner's; 409 on
+        a name the owner already uses. Unsetting the default is not offered: one profile is always "my voice"."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if default:
+                await conn.execute("UPDATE profiles SET is_default=false WHERE owner=$1 AND is_default AND id<>$2",
+                                   owner, profile_id)
+            try:
+                row = await conn.fetchrow(
+                    "UPDATE profiles SET name=coalesce($3, name), is_default=(is_default OR coalesce($4, false)),"
+                    " updated_at=now() WHERE id=$1 AND owner=$2 RETURNING *", profile_id, owner, name, default)
+            except asyncpg.UniqueViolationError:
+                raise name_taken(name or "", "name") from None
         return dict(row) if row else None
 
     async def finish(self, profile_id: str, *, status: str, assets: dict[str, Any],

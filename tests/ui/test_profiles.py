@@ -66,8 +66,16 @@ async def test_a_portrait_profile_is_made_picked_in_the_composer_and_deleted(
 
     await page.click("nav.primary a[href='/profiles']")
     await card.wait_for()
-    page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
-    await card.locator("button.danger").click()
+    # a second one, made the default with its button: "my voice" moves to it
+    await fill_form(page, "Max", portrait=png_bytes(120))
+    max_card = page.locator("article.profile-card", has_text="Max")
+    await max_card.locator("button", has_text="Make default").click()
+    await max_card.locator("h2 .badge", has_text="default").wait_for()
+    assert [p["name"] for p in (await stack.get("/api/profiles"))["items"] if p["default"]] == ["Max"]
+    for _ in range(2):
+        page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await page.locator("article.profile-card button.danger").first.click()
+        await page.wait_for_function("n => document.querySelectorAll('article.profile-card').length < n", arg=2 - _)
     await page.wait_for_selector("text=No profiles yet")
     assert (await stack.get("/api/profiles"))["items"] == []
 

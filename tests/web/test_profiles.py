@@ -93,6 +93,17 @@ async def test_profiles_belong_to_one_key(keyed: LiveAPI) -> None:
         r = await a.post("/api/profiles", json={"name": "Bea", "portrait": theirs})
         assert r.status_code == 404 and r.json()["field"] == "portrait"
 
+        # rename and move the default (PATCH); another key cannot; a taken name is 409
+        r = await a.patch(f"/api/profiles/{anna['id']}", json={"name": "Annie", "default": True})
+        assert r.status_code == 200 and (r.json()["name"], r.json()["default"]) == ("Annie", True)
+        listed = (await a.get("/api/profiles")).json()["items"]
+        assert [(p["name"], p["default"]) for p in listed] == [("Annie", True), ("Max", False)]
+        assert (await a.patch(f"/api/profiles/{anna['id']}", json={"name": "max"})).status_code == 409
+        r = await b.patch(f"/api/profiles/{anna['id']}", json={"default": True})
+        assert r.status_code == 404 and r.json()["code"] == "not_found"
+        # deleting the default makes the remaining profile "my voice"
+        assert (await a.delete(f"/api/profiles/{anna['id']}")).status_code == 204
+        assert [(p["name"], p["default"]) for p in (await a.get("/api/profiles")).json()["items"]] == [("Max", True)]
         assert (await a.delete(f"/api/profiles/{second['profile']['id']}")).status_code == 204
         assert (await a.get(f"/api/profiles/{second['profile']['id']}")).status_code == 404
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Response
 from fastapi.responses import JSONResponse
@@ -106,6 +106,23 @@ async def create_profile(
 @router.get("/{profile_id}", summary="A profile: its portrait, prepared voice, features and jobs")
 async def get_profile(services: ServicesDep, owner: OwnerDep, profile_id: str) -> dict[str, Any]:
     return profile_view(await owned_profile(services, profile_id, owner), services)
+
+
+class ProfilePatch(BaseModel):
+    """What can change on a profile: its name, and which profile "my voice" means."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=40, pattern=NAME_RE.pattern)
+    default: Literal[True] | None = Field(default=None, description="make this the default profile")
+
+
+@router.patch("/{profile_id}", summary="Rename a profile or make it the default")
+async def update_profile(services: ServicesDep, owner: OwnerDep, profile_id: str, body: ProfilePatch) -> dict[str, Any]:
+    row = await services_profiles(services).update(profile_id, owner, name=body.name, default=body.default)
+    if row is None:
+        raise not_found("profile", profile_id)
+    return profile_view(row, services)
 
 
 @router.delete("/{profile_id}", status_code=204, summary="Delete a profile (a voice still being prepared is cancelled)")

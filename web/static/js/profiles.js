@@ -21,6 +21,12 @@ async function deleteProfile(id) {
   if (!response.ok && response.status !== 404) throw new HttpError(response.status, await problemOf(response));
 }
 
+async function makeDefault(id) {
+  const response = await fetch(`/api/profiles/${encodeURIComponent(id)}`, {
+    method: "PATCH", headers: { "Content-Type": "application/json", ...authHeaders() }, body: JSON.stringify({ default: true }) });
+  if (!response.ok) throw new HttpError(response.status, await problemOf(response));
+}
+
 export async function listProfiles() {
   return (await getJSON("/api/profiles")).items || [];
 }
@@ -114,7 +120,18 @@ export class ProfilesPage {
         p.voice ? h("audio", { controls: true, preload: "none", src: artifactUrl(p.voice), "aria-label": `${p.name}'s prepared voice` }) : null,
         p.features ? h("p", { class: "muted" }, featuresText(p.features)) : null,
         p.reference_text ? h("p", { class: "muted" }, `“${p.reference_text}”`) : null,
-        h("button", { type: "button", class: "danger", onclick: () => this.remove(p) }, "Delete")));
+        h("div", { class: "profile-actions" },
+          p.default ? null : h("button", { type: "button", onclick: () => this.makeDefault(p) }, "Make default"),
+          h("button", { type: "button", class: "danger", onclick: () => this.remove(p) }, "Delete"))));
+  }
+
+  async makeDefault(p) {
+    try {
+      await makeDefault(p.id);
+    } catch (err) {
+      this.say(`Could not make ${p.name} the default: ${err.message}`);
+    }
+    await this.refresh();
   }
 
   async remove(p) {
