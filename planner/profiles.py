@@ -12,6 +12,7 @@ prepared again.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +46,18 @@ class ProfileMatch:
     reply: str | None = None
 
 
+def canonical(text: str) -> str:
+    """`text` as names are compared: composed (NFC) accents, a typographic apostrophe (’, as phones type it)
+    as a plain one; so "Zoë" and "O'Brien" match however a keyboard encoded them."""
+    return unicodedata.normalize("NFC", text).replace("\u2019", "'")
+
+
 def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previous: str | None = None) -> ProfileMatch:
     """The profile `goal` means among the caller's `profiles`; `chosen`: the id picked in the composer;
     `previous`: the name the previous plan used (a follow-up keeps it)."""
+    goal = canonical(goal)
     for p in sorted(profiles, key=lambda p: -len(p.name)):
-        if re.search(rf"(?<!\w){re.escape(p.name)}(?!\w)", goal, re.I):
+        if re.search(rf"(?<!\w){re.escape(canonical(p.name))}(?!\w)", goal, re.I):
             return usable(p)
     for cue in NAME_CUES:
         for m in cue.finditer(goal):
@@ -108,8 +116,9 @@ def apply(intent: Intent, p: Profile, goal: str, attachments: list[Attachment]) 
     or attaches a face of its own; words such as "in my voice" are not part of what is said."""
     update: dict[str, object] = {"profile": p.name}
     if intent.say:
-        said = re.sub(rf"[\s,]*(?:in|with|using)\s+(?:my|{re.escape(p.name)}['’]s)\s+(?:own\s+)?voice[.!]?$", "",
-                      intent.say, flags=re.I).strip()
+        name = re.escape(canonical(p.name)).replace("'", "['’]")
+        said = re.sub(rf"[\s,]*(?:in|with|using)\s+(?:my|{name}['’]s)\s+(?:own\s+)?voice[.!]?$", "",
+                      unicodedata.normalize("NFC", intent.say), flags=re.I).strip()
         update["say"] = said or intent.say
     if p.portrait and intent.portrait is None and not any(a.kind == "image" for a in attachments):
         if intent.deliverables == ["speech"] and not VOICE_ONLY.search(goal):

@@ -6,7 +6,7 @@ From finished runs (seconds, feature value) a fit is made: Theil-Sen (median of 
 to a crashed or stalled run) when the feature varies enough, else the median ratio to the prior. An
 estimate blends fit and prior in log space with the weight n / (n + k), so the prior rules until there
 are runs; it is always bounded to [prior / BOUND, prior * BOUND], so skewed or foreign history cannot
-give absurd values. Ranges are the ~80 % band of the fit's robust log-residual spread.
+give absurd values. Ranges are the ~80 % band of the fit's robust log-residual spread, within the same bounds.
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ def blend(spec: ServiceSpec, got: Fit | None, x: float | None) -> Span:
     seconds = math.exp(w * math.log(got.at(xv)) + (1 - w) * math.log(p))
     seconds = min(p * BOUND, max(p / BOUND, seconds))
     spread = max(0.05, w * got.spread + (1 - w) * PRIOR_SPREAD)
-    return Span(seconds, seconds * math.exp(-Z80 * spread), seconds * math.exp(Z80 * spread), n)
+    low, high = seconds * math.exp(-Z80 * spread), seconds * math.exp(Z80 * spread)
+    return Span(seconds, max(p / BOUND, low), min(p * BOUND, high), n)  # the range keeps to the same bounds
 
 
 @dataclass(frozen=True)

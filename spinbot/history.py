@@ -4,6 +4,7 @@ A node's duration is the time between its last `running` event and its `complete
 stream ids are millisecond timestamps); its feature is read from the job's graph (params with
 references resolved to the upstream outputs, and its own outputs). `device` and `peak_mb` are read from
 the completed event when the executor puts them there (absent: unnamed device, no memory figure).
+A node the node cache answered (`reused` on its completed event) ran nothing and is not a run.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ WITH done AS (
          coalesce(e.data->>'device', '') AS device, (e.data->>'peak_mb')::float8 AS peak_mb,
          split_part(e.event_id, '-', 1)::bigint AS end_ms
   FROM job_events e
-  WHERE e.type = 'node' AND e.data->>'status' = 'completed'
+  WHERE e.type = 'node' AND e.data->>'status' = 'completed' AND NOT e.data ? 'reused'
   ORDER BY e.created_at DESC LIMIT $1)
 SELECT d.job_id, d.node, d.service, d.plane, d.device, d.peak_mb, d.end_ms,
   (SELECT max(split_part(s.event_id, '-', 1)::bigint) FROM job_events s

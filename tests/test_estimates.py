@@ -73,6 +73,14 @@ def test_history_is_bounded_by_the_prior_and_stays_with_its_device() -> None:
     assert table.estimate(TTS, "control", 450, devices=["slow-cpu"]).runs == 0
 
 
+def test_the_range_is_bounded_by_the_prior_too() -> None:
+    """Split history (runs that ended at once and runs that stalled) gave an ~80 % range of 0.0001 s to
+    97 days around a bounded 30 s: the plan card showed it. The range keeps to the estimate's bounds."""
+    split = [Run("tts.synthesize", "gpu", "", s, 450) for s in (0.001, 0.001, 3000, 3000, 0.002, 2500)]
+    got = EstimateTable.fit(SPECS, split).estimate(TTS, "gpu", 450)
+    assert 3.0 / BOUND <= got.low <= got.seconds <= got.high <= 3.0 * BOUND
+
+
 def test_few_runs_lean_on_the_prior() -> None:
     one = EstimateTable.fit(SPECS, [Run("tts.synthesize", "gpu", "", 30.0, 450)]).estimate(TTS, "gpu", 450)
     assert 3.0 < one.seconds < 30.0 / 2  # one run moves it, not all the way

@@ -46,3 +46,19 @@ async def test_runs_come_from_node_events_and_the_final_graph(store: Store) -> N
     got = table.estimate(SPECS["tts.synthesize"], "gpu", 600, devices=["H200"])
     assert got.runs == 3 and got.seconds == pytest.approx(6.0, rel=0.5)
     assert cache.table() is table  # fresh: no second refresh
+
+
+async def test_a_node_the_cache_answered_is_not_a_run(store: Store) -> None:
+    """A reused node (spinbot.nodecache) ends ~10 ms after it starts: as a run it would pull the learned
+    estimate of a real render down to the bound (a tenth of the declaration) after a few follow-ups."""
+    node = {"node": "say", "service": "tts.synthesize", "plane": "gpu"}
+    for i, reused in enumerate((None, {"job": "j0", "node": "say"}, {"job": "j0", "node": "say"})):
+        job = f"j{i}"
+        await store.create_job(job, "alice", graph("a" * 450))
+        await store.record_transition(job, status="completed", progress=1, plane=None, version=1, graph=graph("a"))
+        t0 = 1_000_000 + i * 100_000
+        done = {**node, "status": "completed", **({"reused": reused} if reused else {})}
+        await store.add_events(job, [(f"{t0}-0", "node", json.dumps({**node, "status": "running"})),
+                                     (f"{t0 + (10 if reused else 3000)}-0", "node", json.dumps(done))])
+    runs = await load_runs(store.pool, SPECS)
+    assert [r.seconds for r in runs] == [3.0]

@@ -91,5 +91,9 @@ async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str 
     except SpinbotError as e:
         raise Problem(422, e.message, code=e.code, hint=e.hint) from None
     if save is not None:
-        await profiles.save_started(services, owner, save, graph, job_id)
+        try:
+            await profiles.save_started(services, owner, save, graph, job_id)
+        except Problem:  # the name was taken meanwhile (a graph saving it sent at the same time): refused, so not run
+            await services.queue.cancel(job_id)
+            raise
     return job_id

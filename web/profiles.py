@@ -23,8 +23,18 @@ from web.views import iso, signed_path
 
 #: The service whose `voice` output a profile keeps (executors/gpu/voice.py).
 PREPARE = "voice.prepare"
-#: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' -
-NAME_RE = re.compile(r"^[^\W_][\w .'-]{0,39}$")
+#: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' - (no space last)
+NAME_RE = re.compile(r"^[^\W_](?:[\w .'-]{0,38}[\w.'-])?$")
+
+
+#: Advisory lock class of a key's profiles: writes that move the default flag run one at a time per key,
+#: so two at once neither trip the one-default index (a false 409 "name taken") nor leave none.
+PROFILES_LOCK = 0x5B1B0F
+
+
+async def lock_owner(conn: asyncpg.Connection, owner: str) -> None:
+    """Hold the owner's profiles lock until the transaction ends."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", PROFILES_LOCK, owner)
 
 
 def new_profile_id() -> str:
@@ -47,6 +57,7 @@ class Profiles:
         """A new profile; 409 when the owner has one of that name (case-insensitive). The owner's first
         profile is the default; a new default takes the flag from the old one."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await lock_owner(conn, owner)
             count = await conn.fetchval("SELECT count(*) FROM profiles WHERE owner=$1", owner)
             default = default or count == 0
             if default:
@@ -78,6 +89,7 @@ class Profiles:
     async def delete(self, profile_id: str, owner: str) -> dict[str, Any] | None:
         """The deleted row, or None; when it was the default, the owner's oldest other profile becomes it."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await lock_owner(conn, owner)
             row = await conn.fetchrow("DELETE FROM profiles WHERE id=$1 AND owner=$2 RETURNING *", profile_id, owner)
             if row is not None and row["is_default"]:
                 await conn.execute(
@@ -90,6 +102,7 @@ class Profiles:
         """Rename and/or make the default (the old default loses the flag); None if not the owner's; 409 on
         a name the owner already uses. Unsetting the default is not offered: one profile is always "my voice"."""
         async with self.pool.acquire() as conn, conn.transaction():
+            await lock_owner(conn, owner)
             if default:
                 await conn.execute("UPDATE profiles SET is_default=false WHERE owner=$1 AND is_default AND id<>$2",
                                    owner, profile_id)
@@ -211,7 +224,7 @@ async def check_save(services: Services, graph: Graph, owner: str) -> dict[str, 
     name = meta.get("save_as") if isinstance(meta, dict) else None
     if name is None:
         return None
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise Problem(422, "metadata.profile.save_as is not a profile name", code="invalid_graph",
                       field="metadata.profile.save_as", hint="letters, digits, spaces, . ' - (up to 40)")
     if await services_profiles(services).has_name(owner, name):

@@ -59,7 +59,7 @@ def load_audio(path: Path, rate: int = 16_000) -> np.ndarray:
             for f in resampler.resample(None):
                 out.append(f.to_ndarray().reshape(-1))
     except av.error.FFmpegError as e:
-        raise PermanentError(f"cannot decode audio from {path.name}: {e}") from e
+        raise PermanentError(f"cannot decode audio from {path.name}: {e.strerror or type(e).__name__}") from e
     if not out:
         return np.zeros(0, dtype=np.float32)
     return np.concatenate(out).astype(np.float32) / 32768.0
@@ -120,7 +120,7 @@ def probe(path: Path) -> VideoInfo:
                 v.codec_context.width, v.codec_context.height, fps, frames, duration, bool(c.streams.audio)
             )
     except av.error.FFmpegError as e:
-        raise PermanentError(f"cannot read video {path.name}: {e}") from e
+        raise PermanentError(f"cannot read video {path.name}: {e.strerror or type(e).__name__}") from e
 
 
 def read_frames(path: Path, batch: int | Callable[[], int]) -> Iterator[np.ndarray]:

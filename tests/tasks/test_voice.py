@@ -122,3 +122,13 @@ def test_sentences_fixture_is_checkable() -> None:
     """The recogniser knows every word of the shared test sentences (the check needs MIN_WORDS of them)."""
     d = speechcheck.decoder()
     assert all(d.lookup_word(w) for s in SENTENCES for w in speechcheck.words(s))
+
+
+async def test_a_refused_sample_does_not_name_the_executors_paths(harness: Harness, tmp_path: Path) -> None:
+    """The error reaches the profile's owner (the Profiles view): ffmpeg's message named the scratch file's
+    full path on the executor (str(FFmpegError) ends with it)."""
+    empty = tmp_path / "empty.wav"
+    empty.write_bytes(b"RIFF")
+    with pytest.raises(PermanentError, match="not audio") as e:
+        await prepare(harness, empty, SPEECH)
+    assert str(harness.workroot) not in e.value.message and "/" not in e.value.message, e.value.message

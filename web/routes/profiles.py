@@ -33,7 +33,7 @@ router = APIRouter(prefix="/api/profiles", tags=["profiles"])
 class ProfileIn(BaseModel):
     """A new profile: a name, and a portrait and/or a voice (a sample to prepare, or a prepared voice)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=40, pattern=NAME_RE.pattern,
                       description="how goals name it (\"make Anna say ...\"); unique per API key, any case")
@@ -111,7 +111,7 @@ async def get_profile(services: ServicesDep, owner: OwnerDep, profile_id: str) -
 class ProfilePatch(BaseModel):
     """What can change on a profile: its name, and which profile "my voice" means."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=40, pattern=NAME_RE.pattern)
     default: Literal[True] | None = Field(default=None, description="make this the default profile")

@@ -109,11 +109,11 @@ export class JobPage {
     this.panel = new JobPanel(model, { access: this.access });
     if (this.access && !apiKey()) this.panel.cancelBtn.remove(); // a signed link reads; cancelling needs the key
     const goal = job.goal || job.graph?.context?.goal;
-    clear(this.el).append(
+    clear(this.el).append(...[  // Element.append writes a null child as the text "null": only what there is
       h("h1", {}, "Job"),
       goal ? h("p", { class: "goal" }, goal) : null,
       h("p", { class: "muted" }, [job.pipeline && `pipeline ${job.pipeline}`, when(job.created_at || job.created) && `created ${when(job.created_at || job.created)}`].filter(Boolean).join(" · ")),
-      this.panel.el);
+      this.panel.el].filter(Boolean));
     model.save();
     this.panel.follow();
   }
