@@ -94,7 +94,9 @@ class LocalStore:
                 raise
             ctype = content_type or _guess_type(path)
             dest.with_name(dest.name + ".type").write_text(ctype)
-            return ArtifactInfo(key, dest.stat().st_size, _sha256_file(dest), ctype)
+            digest = _sha256_file(dest)
+            dest.with_name(dest.name + ".sha256").write_text(digest)
+            return ArtifactInfo(key, dest.stat().st_size, digest, ctype)
 
         return await asyncio.to_thread(put)
 
@@ -110,9 +112,10 @@ class LocalStore:
             p = self._path(key)
             if not p.is_file():
                 raise ArtifactNotFound(f"artifact {key} does not exist")
-            tfile = p.with_name(p.name + ".type")
+            tfile, dfile = p.with_name(p.name + ".type"), p.with_name(p.name + ".sha256")
             ctype = tfile.read_text() if tfile.exists() else _guess_type(p)
-            return ArtifactInfo(key, p.stat().st_size, _sha256_file(p), ctype)
+            digest = dfile.read_text() if dfile.exists() else _sha256_file(p)  # a node cache hit stats, not hashes
+            return ArtifactInfo(key, p.stat().st_size, digest, ctype)
 
         return await asyncio.to_thread(stat)
 

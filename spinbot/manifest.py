@@ -64,6 +64,8 @@ class ServiceSpec(_Model):
     features: list[CostFeature] = Field(default_factory=list, description="what the run time grows with")
     version: str = Field(default="1", description="bumped when the same params no longer give the same outputs")
     cacheable: bool = Field(default=True, description="false for side effects: never reused from the node cache")
+    engine: list[str] = Field(default_factory=list, description="settings that choose the engine behind the "
+                              "service (e.g. tts_url): their values are part of the node cache key")
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_s: float = 600.0
     hidden: bool = Field(default=False, description="diagnostic: not offered to the planner")

@@ -49,9 +49,13 @@ def digested(value: Any) -> Any:
     return value
 
 
-def node_key(spec: ServiceSpec, resolved_params: Mapping[str, Any]) -> str:
-    """The cache key (64 hex digits) of running `spec` on these params, references already resolved."""
-    doc = {"service": spec.id, "version": spec.version, "params": digested(dict(resolved_params))}
+def node_key(spec: ServiceSpec, resolved_params: Mapping[str, Any], settings: Any = None) -> str:
+    """The cache key (64 hex digits) of running `spec` on these params, references already resolved.
+    With `settings`, the values of the settings the service names as its engine (`spec.engine`, e.g. tts_url)
+    are part of the key: a voice approximated by eSpeak is not reused once an F5-TTS server is configured."""
+    doc: dict[str, Any] = {"service": spec.id, "version": spec.version, "params": digested(dict(resolved_params))}
+    if spec.engine:
+        doc["engine"] = {name: str(getattr(settings, name, None)) for name in spec.engine}
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -80,7 +84,7 @@ def cacheable(spec: ServiceSpec, metadata: Mapping[str, Any], node_id: str) -> b
 
 
 def plan_reuse(
-    graph: Graph, specs: Mapping[str, ServiceSpec], known: Mapping[str, dict[str, Any]]
+    graph: Graph, specs: Mapping[str, ServiceSpec], known: Mapping[str, dict[str, Any]], settings: Any = None
 ) -> tuple[dict[str, str], set[str]]:
     """Which nodes of a planned graph the cache would reuse: (node id -> key, keys to look up next).
 
@@ -101,7 +105,7 @@ def plan_reuse(
             continue
         if any(isinstance(r, AttachmentRef) and r.attachment not in attachments for r in refs):
             continue
-        key = node_key(spec, resolve_params(n.params, lambda r: _value(r, outputs, attachments)))
+        key = node_key(spec, resolve_params(n.params, lambda r: _value(r, outputs, attachments)), settings)
         if key in known:
             reused[n.id], outputs[n.id] = key, known[key]
         else:
@@ -206,12 +210,14 @@ class NodeCache:
         )
         return {r["key"]: r["outputs"] for r in rows}
 
-    async def reusable(self, owner: str, graph: Graph, specs: Mapping[str, ServiceSpec]) -> dict[str, str]:
+    async def reusable(self, owner: str, graph: Graph, specs: Mapping[str, ServiceSpec],
+                       settings: Any = None) -> dict[str, str]:
         """plan_reuse against this owner's entries: node id -> key of the nodes a run would reuse.
-        One query per layer of reused nodes; artifacts are checked at run time, not here."""
+        One query per layer of reused nodes; artifacts are checked at run time, not here. `settings`: the
+        engines' settings (the executors' are assumed to be the same as the caller's)."""
         known: dict[str, dict[str, Any]] = {}
         while True:
-            reused, wanted = plan_reuse(graph, specs, known)
+            reused, wanted = plan_reuse(graph, specs, known, settings)
             fetched = await self.known(owner, wanted - known.keys()) if wanted - known.keys() else {}
             if not fetched:
                 return reused
@@ -247,11 +253,11 @@ class CacheStep:
 
     async def __call__(
         self, *, spec: ServiceSpec, params: Mapping[str, Any], owner: str, metadata: Mapping[str, Any],
-        job_id: str, node_id: str, run: Callable[[], Awaitable[dict[str, Any]]],
+        job_id: str, node_id: str, run: Callable[[], Awaitable[dict[str, Any]]], settings: Any = None,
     ) -> Outcome:
         if not cacheable(spec, metadata, node_id):
             return Outcome(await run())
-        key = node_key(spec, params)
+        key = node_key(spec, params, settings)
         try:
             hit = await self.cache.lookup(owner, key)
         except (asyncpg.PostgresError, OSError) as e:
@@ -288,6 +294,7 @@ def middleware(cache_step: CacheStep) -> Callable[[Any, Callable[[Any], Awaitabl
         outcome = await cache_step(
             spec=spec, params=run.resolve_inputs(step.node), owner=run.parsed.owner,
             metadata=run.graph.metadata, job_id=run.job_id, node_id=step.node.id, run=lambda: call_next(step),
+            settings=run.ex.settings,
         )
         if outcome.reused is not None:
             made = {"job": outcome.reused.job_id, "node": outcome.reused.node_id}

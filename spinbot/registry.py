@@ -36,6 +36,7 @@ class Service:
     features: tuple[CostFeature, ...] = ()
     version: str = "1"
     cacheable: bool = True
+    engine: tuple[str, ...] = ()  # Settings fields whose values choose the engine (part of the node cache key)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout_s: float = 600.0
     hidden: bool = False
@@ -57,6 +58,7 @@ class Service:
             features=list(self.features),
             version=self.version,
             cacheable=self.cacheable,
+            engine=list(self.engine),
             retry=self.retry,
             timeout_s=self.timeout_s,
             hidden=self.hidden,

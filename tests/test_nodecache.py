@@ -36,6 +36,27 @@ def test_the_key_is_content_addressed() -> None:
     assert not opted_out({"cache": {"skip": ["b"]}}, "a") and not opted_out({}, "a")
 
 
+def test_the_engine_a_service_names_is_part_of_the_key() -> None:
+    """A voice approximated by eSpeak is not reused once an F5-TTS server is configured (tts names tts_url)."""
+    espeak = SimpleNamespace(tts_url=None, tts_model="f5-tts")
+    f5 = SimpleNamespace(tts_url="http://f5:7860", tts_model="f5-tts")
+    assert TTS.engine == ["tts_url", "tts_model"]
+    assert node_key(TTS, {"text": "hi"}, espeak) != node_key(TTS, {"text": "hi"}, f5)
+    assert node_key(TTS, {"text": "hi"}, espeak) == node_key(TTS, {"text": "hi"}, SimpleNamespace(**vars(espeak)))
+    assert node_key(PUBLISH, {"items": []}, espeak) == node_key(PUBLISH, {"items": []}, f5)  # names no engine
+
+
+async def test_the_local_store_stats_without_hashing_again(tmp_path: Path) -> None:
+    files = LocalStore(tmp_path / "artifacts")
+    src = tmp_path / "a.wav"
+    src.write_bytes(b"RIFF" * 1000)
+    put = await files.put_file("jobs/j/n/a.wav", src, "audio/wav")
+    stored = tmp_path / "artifacts" / "jobs/j/n/a.wav"
+    assert stored.with_name("a.wav.sha256").read_text() == put.sha256  # kept beside the object at put
+    stored.with_name("a.wav.sha256").write_text("recorded")
+    assert (await files.stat("jobs/j/n/a.wav")).sha256 == "recorded"  # read, not recomputed
+
+
 async def test_lookup_record_per_owner_and_a_deleted_artifact_is_recomputed(store: Store, tmp_path: Path) -> None:
     files = LocalStore(tmp_path / "artifacts")
     cache = NodeCache(store.pool, files)
@@ -133,7 +154,8 @@ async def test_the_middleware_adapter_answers_a_second_node_from_the_cache(store
     def step(job: str) -> Any:
         node = SimpleNamespace(id="say", params={"text": "hello"})
         run = SimpleNamespace(parsed=SimpleNamespace(owner="alice"), graph=SimpleNamespace(metadata={}), job_id=job,
-                              resolve_inputs=lambda n: dict(n.params), emit=emit)
+                              resolve_inputs=lambda n: dict(n.params), emit=emit,
+                              ex=SimpleNamespace(settings=SimpleNamespace(tts_url=None, tts_model="f5-tts")))
         return SimpleNamespace(run=run, node=node, service=service)
 
     async def handler(s: Any) -> dict[str, Any]:

@@ -62,7 +62,7 @@ async def evaluate(services: Services, graph: Graph | dict[str, Any], owner: str
         try:
             parsed = graph if isinstance(graph, Graph) else Graph.model_validate(graph)
             specs = {**declared_manifest().services, **manifest.services}
-            reused = await NodeCache(services.store.pool).reusable(owner, parsed, specs)
+            reused = await NodeCache(services.store.pool).reusable(owner, parsed, specs, services.settings)
         except (ValidationError, asyncpg.PostgresError, OSError):
             pass  # an invalid graph gets its findings below; no cache: nothing is reused
     return run_evaluator(graph, manifest, limits(services.settings), declared=declared_manifest(),

@@ -281,6 +281,7 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     duration_s=1.5,
     memory_mb=600,
     features=(CostFeature(name="pixels", of=["params.width", "params.height"], typical=512 * 512),),
+    engine=("comfyui_url",),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
 )

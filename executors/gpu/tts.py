@@ -279,6 +279,7 @@ def probe(settings: Settings) -> str | None:
     duration_s=3.0,
     memory_mb=200,
     features=(CostFeature(name="chars", of=["params.text"], typical=450),),
+    engine=("tts_url", "tts_model"),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
     probe=probe,

@@ -185,6 +185,7 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
     duration_s=20.0,
     memory_mb=1500,
     features=(CostFeature(name="frames", of=["outputs.frames"], typical=750),),
+    engine=("comfyui_url",),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
     probe=probe_ffmpeg,

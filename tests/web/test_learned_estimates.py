@@ -24,8 +24,8 @@ async def test_evaluate_shows_a_range_and_what_the_cache_reuses(api: LiveAPI, st
         fresh = (await c.post("/api/evaluate", json={"graph": GRAPH})).json()
         llm = SPECS["llm.generate_script"]
         outputs = {"title": "Tides", "narration": "The moon pulls.", "stage": "a beach", "script": {}}
-        await NodeCache(store.pool).record(LOCAL_OWNER, node_key(llm, {"topic": "tides"}), llm, outputs,
-                                           job_id="j0", node_id="script")
+        key = node_key(llm, {"topic": "tides"}, api.services.settings)
+        await NodeCache(store.pool).record(LOCAL_OWNER, key, llm, outputs, job_id="j0", node_id="script")
         again = (await c.post("/api/evaluate", json={"graph": GRAPH})).json()
     est = fresh["estimate"]
     assert est["low_s"] < est["duration_s"] < est["high_s"] and est["summary"].startswith("about ")
