@@ -28,8 +28,8 @@ MINE = re.compile(r"(?<!\w)(my (?:own )?(?:voice|face|profile|portrait|avatar)|(
 NAME_CUES = (
     re.compile(r"(?<!\w)profile\s+(?:named\s+|called\s+)?[\"“']?([^\W\d_][\w.-]*)", re.I),
     re.compile(r"(?<!\w)([^\W\d_][\w.-]*)['’]s\s+(?:own\s+)?(?:voice|face|profile|portrait|avatar)(?!\w)", re.I),
-    re.compile(r"(?<!\w)(?:[Mm]ake|[Hh]ave|[Ll]et)\s+([A-Z][\w.-]*)\s+(?:say|says|speak|read|talk|tell|sing|announce"
-               r"|present|explain)(?!\w)"),
+    re.compile(r"(?<!\w)(?:make|have|let)\s+([^\W\d_][\w.-]*)\s+(?:say|says|speak|read|talk|tell|sing|announce"
+               r"|present|explain)(?!\w)", re.I),
 )
 NOT_NAMES = frozenset({"my", "your", "his", "her", "its", "their", "our", "the", "a", "an", "this", "that", "it",
                        "me", "him", "them", "us", "spinbot", "someone", "somebody", "one", "today", "default",
@@ -56,13 +56,17 @@ def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previ
     """The profile `goal` means among the caller's `profiles`; `chosen`: the id picked in the composer;
     `previous`: the name the previous plan used (a follow-up keeps it)."""
     goal = canonical(goal)
-    for p in sorted(profiles, key=lambda p: -len(p.name)):
-        if re.search(rf"(?<!\w){re.escape(canonical(p.name))}(?!\w)", goal, re.I):
+    by_name = {canonical(p.name).casefold(): p for p in profiles}
+    cued = [m.group(1) for cue in NAME_CUES for m in cue.finditer(goal)]
+    for word in cued:  # "make anna say", "Anna's voice", "profile anna": the name in any case
+        if (p := by_name.get(word.casefold())) is not None:
             return usable(p)
-    for cue in NAME_CUES:
-        for m in cue.finditer(goal):
-            if m.group(1).lower() not in NOT_NAMES:
-                return ProfileMatch(reply=missing(m.group(1), profiles))
+    for p in sorted(profiles, key=lambda p: -len(p.name)):  # elsewhere only as written: "Max", not "the max speed"
+        if re.search(rf"(?<!\w){re.escape(canonical(p.name))}(?!\w)", goal):
+            return usable(p)
+    for word in cued:  # a name no profile has: said only for a capitalised one ("make bees say" is no name)
+        if word[:1].isupper() and word.lower() not in NOT_NAMES:
+            return ProfileMatch(reply=missing(word, profiles))
     if chosen is not None:
         picked = next((p for p in profiles if p.id == chosen), None)
         return usable(picked) if picked else ProfileMatch(reply=missing(chosen, profiles))

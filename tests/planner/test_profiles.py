@@ -144,13 +144,19 @@ def test_a_name_matches_however_its_apostrophe_or_accents_are_encoded(name: str,
     assert find(goal, [p]).profile == p
 
 
-@pytest.mark.xfail(strict=True, reason="review finding, not fixed: a profile named with a common word (Max, Will, "
-                   "May, A) is matched anywhere in any case, so unrelated goals plan against it")
 @pytest.mark.parametrize("name,goal", [("Max", "read this aloud: the max speed is 30 km/h"),
                                        ("Will", "say: it will rain tomorrow"),
                                        ("A", "draw a cat")])
 def test_a_common_word_in_a_goal_is_not_a_profile_of_that_name(name: str, goal: str) -> None:
+    """A name is matched as written; in any case only where the goal uses it as a name ("make max say")."""
     assert find(goal, [ANNA.model_copy(update={"name": name})]).profile is None
+
+
+@pytest.mark.parametrize("goal", ["make max say hi", "MAKE MAX SAY HI", "in max's voice: hi", "use profile max",
+                                  "Max, say good morning"])
+def test_a_name_used_as_a_name_matches_in_any_case(goal: str) -> None:
+    found = find(goal, [ANNA.model_copy(update={"name": "Max"})]).profile
+    assert found is not None and found.name == "Max"
 
 
 # ---- train and generate: a goal that saves its attachments as a profile --------------------------
