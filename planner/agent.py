@@ -92,7 +92,8 @@ class Planner:
         ruled = rules.read_rules(goal, req.attachments, previous=previous)
         constraints = rules.goal_constraints(req.goal) | req.constraints
         match = profiles.find(req.goal, req.profiles, chosen=req.profile,
-                              previous=previous.profile if previous is not None else None) if save is None \
+                              previous=previous.profile if previous is not None else None,
+                              attached=frozenset(a.kind for a in req.attachments)) if save is None \
             else profiles.ProfileMatch(reply=save if isinstance(save, str) else None)
         return {"constraints": constraints, "previous": previous, "ruled": ruled, "attempts": [], "notes": [],
                 "profile": match.profile, "profile_reply": match.reply,

@@ -52,9 +52,11 @@ def canonical(text: str) -> str:
     return unicodedata.normalize("NFC", text).replace("\u2019", "'")
 
 
-def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previous: str | None = None) -> ProfileMatch:
+def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previous: str | None = None,
+         attached: frozenset[str] = frozenset()) -> ProfileMatch:
     """The profile `goal` means among the caller's `profiles`; `chosen`: the id picked in the composer;
-    `previous`: the name the previous plan used (a follow-up keeps it)."""
+    `previous`: the name the previous plan used (a follow-up keeps it); `attached`: the kinds of the goal's
+    attachments ("my portrait" with an image attached means that image, not the default profile)."""
     goal = canonical(goal)
     by_name = {canonical(p.name).casefold(): p for p in profiles}
     cued = [m.group(1) for cue in NAME_CUES for m in cue.finditer(goal)]
@@ -70,7 +72,11 @@ def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previ
     if chosen is not None:
         picked = next((p for p in profiles if p.id == chosen), None)
         return usable(picked) if picked else ProfileMatch(reply=missing(chosen, profiles))
-    if MINE.search(goal):
+    if mine := MINE.search(goal):
+        said = mine.group(0).lower()  # "animate my portrait" with a portrait attached: the attachment is meant
+        if ("image" in attached and re.search(r"face|portrait|avatar", said)) or (
+                "audio" in attached and "voice" in said):
+            return ProfileMatch()
         default = next((p for p in profiles if p.default), None)
         if default is None:
             return ProfileMatch(reply=missing(None, profiles))

@@ -10,7 +10,7 @@ import pytest
 from evaluator import evaluate
 from planner import PlanRequest, plan
 from planner.models import Profile
-from planner.profiles import find
+from planner.profiles import ProfileMatch, find
 from spinbot.graph import Attachment
 from spinbot.manifest import Estimate, MergedManifest, ServiceSpec
 from spinbot.settings import Settings
@@ -203,3 +203,12 @@ async def test_in_their_voice_is_not_said_however_the_apostrophe_is_typed(tmp_pa
     obrien = ANNA.model_copy(update={"name": "O'Brien"})
     result = await planned(tmp_path, "say hello there in O’Brien’s voice", [obrien])
     assert nodes_of(result)["tts.synthesize"]["params"]["text"] == "hello there"
+
+
+@pytest.mark.parametrize("goal,kind", [("animate my portrait saying: welcome to the show", "image"),
+                                       ("read this in my voice: hello", "audio")])
+def test_my_portrait_with_one_attached_means_the_attachment(goal: str, kind: str) -> None:
+    """The planning bench's goal 21: with the portrait attached, no profile is asked for (with one or none)."""
+    for owned in ([], [ANNA]):
+        assert find(goal, owned, attached=frozenset({kind})) == ProfileMatch()
+    assert find(goal, []).reply is not None  # nothing attached and no profile: told how to make one
