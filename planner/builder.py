@@ -18,7 +18,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from planner.intent import PORTRAIT_WORDS, Intent
+from planner.cues import PORTRAIT_WORDS
+from planner.intent import Intent
 from planner.pipelines import edges_from_refs
 from spinbot.errors import PermanentError
 from spinbot.graph import Attachment

@@ -20,6 +20,35 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.core import URL_RE
+from planner.cues import (
+    CAPABILITIES,
+    COLON,
+    CREATE,
+    CUE_LANGUAGE,
+    DURATION,
+    FASTER,
+    FOLLOW_UP,
+    GREETING,
+    IMAGE,
+    JOB_STATUS,
+    LANGUAGE_NAMES,
+    MODIFIER_ONLY,
+    NO_SUBTITLES,
+    NUMBER_WORDS,
+    PORTRAIT_WORDS,
+    QUESTION,
+    QUOTES,
+    SAME_MEDIUM,
+    SAY_EN,
+    SCRIPT,
+    SLOWER,
+    SPEECH,
+    STYLES,
+    SUBTITLES,
+    UPSCALE,
+    VIDEO,
+    VOICE,
+)
 from spinbot.graph import Attachment
 
 Deliverable = Literal["speech", "image", "talking_video", "script", "upscale"]
@@ -79,131 +108,20 @@ class Intent(BaseModel):
 
 # ---- cues, in the languages eSpeak NG speaks best (English first) ---------------------------------
 
-def _words(*alternatives: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)(" + "|".join(alternatives) + r")(?!\w)", re.I)
-
-
-SPEECH = _words(
-    r"say|says|saying|said|read|reads|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
-    r"narrate|voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)",
-    r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
-    r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
-    r"lee|leer|di|decir|en voz alta|pronuncia",  # es
-    r"leggi|leggere|dì|ad alta voce",  # it
-    r"leia|ler|diga|em voz alta",  # pt
-    r"прочитай|прочти|скажи|вслух",  # ru
-    r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
-    r"朗读|读出|念|说|読んで|言って|音読",  # zh, ja
-)
-VIDEO = _words(
-    r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|lip[- ]?sync",
-    r"vidéo|vídeo|видео|فيديو|视频|動画",
-)
-IMAGE = _words(
-    r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
-    r"title card|cover art|draw|paint|illustrate",
-    r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画",
-)
-PORTRAIT_WORDS = _words(r"portrait|face|headshot|selfie|person|presenter")
-UPSCALE = _words(r"upscale|upscaled|upscaling|enhance|sharpen|higher resolution|hi-?res|super[- ]resolution|[24] ?x")
-SCRIPT = _words(r"script|screenplay|narration text|write (?:me )?(?:a|the) (?:text|story|script)")
-SUBTITLES = _words(r"subtitles?|captions?|captioned")
-NO_SUBTITLES = _words(r"(?:no|without) (?:subtitles|captions)")
-CREATE = _words(
-    r"make|create|generate|produce|render|build|give me|turn|convert|record|do a|need a|want a",
-    r"fais|crée|erstelle|mach|crea|haz|faça|сделай|اصنع|做|作って",
-)
-GREETING = re.compile(
-    r"^\s*(hi|hello|hey|hallo|bonjour|salut|hola|ciao|olá|привет|مرحبا|你好|good (morning|afternoon|evening)|"
-    r"thanks|thank you|merci|danke|gracias|cheers|bye|goodbye|yo)\b[\s!.,?]*(there|spinbot|bot|a lot|so much)?"
-    r"[\s!.,?]*$",
-    re.I,
-)
-CAPABILITIES = re.compile(
-    r"\b(what can (you|spinbot|it) do|what are you able|what do you (do|offer|support)|capabilit|"
-    r"which (services|tools|models)|what (services|tools)|^help\b|list (the )?services)",
-    re.I,
-)
-JOB_STATUS = re.compile(
-    r"\b(status|progress|how('s| is) (it|my|the) (going|job|video)|is it (done|ready|finished)|"
-    r"are you done|how long (will|does) it|when will it be (done|ready)|eta)\b",
-    re.I,
-)
-QUESTION = re.compile(
-    r"(\?\s*$|^\s*(what|why|how|when|where|who|which|is|are|can|could|does|do|explain|describe|tell me|"
-    r"qu'est|pourquoi|comment|warum|wie|was|por qué|cómo|qué)\b)",
-    re.I,
-)
-FOLLOW_UP = re.compile(
-    r"\b(instead|make it|change|switch|use a|now with|again|longer|shorter|faster|slower|same but|redo|"
-    r"louder|quicker|but with)\b",
-    re.I,
-)
-#: "the same video, but ...", "that clip again with ...": the medium named is the last plan's, not a new one
-SAME_MEDIUM = re.compile(
-    r"\b(same|that|this) (video|clip|one|thing|audio|recording|speech|voice-?over|picture|image)\b", re.I
-)
-
-# ---- values -------------------------------------------------------------------------------------
-
-_NUMBER_WORDS = {
-    "five": 5, "ten": 10, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45,
-    "fifty": 50, "sixty": 60, "ninety": 90, "one": 1, "two": 2, "three": 3, "four": 4, "half a": 0.5, "a": 1,
-}  # fmt: skip
-_DURATION = re.compile(
-    r"(?<!\w)(\d+(?:\.\d+)?|" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
-    r"[\s-]*(seconds?|secs?|s|minutes?|mins?|m|secondes?|sekunden|segundos?|secondi)(?!\w)",
-    re.I,
-)
-_VOICE = [
-    ("female", re.compile(r"\b(female|woman'?s?|women|girl'?s?|feminine|her voice|she|femme|féminine|weiblich|"
-                          r"frau|mujer|femenina|donna|mulher)\b", re.I)),
-    ("male", re.compile(r"\b(male|man'?s?|men|boy'?s?|masculine|his voice|he|homme|masculin|männlich|mann|"
-                        r"hombre|masculina|uomo|homem)\b", re.I)),
-]
-_STYLES = ("scientific", "funny", "humorous", "formal", "casual", "dramatic", "friendly", "educational",
-           "informative", "serious", "playful", "poetic", "enthusiastic", "calm")  # fmt: skip
-_LANGUAGE_NAMES = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
-                   "portuguese": "pt", "dutch": "nl", "russian": "ru", "arabic": "ar", "chinese": "zh",
-                   "japanese": "ja", "polish": "pl", "turkish": "tr"}  # fmt: skip
-#: The cue words of a language name it when the words to speak do not (a French verb, Latin letters).
-_CUE_LANGUAGE = [
-    ("fr", re.compile(r"(?<!\w)(lis|lire|dis|prononce|à voix haute|a voix haute|à haute voix|ce texte)(?!\w)", re.I)),
-    ("de", re.compile(r"(?<!\w)(lies|vorlesen|sprich|diesen text)(?!\w)", re.I)),
-    ("es", re.compile(r"(?<!\w)(lee|leer|en voz alta|este texto)(?!\w)", re.I)),
-    ("it", re.compile(r"(?<!\w)(leggi|ad alta voce|questo testo)(?!\w)", re.I)),
-    ("pt", re.compile(r"(?<!\w)(leia|em voz alta|este texto)(?!\w)", re.I)),
-]
-_SLOWER = re.compile(r"\b(slower|more slowly|slow down|slowly)\b", re.I)
-_FASTER = re.compile(r"\b(faster|quicker|more quickly|speed up)\b", re.I)
-_QUOTES = [("\"", "\""), ("“", "”"), ("\"", "”"), ("“", "\""), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'"),
-           ("‘", "’")]
-_COLON = re.compile(r"[:：]\s*")
-_SAY_EN = re.compile(
-    r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"
-    r"[:,]?\s+(.{1,20000})$",
-    re.I | re.S,
-)
-
-
-_MODIFIER_ONLY = re.compile(
-    r"^(?:(?:(?:with|in|using) (?:an? |the )?\w+(?: \w+)? (?:voice|tone|accent|style)|again|instead|slower|faster|"
-    r"louder|more slowly|more quickly|please|now|too)[\s,.!]*)+$", re.I)
-
 
 def duration_s(goal: str) -> float | None:
     """Seconds a goal names ("a 30-second video", "two minutes", "45s"), within 1..3600; else None."""
-    m = _DURATION.search(goal)
+    m = DURATION.search(goal)
     if m is None:
         return None
     raw, unit = m.group(1).lower(), m.group(2).lower()
-    value = float(raw) if raw[0].isdigit() else float(_NUMBER_WORDS[raw])
+    value = float(raw) if raw[0].isdigit() else float(NUMBER_WORDS[raw])
     seconds = value * 60 if unit.startswith("m") else value
     return seconds if 1 <= seconds <= 3600 else None
 
 
 def voice(goal: str) -> Literal["female", "male"] | None:
-    for name, pattern in _VOICE:
+    for name, pattern in VOICE:
         if pattern.search(goal):
             return name  # type: ignore[return-value]
     return None
@@ -211,7 +129,7 @@ def voice(goal: str) -> Literal["female", "male"] | None:
 
 def style(goal: str) -> str | None:
     lowered = goal.lower()
-    return next((s for s in _STYLES if re.search(rf"\b{s}\b", lowered)), None)
+    return next((s for s in STYLES if re.search(rf"\b{s}\b", lowered)), None)
 
 
 def script_language(text: str) -> str | None:
@@ -235,19 +153,19 @@ def script_language(text: str) -> str | None:
 def language(goal: str, said: str | None = None) -> str | None:
     """"in German" names it; else the script of the words to speak; else the cue words' language."""
     lowered = goal.lower()
-    for word, code in _LANGUAGE_NAMES.items():
+    for word, code in LANGUAGE_NAMES.items():
         if re.search(rf"\bin {word}\b", lowered):
             return code
     found = script_language(said or goal)
     if found:
         return found
-    return next((code for code, cue in _CUE_LANGUAGE if cue.search(goal)), None)
+    return next((code for code, cue in CUE_LANGUAGE if cue.search(goal)), None)
 
 
 def speed(goal: str) -> int | None:
-    if _SLOWER.search(goal):
+    if SLOWER.search(goal):
         return 120
-    if _FASTER.search(goal):
+    if FASTER.search(goal):
         return 200
     return None
 
@@ -257,23 +175,23 @@ def spoken_text(goal: str) -> str | None:
 
     The result is always a substring of the goal (stripped), up to 20,000 characters, never cut.
     """
-    if not SPEECH.search(goal) and not _SAY_EN.search(goal):
+    if not SPEECH.search(goal) and not SAY_EN.search(goal):
         return None
     quoted = _quoted(goal)
     if quoted:
         return quoted
-    m = _COLON.search(goal)
+    m = COLON.search(goal)
     if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
         rest = goal[m.end():].strip()
         if rest and SPEECH.search(goal[: m.start()]):
             return rest[:MAX_SAY]
-    m2 = _SAY_EN.search(goal)
+    m2 = SAY_EN.search(goal)
     if m2:
         said = m2.group(1).strip()
         said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)
         said = re.sub(r"\s+(?:in an? \w+ voice|with an? \w+ voice|in a \w+ tone)\.?$", "", said, flags=re.I)
         said = said.strip().rstrip(".")
-        if _MODIFIER_ONLY.match(said):  # "say it with a male voice": how to say it, not what
+        if MODIFIER_ONLY.match(said):  # "say it with a male voice": how to say it, not what
             return None
         return said[:MAX_SAY] or None
     return None
@@ -281,7 +199,7 @@ def spoken_text(goal: str) -> str | None:
 
 def _quoted(goal: str) -> str | None:
     best: str | None = None
-    for open_q, close_q in _QUOTES:
+    for open_q, close_q in QUOTES:
         start = goal.find(open_q)
         while start != -1:
             end = goal.find(close_q, start + 1)
@@ -320,7 +238,7 @@ def topic(goal: str) -> str:
     """The subject of a goal: "a 30-second video explaining how solar panels work, female voice" ->
     "how solar panels work". URLs are removed whole (services cannot fetch them)."""
     text = URL_RE.sub(" ", goal).strip()
-    text = _DURATION.sub(" ", text)
+    text = DURATION.sub(" ", text)
     text = re.sub(r"\s+", " ", text).strip()
     text = _LEAD.sub("", text, count=1)
     text = _KIND.sub("", text, count=1)

@@ -16,6 +16,7 @@ import unicodedata
 from typing import Any
 
 from planner import intent as rules
+from planner.cues import QUESTION
 from planner.intent import DELIVERABLES, Intent
 from spinbot import prompts
 from spinbot.graph import Attachment
@@ -173,7 +174,7 @@ def merge(
         return ruled, {"model": "not an object: ignored"}
     if trusted:
         ruled = _trusted_values(ruled, answer, goal, trusted, trace)
-    sure_kind = "kind" not in trusted and (ruled.kind == "plan" or bool(rules.QUESTION.search(goal)))
+    sure_kind = "kind" not in trusted and (ruled.kind == "plan" or bool(QUESTION.search(goal)))
     update: dict[str, Any] = {}
     kind = answer.get("kind")
     if not sure_kind and kind in ("plan", "reply") and kind != ruled.kind:
