@@ -17,9 +17,9 @@ from executors import handoff
 from executors.graphcache import Parsed
 from executors.middleware import NodeStep
 from spinbot.artifacts import ArtifactInfo, OwnedStore
-from spinbot.errors import Cancelled, LostClaim, PermanentError, SpinbotError, classify
-from spinbot.graph import AttachmentRef, Graph, Node, NodeError, NodeRef, Ref, resolve_params
-from spinbot.graphstate import GraphState
+from spinbot.errors import Cancelled, LostClaim, SpinbotError, classify
+from spinbot.graph import Graph, Node, NodeError
+from spinbot.graphstate import GraphState, resolved_params
 from spinbot.queue import NODE_FIELD, QUEUE_DOWN, TERMINAL_JOB, Claim, dumps, node_state
 from spinbot.task import TaskContext
 
@@ -296,27 +296,7 @@ class JobRun:
 
     def resolve_inputs(self, node: Node) -> dict[str, Any]:
         """The node's params with every reference replaced by the upstream output or attachment it names."""
-        by_id, graph = self.state.by_id, self.graph
-
-        def lookup(ref: Ref) -> Any:
-            if isinstance(ref, NodeRef):
-                up = by_id[ref.node]
-                if up.status != "completed" or up.output is None:
-                    raise PermanentError(f"node {node.id} needs {ref.node}.{ref.output}, but {ref.node} is {up.status}")
-                if ref.output not in up.output:
-                    raise PermanentError(
-                        f"node {node.id} references output {ref.output!r} of node {ref.node!r}, "
-                        f"which has outputs: {', '.join(sorted(up.output)) or 'none'}",
-                        hint="fix the reference in the graph",
-                    )
-                return up.output[ref.output]
-            assert isinstance(ref, AttachmentRef)
-            for a in graph.context.attachments:
-                if a.id == ref.attachment:
-                    return a.model_dump(mode="json", by_alias=True, exclude_none=True)
-            raise PermanentError(f"node {node.id} references unknown attachment {ref.attachment!r}")
-
-        return resolve_params(node.params, lookup)
+        return resolved_params(node, self.state.by_id, self.graph)
 
     # ---- record
 

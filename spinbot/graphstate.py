@@ -15,11 +15,12 @@ completed, the ready nodes per plane, the finished weight and the nodes newly bl
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from spinbot.errors import InvalidGraph
-from spinbot.graph import TERMINAL_NODE, Graph, Node, NodeRef, iter_refs
+from spinbot.errors import InvalidGraph, PermanentError
+from spinbot.graph import TERMINAL_NODE, AttachmentRef, Graph, Node, NodeRef, Ref, iter_refs, resolve_params
 
 RUNNABLE = frozenset({"pending", "running"})  # a 'running' node found at load (a crash) runs again
 BLOCKING = frozenset({"failed", "skipped", "cancelled"})
@@ -263,3 +264,28 @@ class GraphState:
         """(node id, status) pairs applied through set_status."""
         for k, status in states:
             self.set_status(k, status)
+
+
+def resolved_params(node: Node, by_id: Mapping[str, Node], graph: Graph) -> dict[str, Any]:
+    """`node`'s params with every reference replaced by the completed upstream output or the attachment it
+    names (`by_id`: the graph's nodes by id). Raises PermanentError naming what is missing."""
+
+    def lookup(ref: Ref) -> Any:
+        if isinstance(ref, NodeRef):
+            up = by_id[ref.node]
+            if up.status != "completed" or up.output is None:
+                raise PermanentError(f"node {node.id} needs {ref.node}.{ref.output}, but {ref.node} is {up.status}")
+            if ref.output not in up.output:
+                raise PermanentError(
+                    f"node {node.id} references output {ref.output!r} of node {ref.node!r}, "
+                    f"which has outputs: {', '.join(sorted(up.output)) or 'none'}",
+                    hint="fix the reference in the graph",
+                )
+            return up.output[ref.output]
+        assert isinstance(ref, AttachmentRef)
+        for a in graph.context.attachments:
+            if a.id == ref.attachment:
+                return a.model_dump(mode="json", by_alias=True, exclude_none=True)
+        raise PermanentError(f"node {node.id} references unknown attachment {ref.attachment!r}")
+
+    return resolve_params(node.params, lookup)

@@ -22,13 +22,13 @@ from evaluator import evaluate as run_evaluator
 from planner.replan import continuation
 from spinbot.capabilities import live_manifest
 from spinbot.errors import SpinbotError
-from spinbot.estimates import learned_manifest
 from spinbot.graph import Graph
 from spinbot.llm import reachable
 from spinbot.text import clean, clean_value
 from web import admission
 from web.answers import answer_for, last_job_id, plan_summary, progress_line, shown_graph, title_of
 from web.deps import Services
+from web.goals import history_of, plan_goal
 from web.problems import Problem
 from web.sse import follow_job, is_terminal
 
@@ -70,49 +70,6 @@ class TurnResult:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: dict[str, Any] | None = None
-
-
-def history_of(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Stored messages as planner history, and the latest plan (for follow-ups such as "make it 60 s")."""
-    history = [{"role": m["role"], "content": m["content"], **({"job_id": m["job_id"]} if m.get("job_id") else {})}
-               for m in messages if m["role"] in ("user", "assistant")]
-    previous = next((m["graph"] for m in reversed(messages) if m.get("graph")), None)
-    return history, previous
-
-
-async def plan_goal(
-    services: Services,
-    goal: str,
-    *,
-    history: list[dict[str, Any]],
-    previous: dict[str, Any] | None,
-    attachments: list[dict[str, Any]],
-    on_event: Any = None,
-    owner: str | None = None,
-    profile: str | None = None,
-) -> Any:
-    """The planner with what it needs: goal, conversation, previous plan, attachments, the owner's profiles
-    (`profile`: the id of the one picked), the live manifest."""
-    from planner import Message, PlanRequest, plan
-    from planner.models import Profile
-    from spinbot.graph import Attachment
-    from web.profiles import owned_profiles, planner_profile
-
-    manifest = await live_manifest(services.redis)
-    profiles = [Profile.model_validate(planner_profile(p)) for p in await owned_profiles(services, owner)] \
-        if owner is not None else []
-    request = PlanRequest(
-        goal=goal, history=[Message.model_validate(m) for m in history[-200:]], previous_graph=previous,
-        attachments=[Attachment.model_validate(a) for a in attachments], profiles=profiles, profile=profile,
-    )
-    table = services.estimates.table(services.spawn)
-    result = await plan(services.settings, request, learned_manifest(manifest, table), on_event,
-                        limits=admission.limits(services.settings))
-    if result.graph is not None and result.verdict is not None and result.verdict.ok:
-        learned = await admission.evaluate(services, result.verdict.graph or result.graph, owner)
-        if learned.estimate is not None:  # learned from the runs, with what the node cache would answer
-            result.verdict.estimate = learned.estimate
-    return result
 
 
 class Turn:

@@ -13,6 +13,7 @@ from spinbot.errors import SpinbotError
 from web import admission
 from web.attachments import AttachmentIn, store_attachments
 from web.deps import OwnerDep, ServicesDep
+from web.goals import history_of, plan_goal
 from web.problems import Problem, not_found
 from web.views import job_links
 
@@ -50,8 +51,6 @@ async def evaluate(services: ServicesDep, owner: OwnerDep, body: EvaluateBody) -
 
 @router.post("/api/plan", summary="Plan a goal into an evaluated graph without running it")
 async def plan(services: ServicesDep, owner: OwnerDep, body: PlanBody) -> dict[str, Any]:
-    from web.chat import plan_goal
-
     history: list[dict[str, Any]] = []
     previous: dict[str, Any] | None = None
     if body.conversation_id:
@@ -65,8 +64,6 @@ async def plan(services: ServicesDep, owner: OwnerDep, body: PlanBody) -> dict[s
 
 
 async def _history(services: ServicesDep, conversation_id: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    from web.chat import history_of
-
     return history_of(await services.repo.messages(conversation_id))
 
 
