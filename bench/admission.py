@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
+from bench.api_process import start_api  # noqa: E402
 from executors.manifests import registry  # noqa: E402
 from spinbot.capabilities import live_manifest, publish  # noqa: E402
 from spinbot.embedded import free_port, servers  # noqa: E402
@@ -68,25 +68,6 @@ async def timed(fn: object, n: int) -> float:
     return statistics.median(runs)
 
 
-def start_api(redis_url: str, database_url: str, data_dir: Path, port: int, burst: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SPINBOT_REDIS_URL": redis_url, "SPINBOT_DATABASE_URL": database_url,
-           "SPINBOT_DATA_DIR": str(data_dir), "SPINBOT_PORT": str(port), "SPINBOT_HOST": "127.0.0.1",
-           "SPINBOT_API_KEYS": "", "SPINBOT_DIAG_VISIBLE": "true", "SPINBOT_MAX_JOBS_PER_KEY": str(burst * 20)}
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log = (data_dir / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "api"], env=env, stdout=log, stderr=log)
-    log.close()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code in (200, 503):
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the API did not start: " + (data_dir / "api.log").read_text())
-
-
 async def post_jobs(url: str, n: int, concurrent: bool) -> tuple[float, list[float]]:
     """(seconds for all, each POST's ms); every answer must be 201/202."""
     limits = httpx.Limits(max_connections=n if concurrent else 1)
@@ -114,7 +95,8 @@ async def measure(args: argparse.Namespace, keys: int, redis_url: str, database_
     scan_ms = await timed(lambda: _scan(redis), 5)
     await redis.aclose()
     port = free_port()
-    api = start_api(redis_url, database_url, tmp / f"data-{keys}", port, args.burst)
+    api = start_api(redis_url, database_url, tmp / f"data-{keys}", port,
+                    DIAG_VISIBLE="true", MAX_JOBS_PER_KEY=str(args.burst * 20))
     try:
         url = f"http://127.0.0.1:{port}"
         _, one_by_one = await post_jobs(url, 50, concurrent=False)

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,9 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
+from bench.api_process import start_api  # noqa: E402
 from spinbot import constants as C  # noqa: E402
 from spinbot.embedded import free_port, servers  # noqa: E402
 from spinbot.graph import Graph  # noqa: E402
@@ -110,23 +109,6 @@ async def create_jobs(redis_url: str, database_url: str, n: int) -> list[str]:
     await store.close()
     await redis.aclose()
     return ids
-
-
-def start_api(redis_url: str, database_url: str, data_dir: Path, port: int, streams: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "SPINBOT_REDIS_URL": redis_url, "SPINBOT_DATABASE_URL": database_url,
-           "SPINBOT_DATA_DIR": str(data_dir), "SPINBOT_PORT": str(port), "SPINBOT_HOST": "127.0.0.1",
-           "SPINBOT_MAX_STREAMS_PER_KEY": str(streams + 10), "SPINBOT_API_KEYS": ""}
-    log = (data_dir.parent / "api.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "api"], env=env, stdout=log, stderr=log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code in (200, 503):
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("the API did not start: " + (data_dir.parent / "api.log").read_text())
 
 
 async def open_streams(port: int, jobs: list[str], counter: Any = None) -> list[Stream]:
@@ -215,7 +197,7 @@ async def measure(args: argparse.Namespace, n: int) -> dict[str, str]:
         jobs = await create_jobs(redis_url, database_url, n + 20)
         warm, jobs = jobs[:20], jobs[20:]
         port = free_port()
-        api = start_api(redis_url, database_url, Path(tmp) / "data", port, n)
+        api = start_api(redis_url, database_url, Path(tmp) / "data", port, MAX_STREAMS_PER_KEY=str(n + 10))
         try:
             # Warm up: open and close a few streams so one-time allocations are in the baseline.
             for s in await open_streams(port, warm):
