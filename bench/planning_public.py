@@ -39,6 +39,7 @@ from rich.table import Table  # noqa: E402
 
 from bench.planning import bench_settings, calibrate_table, plan_in_process  # noqa: E402
 from evaluator.cli import committed_manifest  # noqa: E402
+from spinbot.settings import Settings  # noqa: E402
 
 REQUESTS = Path(__file__).with_name("requests_public.json")
 SCRIPT = "llm.generate_script"
@@ -211,6 +212,18 @@ def totals_row(label: str, rows: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+async def measure(requests: list[dict[str, Any]], settings: Settings, manifest: Any, llm: bool) -> list[dict[str, Any]]:
+    """Plan each request in-process and score it: score()'s dict plus seconds, request, group, heldout."""
+    rows = []
+    for request in requests:
+        started = time.perf_counter()
+        result = await plan_in_process(settings, as_case(request), manifest)
+        rows.append(score(request, result, llm) | {"seconds": time.perf_counter() - started, "request": request,
+                                                    "group": group(request["expect"]),
+                                                    "heldout": bool(request.get("heldout"))})
+    return rows
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ollama-url", "--ollama", dest="ollama", help="Ollama-compatible API URL (default: no LLM)")
@@ -231,13 +244,7 @@ async def main() -> None:
     console = Console(width=200)
     if llm and args.trust == "auto":
         console.print(await calibrate_table(settings, manifest, args.model))
-    rows = []
-    for request in requests:
-        started = time.perf_counter()
-        result = await plan_in_process(settings, as_case(request), manifest)
-        rows.append(score(request, result, llm) | {"seconds": time.perf_counter() - started, "request": request,
-                                                    "group": group(request["expect"]),
-                                                    "heldout": bool(request.get("heldout"))})
+    rows = await measure(requests, settings, manifest, llm)
     table = Table(title=f"planning requests phrased by others: {'LLM ' + args.model if llm else 'no LLM'}")
     for col in ("split", "requests", "servable: right services", "servable: + words, voice, attachments",
                 "unservable: reply, no job", "needs an LLM (script only)", "language", "length", "s p50"):

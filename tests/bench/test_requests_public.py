@@ -138,3 +138,18 @@ def test_score_script_only_and_length() -> None:
     assert score(request(short), plan(node("tts.synthesize", text="Hi there.")), llm=False)["length"] == "ignored"
     said = plan(node("tts.synthesize", text="Hi there."), message="30 s cannot be met without an LLM: about 1 s")
     assert score(request(short), said, llm=False)["length"] == "refused"
+
+
+async def test_measure_asks_the_given_ollama_server(fake_ollama: Any) -> None:
+    """--ollama-url reaches the model; a server with no usable answer leaves the rules' plans, scored the same."""
+    from bench.planning import bench_settings
+    from bench.planning_public import measure
+    from evaluator.cli import committed_manifest
+
+    picked = [r for r in REQUESTS if r["id"] in ("tbh-21366323", "mt-tesla")]
+    settings = bench_settings(fake_ollama.url, "qwen2.5:7b-instruct", "model")
+    rows = await measure(picked, settings, committed_manifest(), llm=True)
+    assert fake_ollama.chat_requests, "the planner asked the server"
+    assert [r["request"]["id"] for r in rows] == ["tbh-21366323", "mt-tesla"]
+    assert {r["group"] for r in rows} == {"servable", "unservable"}
+    assert all(r["seconds"] > 0 for r in rows)
