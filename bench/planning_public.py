@@ -224,6 +224,85 @@ async def measure(requests: list[dict[str, Any]], settings: Settings, manifest: 
     return rows
 
 
+def passed(row: dict[str, Any]) -> bool:
+    """Whether a request came out entirely right (for a reply: no job; for a plan: services and details)."""
+    return bool(row["details_ok"])
+
+
+def visible(rows: list[dict[str, Any]], show_heldout: bool) -> list[dict[str, Any]]:
+    """The rows whose details may be printed: the dev split, or all with --show-heldout."""
+    return [r for r in rows if show_heldout or not r["heldout"]]
+
+
+def totals_table(rows: list[dict[str, Any]], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("split", "requests", "servable: right services", "servable: + words, voice, attachments",
+                "unservable: reply, no job", "needs an LLM (script only)", "language", "length", "s p50"):
+        table.add_column(col)
+    table.add_row(*totals_row("dev", [r for r in rows if not r["heldout"]]))
+    table.add_row(*totals_row("held-out", [r for r in rows if r["heldout"]]))
+    table.add_row(*totals_row("all", rows))
+    return table
+
+
+def deliverables_table(rows: list[dict[str, Any]]) -> Table:
+    """Servable requests by deliverable (a request counts once per deliverable it asks for)."""
+    table = Table(title="servable requests by deliverable")
+    for col in ("deliverable", "requests", "right services (unservable: a reply)", "+ words, voice, attachments"):
+        table.add_column(col)
+    servable = [r for r in rows if r["group"] == "servable"]
+    for kind in sorted({d for r in servable for d in r["request"]["expect"].get("deliverables", [])}):
+        some = [r for r in servable if kind in r["request"]["expect"].get("deliverables", [])]
+        table.add_row(kind, str(len(some)), ratio(sum(r["services_ok"] for r in some), len(some)),
+                      ratio(sum(r["details_ok"] for r in some), len(some)))
+    for label, attached in (("unservable, with attachments", True), ("unservable, text only", False)):
+        some = [r for r in rows if r["group"] == "unservable" and bool(r["request"]["attachments"]) == attached]
+        table.add_row(label, str(len(some)), ratio(sum(r["kind_ok"] for r in some), len(some)), "")
+    return table
+
+
+def failures_table(rows: list[dict[str, Any]], llm: bool, title: str) -> Table:
+    table = Table(title=title)
+    for col in ("id", "split", "expected", "got", "wrong"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        if not r["wrong"]:
+            continue
+        expect = r["request"]["expect"]
+        kind = expected_kind(expect, llm)
+        wanted = kind + ": " + ", ".join(expect.get("services", []) if kind == "plan" else expect.get("operations", []))
+        split = "held-out" if r["heldout"] else "dev"
+        table.add_row(r["request"]["id"], split, wanted, r["got"], "; ".join(r["wrong"]))
+    return table
+
+
+def results_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per request: id, split, group, passed and what was wrong (for --json, and --compare of two runs)."""
+    return [{"id": r["request"]["id"], "heldout": r["heldout"], "group": r["group"], "passed": passed(r),
+             "services_ok": r["services_ok"], "wrong": r["wrong"], "got": r["got"]} for r in rows]
+
+
+def compare_table(old: list[dict[str, Any]], rows: list[dict[str, Any]], show_heldout: bool) -> Table:
+    """Requests whose outcome changed since an earlier --json run (held-out ones counted, named only if shown)."""
+    before = {o["id"]: o["passed"] for o in old}
+    table = Table(title="changed since the earlier run")
+    for col in ("id", "split", "now", "wrong now"):
+        table.add_column(col, overflow="fold")
+    hidden = {"fixed": 0, "broken": 0}
+    for r in rows:
+        was = before.get(r["request"]["id"])
+        if was is None or was == passed(r):
+            continue
+        change = "fixed" if passed(r) else "broken"
+        if r["heldout"] and not show_heldout:
+            hidden[change] += 1
+            continue
+        table.add_row(r["request"]["id"], "held-out" if r["heldout"] else "dev", change, "; ".join(r["wrong"]))
+    if any(hidden.values()):
+        table.add_row("(held-out)", "held-out", f"{hidden['fixed']} fixed, {hidden['broken']} broken", "")
+    return table
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ollama-url", "--ollama", dest="ollama", help="Ollama-compatible API URL (default: no LLM)")
@@ -233,6 +312,8 @@ async def main() -> None:
     ap.add_argument("--only", help="plan only these ids (comma-separated)")
     ap.add_argument("-v", "--verbose", action="store_true", help="list each dev failure: id, expected, got")
     ap.add_argument("--show-heldout", action="store_true", help="with -v, list held-out failures too (report only)")
+    ap.add_argument("--json", type=Path, help="write each request's outcome to this file")
+    ap.add_argument("--compare", type=Path, help="an earlier --json file: list the requests fixed or broken since")
     args = ap.parse_args()
     requests = load()
     if args.only:
@@ -245,28 +326,16 @@ async def main() -> None:
     if llm and args.trust == "auto":
         console.print(await calibrate_table(settings, manifest, args.model))
     rows = await measure(requests, settings, manifest, llm)
-    table = Table(title=f"planning requests phrased by others: {'LLM ' + args.model if llm else 'no LLM'}")
-    for col in ("split", "requests", "servable: right services", "servable: + words, voice, attachments",
-                "unservable: reply, no job", "needs an LLM (script only)", "language", "length", "s p50"):
-        table.add_column(col)
-    table.add_row(*totals_row("dev", [r for r in rows if not r["heldout"]]))
-    table.add_row(*totals_row("held-out", [r for r in rows if r["heldout"]]))
-    table.add_row(*totals_row("all", rows))
-    console.print(table)
+    title = f"planning requests phrased by others: {'LLM ' + args.model if llm else 'no LLM'}"
+    console.print(totals_table(rows, title))
     if args.verbose:
-        failures = Table(title="failures" + ("" if args.show_heldout else " (dev split; --show-heldout for the rest)"))
-        for col in ("id", "split", "expected", "got", "wrong"):
-            failures.add_column(col, overflow="fold")
-        for r in rows:
-            if (r["heldout"] and not args.show_heldout) or not r["wrong"]:
-                continue
-            expect = r["request"]["expect"]
-            wanted = expected_kind(expect, llm) + ": " + ", ".join(expect.get("services", []) if
-                                                                   expected_kind(expect, llm) == "plan" else
-                                                                   expect.get("operations", []))
-            failures.add_row(r["request"]["id"], "held-out" if r["heldout"] else "dev", wanted, r["got"],
-                             "; ".join(r["wrong"]))
-        console.print(failures)
+        console.print(deliverables_table(visible(rows, args.show_heldout)))
+        console.print(failures_table(visible(rows, args.show_heldout), llm, "failures" + (
+            "" if args.show_heldout else " (dev split; --show-heldout for the rest)")))
+    if args.compare:
+        console.print(compare_table(json.loads(args.compare.read_text()), rows, args.show_heldout))
+    if args.json:
+        args.json.write_text(json.dumps(results_json(rows), ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

@@ -153,3 +153,16 @@ async def test_measure_asks_the_given_ollama_server(fake_ollama: Any) -> None:
     assert [r["request"]["id"] for r in rows] == ["tbh-21366323", "mt-tesla"]
     assert {r["group"] for r in rows} == {"servable", "unservable"}
     assert all(r["seconds"] > 0 for r in rows)
+
+
+def test_compare_names_dev_changes_and_only_counts_heldout_ones() -> None:
+    from bench.planning_public import compare_table, results_json
+
+    def row(id: str, heldout: bool, ok: bool) -> dict[str, Any]:
+        return {"request": {"id": id}, "heldout": heldout, "group": "servable", "services_ok": ok, "details_ok": ok,
+                "wrong": [] if ok else ["missing x"], "got": ""}
+
+    old = results_json([row("a", False, False), row("b", True, True), row("c", False, True)])
+    table = compare_table(old, [row("a", False, True), row("b", True, False), row("c", False, True)], False)
+    cells = [list(c.cells) for c in table.columns]
+    assert cells[0] == ["a", "(held-out)"] and cells[2] == ["fixed", "0 fixed, 1 broken"]
