@@ -9,6 +9,8 @@ manifests; see the file's `about`) and prints one table per split (dev, held-out
   attachment named in `reads` (a `{"$attachment": id}` somewhere in the graph's params) right too;
 - unservable, reply: answered with a reply, no graph, so no job;
 - needs an LLM: script-only requests; without an LLM the right answer is a reply that says so;
+- names what it cannot do: informational, for unservable requests and the left-out part of a
+  partly possible one, whether the reply or plan message names the operation (a loose word match);
 - language and length: informational (a tts node's language; a requested length met within 15 %
   by a script's duration_s or by the literal words at the voice's speed, or refused in the plan's
   message: the number with "cannot", "only", "shorter"...; otherwise ignored).
@@ -45,6 +47,7 @@ REQUESTS = Path(__file__).with_name("requests_public.json")
 SCRIPT = "llm.generate_script"
 LENGTH_TOLERANCE = 0.15
 TTS_WPM = 160  # tts.synthesize's default speed
+QUOTED = re.compile(r"(?<!\w)'[^']*'(?!\w)|\"[^\"]*\"|“[^”]*”|‘[^’]*’")
 REFUSAL = re.compile(r"\b(cannot|can't|can not|not (?:be )?met|only|shorter|instead)\b", re.I)
 
 
@@ -118,7 +121,8 @@ def score(request: dict[str, Any], result: dict[str, Any], llm: bool) -> dict[st
     """How a planner result measures against a request's expectations.
 
     Returns {"kind_ok", "services_ok", "details_ok", "language_ok" (None: not asked), "length"
-    ("met" | "refused" | "ignored" | None), "wrong": [str], "got": str}.
+    ("met" | "refused" | "ignored" | None), "named" (None: nothing declined; else whether the answer
+    names what cannot be done), "wrong": [str], "got": str}.
     """
     expect = request["expect"]
     graph = result.get("graph") or {}
@@ -127,7 +131,11 @@ def score(request: dict[str, Any], result: dict[str, Any], llm: bool) -> dict[st
     got = f"{result['kind']}: " + (", ".join(services) if services else (result.get("reply") or result.get("message")
                                                                        or "")[:80])
     out: dict[str, Any] = {"kind_ok": False, "services_ok": False, "details_ok": False, "language_ok": None,
-                           "length": None, "wrong": [], "got": got}
+                           "length": None, "named": None, "wrong": [], "got": got}
+    answer = " ".join(str(result.get(k) or "") for k in ("reply", "message"))
+    declined = expect.get("operations" if expect["kind"] == "reply" else "left_out", [])
+    if declined and not expect.get("needs_llm"):
+        out["named"] = names_any(answer, declined) and (expect["kind"] == "plan" or not nodes)
     if expected_kind(expect, llm) == "reply":
         out["kind_ok"] = out["services_ok"] = out["details_ok"] = not nodes
         if nodes:
@@ -165,6 +173,13 @@ def score(request: dict[str, Any], result: dict[str, Any], llm: bool) -> dict[st
     return out
 
 
+def names_any(answer: str, operations: list[str]) -> bool:
+    """Whether the answer, outside quotes, names one of the operations: every word's first six letters
+    occur in it ("transcribe" ~ "transcription", "stabilise" ~ "stabilize", "slow motion" ~ "slow-motion")."""
+    text = QUOTED.sub(" ", answer).casefold()  # quoted parts echo the request, they name nothing
+    return any(all(word[:6] in text for word in re.findall(r"\w+", op.casefold())) for op in operations)
+
+
 def spoken_seconds(params: dict[str, Any]) -> float | None:
     """About how long a tts node's literal text lasts at its speed (words per minute); None for a reference."""
     text = params.get("text")
@@ -199,6 +214,7 @@ def totals_row(label: str, rows: list[dict[str, Any]]) -> list[str]:
     needs = [r for r in rows if r["group"] == "needs_llm"]
     lang = [r for r in rows if r["language_ok"] is not None]
     sized = [r for r in rows if r["length"] is not None]
+    declined = [r for r in rows if r["named"] is not None]
     return [
         label, str(len(rows)),
         ratio(sum(r["services_ok"] for r in servable), len(servable)),
@@ -208,6 +224,7 @@ def totals_row(label: str, rows: list[dict[str, Any]]) -> list[str]:
         ratio(sum(bool(r["language_ok"]) for r in lang), len(lang)),
         f"{sum(r['length'] == 'met' for r in sized)} met, {sum(r['length'] == 'refused' for r in sized)} refused"
         f" / {len(sized)}",
+        ratio(sum(bool(r["named"]) for r in declined), len(declined)),
         f"{statistics.median(r['seconds'] for r in rows):.2f}" if rows else "-",
     ]
 
@@ -237,7 +254,8 @@ def visible(rows: list[dict[str, Any]], show_heldout: bool) -> list[dict[str, An
 def totals_table(rows: list[dict[str, Any]], title: str) -> Table:
     table = Table(title=title)
     for col in ("split", "requests", "servable: right services", "servable: + words, voice, attachments",
-                "unservable: reply, no job", "needs an LLM (script only)", "language", "length", "s p50"):
+                "unservable: reply, no job", "needs an LLM (script only)", "language", "length",
+                "names what it cannot do", "s p50"):
         table.add_column(col)
     table.add_row(*totals_row("dev", [r for r in rows if not r["heldout"]]))
     table.add_row(*totals_row("held-out", [r for r in rows if r["heldout"]]))

@@ -166,3 +166,15 @@ def test_compare_names_dev_changes_and_only_counts_heldout_ones() -> None:
     table = compare_table(old, [row("a", False, True), row("b", True, False), row("c", False, True)], False)
     cells = [list(c.cells) for c in table.columns]
     assert cells[0] == ["a", "(held-out)"] and cells[2] == ["fixed", "0 fixed, 1 broken"]
+
+
+def test_names_what_it_cannot_do() -> None:
+    from bench.planning_public import names_any
+
+    assert names_any("I can't do transcription; I can read text aloud.", ["transcribe"])
+    assert names_any("Slow-motion is not something I offer.", ["slow motion"])
+    assert not names_any("Planned: speech, about 'transcribe this audio'", ["transcribe"]), "an echo names nothing"
+    expect = {"kind": "reply", "operations": ["stabilise"], "why": "-"}
+    said = {"kind": "reply", "graph": None, "reply": "I cannot stabilize a video.", "message": ""}
+    assert score(request(expect), said, llm=False)["named"]
+    assert score(request(expect), REPLY, llm=False)["named"] is False
