@@ -22,6 +22,8 @@ from sse_starlette import EventSourceResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from spinbot import constants as C
+from spinbot.backoff import Backoff
+from spinbot.loops import forever
 from spinbot.metrics import SSE_STREAMS
 from spinbot.queue import TERMINAL_JOB, Event, JobQueue, as_str, decode_event
 from spinbot.text import clean, clean_value
@@ -114,22 +116,21 @@ class _Shard:
                 await self.redis.delete(self.wake_key)
 
     async def _run(self) -> None:
-        self.wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
-        await self.redis.expire(self.wake_key, 24 * 3600)
-        backoff = 0.1
-        while True:
-            streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
-            streams[self.wake_key] = self.wake_id
-            try:
-                res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
-                backoff = 0.1
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
-                log.warning("event hub: Redis read failed (%s); retrying in %.1f s", e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-                continue
-            for key, entries in res or []:
-                self._dispatch(as_str(key), entries)
+        """Read until stopped; any failure (Redis down, out of memory, the wake key gone) backs off and
+        reads again (spinbot.loops), the wake stream made anew when it could not be."""
+        self.wake_id = ""
+        await forever(self._read_once, name="event hub reader", backoff=Backoff(0.1, 5.0))
+
+    async def _read_once(self) -> None:
+        if not self.wake_id:
+            wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
+            await self.redis.expire(self.wake_key, 24 * 3600)
+            self.wake_id = wake_id
+        streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
+        streams[self.wake_key] = self.wake_id
+        res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
+        for key, entries in res or []:
+            self._dispatch(as_str(key), entries)
 
     def _dispatch(self, key: str, entries: list[Any]) -> None:
         if key == self.wake_key:
