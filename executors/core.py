@@ -85,6 +85,7 @@ class Executor:
         self.workdirs = Workdirs(settings.data_dir / "work" / self.id)
         self.graphs = GraphCache()
         self._manifest: Any = None
+        self.loops: dict[str, asyncio.Task[Any]] = {}  # the running loops by name (each survives any error)
         self._own_pending = True  # at start and after a Redis outage, first take back our own pending entries
         self._last_autoclaim = 0.0
         self.claim_health = LoopHealth(f"claim loop ({plane})")  # its last_ok is this executor's liveness
@@ -99,18 +100,18 @@ class Executor:
         if self.stopping.is_set():
             return
         self._manifest = await asyncio.to_thread(self.build_manifest)  # probes may touch disk or binaries
-        with contextlib.suppress(*REDIS_DOWN):
-            await capabilities.publish(self.redis, self._manifest,
-                                       ttl_s=capabilities.ttl_for(self.settings.heartbeat_s))
-        helpers = [
-            asyncio.create_task(upkeep.reprobe_loop(self), name="reprobe"),
-            asyncio.create_task(upkeep.heartbeat_loop(self), name="claims-heartbeat"),
-            *([asyncio.create_task(self.writer.run(), name="postgres-writer")] if self.writer else []),
-            asyncio.create_task(upkeep.cancel_listener(self), name="cancel-listener"),
-            asyncio.create_task(upkeep.reconcile_loop(self), name="reconcile"),
-            asyncio.create_task(upkeep.manifest_loop(self), name="manifest"),
-        ]
-        claim = asyncio.create_task(self._claim_loop(), name="claim")
+        self.claim_health.last_ok = time.monotonic()  # starting counts as a claim turn: the manifest goes out now
+        loops = {
+            "reprobe": upkeep.reprobe_loop(self),
+            "claims-heartbeat": upkeep.heartbeat_loop(self),
+            **({"postgres-writer": self.writer.run()} if self.writer else {}),
+            "cancel-listener": upkeep.cancel_listener(self),
+            "reconcile": upkeep.reconcile_loop(self),
+            "manifest": upkeep.manifest_loop(self),
+        }
+        self.loops = {name: asyncio.create_task(coro, name=name) for name, coro in loops.items()}
+        helpers = list(self.loops.values())
+        claim = self.loops["claim"] = asyncio.create_task(self._claim_loop(), name="claim")
         log.info("executor %s serving plane=%s services=%s", self.id, self.plane, ",".join(self.registry.services))
         self.started.set()
         try:
@@ -218,7 +219,6 @@ class Executor:
     # ---- claim
 
     async def _claim_loop(self) -> None:
-        self.claim_health.last_ok = time.monotonic()  # starting counts as a turn: the manifest is live meanwhile
         await forever(self._claim_turn, name=f"claim loop ({self.plane})", stop=self.stopping,
                       on_error=self._claim_failed, health=self.claim_health)
 

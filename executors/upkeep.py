@@ -72,12 +72,13 @@ async def manifest_loop(ex: Executor) -> None:
 
 
 async def publish_manifest(ex: Executor) -> bool:
-    """Re-publish the live manifest if the claim loop completed a turn within the manifest's TTL: an
+    """Re-publish the live manifest if the claim loop completed a turn within half the manifest's TTL: an
     executor is live (planned for, counted by /health) only while it actually claims. Returns whether it
     published; a stuck or failing claim loop lets the manifest expire."""
     ttl = capabilities.ttl_for(ex.settings.heartbeat_s)
     last = ex.claim_health.last_ok
-    if last is None or time.monotonic() - last > ttl:
+    # a working claim loop turns every second or so; one silent for half a TTL is stuck or failing
+    if last is None or time.monotonic() - last > ttl / 2:
         if not ex.manifest_withheld:  # once per stall, not at every heartbeat
             log.error("executor %s plane=%s: the claim loop has not completed a turn for %s (last error: %s); "
                       "not renewing the live manifest until it does", ex.id, ex.plane,

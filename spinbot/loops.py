@@ -82,12 +82,11 @@ async def forever(
             health.failures, health.last_error, health.last_ok = 0, None, time.monotonic()
             backoff.reset()
             delay = every_s() if callable(every_s) else every_s
-        if delay > 0:
-            await _sleep(delay, stop)
+        await _sleep(delay, stop)  # even 0: a step that never awaits must not starve the event loop
 
 
 async def _sleep(seconds: float, stop: asyncio.Event | None) -> None:
-    if stop is None:
+    if stop is None or seconds <= 0:
         await asyncio.sleep(seconds)
     else:
         with contextlib.suppress(TimeoutError):
