@@ -93,6 +93,7 @@ async def build_services(settings: Settings) -> Services:
         await redis_setup.check_eviction(redis, production=settings.production, who="the API")
     except Exception as e:
         if outage(e) is None:
+            await redis.aclose()
             raise
         log.warning("could not check Redis' eviction policy now (%s: %s); /health checks it", type(e).__name__, e)
     store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=settings.pg_pool_size,
