@@ -296,17 +296,21 @@ class EventStream(EventSourceResponse):
 
     def __init__(self, items: AsyncIterator[bytes | None], *, headers: dict[str, str] | None = None,
                  on_close: Callable[[], None] | None = None, registry: set[EventStream] | None = None,
-                 on_disconnect: Callable[[], None] | None = None) -> None:
+                 on_disconnect: Callable[[], None] | None = None,
+                 on_shutdown: Callable[[], bytes] | None = None) -> None:
         super().__init__(_with_pings(items), headers={"Cache-Control": "no-cache", **(headers or {})}, ping=0,
                          sep="\n", client_close_handler_callable=self._client_left)
         self.items = items
         self.on_close = on_close
         self.on_disconnect = on_disconnect  # the client left before the end (not called when the server stops)
+        self.on_shutdown = on_shutdown  # the last messages of a stream the server ends (it stops) before its end
+        self._client_gone = False
         self.registry = registry if registry is not None else set()
         self._task: asyncio.Task[Any] | None = None
         self._ending = False  # a cancellation that we asked for: the server stops
 
     async def _client_left(self, _message: Message) -> None:
+        self._client_gone = True
         if self.on_disconnect is not None and not self._ending:
             self.on_disconnect()
 
@@ -340,14 +344,17 @@ class EventStream(EventSourceResponse):
             if self.on_close:
                 self.on_close()
         if not ended:  # stopped by close() or sse-starlette's own shutdown watch: end the body, not the connection
+            last = self.on_shutdown() if self.on_shutdown is not None and not self._client_gone else b""
             with contextlib.suppress(OSError, RuntimeError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
 def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
                 *, headers: dict[str, str] | None = None,
-                on_disconnect: Callable[[], None] | None = None) -> EventStream:
-    """An event stream that holds one of the owner's stream slots (429 when none is free) while open."""
+                on_disconnect: Callable[[], None] | None = None,
+                on_shutdown: Callable[[], bytes] | None = None) -> EventStream:
+    """An event stream that holds one of the owner's stream slots (429 when none is free) while open;
+    `on_shutdown()` gives its last messages when the server stops before the stream's end."""
     services.streams.acquire(owner)
     SSE_STREAMS.inc()
     released = False
@@ -360,4 +367,4 @@ def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
             SSE_STREAMS.dec()
 
     return EventStream(items, headers=headers, on_close=release, registry=services.open_streams,
-                       on_disconnect=on_disconnect)
+                       on_disconnect=on_disconnect, on_shutdown=on_shutdown)

@@ -81,7 +81,8 @@ async def test_an_exhausted_pool_answers_503_and_unrelated_routes_stay_responsiv
         assert_503(r, "postgres_busy")
         assert "no Postgres connection came free within 1 s" in r.json()["detail"]
     assert took < 5, took  # the acquire timeout (1 s) and some load, not the 30 s lock wait
-    assert health.status_code == 503 and "no Postgres connection came free" in health.json()["checks"]["postgres"]["error"]
+    pg = health.json()["checks"]["postgres"]
+    assert health.status_code == 503 and "no Postgres connection came free" in pg["error"], pg
 
 
 async def test_health_is_ready_again_after_redis_refused_writes(api: LiveAPI, executors: InProcess,
