@@ -101,6 +101,10 @@ class Executor:
             return
         self._manifest = await asyncio.to_thread(self.build_manifest)  # probes may touch disk or binaries
         self.claim_health.last_ok = time.monotonic()  # starting counts as a claim turn: the manifest goes out now
+        try:  # live before `started` (the manifest loop renews it, and retries when this fails)
+            await upkeep.publish_manifest(self)
+        except Exception as e:
+            log.warning("could not publish the live manifest yet (%s: %s); retrying", type(e).__name__, e)
         loops = {
             "reprobe": upkeep.reprobe_loop(self),
             "claims-heartbeat": upkeep.heartbeat_loop(self),
