@@ -83,6 +83,19 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     diag_visible: bool = False
 
+    # Infrastructure faults (docs/operations.md, "When Redis or Postgres fail").
+    #: production mode: refuse to start on an unsafe setup (a Redis whose maxmemory-policy may evict keys);
+    #: off, the same finding is a loud warning at start and in /health
+    production: bool = False
+    #: Postgres: a statement may run this long (statement_timeout; the client gives up 2 s later)
+    pg_statement_timeout_s: float = Field(default=15.0, gt=0)
+    #: Postgres: a statement may wait this long for a lock (lock_timeout), e.g. on a table being altered
+    pg_lock_timeout_s: float = Field(default=3.0, gt=0)
+    #: Postgres: a request may wait this long for a free connection of its process' pool (then 503 + Retry-After)
+    pg_acquire_timeout_s: float = Field(default=5.0, gt=0)
+    #: Postgres: the API process' pool size (connections)
+    pg_pool_size: int = Field(default=20, ge=1)
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:

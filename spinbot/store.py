@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+from types import TracebackType
 from typing import Any
 
 import asyncpg
 
 from spinbot.artifacts import ArtifactInfo
+from spinbot.errors import PoolTimeout
 
 log = logging.getLogger(__name__)
 
 MIGRATION_LOCK = 0x5B1B07  # advisory lock id: one process migrates at a time
+MIGRATION_TIMEOUT_S = 3600.0  # a migration may rewrite a large table: the pool's command timeout does not apply
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -29,28 +33,123 @@ def _migrations() -> list[tuple[int, str, str]]:
     return [(int(f.name.split("_", 1)[0]), f.name, f.read_text()) for f in files]
 
 
+@dataclass(frozen=True)
+class PgLimits:
+    """How long anything may wait on Postgres, in seconds (settings pg_*): a statement (server-side
+    statement_timeout; the client gives up `command_margin_s` later, for a server that no longer answers),
+    a lock (lock_timeout), a free connection of the pool (acquire_s). Past them the caller gets an error
+    that spinbot.errors.outage() reads as a Postgres outage (the API answers 503 + Retry-After)."""
+
+    statement_s: float = 15.0
+    lock_s: float = 3.0
+    acquire_s: float = 5.0
+    command_margin_s: float = 2.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PgLimits:
+        return cls(statement_s=settings.pg_statement_timeout_s, lock_s=settings.pg_lock_timeout_s,
+                   acquire_s=settings.pg_acquire_timeout_s)
+
+    def server_settings(self) -> dict[str, str]:
+        return {"statement_timeout": str(int(self.statement_s * 1000)), "lock_timeout": str(int(self.lock_s * 1000))}
+
+
+class _Acquire:
+    """asyncpg's PoolAcquireContext with the pool's acquire timeout, which raises PoolTimeout when it expires."""
+
+    def __init__(self, pool: BoundedPool, timeout: float | None) -> None:
+        self._pool = pool
+        self._ctx = asyncpg.Pool.acquire(pool, timeout=timeout)
+        self._timeout = timeout
+
+    def _busy(self) -> PoolTimeout:
+        return PoolTimeout(f"no Postgres connection came free within {self._timeout:g} s (all "
+                           f"{self._pool.get_max_size()} of this process' pool are busy)",
+                           hint="retry shortly; if it persists, look for long queries or locks (pg_stat_activity)")
+
+    async def __aenter__(self) -> Any:
+        try:
+            return await self._ctx.__aenter__()
+        except TimeoutError as e:
+            raise self._busy() from e
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self._ctx.__aexit__(et, e, tb)
+
+    def __await__(self) -> Any:
+        return self._acquired().__await__()
+
+    async def _acquired(self) -> Any:
+        try:
+            return await self._ctx
+        except TimeoutError as e:
+            raise self._busy() from e
+
+
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]
+    """An asyncpg pool whose acquire() (and so fetch/execute/...) waits at most `acquire_s` for a connection."""
+
+    def __init__(self, *args: Any, acquire_s: float | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_s = acquire_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return _Acquire(self, self.acquire_s if timeout is None else timeout)
+
+
+#: /health's probe waits at most this long for a table's lock (an ALTER, a LOCK TABLE, a VACUUM FULL)
+PROBE_LOCK_S = 0.5
+PROBE_ACQUIRE_S = 1.0  # ... and for a free connection of the pool
+
+
 class Store:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
 
     @classmethod
-    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Store:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_init_connection)
+    async def connect(cls, url: str, *, min_size: int = 1, max_size: int = 10, limits: PgLimits | None = None) -> Store:
+        """A pool with `limits` (default PgLimits()) on every statement, lock wait and checkout; migrated."""
+        limits = limits or PgLimits()
+        pool = BoundedPool(url, min_size=min_size, max_size=max_size, init=_init_connection,
+                           acquire_s=limits.acquire_s, command_timeout=limits.statement_s + limits.command_margin_s,
+                           server_settings=limits.server_settings(), max_queries=50000,
+                           max_inactive_connection_lifetime=300.0, loop=None,
+                           connection_class=asyncpg.Connection, record_class=asyncpg.Record)
+        await pool
         store = cls(pool)
-        await store.migrate()
+        try:
+            await store.migrate()
+        except BaseException:
+            await pool.close()
+            raise
         return store
 
     async def close(self) -> None:
         await self.pool.close()
 
-    async def check(self) -> None:
-        await self.pool.fetchval("SELECT 1")
+    async def check(self) -> dict[str, Any]:
+        """A bounded probe for /health: a connection from the pool (PoolTimeout when none comes free), then
+        a read of every table of the schema that fails after PROBE_LOCK_S on a locked one (LockNotAvailable
+        naming the table). Returns {"pool": {"size", "idle", "max"}}."""
+        async with self.pool.acquire(timeout=PROBE_ACQUIRE_S) as conn, conn.transaction(readonly=True):
+            await conn.execute(f"SET LOCAL lock_timeout = {int(PROBE_LOCK_S * 1000)}")
+            tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            for t in tables:
+                try:
+                    await conn.execute('SELECT 1 FROM "{}" LIMIT 0'.format(t["tablename"].replace('"', '""')))
+                except asyncpg.exceptions.LockNotAvailableError as e:
+                    raise type(e)(f"table {t['tablename']} is locked (no lock within {PROBE_LOCK_S:g} s): {e}") from e
+        return {"pool": {"size": self.pool.get_size(), "idle": self.pool.get_idle_size(),
+                         "max": self.pool.get_max_size()}}
 
     async def migrate(self) -> list[str]:
         """Apply the versioned SQL migrations not yet applied; returns their names."""
         applied: list[str] = []
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            # a migration may rewrite a large table, and waits for another process' migration: no limits here
+            await conn.execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK, timeout=MIGRATION_TIMEOUT_S)
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
                 " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -59,7 +158,7 @@ class Store:
             for version, name, sql in _migrations():
                 if version in done:
                     continue
-                await conn.execute(sql)
+                await conn.execute(sql, timeout=MIGRATION_TIMEOUT_S)
                 await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
                 applied.append(name)
                 log.info("applied migration %s", name)

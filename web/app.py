@@ -17,13 +17,15 @@ from fastapi.responses import FileResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from planner.agent import state_graph
+from spinbot import redis_setup
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
+from spinbot.errors import outage
 from spinbot.history import EstimatesCache
 from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
-from spinbot.store import Store
+from spinbot.store import PgLimits, Store
 from web import problems
 from web.auth import LinkSigner
 from web.deps import Services
@@ -87,7 +89,15 @@ def redis_client(url: str, max_connections: int, socket_timeout: float | None = 
 async def build_services(settings: Settings) -> Services:
     url = require(settings.redis_url, "REDIS_URL")
     redis = redis_client(url, 128)
-    store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=20)
+    try:
+        await redis_setup.check_eviction(redis, production=settings.production, who="the API")
+    except Exception as e:
+        if outage(e) is None:
+            await redis.aclose()
+            raise
+        log.warning("could not check Redis' eviction policy now (%s: %s); /health checks it", type(e).__name__, e)
+    store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=settings.pg_pool_size,
+                                limits=PgLimits.from_settings(settings))
     artifacts = open_store(settings)
     await artifacts.check()
     # The hub's shards each hold a connection in a blocking read: they get a pool of their own.

@@ -21,7 +21,7 @@ from typing import Any
 from evaluator import evaluate as run_evaluator
 from planner.replan import continuation
 from spinbot.capabilities import live_manifest
-from spinbot.errors import SpinbotError
+from spinbot.errors import SpinbotError, outage
 from spinbot.graph import Graph
 from spinbot.llm import reachable
 from spinbot.text import clean, clean_value
@@ -29,7 +29,7 @@ from web import admission
 from web.answers import answer_for, last_job_id, plan_summary, progress_line, shown_graph, title_of
 from web.deps import Services
 from web.goals import history_of, plan_goal
-from web.problems import Problem
+from web.problems import Problem, unavailable
 from web.sse import follow_job, is_terminal
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,12 @@ class Turn:
             self.result.error = {"code": e.code, "detail": e.message, "hint": e.hint}
             await self._fail(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         except Exception as e:  # a turn must always end with done, whatever broke
+            if (part := outage(e)) is not None:  # Redis or Postgres down or too busy: try again later
+                gone = unavailable(part, e)
+                log.warning("chat turn failed: %s (%s: %s)", gone.detail, type(e).__name__, e)
+                self.result.error = {"status": gone.status, "code": gone.code, "detail": gone.detail, "hint": gone.hint}
+                await self._fail(f"I could not do that now: {gone.detail} ({gone.hint})")
+                return
             log.exception("chat turn failed")
             self.result.error = {"code": "internal", "detail": f"{type(e).__name__}: {e}",
                                  "hint": "this is a bug in Spinbot; the server log has the traceback"}

@@ -22,6 +22,8 @@ from sse_starlette import EventSourceResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from spinbot import constants as C
+from spinbot.backoff import Backoff
+from spinbot.loops import forever
 from spinbot.metrics import SSE_STREAMS
 from spinbot.queue import TERMINAL_JOB, Event, JobQueue, as_str, decode_event
 from spinbot.text import clean, clean_value
@@ -114,22 +116,21 @@ class _Shard:
                 await self.redis.delete(self.wake_key)
 
     async def _run(self) -> None:
-        self.wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
-        await self.redis.expire(self.wake_key, 24 * 3600)
-        backoff = 0.1
-        while True:
-            streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
-            streams[self.wake_key] = self.wake_id
-            try:
-                res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
-                backoff = 0.1
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
-                log.warning("event hub: Redis read failed (%s); retrying in %.1f s", e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-                continue
-            for key, entries in res or []:
-                self._dispatch(as_str(key), entries)
+        """Read until stopped; any failure (Redis down, out of memory, the wake key gone) backs off and
+        reads again (spinbot.loops), the wake stream made anew when it could not be."""
+        self.wake_id = ""
+        await forever(self._read_once, name="event hub reader", backoff=Backoff(0.1, 5.0))
+
+    async def _read_once(self) -> None:
+        if not self.wake_id:
+            wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
+            await self.redis.expire(self.wake_key, 24 * 3600)
+            self.wake_id = wake_id
+        streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
+        streams[self.wake_key] = self.wake_id
+        res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
+        for key, entries in res or []:
+            self._dispatch(as_str(key), entries)
 
     def _dispatch(self, key: str, entries: list[Any]) -> None:
         if key == self.wake_key:
@@ -295,17 +296,21 @@ class EventStream(EventSourceResponse):
 
     def __init__(self, items: AsyncIterator[bytes | None], *, headers: dict[str, str] | None = None,
                  on_close: Callable[[], None] | None = None, registry: set[EventStream] | None = None,
-                 on_disconnect: Callable[[], None] | None = None) -> None:
+                 on_disconnect: Callable[[], None] | None = None,
+                 on_shutdown: Callable[[], bytes] | None = None) -> None:
         super().__init__(_with_pings(items), headers={"Cache-Control": "no-cache", **(headers or {})}, ping=0,
                          sep="\n", client_close_handler_callable=self._client_left)
         self.items = items
         self.on_close = on_close
         self.on_disconnect = on_disconnect  # the client left before the end (not called when the server stops)
+        self.on_shutdown = on_shutdown  # the last messages of a stream the server ends (it stops) before its end
+        self._client_gone = False
         self.registry = registry if registry is not None else set()
         self._task: asyncio.Task[Any] | None = None
         self._ending = False  # a cancellation that we asked for: the server stops
 
     async def _client_left(self, _message: Message) -> None:
+        self._client_gone = True
         if self.on_disconnect is not None and not self._ending:
             self.on_disconnect()
 
@@ -339,14 +344,17 @@ class EventStream(EventSourceResponse):
             if self.on_close:
                 self.on_close()
         if not ended:  # stopped by close() or sse-starlette's own shutdown watch: end the body, not the connection
+            last = self.on_shutdown() if self.on_shutdown is not None and not self._client_gone else b""
             with contextlib.suppress(OSError, RuntimeError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
 def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
                 *, headers: dict[str, str] | None = None,
-                on_disconnect: Callable[[], None] | None = None) -> EventStream:
-    """An event stream that holds one of the owner's stream slots (429 when none is free) while open."""
+                on_disconnect: Callable[[], None] | None = None,
+                on_shutdown: Callable[[], bytes] | None = None) -> EventStream:
+    """An event stream that holds one of the owner's stream slots (429 when none is free) while open;
+    `on_shutdown()` gives its last messages when the server stops before the stream's end."""
     services.streams.acquire(owner)
     SSE_STREAMS.inc()
     released = False
@@ -359,4 +367,4 @@ def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
             SSE_STREAMS.dec()
 
     return EventStream(items, headers=headers, on_close=release, registry=services.open_streams,
-                       on_disconnect=on_disconnect)
+                       on_disconnect=on_disconnect, on_shutdown=on_shutdown)

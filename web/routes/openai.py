@@ -21,7 +21,15 @@ from web.limits import MB
 from web.problems import Problem
 from web.routes.chat import base_url
 from web.sse import encode, open_stream
-from web.v1_answer import Answering, Resumed, collect_unless_left, stream_answer, too_long, unread_note
+from web.v1_answer import (
+    Answering,
+    Resumed,
+    collect_unless_left,
+    cut_by_shutdown,
+    stream_answer,
+    too_long,
+    unread_note,
+)
 from web.v1_chunks import Chunks, completion
 from web.v1_request import MAX_TEXT, CompletionRequest, split_request
 from web.v1_tasks import task_answer, task_kind, without_task_heading
@@ -99,7 +107,7 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
         return await collect_unless_left(request, answering, chunks, note, cancel)
     status = wants_status(request, services)
     return open_stream(services, owner, stream_answer(answering, chunks, status, services.settings.sse_ping_s, note),
-                       on_disconnect=cancel)
+                       on_disconnect=cancel, on_shutdown=lambda: cut_by_shutdown(answering, chunks))
 
 
 def _quick(services: ServicesDep, owner: str, chunks: Chunks, text: str, *, stream: bool) -> Any:
