@@ -54,3 +54,18 @@ async def test_plan_without_ollama_falls_back(api: LiveAPI, executors) -> None:
     assert body["graph"]["nodes"] and body["evaluation"]["ok"] is True
     assert any(a.get("outcome") == "unavailable" for a in body["attempts"])  # Ollama is not reachable here
     assert reply.json()["kind"] == "reply" and reply.json()["reply"]
+
+
+async def test_a_read_aloud_with_a_url_is_spoken(api: LiveAPI, executors) -> None:
+    """Speech fetches nothing: the URL guard applies to the params a service fetches (its `fetches`), so words
+    that contain a URL are planned, admitted and spoken as written."""
+    goal = 'Read this aloud: "For help, visit https://example.com/help today."'
+    async with api.client() as c:
+        planned = (await c.post("/api/plan", json={"goal": goal})).json()
+        assert planned["evaluation"]["ok"] is True, planned["evaluation"]
+        speech = next(n for n in planned["graph"]["nodes"] if n["service"] == "tts.synthesize")
+        assert "https://example.com/help" in speech["params"]["text"]
+        async with c.stream("POST", "/api/chat", json={"message": goal}) as resp:
+            events = await read_sse(resp)
+    done = events[-1]["data"]
+    assert done["status"] == "completed", [e for e in events if e["event"] in ("error", "plan", "node")][-3:]
