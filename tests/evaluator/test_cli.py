@@ -94,7 +94,8 @@ def test_the_verdict_is_the_same_from_any_directory_and_says_its_manifest(
     monkeypatch.chdir(running)
     live_result = runner.invoke(app, ["evaluate", "--live", str(graph)], env={"COLUMNS": "300", "NO_COLOR": "1"})
     assert live_result.exit_code == 1, live_result.output
-    assert live_result.output.startswith("manifest: live, 1 executor(s)") and "service_unavailable" in live_result.output
+    assert live_result.output.startswith("manifest: live, 1 executor(s)")
+    assert "service_unavailable" in live_result.output
     monkeypatch.chdir(elsewhere)
     nowhere = runner.invoke(app, ["evaluate", "--live", str(graph)], env={"COLUMNS": "300", "NO_COLOR": "1"})
     assert nowhere.exit_code == 3 and "no running Spinbot found" in nowhere.output, nowhere.output
