@@ -45,9 +45,14 @@ Port = Annotated[int | None, typer.Option(min=1, max=65535, help="the API's port
 @app.command()
 def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     """API and both executors in one process tree; private Redis/Postgres when none is configured."""
+    from spinbot.runtime import UpRefused
     from spinbot.up import run_up
 
-    run_up(_setup(verbose, host=host, port=port))
+    try:
+        run_up(_setup(verbose, host=host, port=port))
+    except UpRefused as e:
+        typer.echo(f"error: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -98,12 +103,14 @@ def plan(
 @app.command()
 def evaluate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a langgraph.v1 graph (JSON)")],
+    live: Annotated[bool, typer.Option("--live", help="judge it as the running Spinbot's API would admit it now "
+                                       "(its executors' live manifest); default: the committed manifests")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Evaluate a graph against the manifests; non-zero exit on errors."""
+    """Evaluate a graph against the manifests (it says which); non-zero exit on errors."""
     from evaluator.cli import evaluate_command
 
-    raise typer.Exit(evaluate_command(_setup(verbose, server=False), file))
+    raise typer.Exit(evaluate_command(_setup(verbose, server=False), file, live=live))
 
 
 @app.command()

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def limits(settings: Settings) -> Limits:
-    return Limits(max_nodes=settings.max_graph_nodes, max_fan_out=settings.max_fan_out)
+    return Limits.of(settings)
 
 
 def parse_graph(settings: Settings, doc: Any) -> Graph:

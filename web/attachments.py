@@ -23,6 +23,7 @@ from web.problems import Problem, not_found
 KINDS = {"image": "image", "audio": "audio", "video": "video"}
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UPLOAD_ID = re.compile(r"^uploads/[^/]+/(a[0-9a-f]{12})/")
 
 
 class AttachmentIn(BaseModel):
@@ -121,10 +122,12 @@ def _tmpdir(services: Services) -> Path:
 async def store_attachments(services: Services, owner: str, items: list[AttachmentIn]) -> list[dict[str, Any]]:
     """Each attachment stored as uploads/{owner}/{id}/{name}; returns graph-context attachments."""
     limit = int(services.settings.max_attachment_mb * MB)
-    out = []
+    out: list[dict[str, Any]] = []
     for item in items:
         if item.key:
-            out.append(await _existing(services, owner, item))
+            existing = await _existing(services, owner, item)
+            if all(a["key"] != existing["key"] for a in out):  # one upload named twice is one attachment
+                out.append(existing)
             continue
         if not item.data:
             raise Problem(422, "an attachment needs `data` (a data: URL) or the `key` of an upload",
@@ -146,7 +149,10 @@ async def _existing(services: Services, owner: str, item: AttachmentIn) -> dict[
     if meta is None or meta.owner != owner:
         raise not_found("attachment", item.key)
     name = item.name or item.key.rsplit("/", 1)[-1]
-    return {"id": "a" + uuid.uuid4().hex[:12], "kind": kind_of(meta.content_type), "key": meta.key,
+    # An upload keeps its id (uploads/{owner}/{id}/{name}): what POST /api/uploads answered can name it.
+    upload = _UPLOAD_ID.match(meta.key)
+    att_id = upload.group(1) if upload else "a" + uuid.uuid4().hex[:12]
+    return {"id": att_id, "kind": kind_of(meta.content_type), "key": meta.key,
             "name": name[:200], "contentType": meta.content_type, "size": meta.size}
 
 

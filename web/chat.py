@@ -28,7 +28,7 @@ from spinbot.text import clean, clean_value
 from web import admission
 from web.answers import answer_for, last_job_id, plan_summary, progress_line, shown_graph, title_of
 from web.deps import Services
-from web.goals import history_of, plan_goal
+from web.goals import asked_again, history_of, plan_goal
 from web.problems import Problem, unavailable
 from web.sse import follow_job, is_terminal
 
@@ -176,8 +176,10 @@ class Turn:
         self.emit("conversation", {"id": conv["id"], "title": conv["title"]})
         stored = await repo.messages(conv["id"])
         history, previous = history_of(stored)
-        if req.history is not None:
-            history = req.history
+        again = False
+        if req.history is not None:  # the client's chat is the truth (an edit, another branch): not the stored one
+            history, previous = req.history, None
+            again = asked_again(stored, history, req.message)
         if previous is None:
             previous = await self._previous_from_history(history)
         await repo.add_message(conv["id"], "user", req.message, attachments=req.attachments)
@@ -188,7 +190,7 @@ class Turn:
 
         result = await plan_goal(self.services, req.message, history=history, previous=previous,
                                  attachments=req.attachments, on_event=self._planning_event(),
-                                 owner=req.owner, profile=req.profile)
+                                 owner=req.owner, profile=req.profile, again=again)
         self._count_tokens(result)
         if result.kind == "reply" or result.graph is None:
             await self._answer(result.reply or result.message or "I have nothing to add.")

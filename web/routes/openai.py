@@ -57,11 +57,14 @@ def wants_status(request: Request, services: ServicesDep) -> bool:
     return services.settings.openwebui_status or any(h.lower().startswith("x-openwebui-") for h in request.headers)
 
 
-def conversation_for(request: Request, owner: str) -> str | None:
+def conversation_for(request: Request, owner: str, model: str) -> str | None:
+    """The stored conversation of an Open WebUI chat, one per model: a multi-model chat (one chat id, an answer
+    from each model) keeps each model's turns, jobs and Continue apart. `spinbot`'s id is the one it always had."""
     chat_id = request.headers.get("x-openwebui-chat-id")
     if not chat_id:
         return None
-    return "owui_" + hashlib.sha256(f"{owner}\n{chat_id}".encode()).hexdigest()[:24]
+    scope = f"{owner}\n{chat_id}" + ("" if model == "spinbot" else f"\n{model}")
+    return "owui_" + hashlib.sha256(scope.encode()).hexdigest()[:24]
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions (streaming and not)")
@@ -77,7 +80,7 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
     goal = without_task_heading(asked.goal)
     if len(goal) > MAX_TEXT:
         return _quick(services, owner, chunks, too_long(len(goal)), stream=body.stream)
-    conv_id = conversation_for(request, owner)
+    conv_id = conversation_for(request, owner, body.model)
     if conv_id and await services.repo.ensure_conversation(conv_id, owner, title_of(goal)) is None:
         conv_id = None
     answering: Answering
