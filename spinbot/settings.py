@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     v1_cancel_on_disconnect: bool = True
     link_secret: SecretStr | None = None  # signs artifact and job-page links; unset: a secret file in data_dir
     link_ttl_s: int = 7 * 24 * 3600
+    # Media inputs and HTTP conventions.
+    #: pictures with more pixels (width x height) are refused at upload from their header, before decoding
+    #: (413); at most 170: Pillow itself refuses past about 179 megapixels
+    max_image_megapixels: float = Field(default=50.0, gt=0, le=170)
+    #: origins whose browser code may call the API (CORS, e.g. a browser-side OpenAI client); `*` any; unset: none
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # `spinbot chat`: where the API is and which key to use (default: http://host:port, first API key).
     api_url: str | None = None
     api_key: SecretStr | None = None
@@ -96,7 +102,7 @@ class Settings(BaseSettings):
     #: Postgres: the API process' pool size (connections)
     pg_pool_size: int = Field(default=20, ge=1)
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

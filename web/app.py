@@ -14,6 +14,9 @@ import redis.asyncio as aioredis
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
+from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from planner.agent import state_graph
@@ -29,6 +32,7 @@ from spinbot.store import PgLimits, Store
 from web import problems
 from web.auth import LinkSigner
 from web.deps import Services
+from web.head import HeadAsGet
 from web.limits import MB, BodyLimit, StreamSlots, TextCheck
 from web.problems import Problem, SafeJSONResponse
 from web.repo import Repo
@@ -42,6 +46,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 UI_PAGES = ("", "jobs", "capabilities", "profiles")  # the web UI's own paths (plus jobs/{id}) all load index.html
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 HUB_MAX_SHARDS = 1024  # each blocking read of the event hub holds one connection of its own pool
+CORS_METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE"]
+#: what browser code may read of an answer besides the CORS-safelisted headers (seeking, retrying, links)
+CORS_EXPOSE = ["Content-Range", "Accept-Ranges", "Content-Length", "Content-Disposition", "ETag", "Retry-After",
+               "Location"]
 
 
 class RequestMetrics:
@@ -158,6 +166,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(TextCheck)
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * MB), larger=_larger_bodies(settings))
     app.add_middleware(RequestMetrics)
+    app.add_middleware(HeadAsGet)
+    if settings.cors_origins:  # outermost: error answers (413, 422 from the middlewares above) carry it too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS,
+                           allow_headers=["*"], expose_headers=CORS_EXPOSE, max_age=600)
     for router in _routers():
         app.include_router(router)
     _mount_ui(app)
@@ -176,10 +188,19 @@ def _routers() -> list[APIRouter]:
             profiles.router, openai.router]
 
 
+class UIRoute(APIRoute):
+    """The web UI's catch-all GET: it matches GET only, so another method on a path no route has is a 404
+    (not a 405 claiming the path exists); a wrong method on a real route stays a 405."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("method") != "GET":
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def _mount_ui(app: FastAPI) -> None:
     root = STATIC_DIR.resolve()
 
-    @app.get("/{path:path}", include_in_schema=False)
     async def ui(path: str) -> Response:
         target = (root / path).resolve()
         if path and target.is_file() and target.is_relative_to(root):
@@ -192,6 +213,8 @@ def _mount_ui(app: FastAPI) -> None:
                               code="no_ui", hint="use the API (/docs) or reinstall Spinbot")
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
         raise Problem(404, f"/{path} does not exist", code="not_found", hint="see /docs for the API's routes")
+
+    app.router.add_api_route("/{path:path}", ui, methods=["GET"], include_in_schema=False, route_class_override=UIRoute)
 
 
 def bind_host(settings: Settings) -> tuple[str, str | None]:

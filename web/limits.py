@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spinbot.settings import Settings
 from spinbot.text import BadText, first_bad
+from web.jsondepth import too_deep
 from web.problems import PROBLEM_TYPE, Problem, problem_body
 
 MB = 1024 * 1024
@@ -159,7 +160,8 @@ def invalid_text(bad: BadText) -> Problem:
 
 class TextCheck:
     """ASGI middleware: a request whose path, query or JSON body holds a NUL or a lone surrogate is
-    answered 422 invalid_text with `field` (`messages[1].content`, `query.before`, `path`).
+    answered 422 invalid_text with `field` (`messages[1].content`, `query.before`, `path`); a JSON body
+    nested too deep, 422 json_too_deep (web/jsondepth.py).
 
     JSON bodies are checked after parsing (json accepts the `\\u0000` and `\\ud800` escapes), and only
     when the raw bytes hold such an escape, so clean bodies cost one regex scan. Multipart fields are
@@ -192,6 +194,9 @@ class TextCheck:
                 break
         body = b"".join(chunks)
         del chunks
+        if (deep := await too_deep(body)) is not None:
+            await send_problem(scope, send, deep)
+            return
         if _SUSPECT.search(body) and (bad := _bad_in_json(body)) is not None:
             await send_problem(scope, send, invalid_text(bad))
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -31,6 +32,7 @@ from spinbot.text import clean, clean_value
 log = logging.getLogger(__name__)
 
 ZERO = "0-0"
+_STREAM_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 
 
 def parse_id(event_id: str) -> tuple[int, int]:
@@ -39,13 +41,12 @@ def parse_id(event_id: str) -> tuple[int, int]:
 
 
 def valid_id(event_id: str | None) -> str:
-    """A Last-Event-ID as a stream id; our own suffixed ids (`<id>/m3`) resume from their stream id."""
+    """A Last-Event-ID as a stream id; our own suffixed ids (`<id>/m3`) resume from their stream id. Anything
+    Redis would not take as a stream id (not ASCII digits, past 64 bits) resumes from the start."""
     if not event_id:
         return ZERO
     base = event_id.split("/", 1)[0].strip()
-    try:
-        parse_id(base)
-    except ValueError:
+    if not _STREAM_ID.fullmatch(base) or any(int(part) >= 2**64 for part in base.split("-")):
         return ZERO
     return base if "-" in base else f"{base}-0"
 
