@@ -26,6 +26,16 @@ def job_events_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:events"
 
 
+def owner_jobs_key(owner: str) -> str:
+    """Set of the job keys of `owner`'s jobs not known to have ended (the per-key job limit counts these)."""
+    return f"{PREFIX}:owner:{owner}:jobs"
+
+
+def owner_streams_key(owner: str) -> str:
+    """Sorted set: lease id -> expiry (Redis server time, ms) of `owner`'s open event streams, all APIs."""
+    return f"{PREFIX}:owner:{owner}:streams"
+
+
 def manifests_key(plane: str) -> str:
     """Hash: executor id -> that executor's live manifest (JSON) for one plane."""
     return f"{PREFIX}:manifests:{plane}"

@@ -27,10 +27,11 @@ from spinbot.store import Store
 from web import problems
 from web.auth import LinkSigner
 from web.deps import Services
-from web.limits import MB, BodyLimit, StreamSlots, TextCheck
+from web.limits import MB, BodyLimit, TextCheck
 from web.problems import Problem, SafeJSONResponse
 from web.repo import Repo
 from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
+from web.slots import StreamSlots
 from web.sse import EventHub
 from web.v1_request import V1_BODY_FACTOR
 
@@ -96,7 +97,7 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, redis=redis, store=store, artifacts=artifacts,
         queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
-        links=LinkSigner.from_settings(settings), streams=StreamSlots(settings.max_streams_per_key),
+        links=LinkSigner.from_settings(settings), streams=StreamSlots(redis, settings.max_streams_per_key),
         estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
     )
 
@@ -113,6 +114,7 @@ async def close_services(services: Services) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*services.background, return_exceptions=True)
+    await services.streams.close()
     await services.hub.stop()
     await services.hub.reader.aclose()
     await services.store.close()
@@ -125,7 +127,8 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_up)
-        app.state.services = await build_services(settings)
+        app.state.services = services = await build_services(settings)
+        services.spawn(services.streams.renew_loop(), name="stream-slot-renewal")
         try:
             yield
         finally:

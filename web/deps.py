@@ -17,9 +17,9 @@ from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from web.auth import LinkSigner, match_key
-from web.limits import StreamSlots
 from web.problems import Problem
 from web.repo import Repo
+from web.slots import StreamSlots
 from web.sse import EventHub
 
 

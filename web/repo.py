@@ -1,4 +1,4 @@
-"""Postgres reads and writes the API owns: conversations, messages, uploads, per-owner job counts."""
+"""Postgres reads and writes the API owns: conversations, messages, uploads."""
 
 from __future__ import annotations
 
@@ -124,10 +124,3 @@ class Repo:
             key,
         )
         return ArtifactMeta(**dict(row)) if row else None
-
-    # -- jobs
-
-    async def active_jobs(self, owner: str) -> int:
-        return int(await self.pool.fetchval(
-            "SELECT count(*) FROM jobs WHERE owner=$1 AND status IN ('queued', 'running')", owner
-        ))

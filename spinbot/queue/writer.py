@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from spinbot.backoff import Backoff
 from spinbot.queue.record import doc_with_states, dumps
+from spinbot.store import is_conflict
 
 if TYPE_CHECKING:
     from spinbot.queue.interface import QueueAPI
@@ -80,8 +81,12 @@ class RecordWriter:
                 backoff.reset()
             except Exception as e:
                 delay = backoff.next()
-                log.error("Postgres write of %d job transition(s) failed (%s): check that Postgres runs "
-                          "(SPINBOT_DATABASE_URL); retrying in %.1f s", len(batch), e, delay)
+                if is_conflict(e):  # in_transaction ran it CONFLICT_TRIES times already
+                    log.warning("Postgres write of %d job transition(s) kept losing to concurrent writers (%s);"
+                                " retrying in %.1f s", len(batch), e, delay)
+                else:
+                    log.error("Postgres write of %d job transition(s) failed (%s): check that Postgres runs "
+                              "(SPINBOT_DATABASE_URL); retrying in %.1f s", len(batch), e, delay)
                 self.pending = batch + self.pending
                 await asyncio.sleep(delay)
                 self._wake.set()
