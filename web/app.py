@@ -24,7 +24,7 @@ from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
-from web import problems
+from web import problems, turns
 from web.auth import LinkSigner
 from web.deps import Services
 from web.limits import MB, BodyLimit, TextCheck
@@ -33,6 +33,7 @@ from web.repo import Repo
 from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
 from web.slots import StreamSlots
 from web.sse import EventHub
+from web.turns import OpenTurns
 from web.v1_request import V1_BODY_FACTOR
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ async def build_services(settings: Settings) -> Services:
         settings=settings, redis=redis, store=store, artifacts=artifacts,
         queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
         links=LinkSigner.from_settings(settings), streams=StreamSlots(redis, settings.max_streams_per_key),
+        turns=OpenTurns(redis, settings.turn_lease_s),
         estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
     )
 
@@ -129,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.to_thread(warm_up)
         app.state.services = services = await build_services(settings)
         services.spawn(services.streams.renew_loop(), name="stream-slot-renewal")
+        services.spawn(turns.upkeep(services), name="chat-turn-upkeep")
         try:
             yield
         finally:
