@@ -47,6 +47,18 @@ class EngineUnavailable(PermanentError):
     code = "engine_unavailable"
 
 
+class TooManyJobs(SpinbotError):
+    """The owner has `active` unfinished jobs, at its `limit`: nothing was submitted."""
+
+    code = "too_many_jobs"
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"this key already has {active} unfinished jobs (limit {limit})",
+                         hint="wait for a job to finish or cancel one (POST /api/jobs/{id}/cancel), then retry")
+        self.active = active
+        self.limit = limit
+
+
 class Cancelled(SpinbotError):
     code = "cancelled"
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     max_fan_out: int = Field(default=16, ge=1)
     max_jobs_per_key: int = 4
     max_streams_per_key: int = 64
+    #: the API following a chat turn's job renews its claim on the turn every third of this; a claim that
+    #: lapses (its API died) is answered by any API when the job ends, within about this long
+    turn_lease_s: float = Field(default=15.0, gt=0)
     chat_job_limit_s: float = 240.0  # OpenAI endpoint: past this, answer with a link to the job page
     sse_ping_s: float = 15.0
     openwebui_status: bool = False  # send Open WebUI status events even without its X-OpenWebUI-* headers

@@ -1,21 +1,53 @@
-"""The durable record in Postgres (asyncpg): jobs, graph snapshots, events, artifacts."""
+"""The durable record in Postgres (asyncpg): jobs, graph snapshots, events, artifacts.
+
+Many processes write it at once (APIs, executors of both planes). Two rules keep them out of each other's
+way: a transaction that writes several rows locks them in one order (job rows before snapshot rows,
+each by job id, then version), and every transaction runs through `in_transaction`, which runs it again
+when Postgres aborts it for a deadlock or a serialization failure.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
 from spinbot.artifacts import ArtifactInfo
+from spinbot.backoff import retry
 from spinbot.errors import PoolTimeout
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Aborts that mean "this transaction lost a race, run it again": deadlock_detected (40P01),
+#: serialization_failure (40001).
+CONFLICTS = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+CONFLICT_TRIES = 6  # 50 ms, 100 ms, ... 1 s apart: about 2 s in all before the error is raised
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether Postgres aborted a transaction for a deadlock or a serialization failure (worth running again)."""
+    return isinstance(exc, CONFLICTS)
+
+
+async def in_transaction(pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]], *,
+                         what: str) -> T:
+    """`await work(conn)` in one transaction on a connection of `pool`, run again (at most CONFLICT_TRIES
+    times in all) when Postgres aborts it for a deadlock or a serialization failure; returns what work
+    returns. Other errors, and a conflict on the last try, are raised. `what` names it in the log."""
+
+    async def once() -> T:
+        async with pool.acquire() as conn, conn.transaction():
+            return await work(conn)
+
+    return await retry(once, what=what, tries=CONFLICT_TRIES, first_s=0.05, cap_s=1.0, retry_if=is_conflict)
 
 MIGRATION_LOCK = 0x5B1B07  # advisory lock id: one process migrates at a time
 MIGRATION_TIMEOUT_S = 3600.0  # a migration may rewrite a large table: the pool's command timeout does not apply
@@ -167,22 +199,18 @@ class Store:
     # -- writes
 
     async def create_job(self, job_id: str, owner: str, graph: dict[str, Any], *, pipeline: str | None = None) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
+        async def work(conn: asyncpg.Connection) -> None:
             await conn.execute(
                 "INSERT INTO jobs (id, owner, workflow_id, status, goal, pipeline, graph)"
                 " VALUES ($1, $2, $3, 'queued', $4, $5, $6)",
-                job_id,
-                owner,
-                graph["workflowId"],
-                graph.get("context", {}).get("goal", ""),
-                pipeline,
-                graph,
+                job_id, owner, graph["workflowId"], graph.get("context", {}).get("goal", ""), pipeline, graph,
             )
             await conn.execute(
                 "INSERT INTO graph_snapshots (job_id, version, status, graph) VALUES ($1, 0, 'queued', $2)",
-                job_id,
-                graph,
+                job_id, graph,
             )
+
+        await in_transaction(self.pool, work, what=f"Postgres insert of job={job_id}")
 
     async def record_transition(
         self,
@@ -197,65 +225,71 @@ class Store:
     ) -> None:
         """The job's latest state plus a snapshot of this version (idempotent per version)."""
         finished = status in ("completed", "failed", "cancelled")
-        async with self.pool.acquire() as conn, conn.transaction():
+
+        async def work(conn: asyncpg.Connection) -> None:  # the job row, then its snapshot: the one lock order
             await conn.execute(
                 "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5, graph=$6, error=$7,"
                 " updated_at=now(), finished_at=CASE WHEN $8 THEN now() ELSE finished_at END"
                 " WHERE id=$1 AND version <= $5",
-                job_id,
-                status,
-                progress,
-                plane,
-                version,
-                graph,
-                error,
-                finished,
+                job_id, status, progress, plane, version, graph, error, finished,
             )
             await conn.execute(
                 "INSERT INTO graph_snapshots (job_id, version, status, plane, graph) VALUES ($1, $2, $3, $4, $5)"
                 " ON CONFLICT (job_id, version) DO NOTHING",
-                job_id,
-                version,
-                status,
-                plane,
-                graph,
+                job_id, version, status, plane, graph,
             )
+
+        await in_transaction(self.pool, work, what=f"Postgres write of job={job_id} version {version}")
 
     async def add_events(self, job_id: str, events: list[tuple[str, str, str]]) -> None:
         """(redis event id, type, data as JSON text) rows; replaying the same ids is a no-op.
 
         The JSON goes over as the text Redis holds (cast to jsonb by Postgres): no decode and re-encode.
         """
-        if events:
-            await self.pool.executemany(
+        if not events:
+            return
+        rows = [(job_id, eid, typ, data) for eid, typ, data in events]
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.executemany(
                 "INSERT INTO job_events (job_id, event_id, type, data) VALUES ($1, $2, $3, $4::text::jsonb)"
                 " ON CONFLICT DO NOTHING",
-                [(job_id, eid, typ, data) for eid, typ, data in events],
+                rows,
             )
+
+        await in_transaction(self.pool, work, what=f"Postgres insert of {len(rows)} event(s) of job={job_id}")
 
     async def record_snapshots(self, rows: list[tuple[str, int, str, str | None, float, str | None]]) -> None:
         """Transitions of running jobs, (job, version, status, plane, progress, graph JSON text or None):
         a graph snapshot for each row with a graph, and each job's row brought up to its newest version
-        (its graph column only when that version has one); idempotent per version."""
+        (its graph column only when that version has one); idempotent per version.
+
+        Rows are locked in the store's one order (job rows by id, then snapshots by job and version), so
+        writers of overlapping batches wait for each other instead of deadlocking."""
         latest: dict[str, tuple[str, int, str, str | None, float, str | None]] = {}
         for r in rows:
             if r[0] not in latest or r[1] > latest[r[0]][1]:
                 latest[r[0]] = r
-        async with self.pool.acquire() as conn, conn.transaction():
-            snapshots = [(job, version, status, plane, graph)
-                         for job, version, status, plane, _, graph in rows if graph is not None]
+        updates = [(job, status, progress, plane, version, graph)
+                   for job, version, status, plane, progress, graph in sorted(latest.values(), key=lambda r: r[0])]
+        snapshots = sorted({(job, version): (job, version, status, plane, graph)
+                            for job, version, status, plane, _, graph in rows if graph is not None}.values(),
+                           key=lambda r: (r[0], r[1]))
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.executemany(
+                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5,"
+                " graph=coalesce($6::text::jsonb, graph), updated_at=now() WHERE id=$1 AND version < $5",
+                updates,
+            )
             if snapshots:
                 await conn.executemany(
                     "INSERT INTO graph_snapshots (job_id, version, status, plane, graph)"
                     " VALUES ($1, $2, $3, $4, $5::text::jsonb) ON CONFLICT (job_id, version) DO NOTHING",
                     snapshots,
                 )
-            await conn.executemany(
-                "UPDATE jobs SET status=$2, progress=$3, plane=$4, version=$5,"
-                " graph=coalesce($6::text::jsonb, graph), updated_at=now() WHERE id=$1 AND version < $5",
-                [(job, status, progress, plane, version, graph)
-                 for job, version, status, plane, progress, graph in latest.values()],
-            )
+
+        await in_transaction(self.pool, work, what=f"Postgres write of {len(updates)} job transition(s)")
 
     async def add_artifact(self, job_id: str, node_id: str, name: str, info: ArtifactInfo) -> None:
         await self.pool.execute(

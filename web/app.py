@@ -29,15 +29,17 @@ from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import PgLimits, Store
-from web import problems
+from web import problems, turns
 from web.auth import LinkSigner
 from web.deps import Services
 from web.head import HeadAsGet
-from web.limits import MB, BodyLimit, StreamSlots, TextCheck
+from web.limits import MB, BodyLimit, TextCheck
 from web.problems import Problem, SafeJSONResponse
 from web.repo import Repo
 from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
+from web.slots import StreamSlots
 from web.sse import EventHub
+from web.turns import OpenTurns
 from web.v1_request import V1_BODY_FACTOR
 
 log = logging.getLogger(__name__)
@@ -114,7 +116,8 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, redis=redis, store=store, artifacts=artifacts,
         queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
-        links=LinkSigner.from_settings(settings), streams=StreamSlots(settings.max_streams_per_key),
+        links=LinkSigner.from_settings(settings), streams=StreamSlots(redis, settings.max_streams_per_key),
+        turns=OpenTurns(redis, settings.turn_lease_s),
         estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
     )
 
@@ -131,6 +134,7 @@ async def close_services(services: Services) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*services.background, return_exceptions=True)
+    await services.streams.close()
     await services.hub.stop()
     await services.hub.reader.aclose()
     await services.store.close()
@@ -143,7 +147,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_up)
-        app.state.services = await build_services(settings)
+        app.state.services = services = await build_services(settings)
+        services.spawn(services.streams.renew_loop(), name="stream-slot-renewal")
+        services.spawn(turns.upkeep(services), name="chat-turn-upkeep")
         try:
             yield
         finally:

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -65,6 +66,11 @@ class Subscription:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
 
 
+#: A shard's wake stream lives this long past its last renewal (renewed every third of it while the shard
+#: runs): an API process that dies leaves none behind for longer.
+WAKE_TTL_S = 60
+
+
 class _Shard:
     """One blocking XREAD over the event streams of its jobs, plus a wake stream to add jobs at once."""
 
@@ -77,6 +83,7 @@ class _Shard:
         self.cursor: dict[str, str] = {}
         self.wake_key = f"{C.PREFIX}:sse:wake:{uuid.uuid4().hex[:12]}"
         self.wake_id = ZERO
+        self.renewed = 0.0  # time.monotonic() of the wake key's last expiry renewal
         self.task: asyncio.Task[None] | None = None
 
     async def subscribe(self, job_id: str) -> Subscription:
@@ -93,8 +100,18 @@ class _Shard:
         if job_id in self.subs and job_id not in self.cursor:
             self.cursor[job_id] = as_str(last[0][0]) if last else ZERO
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True)
+                await self._wake()
         return sub
+
+    async def _wake(self) -> str:
+        """Add to the wake stream (ending the shard's blocking read) and renew its expiry, in one transaction:
+        the key never exists without a TTL. Returns the new entry's id."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True)
+            pipe.expire(self.wake_key, WAKE_TTL_S)
+            entry, _ = await pipe.execute()
+        self.renewed = time.monotonic()
+        return as_str(entry)
 
     def unsubscribe(self, sub: Subscription) -> bool:
         """Drop `sub`; True when that was its job's last subscriber here (the job leaves this shard)."""
@@ -118,15 +135,17 @@ class _Shard:
 
     async def _run(self) -> None:
         """Read until stopped; any failure (Redis down, out of memory, the wake key gone) backs off and
-        reads again (spinbot.loops), the wake stream made anew when it could not be."""
+        reads again (spinbot.loops), the wake stream made anew when it could not be; the wake key's expiry
+        is renewed while the shard lives, so a killed API leaves it for at most WAKE_TTL_S."""
         self.wake_id = ""
         await forever(self._read_once, name="event hub reader", backoff=Backoff(0.1, 5.0))
 
     async def _read_once(self) -> None:
         if not self.wake_id:
-            wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
-            await self.redis.expire(self.wake_key, 24 * 3600)
-            self.wake_id = wake_id
+            self.wake_id = await self._wake()
+        elif time.monotonic() - self.renewed > WAKE_TTL_S / 3:
+            await self.redis.expire(self.wake_key, WAKE_TTL_S)
+            self.renewed = time.monotonic()
         streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
         streams[self.wake_key] = self.wake_id
         res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
@@ -350,13 +369,15 @@ class EventStream(EventSourceResponse):
                 await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
-def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
-                *, headers: dict[str, str] | None = None,
-                on_disconnect: Callable[[], None] | None = None,
-                on_shutdown: Callable[[], bytes] | None = None) -> EventStream:
-    """An event stream that holds one of the owner's stream slots (429 when none is free) while open;
+async def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
+                      *, headers: dict[str, str] | None = None,
+                      on_disconnect: Callable[[], None] | None = None,
+                      on_shutdown: Callable[[], bytes] | None = None, lease: str | None = None) -> EventStream:
+    """An event stream that holds one of the owner's stream slots (429 when none is free, across every API
+    process: web/slots.py) while open. `lease`: a slot taken already (services.streams.acquire);
     `on_shutdown()` gives its last messages when the server stops before the stream's end."""
-    services.streams.acquire(owner)
+    if lease is None:
+        lease = await services.streams.acquire(owner)
     SSE_STREAMS.inc()
     released = False
 
@@ -364,7 +385,7 @@ def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
         nonlocal released
         if not released:
             released = True
-            services.streams.release(owner)
+            services.streams.release(owner, lease)
             SSE_STREAMS.dec()
 
     return EventStream(items, headers=headers, on_close=release, registry=services.open_streams,
