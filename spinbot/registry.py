@@ -11,7 +11,16 @@ from pydantic import BaseModel
 
 from spinbot.errors import UnknownService
 from spinbot.graph import DataType, Plane
-from spinbot.manifest import ConstraintCheck, CostFeature, Estimate, PlaneManifest, RetryPolicy, ServiceSpec
+from spinbot.manifest import (
+    Attachable,
+    ConstraintCheck,
+    CostFeature,
+    Estimate,
+    Offer,
+    PlaneManifest,
+    RetryPolicy,
+    ServiceSpec,
+)
 
 if TYPE_CHECKING:
     from spinbot.task import TaskContext
@@ -43,6 +52,8 @@ class Service:
     allowed_hosts: tuple[str, ...] = ()
     constraints: dict[str, ConstraintCheck] = field(default_factory=dict)
     probe: Probe | None = None
+    offers: tuple[Offer, ...] = ()  # what it can do for a goal, in the user's words (the planner's vocabulary)
+    attachable: dict[str, Attachable] = field(default_factory=dict)  # inputs an attachment may fill
 
     def spec(self, settings: Any = None) -> ServiceSpec:
         reason = self.probe(settings) if (self.probe and settings is not None) else None
@@ -64,6 +75,8 @@ class Service:
             hidden=self.hidden,
             allowed_hosts=list(self.allowed_hosts),
             constraints=self.constraints,
+            offers=list(self.offers),
+            attachable=self.attachable,
             available=reason is None,
             unavailable_reason=reason,
         )
