@@ -393,7 +393,7 @@ def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: 
         off = [s for s in manifest.services.values() if not s.available and not s.hidden]
         missing = "".join(f"\n- {s.id} is unavailable: {s.unavailable_reason}" for s in off)
         return (
-            f"Here is what I can do now (executors online: {planes}):\n{body}{missing}\n\n"
+            f"I can {can_do(manifest)}.\n\nThe services behind it (executors online: {planes}):\n{body}{missing}\n\n"
             f'Fixed pipelines: {pipelines}. Tell me a goal, e.g. "a 30-second talking-head video '
             'explaining how solar panels work, female voice".'
         )

@@ -56,8 +56,17 @@ def not_offered(frame: str, attachments: list[Attachment], vocab: Vocabulary) ->
         if any(d.cue is not None and d.cue.fullmatch(m.group(0)) for d in vocab.deliverables.values()):
             continue
         found.append(name)
-        rest = rest.replace(m.group(0), " ")
+        rest = _blank_clause(rest, m.start(), m.end())
     return found, rest
+
+
+def _blank_clause(text: str, start: int, end: int) -> str:
+    """`text` without the clause holding text[start:end] ("... and translate it to Spanish", "translate this")."""
+    before = [m for m in CLAUSE_END.finditer(text, 0, start)]
+    after = CLAUSE_END.search(text, end)
+    lo = before[-1].start() if before else 0
+    hi = after.start() if after else len(text)
+    return text[:lo] + " " * (hi - lo) + text[hi:]
 
 
 def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: Vocabulary, goal: str) -> Asked:
@@ -71,6 +80,8 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     for_words = any("text" in vocab.deliverables[n].consumes for n in named if n != speaking)
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
+    elif speaking in named and said is not None and for_words:
+        named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
     # a transformer whose input is attached: "video" in "upscale this video" names the attachment
@@ -145,6 +156,9 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
             other = next((a for a in attachments if a.kind != d.base_type), None)
             got = f"; {_name(other)} is {KIND_WORDS.get(other.kind, other.kind)}" if other else ""
             return f"To {d.does} I need {KIND_WORDS.get(d.base_type, d.base_type)}{got}: attach one."
+        if d.base_type and d.base_type not in made and said is None and "text" in vocab.takes(n):
+            return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
+                    "the file itself).")
     return None
 
 

@@ -105,6 +105,13 @@ class Vocabulary:
                     todo.extend(t for n, t in spec.inputs.items() if n in spec.params.get("required", []))
         return frozenset(seen)
 
+    def takes(self, name: str) -> frozenset[str]:
+        """The data types `name`'s service requires directly, its base aside."""
+        d = self.deliverables[name]
+        spec = self.manifest.services[d.service]
+        required = set(spec.params.get("required", [])) | set(d.needs)
+        return frozenset(t for n, t in spec.inputs.items() if n in required and n != d.base)
+
     def steps(self) -> list[ServiceSpec]:
         return [s for s in self.manifest.services.values() if not s.hidden and not s.id.startswith(NOT_A_STEP)]
 
