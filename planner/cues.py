@@ -40,8 +40,8 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                                        r"(?:make|get|give me) (?:a |the )?transcript\w*"), None),
     ("translate", words(r"translat\w+|übersetz\w*|tradu\w+"), None),
     ("compose music or a song", words(
-        r"(?:compose|generate|make|create|write|produce|add|put) (?:me )?(?:a |an |some |the )?(?:original |new |"
-        r"background |catchy |relaxing )*(?:music|song|melody|jingle|beat|tune|soundtrack)"), "audio"),
+        r"(?:compose|generate|make|create|write|produce|add|put) (?:me )?(?:a |an |some |the )?(?:[\w-]+ ){0,2}"
+        r"(?:music|song|melody|jingle|beat|tune|soundtrack)"), "audio"),
     ("sing", words(r"sing|sings|singing|sung|karaoke"), None),
     ("reduce noise", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
                            r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
@@ -161,8 +161,8 @@ FASTER = re.compile(r"\b(faster|quicker|more quickly|speed up)\b", re.I)
 QUOTES = [("\"", "\""), ("“", "”"), ("\"", "”"), ("“", "\""), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'"),
            ("‘", "’")]
 #: Words that mark the next quoted or colon-led text as words to speak: "with the following text: '...'".
-MARKED_WORDS = words(r"(?:with|using|use|the following|this|these|that) (?:text|words|script|narration|lines?|message|"
-                     r"sentences?|caption)|(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
+MARKED_WORDS = words(r"(?:with|using|use|the following|this|these|that) (?:the )?(?:text|words|script|narration|"
+                     r"lines?|message|sentences?|caption)|(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
 #: A quoted file name is a file, not words to speak.
 FILE_NAME = re.compile(r"^[\w\-. ]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|webp|pdf|"
                        r"docx?|srt|vtt|json|csv)$", re.I)
