@@ -132,3 +132,19 @@ async def test_event_streams_resume_after_redis_refused_writes(api: LiveAPI, exe
             await asyncio.sleep(2)
         events = await asyncio.wait_for(watcher, 20)
     assert events[-1]["event"] == "job" and events[-1]["data"]["status"] == "completed", events[-3:]
+
+
+async def test_a_chat_turn_on_a_locked_table_ends_quickly_saying_retry(api_settings: Settings,
+                                                                      database_url: str) -> None:
+    settings = api_settings.model_copy(update={"pg_lock_timeout_s": 0.5})
+    async with serve(settings) as api, api.client() as c, locked(database_url, "conversations"):
+        t0 = time.monotonic()
+        async with c.stream("POST", "/api/chat", json={"message": "make a quick echo test"}) as resp:
+            assert resp.status_code == 200
+            events = await read_sse(resp)
+        took = time.monotonic() - t0
+    assert took < 5, took  # not until the lock's holder lets go
+    [error] = [e["data"] for e in events if e["event"] == "error"]
+    assert error["code"] == "postgres_unavailable" and error["status"] == 503, error
+    answer = "".join(e["data"]["delta"] for e in events if e["event"] == "message")
+    assert "I could not do that now: Postgres is unavailable" in answer and "retry in 5 s" in answer
