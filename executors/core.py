@@ -30,7 +30,7 @@ from executors.workdirs import Workdirs
 from spinbot import capabilities, nodecache, redis_setup
 from spinbot.artifacts import ArtifactStore
 from spinbot.backoff import Backoff
-from spinbot.errors import LostClaim
+from spinbot.errors import LostClaim, outage
 from spinbot.loops import LoopHealth, forever
 from spinbot.queue import REDIS_DOWN, Claim, JobQueue, RecordWriter
 from spinbot.queue.interface import QueueAPI
@@ -189,10 +189,12 @@ class Executor:
                 await self.queue.ensure_groups()
                 await self._recover()
                 return
-            except REDIS_DOWN as e:
+            except Exception as e:
+                if outage(e) is None:  # an unsafe setup, a bug: not something waiting cures
+                    raise
                 delay = backoff.next()
-                log.error("Redis at %s is unreachable (%s): start Redis or fix SPINBOT_REDIS_URL; retrying in "
-                          "%.1f s", self.settings.redis_url, e, delay)
+                log.error("Redis at %s is unreachable or refuses writes (%s: %s): start Redis, free memory or fix "
+                          "SPINBOT_REDIS_URL; retrying in %.1f s", self.settings.redis_url, type(e).__name__, e, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=delay)
 
