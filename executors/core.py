@@ -304,9 +304,12 @@ class Executor:
                 await self._lost_claim(run, f"entry {run.entry} is {run.lost}")
             else:
                 log.info("job=%s plane=%s interrupted by shutdown; its entry stays pending", run.job_id, self.plane)
-        except Exception:
-            # A bug: the entry stays pending and is redelivered; max_deliveries stops a loop.
-            log.exception("job=%s plane=%s crashed the executor step", run.job_id, self.plane)
+        except Exception as e:
+            if (part := outage(e)) is not None:  # Redis refusing writes, Postgres gone: the entry waits
+                log.error("job=%s plane=%s interrupted, %s unavailable (%s: %s); its entry stays pending",
+                          run.job_id, self.plane, part, type(e).__name__, e)
+            else:  # a bug: the entry stays pending and is redelivered; max_deliveries stops a loop
+                log.exception("job=%s plane=%s crashed the executor step", run.job_id, self.plane)
         finally:
             if not run.lease.released:  # its in-memory graph may be ahead of the record: forget it
                 self.graphs.drop(run.job_id)
