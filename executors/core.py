@@ -88,8 +88,8 @@ class Executor:
         self.loops: dict[str, asyncio.Task[Any]] = {}  # the running loops by name (each survives any error)
         self._own_pending = True  # at start and after a Redis outage, first take back our own pending entries
         self._last_autoclaim = 0.0
-        self.claim_health = LoopHealth(f"claim loop ({plane})")  # its last_ok is this executor's liveness
-        self.manifest_withheld = False  # the live manifest is not renewed: the claim loop stalls
+        self.claim_health = LoopHealth(f"claim loop ({plane})")  # its turns are this executor's liveness
+        self.claim_watch = upkeep.ClaimWatch()  # the manifest heartbeat's view of them
         self.writer = RecordWriter(self.queue) if store is not None else None
 
     # ---- lifecycle
@@ -100,7 +100,6 @@ class Executor:
         if self.stopping.is_set():
             return
         self._manifest = await asyncio.to_thread(self.build_manifest)  # probes may touch disk or binaries
-        self.claim_health.last_ok = time.monotonic()  # starting counts as a claim turn: the manifest goes out now
         try:  # live before `started` (the manifest loop renews it, and retries when this fails)
             await upkeep.publish_manifest(self)
         except Exception as e:
