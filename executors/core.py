@@ -30,7 +30,7 @@ from executors.workdirs import Workdirs
 from spinbot import capabilities, nodecache, redis_setup
 from spinbot.artifacts import ArtifactStore
 from spinbot.backoff import Backoff
-from spinbot.errors import LostClaim
+from spinbot.errors import LostClaim, outage
 from spinbot.loops import LoopHealth, forever
 from spinbot.queue import REDIS_DOWN, Claim, JobQueue, RecordWriter
 from spinbot.queue.interface import QueueAPI
@@ -88,8 +88,8 @@ class Executor:
         self.loops: dict[str, asyncio.Task[Any]] = {}  # the running loops by name (each survives any error)
         self._own_pending = True  # at start and after a Redis outage, first take back our own pending entries
         self._last_autoclaim = 0.0
-        self.claim_health = LoopHealth(f"claim loop ({plane})")  # its last_ok is this executor's liveness
-        self.manifest_withheld = False  # the live manifest is not renewed: the claim loop stalls
+        self.claim_health = LoopHealth(f"claim loop ({plane})")  # its turns are this executor's liveness
+        self.claim_watch = upkeep.ClaimWatch()  # the manifest heartbeat's view of them
         self.writer = RecordWriter(self.queue) if store is not None else None
 
     # ---- lifecycle
@@ -100,7 +100,6 @@ class Executor:
         if self.stopping.is_set():
             return
         self._manifest = await asyncio.to_thread(self.build_manifest)  # probes may touch disk or binaries
-        self.claim_health.last_ok = time.monotonic()  # starting counts as a claim turn: the manifest goes out now
         try:  # live before `started` (the manifest loop renews it, and retries when this fails)
             await upkeep.publish_manifest(self)
         except Exception as e:
@@ -189,10 +188,12 @@ class Executor:
                 await self.queue.ensure_groups()
                 await self._recover()
                 return
-            except REDIS_DOWN as e:
+            except Exception as e:
+                if outage(e) is None:  # an unsafe setup, a bug: not something waiting cures
+                    raise
                 delay = backoff.next()
-                log.error("Redis at %s is unreachable (%s): start Redis or fix SPINBOT_REDIS_URL; retrying in "
-                          "%.1f s", self.settings.redis_url, e, delay)
+                log.error("Redis at %s is unreachable or refuses writes (%s: %s): start Redis, free memory or fix "
+                          "SPINBOT_REDIS_URL; retrying in %.1f s", self.settings.redis_url, type(e).__name__, e, delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), timeout=delay)
 
@@ -302,9 +303,12 @@ class Executor:
                 await self._lost_claim(run, f"entry {run.entry} is {run.lost}")
             else:
                 log.info("job=%s plane=%s interrupted by shutdown; its entry stays pending", run.job_id, self.plane)
-        except Exception:
-            # A bug: the entry stays pending and is redelivered; max_deliveries stops a loop.
-            log.exception("job=%s plane=%s crashed the executor step", run.job_id, self.plane)
+        except Exception as e:
+            if (part := outage(e)) is not None:  # Redis refusing writes, Postgres gone: the entry waits
+                log.error("job=%s plane=%s interrupted, %s unavailable (%s: %s); its entry stays pending",
+                          run.job_id, self.plane, part, type(e).__name__, e)
+            else:  # a bug: the entry stays pending and is redelivered; max_deliveries stops a loop
+                log.exception("job=%s plane=%s crashed the executor step", run.job_id, self.plane)
         finally:
             if not run.lease.released:  # its in-memory graph may be ahead of the record: forget it
                 self.graphs.drop(run.job_id)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
-import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from spinbot import capabilities
@@ -68,28 +69,48 @@ async def heartbeat_loop(ex: Executor) -> None:
 async def manifest_loop(ex: Executor) -> None:
     """Publish the live manifest every heartbeat_s while the claim loop works (see publish_manifest)."""
     await forever(lambda: publish_manifest(ex), name="live-manifest heartbeat", every_s=ex.settings.heartbeat_s,
-                  stop=ex.stopping)
+                  stop=ex.stopping, delay_first=True)  # Executor.run published it just before
+
+
+@dataclass
+class ClaimWatch:
+    """What the manifest heartbeat saw of the claim loop: its turn count at the last heartbeat, and for
+    how many heartbeats in a row it has not changed."""
+
+    seen_turns: int = -1
+    still: int = 0
+    withheld: bool = False
 
 
 async def publish_manifest(ex: Executor) -> bool:
-    """Re-publish the live manifest if the claim loop completed a turn within half the manifest's TTL: an
-    executor is live (planned for, counted by /health) only while it actually claims. Returns whether it
-    published; a stuck or failing claim loop lets the manifest expire."""
-    ttl = capabilities.ttl_for(ex.settings.heartbeat_s)
-    last = ex.claim_health.last_ok
-    # a working claim loop turns every second or so; one silent for half a TTL is stuck or failing
-    if last is None or time.monotonic() - last > ttl / 2:
-        if not ex.manifest_withheld:  # once per stall, not at every heartbeat
-            log.error("executor %s plane=%s: the claim loop has not completed a turn for %s (last error: %s); "
-                      "not renewing the live manifest until it does", ex.id, ex.plane,
-                      "ever" if last is None else f"{time.monotonic() - last:.0f} s", ex.claim_health.last_error)
-        ex.manifest_withheld = True
+    """Re-publish the live manifest unless the claim loop has completed no turn for `stall_beats(ex)`
+    heartbeats in a row (about half the manifest's TTL): an executor is live (planned for, counted by
+    /health) only while it actually claims. Counted in heartbeats, not seconds, so an event loop that is
+    merely slow (a busy machine) slows both alike and is not taken for a stuck claim loop. Returns
+    whether it published; a stuck or failing claim loop lets the manifest expire."""
+    watch, health = ex.claim_watch, ex.claim_health
+    if health.turns != watch.seen_turns:
+        watch.seen_turns, watch.still = health.turns, 0
+    else:
+        watch.still += 1
+    if watch.still >= stall_beats(ex.settings.heartbeat_s):
+        if not watch.withheld:  # once per stall, not at every heartbeat
+            log.error("executor %s plane=%s: the claim loop has completed no turn for %d heartbeats (last error: "
+                      "%s); not renewing the live manifest until it does", ex.id, ex.plane, watch.still,
+                      health.last_error)
+        watch.withheld = True
         return False
-    await capabilities.publish(ex.redis, ex.manifest(), ttl_s=ttl)
-    if ex.manifest_withheld:
+    await capabilities.publish(ex.redis, ex.manifest(), ttl_s=capabilities.ttl_for(ex.settings.heartbeat_s))
+    if watch.withheld:
         log.warning("executor %s plane=%s claims again: live manifest renewed", ex.id, ex.plane)
-    ex.manifest_withheld = False
+    watch.withheld = False
     return True
+
+
+def stall_beats(heartbeat_s: float) -> int:
+    """Heartbeats without a claim turn after which an executor stops calling itself live: about half the
+    manifest's TTL, at least 2 (a healthy claim loop turns about every second)."""
+    return max(2, math.ceil(capabilities.ttl_for(heartbeat_s) / 2 / heartbeat_s))
 
 
 async def heartbeat_once(ex: Executor) -> None:

@@ -32,6 +32,7 @@ class LoopHealth:
     last_ok: float | None = None
     failures: int = 0  # consecutive failed steps (0: the last step succeeded)
     last_error: str | None = None
+    turns: int = 0  # successful steps so far
 
 
 async def forever(
@@ -80,6 +81,7 @@ async def forever(
                 log.warning("%s works again after %d failed tr%s", name, health.failures,
                             "y" if health.failures == 1 else "ies")
             health.failures, health.last_error, health.last_ok = 0, None, time.monotonic()
+            health.turns += 1
             backoff.reset()
             delay = every_s() if callable(every_s) else every_s
         await _sleep(delay, stop)  # even 0: a step that never awaits must not starve the event loop

@@ -176,3 +176,16 @@ async def test_the_sweep_removes_idle_consumers_without_pending_entries(settings
     await upkeep.reconcile_once(ex)
     # the holding one stays: deleting it would drop its pending entry, which autoclaim hands to a live executor
     assert await consumers(redis, "control") == {"crashed-holding": 1}
+
+
+async def test_an_executor_started_while_redis_refuses_writes_serves_once_it_accepts(
+        inproc: InProcess, redis: aioredis.Redis) -> None:
+    async with redis_refusing_writes(redis):
+        ex = await inproc.start("control")
+        await asyncio.sleep(1.5)
+        assert not inproc.tasks[-1].done() and not ex.started.is_set()  # waiting, not dead
+    await asyncio.wait_for(ex.started.wait(), 15)
+    queue = JobQueue(redis, None)
+    job = await queue.submit(graph([{"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "x"}}]),
+                             owner="t")
+    assert (await wait_terminal(queue, job, 20)).status == "completed"

@@ -15,7 +15,7 @@ from spinbot.redis_setup import UnsafeSetup
 from spinbot.settings import Settings
 from tests.faults import TcpProxy, locked, redis_policy, redis_refusing_writes
 from tests.harness import InProcess
-from tests.web.conftest import LiveAPI, diag_graph, echo_node, serve
+from tests.web.conftest import LiveAPI, diag_graph, echo_node, read_sse, serve, wait_node
 from web.app import build_services
 
 ROUTES = ("/api/jobs", "/api/conversations", "/api/profiles")
@@ -115,3 +115,36 @@ async def test_health_warns_about_an_evicting_redis_and_fails_it_in_production(
             api.services.settings = production  # the policy changed after a start in production mode
             health = await c.get("/health")
         assert health.status_code == 503 and health.json()["checks"]["redis"]["ok"] is False
+
+
+async def test_event_streams_resume_after_redis_refused_writes(api: LiveAPI, executors: InProcess,
+                                                              redis: aioredis.Redis) -> None:
+    async with api.client() as c:
+        job = (await c.post("/api/jobs", json={"graph": diag_graph(wait_node("w", 1.5, steps=3))})).json()["id"]
+
+        async def follow() -> list[dict]:  # type: ignore[type-arg]
+            async with c.stream("GET", f"/api/jobs/{job}/events") as resp:
+                return await read_sse(resp)
+
+        async with redis_refusing_writes(redis):
+            # the first watcher starts the event hub's reader while Redis refuses its wake-up stream's write
+            watcher = asyncio.create_task(follow())
+            await asyncio.sleep(2)
+        events = await asyncio.wait_for(watcher, 20)
+    assert events[-1]["event"] == "job" and events[-1]["data"]["status"] == "completed", events[-3:]
+
+
+async def test_a_chat_turn_on_a_locked_table_ends_quickly_saying_retry(api_settings: Settings,
+                                                                      database_url: str) -> None:
+    settings = api_settings.model_copy(update={"pg_lock_timeout_s": 0.5})
+    async with serve(settings) as api, api.client() as c, locked(database_url, "conversations"):
+        t0 = time.monotonic()
+        async with c.stream("POST", "/api/chat", json={"message": "make a quick echo test"}) as resp:
+            assert resp.status_code == 200
+            events = await read_sse(resp)
+        took = time.monotonic() - t0
+    assert took < 5, took  # not until the lock's holder lets go
+    [error] = [e["data"] for e in events if e["event"] == "error"]
+    assert error["code"] == "postgres_unavailable" and error["status"] == 503, error
+    answer = "".join(e["data"]["delta"] for e in events if e["event"] == "message")
+    assert "I could not do that now: Postgres is unavailable" in answer and "retry in 5 s" in answer
