@@ -234,7 +234,8 @@ async def check_save(services: Services, graph: Graph, owner: str) -> dict[str, 
     name = meta.get("save_as") if isinstance(meta, dict) else None
     if name is None:
         return None
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name := name_form(name)):
+    # a graph is written by a program: its name is refused as sent (padding, a final newline), only composed
+    if not isinstance(name, str) or name != name.strip() or not NAME_RE.fullmatch(name := name_form(name)):
         raise Problem(422, "metadata.profile.save_as is not a profile name", code="invalid_graph",
                       field="metadata.profile.save_as", hint="letters, digits, spaces, . ' - (up to 40)")
     if await services_profiles(services).has_name(owner, name):
