@@ -19,6 +19,7 @@ from typing import Any
 from planner.intent import Intent
 from planner.models import Profile
 from spinbot.graph import Attachment
+from spinbot.names import name_key
 
 PORTRAIT_ID = "profile-portrait"
 VOICE_ID = "profile-voice"
@@ -58,10 +59,10 @@ def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previ
     `previous`: the name the previous plan used (a follow-up keeps it); `attached`: the kinds of the goal's
     attachments ("my portrait" with an image attached means that image, not the default profile)."""
     goal = canonical(goal)
-    by_name = {canonical(p.name).casefold(): p for p in profiles}
+    by_name = {name_key(p.name): p for p in profiles}
     cued = [m.group(1) for cue in NAME_CUES for m in cue.finditer(goal)]
     for word in cued:  # "make anna say", "Anna's voice", "profile anna": the name in any case
-        if (p := by_name.get(word.casefold())) is not None:
+        if (p := by_name.get(name_key(word))) is not None:
             return usable(p)
     for p in sorted(profiles, key=lambda p: -len(p.name)):  # elsewhere only as written: "Max", not "the max speed"
         if re.search(rf"(?<!\w){re.escape(canonical(p.name))}(?!\w)", goal):
@@ -82,7 +83,7 @@ def find(goal: str, profiles: list[Profile], *, chosen: str | None = None, previ
             return ProfileMatch(reply=missing(None, profiles))
         return usable(default)
     if previous is not None:
-        return ProfileMatch(next((p for p in profiles if p.name.lower() == previous.lower()), None))
+        return ProfileMatch(next((p for p in profiles if name_key(p.name) == name_key(previous)), None))
     return ProfileMatch()
 
 

@@ -1,5 +1,6 @@
 import json
 
+import asyncpg
 import pytest
 
 from spinbot.artifacts import ArtifactInfo
@@ -57,3 +58,24 @@ async def test_transitions_without_a_graph_move_the_job_row_and_write_no_snapsho
 
 def test_snapshots_come_every_max_of_the_setting_and_the_node_count() -> None:
     assert snapshot_interval(10, 50) == 50 and snapshot_interval(500, 50) == 500 and snapshot_interval(1, 0) == 1
+
+
+async def test_profile_name_keys_migrate_without_losing_a_profile(database_url: str) -> None:
+    """Migration 005 on profiles written before it: an NFD and an NFC "Zoë" of one owner both stay."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("DROP INDEX profiles_owner_name_key; ALTER TABLE profiles DROP COLUMN name_key;"
+                           " CREATE UNIQUE INDEX profiles_owner_name ON profiles (owner, lower(name));"
+                           " DELETE FROM schema_migrations WHERE version = 5")
+        for pid, owner, name in (("p1", "o1", "Zoe\u0308"), ("p2", "o1", "Zo\u00eb"), ("p3", "o2", "Zo\u00eb")):
+            await conn.execute("INSERT INTO profiles (id, owner, name) VALUES ($1, $2, $3)", pid, owner, name)
+    finally:
+        await conn.close()
+    store = await Store.connect(database_url)
+    try:
+        rows = await store.pool.fetch("SELECT id, name, name_key FROM profiles ORDER BY id")
+    finally:
+        await store.close()
+    keys = {r["id"]: r["name_key"] for r in rows}
+    assert len(rows) == 3 and keys["p3"] == "zo\u00eb"
+    assert (keys["p1"], keys["p2"]) == ("zo\u00eb", "zo\u00eb#p2")  # the later keeps its name; its key is unique

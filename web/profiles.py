@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
+from pydantic import BeforeValidator, Field
 
 from spinbot.graph import Graph
+from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
 from web.deps import Services
 from web.problems import Problem, not_found
@@ -25,6 +27,9 @@ from web.views import iso, signed_path
 PREPARE = "voice.prepare"
 #: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' - (no space last)
 NAME_RE = re.compile(r"^[^\W_](?:[\w .'-]{0,38}[\w.'-])?$")
+#: A profile name as a request field: normalised (spinbot/names.py) before it is checked, on every write.
+ProfileName = Annotated[str, BeforeValidator(lambda v: name_form(v) if isinstance(v, str) else v),
+                        Field(min_length=1, max_length=40, pattern=NAME_RE.pattern)]
 
 
 #: Advisory lock class of a key's profiles: writes that move the default flag run one at a time per key,
@@ -54,8 +59,10 @@ class Profiles:
 
     async def create(self, owner: str, name: str, *, default: bool, assets: dict[str, Any],
                      pending_job: str | None = None, jobs: list[str] | None = None) -> dict[str, Any]:
-        """A new profile; 409 when the owner has one of that name (case-insensitive). The owner's first
-        profile is the default; a new default takes the flag from the old one."""
+        """A new profile named name_form(name); 409 when the owner has one of that name (by name_key: any case,
+        composition or width). The owner's first profile is the default; a new default takes the flag from the
+        old one."""
+        name = name_form(name)
         async with self.pool.acquire() as conn, conn.transaction():
             await lock_owner(conn, owner)
             count = await conn.fetchval("SELECT count(*) FROM profiles WHERE owner=$1", owner)
@@ -64,10 +71,10 @@ class Profiles:
                 await conn.execute("UPDATE profiles SET is_default=false WHERE owner=$1 AND is_default", owner)
             try:
                 row = await conn.fetchrow(
-                    "INSERT INTO profiles (id, owner, name, is_default, assets, status, pending_job, jobs)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
-                    new_profile_id(), owner, name, default, assets, "preparing" if pending_job else "ready",
-                    pending_job, jobs or [],
+                    "INSERT INTO profiles (id, owner, name, name_key, is_default, assets, status, pending_job, jobs)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+                    new_profile_id(), owner, name, name_key(name), default, assets,
+                    "preparing" if pending_job else "ready", pending_job, jobs or [],
                 )
             except asyncpg.UniqueViolationError:
                 raise name_taken(name, "name") from None
@@ -75,7 +82,7 @@ class Profiles:
 
     async def has_name(self, owner: str, name: str) -> bool:
         return bool(await self.pool.fetchval(
-            "SELECT 1 FROM profiles WHERE owner=$1 AND lower(name)=lower($2)", owner, name))
+            "SELECT 1 FROM profiles WHERE owner=$1 AND name_key=$2", owner, name_key(name)))
 
     async def get(self, profile_id: str, owner: str) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM profiles WHERE id=$1 AND owner=$2", profile_id, owner)
@@ -83,7 +90,7 @@ class Profiles:
 
     async def list(self, owner: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT * FROM profiles WHERE owner=$1 ORDER BY is_default DESC, lower(name)", owner)
+            "SELECT * FROM profiles WHERE owner=$1 ORDER BY is_default DESC, name_key", owner)
         return [dict(r) for r in rows]
 
     async def delete(self, profile_id: str, owner: str) -> dict[str, Any] | None:
@@ -101,6 +108,7 @@ class Profiles:
                      ) -> dict[str, Any] | None:
         """Rename and/or make the default (the old default loses the flag); None if not the owner's; 409 on
         a name the owner already uses. Unsetting the default is not offered: one profile is always "my voice"."""
+        name = None if name is None else name_form(name)
         async with self.pool.acquire() as conn, conn.transaction():
             await lock_owner(conn, owner)
             if default:
@@ -108,8 +116,10 @@ class Profiles:
                                    owner, profile_id)
             try:
                 row = await conn.fetchrow(
-                    "UPDATE profiles SET name=coalesce($3, name), is_default=(is_default OR coalesce($4, false)),"
-                    " updated_at=now() WHERE id=$1 AND owner=$2 RETURNING *", profile_id, owner, name, default)
+                    "UPDATE profiles SET name=coalesce($3, name), name_key=coalesce($5, name_key),"
+                    " is_default=(is_default OR coalesce($4, false)), updated_at=now()"
+                    " WHERE id=$1 AND owner=$2 RETURNING *",
+                    profile_id, owner, name, default, None if name is None else name_key(name))
             except asyncpg.UniqueViolationError:
                 raise name_taken(name or "", "name") from None
         return dict(row) if row else None
@@ -224,7 +234,8 @@ async def check_save(services: Services, graph: Graph, owner: str) -> dict[str, 
     name = meta.get("save_as") if isinstance(meta, dict) else None
     if name is None:
         return None
-    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+    # a graph is written by a program: its name is refused as sent (padding, a final newline), only composed
+    if not isinstance(name, str) or name != name.strip() or not NAME_RE.fullmatch(name := name_form(name)):
         raise Problem(422, "metadata.profile.save_as is not a profile name", code="invalid_graph",
                       field="metadata.profile.save_as", hint="letters, digits, spaces, . ' - (up to 40)")
     if await services_profiles(services).has_name(owner, name):

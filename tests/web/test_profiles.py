@@ -237,3 +237,37 @@ async def test_a_chat_goal_saves_a_profile_and_generates_at_once(keyed: LiveAPI,
         graph = diag_graph(echo_node("e")) | {"metadata": {"profile": {"save_as": "zoe"}}}
         r = await a.post("/api/jobs", json={"graph": graph})
         assert r.status_code == 409 and r.json()["field"] == "metadata.profile.save_as"
+
+
+async def test_a_name_is_one_name_however_it_was_typed(keyed: LiveAPI) -> None:
+    """Composed or decomposed accents, case, full width: one profile, found by every spelling (issue 22, 15)."""
+    import unicodedata
+
+    nfd = lambda s: unicodedata.normalize("NFD", s)  # noqa: E731  (what macOS keyboards and some pastes send)
+    async with keyed.client(ALPHA) as a:
+        face = await upload(a, "face.png", png_bytes(), "image/png")
+        r = await a.post("/api/profiles", json={"name": nfd("Zoë"), "portrait": face})
+        assert r.status_code == 201, r.text
+        zoe = r.json()["profile"]
+        assert zoe["name"] == "Zoë" and len(zoe["name"]) == 3  # stored composed
+        for same in ("Zoë", "ZOË", nfd("zoë"), "Ｚｏë", " Zoë "):
+            r = await a.post("/api/profiles", json={"name": same, "portrait": face})
+            assert r.status_code == 409 and r.json()["code"] == "profile_exists", (same, r.text)
+        r = await a.post("/api/profiles", json={"name": "Straße", "portrait": face})
+        assert r.status_code == 201
+        other = r.json()["profile"]["id"]
+        r = await a.post("/api/profiles", json={"name": "STRASSE", "portrait": face})  # case-folded, not lowered
+        assert r.status_code == 409, r.text
+        for same in ("ZOË", nfd("Zoë")):  # another profile's name, however typed
+            r = await a.patch(f"/api/profiles/{other}", json={"name": same})
+            assert r.status_code == 409, (same, r.text)
+        r = await a.patch(f"/api/profiles/{other}", json={"name": "Ａｎｎａ"})  # full width: stored as typed narrow
+        assert r.status_code == 200 and r.json()["name"] == "Anna", r.text
+        assert sorted(p["name"] for p in (await a.get("/api/profiles")).json()["items"]) == ["Anna", "Zoë"]
+        # a goal names it however its keyboard encodes the letters (no executors here: the plan stops at "cannot
+        # make this now", after the profile was found; a name no profile has gets the list instead)
+        for goal in (f"make {nfd('Zoë')} say hello", "make ZOË say hello", "make Ｚｏë say hi", "make Bob say hi"):
+            r = await a.post("/api/plan", json={"goal": goal})
+            assert r.status_code == 200, r.text
+            said = f"{r.json()['reply']} {r.json()['message']}"
+            assert ("no profile named" in said) == goal.endswith("Bob say hi"), (goal, said)

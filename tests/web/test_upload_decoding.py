@@ -8,12 +8,14 @@ import io
 import struct
 import unicodedata
 import zlib
+from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
 import numpy as np
 from PIL import Image
 
+from tests.tasks.conftest import make_video
 from tests.web.conftest import LiveAPI, png_bytes, wav_bytes
 
 
@@ -85,8 +87,9 @@ async def test_damaged_files_are_refused_at_the_door(api: LiveAPI) -> None:
             assert "/tmp" not in r.json()["detail"]
 
 
-async def test_the_content_decides_the_type(api: LiveAPI) -> None:
+async def test_the_content_decides_the_type(api: LiveAPI, tmp_path: Path) -> None:
     jpeg = photo("JPEG", 32)
+    mp4 = make_video(tmp_path / "clip.mp4", 64, 48, 10, 10).read_bytes()
     async with api.client() as c:
         for name, data, declared, kind, stored, stored_name in (
             ("face.png", png_bytes(), "application/octet-stream", "image", "image/png", "face.png"),  # the report
@@ -95,6 +98,7 @@ async def test_the_content_decides_the_type(api: LiveAPI) -> None:
             ("voice.wav", png_bytes(), "audio/wav", "image", "image/png", "voice.png"),
             ("voice.wav", wav_bytes(), "application/octet-stream", "audio", "audio/wav", "voice.wav"),
             ("voice.bin", wav_bytes(), "image/png", "audio", "audio/wav", "voice.wav"),
+            ("clip", mp4, "application/octet-stream", "video", "video/mp4", "clip.mp4"),
         ):
             r = await _upload(c, name, data, declared)
             assert r.status_code == 201, (name, declared, r.text)

@@ -14,8 +14,8 @@ from web import admission
 from web.deps import OwnerDep, Services, ServicesDep
 from web.problems import Problem, not_found
 from web.profiles import (
-    NAME_RE,
     PREPARE,
+    ProfileName,
     job_graph,
     name_taken,
     owned_object,
@@ -35,8 +35,8 @@ class ProfileIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=40, pattern=NAME_RE.pattern,
-                      description="how goals name it (\"make Anna say ...\"); unique per API key, any case")
+    name: ProfileName = Field(description="how goals name it (\"make Anna say ...\"); unique per API key, whatever "
+                                          "its case, accents' encoding or width")
     portrait: str | None = Field(default=None, max_length=512,
                                  description="object key of an image: an upload (uploads/...) or a job's artifact")
     voice_sample: str | None = Field(default=None, max_length=512,
@@ -113,7 +113,7 @@ class ProfilePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    name: str | None = Field(default=None, min_length=1, max_length=40, pattern=NAME_RE.pattern)
+    name: ProfileName | None = None
     default: Literal[True] | None = Field(default=None, description="make this the default profile")
 
 
