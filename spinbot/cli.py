@@ -30,11 +30,14 @@ def _setup(verbose: bool = False, *, server: bool = True, **overrides: object) -
             logging.getLogger(name).setLevel(logging.WARNING)
         if not server:  # `plan` says itself whether an LLM reads the goal; the warning would say it twice
             logging.getLogger("spinbot.llm").setLevel(logging.ERROR)
+    from spinbot import redact
     from spinbot.runtime import resolve
 
     settings = Settings()
     given = {k: v for k, v in overrides.items() if v is not None}
-    return resolve(settings.model_copy(update=given) if given else settings)
+    settings = resolve(settings.model_copy(update=given) if given else settings)
+    redact.install(settings)  # every line through the root handler, uvicorn's access log included
+    return settings
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging (and every HTTP request)")]

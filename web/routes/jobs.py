@@ -171,7 +171,7 @@ async def job_events(
             yield encode(ev.type, data, ev.id)
 
     # A signed link's readers share slots of their own, per job (they have no key).
-    return open_stream(services, owner or f"link:{job_id}", events())
+    return await open_stream(services, owner or f"link:{job_id}", events())
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job: running nodes stop, the rest are marked cancelled")
