@@ -10,7 +10,7 @@ real processes. Then, with both APIs up:
   (admitted must be 3);
 - load: `--turns` chat turns (POST /api/chat, alternating APIs) and `--jobs` jobs (POST /api/jobs), each key
   at most 4 at once; every third job is cancelled through the API that did not submit it.
-Once half the turns have their job, API 1 and one GPU executor are killed (SIGKILL). The bench then
+Once half the turns API 1 follows have their job, API 1 and one GPU executor are killed (SIGKILL). The bench then
 waits for every job to end and every turn's conversation to hold its final answer (read from API 2).
 Printed per run: Postgres deadlocks (pg_stat_database), 5xx answers seen by the clients, turns with
 their answer, the limits admitted, cancels answered, jobs ended; then min/median/max over the runs.
@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -209,7 +210,8 @@ async def one_run(tmp: Path, turns: int, jobs: int) -> dict[str, Any]:
         turn_tasks = [asyncio.create_task(turn(run, i % 2, KEYS[2 + i], flags[i])) for i in range(turns)]
         job_keys = [KEYS[2 + turns + i // 3] for i in range(jobs)]  # 3 jobs per key: under its limit of 4
         job_tasks = [asyncio.create_task(job(run, i % 2, job_keys[i], i % 3 == 2)) for i in range(jobs)]
-        while sum(f.is_set() for f in flags) < turns // 2:  # noqa: ASYNC110 (events of many tasks)
+        on_first = flags[::2]  # the turns API 1 (killed) follows: half of them have their job when it dies
+        while sum(f.is_set() for f in on_first) < len(on_first) // 2:  # noqa: ASYNC110 (events of many tasks)
             await asyncio.sleep(0.1)
         run.procs[0].kill()  # API 1
         run.procs[4].kill()  # a GPU executor
@@ -259,8 +261,12 @@ def main() -> None:
         table.add_column(col, justify="right")
     rows = []
     for i in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="spinbot-scaleout-") as tmp:
-            r = asyncio.run(one_run(Path(tmp), args.turns, args.jobs))
+        tmp = tempfile.mkdtemp(prefix="spinbot-scaleout-")
+        r = asyncio.run(one_run(Path(tmp), args.turns, args.jobs))
+        if r["unanswered"] or r["deadlocks"] or r["5xx"]:
+            console.print(f"run {i + 1}: logs kept in {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
         rows.append(r)
         table.add_row(str(i + 1), str(r["deadlocks"]), str(r["5xx"]), str(r["cut"]), r["turns"], str(r["no_job"]),
                       str(r["jobs_limit"]), str(r["streams_limit"]), r["cancels"], r["jobs"],
