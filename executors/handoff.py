@@ -64,8 +64,9 @@ async def hand_off(run: JobRun, target: str) -> None:
     )
     run.parsed.version = run.version
     M.HANDOFFS.labels(run.plane, target).inc()
-    log.info("handed off job=%s plane=%s -> %s version=%d (%.2f ms)", run.job_id, run.plane, target,
-             run.version, (time.perf_counter() - t0) * 1000)
+    if log.isEnabledFor(logging.DEBUG):  # per hand-off: the node lines (INFO) already say what happened
+        log.debug("handed off job=%s plane=%s -> %s version=%d (%.2f ms)", run.job_id, run.plane, target,
+                  run.version, (time.perf_counter() - t0) * 1000)
     writer = run.ex.writer
     if writer is not None:
         snap = Snapshot(run.job_id, run.version, "running", target, progress)

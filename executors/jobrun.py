@@ -87,7 +87,9 @@ class JobRun:
             return
         if not await self.load_fast() and not await self.load():
             return
-        log.info("claimed job=%s plane=%s entry=%s delivery=%d", self.job_id, self.plane, self.entry, self.deliveries)
+        # Per hand-off, so DEBUG (the node lines say what happened); a redelivery is a recovery: INFO.
+        log.log(logging.INFO if self.deliveries > 1 else logging.DEBUG, "claimed job=%s plane=%s entry=%s delivery=%d",
+                self.job_id, self.plane, self.entry, self.deliveries)
         await self.announce()
         await self.run_ready()
         await asyncio.shield(handoff.hand_off_or_finish(self))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -242,6 +243,8 @@ def serve(settings: Settings) -> None:
     started = time.monotonic()
     log.info("Spinbot API on http://%s:%d (web UI at /, OpenAI endpoint at /v1)", host, settings.port)
     app = create_app(settings)
+    warm_up()
+    gc.freeze()  # as the executors do: start-up objects (imports, the planner's graph) leave the collector's view
     config = uvicorn.Config(app, host=host, port=settings.port, ws="none", log_config=None,
                             timeout_graceful_shutdown=5, proxy_headers=True)
     StreamClosingServer(config).run()

@@ -250,17 +250,20 @@ class Turn:
             await self._cancel(job_id)
         # The turn is open until its answer is written, by this process or, if it stops following, any API
         # (web/turns.py): what that one needs to write the same answer travels in the message's metadata.
-        msg = await services.repo.add_message(
-            conv_id, "assistant", clean(summary + f"\n\nRunning as job `{job_id}`…"), job_id=job_id,
-            graph=clean_value(self.result.graph),
-            metadata=clean_value({"evaluation": evaluation, "turn": OPEN, "base_url": req.base_url, "note": note}),
-        )
-        self._message_id = msg["id"]
-        await services.turns.claim(msg["id"])
+        # Claimed before the message exists: an open message is never without a claim, whenever this dies.
+        message_id = await services.repo.new_message_id()
+        await services.turns.claim(message_id)
         try:
+            await services.repo.add_message(
+                conv_id, "assistant", clean(summary + f"\n\nRunning as job `{job_id}`…"), job_id=job_id,
+                graph=clean_value(self.result.graph), message_id=message_id,
+                metadata=clean_value({"evaluation": evaluation, "turn": OPEN, "base_url": req.base_url,
+                                      "note": note}),
+            )
+            self._message_id = message_id
             await self._follow_and_answer(conv_id, job_id, replans=replans, note=note)
         finally:
-            services.turns.mine.discard(msg["id"])  # answered (closed), let go, or failed: its claim lapses
+            services.turns.mine.discard(message_id)  # answered (closed), let go, or failed: its claim lapses
 
     async def _follow_and_answer(self, conv_id: str, job_id: str, *, replans: int, note: str) -> None:
         services, req = self.services, self.req

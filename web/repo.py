@@ -73,12 +73,15 @@ class Repo:
         graph: dict[str, Any] | None = None,
         attachments: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
+        message_id: int | None = None,
     ) -> dict[str, Any]:
+        """A new message (under `message_id` when one was taken with new_message_id())."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
-                "INSERT INTO messages (conversation_id, role, content, job_id, graph, attachments, metadata)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *",
-                conversation_id, role, content, job_id, graph, attachments or [], metadata or {},
+                "INSERT INTO messages (id, conversation_id, role, content, job_id, graph, attachments, metadata)"
+                " VALUES (coalesce($8, nextval(pg_get_serial_sequence('messages', 'id'))), $1, $2, $3, $4, $5, $6, $7)"
+                " RETURNING *",
+                conversation_id, role, content, job_id, graph, attachments or [], metadata or {}, message_id,
             )
             await conn.execute("UPDATE conversations SET updated_at=now() WHERE id=$1", conversation_id)
         return dict(row)
@@ -90,6 +93,10 @@ class Repo:
             "UPDATE messages SET content=$2, metadata = metadata || $3::jsonb WHERE id=$1",
             message_id, content, metadata or {},
         )
+
+    async def new_message_id(self) -> int:
+        """An id for a message written later (add_message(message_id=...)): a claim can name it first."""
+        return int(await self.pool.fetchval("SELECT nextval(pg_get_serial_sequence('messages', 'id'))"))
 
     async def message(self, message_id: int) -> dict[str, Any] | None:
         row = await self.pool.fetchrow("SELECT * FROM messages WHERE id=$1", message_id)

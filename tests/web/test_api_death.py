@@ -1,4 +1,5 @@
-"""A chat turn's end does not depend on the API process that began it (web/turns.py)."""
+"""What a killed API leaves behind: its chat turns are answered by another API (web/turns.py), and its
+Redis keys expire within a minute (the event hub's wake streams, web/sse.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from spinbot.embedded import free_port
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, read_sse, serve
 from tests.web.test_chat import _events, diag_plan
+from web.sse import WAKE_TTL_S, EventHub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,6 +77,10 @@ async def test_a_turn_whose_api_was_killed_gets_its_answer_from_another_api(
                         break
                 first.kill()  # kill -9 while the job runs
                 first.wait(10)
+            wake_keys = [k async for k in other.services.redis.scan_iter(match=f"{C.PREFIX}:sse:wake:*")]
+            assert wake_keys  # the dead API's hub shard followed the job
+            for key in wake_keys:
+                assert 0 < await other.services.redis.ttl(key) <= WAKE_TTL_S
             conv_id = next(e["data"]["id"] for e in seen if e["event"] == "conversation")
             job_id = next(e["data"]["job_id"] for e in seen if e["event"] == "job")
             # the claim of the dead API lapses, the job ends, and the other API writes the answer
@@ -104,3 +110,23 @@ async def test_a_turn_answered_by_its_own_api_is_not_answered_again(
         assert last["metadata"]["turn"] == "done" and last["content"].startswith("Done:")
         assert await api.services.redis.zcard(C.OPEN_TURNS) == 0
         assert await sweep(api.services) == []
+
+
+async def test_a_live_hub_renews_its_wake_stream_and_a_stopped_one_lets_it_expire(
+        redis: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("web.sse.WAKE_TTL_S", 1)
+    hub = EventHub(redis, block_ms=100)
+    sub = await hub.subscribe("j1")
+    try:
+        await asyncio.sleep(2.5)  # past the TTL more than twice: renewed while the shard runs
+        keys = [k async for k in redis.scan_iter(match=f"{C.PREFIX}:sse:wake:*")]
+        assert len(keys) == 1 and 0 < await redis.ttl(keys[0]) <= 1
+    finally:
+        hub.unsubscribe(sub)
+    task = hub._shards[0].task
+    assert task is not None
+    while not task.done():  # the process stops without cleaning up (what kill -9 does to it)
+        task.cancel()
+        await asyncio.wait([task], timeout=0.5)
+    await asyncio.sleep(1.5)
+    assert [k async for k in redis.scan_iter(match=f"{C.PREFIX}:sse:wake:*")] == []
