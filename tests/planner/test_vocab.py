@@ -227,3 +227,13 @@ async def test_without_an_llm_a_requested_length_is_refused_honestly() -> None:
 ])  # fmt: skip
 def test_cues_inside_an_unspaced_sentence_match(goal: str, deliverables: list[str]) -> None:
     assert read_rules(goal, []).deliverables == deliverables
+
+
+def test_trust_probes_are_those_the_manifest_can_hold() -> None:
+    from planner import trust
+
+    manifest = declared_manifest()
+    assert trust.probes(manifest) == trust.PROBES
+    services = {k: v for k, v in manifest.services.items() if k != "image.render"}
+    fewer = trust.probes(manifest.model_copy(update={"services": services}))
+    assert fewer and all("image" not in e.get("deliverables", []) for _, e in fewer) and len(fewer) < len(trust.PROBES)
