@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from planner.cues import AND_ALSO, ATTACHED_WORDS, CLAUSE_END, CREATE, FILE_NAMED, REFERENCE, TOPIC_MARKER, UNOFFERED
+from planner.cues import (
+    AND_ALSO,
+    ATTACHED_WORDS,
+    CLAUSE_END,
+    CREATE,
+    FILE_NAMED,
+    REFERENCE,
+    THIS_KIND,
+    TOPIC_MARKER,
+    UNOFFERED,
+)
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
@@ -84,12 +94,15 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
-    # a transformer whose input is attached: "video" in "upscale this video" names the attachment
+    # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
+    pointed = {k for k in kinds if k in THIS_KIND and THIS_KIND[k].search(frame)}
     for name in list(named):
         d = vocab.deliverables[name]
         if d.base_type and d.base_type in kinds:
-            named = [n for n in named if n == name or vocab.deliverables[n].base is not None
-                     or vocab.deliverables[n].output_type != d.base_type]
+            pointed.add(d.base_type)
+    kept = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
+            not in pointed]
+    named = kept if kept else named  # "draw a poster like this photo": still a poster
     others = [n for n in named if n != speaking]
     if not others and attachments and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
@@ -105,8 +118,8 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
 def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:
     """The one deliverable that takes all of these data types (attachments and speech), if exactly one does."""
     fits = [d.name for d in vocab.deliverables.values() if d.base is None and kinds <= d.consumes]
-    fits += [d.name for d in vocab.deliverables.values() if d.base is not None and kinds <= d.consumes
-             and d.base_type in kinds and len(kinds) > 1]
+    fits += [d.name for d in vocab.deliverables.values() if d.base is not None and d.base_type in kinds
+             and kinds - {d.base_type} and kinds - {d.base_type} <= set(vocab.takes(d.name))]
     return fits[0] if len(fits) == 1 else None
 
 

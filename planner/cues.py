@@ -82,14 +82,19 @@ TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on h
 ATTACHED_WORDS = words(r"attached|attachment|uploaded|enclosed|this (?:photo|picture|image|clip|recording|file|song|"
                        r"track|audio file|mp3|wav|png|jpe?g|mp4|selfie|portrait|footage)|my (?:photo|picture|selfie|"
                        r"recording|clip|footage|song)")
+#: "this video", "my photo": the goal points at an attachment of that kind, not at a new one to make.
+THIS_KIND = {kind: words(rf"(?:this|that|these|my|our|the attached|the uploaded|attached) (?:{nouns})")
+             for kind, nouns in (("video", r"videos?|clips?|footage|films?|movies?"),
+                                 ("image", r"photos?|pictures?|images?|portraits?|selfies?"),
+                                 ("audio", r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"))}
 #: "... and also a poster": one more deliverable listed, not a step of the first.
 CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
 AND_ALSO = words(r"and (?:also )?(?:an? |the )?|plus|also|as well as")
 #: What a voice sample says, in quotes: "the recording says "...""
 REFERENCE = re.compile(r"(?:recording|sample|audio|clip|voice note)\s+says\s*[:,]?\s*[\"“«‘']([^\"”»]{1,2000}?)"
                        r"[\"”»’'](?!\w)", re.I)
-SUBTITLES = words(r"subtitles?|captions?|captioned")
-NO_SUBTITLES = words(r"(?:no|without) (?:subtitles|captions)")
+#: Words before a cue that ask for the thing not to be made: "no subtitles", "without a voice-over".
+NEGATION = re.compile(r"(?<!\w)(?:no|without|not|never|don't want|do not want)\s+(?:\w+\s+)?$", re.I)
 CREATE = words(
     r"make|create|generate|produce|render|build|give me|turn|convert|record|do a|need a|want a",
     r"fais|crée|erstelle|mach|crea|haz|faça|сделай|اصنع|做|作って",

@@ -36,7 +36,6 @@ from planner.cues import (
     LANGUAGE_NAMES,
     MARKED_WORDS,
     MODIFIER_ONLY,
-    NO_SUBTITLES,
     NUMBER_WORDS,
     QUESTION,
     QUOTES,
@@ -46,7 +45,6 @@ from planner.cues import (
     SLOWER,
     SPEECH,
     STYLES,
-    SUBTITLES,
     UNSPACED,
     VOICE,
 )
@@ -86,7 +84,6 @@ class Intent(BaseModel):
                                  "offers (left out of the plan, named in the answer)")
     problem: str | None = Field(default=None, max_length=600, description="why the goal gets a reply, not a plan")
     upscale_factor: Literal[2, 4] | None = None
-    subtitles: bool | None = None
     profile: str | None = Field(default=None, max_length=40, description="the caller's profile whose face and "
                                 "voice are used (set from their profiles, never from the model's answer)")
     presenter: Literal["woman", "man", "person"] | None = Field(
@@ -359,7 +356,6 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         voice_words=asked.voice_words,
         unoffered=asked.unoffered,
         upscale_factor=4 if re.search(r"\b4 ?x\b|\bfour times\b", frame, re.I) else None,
-        subtitles=False if NO_SUBTITLES.search(frame) else True if SUBTITLES.search(frame) else None,
     )
 
 

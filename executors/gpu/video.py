@@ -384,7 +384,10 @@ def compose_builtin(
     offers=(
         Offer(deliverable="voiceover", does="put a voice-over or a soundtrack on a video", output="video",
               base="clips", needs=["audio"],
-              cues=[r"voice[- ]?over|narrat\w* (?:over|on|for|to)|dub|dubbed|dubbing|soundtrack|sound ?track|"
+              cues=[r"(?:add|put|record|lay|do) (?:an? |the |my )?(?:new )?voice[- ]?over|voice[- ]?over "
+                    r"(?:on|for|to|over) (?:the|this|my|that|these|an?) (?:video|clip|footage|film)|narrat\w* "
+                    r"(?:over|on) (?:the|this|my|that) (?:video|clip|footage)|dub|dubbed|dubbing|soundtrack|"
+                    r"sound ?track|"
                     r"background (?:music|audio|sound|song)|(?:add|put|use|replace|swap|lay) (?:the |this |my |an? )?"
                     r"(?:new )?(?:audio|sound|music|song|recording|narration|voice)|as (?:the |its )?(?:audio|sound|"
                     r"soundtrack|background)"]),

@@ -120,8 +120,16 @@ async def test_a_voice_sample_in_this_voice_is_the_reference_voice() -> None:
 
 
 async def test_an_unused_attachment_is_named_with_why() -> None:
-    result = await planned("read this aloud: good morning", [CLIP])
-    assert result.approved and "'clip.mp4' (video) was not used" in result.message
+    result = await planned("draw a poster of a lighthouse", [SONG])
+    assert result.approved and "'song.mp3' (audio) was not used" in result.message
+    s = steps(await planned("read this aloud: good morning", [CLIP]))  # whatever the words: a voice-over
+    assert s["video.compose"]["clips"] == [{"$attachment": "clip"}]
+
+
+async def test_a_voice_over_without_a_video_is_speech() -> None:
+    assert list(steps(await planned("a 20 s voice-over about bees"))) == ["tts.synthesize", "artifact.publish"]
+    s = steps(await planned("narrate this video: the tide comes in", [CLIP]))
+    assert s["tts.synthesize"]["text"] == "the tide comes in" and "video.animate_portrait" not in s
 
 
 # ---- 3. what cannot be done is said, with what can ------------------------------------------------
