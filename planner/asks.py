@@ -87,10 +87,10 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     kinds = [a.kind for a in attachments]
     speaking = vocab.speaking()
     named = vocab.named(frame)
-    for_words = any("text" in vocab.deliverables[n].consumes for n in named if n != speaking)
+    for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
-    elif speaking in named and said is not None and for_words:
+    elif speaking in named and said is not None and for_words and not _listed(speaking, vocab, frame):
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
@@ -123,6 +123,13 @@ def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:
     return fits[0] if len(fits) == 1 else None
 
 
+def _listed(name: str, vocab: Vocabulary, frame: str) -> bool:
+    """Whether the goal lists `name` as one more thing: its cue after "and", "plus", "also"."""
+    also = AND_ALSO.search(frame)
+    cue = vocab.deliverables[name].cue
+    return also is not None and cue is not None and cue.search(frame, also.end()) is not None
+
+
 def _in_order(named: list[str], vocab: Vocabulary, frame: str) -> list[str]:
     """Drop what another deliverable makes on the way (speech inside a talking video), unless the goal lists
     it as one more thing ("... and a poster"); a transformer comes after what makes its input."""
@@ -131,8 +138,7 @@ def _in_order(named: list[str], vocab: Vocabulary, frame: str) -> list[str]:
         d = vocab.deliverables[n]
         inside = [m for m in named if m != n and vocab.deliverables[m].base_type != d.output_type
                   and d.output_type in vocab.consumes_all(m)]
-        also = AND_ALSO.search(frame)
-        listed = also is not None and d.cue is not None and d.cue.search(frame, also.end()) is not None
+        listed = _listed(n, vocab, frame)
         if not inside or (listed and d.base is None and d.output_type != "audio" and d.output_type != "text"):
             kept.append(n)
     makers = [n for n in kept if vocab.deliverables[n].base is None]

@@ -89,7 +89,7 @@ THIS_KIND = {kind: words(rf"(?:this|that|these|my|our|the attached|the uploaded|
                                  ("audio", r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"))}
 #: "... and also a poster": one more deliverable listed, not a step of the first.
 CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
-AND_ALSO = words(r"and (?:also )?(?:an? |the )?|plus|also|as well as")
+AND_ALSO = words(r"and(?: also)?|plus|also|as well as")
 #: What a voice sample says, in quotes: "the recording says "...""
 REFERENCE = re.compile(r"(?:recording|sample|audio|clip|voice note)\s+says\s*[:,]?\s*[\"“«‘']([^\"”»]{1,2000}?)"
                        r"[\"”»’'](?!\w)", re.I)

@@ -341,7 +341,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         deliverables=deliverables,
         say=said,
         topic=subject,
-        image_prompt=_image_prompt(frame) if any(vocab.deliverables[x].output_type == "image" for x in deliverables
+        image_prompt=_image_prompt(spoken) if any(vocab.deliverables[x].output_type == "image" for x in deliverables
                                                  if x in vocab.deliverables) else None,
         voice=voice(frame),
         speed=speed(frame),

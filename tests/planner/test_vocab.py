@@ -245,3 +245,11 @@ def test_trust_probes_are_those_the_manifest_can_hold() -> None:
     services = {k: v for k, v in manifest.services.items() if k != "image.render"}
     fewer = trust.probes(manifest.model_copy(update={"services": services}))
     assert fewer and all("image" not in e.get("deliverables", []) for _, e in fewer) and len(fewer) < len(trust.PROBES)
+
+
+async def test_words_a_poster_shows_are_the_posters_and_words_listed_after_and_are_spoken() -> None:
+    poster = await planned('draw a poster that says "Grand Opening"')
+    assert list(steps(poster)) == ["image.render", "artifact.publish"] and poster.verdict.findings == []
+    assert "Grand Opening" in steps(poster)["image.render"]["prompt"]
+    both = steps(await planned('make a picture of a cat and say "meow"'))
+    assert both["tts.synthesize"]["text"] == "meow" and "image.render" in both
