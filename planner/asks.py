@@ -84,7 +84,7 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked = Asked()
     unoffered, frame = not_offered(frame, attachments, vocab)
     asked.unoffered, asked.frame = unoffered, frame
-    kinds = [a.kind for a in attachments]
+    kinds: list[str] = [a.kind for a in attachments]
     speaking = vocab.speaking()
     named = vocab.named(frame)
     for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
@@ -95,14 +95,7 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
-    pointed = {k for k in kinds if k in THIS_KIND and THIS_KIND[k].search(frame)}
-    for name in list(named):
-        d = vocab.deliverables[name]
-        if d.base_type and d.base_type in kinds:
-            pointed.add(d.base_type)
-    kept = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
-            not in pointed]
-    named = kept if kept else named  # "draw a poster like this photo": still a poster
+    named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
     others = [n for n in named if n != speaking]
     if not others and attachments and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
@@ -113,6 +106,19 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked.deliverables = _in_order(named, vocab, frame)
     asked.problem = _bind(asked, attachments, vocab, goal, said)
     return asked
+
+
+def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str], named: list[str]) -> bool:
+    """Whether `name` (a maker) was named only by words that point at an attachment of its output type
+    ("this video" with a video attached), or a transformer of that attached type is named beside it."""
+    d = vocab.deliverables[name]
+    if d.base is not None or d.output_type not in kinds or d.cue is None:
+        return False
+    if any(vocab.deliverables[n].base_type == d.output_type for n in named):
+        return True
+    this = THIS_KIND.get(d.output_type)
+    spans = [m.span() for m in this.finditer(frame)] if this else []
+    return all(any(a <= m.start() and m.end() <= b for a, b in spans) for m in d.cue.finditer(frame))
 
 
 def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:
@@ -178,6 +184,10 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
         if d.base_type and d.base_type not in made and said is None and "text" in vocab.takes(n):
             return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
                     "the file itself).")
+        if d.base_type and d.base_type not in made and said is None and "audio" in vocab.takes(n) \
+                and asked.soundtrack is None and not TOPIC_MARKER.search(goal):
+            return (f"To {d.does} I need what it says: give the words in quotes, say what it is about, or attach "
+                    "the recording.")
     return None
 
 

@@ -193,7 +193,8 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
         deliverable="talking_video", does="animate a face speaking an audio (a talking-head video)", output="video",
         default=True,
         cues=[r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|"
-              r"lip[- ]?sync|make (?:it|her|him|this (?:photo|picture|image|portrait)) (?:talk|speak|say)",
+              r"lip[- ]?sync|make (?:it|her|him|them|(?:this|my|the) (?:photo|picture|image|portrait|selfie|face)) "
+              r"(?:talk|speak|say)",
               r"vidéo|vídeo|видео|فيديو|视频|動画"]),),
     attachable={"image": Attachable(role="the face to animate"), "audio": Attachable(role="what the face says")},
 )

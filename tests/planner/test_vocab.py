@@ -253,3 +253,20 @@ async def test_words_a_poster_shows_are_the_posters_and_words_listed_after_and_a
     assert "Grand Opening" in steps(poster)["image.render"]["prompt"]
     both = steps(await planned('make a picture of a cat and say "meow"'))
     assert both["tts.synthesize"]["text"] == "meow" and "image.render" in both
+
+
+@pytest.mark.parametrize(("goal", "attachments", "deliverables"), [
+    ("make the video sharper", [CLIP], ["upscale"]),
+    ("lip sync this photo to this audio", [FACE, SONG], ["talking_video"]),
+    ("merge the two videos into one", [CLIP, CLIP2], ["join"]),
+    ("draw a poster like this photo", [FACE], ["image"]),
+])  # fmt: skip
+def test_a_noun_that_points_at_an_attachment_makes_nothing_new(
+        goal: str, attachments: list[Attachment], deliverables: list[str]) -> None:
+    assert read_rules(goal, attachments).deliverables == deliverables
+
+
+@pytest.mark.parametrize("goal", ["make a gif from this video", "remove the watermark from this video",
+                                  "please dub this video in French"])
+def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str) -> None:
+    assert read_rules(goal, [CLIP]).kind == "reply"
