@@ -177,15 +177,19 @@ def speed(goal: str) -> int | None:
     return None
 
 
-def spoken_text(goal: str) -> str | None:
+def spoken_text(goal: str, speech: re.Pattern[str] | None = None) -> str | None:
     """The exact words a goal wants spoken: quoted text, else what follows a colon or a "say" verb.
 
     Quotes or a colon count after a read-aloud verb or a marker ("with the following text: '...'"); a
     quoted file name is no words. The result is always a substring of the goal (stripped), up to 20,000
-    characters, never cut.
+    characters, never cut. `speech`: the speaking deliverable's own cues (planner.vocab), read as markers too.
     """
     marked = MARKED_WORDS.search(goal)
-    if not SPEECH.search(goal) and not SAY_EN.search(goal) and not marked:
+
+    def speaks(text: str) -> bool:
+        return bool(SPEECH.search(text) or (speech is not None and speech.search(text)))
+
+    if not speaks(goal) and not SAY_EN.search(goal) and not marked:
         return None
     quoted = _quoted(goal)
     if quoted:
@@ -193,7 +197,7 @@ def spoken_text(goal: str) -> str | None:
     m = COLON.search(goal)
     if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
         rest = goal[m.end():].strip()
-        if rest and (SPEECH.search(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
+        if rest and (speaks(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
             return rest[:MAX_SAY]
     m2 = SAY_EN.search(goal)
     if m2:
@@ -306,7 +310,8 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     """
     vocab = vocab or declared()
     spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
-    said = spoken_text(spoken)
+    speaker = vocab.deliverables.get(vocab.speaking() or "")
+    said = spoken_text(spoken, speaker.cue if speaker else None)
     frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
     asked = asks.choose(frame, said, attachments, vocab, goal)
     speaking = vocab.speaking()

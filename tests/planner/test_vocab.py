@@ -270,3 +270,8 @@ def test_a_noun_that_points_at_an_attachment_makes_nothing_new(
                                   "please dub this video in French"])
 def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str) -> None:
     assert read_rules(goal, [CLIP]).kind == "reply"
+
+
+def test_the_speaking_services_own_cues_mark_words_too() -> None:
+    read = read_rules("record an announcement: the store closes at nine", [])
+    assert read.deliverables == ["speech"] and read.say == "the store closes at nine"
