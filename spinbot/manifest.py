@@ -95,7 +95,11 @@ class ServiceSpec(_Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_s: float = 600.0
     hidden: bool = Field(default=False, description="diagnostic: not offered to the planner")
-    allowed_hosts: list[str] = Field(default_factory=list, description="hosts URL-like params may name")
+    allowed_hosts: list[str] = Field(default_factory=list, description="hosts the `fetches` params may name")
+    fetches: list[str] = Field(default_factory=list, description="params whose URLs the service fetches: only "
+                               "these are checked against allowed_hosts (a URL elsewhere is just text)")
+    deterministic: bool = Field(default=True, description="false when the same params give different outputs "
+                                "(a model sampling): a regenerate runs it again instead of reusing its outputs")
     constraints: dict[str, ConstraintCheck] = Field(default_factory=dict)
     offers: list[Offer] = Field(default_factory=list, description="what it can do for a goal (the planner's words)")
     attachable: dict[str, Attachable] = Field(default_factory=dict, description="inputs an attachment may fill")

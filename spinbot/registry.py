@@ -50,6 +50,8 @@ class Service:
     timeout_s: float = 600.0
     hidden: bool = False
     allowed_hosts: tuple[str, ...] = ()
+    fetches: tuple[str, ...] = ()  # params whose URLs the service fetches (checked against allowed_hosts)
+    deterministic: bool = True  # False: a regenerate (Open WebUI's) runs it again rather than reusing its outputs
     constraints: dict[str, ConstraintCheck] = field(default_factory=dict)
     probe: Probe | None = None
     offers: tuple[Offer, ...] = ()  # what it can do for a goal, in the user's words (the planner's vocabulary)
@@ -74,6 +76,8 @@ class Service:
             timeout_s=self.timeout_s,
             hidden=self.hidden,
             allowed_hosts=list(self.allowed_hosts),
+            fetches=list(self.fetches),
+            deterministic=self.deterministic,
             constraints=self.constraints,
             offers=list(self.offers),
             attachable=self.attachable,

@@ -211,6 +211,7 @@ def distance(draft: Draft | None, words: int) -> float:
     memory_mb=0,
     features=(CostFeature(name="seconds of narration", of=["params.duration_s"], typical=30),),
     engine=("ollama_model",),  # the engine these choose is part of the node cache key
+    deterministic=False,  # a model samples: a regenerate asks it again (spinbot.nodecache)
     retry=RetryPolicy(max_attempts=3, backoff_s=2.0),
     timeout_s=300,
     constraints={"max_duration_s": ConstraintCheck(param="duration_s", op="<=")},

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device
@@ -30,6 +30,7 @@ from executors.gpu.media import (
     write_wav,
 )
 from spinbot.errors import PermanentError
+from spinbot.images import ImageRefused, load_image
 from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -132,12 +133,11 @@ def animate_builtin(
     env = envelope(samples, AUDIO_RATE, fps, n)
     size = even(size)
     try:
-        im = Image.open(image_path)
-    except (UnidentifiedImageError, OSError) as e:
-        raise PermanentError(f"the portrait is not an image ({e})",
+        im, _ = load_image(image_path)  # upright, 16-bit tones scaled, fully decoded
+    except ImageRefused as e:
+        raise PermanentError(f"the portrait is not an image ({e.why})",
                              hint="attach a PNG, JPEG or WebP picture of a face") from None
-    with im:
-        anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
+    anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
     sizes = batcher(size, size)
     start = 0
     with VideoWriter(out, size, size, fps, audio=audio_path) as writer:
