@@ -191,6 +191,15 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
     return None
 
 
+def bound(deliverables: list[str], attachments: list[Attachment], vocab: Vocabulary, goal: str,
+          said: str | None) -> dict[str, object]:
+    """The intent's attachment fields for deliverables read elsewhere (a model's answer): which file fills what."""
+    asked = Asked(deliverables=[d for d in deliverables if d in vocab.deliverables])
+    _bind(asked, attachments, vocab, goal, said)
+    return {"portrait": asked.portrait, "source_video": asked.source_video, "clips": asked.clips,
+            "soundtrack": asked.soundtrack, "voice_sample": asked.voice_sample, "voice_words": asked.voice_words}
+
+
 def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -> str | None:
     """A reply for attachments that cannot be used: one the goal names is not there, or no service reads its type."""
     named = {a.name for a in attachments if a.name}
