@@ -20,7 +20,8 @@ BINDINGS = ("portrait", "source_video", "soundtrack", "voice_sample")
 
 def check_request(run: Run) -> None:
     """Findings `request_deliverable`, `request_attachment`, `request_words` (errors) and `request_length`
-    (a warning: without an LLM a narration cannot be made longer, and the plan says so)."""
+    (a warning: without an LLM a narration cannot be made longer, and the plan says so). The words must be what
+    a speech step says, exactly; with no speech step, they must be in a step's text (a poster's description)."""
     intent = run.graph.metadata.get("intent")
     if not isinstance(intent, dict) or intent.get("kind", "plan") != "plan" or run.graph.metadata.get("replan"):
         return
@@ -39,7 +40,9 @@ def check_request(run: Run) -> None:
                     hint=f"wire {{\"$attachment\": \"{att}\"}} into the step that should use it")
     said = intent.get("say")
     texts = _text_params(run)
-    if isinstance(said, str) and said and texts and not any(value == said for _, _, value in texts):
+    spoken = [value for node, name, value in texts if _speaks(run, node, name)]
+    if isinstance(said, str) and said and texts and not (any(value == said for value in spoken) if spoken else
+                                                          any(said in value for _, _, value in texts)):
         run.add("request_words", f"the request's words to speak ({said[:60]!r}) are not what any step says",
                 hint="speak the request's own words, unchanged")
     wanted = intent.get("duration_s")
@@ -59,6 +62,13 @@ def _text_params(run: Run) -> list[tuple[str, str, str]]:
             if dtype == "text" and isinstance(value, str):
                 out.append((n.id, name, value))
     return out
+
+
+def _speaks(run: Run, node: str, name: str) -> bool:
+    """Whether input `name` of `node` is what a speech step says (its service makes audio from that text)."""
+    n = next(n for n in run.graph.nodes if n.id == node)
+    spec = run.manifest.services[n.service]
+    return "audio" in spec.outputs.values() and name in spec.params.get("required", [])
 
 
 def _check_length(run: Run, wanted: float) -> None:

@@ -10,7 +10,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from planner.cues import AND_ALSO, ATTACHED_WORDS, CLAUSE_END, CREATE, FILE_NAMED, REFERENCE, TOPIC_MARKER, UNOFFERED
+from planner.cues import (
+    AND_ALSO,
+    ATTACHED_WORDS,
+    CLAUSE_END,
+    CREATE,
+    FILE_NAMED,
+    REFERENCE,
+    THIS_KIND,
+    TOPIC_MARKER,
+    UNOFFERED,
+)
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
@@ -74,22 +84,18 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked = Asked()
     unoffered, frame = not_offered(frame, attachments, vocab)
     asked.unoffered, asked.frame = unoffered, frame
-    kinds = [a.kind for a in attachments]
+    kinds: list[str] = [a.kind for a in attachments]
     speaking = vocab.speaking()
     named = vocab.named(frame)
-    for_words = any("text" in vocab.deliverables[n].consumes for n in named if n != speaking)
+    for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
-    elif speaking in named and said is not None and for_words:
+    elif speaking in named and said is not None and for_words and not _listed(speaking, vocab, frame):
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
-    # a transformer whose input is attached: "video" in "upscale this video" names the attachment
-    for name in list(named):
-        d = vocab.deliverables[name]
-        if d.base_type and d.base_type in kinds:
-            named = [n for n in named if n == name or vocab.deliverables[n].base is not None
-                     or vocab.deliverables[n].output_type != d.base_type]
+    # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
+    named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
     others = [n for n in named if n != speaking]
     if not others and attachments and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
@@ -102,12 +108,32 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     return asked
 
 
+def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str], named: list[str]) -> bool:
+    """Whether `name` (a maker) was named only by words that point at an attachment of its output type
+    ("this video" with a video attached), or a transformer of that attached type is named beside it."""
+    d = vocab.deliverables[name]
+    if d.base is not None or d.output_type not in kinds or d.cue is None:
+        return False
+    if any(vocab.deliverables[n].base_type == d.output_type for n in named):
+        return True
+    this = THIS_KIND.get(d.output_type)
+    spans = [m.span() for m in this.finditer(frame)] if this else []
+    return all(any(a <= m.start() and m.end() <= b for a, b in spans) for m in d.cue.finditer(frame))
+
+
 def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:
     """The one deliverable that takes all of these data types (attachments and speech), if exactly one does."""
     fits = [d.name for d in vocab.deliverables.values() if d.base is None and kinds <= d.consumes]
-    fits += [d.name for d in vocab.deliverables.values() if d.base is not None and kinds <= d.consumes
-             and d.base_type in kinds and len(kinds) > 1]
+    fits += [d.name for d in vocab.deliverables.values() if d.base is not None and d.base_type in kinds
+             and kinds - {d.base_type} and kinds - {d.base_type} <= set(vocab.takes(d.name))]
     return fits[0] if len(fits) == 1 else None
+
+
+def _listed(name: str, vocab: Vocabulary, frame: str) -> bool:
+    """Whether the goal lists `name` as one more thing: its cue after "and", "plus", "also"."""
+    also = AND_ALSO.search(frame)
+    cue = vocab.deliverables[name].cue
+    return also is not None and cue is not None and cue.search(frame, also.end()) is not None
 
 
 def _in_order(named: list[str], vocab: Vocabulary, frame: str) -> list[str]:
@@ -118,8 +144,7 @@ def _in_order(named: list[str], vocab: Vocabulary, frame: str) -> list[str]:
         d = vocab.deliverables[n]
         inside = [m for m in named if m != n and vocab.deliverables[m].base_type != d.output_type
                   and d.output_type in vocab.consumes_all(m)]
-        also = AND_ALSO.search(frame)
-        listed = also is not None and d.cue is not None and d.cue.search(frame, also.end()) is not None
+        listed = _listed(n, vocab, frame)
         if not inside or (listed and d.base is None and d.output_type != "audio" and d.output_type != "text"):
             kept.append(n)
     makers = [n for n in kept if vocab.deliverables[n].base is None]
@@ -159,7 +184,20 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
         if d.base_type and d.base_type not in made and said is None and "text" in vocab.takes(n):
             return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
                     "the file itself).")
+        if d.base_type and d.base_type not in made and said is None and "audio" in vocab.takes(n) \
+                and asked.soundtrack is None and not TOPIC_MARKER.search(goal):
+            return (f"To {d.does} I need what it says: give the words in quotes, say what it is about, or attach "
+                    "the recording.")
     return None
+
+
+def bound(deliverables: list[str], attachments: list[Attachment], vocab: Vocabulary, goal: str,
+          said: str | None) -> dict[str, object]:
+    """The intent's attachment fields for deliverables read elsewhere (a model's answer): which file fills what."""
+    asked = Asked(deliverables=[d for d in deliverables if d in vocab.deliverables])
+    _bind(asked, attachments, vocab, goal, said)
+    return {"portrait": asked.portrait, "source_video": asked.source_video, "clips": asked.clips,
+            "soundtrack": asked.soundtrack, "voice_sample": asked.voice_sample, "voice_words": asked.voice_words}
 
 
 def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -> str | None:

@@ -21,7 +21,8 @@ def words(*alternatives: str) -> re.Pattern[str]:
 
 SPEECH = words(
     r"say|says|saying|said|read|reads|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
-    r"narrate|voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)",
+    r"narrate|voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
+    r"talk|talks",
     r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
     r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
     r"lee|leer|di|decir|en voz alta|pronuncia",  # es
@@ -59,6 +60,7 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"how many \w+ (?:are )?in (?:this|the) (?:image|picture|photo)|"
         r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in"), None),
     ("fetch the news or the web", words(r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
+                                        r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
                                         r"browse|look up|google"), None),
     ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
@@ -70,6 +72,10 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("trim, crop or rotate a video", words(r"trim|crop|rotate|cut (?:the )?(?:first|last) \w+|mirror the"), None),
     ("swap faces", words(r"face[- ]?swap|swap (?:the |their )?faces|deepfake"), None),
     ("summarise", words(r"summari[sz]\w*|tl;?dr"), None),
+    ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
+                                                    r"people|subtitles?)"), None),
+    ("make other kinds of files (3D models, GIFs, websites, documents)", words(
+        r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf"), None),
     ("make a video of a scene (text to video)", words(
         r"(?:video|clip|animation|footage) of (?:an? |the |some )?(?!(?:me|my|this|her|him|person|presenter|man|woman|"
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
@@ -82,14 +88,19 @@ TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on h
 ATTACHED_WORDS = words(r"attached|attachment|uploaded|enclosed|this (?:photo|picture|image|clip|recording|file|song|"
                        r"track|audio file|mp3|wav|png|jpe?g|mp4|selfie|portrait|footage)|my (?:photo|picture|selfie|"
                        r"recording|clip|footage|song)")
+#: "this video", "my photo": the goal points at an attachment of that kind, not at a new one to make.
+THIS_KIND = {kind: words(rf"(?:this|that|these|my|our|the|the attached|the uploaded|attached) (?:{nouns})")
+             for kind, nouns in (("video", r"videos?|clips?|footage|films?|movies?"),
+                                 ("image", r"photos?|pictures?|images?|portraits?|selfies?"),
+                                 ("audio", r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"))}
 #: "... and also a poster": one more deliverable listed, not a step of the first.
 CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
-AND_ALSO = words(r"and (?:also )?(?:an? |the )?|plus|also|as well as")
+AND_ALSO = words(r"and(?: also)?|plus|also|as well as")
 #: What a voice sample says, in quotes: "the recording says "...""
 REFERENCE = re.compile(r"(?:recording|sample|audio|clip|voice note)\s+says\s*[:,]?\s*[\"“«‘']([^\"”»]{1,2000}?)"
                        r"[\"”»’'](?!\w)", re.I)
-SUBTITLES = words(r"subtitles?|captions?|captioned")
-NO_SUBTITLES = words(r"(?:no|without) (?:subtitles|captions)")
+#: Words before a cue that ask for the thing not to be made: "no subtitles", "without a voice-over".
+NEGATION = re.compile(r"(?<!\w)(?:no|without|not|never|don't want|do not want)\s+(?:\w+\s+)?$", re.I)
 CREATE = words(
     r"make|create|generate|produce|render|build|give me|turn|convert|record|do a|need a|want a",
     r"fais|crée|erstelle|mach|crea|haz|faça|сделай|اصنع|做|作って",

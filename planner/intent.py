@@ -36,7 +36,6 @@ from planner.cues import (
     LANGUAGE_NAMES,
     MARKED_WORDS,
     MODIFIER_ONLY,
-    NO_SUBTITLES,
     NUMBER_WORDS,
     QUESTION,
     QUOTES,
@@ -46,7 +45,6 @@ from planner.cues import (
     SLOWER,
     SPEECH,
     STYLES,
-    SUBTITLES,
     UNSPACED,
     VOICE,
 )
@@ -86,7 +84,6 @@ class Intent(BaseModel):
                                  "offers (left out of the plan, named in the answer)")
     problem: str | None = Field(default=None, max_length=600, description="why the goal gets a reply, not a plan")
     upscale_factor: Literal[2, 4] | None = None
-    subtitles: bool | None = None
     profile: str | None = Field(default=None, max_length=40, description="the caller's profile whose face and "
                                 "voice are used (set from their profiles, never from the model's answer)")
     presenter: Literal["woman", "man", "person"] | None = Field(
@@ -180,15 +177,19 @@ def speed(goal: str) -> int | None:
     return None
 
 
-def spoken_text(goal: str) -> str | None:
+def spoken_text(goal: str, speech: re.Pattern[str] | None = None) -> str | None:
     """The exact words a goal wants spoken: quoted text, else what follows a colon or a "say" verb.
 
     Quotes or a colon count after a read-aloud verb or a marker ("with the following text: '...'"); a
     quoted file name is no words. The result is always a substring of the goal (stripped), up to 20,000
-    characters, never cut.
+    characters, never cut. `speech`: the speaking deliverable's own cues (planner.vocab), read as markers too.
     """
     marked = MARKED_WORDS.search(goal)
-    if not SPEECH.search(goal) and not SAY_EN.search(goal) and not marked:
+
+    def speaks(text: str) -> bool:
+        return bool(SPEECH.search(text) or (speech is not None and speech.search(text)))
+
+    if not speaks(goal) and not SAY_EN.search(goal) and not marked:
         return None
     quoted = _quoted(goal)
     if quoted:
@@ -196,7 +197,7 @@ def spoken_text(goal: str) -> str | None:
     m = COLON.search(goal)
     if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
         rest = goal[m.end():].strip()
-        if rest and (SPEECH.search(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
+        if rest and (speaks(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
             return rest[:MAX_SAY]
     m2 = SAY_EN.search(goal)
     if m2:
@@ -309,7 +310,8 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     """
     vocab = vocab or declared()
     spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
-    said = spoken_text(spoken)
+    speaker = vocab.deliverables.get(vocab.speaking() or "")
+    said = spoken_text(spoken, speaker.cue if speaker else None)
     frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
     asked = asks.choose(frame, said, attachments, vocab, goal)
     speaking = vocab.speaking()
@@ -344,7 +346,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         deliverables=deliverables,
         say=said,
         topic=subject,
-        image_prompt=_image_prompt(frame) if any(vocab.deliverables[x].output_type == "image" for x in deliverables
+        image_prompt=_image_prompt(spoken) if any(vocab.deliverables[x].output_type == "image" for x in deliverables
                                                  if x in vocab.deliverables) else None,
         voice=voice(frame),
         speed=speed(frame),
@@ -359,7 +361,6 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         voice_words=asked.voice_words,
         unoffered=asked.unoffered,
         upscale_factor=4 if re.search(r"\b4 ?x\b|\bfour times\b", frame, re.I) else None,
-        subtitles=False if NO_SUBTITLES.search(frame) else True if SUBTITLES.search(frame) else None,
     )
 
 

@@ -15,6 +15,7 @@ import re
 import unicodedata
 from typing import Any
 
+from planner import asks
 from planner import intent as rules
 from planner.cues import QUESTION
 from planner.intent import Intent
@@ -233,6 +234,8 @@ def merge(
         if ruled.kind == "plan":  # the model says reply, but the rules read a plan for certain
             update.pop("deliverables")
     merged = ruled.model_copy(update=update)
+    if trace.get("deliverables", "").startswith("model") and merged.kind == "plan":  # bind the files to them
+        merged = merged.model_copy(update=asks.bound(merged.deliverables, attachments, vocab, goal, merged.say))
     if merged.kind == "plan" and merged.reply_kind is not None:
         merged = merged.model_copy(update={"reply_kind": None})
     if merged.kind == "reply" and merged.reply_kind is None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner import reading
+from planner.vocab import Vocabulary
 from spinbot.errors import SpinbotError
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings
@@ -87,11 +88,19 @@ def _norm(value: Any) -> Any:
     return value
 
 
-def score(answers: list[Any]) -> dict[str, float]:
-    """Per field, the share of PROBES the answers got right (a missing or broken answer is wrong)."""
+def probes(manifest: MergedManifest) -> list[tuple[str, dict[str, Any]]]:
+    """The PROBES whose expected deliverables the manifest's services offer (planner.vocab): a model is never
+    scored on a name its schema cannot hold."""
+    offered = set(Vocabulary(manifest).deliverables)
+    return [(goal, expected) for goal, expected in PROBES if set(expected.get("deliverables", [])) <= offered]
+
+
+def score(answers: list[Any], asked: list[tuple[str, dict[str, Any]]] = PROBES) -> dict[str, float]:
+    """Per field, the share of the probes `asked` (default PROBES) the answers got right (a missing or broken
+    answer is wrong)."""
     right: dict[str, int] = dict.fromkeys(FIELDS, 0)
     total: dict[str, int] = dict.fromkeys(FIELDS, 0)
-    for (_, expected), answer in zip(PROBES, answers, strict=True):
+    for (_, expected), answer in zip(asked, answers, strict=True):
         for name, want in expected.items():
             total[name] += 1
             got = answer.get(name) if isinstance(answer, dict) else None
@@ -101,15 +110,18 @@ def score(answers: list[Any]) -> dict[str, float]:
 
 
 async def calibrate(settings: Settings, manifest: MergedManifest) -> Trust:
-    """Ask the model to read every probe (len(PROBES) calls) and score it; errors count as wrong answers."""
+    """Ask the model to read every probe the manifest can hold (one call each) and score it; errors count as
+    wrong answers."""
+    asked = probes(manifest)
     answers: list[Any] = []
-    for goal, _ in PROBES:
+    for goal, _ in asked:
         try:
             answers.append((await reading.ask(settings, manifest, goal, [])).data)
         except SpinbotError as e:
             log.info("trust probe %r: %s", goal, e.message)
             answers.append(None)
-    trust = Trust(model=settings.ollama_model, scores=score(answers), probes=len(PROBES), measured_at=time.time())
+    trust = Trust(model=settings.ollama_model, scores=score(answers, asked), probes=len(asked),
+                  measured_at=time.time())
     _remember(settings, trust)
     log.info("model %s measured on %d probes: %s; trusted over the rules: %s", trust.model, trust.probes,
              trust.scores, ", ".join(sorted(trust.trusted)) or "nothing")

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from planner.cues import words
+from planner.cues import NEGATION, words
 from spinbot.manifest import Attachable, MergedManifest, ServiceSpec
 
 #: Services that publish, describe or prepare, never a step toward a deliverable.
@@ -68,10 +68,13 @@ class Vocabulary:
     # ---- reading a goal
 
     def named(self, text: str) -> list[str]:
-        """The deliverables whose cues occur in `text`, in the order they first occur."""
+        """The deliverables whose cues occur in `text` (not after "no", "without"), in the order they first occur."""
         found = []
         for d in self.deliverables.values():
-            if d.cue is not None and (m := d.cue.search(text)):
+            if d.cue is None:
+                continue
+            m = next((m for m in d.cue.finditer(text) if not NEGATION.search(text, 0, m.start())), None)
+            if m is not None:
                 found.append((m.start(), d.name))
         return [name for _, name in sorted(found)]
 

@@ -287,7 +287,7 @@ def probe(settings: Settings) -> str | None:
         deliverable="speech", does="read text aloud (text to speech, female or male voice)", output="audio",
         cues=[r"say|says|saying|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|narrate|"
               r"voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
-              r"read|reads|mp3|wav",
+              r"read|reads|mp3|wav|podcast|audiobook|audio ?book|announcement|voicemail|ringtone",
               r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
               r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
               r"lee|leer|di|decir|en voz alta|pronuncia",  # es

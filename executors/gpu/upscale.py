@@ -126,8 +126,8 @@ def upscale_builtin(src: Path, out: Path, factor: int, method: str, report: Repo
     timeout_s=3600,
     probe=probe_ffmpeg,
     offers=(Offer(deliverable="upscale", does="upscale a video 2x or 4x", output="video", base="video",
-                  cues=[r"upscale|upscaled|upscaling|enhance|sharpen|higher resolution|hi-?res|super[- ]resolution|"
-                        r"[24] ?x|4k|hd"]),),
+                  cues=[r"upscale|upscaled|upscaling|enhance|sharpen|sharper|(?:higher|increase the|more) resolution|"
+                        r"hi-?res|super[- ]resolution|[24] ?x|4k|hd|(?:improve|better) (?:the )?(?:video )?quality"]),),
     attachable={"video": Attachable(role="the video to upscale")},
 )
 async def upscale(ctx: TaskContext, p: UpscaleParams) -> dict[str, Any]:

@@ -193,7 +193,8 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
         deliverable="talking_video", does="animate a face speaking an audio (a talking-head video)", output="video",
         default=True,
         cues=[r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|"
-              r"lip[- ]?sync|make (?:it|her|him|this (?:photo|picture|image|portrait)) (?:talk|speak|say)",
+              r"lip[- ]?sync|make (?:it|her|him|them|(?:this|my|the) (?:photo|picture|image|portrait|selfie|face)) "
+              r"(?:talk|speak|say)",
               r"vidéo|vídeo|видео|فيديو|视频|動画"]),),
     attachable={"image": Attachable(role="the face to animate"), "audio": Attachable(role="what the face says")},
 )
@@ -384,7 +385,10 @@ def compose_builtin(
     offers=(
         Offer(deliverable="voiceover", does="put a voice-over or a soundtrack on a video", output="video",
               base="clips", needs=["audio"],
-              cues=[r"voice[- ]?over|narrat\w* (?:over|on|for|to)|dub|dubbed|dubbing|soundtrack|sound ?track|"
+              cues=[r"(?:add|put|record|lay|do) (?:an? |the |my )?(?:new )?voice[- ]?over|voice[- ]?over "
+                    r"(?:on|for|to|over) (?:the|this|my|that|these|an?) (?:video|clip|footage|film)|narrat\w* "
+                    r"(?:over|on) (?:the|this|my|that) (?:video|clip|footage)|dub|dubbed|dubbing|soundtrack|"
+                    r"sound ?track|"
                     r"background (?:music|audio|sound|song)|(?:add|put|use|replace|swap|lay) (?:the |this |my |an? )?"
                     r"(?:new )?(?:audio|sound|music|song|recording|narration|voice)|as (?:the |its )?(?:audio|sound|"
                     r"soundtrack|background)"]),

@@ -120,8 +120,16 @@ async def test_a_voice_sample_in_this_voice_is_the_reference_voice() -> None:
 
 
 async def test_an_unused_attachment_is_named_with_why() -> None:
-    result = await planned("read this aloud: good morning", [CLIP])
-    assert result.approved and "'clip.mp4' (video) was not used" in result.message
+    result = await planned("draw a poster of a lighthouse", [SONG])
+    assert result.approved and "'song.mp3' (audio) was not used" in result.message
+    s = steps(await planned("read this aloud: good morning", [CLIP]))  # whatever the words: a voice-over
+    assert s["video.compose"]["clips"] == [{"$attachment": "clip"}]
+
+
+async def test_a_voice_over_without_a_video_is_speech() -> None:
+    assert list(steps(await planned("a 20 s voice-over about bees"))) == ["tts.synthesize", "artifact.publish"]
+    s = steps(await planned("narrate this video: the tide comes in", [CLIP]))
+    assert s["tts.synthesize"]["text"] == "the tide comes in" and "video.animate_portrait" not in s
 
 
 # ---- 3. what cannot be done is said, with what can ------------------------------------------------
@@ -227,3 +235,43 @@ async def test_without_an_llm_a_requested_length_is_refused_honestly() -> None:
 ])  # fmt: skip
 def test_cues_inside_an_unspaced_sentence_match(goal: str, deliverables: list[str]) -> None:
     assert read_rules(goal, []).deliverables == deliverables
+
+
+def test_trust_probes_are_those_the_manifest_can_hold() -> None:
+    from planner import trust
+
+    manifest = declared_manifest()
+    assert trust.probes(manifest) == trust.PROBES
+    services = {k: v for k, v in manifest.services.items() if k != "image.render"}
+    fewer = trust.probes(manifest.model_copy(update={"services": services}))
+    assert fewer and all("image" not in e.get("deliverables", []) for _, e in fewer) and len(fewer) < len(trust.PROBES)
+
+
+async def test_words_a_poster_shows_are_the_posters_and_words_listed_after_and_are_spoken() -> None:
+    poster = await planned('draw a poster that says "Grand Opening"')
+    assert list(steps(poster)) == ["image.render", "artifact.publish"] and poster.verdict.findings == []
+    assert "Grand Opening" in steps(poster)["image.render"]["prompt"]
+    both = steps(await planned('make a picture of a cat and say "meow"'))
+    assert both["tts.synthesize"]["text"] == "meow" and "image.render" in both
+
+
+@pytest.mark.parametrize(("goal", "attachments", "deliverables"), [
+    ("make the video sharper", [CLIP], ["upscale"]),
+    ("lip sync this photo to this audio", [FACE, SONG], ["talking_video"]),
+    ("merge the two videos into one", [CLIP, CLIP2], ["join"]),
+    ("draw a poster like this photo", [FACE], ["image"]),
+])  # fmt: skip
+def test_a_noun_that_points_at_an_attachment_makes_nothing_new(
+        goal: str, attachments: list[Attachment], deliverables: list[str]) -> None:
+    assert read_rules(goal, attachments).deliverables == deliverables
+
+
+@pytest.mark.parametrize("goal", ["make a gif from this video", "remove the watermark from this video",
+                                  "please dub this video in French"])
+def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str) -> None:
+    assert read_rules(goal, [CLIP]).kind == "reply"
+
+
+def test_the_speaking_services_own_cues_mark_words_too() -> None:
+    read = read_rules("record an announcement: the store closes at nine", [])
+    assert read.deliverables == ["speech"] and read.say == "the store closes at nine"
