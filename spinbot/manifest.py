@@ -71,6 +71,8 @@ class ServiceSpec(_Model):
     hidden: bool = Field(default=False, description="diagnostic: not offered to the planner")
     allowed_hosts: list[str] = Field(default_factory=list, description="hosts URL-like params may name")
     constraints: dict[str, ConstraintCheck] = Field(default_factory=dict)
+    measures: list[str] = Field(default_factory=list, description="what the executor measures on the outputs "
+                                "after each run (recorded as output.checks)")
     available: bool = True
     unavailable_reason: str | None = None
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, Field
 
-from executors.gpu import comfyui, device
+from executors.gpu import comfyui, device, measure
 from executors.gpu.common import ArtifactInput, Batcher, Reporter, fetch, in_thread, scratch
 from executors.gpu.draw import MOUTH, caption_overlay
 from executors.gpu.media import (
@@ -189,6 +189,9 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
     probe=probe_ffmpeg,
+    version="2",  # 2: outputs carry their checks
+    checks=measure.video_checker("video", mouth=True),
+    measures=("duration_s", "audio_stream", "still_s", "mouth_sync"),
 )
 async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
@@ -374,6 +377,9 @@ def compose_builtin(
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
     probe=probe_ffmpeg,
+    version="2",  # 2: outputs carry their checks
+    checks=measure.video_checker("video", mouth=False),
+    measures=("duration_s", "audio_stream", "still_s"),
 )
 async def compose(ctx: TaskContext, p: ComposeParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
