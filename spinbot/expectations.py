@@ -124,14 +124,17 @@ def length_carrier(node: Mapping[str, Any], deliverables: list[str]) -> bool:
     return "speech" in deliverables and any(k.startswith("audio/") for k in kinds)
 
 
-def narration_cause(nodes: list[Mapping[str, Any]], expect: Mapping[str, Any]) -> str:
-    """Why spoken output has the length it has: a template sentence, or the script's word count."""
+def narration_cause(nodes: list[Mapping[str, Any]], expect: Mapping[str, Any], planned: bool) -> str:
+    """Why spoken output has the length it has: the planner's template sentence (`planned`: the graph was
+    planned from a goal), the text given, or the script's word count."""
     by_id = {n.get("id"): n for n in nodes}
     for n in nodes:
         if not is_speech(n):
             continue
         text = (n.get("params") or {}).get("text")
         if isinstance(text, str) and not expect.get("say"):
+            if not planned:
+                return f"the text spoken has {len(text.split())} words"
             return (f"without an LLM the narration is one template sentence ({len(text.split())} words); "
                     "start Ollama for a written script")
         if isinstance(text, dict) and (script := by_id.get(text.get("$node"))) is not None:
@@ -155,8 +158,8 @@ def own_findings(node: Mapping[str, Any]) -> Iterable[Finding]:
         yield Finding("refined", f"{label(node)} ran once more: {refined['why']}", node.get("id"))
 
 
-def length_finding(node: Mapping[str, Any], nodes: list[Mapping[str, Any]],
-                   expect: Mapping[str, Any]) -> Finding | None:
+def length_finding(node: Mapping[str, Any], nodes: list[Mapping[str, Any]], expect: Mapping[str, Any],
+                   planned: bool) -> Finding | None:
     want = float(expect["duration_s"])
     got = find(checks_of(node.get("output")), "duration_s")
     if got is None or not isinstance(got.value, int | float):
@@ -164,7 +167,7 @@ def length_finding(node: Mapping[str, Any], nodes: list[Mapping[str, Any]],
     if abs(float(got.value) - want) <= max(MIN_SLACK_S, LENGTH_SLACK * want):
         return None
     what = "video" if "talking_video" in expect.get("deliverables", []) else "speech"
-    cause = narration_cause(nodes, expect)
+    cause = narration_cause(nodes, expect, planned)
     return Finding("miss", f"the {what} is {seconds(float(got.value))}, not {seconds(want)}"
                    + (f": {cause}" if cause else ""), node.get("id"), "duration_s")
 
@@ -214,6 +217,7 @@ def delivery_findings(nodes: list[Mapping[str, Any]], expect: Mapping[str, Any])
 def compare(graph: Mapping[str, Any], only: str | None = None) -> list[Finding]:
     """The findings of a job's graph against its expectations; `only`: just that node's (after it ran)."""
     expect = expectations(graph)
+    planned = bool((graph.get("metadata") or {}).get("intent"))
     nodes = [n for n in graph.get("nodes", []) if isinstance(n, Mapping)]
     deliverables = list(expect.get("deliverables") or [])
     out: list[Finding] = []
@@ -223,7 +227,7 @@ def compare(graph: Mapping[str, Any], only: str | None = None) -> list[Finding]:
             continue
         out += own_findings(n)
         if expect.get("duration_s") and n in (carriers if only else carriers[-1:]):
-            out += [f for f in [length_finding(n, nodes, expect)] if f]
+            out += [f for f in [length_finding(n, nodes, expect, planned)] if f]
         if expect.get("voice") and is_speech(n):
             out += [f for f in [voice_finding(n, str(expect["voice"]))] if f]
         if str(n.get("service", "")).startswith("image."):

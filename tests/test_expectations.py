@@ -36,7 +36,8 @@ def talking_head(video_s: float, *, text: Any = "Here is a short introduction to
                          "output": {"narration": "...", "script": {},
                                     "checks": [check("word_count", script_words, True, "words")]}})
     return {"schema": "langgraph.v1", "workflowId": "w", "context": {"goal": "a 20-second talking head"},
-            "metadata": {"expect": expect if expect is not None else
+            "metadata": {"intent": {"kind": "plan", "deliverables": ["talking_video"], "duration_s": 20},
+                         "expect": expect if expect is not None else
                          {"deliverables": ["talking_video"], "duration_s": 20, "voice": "female"}},
             "nodes": nodes}
 

@@ -49,7 +49,7 @@ def job_links(job_id: str) -> dict[str, str]:
     return {"url": f"/api/jobs/{job_id}", "events_url": f"/api/jobs/{job_id}/events", "page_url": f"/jobs/{job_id}"}
 
 
-def findings(graph: dict[str, Any]) -> list[dict[str, Any]]:
+def result_checks(graph: dict[str, Any]) -> list[dict[str, Any]]:
     """The results' checks against the request (spinbot.expectations.compare), as JSON."""
     return [f.to_json() for f in compare(graph)]
 
@@ -58,7 +58,7 @@ def job_from_state(st: JobState) -> dict[str, Any]:
     return {
         "id": st.id, "status": st.status, "progress": st.progress, "plane": st.plane, "version": st.version,
         "pipeline": st.pipeline, "goal": st.graph.get("context", {}).get("goal", ""), "graph": st.graph,
-        "findings": findings(st.graph) if st.status == "completed" else [],
+        "checks": result_checks(st.graph) if st.status == "completed" else [],
         "error": st.error, "created": iso(st.created), "updated": iso(st.updated), **job_links(st.id),
     }
 
@@ -72,7 +72,7 @@ def job_from_row(row: dict[str, Any]) -> dict[str, Any]:
     }
     if "graph" in row:
         out["graph"] = row["graph"]
-        out["findings"] = findings(row["graph"]) if row["status"] == "completed" else []
+        out["checks"] = result_checks(row["graph"]) if row["status"] == "completed" else []
     return out
 
 

@@ -164,7 +164,7 @@ export function modelFromSnapshot(job) {
   model.status = job.status || model.status;
   model.progress = job.progress ?? model.progress;
   model.error = job.error || null;
-  model.findings = job.findings || [];
+  model.findings = job.checks || [];
   const created = Date.parse(job.created_at || job.created || "");
   if (Number.isFinite(created)) model.startedAt = created;
   const updated = Date.parse(job.finished_at || job.updated_at || job.updated || "");

@@ -92,7 +92,7 @@ export class JobPanel {
     try {
       const job = await getJSON(`/api/jobs/${encodeURIComponent(this.model.id)}${this.query}`);
       const started = Date.parse(job.created_at || job.created || "");
-      this.model.findings = job.findings || [];
+      this.model.findings = job.checks || [];
       const finished = Date.parse(job.finished || job.finished_at || job.updated || "");
       if (Number.isFinite(started) && Number.isFinite(finished) && finished >= started) {
         Object.assign(this.model, { startedAt: started, finishedAt: finished });
