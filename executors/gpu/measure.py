@@ -74,14 +74,13 @@ def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[
     if language.split("-")[0] not in ENGLISH:
         return not_checked("words", f"the speech recogniser knows English only, the text is in {language!r}")
     m = speechcheck.listen(x, RATE, text, should_stop)
-    if m.aligned:
-        return Check("words", "aligned", "", True, "the recogniser aligned the text with the speech")
+    if m.aligned and m.score >= speechcheck.MIN_MATCH:
+        value: float | str = "aligned" if m.score == 1.0 else round(m.score, 2)
+        return Check("words", value, "", True, "the recogniser aligned the text with the speech")
     heard = " ".join(m.transcript.split()[:12]) + ("…" if len(m.transcript.split()) > 12 else "")
-    how = f"word match {m.score:.2f} (at least {speechcheck.MIN_MATCH})"
-    if m.ok:
-        return Check("words", round(m.score, 2), "", True, f"the recogniser heard the text: {how}")
+    how = ("it aligns, but the words heard match only " if m.aligned else "it does not align; the words heard match ")
     return Check("words", round(m.score, 2), "", False,
-                 f"the recogniser did not hear the text: {how}; it heard {heard!r}")
+                 f"the recogniser did not hear the text: {how}{m.score:.2f} (it heard {heard!r})")
 
 
 def speech_checks(path: Path, text: str, language: str, should_stop: Callable[[], bool] = lambda: False) -> list[Check]:
