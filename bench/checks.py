@@ -104,9 +104,9 @@ def words_part() -> None:
             pcm = espeak.synthesize(sentence, voice=f"en+{variant}", wpm=160, pitch=pitch)
             x = measure.voice.resample(pcm / 32768, rate, measure.RATE)
             t = time.perf_counter()
-            own = measure.words_check(x, sentence, "en", lambda: False)
+            own = measure.words_check(x, sentence, "en", lambda: False, 160)
             spent.append(time.perf_counter() - t)
-            other = measure.words_check(x, sentences[(i + 1) % len(sentences)], "en", lambda: False)
+            other = measure.words_check(x, sentences[(i + 1) % len(sentences)], "en", lambda: False, 160)
             passed += own.ok is True
             caught += other.ok is False
         n = len(sentences)

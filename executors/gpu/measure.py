@@ -43,6 +43,12 @@ MOUTH_MOVES = 0.5
 #: An image whose greyscale spread (standard deviation, grey levels) is under this is blank.
 BLANK_STD = 3.0
 ENGLISH = ("en",)
+#: Speech whose rate over the text's words is outside this share of the rate asked does not say that text:
+#: a forced alignment stretches a 20-word text over 30 s of other speech (41 words a minute at 160 asked).
+#: eSpeak speaks 1.2-1.4x its nominal rate; digits and abbreviations speak more words than they write.
+RATE_SHARE = (0.5, 3.0)
+#: The median pitch is measured on at most this much speech (s): it is as stable on 20 s as on minutes.
+PITCH_S = 20.0
 
 
 # ---- speech ------------------------------------------------------------------------------------
@@ -69,10 +75,16 @@ def loudness(x: np.ndarray, rate: int) -> Check:
     return Check("loudness_dbfs", round(level, 1), "dBFS", ok, detail)
 
 
-def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[], bool]) -> Check:
-    """Whether the speech says `text`: PocketSphinx listens for the text's words (speechcheck.check)."""
+def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[], bool],
+                wpm: int | None = None) -> Check:
+    """Whether the speech says `text` (asked at `wpm` words a minute, when known): its length fits the text,
+    and PocketSphinx aligns the text with it (speechcheck.listen)."""
     if language.split("-")[0] not in ENGLISH:
         return not_checked("words", f"the speech recogniser knows English only, the text is in {language!r}")
+    seconds, count = len(x) / RATE, len(speechcheck.words(text))
+    if wpm and seconds > 0 and not RATE_SHARE[0] <= count / seconds * 60 / wpm <= RATE_SHARE[1]:
+        return Check("words", 0.0, "", False, f"the speech does not fit the text: {seconds:.1f} s for {count} words "
+                     f"is {count / seconds * 60:.0f} words a minute, {wpm} were asked")
     m = speechcheck.listen(x, RATE, text, should_stop)
     if m.aligned and m.score >= speechcheck.MIN_MATCH:
         value: float | str = "aligned" if m.score == 1.0 else round(m.score, 2)
@@ -83,15 +95,17 @@ def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[
                  f"the recogniser did not hear the text: {how}{m.score:.2f} (it heard {heard!r})")
 
 
-def speech_checks(path: Path, text: str, language: str, should_stop: Callable[[], bool] = lambda: False) -> list[Check]:
-    """duration_s, loudness_dbfs, pitch_hz and words of a speech file that should say `text`."""
+def speech_checks(path: Path, text: str, language: str, should_stop: Callable[[], bool] = lambda: False,
+                  wpm: int | None = None) -> list[Check]:
+    """duration_s, loudness_dbfs, pitch_hz and words of a speech file that should say `text` (at `wpm`)."""
     x = load_audio(path, RATE)
     duration = len(x) / RATE
     out = [Check("duration_s", round(duration, 2), "s", None, f"{duration:.1f} s of speech")]
     out += measured("loudness_dbfs", lambda: loudness(x, RATE))
-    out += measured("pitch_hz", lambda: Check("pitch_hz", round(voice.median_pitch_hz(x, RATE)), "Hz", None,
-                                              "median pitch of the voiced frames"))
-    out += measured("words", lambda: words_check(x, text, language, should_stop))
+    sample = x[: int(PITCH_S * RATE)]
+    out += measured("pitch_hz", lambda: Check("pitch_hz", round(voice.median_pitch_hz(sample, RATE)), "Hz", None,
+                                              f"median pitch of the voiced frames (first {PITCH_S:g} s)"))
+    out += measured("words", lambda: words_check(x, text, language, should_stop, wpm))
     return out
 
 

@@ -13,6 +13,7 @@ check of tts.synthesize) aligns first and runs the word loop, with narrower beam
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +97,17 @@ def _decode(d: Any, samples: np.ndarray, should_stop: Callable[[], bool]) -> Any
     return d.hyp()
 
 
+_local = threading.local()
+
+
+def aligner() -> Any:
+    """This thread's decoder for listen()'s alignments: loading the acoustic model takes longer than aligning
+    10 s of speech, so each worker thread keeps one (a decoder is not shared between threads)."""
+    if getattr(_local, "decoder", None) is None:
+        _local.decoder = decoder()
+    return _local.decoder
+
+
 def reference_words(d: Any, text: str) -> list[str]:
     """The text's words the recogniser knows; PermanentError when fewer than MIN_WORDS."""
     reference = [w for w in words(text) if d.lookup_word(w)]
@@ -156,7 +168,7 @@ def listen(samples: np.ndarray, rate: int, text: str, should_stop: Callable[[], 
     An aligned text of ALIGN_ALONE_WORDS words or more has score 1.0 and no transcript. PermanentError as
     check()."""
     assert rate == RATE, "the recogniser's model is 16 kHz"
-    d = decoder()
+    d = aligner()
     reference = reference_words(d, text)
     aligned = aligns(samples, reference, should_stop, d)
     if aligned and len(reference) >= ALIGN_ALONE_WORDS:

@@ -265,7 +265,7 @@ async def check_speech(ctx: TaskContext, p: TTSParams, out: dict[str, Any]) -> l
     """The speech's duration, loudness, median pitch and whether the recogniser hears p.text in it."""
     async with scratch(ctx) as tmp:
         path = await fetch(ctx, out["audio"], tmp, "speech")
-        return await in_thread(measure.speech_checks, path, p.text, p.language, lambda: ctx.cancelled)
+        return await in_thread(measure.speech_checks, path, p.text, p.language, lambda: ctx.cancelled, p.speed)
 
 
 #: A refined run speaks this much slower (eSpeak says the same words the same way at the same rate).
