@@ -71,7 +71,8 @@ def from_intent(intent: Mapping[str, Any] | None, goal: str = "") -> dict[str, A
     deliverables = [str(d) for d in intent.get("deliverables") or []]
     expect: dict[str, Any] = {"deliverables": deliverables}
     if intent.get("say"):
-        expect["say"] = str(intent["say"])
+        if any(d in SPOKEN for d in deliverables):  # with an image alone, `say` is its title
+            expect["say"] = str(intent["say"])
     elif intent.get("duration_s") and any(d in (*SPOKEN, "script") for d in deliverables):
         expect["duration_s"] = float(intent["duration_s"])
     if intent.get("voice") and not intent.get("profile"):  # a profile speaks in its own voice

@@ -56,6 +56,8 @@ def test_expectations_come_from_the_intent() -> None:
     assert from_intent(read.model_dump(mode="json")) == {"deliverables": ["speech"],
                                                          "say": "The man spoke for 30 seconds."}
     assert from_intent({"kind": "reply"}) == {} and from_intent(None) == {}
+    card = from_intent({"kind": "plan", "deliverables": ["image"], "say": "Welcome"}, "a title card that says")
+    assert "say" not in card and card["image"] == "title_card"  # an image's words are its title, not speech
     assert from_intent({"kind": "plan", "deliverables": ["image"], "future_field": 1},
                        "draw a red fox in a snowy forest")["image"] == "scene"
     assert image_kind("a title card saying Welcome") == "title_card"

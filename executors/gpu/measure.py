@@ -86,9 +86,10 @@ def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[
         return Check("words", 0.0, "", False, f"the speech does not fit the text: {seconds:.1f} s for {count} words "
                      f"is {count / seconds * 60:.0f} words a minute, {wpm} were asked")
     m = speechcheck.listen(x, RATE, text, should_stop)
-    if m.aligned and m.score >= speechcheck.MIN_MATCH:
-        value: float | str = "aligned" if m.score == 1.0 else round(m.score, 2)
-        return Check("words", value, "", True, "the recogniser aligned the text with the speech")
+    if speechcheck.heard(m):
+        value: float | str = "aligned" if m.aligned and m.score == 1.0 else round(m.score, 2)
+        how = "aligned the text with the speech" if m.aligned else f"heard the text's words (match {m.score:.2f})"
+        return Check("words", value, "", True, f"the recogniser {how}")
     heard = " ".join(m.transcript.split()[:12]) + ("…" if len(m.transcript.split()) > 12 else "")
     how = ("it aligns, but the words heard match only " if m.aligned else "it does not align; the words heard match ")
     return Check("words", round(m.score, 2), "", False,
