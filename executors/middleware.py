@@ -11,13 +11,15 @@ spinbot.errors.classify) into a failed one; `LostClaim` and the queue's connecti
 
 The chain is built in ONE place, `node_middleware()`, outermost first:
 
-    admission -> retries -> metrics -> attempt -> node cache -> time_limit -> (the service's handler)
+    admission -> retries -> metrics -> attempt -> node cache -> checking -> time_limit -> (the handler)
 
 `attempt` counts the attempt, records the node `running`, resolves and validates its params and gives
 it a work directory and a TaskContext (`step.params`, `step.ctx`); the middlewares after it see them.
 The node cache (spinbot/nodecache.py) needs the resolved params and may answer without calling the
-handler, so it sits right after `attempt`; it sets `step.reused` on a hit. To add another middleware,
-insert it into the list `node_middleware()` returns; `chain()` composes the list around the handler.
+handler, so it sits right after `attempt`; it sets `step.reused` on a hit. `checking`
+(executors/checking.py) measures the outputs inside the cache, so a reused output keeps its checks.
+To add another middleware, insert it into the list `node_middleware()` returns; `chain()` composes
+the list around the handler.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
+from executors.checking import checking
 from spinbot import metrics as M
 from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, classify
 from spinbot.graph import Node
@@ -185,4 +188,4 @@ async def time_limit(step: NodeStep, call_next: Handler) -> dict[str, Any]:
 def node_middleware(cache: Middleware | None = None) -> list[Middleware]:
     """The node step's middleware, outermost first: the one place to add one. `cache`: the node cache's
     middleware (spinbot.nodecache.middleware), or None to run every node."""
-    return [admission, retries, metrics, attempt, *([cache] if cache is not None else []), time_limit]
+    return [admission, retries, metrics, attempt, *([cache] if cache is not None else []), checking, time_limit]

@@ -24,6 +24,7 @@ from planner.intent import Intent
 from planner.pipelines import edges_from_refs
 from planner.vocab import NOT_A_STEP, Deliverable, Vocabulary
 from spinbot.errors import PermanentError
+from spinbot.expectations import from_intent
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest, ServiceSpec
 
@@ -280,7 +281,8 @@ def build(
             "attachments": [a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in attachments],
             "constraints": constraints,
         },
-        "metadata": {"intent": intent.model_dump(mode="json", exclude_none=True)},
+        "metadata": {"intent": intent.model_dump(mode="json", exclude_none=True),
+                     "expect": from_intent(intent.model_dump(mode="json"), goal)},  # checked after the job
         "nodes": b.nodes,
         "edges": edges_from_refs(b.nodes),
     }

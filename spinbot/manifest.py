@@ -103,6 +103,8 @@ class ServiceSpec(_Model):
     constraints: dict[str, ConstraintCheck] = Field(default_factory=dict)
     offers: list[Offer] = Field(default_factory=list, description="what it can do for a goal (the planner's words)")
     attachable: dict[str, Attachable] = Field(default_factory=dict, description="inputs an attachment may fill")
+    measures: list[str] = Field(default_factory=list, description="what the executor measures on the outputs "
+                                "after each run (recorded as output.checks)")
     available: bool = True
     unavailable_reason: str | None = None
 

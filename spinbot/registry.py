@@ -23,9 +23,15 @@ from spinbot.manifest import (
 )
 
 if TYPE_CHECKING:
+    from spinbot.checks import Check
     from spinbot.task import TaskContext
 
 Handler = Callable[["TaskContext", Any], Awaitable[dict[str, Any]]]
+#: checks(ctx, params, outputs) -> what was measured on the outputs (spinbot.checks); may raise: the executor
+#: records a raising checker as "not checked".
+Checker = Callable[["TaskContext", Any, dict[str, Any]], Awaitable[list["Check"]]]
+#: refine(params, checks) -> (param changes, why) for one more run when a cheaper fix exists, else None.
+Refiner = Callable[[Any, list["Check"]], tuple[dict[str, Any], str] | None]
 #: Returns None when the service can run here, else why not (no engine, no binary...).
 Probe = Callable[[Any], str | None]
 
@@ -56,6 +62,9 @@ class Service:
     probe: Probe | None = None
     offers: tuple[Offer, ...] = ()  # what it can do for a goal, in the user's words (the planner's vocabulary)
     attachable: dict[str, Attachable] = field(default_factory=dict)  # inputs an attachment may fill
+    checks: Checker | None = None  # run on the outputs after each run (executors/checking.py)
+    measures: tuple[str, ...] = ()  # the names of the checks `checks` makes, published in the manifest
+    refine: Refiner | None = None  # one more run with changed params when a check misses and this can fix it
 
     def spec(self, settings: Any = None) -> ServiceSpec:
         reason = self.probe(settings) if (self.probe and settings is not None) else None
@@ -81,6 +90,7 @@ class Service:
             constraints=self.constraints,
             offers=list(self.offers),
             attachable=self.attachable,
+            measures=list(self.measures),
             available=reason is None,
             unavailable_reason=reason,
         )

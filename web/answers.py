@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from spinbot.expectations import Finding, compare
 from spinbot.graph import Graph
 from spinbot.queue import JobState
 from web.deps import Services
@@ -75,6 +76,27 @@ def progress_line(state: JobState, base_url: str, services: Services) -> str:
             f"Follow it at {job_page(base_url, state.id, services)}")
 
 
+#: How an answer starts when the results differ from the request (clients may look for it).
+DONE_BUT = "Done, but"
+
+
+def verdict(findings: list[Finding], ran: str) -> list[str]:
+    """The answer's first line(s): 'Done: <ran>' when the checked results match the request, else
+    'Done, but <what differs, with the measured figures>', one bullet per difference when several."""
+    misses = [f.message for f in findings if f.kind == "miss"]
+    if not misses:
+        return [f"Done: {ran}"]
+    if len(misses) == 1:
+        return [f"{DONE_BUT} {misses[0]}. {ran}"]
+    return [f"{DONE_BUT} {len(misses)} things differ from what you asked. {ran}", *(f"- {m}" for m in misses)]
+
+
+def findings_lines(findings: list[Finding]) -> list[str]:
+    """Re-runs and checks that could not be made, said after the first line."""
+    lines = [f"- Refined: {f.message}" for f in findings if f.kind == "refined"]
+    return lines + [f"- Not checked: {f.message}" for f in findings if f.kind == "not_checked"]
+
+
 def answer_for(state: JobState, job_id: str, base_url: str, services: Services) -> str:
     """The final answer in markdown: what was done, artifacts as absolute signed links, images inline."""
     if not state.terminal:
@@ -91,7 +113,10 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
         return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
                 + f"\n\nDetails: {job_page(base_url, job_id, services)}")
     steps = f"{len(nodes)} step{'' if len(nodes) == 1 else 's'}"
-    lines = [f"Done: {steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
+    findings = compare(state.graph)
+    lines = verdict(findings, f"{steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))}).")
+    lines += findings_lines(findings)
+    head = len(lines)
     images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
     for a in artifacts_in_graph(state.graph):
         url = artifact_link(base_url, a["key"], services.links)
@@ -104,7 +129,7 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
             lines.append(f"- [{label}]({url}) ({ctype}{size})")
     texts = [(n, k, v) for n in nodes for k, v in (n.get("output") or {}).items()
              if isinstance(v, str) and k in ("title", "text", "narration")]
-    if texts and len(lines) == 1 and not images:
+    if texts and len(lines) == head and not images:
         lines += [f"- **{n.get('name') or n['id']}** {k}: {v[:500]}" for n, k, v in texts[:5]]
     lines += [f"\n{image}" for image in images]
     lines.append(f"\nJob page: {job_page(base_url, job_id, services)}")

@@ -15,7 +15,7 @@ from fastapi import Request
 
 from spinbot import constants as C
 from spinbot.settings import Settings
-from web.answers import answer_for
+from web.answers import DONE_BUT, answer_for
 from web.chat import ChatEvent, TurnRequest, TurnResult
 from web.deps import Services
 from web.problems import openai_error
@@ -255,11 +255,14 @@ async def stream_answer(turn: Answering, chunks: Chunks, status: bool, ping_s: f
     except Exception as e:  # the answer still ends properly: content, finish_reason, [DONE]
         log.exception("streaming a chat turn failed")
         yield encode(None, chunks.chunk({"reasoning_content": f"Error: {type(e).__name__}\n"}))
-    yield encode(None, chunks.chunk({"content": final_text(turn, text, note)}))
+    final = final_text(turn, text, note)
+    yield encode(None, chunks.chunk({"content": final}))
     if status:
         result = turn.result
         done = "Done" if not result.error and result.status in (None, "completed") else (
             f"Job {result.status}" if result.status and result.status != "queued" else "Not done")
+        if done == "Done" and final.lstrip().startswith(DONE_BUT):
+            done = f"{DONE_BUT} not as asked: see the answer"
         yield encode(None, chunks.status(done, True))
     yield encode(None, chunks.chunk({}, "stop"))
     if chunks.include_usage:

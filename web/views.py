@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import orjson
 
+from spinbot.expectations import compare
 from spinbot.queue import JobState
 from web.auth import LinkSigner
 
@@ -48,10 +49,16 @@ def job_links(job_id: str) -> dict[str, str]:
     return {"url": f"/api/jobs/{job_id}", "events_url": f"/api/jobs/{job_id}/events", "page_url": f"/jobs/{job_id}"}
 
 
+def result_checks(graph: dict[str, Any]) -> list[dict[str, Any]]:
+    """The results' checks against the request (spinbot.expectations.compare), as JSON."""
+    return [f.to_json() for f in compare(graph)]
+
+
 def job_from_state(st: JobState) -> dict[str, Any]:
     return {
         "id": st.id, "status": st.status, "progress": st.progress, "plane": st.plane, "version": st.version,
         "pipeline": st.pipeline, "goal": st.graph.get("context", {}).get("goal", ""), "graph": st.graph,
+        "checks": result_checks(st.graph) if st.status == "completed" else [],
         "error": st.error, "created": iso(st.created), "updated": iso(st.updated), **job_links(st.id),
     }
 
@@ -65,6 +72,7 @@ def job_from_row(row: dict[str, Any]) -> dict[str, Any]:
     }
     if "graph" in row:
         out["graph"] = row["graph"]
+        out["checks"] = result_checks(row["graph"]) if row["status"] == "completed" else []
     return out
 
 

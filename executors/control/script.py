@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from spinbot.checks import Check, find
 from spinbot.errors import SpinbotError
 from spinbot.llm import (
     CTX_MARGIN_TOKENS,
@@ -196,6 +197,29 @@ def distance(draft: Draft | None, words: int) -> float:
     return abs(math.log(draft.words / words))
 
 
+async def check_script(ctx: TaskContext, p: ScriptParams, out: dict[str, Any]) -> list[Check]:
+    """The narration's word count against the target for p.duration_s."""
+    n, words = len(str(out.get("narration", "")).split()), target_words(p.duration_s)
+    ok = LOW * words <= n <= HIGH * words
+    said = f"{n} words (about {n * 60 / WPM:.0f} s at {WPM} words a minute)"
+    return [Check("word_count", n, "words", ok, f"{said}, the target ~{words} for {p.duration_s:g} s" if ok else
+                  f"the script has {said}, not the ~{words} that {p.duration_s:g} s needs")]
+
+
+#: A refined script asks for at most this many times the length (a model that wrote 3 words for 50).
+MOST_LONGER = 3.0
+
+
+def refine_script(p: ScriptParams, found: list[Check]) -> tuple[dict[str, Any], str] | None:
+    """A script too short for its length is written once more, asked for proportionally more."""
+    count, words = find(found, "word_count"), target_words(p.duration_s)
+    if count is None or count.ok is not False or not isinstance(count.value, int) or count.value >= words:
+        return None
+    longer = round(min(600.0, p.duration_s * min(MOST_LONGER, words / max(1, count.value))), 1)
+    return {"duration_s": longer}, (f"the script has {count.value} words, not ~{words}: asking for a longer one "
+                                    f"(sized for {longer:g} s)")
+
+
 @service(
     "llm.generate_script",
     planes=["control"],
@@ -218,6 +242,10 @@ def distance(draft: Draft | None, words: int) -> float:
     probe=probe,  # while no LLM answers, the live manifest leaves this service out and says why
     offers=(Offer(deliverable="script", does="write a script for a short spoken video", output="narration",
                   cues=[r"script|screenplay|narration text|write (?:me )?(?:a|the) (?:text|story|script)"]),),
+    version="2",  # 2: outputs carry their checks
+    checks=check_script,
+    measures=("word_count",),
+    refine=refine_script,
 )
 async def generate_script(ctx: TaskContext, p: ScriptParams) -> dict[str, Any]:
     words = target_words(p.duration_s)

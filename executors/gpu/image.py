@@ -13,9 +13,10 @@ from typing import Any, Literal
 from PIL import Image, ImageDraw
 from pydantic import BaseModel, Field
 
-from executors.gpu import comfyui, device
-from executors.gpu.common import Reporter, in_thread, scratch
+from executors.gpu import comfyui, device, measure
+from executors.gpu.common import Reporter, fetch, in_thread, scratch
 from executors.gpu.draw import MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
+from spinbot.checks import Check
 from spinbot.manifest import CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -266,6 +267,20 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     return out
 
 
+#: What the built-in title card is, said in its output: it cannot draw what a prompt describes.
+TITLE_CARD_MADE = ("a title card: the prompt's words over a gradient (the built-in renderer draws no scenes, "
+                   "animals or objects; configure ComfyUI for a picture of them)")
+
+
+async def check_image(ctx: TaskContext, p: ImageParams, out: dict[str, Any]) -> list[Check]:
+    """The image's size and that it is not blank, and what was drawn (`content`: title_card, portrait, rendered)."""
+    async with scratch(ctx) as tmp:
+        path = await fetch(ctx, out["image"], tmp, "image")
+        found = await in_thread(measure.image_checks, path, p.width, p.height)
+    content = "rendered" if ctx.settings.comfyui_url else p.kind
+    return [*found, Check("content", content, "", None, str(out.get("made", "")))]
+
+
 @service(
     "image.render",
     planes=["gpu"],
@@ -276,7 +291,7 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     ),
     params=ImageParams,
     inputs={"prompt": "text", "title": "text"},
-    outputs={"image": "image"},
+    outputs={"image": "image", "made": "text"},
     gpu=True,
     duration_s=1.5,
     memory_mb=600,
@@ -289,16 +304,21 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
         cues=[r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
               r"title card|cover art|draw|paint|illustrate",
               r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
+    version="2",  # 2: outputs say what was drawn and carry their checks
+    checks=check_image,
+    measures=("size", "blank", "content"),
 )
 async def render(ctx: TaskContext, p: ImageParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
         if ctx.settings.comfyui_url:
             out = await comfyui.render_image(ctx, p, tmp)
+            made = "rendered from the prompt by the ComfyUI workflow"
         else:
             await ctx.progress(0.0, f"drawing a {p.kind} {p.width}x{p.height}")
             out = await in_thread(render_builtin, p, tmp / "image.png", Reporter(ctx))
-            if p.kind == "portrait":
-                await ctx.log(read_look(p.prompt, seed_of(p.prompt)).note())
+            made = f"a stylised presenter portrait; {read_look(p.prompt, seed_of(p.prompt)).note()}" \
+                if p.kind == "portrait" else TITLE_CARD_MADE
+            await ctx.log(made)
         image = await ctx.put_artifact(f"image{out.suffix}", out)
     await ctx.progress(1.0, f"{p.kind} {p.width}x{p.height}")
-    return {"image": image}
+    return {"image": image, "made": made}

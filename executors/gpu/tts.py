@@ -17,10 +17,12 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from executors.gpu import espeak, voice
+from executors.gpu import espeak, measure, voice
 from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
 from executors.gpu.media import load_audio, write_wav
+from spinbot.checks import Check, find
 from spinbot.errors import PermanentError, SpinbotError, TransientError
+from spinbot.expectations import FEMALE_FROM_HZ
 from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.settings import Settings
@@ -35,10 +37,8 @@ ESPEAK_VOICES: dict[str, tuple[str, int]] = {"female": ("f2", 62), "male": ("m2"
 #: Longest piece of text handed to an engine at once; progress and cancellation happen between pieces.
 CHUNK_CHARS = 400
 SENTENCE_GAP_S = 0.12
-#: A sample whose median pitch is under this gets the male variant, else the female one: it lies
-#: between typical adult male (85-155 Hz) and female (165-255 Hz) speaking pitch (Titze, Principles of
-#: Voice Production, 1994). Each variant's pitch setting then moves it to the sample's pitch.
-FEMALE_FROM_HZ = 160.0
+#: A sample whose median pitch is under FEMALE_FROM_HZ gets the male variant, else the female one (the
+#: line the voice check uses too); each variant's pitch setting then moves it to the sample's pitch.
 #: eSpeak pitch settings measured per variant to map a pitch in Hz to a setting (pitch_table).
 PITCH_STEPS = (0, 15, 30, 45, 60, 75, 90, 99)
 CALIBRATION_TEXT = "Each cell releases electrons when light hits it, and the panel turns it into power."
@@ -261,6 +261,27 @@ def probe(settings: Settings) -> str | None:
     return None
 
 
+async def check_speech(ctx: TaskContext, p: TTSParams, out: dict[str, Any]) -> list[Check]:
+    """The speech's duration, loudness, median pitch and whether the recogniser hears p.text in it."""
+    async with scratch(ctx) as tmp:
+        path = await fetch(ctx, out["audio"], tmp, "speech")
+        return await in_thread(measure.speech_checks, path, p.text, p.language, lambda: ctx.cancelled, p.speed)
+
+
+#: A refined run speaks this much slower (eSpeak says the same words the same way at the same rate).
+SLOWER = 0.8
+
+
+def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str] | None:
+    """Speech whose words the recogniser misses is synthesised once more, slower."""
+    words = find(found, "words")
+    if words is None or words.ok is not False or p.speed <= 100:
+        return None
+    slower = max(80, round(p.speed * SLOWER))
+    return {"speed": slower}, (f"the recogniser did not hear the text (word match {words.value}); speaking it "
+                               f"again at {slower} instead of {p.speed} words a minute")
+
+
 @service(
     "tts.synthesize",
     planes=["gpu"],
@@ -274,7 +295,7 @@ def probe(settings: Settings) -> str | None:
     params=TTSParams,
     inputs={"text": "text", "reference_audio": "audio", "reference_text": "text"},
     outputs={"audio": "audio", "duration_s": "number", "voice_match": "text"},
-    version="2",
+    version="3",  # 3: outputs carry their checks
     gpu=False,
     duration_s=3.0,
     memory_mb=200,
@@ -299,6 +320,9 @@ def probe(settings: Settings) -> str | None:
     attachable={"reference_audio": Attachable(
         role="the voice to speak in", cue=r"(?:in|with|using|like|as) (?:this|that|the attached|the same|her|his) "
                                           r"(?:voice|recording|sample)|clone|voice sample")},
+    checks=check_speech,
+    measures=("duration_s", "loudness_dbfs", "pitch_hz", "words"),
+    refine=refine_speech,
 )
 async def synthesize(ctx: TaskContext, p: TTSParams) -> dict[str, Any]:
     engine = engine_for(ctx.settings)

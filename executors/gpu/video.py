@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from executors.gpu import comfyui, device
+from executors.gpu import comfyui, device, measure
 from executors.gpu.common import ArtifactInput, Batcher, Reporter, fetch, in_thread, scratch
 from executors.gpu.draw import MOUTH, caption_overlay
 from executors.gpu.media import (
@@ -197,6 +197,9 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
               r"(?:talk|speak|say)",
               r"vidéo|vídeo|видео|فيديو|视频|動画"]),),
     attachable={"image": Attachable(role="the face to animate"), "audio": Attachable(role="what the face says")},
+    version="2",  # 2: outputs carry their checks
+    checks=measure.video_checker("video", mouth=True),
+    measures=("duration_s", "audio_stream", "still_s", "mouth_sync"),
 )
 async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
@@ -398,6 +401,9 @@ def compose_builtin(
     ),
     attachable={"clips": Attachable(role="the videos to join or to put sound on"),
                 "audio": Attachable(role="the soundtrack")},
+    version="2",  # 2: outputs carry their checks
+    checks=measure.video_checker("video", mouth=False),
+    measures=("duration_s", "audio_stream", "still_s"),
 )
 async def compose(ctx: TaskContext, p: ComposeParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

@@ -97,6 +97,8 @@ export class JobModel {
     n.plane = d.plane || n.plane;
     n.error = d.error || (d.status === "running" ? null : n.error);
     n.reused = d.reused || (d.status === "running" ? null : n.reused);
+    if (d.status === "running") n.checks = null;
+    if (Array.isArray(d.output?.checks)) n.checks = d.output.checks;
     if (d.status === "completed") n.progress = 1;
     if (this.status === "queued") this.status = "running";
     if (d.error) this.log(d.node, `failed: ${d.error.message || d.error.code || JSON.stringify(d.error)}`);
@@ -162,6 +164,7 @@ export function modelFromSnapshot(job) {
   model.status = job.status || model.status;
   model.progress = job.progress ?? model.progress;
   model.error = job.error || null;
+  model.findings = job.checks || [];
   const created = Date.parse(job.created_at || job.created || "");
   if (Number.isFinite(created)) model.startedAt = created;
   const updated = Date.parse(job.finished_at || job.updated_at || job.updated || "");

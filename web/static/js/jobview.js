@@ -4,6 +4,16 @@ import { renderDag, updateDag } from "./dag.js";
 import { clear, formatBytes, formatDuration, h, percent } from "./dom.js";
 import { ResumableStream } from "./sse.js";
 
+/** One measurement of a step's output (output.checks): "duration_s 2.7 s", a verdict, what it means. */
+function checkView(c) {
+  const verdict = c.not_checked ? "not checked" : c.ok === true ? "ok" : c.ok === false ? "miss" : "measured";
+  const value = c.value === null || c.value === undefined ? "" : ` ${c.value}${c.unit ? ` ${c.unit}` : ""}`;
+  return h("li", { class: `check check-${verdict.replace(" ", "-")}`, dataset: { check: c.name } },
+    h("span", { class: "check-name" }, `${c.name}${value}`),
+    h("span", { class: "badge" }, verdict),
+    h("span", { class: "muted" }, ` ${c.not_checked || c.detail || ""}`));
+}
+
 /** An artifact's card; `ready` false shows it without fetching (its producer is still finishing). */
 function artifactView(a, ready) {
   const url = artifactUrl(a);
@@ -46,12 +56,13 @@ export class JobPanel {
     this.nodeList = h("ol", { class: "node-list" });
     this.logPre = h("pre", { class: "log-tail", tabIndex: 0, "aria-label": "Log tail" });
     this.errorEl = h("p", { class: "error", hidden: true });
+    this.findingsEl = h("ul", { class: "findings", "aria-label": "Results against the request", hidden: true });
     this.artifactsEl = h("div", { class: "artifacts" });
     this.el.append(
       h("header", { class: "job-head" },
         h("a", { href: `/jobs/${encodeURIComponent(m.id)}`, class: "job-link", title: m.id }, `Job ${m.id.slice(0, 12)}`),
         this.statusEl, this.connEl, this.cancelBtn),
-      this.bar, this.barText, this.errorEl, this.dagWrap,
+      this.bar, this.barText, this.errorEl, this.findingsEl, this.dagWrap,
       h("details", { class: "nodes", open: true }, h("summary", {}, "Steps"), this.nodeList),
       h("details", { class: "log", open: true }, h("summary", {}, "Log"), this.logPre),
       this.artifactsEl);
@@ -81,6 +92,7 @@ export class JobPanel {
     try {
       const job = await getJSON(`/api/jobs/${encodeURIComponent(this.model.id)}${this.query}`);
       const started = Date.parse(job.created_at || job.created || "");
+      this.model.findings = job.checks || [];
       const finished = Date.parse(job.finished || job.finished_at || job.updated || "");
       if (Number.isFinite(started) && Number.isFinite(finished) && finished >= started) {
         Object.assign(this.model, { startedAt: started, finishedAt: finished });
@@ -147,6 +159,7 @@ export class JobPanel {
       : `${percent(m.progress)} · ETA ${formatDuration(m.eta())}`;
     this.errorEl.hidden = !m.error;
     if (m.error) this.errorEl.textContent = m.error.message || JSON.stringify(m.error);
+    this.renderFindings();
     this.renderGraph();
     this.renderNodes();
     this.logPre.textContent = m.logs.slice(-40).map((l) => `${l.node ? `[${l.node}] ` : ""}${l.message}`).join("\n");
@@ -176,6 +189,7 @@ export class JobPanel {
     const items = nodes.map((n) => {
       const st = m.nodes[n.id] || { status: "pending", progress: 0 };
       const done = st.status === "completed" ? 1 : st.progress || 0;
+      const checks = st.checks || (st.status === "completed" || !m.nodes[n.id] ? n.output?.checks : null) || [];
       return h("li", { class: `node-row status-${st.status}`, dataset: { node: n.id } },
         h("div", { class: "node-row-head" },
           h("span", { class: "node-name" }, n.name || n.id),
@@ -184,9 +198,22 @@ export class JobPanel {
             st.reused ? "reused" : st.attempts > 1 ? `${st.status} (try ${st.attempts})` : st.status)),
         h("div", { class: "bar node-bar", role: "progressbar", "aria-label": `${n.id} progress`, "aria-valuenow": String(Math.round(done * 100)), "aria-valuemin": "0", "aria-valuemax": "100" },
           h("div", { class: "bar-fill", style: `width:${Math.round(done * 100)}%` })),
-        (st.message || st.error) && h("div", { class: "node-msg muted" }, st.error?.message || st.message));
+        (st.message || st.error) && h("div", { class: "node-msg muted" }, st.error?.message || st.message),
+        checks.length ? h("ul", { class: "checks", "aria-label": `${n.id} checks` }, ...checks.map(checkView)) : null);
     });
     this.nodeList.replaceChildren(...items);
+  }
+
+  /** Once the job completed: "Done" when the checked results match the request, else each difference. */
+  renderFindings() {
+    const found = this.model.status === "completed" ? this.model.findings || [] : [];
+    const misses = found.filter((f) => f.kind === "miss");
+    this.findingsEl.hidden = !found.length;
+    this.findingsEl.replaceChildren(
+      h("li", { class: misses.length ? "finding-head miss" : "finding-head" },
+        misses.length ? "Done, but not as asked:" : "Done: the checked results match the request."),
+      ...found.map((f) => h("li", { class: `finding finding-${f.kind}` },
+        h("span", { class: "badge" }, f.kind.replace("_", " ")), ` ${f.message}`)));
   }
 
   renderArtifacts() {

@@ -1,0 +1,225 @@
+"""Measurements of what the GPU services make, for the checks they declare (spinbot/checks.py).
+
+Cheap and real: numpy over decoded samples and small greyscale frames, PocketSphinx (installed for
+voice.prepare) for the words. Each function returns checks; the services' checkers fetch the artifact
+and call these in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from executors.gpu import speechcheck, voice
+from executors.gpu.common import fetch, in_thread, scratch
+from executors.gpu.draw import MOUTH
+from executors.gpu.media import envelope, load_audio, probe
+from spinbot.checks import Check, measured, not_checked
+from spinbot.registry import Checker
+from spinbot.task import TaskContext
+
+RATE = speechcheck.RATE
+#: Speech quieter than this (active level, dBFS) is hard to hear on a phone's speaker.
+QUIET_DBFS = -40.0
+#: Clipped samples (|x| >= 0.999) above this share are audible distortion.
+CLIP_SHARE = 0.01
+#: Frames are measured at this size (greyscale), enough to see a jaw move by a few percent of the face.
+FRAME_PX = 128
+#: Mean absolute change (grey levels of 255) below which consecutive frames count as the same picture.
+STILL_LEVEL = 0.05
+#: A still stretch longer than this (s) and this share of the video is a frozen picture.
+STILL_S, STILL_SHARE = 2.0, 0.2
+#: The mouth box (fractions of width and height) around draw.MOUTH, where a portrait's mouth is drawn or cropped.
+MOUTH_BOX = (MOUTH[0] - 0.12, MOUTH[1] - 0.07, MOUTH[0] + 0.12, MOUTH[1] + 0.09)
+#: Least correlation of mouth motion with the voice's loudness changes for a mouth that speaks.
+MOUTH_SYNC = 0.2
+#: Mouth-box motion beyond the whole picture's (grey levels, 95th percentile over frames) below which the
+#: mouth does not move: the built-in animator's jaw measures 2-3, a still picture's codec noise 0.01.
+MOUTH_MOVES = 0.5
+#: An image whose greyscale spread (standard deviation, grey levels) is under this is blank.
+BLANK_STD = 3.0
+ENGLISH = ("en",)
+#: Speech whose rate over the text's words is outside this share of the rate asked does not say that text:
+#: a forced alignment stretches a 20-word text over 30 s of other speech (41 words a minute at 160 asked).
+#: eSpeak speaks 1.2-1.4x its nominal rate; digits and abbreviations speak more words than they write.
+RATE_SHARE = (0.5, 3.0)
+#: The median pitch is measured on at most this much speech (s): it is as stable on 20 s as on minutes.
+PITCH_S = 20.0
+
+
+# ---- speech ------------------------------------------------------------------------------------
+
+
+def active_level_dbfs(x: np.ndarray, rate: int) -> float:
+    """The level of the speech itself: the mean power of the frames within 30 dB of the loudest, in dBFS."""
+    db = voice.frame_db(x, rate)
+    if db.size == 0:
+        return -120.0
+    active = db[db >= db.max() - 30.0]
+    return float(10 * np.log10(np.mean(10 ** (active / 10))))
+
+
+def loudness(x: np.ndarray, rate: int) -> Check:
+    level = active_level_dbfs(x, rate)
+    clipped = float(np.mean(np.abs(x) >= 0.999)) if x.size else 0.0
+    ok = level >= QUIET_DBFS and clipped <= CLIP_SHARE
+    detail = f"speech level {level:.1f} dBFS, {clipped * 100:.1f} % of samples clipped"
+    if level < QUIET_DBFS:
+        detail = f"the speech is too quiet: {level:.1f} dBFS (at least {QUIET_DBFS:.0f} dBFS is audible)"
+    elif clipped > CLIP_SHARE:
+        detail = f"the speech is distorted: {clipped * 100:.1f} % of its samples are clipped"
+    return Check("loudness_dbfs", round(level, 1), "dBFS", ok, detail)
+
+
+def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[], bool],
+                wpm: int | None = None) -> Check:
+    """Whether the speech says `text` (asked at `wpm` words a minute, when known): its length fits the text,
+    and PocketSphinx aligns the text with it (speechcheck.listen)."""
+    if language.split("-")[0] not in ENGLISH:
+        return not_checked("words", f"the speech recogniser knows English only, the text is in {language!r}")
+    seconds, count = len(x) / RATE, len(speechcheck.words(text))
+    if wpm and seconds > 0 and not RATE_SHARE[0] <= count / seconds * 60 / wpm <= RATE_SHARE[1]:
+        return Check("words", 0.0, "", False, f"the speech does not fit the text: {seconds:.1f} s for {count} words "
+                     f"is {count / seconds * 60:.0f} words a minute, {wpm} were asked")
+    m = speechcheck.listen(x, RATE, text, should_stop)
+    if speechcheck.heard(m):
+        value: float | str = "aligned" if m.aligned and m.score == 1.0 else round(m.score, 2)
+        how = "aligned the text with the speech" if m.aligned else f"heard the text's words (match {m.score:.2f})"
+        return Check("words", value, "", True, f"the recogniser {how}")
+    heard = " ".join(m.transcript.split()[:12]) + ("…" if len(m.transcript.split()) > 12 else "")
+    how = ("it aligns, but the words heard match only " if m.aligned else "it does not align; the words heard match ")
+    return Check("words", round(m.score, 2), "", False,
+                 f"the recogniser did not hear the text: {how}{m.score:.2f} (it heard {heard!r})")
+
+
+def speech_checks(path: Path, text: str, language: str, should_stop: Callable[[], bool] = lambda: False,
+                  wpm: int | None = None) -> list[Check]:
+    """duration_s, loudness_dbfs, pitch_hz and words of a speech file that should say `text` (at `wpm`)."""
+    x = load_audio(path, RATE)
+    duration = len(x) / RATE
+    out = [Check("duration_s", round(duration, 2), "s", None, f"{duration:.1f} s of speech")]
+    out += measured("loudness_dbfs", lambda: loudness(x, RATE))
+    sample = x[: int(PITCH_S * RATE)]
+    out += measured("pitch_hz", lambda: Check("pitch_hz", round(voice.median_pitch_hz(sample, RATE)), "Hz", None,
+                                              f"median pitch of the voiced frames (first {PITCH_S:g} s)"))
+    out += measured("words", lambda: words_check(x, text, language, should_stop, wpm))
+    return out
+
+
+# ---- video -------------------------------------------------------------------------------------
+
+
+def grey_frames(path: Path) -> tuple[np.ndarray, float]:
+    """Every frame as FRAME_PX x FRAME_PX greyscale float32 (n, FRAME_PX, FRAME_PX), and the frame rate."""
+    import av
+
+    out: list[np.ndarray] = []
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        fps = float(stream.average_rate or stream.guessed_rate or 25)
+        for frame in c.decode(stream):
+            out.append(frame.reformat(width=FRAME_PX, height=FRAME_PX, format="gray").to_ndarray())
+    if not out:
+        return np.zeros((0, FRAME_PX, FRAME_PX), np.float32), fps
+    return np.stack(out).astype(np.float32), fps
+
+
+def longest_still(change: np.ndarray, fps: float) -> float:
+    """The longest run of frames that do not change (s), from each frame's change from the one before."""
+    run = best = 0
+    for moved in change >= STILL_LEVEL:
+        run = 0 if moved else run + 1
+        best = max(best, run)
+    return (best + 1) / fps if best else 0.0
+
+
+def still_check(frames: np.ndarray, fps: float, duration: float) -> Check:
+    change = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2)) if len(frames) > 1 else np.zeros(0)
+    still = longest_still(change, fps) if len(frames) > 1 else duration
+    limit = max(STILL_S, STILL_SHARE * duration)
+    ok = still <= limit
+    detail = (f"the picture changes throughout (longest still stretch {still:.1f} s)" if ok else
+              f"the picture is frozen for {still:.1f} s of {duration:.1f} s")
+    return Check("still_s", round(still, 2), "s", ok, detail)
+
+
+def mouth_check(frames: np.ndarray, samples: np.ndarray, fps: float) -> Check:
+    """How closely motion in the mouth box (beyond the whole picture's) follows the voice's loudness changes."""
+    n = len(frames)
+    if n < 3:
+        return not_checked("mouth_sync", f"the video has {n} frame(s)")
+    x0, y0, x1, y1 = (round(v * FRAME_PX) for v in MOUTH_BOX)
+    diff = np.abs(np.diff(frames, axis=0))
+    local = diff[:, y0:y1, x0:x1].mean(axis=(1, 2)) - diff.mean(axis=(1, 2))
+    env = envelope(samples, RATE, fps, n)
+    voice_change = np.abs(np.diff(env))
+    if float(np.std(voice_change)) < 1e-6:
+        return not_checked("mouth_sync", "the audio has no speech to follow")
+    moves = float(np.percentile(local, 95))
+    if moves < MOUTH_MOVES:
+        return Check("mouth_sync", 0.0, "", False, f"the mouth region does not move (motion {moves:.2f} grey "
+                                                   f"levels, at least {MOUTH_MOVES} for a speaking mouth)")
+    r = float(np.corrcoef(local, voice_change)[0, 1])
+    ok = r >= MOUTH_SYNC
+    detail = (f"the mouth moves with the voice (r = {r:.2f})" if ok else
+              f"the mouth region does not move with the voice (r = {r:.2f}, at least {MOUTH_SYNC} expected)")
+    return Check("mouth_sync", round(r, 2), "", ok, detail)
+
+
+def video_checks(path: Path, *, mouth: bool) -> list[Check]:
+    """duration_s, audio_stream, still_s and (for a talking portrait) mouth_sync of a video file."""
+    info = probe(path)
+    out = [Check("duration_s", round(info.duration_s, 2), "s", None,
+                 f"{info.duration_s:.1f} s, {info.frames} frames at {info.fps:g} fps, {info.width}x{info.height}")]
+    out.append(Check("audio_stream", info.has_audio, "", info.has_audio,
+                     "an audio stream is present" if info.has_audio else "the video has no audio stream"))
+    got: dict[str, Any] = {}
+
+    def frames() -> tuple[np.ndarray, float]:
+        if "frames" not in got:
+            got["frames"] = grey_frames(path)
+        return got["frames"]  # type: ignore[no-any-return]
+
+    out += measured("still_s", lambda: still_check(frames()[0], frames()[1], info.duration_s))
+    if mouth:
+        if not info.has_audio:
+            out.append(not_checked("mouth_sync", "the video has no audio to follow"))
+        else:
+            out += measured("mouth_sync", lambda: mouth_check(frames()[0], load_audio(path, RATE), frames()[1]))
+    return out
+
+
+def video_checker(output: str, *, mouth: bool) -> Checker:
+    """A service's checker for its video output `output`: video_checks of the file."""
+
+    async def check_video(ctx: TaskContext, p: Any, out: dict[str, Any]) -> list[Check]:
+        async with scratch(ctx) as tmp:
+            path = await fetch(ctx, out[output], tmp, "video")
+            return await in_thread(video_checks, path, mouth=mouth)
+
+    return check_video
+
+
+# ---- images ------------------------------------------------------------------------------------
+
+
+def image_checks(path: Path, width: int | None, height: int | None) -> list[Check]:
+    """size (against the width and height asked, when given) and blank of an image file."""
+    with Image.open(path) as im:
+        im.load()
+        w, h = im.size
+        grey = np.asarray(im.convert("L"), dtype=np.float32)
+    sized = width is None or height is None or (w, h) == (width, height)
+    out = [Check("size", f"{w}x{h}", "px", sized,
+                 f"{w}x{h} pixels" + ("" if sized else f", not the {width}x{height} asked for"))]
+    spread = float(grey.std())
+    blank = spread < BLANK_STD
+    out.append(Check("blank", blank, "", not blank,
+                     f"the image is blank (grey-level spread {spread:.1f})" if blank
+                     else f"the image has content (grey-level spread {spread:.1f})"))
+    return out
