@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device
 from executors.gpu.common import Reporter, in_thread, scratch
-from executors.gpu.draw import MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
+from executors.gpu.draw import LIPS_WIDTH, MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
+from executors.gpu.face import MOUTH_KEY, mouth_note
 from spinbot.manifest import CostFeature, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -262,7 +264,13 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
         report.check()
         report(min(0.9, n / STEPS[p.kind]), f"drawing ({n} shapes)")
 
-    draw(p.prompt, p.title, p.width, p.height, device.torch_device(), step).save(out, "PNG")
+    img = draw(p.prompt, p.title, p.width, p.height, device.torch_device(), step)
+    info = PngInfo()
+    if p.kind == "portrait":  # where the mouth was drawn, for video.animate_portrait (executors/gpu/face.py)
+        s = min(p.width, p.height)
+        x, y = p.width / 2 + (MOUTH[0] - 0.5) * s, p.height / 2 + (MOUTH[1] - 0.5) * s
+        info.add_text(MOUTH_KEY, mouth_note(x, y, LIPS_WIDTH * s, img.size))
+    img.save(out, "PNG", pnginfo=info)
     return out
 
 
