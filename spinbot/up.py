@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from spinbot.embedded import servers
-from spinbot.runtime import runtime_file, write_runtime
+from spinbot.runtime import check_port, this_directory, write_runtime
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,17 @@ class Child:
 
 
 def run_up(settings: Settings) -> None:
+    """Supervise the API and both executors until SIGINT/SIGTERM.
+
+    Refused at once (spinbot.runtime.UpRefused, before anything starts) when another `spinbot up` runs from
+    this data directory, or when the API's port is taken.
+    """
+    with this_directory(settings):
+        check_port(settings.host, settings.port)
+        _supervise(settings)
+
+
+def _supervise(settings: Settings) -> None:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -126,7 +137,6 @@ def run_up(settings: Settings) -> None:
                 c.stop()
             for c in children:
                 c.wait(20)
-            runtime_file(settings).unlink(missing_ok=True)
 
 
 def local_url(settings: Settings) -> str:

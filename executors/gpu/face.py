@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -56,14 +57,18 @@ def mouth_note(x: float, y: float, width: float, size: tuple[int, int]) -> str:
     return json.dumps({"x": round(x, 2), "y": round(y, 2), "width": round(width, 2), "size": list(size)})
 
 
-def drawn_mouth(img: Image.Image) -> Mouth | None:
-    """The mouth the picture's drawer noted, if the note is there and was made for this size."""
-    note = (getattr(img, "text", None) or img.info).get(MOUTH_KEY)
+def drawn_mouth(path: Path) -> Mouth | None:
+    """The mouth the picture file's drawer noted, if the note is there and was made for the picture's size."""
+    try:
+        with Image.open(path) as img:  # the header and text chunks only: no pixel is decoded
+            note, size = (getattr(img, "text", None) or img.info).get(MOUTH_KEY), img.size
+    except (OSError, ValueError, SyntaxError):
+        return None
     if not note:
         return None
     try:
         d = json.loads(note)
-        if list(d["size"]) != list(img.size):
+        if list(d["size"]) != list(size):
             return None  # resized or cropped since it was drawn: the note no longer holds
         x, y, w = float(d["x"]), float(d["y"]), float(d["width"])
     except (ValueError, KeyError, TypeError):
@@ -118,9 +123,10 @@ def detect_mouth(rgb: np.ndarray) -> Mouth | None:
     return Mouth(x / s, y / s, width / s, (fx / s, fy / s, fw / s, fh / s), found_by)
 
 
-def find_mouth(img: Image.Image) -> Mouth | None:
-    """The picture's mouth in its pixels: the drawer's note when it has one, else the face detectors'."""
-    return drawn_mouth(img) or detect_mouth(np.asarray(img.convert("RGB")))
+def find_mouth(path: Path, img: Image.Image) -> Mouth | None:
+    """The mouth of the picture in `path` (decoded upright as `img`), in its pixels: the drawer's note when the
+    file has one, else the face detectors'."""
+    return drawn_mouth(path) or detect_mouth(np.asarray(img.convert("RGB")))
 
 
 def square_around(size: tuple[int, int], mouth: Mouth | None) -> tuple[int, int, int, int]:

@@ -18,7 +18,7 @@ from executors.gpu import comfyui, device
 from executors.gpu.common import Reporter, in_thread, scratch
 from executors.gpu.draw import LIPS_WIDTH, MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
 from executors.gpu.face import MOUTH_KEY, mouth_note
-from spinbot.manifest import CostFeature, RetryPolicy
+from spinbot.manifest import CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
@@ -190,6 +190,9 @@ def draw_portrait(
     img = c.to_pil()
     if title:
         _caption(img, title, pal)
+    # where the mouth was drawn, for video.animate_portrait (executors/gpu/face.py); save_png keeps it
+    s = min(width, height)
+    img.info[MOUTH_KEY] = mouth_note(width / 2 + (mx - 0.5) * s, height / 2 + (my - 0.5) * s, LIPS_WIDTH * s, img.size)
     return img
 
 
@@ -257,6 +260,16 @@ def _headline(prompt: str) -> str:
 STEPS = {"portrait": 46, "title_card": 6}
 
 
+def save_png(img: Image.Image, out: Path) -> Path:
+    """Write img as a PNG with its text notes (e.g. the portrait's MOUTH_KEY) as PNG text chunks."""
+    info = PngInfo()
+    for key, value in img.info.items():
+        if isinstance(key, str) and isinstance(value, str):
+            info.add_text(key, value)
+    img.save(out, "PNG", pnginfo=info)
+    return out
+
+
 def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     draw = draw_portrait if p.kind == "portrait" else draw_title_card
 
@@ -264,13 +277,7 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
         report.check()
         report(min(0.9, n / STEPS[p.kind]), f"drawing ({n} shapes)")
 
-    img = draw(p.prompt, p.title, p.width, p.height, device.torch_device(), step)
-    info = PngInfo()
-    if p.kind == "portrait":  # where the mouth was drawn, for video.animate_portrait (executors/gpu/face.py)
-        s = min(p.width, p.height)
-        x, y = p.width / 2 + (MOUTH[0] - 0.5) * s, p.height / 2 + (MOUTH[1] - 0.5) * s
-        info.add_text(MOUTH_KEY, mouth_note(x, y, LIPS_WIDTH * s, img.size))
-    img.save(out, "PNG", pnginfo=info)
+    save_png(draw(p.prompt, p.title, p.width, p.height, device.torch_device(), step), out)
     return out
 
 
@@ -292,6 +299,11 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     engine=("comfyui_url",),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
+    offers=(Offer(
+        deliverable="image", does="draw an image (a poster, a title card, a presenter's portrait)", output="image",
+        cues=[r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
+              r"title card|cover art|draw|paint|illustrate",
+              r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
 )
 async def render(ctx: TaskContext, p: ImageParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from skimage import data
 
 from executors.gpu import video
 from executors.gpu.common import Reporter
-from executors.gpu.face import detect_mouth, drawn_mouth, find_mouth, square_around
+from executors.gpu.face import MOUTH_KEY, detect_mouth, drawn_mouth, find_mouth, square_around
 from executors.gpu.image import ImageParams, render_builtin
 from executors.gpu.media import envelope, load_audio, read_frames
 from tests.tasks.conftest import Harness
@@ -53,13 +54,21 @@ def test_no_face_is_no_mouth(name: str) -> None:
 async def test_the_drawn_portrait_notes_its_mouth_for_its_size_only(harness: Harness, tmp_path: Path) -> None:
     params = ImageParams(prompt="a bearded man smiling", width=320, height=240)
     out = render_builtin(params, tmp_path / "p.png", Reporter(harness.ctx("draw")))
+    m = drawn_mouth(out)
+    assert m is not None and m.found_by == "drawn"
+    assert (m.x, m.y, m.width) == pytest.approx((160, 120 + 0.1 * 240, 24), abs=0.01)
     with Image.open(out) as im:
-        m = drawn_mouth(im)
-        assert m is not None and m.found_by == "drawn"
-        assert (m.x, m.y, m.width) == pytest.approx((160, 120 + 0.1 * 240, 24), abs=0.01)
-        resized = im.resize((160, 120))
-    assert drawn_mouth(resized) is None  # the note holds for the size it was drawn at, not after resizing
-    assert find_mouth(Image.fromarray(data.coffee())) is None
+        im.resize((160, 120)).save(tmp_path / "small.png", pnginfo=_same_note(im))
+    assert drawn_mouth(tmp_path / "small.png") is None  # the note holds for the size it was drawn at only
+    Image.fromarray(data.coffee()).save(tmp_path / "coffee.png")
+    with Image.open(tmp_path / "coffee.png") as im:
+        assert drawn_mouth(tmp_path / "coffee.png") is None and find_mouth(tmp_path / "coffee.png", im) is None
+
+
+def _same_note(im: Image.Image) -> PngInfo:
+    info = PngInfo()
+    info.add_text(MOUTH_KEY, im.text[MOUTH_KEY])  # type: ignore[attr-defined]
+    return info
 
 
 def test_the_square_frame_keeps_the_face() -> None:
