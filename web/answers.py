@@ -47,7 +47,7 @@ def shown_graph(text: str) -> dict[str, Any] | None:
 def plan_summary(graph: Graph, result: Any) -> str:
     steps = "\n".join(f"{i}. **{n.name or n.id}**: `{n.service}` on the {n.plane} plane"
                       for i, n in enumerate(graph.nodes, 1))
-    head = "I planned this" + (" (the goal was read by rules: no LLM answered)" if result.fallback else "") + ":"
+    head = "I planned this:"  # how it was read (no-LLM mode) is in result.message, said once per conversation
     est = ""
     verdict = result.verdict
     if verdict is not None and verdict.estimate is not None:
