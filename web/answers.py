@@ -11,6 +11,15 @@ from spinbot.queue import JobState
 from web.deps import Services
 from web.views import artifact_link, artifacts_in_graph, job_page_link
 
+#: How a reviewed plan's message ends until Run; Run replaces it with running_note (repo.link_job).
+REVIEW_ASK = "\n\nPress **Run** to start it, or say what to change."
+
+
+def running_note(job_id: str) -> str:
+    """How a turn's message ends while its job runs (until the final answer replaces the message)."""
+    return f"\n\nRunning as job `{job_id}`…"
+
+
 _JOB_LINK = re.compile(r"/jobs/([0-9a-f]{32})\b")
 
 
