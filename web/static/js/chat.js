@@ -41,8 +41,10 @@ export class ChatPage {
 
   build() {
     this.messages = h("div", { class: "messages", role: "log", "aria-label": "Conversation" });
-    this.input = h("textarea", { class: "composer-input", rows: 2, maxlength: MAX_MESSAGE_CHARS, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
+    // No maxlength: it would cut a long paste mid-word and send the rest without a word; the note says instead.
+    this.input = h("textarea", { class: "composer-input", rows: 2, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
     this.composerNote = h("p", { class: "error composer-note", role: "alert", hidden: true });
+    this.input.addEventListener("input", () => this.checkLength());
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -154,6 +156,14 @@ export class ChatPage {
     })));
   }
 
+  /** While typing or after a paste: over the limit says so at once; any other note is stale and goes. */
+  checkLength() {
+    const n = this.input.value.trim().length;
+    this.noteComposer(n > MAX_MESSAGE_CHARS
+      ? `Too long to send: ${n.toLocaleString("en")} characters; the limit is ${MAX_MESSAGE_CHARS.toLocaleString("en")}. Shorten it by ${(n - MAX_MESSAGE_CHARS).toLocaleString("en")}.`
+      : null);
+  }
+
   /** A note above the composer about the message being written (why it was not sent); null clears it. */
   noteComposer(text) {
     this.composerNote.hidden = !text;
@@ -243,6 +253,7 @@ export class ChatPage {
         // Refused before anything was stored: the message goes back into the composer with the server's reason.
         userEl.remove();
         turn.el.remove();
+        if (!this.messages.children.length) this.showEmpty(); // the welcome comes back: nothing was sent
         if (!this.input.value) this.input.value = text;
         const refused = err.problem?.field;
         this.attachments = attachments.filter((a) => !refused || a.name !== refused);
