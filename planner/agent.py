@@ -28,14 +28,13 @@ from planner.builder import Unbuildable, build, unused_attachments
 from planner.compile import PlanShapeError, compile_plan
 from planner.intent import Intent
 from planner.models import PlanRequest, PlanResult, Profile
-from planner.pipelines import list_pipelines
 from planner.vocab import Vocabulary, for_reading
 from spinbot.errors import SpinbotError
 from spinbot.graph import Attachment, Graph
-from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable
+from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable, reachable
 from spinbot.manifest import MergedManifest
 from spinbot.metrics import PLANNER_ATTEMPTS, PLANNER_FALLBACKS
-from spinbot.settings import Settings
+from spinbot.settings import NO_LLM_MODE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +104,15 @@ class Planner:
     async def read(self, state: State) -> State:
         """The model's reading, merged with the rules'; the rules alone when no LLM answers."""
         req, ruled = self.request, state["ruled"]
-        await self.emit("reading", 1, f"asking {self.model} what the goal asks for")
+        why_not = await reachable(self.settings)  # cached probe: no "asking <model>" when it cannot be asked
+        if why_not is None:
+            await self.emit("reading", 1, f"asking {self.model} what the goal asks for")
         record: dict[str, Any] = {"attempt": 1, "stage": "intent", "model": self.model,
                                   "prompt_version": reading.PROMPT_VERSION}
         try:
+            if why_not is not None:
+                raise LLMUnavailable(why_not, hint=None if "ollama pull" in why_not
+                                     else "start Ollama (ollama serve) or set SPINBOT_OLLAMA_URL")
             shown = reading.previous_plan(req.previous_graph, state["previous"])
             history = [{"role": m.role, "content": m.content} for m in req.conversation]
             result = await reading.ask(self.settings, self.manifest, req.goal, req.attachments, shown, history)
@@ -119,7 +123,12 @@ class Planner:
             PLANNER_ATTEMPTS.labels(outcome=outcome).inc()
             PLANNER_FALLBACKS.inc()
             note = e.message + (f" ({e.hint})" if e.hint else "")
-            await self.emit("fallback", 1, f"reading the goal with rules: {note}")
+            if isinstance(e, LLMUnavailable):
+                await self.emit("fallback", 1, f"{NO_LLM_MODE}: reading the goal with rules")
+                note = self.no_llm_note(e.message, e.hint)
+            else:
+                await self.emit("fallback", 1, f"reading the goal with rules: {note}")
+                note = f"The goal was read by rules because the LLM did not answer: {note}."
             return {"intent": ruled, "trace": {}, "attempts": [record], "llm_note": note, "answer": None}
         record |= {"duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
                    "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None)}
@@ -229,6 +238,14 @@ class Planner:
 
     # ---- helpers -------------------------------------------------------------------------------
 
+    def no_llm_note(self, why: str, hint: str | None) -> str:
+        """NO_LLM_MODE said once per conversation: its sentence in the first answer, SAID after that."""
+        if any(NO_LLM_MODE.casefold() in m.content.casefold() for m in self.request.conversation
+               if m.role == "assistant"):
+            return SAID
+        return (f"{NO_LLM_MODE[:1].upper()}{NO_LLM_MODE[1:]}: I read goals with rules, not a model, "
+                f"and write no scripts ({why}" + (f"; {hint}" if hint else "") + ").")
+
     def _result(self, state: State, verdict: Verdict) -> PlanResult:
         graph = verdict.graph
         assert graph is not None
@@ -251,14 +268,17 @@ class Planner:
         previous = state.get("previous")
         if previous is not None and self.request.previous_graph is not None:
             parts.append(describe_changes(previous, intent))
-        if fallback:
-            parts.append(f"The goal was read by rules because the LLM did not answer: {state['llm_note']}.")
+        if fallback and state["llm_note"] != SAID:
+            parts.append(state["llm_note"])
         parts += [n[:1].upper() + n[1:] + "." for n in state.get("notes", [])]
         return PlanResult(kind="plan", graph=graph, verdict=verdict, attempts=attempts, fallback=fallback,
                           message=" ".join(parts))
 
 
 # ---- the state graph (compiled once; each run's Planner travels in the config) ---------------------
+
+#: The llm_note of a plan made without an LLM once the conversation was already told so (nothing is added).
+SAID = "(no-LLM mode, said before)"
 
 NODES = ("gather", "read", "reply", "build", "evaluate", "done")
 
@@ -383,20 +403,22 @@ def cannot_text(intent: Intent, manifest: MergedManifest) -> str:
     return f"I cannot {ops}: no service here does it. What I can do: {can_do(manifest)}."
 
 
+def capabilities_text(manifest: MergedManifest) -> str:
+    """What can run now, in the services' own user words (no service ids, no pipeline names), then what
+    cannot run now and why, then an example goal."""
+    vocab = Vocabulary(manifest)
+    now = [f"- {does}" for does in vocab.menu()] or ["- nothing right now: no executor is running (start them "
+                                                      "with `spinbot up`)"]
+    off = [f"- not now: {d.does} ({manifest.services[d.service].unavailable_reason or 'its service is not running'})"
+           for d in vocab.deliverables.values() if not manifest.services[d.service].available]
+    return ("Here is what I can make for you now:\n" + "\n".join(now + off) + "\n\n"
+            "Attach a portrait or a voice sample to use your own (the Profiles page keeps them for later). "
+            'Tell me a goal, e.g. "a 30-second talking-head video explaining how solar panels work, female voice".')
+
+
 def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: str = "") -> str:
-    services = sorted(manifest.available(), key=lambda s: s.id)
     if kind == "capabilities":
-        lines = [f"- {s.id} ({'/'.join(s.planes)}): {first_sentence(s.description)}" for s in services]
-        pipelines = ", ".join(p.name for p in list_pipelines())
-        planes = ", ".join(f"{p}: {len(st.executors)} executor(s)" for p, st in manifest.planes.items()) or "none"
-        body = "\n".join(lines) or "- nothing right now: no executor is running"
-        off = [s for s in manifest.services.values() if not s.available and not s.hidden]
-        missing = "".join(f"\n- {s.id} is unavailable: {s.unavailable_reason}" for s in off)
-        return (
-            f"I can {can_do(manifest)}.\n\nThe services behind it (executors online: {planes}):\n{body}{missing}\n\n"
-            f'Fixed pipelines: {pipelines}. Tell me a goal, e.g. "a 30-second talking-head video '
-            'explaining how solar panels work, female voice".'
-        )
+        return capabilities_text(manifest)
     if kind == "job_status":
         job = next((m.job_id for m in reversed(req.conversation) if m.job_id), None)
         if req.previous_graph is None and job is None:
@@ -408,7 +430,7 @@ def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: 
             f"Hello! I'm Spinbot. I plan and run short media jobs: {can_do(manifest)}. "
             'Tell me what you\'d like, e.g. "a 30-second video explaining how solar panels work, female voice".'
         )
-    why = f" (I could not ask the LLM: {llm_note})" if llm_note else ""
+    why = f" {llm_note}" if llm_note and llm_note != SAID else ""
     return (
         f"I make media from a goal: {can_do(manifest)}. Tell me what to make, or ask \"what can you do?\".{why}"
     )

@@ -18,7 +18,7 @@ from evaluator.cli import current_manifest, render
 from planner.agent import plan
 from planner.models import PlanRequest
 from spinbot.llm import reachable
-from spinbot.settings import Settings
+from spinbot.settings import NO_LLM_MODE, Settings
 
 
 async def plan_command(settings: Settings, goal: str, output: Path | None, *, console: Console | None = None) -> int:
@@ -27,7 +27,7 @@ async def plan_command(settings: Settings, goal: str, output: Path | None, *, co
     manifest, source = await current_manifest(settings)
     why_not = await reachable(settings)
     llm = (f"LLM: {settings.ollama_model} at {settings.ollama_url}" if why_not is None
-           else "LLM: none, the goal is read by rules")
+           else f"LLM: none, {NO_LLM_MODE}: the goal is read by rules")
     console.print(f"manifest: {source}; {llm}", highlight=False, markup=False)
 
     async def show(event: dict[str, Any]) -> None:

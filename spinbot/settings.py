@@ -8,6 +8,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+#: The one name people read for what happens when no LLM answers at ollama_url (rules read goals): in
+#: `spinbot up`'s banner, `spinbot plan`, and a conversation's first answer planned without one.
+NO_LLM_MODE = "no-LLM mode"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SPINBOT_", extra="ignore")

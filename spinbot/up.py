@@ -14,7 +14,7 @@ import httpx
 
 from spinbot.embedded import servers
 from spinbot.runtime import check_port, this_directory, write_runtime
-from spinbot.settings import Settings
+from spinbot.settings import NO_LLM_MODE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,14 @@ def ollama_status(settings: Settings) -> str:
         tags = httpx.get(f"{settings.ollama_url}/api/tags", timeout=1.5).json()
     except (httpx.HTTPError, ValueError):
         return (
-            f"no LLM: Ollama is not reachable at {settings.ollama_url}; planning uses the fixed pipelines "
-            f"(start Ollama and `ollama pull {settings.ollama_model}` to plan with an LLM)"
+            f"LLM: none, {NO_LLM_MODE}: goals are read by rules (Ollama is not reachable at {settings.ollama_url}; "
+            f"start Ollama and `ollama pull {settings.ollama_model}` to plan with an LLM)"
         )
     names = {m.get("name") for m in tags.get("models", [])} | {m.get("model") for m in tags.get("models", [])}
     if settings.ollama_model not in names:
         return (
             f"Ollama is up at {settings.ollama_url} but model {settings.ollama_model} is missing: "
-            f"run `ollama pull {settings.ollama_model}`; until then planning uses the fixed pipelines"
+            f"run `ollama pull {settings.ollama_model}`; until then, {NO_LLM_MODE}: goals are read by rules"
         )
     return f"LLM: {settings.ollama_model} at {settings.ollama_url}"
 

@@ -12,6 +12,15 @@ from spinbot.queue import JobState
 from web.deps import Services
 from web.views import artifact_link, artifacts_in_graph, job_page_link
 
+#: How a reviewed plan's message ends until Run; Run replaces it with running_note (repo.link_job).
+REVIEW_ASK = "\n\nPress **Run** to start it, or say what to change."
+
+
+def running_note(job_id: str) -> str:
+    """How a turn's message ends while its job runs (until the final answer replaces the message)."""
+    return f"\n\nRunning as job `{job_id}`…"
+
+
 _JOB_LINK = re.compile(r"/jobs/([0-9a-f]{32})\b")
 
 
@@ -48,7 +57,7 @@ def shown_graph(text: str) -> dict[str, Any] | None:
 def plan_summary(graph: Graph, result: Any) -> str:
     steps = "\n".join(f"{i}. **{n.name or n.id}**: `{n.service}` on the {n.plane} plane"
                       for i, n in enumerate(graph.nodes, 1))
-    head = "I planned this" + (" (the goal was read by rules: no LLM answered)" if result.fallback else "") + ":"
+    head = "I planned this:"  # how it was read (no-LLM mode) is in result.message, said once per conversation
     est = ""
     verdict = result.verdict
     if verdict is not None and verdict.estimate is not None:

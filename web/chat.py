@@ -27,7 +27,16 @@ from spinbot.llm import reachable
 from spinbot.queue import TERMINAL_JOB
 from spinbot.text import clean, clean_value
 from web import admission
-from web.answers import answer_for, last_job_id, plan_summary, progress_line, shown_graph, title_of
+from web.answers import (
+    REVIEW_ASK,
+    answer_for,
+    last_job_id,
+    plan_summary,
+    progress_line,
+    running_note,
+    shown_graph,
+    title_of,
+)
 from web.deps import Services
 from web.goals import asked_again, history_of, plan_goal
 from web.problems import Problem, unavailable
@@ -208,7 +217,7 @@ class Turn:
         summary = plan_summary(graph, result)
         if req.plan_only or not req.auto_run:
             # Said to a person; how an API client runs a reviewed plan is in docs/api.md.
-            how = "" if req.plan_only else "\n\nPress **Run** to start it, or say what to change."
+            how = "" if req.plan_only else REVIEW_ASK
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
         pipeline = graph.metadata.get("pipeline") if result.fallback else None
@@ -255,7 +264,7 @@ class Turn:
         await services.turns.claim(message_id)
         try:
             await services.repo.add_message(
-                conv_id, "assistant", clean(summary + f"\n\nRunning as job `{job_id}`…"), job_id=job_id,
+                conv_id, "assistant", clean(summary + running_note(job_id)), job_id=job_id,
                 graph=clean_value(self.result.graph), message_id=message_id,
                 metadata=clean_value({"evaluation": evaluation, "turn": OPEN, "base_url": req.base_url,
                                       "note": note}),

@@ -60,13 +60,14 @@ class Profiles:
     async def create(self, owner: str, name: str, *, default: bool, assets: dict[str, Any],
                      pending_job: str | None = None, jobs: list[str] | None = None) -> dict[str, Any]:
         """A new profile named name_form(name); 409 when the owner has one of that name (by name_key: any case,
-        composition or width). The owner's first profile is the default; a new default takes the flag from the
-        old one."""
+        composition or width). The owner's first profile is the default, and so is a new one while the default
+        is a failed one (it has no voice); a new default takes the flag from the old one."""
         name = name_form(name)
         async with self.pool.acquire() as conn, conn.transaction():
             await lock_owner(conn, owner)
-            count = await conn.fetchval("SELECT count(*) FROM profiles WHERE owner=$1", owner)
-            default = default or count == 0
+            usable = await conn.fetchval(
+                "SELECT count(*) FROM profiles WHERE owner=$1 AND is_default AND status <> 'failed'", owner)
+            default = default or usable == 0
             if default:
                 await conn.execute("UPDATE profiles SET is_default=false WHERE owner=$1 AND is_default", owner)
             try:

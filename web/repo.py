@@ -119,13 +119,19 @@ class Repo:
         )
         return [dict(r) for r in rows]
 
-    async def link_job(self, conversation_id: str, job_id: str) -> None:
-        """Attach a job started later (a confirmed plan) to the conversation's last plan message."""
-        await self.pool.execute(
-            "UPDATE messages SET job_id=$2 WHERE id = (SELECT id FROM messages WHERE conversation_id=$1"
-            " AND role='assistant' AND graph IS NOT NULL AND job_id IS NULL ORDER BY id DESC LIMIT 1)",
-            conversation_id, job_id,
+    async def link_job(
+        self, conversation_id: str, job_id: str, *, ask: str = "", running: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> int | None:
+        """Attach a job started later (a confirmed plan) to the conversation's last plan message: `ask` (the
+        review's question) in its text becomes `running`, `metadata` is merged in. Returns its id, or None."""
+        mid = await self.pool.fetchval(
+            "UPDATE messages SET job_id=$2, content=replace(content, $3, $4), metadata = metadata || $5::jsonb"
+            " WHERE id = (SELECT id FROM messages WHERE conversation_id=$1"
+            " AND role='assistant' AND graph IS NOT NULL AND job_id IS NULL ORDER BY id DESC LIMIT 1) RETURNING id",
+            conversation_id, job_id, ask, running, metadata or {},
         )
+        return int(mid) if mid is not None else None
 
     # -- uploads and artifacts
 

@@ -16,6 +16,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 #: Where the built-in portrait puts the mouth, as fractions of the (square) frame; animate uses it too.
 MOUTH = (0.5, 0.60)
+#: The built-in portrait's lips are this wide, in units of the frame's shorter side.
+LIPS_WIDTH = 0.10
 FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF", "/Library/Fonts")
 
 

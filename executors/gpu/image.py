@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from PIL import Image, ImageDraw
+from PIL.PngImagePlugin import PngInfo
 from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device, measure
 from executors.gpu.common import Reporter, fetch, in_thread, scratch
-from executors.gpu.draw import MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
+from executors.gpu.draw import LIPS_WIDTH, MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
+from executors.gpu.face import MOUTH_KEY, mouth_note
 from spinbot.checks import Check
 from spinbot.manifest import CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
@@ -189,6 +191,9 @@ def draw_portrait(
     img = c.to_pil()
     if title:
         _caption(img, title, pal)
+    # where the mouth was drawn, for video.animate_portrait (executors/gpu/face.py); save_png keeps it
+    s = min(width, height)
+    img.info[MOUTH_KEY] = mouth_note(width / 2 + (mx - 0.5) * s, height / 2 + (my - 0.5) * s, LIPS_WIDTH * s, img.size)
     return img
 
 
@@ -256,6 +261,16 @@ def _headline(prompt: str) -> str:
 STEPS = {"portrait": 46, "title_card": 6}
 
 
+def save_png(img: Image.Image, out: Path) -> Path:
+    """Write img as a PNG with its text notes (e.g. the portrait's MOUTH_KEY) as PNG text chunks."""
+    info = PngInfo()
+    for key, value in img.info.items():
+        if isinstance(key, str) and isinstance(value, str):
+            info.add_text(key, value)
+    img.save(out, "PNG", pnginfo=info)
+    return out
+
+
 def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     draw = draw_portrait if p.kind == "portrait" else draw_title_card
 
@@ -263,7 +278,7 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
         report.check()
         report(min(0.9, n / STEPS[p.kind]), f"drawing ({n} shapes)")
 
-    draw(p.prompt, p.title, p.width, p.height, device.torch_device(), step).save(out, "PNG")
+    save_png(draw(p.prompt, p.title, p.width, p.height, device.torch_device(), step), out)
     return out
 
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device, measure
 from executors.gpu.common import ArtifactInput, Batcher, Reporter, fetch, in_thread, scratch
-from executors.gpu.draw import MOUTH, caption_overlay
+from executors.gpu.draw import LIPS_WIDTH, caption_overlay
+from executors.gpu.face import Mouth, find_mouth, square_around
 from executors.gpu.media import (
     VideoInfo,
     VideoWriter,
@@ -60,19 +61,24 @@ class AnimateParams(BaseModel):
     size: int = Field(default=512, ge=64, le=2048, description="output width and height in pixels (square)")
 
 
-def square(img: Image.Image, size: int) -> Image.Image:
-    """Centre-crop to a square and resize to size x size."""
-    w, h = img.size
-    s = min(w, h)
-    box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-    return img.convert("RGB").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+def square(img: Image.Image, size: int, mouth: Mouth | None) -> tuple[Image.Image, Mouth | None]:
+    """The largest square crop, centred on the face when there is one, resized to size x size; the mouth in it."""
+    box = square_around(img.size, mouth)
+    scale = size / (box[2] - box[0])
+    out = img.convert("RGB").crop(box).resize((size, size), Image.Resampling.LANCZOS)
+    return out, (mouth.cropped(box, scale) if mouth is not None else None)
+
+
+NO_FACE = ("no face found in the picture (OpenCV's frontal-face detectors found none): the picture moves with the "
+           "voice but no mouth is animated; for a talking head, use a photo or drawing of one face looking at the "
+           "camera")
 
 
 class PortraitAnimator:
-    """Frames of a talking portrait: the loudness envelope opens the jaw around MOUTH, breathes the
-    scale and nods the camera; everything is one grid_sample per batch on the torch device."""
+    """Frames of a talking portrait: the loudness envelope opens the jaw around the mouth (when one was found),
+    breathes the scale and nods the camera; everything is one grid_sample per batch on the torch device."""
 
-    def __init__(self, image: Image.Image, env: np.ndarray, fps: float, dev: str) -> None:
+    def __init__(self, image: Image.Image, mouth: Mouth | None, env: np.ndarray, fps: float, dev: str) -> None:
         import torch
 
         self.torch = torch
@@ -87,7 +93,10 @@ class PortraitAnimator:
         self.slow = torch.nn.functional.conv1d(self.env.view(1, 1, -1), kernel, padding=k // 2).view(-1)[: len(env)]
         lin = (torch.arange(self.size, device=dev, dtype=torch.float32) + 0.5) / self.size * 2 - 1
         self.gy, self.gx = torch.meshgrid(lin, lin, indexing="ij")
-        self.mx, self.my = MOUTH[0] * 2 - 1, MOUTH[1] * 2 - 1
+        self.mouth = mouth
+        if mouth is not None:  # in grid units (-1..1 across the frame); k scales the jaw to the lips' width
+            self.mx, self.my = mouth.x / self.size * 2 - 1, mouth.y / self.size * 2 - 1
+            self.k = mouth.width / self.size / LIPS_WIDTH
 
     def frames(self, start: int, stop: int) -> Any:
         """Frames start..stop-1 as a float tensor (n, 3, S, S)."""
@@ -105,18 +114,23 @@ class PortraitAnimator:
         x, y = self.gx / zoom, self.gy / zoom
         qx = x * torch.cos(rot) - y * torch.sin(rot) + tx
         qy = x * torch.sin(rot) + y * torch.cos(rot) + ty
-        # jaw: the chin below the mouth slides down, the upper lip lifts a little
-        amp = 0.06 * a
-        w_low = torch.exp(-(((qx - self.mx) / 0.17) ** 2) - (((qy - self.my - 0.07) / 0.085) ** 2))
-        w_up = torch.exp(-(((qx - self.mx) / 0.12) ** 2) - (((qy - self.my + 0.03) / 0.04) ** 2))
+        out_grid = torch.stack((qx, qy), dim=-1)
+        if self.mouth is None:  # no face found: the camera moves, no mouth is drawn anywhere
+            return f.grid_sample(self.img.expand(len(idx), -1, -1, -1), out_grid, mode="bilinear",
+                                 padding_mode="border", align_corners=False)
+        # jaw: the chin below the mouth slides down, the upper lip lifts a little (sizes scale with the lips)
+        k, mx, my = self.k, self.mx, self.my
+        amp = 0.06 * k * a
+        w_low = torch.exp(-(((qx - mx) / (0.17 * k)) ** 2) - (((qy - my - 0.07 * k) / (0.085 * k)) ** 2))
+        w_up = torch.exp(-(((qx - mx) / (0.12 * k)) ** 2) - (((qy - my + 0.03 * k) / (0.04 * k)) ** 2))
         sy = qy - amp * w_low + 0.25 * amp * w_up
         grid = torch.stack((qx, sy), dim=-1)
         out = f.grid_sample(
             self.img.expand(len(idx), -1, -1, -1), grid, mode="bilinear", padding_mode="border", align_corners=False
         )
-        # the open mouth: a dark soft ellipse whose height follows the envelope
+        # the open mouth: a dark soft ellipse between the lips whose height follows the envelope
         open_h = (0.55 * amp).clamp(min=1e-4)
-        d = ((qx - self.mx) / 0.085) ** 2 + ((qy - self.my - 0.45 * amp) / open_h) ** 2
+        d = ((qx - mx) / (0.085 * k)) ** 2 + ((qy - my - 0.45 * amp) / open_h) ** 2
         mask = ((1 - d) * 3).clamp(0, 1) * (a * 4).clamp(0, 1)
         inner = torch.tensor((0.22, 0.04, 0.06), device=self.dev).view(1, 3, 1, 1)
         return out * (1 - mask.unsqueeze(1)) + inner * mask.unsqueeze(1)
@@ -124,7 +138,8 @@ class PortraitAnimator:
 
 def animate_builtin(
     image_path: Path, audio_path: Path, out: Path, fps: int, size: int, report: Reporter
-) -> tuple[int, float]:
+) -> dict[str, Any] | None:
+    """Write the talking portrait to `out`; returns where the mouth was (fractions of the frame), None if no face."""
     samples = load_audio(audio_path, AUDIO_RATE)
     duration = len(samples) / AUDIO_RATE
     if duration <= 0.05:
@@ -137,7 +152,8 @@ def animate_builtin(
     except ImageRefused as e:
         raise PermanentError(f"the portrait is not an image ({e.why})",
                              hint="attach a PNG, JPEG or WebP picture of a face") from None
-    anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
+    framed, mouth = square(im, size, find_mouth(image_path, im))
+    anim = PortraitAnimator(framed, mouth, env, fps, device.torch_device())
     sizes = batcher(size, size)
     start = 0
     with VideoWriter(out, size, size, fps, audio=audio_path) as writer:
@@ -148,7 +164,7 @@ def animate_builtin(
             sizes.done(stop - start)
             report(stop / n * 0.98, f"frame {stop}/{n}")
             start = stop
-    return n, n / fps
+    return mouth.describe((size, size)) if mouth is not None else None
 
 
 async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
@@ -174,13 +190,15 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
     planes=["gpu"],
     description=(
         "Talking head: animates a portrait `image` (e.g. image.render's portrait) so it speaks the `audio` "
-        "(e.g. tts.synthesize's audio); the mouth, zoom and head motion follow the voice. Outputs an MP4 "
-        "(H.264 + AAC) of size x size at fps, its frame count and duration. With ComfyUI configured and an "
-        "InfiniteTalk or SadTalker workflow installed, that model animates it instead."
+        "(e.g. tts.synthesize's audio); the mouth, zoom and head motion follow the voice. The face and its "
+        "mouth are found in the picture (OpenCV's face detectors); with no face found nothing is made to speak. "
+        "Outputs an MP4 (H.264 + AAC) of size x size at fps, its frame count, duration and where the mouth "
+        "was. With ComfyUI configured and an InfiniteTalk or SadTalker workflow installed, that model "
+        "animates it instead."
     ),
     params=AnimateParams,
     inputs={"image": "image", "audio": "audio"},
-    outputs={"video": "video", "frames": "number", "duration_s": "number"},
+    outputs={"video": "video", "frames": "number", "duration_s": "number", "mouth": "json"},
     gpu=True,
     duration_s=20.0,
     memory_mb=1500,
@@ -206,6 +224,7 @@ async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]
         image = await fetch(ctx, p.image, tmp, "portrait")
         audio = await fetch(ctx, p.audio, tmp, "speech")
         out: Path | None = None
+        mouth: dict[str, Any] | None = {"found_by": "ComfyUI workflow"}
         if ctx.settings.comfyui_url:
             values = {"fps": p.fps, "size": even(p.size), "width": even(p.size), "height": even(p.size)}
             out = await comfyui.animate(ctx, image, audio, values, tmp)
@@ -214,11 +233,13 @@ async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]
         if out is None:
             await ctx.progress(0.01, "animating the portrait")
             out = tmp / "talking.mp4"
-            await in_thread(animate_builtin, image, audio, out, p.fps, p.size, Reporter(ctx))
+            mouth = await in_thread(animate_builtin, image, audio, out, p.fps, p.size, Reporter(ctx))
+            await ctx.log(NO_FACE if mouth is None else
+                          f"mouth at {mouth['x']:.0%} across, {mouth['y']:.0%} down (found by {mouth['found_by']})")
         info = await in_thread(probe, out)
         video = await ctx.put_artifact("talking.mp4", out, "video/mp4")
     await ctx.progress(1.0, f"{info.frames} frames, {info.duration_s:.1f} s")
-    return {"video": video, "frames": info.frames, "duration_s": round(info.duration_s, 3)}
+    return {"video": video, "frames": info.frames, "duration_s": round(info.duration_s, 3), "mouth": mouth}
 
 
 # ---- video.compose -----------------------------------------------------------------------------

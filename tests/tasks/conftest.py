@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from executors.gpu import espeak
-from executors.gpu.image import draw_portrait
+from executors.gpu.image import draw_portrait, save_png
 from executors.gpu.media import write_wav
 from spinbot.artifacts import LocalStore
 from spinbot.settings import Settings
@@ -73,7 +73,7 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     speech = espeak.synthesize(SPEECH, voice="en+f3", wpm=180)
     silence = np.zeros(rate, dtype=np.int16)
     write_wav(d / "speech.wav", np.concatenate([silence, speech]), rate)
-    draw_portrait("a friendly woman presenter", None, 160, 160, "cpu").save(d / "portrait.png")
+    save_png(draw_portrait("a friendly woman presenter", None, 160, 160, "cpu"), d / "portrait.png")
     return {"speech": d / "speech.wav", "portrait": d / "portrait.png"}
 
 

@@ -47,6 +47,7 @@ async def test_animate_follows_the_audio(harness: Harness, media: dict[str, Path
     assert env[:10].max() < 0.05 < env[12:].max()
     assert np.abs(np.diff(mouth[2:10])).max() < 1.0 < np.abs(mouth[12:] - mouth[5]).max()
     assert np.corrcoef(mouth[12:], env[12:])[0, 1] < -0.3, "mouth darkness does not follow loudness"
+    assert out["mouth"] == {"x": MOUTH[0], "y": MOUTH[1], "width": 0.1, "found_by": "drawn"}  # image.render's note
     assert out["video"]["key"] == "jobs/job1/talk/talking.mp4"
     assert not list((harness.workroot / "talk").iterdir())
 

@@ -121,7 +121,47 @@ async def test_review_then_run_and_reload_mid_job(
     await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
     assert await percent_shown(page) == 100
     assert await page.evaluate("() => document.documentElement.scrollWidth") <= 375
+    # Run's turn ends with the final answer, stored in the conversation (not "Press Run"), here and after a reload.
+    answer = page.locator(".msg.assistant .md").first
+    await page.wait_for_function(
+        "() => document.querySelector('.msg.assistant .md').textContent.includes('Done')", timeout=30_000)
+    assert "Press Run" not in await answer.inner_text()
     await shots(page, "completed")
+    await page.reload()
+    await page.wait_for_selector(".job-panel[data-status='completed']")
+    text = await page.locator(".msg.assistant .md").first.inner_text()
+    assert "Done" in text and "Press Run" not in text and "Job page" in text, text
+    await shots(page, "completed-reloaded")
+
+
+async def test_a_message_sent_while_a_job_runs_is_queued_then_sent(
+    stack: LiveStack, open_page: Any, shots: Shots, fake_ollama: FakeOllama
+) -> None:
+    fake_ollama.replies.extend([WAIT_PLAN] * 3)
+    page = await open_page("/")
+    await send(page, "Make a five second pause for the UI test")
+    await page.wait_for_selector(".job-panel[data-status='running']")
+    assert await page.get_by_role("button", name="Queue").is_visible()  # says what Enter does now
+    await send(page, "hello")
+    queued = page.locator(".msg.user.queued")
+    await queued.wait_for()
+    assert "Queued: sent when the current answer ends." in await queued.inner_text()
+    assert await page.get_by_label("Message").input_value() == ""
+    await shots(page, "queued")
+    # Edit takes it back; sending again queues it again
+    await queued.get_by_role("button", name="Edit").click()
+    assert await page.get_by_label("Message").input_value() == "hello" and await queued.count() == 0
+    await page.get_by_label("Message").press("Enter")
+    await page.locator(".msg.user.queued").wait_for()
+    await page.wait_for_selector(".job-panel[data-status='completed']", timeout=30_000)
+    # the job's answer ended: the queued message went as the next turn, and was answered
+    await page.wait_for_function("() => document.querySelectorAll('.msg.assistant').length === 2", timeout=30_000)
+    assert await page.locator(".msg.user.queued").count() == 0
+    assert await page.locator(".msg.user").nth(1).inner_text() == "hello"
+    await page.wait_for_function(
+        "() => document.querySelectorAll('.msg.assistant .md')[1].textContent.includes('Hello')", timeout=30_000)
+    assert await page.get_by_role("button", name="Send").is_visible()
+    await shots(page, "sent")
 
 
 async def test_chat_stream_drop_mid_job(

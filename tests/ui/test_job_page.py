@@ -92,18 +92,45 @@ async def test_reload_and_network_drop_mid_job(
     assert (await stack.get(f"/api/jobs/{job['id']}"))["status"] == "completed"
 
 
+async def drawn_width(page: Any) -> float:
+    """The job bar's drawn length (finished fill + stopped stripes), in % of the bar."""
+    return float(await page.evaluate("""() => {
+        const bar = document.querySelector('.job-bar');
+        const w = (sel) => bar.querySelector(sel).getBoundingClientRect().width;
+        return (w('.bar-fill') + w('.bar-stopped')) / bar.getBoundingClientRect().width * 100;
+    }"""))
+
+
 async def test_cancel_from_job_page(stack: LiveStack, open_page: Any, shots: Shots) -> None:
     graph = wait_graph(60.0, 60)
     del graph["context"]  # a hand-written graph with no goal: the page says nothing rather than "null"
+    graph["nodes"][0]["params"] |= {"seconds": 1.0, "steps": 4}  # the first step finishes, the second is cut
+    graph["nodes"].append({"id": "third", "name": "Third wait", "service": "diag.wait", "plane": "control",
+                           "progressWeight": 0.5, "params": {"seconds": 1.0, "text": {"$node": "second",
+                                                                                       "output": "text"}}})
     job = await stack.post("/api/jobs", {"graph": graph})
     page = await open_page(f"/jobs/{job['id']}")
     await page.wait_for_selector(".node-row.status-running")
     assert "null" not in await page.locator("main").inner_text()
+    await page.wait_for_selector(".node-row[data-node='first'].status-completed")
+    await page.wait_for_function(
+        "() => parseInt(document.querySelector('.node-row[data-node=\"second\"] .node-bar')"
+        ".getAttribute('aria-valuenow')) >= 10", timeout=30_000)
     await shots(page, "running")
+    before = await drawn_width(page)
     await page.get_by_role("button", name="Cancel").click()
     await page.wait_for_selector(".job-panel[data-status='cancelled']", timeout=20_000)
     assert await page.get_by_role("button", name="Cancel").is_hidden()
+    await page.wait_for_timeout(400)  # the bar's width transition (.3 s)
     await shots(page, "cancelled")
+    # No jump backwards: the bar is as long as before the cancel; the finished step is the solid part.
+    assert await drawn_width(page) >= before - 1, (before, await drawn_width(page))
+    assert await page.locator(".job-bar").get_attribute("aria-valuenow") == "33"  # first of 3 equal weights
+    text = await page.locator(".job-panel .bar-text").inner_text()
+    assert text.startswith("33 % done · cancelled after") and "finished: First wait" in text, text
+    assert "cancelled at" in text and ": Second wait" in text and "not started: Third wait" in text, text
+    assert await page.locator(".node-row[data-node='second'].status-cancelled").count() == 1
+    assert await page.locator(".node-row.status-running").count() == 0  # no step left blue
     assert (await stack.get(f"/api/jobs/{job['id']}"))["status"] == "cancelled"
 
 

@@ -4,6 +4,7 @@ run; the polish (badges, one portrait, KB, clamped goals, titles that read apart
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,11 +68,11 @@ async def test_a_progress_question_is_a_message_of_its_own(
 
 
 async def test_a_message_that_cannot_be_sent_stays_with_the_reason(
-    stack: LiveStack, open_page: Any, shots: Shots, console: Console
+    stack: LiveStack, open_page: Any, shots: Shots, console: Console, tmp_path: Path
 ) -> None:
     page = await open_page("/")
     box = page.get_by_label("Message")
-    assert await box.get_attribute("maxlength") == "20000"
+    assert await box.get_attribute("maxlength") is None  # a maxlength would cut a paste mid-word, silently
     note = page.locator(".composer-note")
 
     await box.fill("   \n  ")
@@ -79,16 +80,35 @@ async def test_a_message_that_cannot_be_sent_stays_with_the_reason(
     await note.wait_for()
     assert "only spaces" in await note.inner_text()
     assert (await stack.get("/api/conversations"))["items"] == []  # no "Untitled" conversation
+    await box.fill("a goal being written")
+    assert await note.is_hidden()  # the "Nothing to send" note does not outlive what it was about
+    await box.fill("")
 
-    # Pasted past the limit some other way than typing (maxlength stops typing): said, and kept.
-    goal = ("a talking-head video about the history of tea " * 500)[:20_001]
-    await box.evaluate("(el, v) => { el.removeAttribute('maxlength'); el.value = v; }", goal)
-    await box.press("Enter")
-    await page.wait_for_function("() => document.querySelector('.composer-note').textContent.includes('20,001')")
-    assert "the limit is 20,000" in await note.inner_text()
+    # A 30,000-character paste: kept whole, the warning comes at once (before any send), and Enter sends nothing.
+    goal = ("a talking-head video about the history of tea " * 700)[:30_000]
+    await box.focus()
+    await box.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new InputEvent('input', {bubbles: true,"
+                       " inputType: 'insertFromPaste'})); }", goal)
+    await page.wait_for_function("() => document.querySelector('.composer-note').textContent.includes('30,000')")
+    assert "the limit is 20,000" in await note.inner_text() and "10,000" in await note.inner_text()
     assert await box.input_value() == goal
-    assert await page.locator(".msg").count() == 0
+    await box.press("Enter")
+    assert await page.locator(".msg").count() == 0 and await box.input_value() == goal
+    assert "the limit is 20,000" in await note.inner_text()
+    assert await page.locator(".empty").count() == 1  # the welcome stays
     await shots(page, "too-long")
+
+    # Refused by the server (a "PNG" that is not a picture): the reason, the text kept, the welcome back.
+    console.allow("415")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a picture at all")
+    await page.set_input_files("#attach-input", str(broken))
+    await box.fill("animate this portrait saying hello")
+    await box.press("Enter")
+    await page.wait_for_function("() => document.querySelector('.composer-note').textContent.startsWith('Not sent')")
+    assert await box.input_value() == "animate this portrait saying hello"
+    assert await page.locator(".msg").count() == 0 and await page.locator(".empty").count() == 1
+    await shots(page, "refused-upload")
 
     # The server refuses (here: the conversation is gone): its reason is shown, the text stays.
     console.allow("404")

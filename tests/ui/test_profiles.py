@@ -84,6 +84,7 @@ async def test_a_voice_sample_is_prepared_with_progress_and_a_bad_one_says_why(
         stack: LiveStack, open_page: Any, shots: Shots) -> None:
     page = await open_page("/profiles", width=420, height=1000)
     await page.wait_for_selector("text=No profiles yet")
+    assert await page.locator(".first-default").is_visible()  # the first profile becomes the default: said
     await fill_form(page, "Anna", portrait=png_bytes(160), sample=speech_wav(), text=SAID)
     await page.wait_for_selector("article.profile-card[data-status='preparing'] [role='progressbar']")
     await shots(page, "preparing")
@@ -97,6 +98,8 @@ async def test_a_voice_sample_is_prepared_with_progress_and_a_bad_one_says_why(
     failed = page.locator("article.profile-card[data-status='failed']")
     await failed.wait_for(timeout=90_000)
     assert "the voice sample was refused" in await failed.locator(".profile-error").inner_text()
+    assert await failed.get_by_role("button", name="Make default").count() == 0  # "my voice" needs a voice
+    assert await page.locator(".first-default").is_hidden()
     width = await page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 420
     await shots(page, "refused-sample")

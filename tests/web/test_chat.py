@@ -136,7 +136,18 @@ async def test_review_before_run_then_confirm(chat_api: LiveAPI, executors, fake
         r = await c.post("/api/jobs", json={"graph": graph, "conversation_id": conv_id})
         assert r.status_code == 202
         conv = (await c.get(f"/api/conversations/{conv_id}")).json()
-    assert conv["messages"][-1]["job_id"] == r.json()["id"]
+        message = conv["messages"][-1]
+        assert message["job_id"] == r.json()["id"]
+        assert "Press **Run**" not in message["content"] and f"Running as job `{r.json()['id']}`" in message["content"]
+        # At the job's end the final answer with its links is stored in the turn (an API's turn sweep writes it).
+        deadline = asyncio.get_running_loop().time() + 40
+        while message.get("metadata", {}).get("status") is None:
+            assert asyncio.get_running_loop().time() < deadline, message
+            await asyncio.sleep(0.5)
+            message = (await c.get(f"/api/conversations/{conv_id}")).json()["messages"][-1]
+    assert message["metadata"]["status"] == "completed"
+    text = message["content"]
+    assert "Done:" in text and "Job page:" in text and "Running as" not in text
 
 
 async def test_attachments_become_artifacts_in_the_graph(chat_api: LiveAPI, executors, fake_ollama) -> None:

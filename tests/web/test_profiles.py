@@ -155,6 +155,12 @@ async def test_a_sample_that_fails_preparation_shows_the_error(keyed: LiveAPI, e
         plan = (await a.post("/api/plan", json={"goal": "make Tony say hi"})).json()
         assert plan["kind"] == "plan"  # a failed voice: planned with built-in voices
         assert "reference_audio" not in str(plan["graph"])
+        # "my voice" must be a voice: a failed profile cannot become the default (issue 24, item 9)
+        other = await a.post("/api/profiles", json={"name": "Ann", "portrait": face})
+        assert other.status_code == 201 and other.json()["profile"]["default"] is True  # not the failed Tony
+        refused = await a.patch(f"/api/profiles/{body['profile']['id']}", json={"default": True})
+        assert refused.status_code == 409 and refused.json()["code"] == "profile_failed", refused.text
+        assert "preparing its voice failed" in refused.json()["detail"] and refused.json()["hint"]
 
 
 async def test_train_then_generate_from_the_profile(keyed: LiveAPI, executors) -> None:

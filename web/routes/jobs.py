@@ -13,11 +13,14 @@ from pydantic import BaseModel, Field
 from spinbot import constants as C
 from spinbot.queue import decode_event
 from web import admission
+from web.answers import REVIEW_ASK, running_note
 from web.auth import match_key
 from web.deps import OwnerDep, Services, ServicesDep, bearer, unauthorized
 from web.paging import Before, Limit, page
 from web.problems import Problem, not_found
+from web.routes.chat import base_url
 from web.sse import encode, follow_job, open_stream, valid_id
+from web.turns import OPEN
 from web.views import (
     LIVE_FIELDS,
     artifacts_in_graph,
@@ -76,7 +79,7 @@ async def owned_job(services: Services, job_id: str, owner: str | None) -> dict[
 
 @router.post("", status_code=202, summary="Run a graph (evaluated first; 422 with findings)")
 async def create_job(
-    services: ServicesDep, owner: OwnerDep,
+    services: ServicesDep, owner: OwnerDep, request: Request,
     body: Annotated[JobRequest, Body(openapi_examples={"graph": {"value": {"graph": {
         "schema": "langgraph.v1", "workflowId": "hello",
         "nodes": [{"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi"}}]}}}})],
@@ -89,7 +92,12 @@ async def create_job(
         raise not_found("conversation", body.conversation_id)
     job_id = await admission.submit(services, verdict.graph or graph, owner)
     if body.conversation_id:
-        await services.repo.link_job(body.conversation_id, job_id)
+        # A reviewed plan now runs: its message becomes an open turn nobody follows (web/turns.py), so
+        # whichever API sweeps next writes the final answer with links into the conversation at the job's end.
+        turn = await services.repo.link_job(body.conversation_id, job_id, ask=REVIEW_ASK, running=running_note(job_id),
+                                            metadata={"turn": OPEN, "base_url": base_url(request)})
+        if turn is not None:
+            await services.turns.let_go(turn)
     links = job_links(job_id)
     return JSONResponse({"id": job_id, "status": "queued", **links,
                          "evaluation": verdict.to_json() | {"graph": None}},

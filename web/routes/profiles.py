@@ -119,6 +119,11 @@ class ProfilePatch(BaseModel):
 
 @router.patch("/{profile_id}", summary="Rename a profile or make it the default")
 async def update_profile(services: ServicesDep, owner: OwnerDep, profile_id: str, body: ProfilePatch) -> dict[str, Any]:
+    if body.default:
+        current = await owned_profile(services, profile_id, owner)
+        if current["status"] == "failed":  # "my voice" must be a voice: a failed preparation has none
+            raise Problem(409, f"profile {current['name']} cannot be the default: preparing its voice failed",
+                          code="profile_failed", hint="delete it and make it again from a clearer voice sample")
     row = await services_profiles(services).update(profile_id, owner, name=body.name, default=body.default)
     if row is None:
         raise not_found("profile", profile_id)

@@ -41,8 +41,10 @@ export class ChatPage {
 
   build() {
     this.messages = h("div", { class: "messages", role: "log", "aria-label": "Conversation" });
-    this.input = h("textarea", { class: "composer-input", rows: 2, maxlength: MAX_MESSAGE_CHARS, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
+    // No maxlength: it would cut a long paste mid-word and send the rest without a word; the note says instead.
+    this.input = h("textarea", { class: "composer-input", rows: 2, placeholder: "Describe a goal (Enter sends, Shift+Enter adds a line)", "aria-label": "Message" });
     this.composerNote = h("p", { class: "error composer-note", role: "alert", hidden: true });
+    this.input.addEventListener("input", () => this.checkLength());
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
         e.preventDefault();
@@ -154,16 +156,24 @@ export class ChatPage {
     })));
   }
 
+  /** While typing or after a paste: over the limit says so at once; any other note is stale and goes. */
+  checkLength() {
+    const n = this.input.value.trim().length;
+    this.noteComposer(n > MAX_MESSAGE_CHARS
+      ? `Too long to send: ${n.toLocaleString("en")} characters; the limit is ${MAX_MESSAGE_CHARS.toLocaleString("en")}. Shorten it by ${(n - MAX_MESSAGE_CHARS).toLocaleString("en")}.`
+      : null);
+  }
+
   /** A note above the composer about the message being written (why it was not sent); null clears it. */
   noteComposer(text) {
     this.composerNote.hidden = !text;
     this.composerNote.textContent = text || "";
   }
 
+  /** Enter or Send: the composer's message goes now, or, while an answer is still streaming, is queued. */
   async send() {
     const raw = this.input.value;
     const text = raw.trim();
-    if (this.busy) return;
     if (!text) {
       this.noteComposer(raw ? "Nothing to send: the message holds only spaces. Write a goal or a question." : null);
       return;
@@ -177,13 +187,48 @@ export class ChatPage {
     this.attachments = [];
     this.renderPreviews();
     this.input.value = "";
+    if (this.busy) this.enqueue(text, attachments);
+    else await this.post(text, attachments);
+  }
+
+  /**
+   * One message waits while an answer streams (the job is still running): it is shown as queued and sent
+   * as a follow-up when that answer ends. Edit takes it back into the composer; a second one replaces it.
+   */
+  enqueue(text, attachments) {
+    const replaced = Boolean(this.queued);
+    this.queuedEl?.remove();
+    this.queued = { text, attachments };
+    const body = h("div", { class: "md" });
+    body.innerHTML = renderMarkdown(text);
+    this.queuedEl = h("article", { class: "msg user queued", "aria-label": "You (queued)" }, body,
+      h("p", { class: "queued-note muted" },
+        `${replaced ? "Queued instead of your earlier message" : "Queued"}: sent when the current answer ends. `,
+        h("button", { type: "button", class: "link", onclick: () => this.unqueue() }, "Edit")));
+    this.messages.append(this.queuedEl);
+    this.scrollDown();
+  }
+
+  unqueue() {
+    if (!this.queued) return;
+    if (!this.input.value) this.input.value = this.queued.text;
+    this.attachments = [...this.queued.attachments, ...this.attachments];
+    this.renderPreviews();
+    this.queued = null;
+    this.queuedEl?.remove();
+    this.queuedEl = null;
+    this.input.focus();
+  }
+
+  async post(text, attachments) {
     const userEl = this.appendUser(text, attachments);
     const turn = new AssistantTurn(this);
     turn.setStatus("Thinking…");
     this.messages.append(turn.el);
     this.scrollDown();
     this.busy = true;
-    this.sendBtn.disabled = true;
+    this.sendBtn.textContent = "Queue";
+    this.sendBtn.title = "An answer is still coming: this message is sent when it ends";
     this.abort = new AbortController();
     let answered = false; // an event came back: the server took the message
     const body = {
@@ -208,6 +253,7 @@ export class ChatPage {
         // Refused before anything was stored: the message goes back into the composer with the server's reason.
         userEl.remove();
         turn.el.remove();
+        if (!this.messages.children.length) this.showEmpty(); // the welcome comes back: nothing was sent
         if (!this.input.value) this.input.value = text;
         const refused = err.problem?.field;
         this.attachments = attachments.filter((a) => !refused || a.name !== refused);
@@ -219,7 +265,8 @@ export class ChatPage {
       }
     } finally {
       this.busy = false;
-      this.sendBtn.disabled = false;
+      this.sendBtn.textContent = "Send";
+      this.sendBtn.title = "";
     }
     // A job may outlive the chat answer (or the connection): follow it on its own resumable stream,
     // and take the final answer from the stored conversation when it ends.
@@ -228,6 +275,13 @@ export class ChatPage {
       this.follow(turn.panel);
     }
     this.onConversations(this.conversationId);
+    if (this.queued) {
+      const { text: next, attachments: files } = this.queued;
+      this.queued = null;
+      this.queuedEl?.remove();
+      this.queuedEl = null;
+      await this.post(next, files);
+    }
   }
 
   /** Jobs this tab started, per conversation: a reload finds them even before the server stored the turn. */
@@ -248,7 +302,7 @@ export class ChatPage {
    * A turn is one stored message: the one it was loaded from, else the first that names its job (later
    * answers may name the job too, e.g. one about its progress, and are turns of their own).
    */
-  async refreshAnswer(turn, tries = 4) {
+  async refreshAnswer(turn, tries = 10) {
     const jobId = turn.panel?.model.id;
     for (let i = 0; i < tries && this.conversationId; i += 1) {
       await new Promise((r) => setTimeout(r, 400 * (i + 1)));
@@ -270,6 +324,10 @@ export class ChatPage {
     const id = job.id || job.job_id;
     const panel = turn.attachJob(id);
     if (job.status) panel.apply({ event: "job", data: job, id: null });
+    // The stored message says the same (POST /api/jobs links the job to it); at the job's end the server
+    // writes the final answer with links into it, which replaces this text.
+    turn.setText(turn.text.replace(/\n*Press \*\*Run\*\*[^\n]*$/, `\n\nRunning as job \`${id}\`…`));
+    panel.onEnd = () => this.refreshAnswer(turn);
     this.follow(panel);
     this.scrollDown();
   }

@@ -12,6 +12,7 @@ export class JobModel {
     this.id = id;
     this.status = "queued";
     this.progress = 0;
+    this.reached = 0; // the furthest the bar went while the job ran: a stop never draws it shorter
     this.graph = graph;
     this.estimate = estimate;
     this.nodes = {};
@@ -63,9 +64,20 @@ export class JobModel {
     return true;
   }
 
+  /** Whether the job stopped before finishing (failed or cancelled). */
+  get stopped() {
+    return this.status === "failed" || this.status === "cancelled";
+  }
+
+  /** Take the server's progress; once stopped, its figure (every finished step, cancelled ones too) is not work. */
+  setProgress(p) {
+    this.progress = p;
+    if (!this.stopped) this.reached = Math.max(this.reached || 0, p);
+  }
+
   on_job(d) {
     if (d.status) this.status = d.status;
-    if (typeof d.progress === "number") this.progress = d.progress;
+    if (typeof d.progress === "number") this.setProgress(d.progress);
     if (d.error) this.error = d.error;
     if (d.graph?.nodes) this.setGraph(d.graph);
     if (this.terminal && !this.finishedAt) this.finishedAt = Date.now();
@@ -87,6 +99,22 @@ export class JobModel {
     if (!total) return 0;
     const done = nodes.reduce((sum, n) => sum + (this.nodes[n.id]?.status === "completed" ? weight(n) : 0), 0);
     return done / total;
+  }
+
+  /**
+   * A stopped job's steps by outcome, in graph order: {completed, stopped: [{name, status, progress}], notRun}.
+   * `stopped` are the steps cancelled or failed after they started; `notRun` never started.
+   */
+  outcome() {
+    const out = { completed: [], stopped: [], notRun: [] };
+    for (const n of this.graph?.nodes || []) {
+      const st = this.nodes[n.id] || { status: "pending", progress: 0 };
+      const name = n.name || n.id;
+      if (st.status === "completed") out.completed.push(name);
+      else if (st.progress > 0 || st.status === "failed") out.stopped.push({ name, status: st.status, progress: st.progress || 0 });
+      else out.notRun.push(name);
+    }
+    return out;
   }
 
   on_node(d) {
@@ -111,7 +139,7 @@ export class JobModel {
     if (typeof d.progress === "number") n.progress = d.progress;
     if (d.message && d.message !== n.message) this.log(d.node, d.message);
     if (d.message) n.message = d.message;
-    if (typeof d.job_progress === "number") this.progress = d.job_progress;
+    if (typeof d.job_progress === "number") this.setProgress(d.job_progress);
     if (n.status === "pending") n.status = "running";
     if (this.status === "queued") this.status = "running";
   }
@@ -163,6 +191,7 @@ export function modelFromSnapshot(job) {
   const model = new JobModel(job.id, { graph: job.graph, estimate: job.estimate || job.evaluation?.estimate });
   model.status = job.status || model.status;
   model.progress = job.progress ?? model.progress;
+  if (!model.stopped) model.reached = model.progress;
   model.error = job.error || null;
   model.findings = job.checks || [];
   const created = Date.parse(job.created_at || job.created || "");

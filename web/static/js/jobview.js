@@ -32,6 +32,16 @@ function artifactView(a, ready) {
       ready ? h("a", { href: url, download: (a.key || "").split("/").pop() || "artifact" }, "Download") : null));
 }
 
+/** "50 % done · cancelled after 12 s · finished: A · cancelled at 65 %: B · not started: C". */
+function stoppedText(m, done, elapsed) {
+  const o = m.outcome();
+  const parts = [`${percent(done)} done`, `${m.status} after ${formatDuration(elapsed)}`];
+  if (o.completed.length) parts.push(`finished: ${o.completed.join(", ")}`);
+  for (const s of o.stopped) parts.push(`${s.status} at ${percent(s.progress)}: ${s.name}`);
+  if (o.notRun.length) parts.push(`not started: ${o.notRun.join(", ")}`);
+  return parts.join(" · ");
+}
+
 export class JobPanel {
   constructor(model, { compact = false, access = "" } = {}) {
     this.model = model;
@@ -50,7 +60,8 @@ export class JobPanel {
     this.connEl = h("span", { class: "conn muted", "aria-live": "polite" });
     this.cancelBtn = h("button", { type: "button", class: "danger", onclick: () => this.cancel() }, "Cancel");
     this.barFill = h("div", { class: "bar-fill" });
-    this.bar = h("div", { class: "bar job-bar", role: "progressbar", "aria-label": "Job progress", "aria-valuemin": "0", "aria-valuemax": "100" }, this.barFill);
+    this.barStopped = h("div", { class: "bar-stopped", title: "started, then stopped: not done" });
+    this.bar = h("div", { class: "bar job-bar", role: "progressbar", "aria-label": "Job progress", "aria-valuemin": "0", "aria-valuemax": "100" }, this.barFill, this.barStopped);
     this.barText = h("div", { class: "bar-text", "aria-live": "polite" });
     this.dagWrap = h("div", { class: "dag-wrap" });
     this.nodeList = h("ol", { class: "node-list" });
@@ -152,11 +163,15 @@ export class JobPanel {
     const done = m.workDone();
     const pct = Math.round(done * 100);
     this.barFill.style.width = `${pct}%`;
+    // Stopped: the bar keeps the length it reached; the part that was under way and not finished is marked,
+    // so a cancel never looks like the work going backwards.
+    const stoppedPart = m.stopped ? Math.max(0, Math.round((m.reached || 0) * 100) - pct) : 0;
+    this.barStopped.style.width = `${stoppedPart}%`;
     this.bar.setAttribute("aria-valuenow", String(pct));
     const elapsed = ((m.finishedAt || Date.now()) - m.startedAt) / 1000;
-    this.barText.textContent = m.terminal
-      ? `${percent(done)} · ${m.status} after ${formatDuration(elapsed)}`
-      : `${percent(m.progress)} · ETA ${formatDuration(m.eta())}`;
+    this.barText.textContent = m.stopped ? stoppedText(m, done, elapsed)
+      : m.terminal ? `${percent(done)} · ${m.status} after ${formatDuration(elapsed)}`
+        : `${percent(m.progress)} · ETA ${formatDuration(m.eta())}`;
     this.errorEl.hidden = !m.error;
     if (m.error) this.errorEl.textContent = m.error.message || JSON.stringify(m.error);
     this.renderFindings();

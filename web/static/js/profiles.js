@@ -67,6 +67,7 @@ export class ProfilesPage {
       field("Voice sample (recording of one person speaking)", this.sampleInput),
       field("What the sample says", this.textInput),
       h("label", { class: "switch" }, this.defaultInput, " Default profile (“my voice”)"),
+      this.firstNote = h("p", { class: "muted first-default", hidden: true }, "Your first profile becomes the default whether or not this is ticked: “my voice” needs one."),
       this.note,
       h("div", {}, this.createBtn));
   }
@@ -96,6 +97,7 @@ export class ProfilesPage {
     }
     const progress = await Promise.all(profiles.map((p) => (p.status === "preparing" && p.pending_job
       ? getJSON(`/api/jobs/${encodeURIComponent(p.pending_job)}`).catch(() => null) : null)));
+    this.firstNote.hidden = profiles.length > 0;
     clear(this.list).append(...(profiles.length
       ? profiles.map((p, i) => this.card(p, progress[i]))
       : [h("p", { class: "muted" }, "No profiles yet: make one below from a portrait and a voice sample.")]));
@@ -121,7 +123,7 @@ export class ProfilesPage {
         p.features ? h("p", { class: "muted" }, featuresText(p.features)) : null,
         p.reference_text ? h("p", { class: "muted" }, `“${p.reference_text}”`) : null,
         h("div", { class: "profile-actions" },
-          p.default ? null : h("button", { type: "button", onclick: () => this.makeDefault(p) }, "Make default"),
+          p.default || p.status === "failed" ? null : h("button", { type: "button", onclick: () => this.makeDefault(p) }, "Make default"),
           h("button", { type: "button", class: "danger", onclick: () => this.remove(p) }, "Delete"))));
   }
 
@@ -178,7 +180,10 @@ export function profilePicker() {
     h("option", { value: "" }, "No profile"));
   listProfiles().then((profiles) => {
     for (const p of profiles) {
-      if (p.status !== "failed" || p.portrait) select.append(h("option", { value: p.id }, p.name + (p.default ? " (default)" : "")));
+      // A failed preparation left no voice: such a profile is offered only for its portrait, and says so.
+      if (p.status === "failed" && !p.portrait) continue;
+      const label = p.status === "failed" ? `${p.name} (portrait only: its voice failed)` : p.name + (p.default ? " (default)" : "");
+      select.append(h("option", { value: p.id }, label));
     }
   }).catch(() => { select.hidden = true; });
   return select;
