@@ -6,8 +6,9 @@ and other expected params), runnable without an LLM (no llm.* step), read by the
 answer reached the intent), LLM calls, prompt tokens, seconds.
 
 Without --ollama the planner runs with no LLM (rules only). With --ollama it asks that server (real
-Ollama, or `python -m spinbot.localmodel.server` over the embedded model or any GGUF). With --api it POSTs each goal to a
-running Spinbot's /api/plan instead of planning in-process over the committed manifests.
+Ollama, or `python -m spinbot.localmodel.server` over the embedded model or any GGUF). With --api it
+POSTs each goal to a running Spinbot's /api/plan instead of planning in-process over the committed
+manifests.
 """
 
 from __future__ import annotations
