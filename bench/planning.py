@@ -57,6 +57,24 @@ def check(case: dict[str, Any], result: dict[str, Any]) -> list[str]:
     return wrong
 
 
+def bench_settings(ollama: str | None, model: str, trust_mode: str) -> Settings:
+    """Settings for planning in-process: the given Ollama-compatible URL, or an unreachable one (no LLM)."""
+    return Settings(ollama_url=ollama or "http://127.0.0.1:9", ollama_model=model, ollama_timeout_s=60,
+                    data_dir=Path("/tmp/spinbot-bench"), planner_trust=trust_mode)
+
+
+async def calibrate_table(settings: Settings, manifest: Any, model: str) -> Table:
+    """Measure the model on the trust probes, as the planner does at first use; a table of the scores."""
+    started = time.perf_counter()
+    measured = await trust.calibrate(settings, manifest)
+    scores = Table(title=f"trust in {model}: {measured.probes} probes, {time.perf_counter() - started:.1f} s")
+    for f in trust.FIELDS:
+        scores.add_column(f)
+    scores.add_row(*(f"{measured.scores.get(f, 0):.0%}{' trusted' if f in measured.trusted else ''}"
+                     for f in trust.FIELDS))
+    return scores
+
+
 async def plan_in_process(settings: Settings, case: dict[str, Any], manifest: Any) -> dict[str, Any]:
     previous = None
     if case.get("previous"):
@@ -92,19 +110,11 @@ async def main() -> None:
     cases = json.loads(GOALS.read_text())["goals"]
     if args.limit:
         cases = cases[: args.limit]
-    settings = Settings(ollama_url=args.ollama or "http://127.0.0.1:9", ollama_model=args.model,
-                        ollama_timeout_s=60, data_dir=Path("/tmp/spinbot-bench"), planner_trust=args.trust)
+    settings = bench_settings(args.ollama, args.model, args.trust)
     manifest = committed_manifest()
     console = Console(width=200)
     if args.ollama and args.trust == "auto":
-        started = time.perf_counter()
-        measured = await trust.calibrate(settings, manifest)  # what the planner would do at first use
-        scores = Table(title=f"trust in {args.model}: {measured.probes} probes, {time.perf_counter() - started:.1f} s")
-        for f in trust.FIELDS:
-            scores.add_column(f)
-        scores.add_row(*(f"{measured.scores.get(f, 0):.0%}{' trusted' if f in measured.trusted else ''}"
-                         for f in trust.FIELDS))
-        console.print(scores)
+        console.print(await calibrate_table(settings, manifest, args.model))
     client = None
     if args.api:
         import httpx

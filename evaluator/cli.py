@@ -1,4 +1,9 @@
-"""`spinbot evaluate FILE`: the verdict on a graph, readable; the manifest is the live one when Redis answers."""
+"""`spinbot evaluate FILE`: the verdict on a graph, readable, and which manifest it was judged against.
+
+By default against the committed manifests (what this version of Spinbot declares): the same verdict from
+any directory. With `--live`, as the API would admit the graph now (`admitted`, which `spinbot submit` uses
+too): the live manifest of the running executors plus the committed one, the API's limits.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,27 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evaluator.core import evaluate
-from evaluator.model import Verdict
-from spinbot import capabilities
+from evaluator.model import Limits, Verdict
+from spinbot import MANIFESTS_DIR, capabilities
+from spinbot.errors import TransientError
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+EXIT_APPROVED, EXIT_REFUSED, EXIT_BAD_FILE, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+
+class NoRunningSpinbot(TransientError):
+    code = "no_running_spinbot"
 
 
 def committed_manifest() -> MergedManifest:
@@ -24,24 +39,53 @@ def committed_manifest() -> MergedManifest:
     return capabilities.committed_manifest()
 
 
+def where(redis_url: str) -> str:
+    """A Redis URL without its credentials, for saying which one was read."""
+    parts = urlsplit(redis_url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
+async def live_manifest_of(settings: Settings) -> MergedManifest:
+    """The merged manifest the running executors publish; NoRunningSpinbot when Redis does not answer."""
+    import redis.asyncio as aioredis
+    import redis.exceptions
+
+    if not settings.redis_url:
+        raise NoRunningSpinbot(
+            f"no running Spinbot found: no SPINBOT_REDIS_URL, and no `spinbot up` runs from here "
+            f"({settings.data_dir.resolve() / 'runtime.json'} does not exist)",
+            hint="run this from the directory of `spinbot up`, or set SPINBOT_REDIS_URL (or SPINBOT_DATA_DIR)")
+    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=1)
+    try:
+        return await asyncio.wait_for(capabilities.live_manifest(client), timeout=3)
+    except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
+        raise NoRunningSpinbot(f"Redis at {where(settings.redis_url)} does not answer ({e or type(e).__name__})",
+                               hint="start `spinbot up`, or check SPINBOT_REDIS_URL") from None
+    finally:
+        await client.aclose()
+
+
+async def admitted(settings: Settings, doc: Any) -> tuple[Verdict, str]:
+    """The verdict the API gives this graph now (web.admission.evaluate's manifests and limits), and a line that
+    says which manifests were used. NoRunningSpinbot when Redis does not answer."""
+    live = await live_manifest_of(settings)
+    verdict = evaluate(doc, live, Limits.of(settings), declared=committed_manifest())
+    executors = sum(len(p.executors) for p in live.planes.values())
+    source = (f"live, {executors} executor(s) publishing to {where(settings.redis_url or '')}, "
+              "with the committed manifests for planes that have none (as the API admits a graph)")
+    return verdict, source
+
+
 async def current_manifest(settings: Settings) -> tuple[MergedManifest, str]:
-    """The live manifest when Redis is reachable and an executor is up, else the committed one; and which."""
+    """For planning: the live manifest when Redis is reachable and an executor is up, else the committed one."""
     if settings.redis_url:
-        import redis.asyncio as aioredis
-        import redis.exceptions
-
-        from spinbot.capabilities import live_manifest
-
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, socket_connect_timeout=1)
         try:
-            live = await asyncio.wait_for(live_manifest(client), timeout=3)
-        except (redis.exceptions.RedisError, OSError, TimeoutError) as e:
-            log.info("no live manifest (%s); using the committed manifests", e)
+            live = await live_manifest_of(settings)
+        except NoRunningSpinbot as e:
+            log.info("no live manifest (%s); using the committed manifests", e.message)
         else:
             if live.services:
                 return live, "live"
-        finally:
-            await client.aclose()
     return committed_manifest(), "committed"
 
 
@@ -76,17 +120,30 @@ def render(verdict: Verdict, console: Console) -> None:
     console.print(f"verdict: {status}, {len(verdict.warnings)} warning(s)")
 
 
-def evaluate_command(settings: Settings, file: Path) -> int:
-    """Evaluate FILE; 0 when approved (warnings allowed), 1 on errors, 2 when FILE is not JSON."""
+def evaluate_command(settings: Settings, file: Path, *, live: bool = False) -> int:
+    """Evaluate FILE; 0 approved (warnings allowed), 1 refused, 2 FILE is not JSON, 3 (--live) no running Spinbot.
+
+    The first line says which manifest was used: the committed one (the same verdict from any directory), or
+    with `live` the running executors' as the API would admit the graph now.
+    """
     console = Console()
     try:
         doc = json.loads(file.read_text())
     except (OSError, json.JSONDecodeError) as e:
         console.print(f"[red]cannot read {file}: {e}[/]")
-        return 2
-    manifest, source = asyncio.run(current_manifest(settings))
-    console.print(f"manifest: {source} ({len(manifest.available(include_hidden=True))} services available)")
-    # Against the live manifest, a declared service whose plane has no executor now waits (a warning), as in the API.
-    verdict = evaluate(doc, manifest, declared=committed_manifest() if source == "live" else None)
+        return EXIT_BAD_FILE
+    if live:
+        try:
+            verdict, source = asyncio.run(admitted(settings, doc))
+        except NoRunningSpinbot as e:
+            console.print(f"[red]error:[/] {escape(e.message)}", highlight=False)
+            console.print(f"[dim]hint:[/] {escape(e.hint or '')}", highlight=False)
+            return EXIT_UNAVAILABLE
+    else:
+        manifest = committed_manifest()
+        verdict = evaluate(doc, manifest, Limits.of(settings))
+        source = (f"committed, {MANIFESTS_DIR}/{{control,gpu}}.json ({len(manifest.available(include_hidden=True))} "
+                  "services declared; --live: as the running Spinbot would admit it now)")
+    console.print(f"manifest: {source}", highlight=False, markup=False, soft_wrap=True)
     render(verdict, console)
-    return 0 if verdict.ok else 1
+    return EXIT_APPROVED if verdict.ok else EXIT_REFUSED

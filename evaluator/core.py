@@ -12,6 +12,7 @@ from typing import Any
 from evaluator.cost import MIN_WEIGHT, check_limits, estimate, normalise_weights
 from evaluator.model import Limits, Verdict
 from evaluator.params import check_constraints, check_params
+from evaluator.request import check_request
 from evaluator.run import Run
 from evaluator.services import check_services
 from evaluator.structure import check_dag, check_fresh, check_ids, parse, predecessors
@@ -62,4 +63,5 @@ def evaluate(
     check_limits(run, verdict_estimate)
     check_constraints(run, specs)
     check_unused(run, specs)
+    check_request(run)
     return Verdict(ok=not run.failed, findings=run.findings, estimate=verdict_estimate, graph=run.graph)

@@ -21,6 +21,11 @@ class Limits:
     max_gpu_s: float = 3600.0
     max_duration_s: float | None = None
 
+    @classmethod
+    def of(cls, settings: Any) -> Limits:
+        """The limits every admitting path applies (API, chat, `spinbot submit`): from spinbot.settings.Settings."""
+        return cls(max_nodes=settings.max_graph_nodes, max_fan_out=settings.max_fan_out)
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -24,8 +24,8 @@ def check_params(run: Run, specs: dict[str, ServiceSpec]) -> None:
         spec = specs.get(n.id)
         if spec is not None:
             _check_node_params(run, n, spec, shapes)
-            if strings:
-                _check_urls(run, n, spec, strings)
+            if strings and spec.fetches:
+                _check_urls(run, n, spec)
     if "\x00" in run.graph.context.goal:
         run.add("nul_character", "the goal contains a NUL character", hint="remove \\u0000 from the goal")
 
@@ -82,18 +82,21 @@ def _param_hint(schema: dict[str, Any], error: SchemaError) -> str:
     return allowed_text(str(name), prop)
 
 
-def _check_urls(run: Run, n: Node, spec: ServiceSpec, strings: list[str]) -> None:
+def _check_urls(run: Run, n: Node, spec: ServiceSpec) -> None:
+    """The SSRF guard: a URL in a param the service fetches (`fetches`) must name one of its allowed_hosts.
+    A URL in any other param is text (words to speak, a topic) and is not checked."""
     allowed = {h.lower() for h in spec.allowed_hosts}
-    for url in urls_in(strings):
-        if allowed and host(url) in allowed:
-            continue
-        run.add(
-            "url_not_allowed",
-            f"{n.service} params name a URL ({url[:80]}); "
-            + ("its host is not allowed" if allowed else "this service fetches nothing from URLs"),
-            node=n.id,
-            hint=f"allowed hosts: {', '.join(sorted(allowed))}" if allowed else "remove the URL from the params",
-        )
+    for name in spec.fetches:
+        for url in urls_in(strings_of(n.params.get(name))):
+            if allowed and host(url) in allowed:
+                continue
+            run.add(
+                "url_not_allowed",
+                f"{n.service} fetches its param {name!r} and it names a URL ({url[:80]}) "
+                + ("whose host is not allowed" if allowed else "while no host is allowed"),
+                node=n.id,
+                hint=f"allowed hosts: {', '.join(sorted(allowed))}" if allowed else "remove the URL from the params",
+            )
 
 
 _OPS = {"<=": lambda a, b: a <= b, ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}

@@ -27,10 +27,11 @@ from executors.graphcache import GraphCache
 from executors.jobrun import JobRun
 from executors.middleware import Middleware, call_handler, chain, node_middleware
 from executors.workdirs import Workdirs
-from spinbot import capabilities, nodecache
+from spinbot import capabilities, nodecache, redis_setup
 from spinbot.artifacts import ArtifactStore
 from spinbot.backoff import Backoff
 from spinbot.errors import LostClaim
+from spinbot.loops import LoopHealth, forever
 from spinbot.queue import REDIS_DOWN, Claim, JobQueue, RecordWriter
 from spinbot.queue.interface import QueueAPI
 from spinbot.registry import Registry
@@ -84,6 +85,11 @@ class Executor:
         self.workdirs = Workdirs(settings.data_dir / "work" / self.id)
         self.graphs = GraphCache()
         self._manifest: Any = None
+        self.loops: dict[str, asyncio.Task[Any]] = {}  # the running loops by name (each survives any error)
+        self._own_pending = True  # at start and after a Redis outage, first take back our own pending entries
+        self._last_autoclaim = 0.0
+        self.claim_health = LoopHealth(f"claim loop ({plane})")  # its last_ok is this executor's liveness
+        self.manifest_withheld = False  # the live manifest is not renewed: the claim loop stalls
         self.writer = RecordWriter(self.queue) if store is not None else None
 
     # ---- lifecycle
@@ -94,22 +100,22 @@ class Executor:
         if self.stopping.is_set():
             return
         self._manifest = await asyncio.to_thread(self.build_manifest)  # probes may touch disk or binaries
-        with contextlib.suppress(*REDIS_DOWN):
-            await capabilities.publish(self.redis, self._manifest,
-                                       ttl_s=capabilities.ttl_for(self.settings.heartbeat_s))
-        helpers = [
-            asyncio.create_task(upkeep.reprobe_loop(self), name="reprobe"),
-            asyncio.create_task(upkeep.heartbeat_loop(self), name="claims-heartbeat"),
-            *([asyncio.create_task(self.writer.run(), name="postgres-writer")] if self.writer else []),
-            asyncio.create_task(upkeep.cancel_listener(self), name="cancel-listener"),
-            asyncio.create_task(upkeep.reconcile_loop(self), name="reconcile"),
-            asyncio.create_task(
-                capabilities.heartbeat(self.redis, self.manifest, interval_s=self.settings.heartbeat_s,
-                                       stop=self.stopping),
-                name="manifest",
-            ),
-        ]
-        claim = asyncio.create_task(self._claim_loop(), name="claim")
+        self.claim_health.last_ok = time.monotonic()  # starting counts as a claim turn: the manifest goes out now
+        try:  # live before `started` (the manifest loop renews it, and retries when this fails)
+            await upkeep.publish_manifest(self)
+        except Exception as e:
+            log.warning("could not publish the live manifest yet (%s: %s); retrying", type(e).__name__, e)
+        loops = {
+            "reprobe": upkeep.reprobe_loop(self),
+            "claims-heartbeat": upkeep.heartbeat_loop(self),
+            **({"postgres-writer": self.writer.run()} if self.writer else {}),
+            "cancel-listener": upkeep.cancel_listener(self),
+            "reconcile": upkeep.reconcile_loop(self),
+            "manifest": upkeep.manifest_loop(self),
+        }
+        self.loops = {name: asyncio.create_task(coro, name=name) for name, coro in loops.items()}
+        helpers = list(self.loops.values())
+        claim = self.loops["claim"] = asyncio.create_task(self._claim_loop(), name="claim")
         log.info("executor %s serving plane=%s services=%s", self.id, self.plane, ",".join(self.registry.services))
         self.started.set()
         try:
@@ -123,6 +129,7 @@ class Executor:
             await asyncio.gather(*helpers, return_exceptions=True)
             with contextlib.suppress(*REDIS_DOWN):
                 await capabilities.withdraw(self.redis, self.plane, self.id)
+            await self._leave()
             self.workdirs.clear()
             with contextlib.suppress(OSError):
                 self.workdirs.root.rmdir()
@@ -158,12 +165,27 @@ class Executor:
         if self.writer is not None:
             await self.writer.flushed(grace_s)
 
+    async def _leave(self) -> None:
+        """A clean stop: this executor's consumer leaves its group (kept while it holds released entries)."""
+        try:
+            if await self.consumer.leave():
+                log.info("executor %s left the consumer group of plane=%s", self.id, self.plane)
+            else:
+                log.info("executor %s stays in the consumer group of plane=%s until other executors take its "
+                         "released entries (the consumer sweep removes it then)", self.id, self.plane)
+        except Exception as e:  # a stop is not held up: the consumer sweep removes it later
+            log.warning("executor %s could not leave the consumer group (%s: %s); the consumer sweep removes it",
+                        self.id, type(e).__name__, e)
+
     async def _start_up(self) -> None:
-        """Redis reachable, groups created, lost jobs re-issued; retried while Redis is down."""
+        """Redis reachable and safe (its eviction policy), groups created, lost jobs re-issued; retried while
+        Redis is down. In production mode a Redis that may evict keys raises UnsafeSetup."""
         backoff = Backoff(0.5, 10.0)
         while not self.stopping.is_set():
             try:
                 await self.redis.ping()
+                await redis_setup.check_eviction(self.redis, production=self.settings.production,
+                                                 who=f"executor {self.id}")
                 await self.queue.ensure_groups()
                 await self._recover()
                 return
@@ -201,39 +223,33 @@ class Executor:
     # ---- claim
 
     async def _claim_loop(self) -> None:
-        own_pending = True  # at start and after a Redis outage, first take back our own pending entries
-        last_autoclaim = 0.0
-        backoff = Backoff(0.5, 10.0)
-        while not self.stopping.is_set():
-            try:
-                free = self._free_claims()
-                if free <= 0:
-                    self._slot_free.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._slot_free.wait(), timeout=1.0)
-                    continue
-                autoclaim = time.monotonic() - last_autoclaim > self.settings.claim_idle_ms / 4000
-                if autoclaim:
-                    last_autoclaim = time.monotonic()
-                await self.claim_once(free, own_pending=own_pending, autoclaim=autoclaim)
-                own_pending = False
-                backoff.reset()
-            except asyncio.CancelledError:
+        await forever(self._claim_turn, name=f"claim loop ({self.plane})", stop=self.stopping,
+                      on_error=self._claim_failed, health=self.claim_health)
+
+    def _claim_failed(self, _exc: BaseException) -> None:
+        self._own_pending = True  # after an outage, first take back this consumer's own pending entries
+
+    async def _claim_turn(self) -> None:
+        """One turn: wait for a free slot (up to 1 s), or claim what there is (waiting up to 1 s for it)."""
+        free = self._free_claims()
+        if free <= 0:
+            self._slot_free.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_free.wait(), timeout=1.0)
+            return
+        autoclaim = time.monotonic() - self._last_autoclaim > self.settings.claim_idle_ms / 4000
+        if autoclaim:
+            self._last_autoclaim = time.monotonic()
+        try:
+            await self.claim_once(free, own_pending=self._own_pending, autoclaim=autoclaim)
+        except redis.exceptions.ResponseError as e:
+            if "NOGROUP" not in str(e):
                 raise
-            except REDIS_DOWN as e:
-                delay = backoff.next()
-                log.error("Redis at %s is unreachable (%s): is it running? retrying in %.1f s",
-                          self.settings.redis_url, e, delay)
-                own_pending = True
-                await asyncio.sleep(delay)
-            except redis.exceptions.ResponseError as e:
-                if "NOGROUP" in str(e):  # Redis came back empty: recreate streams and groups
-                    log.warning("consumer group missing (Redis restarted without its data?); recreating")
-                    await self.queue.ensure_groups()
-                    await self._recover()
-                else:
-                    log.exception("unexpected Redis error in the claim loop")
-                    await asyncio.sleep(backoff.next())
+            log.warning("consumer group missing (Redis restarted without its data?); recreating")
+            await self.queue.ensure_groups()
+            await self._recover()
+            return
+        self._own_pending = False
 
     async def claim_once(self, free: int, *, own_pending: bool = False, autoclaim: bool = False,
                          block_ms: int = CLAIM_BLOCK_MS) -> int:

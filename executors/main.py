@@ -17,8 +17,9 @@ from spinbot import metrics as M
 from spinbot.artifacts import open_store
 from spinbot.backoff import Backoff
 from spinbot.queue import REDIS_DOWN
+from spinbot.redis_setup import UnsafeSetup
 from spinbot.settings import Settings
-from spinbot.store import Store
+from spinbot.store import PgLimits, Store
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ async def connect_store(settings: Settings, stop: asyncio.Event) -> Store | None
     backoff = Backoff(0.5, 10.0)
     while not stop.is_set():
         try:
-            return await Store.connect(settings.database_url)
+            return await Store.connect(settings.database_url, limits=PgLimits.from_settings(settings))
         except (TimeoutError, OSError, ConnectionError) as e:
             reason = str(e)
         except Exception as e:  # asyncpg raises its own classes for refused auth, missing DB...
@@ -103,7 +104,10 @@ async def run_executor(settings: Settings, plane: str) -> None:
         if stop.is_set():
             log.info("executor %s: stop requested, shutting down", ex.id)
             ex.stop()
-        await runner
+        try:
+            await runner
+        except UnsafeSetup as e:
+            raise SystemExit(f"{e.message} ({e.hint})") from e
     finally:
         stopper.cancel()
         with contextlib.suppress(*REDIS_DOWN):

@@ -1,17 +1,17 @@
-"""An executor's background loops beside the claim loop: claim heartbeats, cancels, the live sweep,
-re-probing its services. Each takes the Executor and runs until cancelled."""
+"""An executor's background loops beside the claim loop: claim heartbeats, cancels, the live sweep and
+consumer sweep, the live manifest, re-probing its services. Each takes the Executor and runs until
+cancelled, through spinbot.loops.forever (any error of a step is logged and the loop goes on)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import time
 from typing import TYPE_CHECKING
 
-import redis.exceptions
-
-from spinbot.backoff import Backoff
-from spinbot.queue import REDIS_DOWN
+from spinbot import capabilities
+from spinbot.loops import forever
 
 if TYPE_CHECKING:
     from executors.core import Executor
@@ -21,30 +21,23 @@ log = logging.getLogger(__name__)
 
 async def reprobe_loop(ex: Executor, every_s: float = 15.0) -> None:
     """Services' availability can change (an engine starts, a binary appears): re-probe now and then."""
-    while True:
-        await asyncio.sleep(every_s)
-        try:
-            ex.reprobe(await asyncio.to_thread(ex.build_manifest))
-        except Exception:
-            log.exception("re-probing the services failed; keeping the last manifest")
+
+    async def reprobe() -> None:
+        ex.reprobe(await asyncio.to_thread(ex.build_manifest))
+
+    await forever(reprobe, name="re-probing the services", every_s=every_s, delay_first=True)
 
 
 async def reconcile_loop(ex: Executor) -> None:
     """Every ~reconcile_s: recreate missing consumer groups, then, if no other executor swept in the
-    last half interval (a short Redis lock), re-issue every unfinished job whose stream entry vanished.
+    last half interval (a short Redis lock), re-issue every unfinished job whose stream entry vanished
+    and remove the consumers of executors gone without leaving.
 
     The lock only saves work: a sweep is idempotent. With the lock held for half an interval and each
     executor trying once per interval, some executor sweeps at least once every reconcile_s.
     """
-    every = ex.settings.reconcile_s
-    while True:
-        await asyncio.sleep(every * random.uniform(0.8, 1.0))
-        try:
-            await reconcile_once(ex)
-        except REDIS_DOWN as e:
-            log.warning("reconciliation skipped (Redis unreachable: %s)", e)
-        except Exception:
-            log.exception("reconciliation failed; trying again in %.0f s", every)
+    await forever(lambda: reconcile_once(ex), name="reconciliation", delay_first=True,
+                  every_s=lambda: ex.settings.reconcile_s * random.uniform(0.8, 1.0))
 
 
 async def reconcile_once(ex: Executor) -> list[str]:
@@ -55,20 +48,48 @@ async def reconcile_once(ex: Executor) -> list[str]:
     reissued = await ex.queue.recovery.reconcile()
     for job_id in reissued:
         log.warning("re-issued job=%s: its stream entry vanished (found by reconciliation)", job_id)
+    for name in await ex.consumer.sweep_consumers(consumer_idle_ms(ex.settings.claim_idle_ms)):
+        log.info("removed consumer %s from plane=%s: idle, no pending entries (its executor is gone)", name, ex.plane)
     return reissued
+
+
+def consumer_idle_ms(claim_idle_ms: int) -> int:
+    """A consumer idle this long with no pending entry belongs to an executor that is gone (a live one
+    reads its stream every second or so)."""
+    return 10 * claim_idle_ms
 
 
 async def heartbeat_loop(ex: Executor) -> None:
     # a few heartbeats per claim_idle_ms, so a late one does not let a healthy claim be stolen
     interval = min(ex.settings.heartbeat_s, ex.settings.claim_idle_ms / 3000)
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            await heartbeat_once(ex)
-        except REDIS_DOWN as e:
-            log.warning("claim heartbeat failed (Redis unreachable: %s)", e)
-        except redis.exceptions.ResponseError as e:  # e.g. the stream's key replaced by another type
-            log.error("claim heartbeat failed: %s", e)
+    await forever(lambda: heartbeat_once(ex), name="claim heartbeat", every_s=interval, delay_first=True)
+
+
+async def manifest_loop(ex: Executor) -> None:
+    """Publish the live manifest every heartbeat_s while the claim loop works (see publish_manifest)."""
+    await forever(lambda: publish_manifest(ex), name="live-manifest heartbeat", every_s=ex.settings.heartbeat_s,
+                  stop=ex.stopping)
+
+
+async def publish_manifest(ex: Executor) -> bool:
+    """Re-publish the live manifest if the claim loop completed a turn within half the manifest's TTL: an
+    executor is live (planned for, counted by /health) only while it actually claims. Returns whether it
+    published; a stuck or failing claim loop lets the manifest expire."""
+    ttl = capabilities.ttl_for(ex.settings.heartbeat_s)
+    last = ex.claim_health.last_ok
+    # a working claim loop turns every second or so; one silent for half a TTL is stuck or failing
+    if last is None or time.monotonic() - last > ttl / 2:
+        if not ex.manifest_withheld:  # once per stall, not at every heartbeat
+            log.error("executor %s plane=%s: the claim loop has not completed a turn for %s (last error: %s); "
+                      "not renewing the live manifest until it does", ex.id, ex.plane,
+                      "ever" if last is None else f"{time.monotonic() - last:.0f} s", ex.claim_health.last_error)
+        ex.manifest_withheld = True
+        return False
+    await capabilities.publish(ex.redis, ex.manifest(), ttl_s=ttl)
+    if ex.manifest_withheld:
+        log.warning("executor %s plane=%s claims again: live manifest renewed", ex.id, ex.plane)
+    ex.manifest_withheld = False
+    return True
 
 
 async def heartbeat_once(ex: Executor) -> None:
@@ -98,15 +119,11 @@ async def heartbeat_once(ex: Executor) -> None:
 
 async def cancel_listener(ex: Executor) -> None:
     """Cancel the runs of the jobs whose cancel is published; resubscribes after an outage."""
-    backoff = Backoff(0.5, 10.0)
-    while True:
-        try:
-            async for job_id in ex.consumer.cancel_requests():
-                backoff.reset()
-                for r in list(ex.runs.values()):
-                    if r.job_id == job_id:
-                        r.request_cancel()
-        except REDIS_DOWN as e:
-            delay = backoff.next()
-            log.warning("cancel listener lost Redis (%s); resubscribing in %.1f s", e, delay)
-            await asyncio.sleep(delay)
+
+    async def listen() -> None:
+        async for job_id in ex.consumer.cancel_requests():
+            for r in list(ex.runs.values()):
+                if r.job_id == job_id:
+                    r.request_cancel()
+
+    await forever(listen, name="cancel listener", every_s=1.0)

@@ -24,11 +24,12 @@ from langgraph.graph import END, START, StateGraph
 from evaluator import Limits, Verdict, evaluate
 from planner import intent as rules
 from planner import profiles, reading, training, trust
-from planner.builder import Unbuildable, build
+from planner.builder import Unbuildable, build, unused_attachments
 from planner.compile import PlanShapeError, compile_plan
 from planner.intent import Intent
 from planner.models import PlanRequest, PlanResult, Profile
 from planner.pipelines import list_pipelines
+from planner.vocab import Vocabulary, for_reading
 from spinbot.errors import SpinbotError
 from spinbot.graph import Attachment, Graph
 from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable
@@ -89,7 +90,9 @@ class Planner:
         previous = previous_intent(req.previous_graph)
         save = training.read(req.goal, req.profiles, req.attachments)
         goal = save.rest if isinstance(save, training.SaveAs) else req.goal  # the saving words ask for nothing
-        ruled = rules.read_rules(goal, req.attachments, previous=previous)
+        attached = req.attachments if not isinstance(save, training.SaveAs) else [  # the profile's files are saved
+            a for a in req.attachments if a.id != save.sample]
+        ruled = rules.read_rules(goal, attached, previous=previous, vocab=for_reading(self.manifest))
         constraints = rules.goal_constraints(req.goal) | req.constraints
         match = profiles.find(req.goal, req.profiles, chosen=req.profile,
                               previous=previous.profile if previous is not None else None,
@@ -129,7 +132,8 @@ class Planner:
                         "answer": None, "doc": direct}
             record["plan_refused"] = True
         trusted = trust.current(self.settings, self.manifest).trusted
-        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, trusted)
+        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, trusted,
+                                      for_reading(self.manifest))
         record |= {"outcome": "read", "duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
                    "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None),
                    "trace": trace}
@@ -151,6 +155,8 @@ class Planner:
         intent = state.get("intent") or state["ruled"]
         text = state.get("answer") if intent.reply_kind == "question" and not state.get("llm_note") else None
         text = state.get("profile_reply") or text
+        if not text and intent.reply_kind in ("unoffered", "bad_input"):
+            text = cannot_text(intent, self.manifest)
         if not text:
             text = reply_text(intent.reply_kind or "question", self.request, self.manifest, state.get("llm_note", ""))
         await self.emit("done", 0, "answered without a plan")
@@ -173,6 +179,11 @@ class Planner:
                 message = f"I cannot make this now: {e.message}.{hint}"
                 return {"doc": None, "result": PlanResult(kind="plan", message=message, attempts=state["attempts"],
                                                           fallback=bool(state.get("llm_note")))}
+        if doc is not None:
+            notes += unused_attachments(doc, [a for a in req.attachments if save is None or a.id not in (
+                save.sample, save.portrait)])
+            if intent.unoffered:
+                notes.append(left_out(intent.unoffered, self.manifest))
         if save is not None:
             doc = training.with_preparation(doc, save, self.manifest, goal=req.goal, attachments=attachments,
                                             constraints=state["constraints"])
@@ -267,7 +278,8 @@ def _after_gather(state: State) -> str:
         return "reply"
     if state.get("save") is not None:  # a profile to save: planned even when nothing else is asked
         return "read"
-    return "reply" if state["ruled"].reply_kind in ("greeting", "capabilities", "job_status") else "read"
+    return "reply" if state["ruled"].reply_kind in ("greeting", "capabilities", "job_status", "unoffered",
+                                                    "bad_input") else "read"
 
 
 def _after_read(state: State) -> str:
@@ -353,6 +365,24 @@ def first_sentence(text: str) -> str:
     return text.strip().rstrip(".")
 
 
+def can_do(manifest: MergedManifest) -> str:
+    """What Spinbot can do now, in the services' own words: "read text aloud; draw an image; ..."."""
+    return "; ".join(Vocabulary(manifest).menu()) or "nothing right now: no executor is running"
+
+
+def left_out(unoffered: list[str], manifest: MergedManifest) -> str:
+    return (f"left out: {' and '.join(unoffered)} (no service here does that); the rest of the request is "
+            f"planned")
+
+
+def cannot_text(intent: Intent, manifest: MergedManifest) -> str:
+    """The reply to a request that cannot be planned: the operation no service offers, or the input problem."""
+    if intent.reply_kind == "bad_input" and intent.problem:
+        return intent.problem
+    ops = " and ".join(intent.unoffered) or "that"
+    return f"I cannot {ops}: no service here does it. What I can do: {can_do(manifest)}."
+
+
 def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: str = "") -> str:
     services = sorted(manifest.available(), key=lambda s: s.id)
     if kind == "capabilities":
@@ -363,7 +393,7 @@ def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: 
         off = [s for s in manifest.services.values() if not s.available and not s.hidden]
         missing = "".join(f"\n- {s.id} is unavailable: {s.unavailable_reason}" for s in off)
         return (
-            f"Here is what I can do now (executors online: {planes}):\n{body}{missing}\n\n"
+            f"I can {can_do(manifest)}.\n\nThe services behind it (executors online: {planes}):\n{body}{missing}\n\n"
             f'Fixed pipelines: {pipelines}. Tell me a goal, e.g. "a 30-second talking-head video '
             'explaining how solar panels work, female voice".'
         )
@@ -375,11 +405,10 @@ def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: 
         return f"Your latest job is the last plan in this conversation.{where}"
     if kind == "greeting":
         return (
-            "Hello! I'm Spinbot. I plan and run short media jobs: speech, images and talking-head videos. "
+            f"Hello! I'm Spinbot. I plan and run short media jobs: {can_do(manifest)}. "
             'Tell me what you\'d like, e.g. "a 30-second video explaining how solar panels work, female voice".'
         )
     why = f" (I could not ask the LLM: {llm_note})" if llm_note else ""
     return (
-        "I make media from a goal: read text aloud, draw an image, animate a portrait into a talking-head "
-        f"video, upscale a video. Tell me what to make, or ask \"what can you do?\".{why}"
+        f"I make media from a goal: {can_do(manifest)}. Tell me what to make, or ask \"what can you do?\".{why}"
     )

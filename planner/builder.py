@@ -1,9 +1,10 @@
 """Intent -> langgraph.v1 graph, by searching the live manifest's typed inputs and outputs.
 
-Each deliverable names a data type to produce (speech: audio, image: image, a talking video: a
-video made from an image and audio, an upscale: a video made from a video). The builder looks for
-the shortest chain of available services that yields it from what the goal provides: the words to
-speak or a topic (text), the attachments (image, audio, video), and other services' outputs.
+Each deliverable is offered by a service (planner.vocab: its declaration says what it makes and which
+input it transforms); that service is the deliverable's final step. The builder looks for the shortest
+chain of available services that yields each of its inputs from what the goal provides: the words to
+speak or a topic (text), the attachments bound in the intent (image, audio, video), and other services'
+outputs.
 Ties go to the lower estimated duration. Params are filled from the intent by name (voice, speed,
 language, duration_s, style, topic, factor, ...), so a service that declares one gets it.
 
@@ -21,18 +22,19 @@ from typing import Any
 from planner.cues import PORTRAIT_WORDS
 from planner.intent import Intent
 from planner.pipelines import edges_from_refs
+from planner.vocab import NOT_A_STEP, Deliverable, Vocabulary
 from spinbot.errors import PermanentError
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest, ServiceSpec
 
-#: Services the search never picks as a step toward a deliverable (they publish, describe or prepare, not make).
-NOT_A_STEP = ("artifact.", "capabilities.", "diag.", "gpu.", "voice.")
 #: Node ids people read in the UI, by service (others: the service id's last part).
 NODE_IDS = {"llm.generate_script": "script", "tts.synthesize": "voice", "video.animate_portrait": "talk",
             "video.upscale": "upscale", "image.render": "image", "video.compose": "compose"}  # fmt: skip
 NODE_NAMES = {"llm.generate_script": "Write the script", "tts.synthesize": "Speak the text",
               "video.animate_portrait": "Animate the portrait", "video.upscale": "Upscale the video",
-              "image.render": "Draw the image", "video.compose": "Compose the video"}  # fmt: skip
+                "image.render": "Draw the image", "video.compose": "Compose the video"}  # fmt: skip
+#: Words per minute a narration is spoken at when the goal names no speed (tts.synthesize's default).
+WPM = 160
 #: Intent fields -> the param names services declare for them.
 INTENT_PARAMS = {"voice": "voice", "speed": "speed", "language": "language", "duration_s": "duration_s",
                  "style": "style", "topic": "topic", "upscale_factor": "factor"}  # fmt: skip
@@ -47,19 +49,10 @@ class Unbuildable(PermanentError):
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What a deliverable asks of the final step: its output type and the input types it must consume."""
+    """What a step must make: its output type and the input types it must consume."""
 
     output: str
     consumes: frozenset[str] = frozenset()
-    kind: str = ""  # a word the service id must hold when type alone does not say it (an upscale)
-
-
-TARGETS: dict[str, Target] = {
-    "speech": Target("audio", frozenset({"text"})),
-    "image": Target("image", frozenset({"text"})),
-    "talking_video": Target("video", frozenset({"image", "audio"})),
-    "upscale": Target("video", frozenset({"video"}), kind="upscale"),
-}
 
 
 @dataclass
@@ -119,9 +112,14 @@ class Builder:
         required = set(spec.params.get("required", []))
         return [n for n in spec.inputs if n in required]
 
+    def bound(self, dtype: str) -> Attachment | None:
+        """The attachment the intent binds to inputs of type `dtype` (the portrait, the video, the soundtrack)."""
+        wanted = {"image": self.intent.portrait, "video": self.intent.source_video,
+                  "audio": self.intent.soundtrack}.get(dtype)
+        return self.attachment(dtype, wanted)
+
     def _attached(self, dtype: str) -> bool:
-        wanted = {"image": self.intent.portrait, "video": self.intent.source_video}.get(dtype)
-        return self.attachment(dtype, wanted) is not None
+        return self.bound(dtype) is not None
 
     def choose(self, target: Target, seen: frozenset[str] = frozenset()) -> ServiceSpec:
         """The service that makes `target` cheapest (least estimated seconds, then fewest steps, then its id)."""
@@ -129,14 +127,14 @@ class Builder:
         for spec in self.services():
             if target.output not in spec.outputs.values():
                 continue
-            if not target.consumes <= set(spec.inputs.values()) or target.kind not in spec.id:
+            if not target.consumes <= set(spec.inputs.values()):
                 continue
             c = self.service_cost(spec, seen | {target.output} if target.output not in target.consumes else seen, 1)
             if c is not None:
                 options.append((c, spec.id, spec))
         if not options:
-            what = f"{target.kind}s {target.output}" if target.kind else f"makes {target.output}"
-            raise Unbuildable(f"no available service {what} from {', '.join(sorted(target.consumes)) or 'nothing'}")
+            raise Unbuildable(f"no available service makes {target.output} from "
+                              f"{', '.join(sorted(target.consumes)) or 'nothing'}")
         return min(options, key=lambda o: (o[0][1], o[0][0], o[1]))[2]
 
     def provide(self, dtype: str, name: str, seen: frozenset[str] = frozenset()) -> Any:
@@ -145,8 +143,7 @@ class Builder:
             return self.text_for(name)
         if dtype in self.made:
             return self.made[dtype]
-        wanted = {"image": self.intent.portrait, "video": self.intent.source_video}.get(dtype)
-        if (att := self.attachment(dtype, wanted)) is not None:
+        if (att := self.bound(dtype)) is not None:
             return {"$attachment": att.id}
         if dtype in seen:
             raise Unbuildable(f"making {dtype} would need {dtype} first")
@@ -205,8 +202,15 @@ class Builder:
         if script is not None:
             return {"$node": script, "output": "narration"}
         subject = intent.topic or "this topic"
-        self.note("no LLM answers, so the narration is a template sentence; start Ollama for a written script")
-        return f"Here is a short introduction to {subject}."
+        text = f"Here is a short introduction to {subject}."
+        if intent.duration_s:
+            real = len(text.split()) / (intent.speed or WPM) * 60
+            self.note(f"you asked for {intent.duration_s:g} s, but no LLM answers to write a narration that long: "
+                      f"the narration is one template sentence, about {real:.0f} s spoken; start Ollama for a script "
+                      "of the length asked")
+        else:
+            self.note("no LLM answers, so the narration is a template sentence; start Ollama for a written script")
+        return text
 
     def made_by(self) -> dict[str, str]:
         return {n["service"].rsplit(".", 1)[-1].replace("generate_", ""): n["id"] for n in self.nodes}
@@ -247,40 +251,21 @@ def build(
     """
     if intent.kind != "plan" or not intent.deliverables:
         raise Unbuildable("the intent asks for no deliverable")
-    b = Builder(intent, manifest, attachments, llm, made=dict(reuse or {}), avoid=avoid,
-                step_params=dict(step_params or {}))
-    if "upscale" in intent.deliverables and "talking_video" not in intent.deliverables \
-            and b.attachment("video", intent.source_video) is None:
-        raise Unbuildable("upscaling needs a video, and none is attached",
-                          hint="attach the video file (services cannot download URLs)")
+    vocab = Vocabulary(manifest)
+    step_params = dict(step_params or {})
+    if intent.voice_sample and intent.voice_words:  # "in this voice": the speech steps speak like the sample
+        step_params |= {"reference_audio": {"$attachment": intent.voice_sample}, "reference_text": intent.voice_words}
+    b = Builder(intent, manifest, attachments, llm, made=dict(reuse or {}), avoid=avoid, step_params=step_params)
     finals: list[dict[str, Any]] = []
-    for deliverable in intent.deliverables:
-        if deliverable == "script":
-            script = b.script()
-            if script is None:
-                raise Unbuildable("writing a script needs the LLM, and none answers now",
-                                  hint="start Ollama (SPINBOT_OLLAMA_URL), or give the exact words to speak")
+    for name in intent.deliverables:
+        d, spec = offered(b, vocab, name)
+        if d.base is None and d.output_type in (reuse or {}):  # made in the run before
+            finals.append(b.made[d.output_type])
+            continue
+        finals.append(add_deliverable(b, d, spec, goal, finals))
+    for script in [n["id"] for n in b.nodes if n["service"] == "llm.generate_script"]:
+        if {"$node": script, "output": "script"} not in finals:  # the whole script travels with what it made
             finals.append({"$node": script, "output": "script"})
-            continue
-        target = TARGETS[deliverable]
-        if deliverable != "upscale" and target.output in (reuse or {}):  # made in the run before
-            finals.append(b.made[target.output])
-            continue
-        if deliverable == "upscale" and "talking_video" in intent.deliverables:
-            spec = b.choose(target)
-            finals[:] = [f for f in finals if f is not b.made.get("video")]
-            finals.append(b.add(spec, role="deliverable", given={"video": b.made["video"]})["video"])
-            continue
-        spec = b.choose(target)
-        given: dict[str, Any] = {}
-        if deliverable == "image":
-            given["prompt"] = intent.image_prompt or intent.topic or goal[:2000]
-            given["kind"] = "portrait" if PORTRAIT_WORDS.search(goal) else "title_card"
-        refs = b.add(spec, role="deliverable" if deliverable == "image" else deliverable, given=given)
-        finals.append(refs[target.output])
-    if "script" not in intent.deliverables and (script := next(
-            (n["id"] for n in b.nodes if n["service"] == "llm.generate_script"), None)):
-        finals.append({"$node": script, "output": "script"})
     publish = manifest.services.get("artifact.publish")
     if publish is not None and publish.available:
         b.nodes.append({"id": b.node_id("artifact.publish"), "name": "Publish", "service": "artifact.publish",
@@ -300,6 +285,73 @@ def build(
         "edges": edges_from_refs(b.nodes),
     }
     return doc, b.notes
+
+
+def offered(b: Builder, vocab: Vocabulary, name: str) -> tuple[Deliverable, ServiceSpec]:
+    """The cheapest available service offering deliverable `name` whose inputs can be made or are attached."""
+    options = vocab.offers.get(name)
+    if not options:
+        raise Unbuildable(f"no available service offers {name!r} now",
+                          hint="ask for one of: " + ("; ".join(vocab.menu()) or "nothing: no executor is running"))
+    usable = {s.id: s for s in b.services()}
+    costed = []
+    for d in options:
+        spec = usable.get(d.service)
+        if spec is None:
+            continue
+        c = b.service_cost(spec, frozenset(), 1)
+        for extra in d.needs:
+            more = b.cost(spec.inputs[extra], frozenset(), 1) if extra in spec.inputs else None
+            c = None if c is None or more is None else (c[0] + more[0], c[1] + more[1])
+        if c is not None:
+            costed.append(((c[1], c[0], spec.id), d, spec))
+    if costed:
+        _, d, spec = min(costed, key=lambda o: o[0])
+        return d, spec
+    d = options[0]
+    spec = b.manifest.services[d.service]
+    if d.service in usable:
+        raise Unbuildable(f"no available service makes {d.output_type} ({d.does}) from what there is",
+                          hint="attach what it needs, or start the services that make its inputs")
+    if d.service.startswith("llm."):
+        raise Unbuildable(f"to {d.does} needs the LLM, and none answers now",
+                          hint="start Ollama (SPINBOT_OLLAMA_URL), or give the exact words to speak")
+    why = spec.unavailable_reason or ("it failed in the run before" if d.service in b.avoid else "it is unavailable")
+    raise Unbuildable(f"to {d.does} needs {d.service}, which cannot run now: {why}")
+
+
+def add_deliverable(b: Builder, d: Deliverable, spec: ServiceSpec, goal: str, finals: list[dict[str, Any]]
+                    ) -> dict[str, Any]:
+    """Add `d`'s final step (its inputs made or bound on the way); returns the reference to what it delivers."""
+    given: dict[str, Any] = {}
+    if d.base is not None and d.base_type is not None:
+        base = b.made.get(d.base_type) if d.base_type in b.made else b.provide(d.base_type, d.base)
+        if base in finals:  # the upscaled video replaces the video it came from
+            finals.remove(base)
+        extra = [{"$attachment": c} for c in b.intent.clips if b.attachment(d.base_type, c) is not None]
+        is_list = spec.params.get("properties", {}).get(d.base, {}).get("type") == "array"
+        given[d.base] = [base, *extra] if is_list else base
+    for name in d.needs:
+        given[name] = b.provide(spec.inputs[name], name)
+    props = spec.params.get("properties", {})
+    if d.output_type == "image" and "prompt" in props:
+        given["prompt"] = b.intent.image_prompt or b.intent.topic or goal[:2000]
+        if "kind" in props:
+            given["kind"] = "portrait" if PORTRAIT_WORDS.search(goal) else "title_card"
+    b.add(spec, role="deliverable" if d.output_type == "image" else d.name, given=given)
+    return {"$node": b.nodes[-1]["id"], "output": d.output}
+
+
+def unused_attachments(doc: dict[str, Any], attachments: list[Attachment]) -> list[str]:
+    """A note for each attachment no step reads, with what the plan's steps take instead."""
+    text = repr([n.get("params") for n in doc.get("nodes", [])])
+    notes = []
+    for a in attachments:
+        if repr({"$attachment": a.id}) not in text:
+            name = repr(a.name) if a.name else a.id
+            notes.append(f"{name} ({a.kind}) was not used: no step of this plan takes it in the role the goal asks "
+                         "for; say what it is for (e.g. \"use the attached recording as the soundtrack\")")
+    return notes
 
 
 def node_weights(nodes: list[dict[str, Any]], manifest: MergedManifest) -> None:

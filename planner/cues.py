@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import re
 
+#: Letters of the scripts written without spaces (CJK, kana, Thai): a cue inside a sentence still matches.
+UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+
 
 def words(*alternatives: str) -> re.Pattern[str]:
-    return re.compile(r"(?<!\w)(" + "|".join(alternatives) + r")(?!\w)", re.I)
+    """A case-blind pattern for whole words: not inside a longer word, except in scripts written without spaces."""
+    edge = rf"[^\W{UNSPACED}]"
+    return re.compile(rf"(?<!{edge})(" + "|".join(alternatives) + rf")(?!{edge})", re.I)
 
 
 SPEECH = words(
@@ -26,18 +31,63 @@ SPEECH = words(
     r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
     r"朗读|读出|念|说|読んで|言って|音読",  # zh, ja
 )
-VIDEO = words(
-    r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|lip[- ]?sync",
-    r"vidéo|vídeo|видео|فيديو|视频|動画",
-)
-IMAGE = words(
-    r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
-    r"title card|cover art|draw|paint|illustrate",
-    r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画",
-)
 PORTRAIT_WORDS = words(r"portrait|face|headshot|selfie|person|presenter")
-UPSCALE = words(r"upscale|upscaled|upscaling|enhance|sharpen|higher resolution|hi-?res|super[- ]resolution|[24] ?x")
-SCRIPT = words(r"script|screenplay|narration text|write (?:me )?(?:a|the) (?:text|story|script)")
+#: The deliverables' own cues are declared by the services that make them (planner.vocab); these are the
+#: operations people ask for that no service offers, each with the attachment kind that makes it offered
+#: after all (music: an attached song is a soundtrack). Checked before a topic marker only.
+UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
+    ("transcribe speech to text", words(r"transcri\w+|speech[- ]to[- ]text|write down what \w+ (?:says|said)|"
+                                       r"(?:make|get|give me) (?:a |the )?transcript\w*"), None),
+    ("translate", words(r"translat\w+|übersetz\w*|tradu\w+"), None),
+    ("compose music or a song", words(
+        r"(?:compose|generate|make|create|write|produce|add|put) (?:me )?(?:a |an |some |the )?(?:[\w-]+ ){0,2}"
+        r"(?:music|song|melody|jingle|beat|tune|soundtrack)"), "audio"),
+    ("sing", words(r"sing|sings|singing|sung|karaoke"), None),
+    ("reduce noise", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
+                           r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
+    ("stabilise a video", words(r"stabili[sz]\w*|(?:less|not) shaky|remove (?:the )?(?:camera )?shake"), None),
+    ("slow motion or speed changes", words(r"slow[- ]?mo(?:tion)?|time[- ]?lapse|(?:slow down|speed up) "
+                                           r"(?:the |this |my )?(?:video|clip|footage)"), None),
+    ("extract audio", words(r"extract (?:the )?(?:audio|sound|voice|music)(?: (?:from|of|out of) (?:the |this |my )?"
+                            r"(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|(?:video|clip) to (?:mp3|audio)"),
+     None),
+    ("colourise", words(r"colou?ri[sz]\w*|add colou?rs? to|black[- ]and[- ]white "
+                        r"(?:photo|video|image|picture) (?:in|into|to) colou?r"), None),
+    ("describe or answer questions about an image", words(
+        r"describe (?:this|the|my|what(?:'s| is) in (?:this|the)) (?:image|picture|photo)|"
+        r"what(?:'s| is) in (?:this|the|my) (?:image|picture|photo|video)|"
+        r"how many \w+ (?:are )?in (?:this|the) (?:image|picture|photo)|"
+        r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in"), None),
+    ("fetch the news or the web", words(r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
+                                        r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
+                                        r"browse|look up|google"), None),
+    ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
+                                       r"(?:buy|purchase) (?:me )?(?:a |an |some )?\w+|send (?:an? )?(?:email|"
+                                       r"e-mail|message|text|sms)|schedule a (?:meeting|call)|set (?:a |an )?"
+                                       r"(?:reminder|alarm)"), None),
+    ("remove a background", words(r"remove (?:the )?background(?! (?:noise|music|hum))|green[- ]?screen|"
+                                  r"cut out the (?:person|background)"), None),
+    ("trim, crop or rotate a video", words(r"trim|crop|rotate|cut (?:the )?(?:first|last) \w+|mirror the"), None),
+    ("swap faces", words(r"face[- ]?swap|swap (?:the |their )?faces|deepfake"), None),
+    ("summarise", words(r"summari[sz]\w*|tl;?dr"), None),
+    ("make a video of a scene (text to video)", words(
+        r"(?:video|clip|animation|footage) of (?:an? |the |some )?(?!(?:me|my|this|her|him|person|presenter|man|woman|"
+        r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
+        r"horse|robot|beach|mountain|river|landscape|drone|fish|spaceship|astronaut)s?\b"), None),
+]
+#: "a video about how to translate": the words after it, up to the clause's end, name a subject, not an operation.
+TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on how|regarding|concerning|"
+                     r"sur|über|sobre|su|о|عن|关于")
+#: The goal names an attachment ("this photo", "the attached file").
+ATTACHED_WORDS = words(r"attached|attachment|uploaded|enclosed|this (?:photo|picture|image|clip|recording|file|song|"
+                       r"track|audio file|mp3|wav|png|jpe?g|mp4|selfie|portrait|footage)|my (?:photo|picture|selfie|"
+                       r"recording|clip|footage|song)")
+#: "... and also a poster": one more deliverable listed, not a step of the first.
+CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
+AND_ALSO = words(r"and (?:also )?(?:an? |the )?|plus|also|as well as")
+#: What a voice sample says, in quotes: "the recording says "...""
+REFERENCE = re.compile(r"(?:recording|sample|audio|clip|voice note)\s+says\s*[:,]?\s*[\"“«‘']([^\"”»]{1,2000}?)"
+                       r"[\"”»’'](?!\w)", re.I)
 SUBTITLES = words(r"subtitles?|captions?|captioned")
 NO_SUBTITLES = words(r"(?:no|without) (?:subtitles|captions)")
 CREATE = words(
@@ -82,8 +132,9 @@ NUMBER_WORDS = {
     "fifty": 50, "sixty": 60, "ninety": 90, "one": 1, "two": 2, "three": 3, "four": 4, "half a": 0.5, "a": 1,
 }  # fmt: skip
 DURATION = re.compile(
-    r"(?<!\w)(\d+(?:\.\d+)?|" + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True)) + r")"
-    r"[\s-]*(seconds?|secs?|s|minutes?|mins?|m|secondes?|sekunden|segundos?|secondi)(?!\w)",
+    r"(?<![\w:.])(?:(\d+(?:\.\d+)?)[\s-]*(seconds?|secs?|s|minutes?|mins?|m|secondes?|sekunden|segundos?|secondi)"
+    r"|(" + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True)) + r")[\s-]+"
+    r"(seconds?|minutes?|secondes?|sekunden|segundos?|secondi))(?!\w)",
     re.I,
 )
 VOICE = [
@@ -109,6 +160,15 @@ SLOWER = re.compile(r"\b(slower|more slowly|slow down|slowly)\b", re.I)
 FASTER = re.compile(r"\b(faster|quicker|more quickly|speed up)\b", re.I)
 QUOTES = [("\"", "\""), ("“", "”"), ("\"", "”"), ("“", "\""), ("«", "»"), ("„", "“"), ("「", "」"), ("'", "'"),
            ("‘", "’")]
+#: Words that mark the next quoted or colon-led text as words to speak: "with the following text: '...'".
+MARKED_WORDS = words(r"(?:with|using|use|the following|this|these|that) (?:the )?(?:text|words|script|narration|"
+                     r"lines?|message|sentences?|caption)|(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
+#: A quoted file name is a file, not words to speak.
+FILE_NAME = re.compile(r"^[\w\-. ]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|webp|pdf|"
+                       r"docx?|srt|vtt|json|csv)$", re.I)
+#: A file name the goal mentions ("read notes.txt aloud", "'clip.mp4'").
+FILE_NAMED = re.compile(r"(?<![\w/.])([\w\-]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|"
+                        r"webp|pdf|docx?|srt|vtt|csv))(?![\w/])", re.I)
 COLON = re.compile(r"[:：]\s*")
 SAY_EN = re.compile(
     r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"

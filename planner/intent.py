@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from evaluator.core import URL_RE
+from planner import asks
 from planner.cues import (
     CAPABILITIES,
     COLON,
@@ -27,33 +28,34 @@ from planner.cues import (
     CUE_LANGUAGE,
     DURATION,
     FASTER,
+    FILE_NAME,
+    FILE_NAMED,
     FOLLOW_UP,
     GREETING,
-    IMAGE,
     JOB_STATUS,
     LANGUAGE_NAMES,
+    MARKED_WORDS,
     MODIFIER_ONLY,
     NO_SUBTITLES,
     NUMBER_WORDS,
-    PORTRAIT_WORDS,
     QUESTION,
     QUOTES,
+    REFERENCE,
     SAME_MEDIUM,
     SAY_EN,
-    SCRIPT,
     SLOWER,
     SPEECH,
     STYLES,
     SUBTITLES,
-    UPSCALE,
-    VIDEO,
+    UNSPACED,
     VOICE,
 )
+from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
 
-Deliverable = Literal["speech", "image", "talking_video", "script", "upscale"]
-DELIVERABLES: tuple[str, ...] = ("speech", "image", "talking_video", "script", "upscale")
-ReplyKind = Literal["greeting", "capabilities", "job_status", "question"]
+#: A deliverable is a name some service offers (planner.vocab); the builder refuses one no service offers.
+Deliverable = Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]
+ReplyKind = Literal["greeting", "capabilities", "job_status", "question", "unoffered", "bad_input"]
 MAX_SAY = 20_000  # tts.synthesize takes up to 20,000 characters: a read-aloud is never cut shorter
 
 
@@ -64,7 +66,7 @@ class Intent(BaseModel):
 
     kind: Literal["reply", "plan"]
     reply_kind: ReplyKind | None = None
-    deliverables: list[Deliverable] = Field(default_factory=list, max_length=5)
+    deliverables: list[Deliverable] = Field(default_factory=list, max_length=8)
     say: str | None = Field(default=None, max_length=MAX_SAY, description="the exact words to speak")
     topic: str | None = Field(default=None, max_length=2000, description="what a script or narration is about")
     image_prompt: str | None = Field(default=None, max_length=2000, description="what an image shows")
@@ -75,6 +77,14 @@ class Intent(BaseModel):
     language: str | None = Field(default=None, pattern=r"^[a-z]{2,3}$")
     portrait: str | None = Field(default=None, max_length=64, description="attachment id: the face to animate")
     source_video: str | None = Field(default=None, max_length=64, description="attachment id: the video to upscale")
+    clips: list[str] = Field(default_factory=list, max_length=31, description="attachment ids: more videos, in order")
+    soundtrack: str | None = Field(default=None, max_length=64, description="attachment id: the audio a video uses "
+                                   "instead of synthesised speech")
+    voice_sample: str | None = Field(default=None, max_length=64, description="attachment id: the voice to speak in")
+    voice_words: str | None = Field(default=None, max_length=2000, description="the exact words of voice_sample")
+    unoffered: list[str] = Field(default_factory=list, max_length=16, description="operations asked that no service "
+                                 "offers (left out of the plan, named in the answer)")
+    problem: str | None = Field(default=None, max_length=600, description="why the goal gets a reply, not a plan")
     upscale_factor: Literal[2, 4] | None = None
     subtitles: bool | None = None
     profile: str | None = Field(default=None, max_length=40, description="the caller's profile whose face and "
@@ -114,7 +124,7 @@ def duration_s(goal: str) -> float | None:
     m = DURATION.search(goal)
     if m is None:
         return None
-    raw, unit = m.group(1).lower(), m.group(2).lower()
+    raw, unit = (m.group(1) or m.group(3)).lower(), (m.group(2) or m.group(4)).lower()
     value = float(raw) if raw[0].isdigit() else float(NUMBER_WORDS[raw])
     seconds = value * 60 if unit.startswith("m") else value
     return seconds if 1 <= seconds <= 3600 else None
@@ -173,9 +183,12 @@ def speed(goal: str) -> int | None:
 def spoken_text(goal: str) -> str | None:
     """The exact words a goal wants spoken: quoted text, else what follows a colon or a "say" verb.
 
-    The result is always a substring of the goal (stripped), up to 20,000 characters, never cut.
+    Quotes or a colon count after a read-aloud verb or a marker ("with the following text: '...'"); a
+    quoted file name is no words. The result is always a substring of the goal (stripped), up to 20,000
+    characters, never cut.
     """
-    if not SPEECH.search(goal) and not SAY_EN.search(goal):
+    marked = MARKED_WORDS.search(goal)
+    if not SPEECH.search(goal) and not SAY_EN.search(goal) and not marked:
         return None
     quoted = _quoted(goal)
     if quoted:
@@ -183,7 +196,7 @@ def spoken_text(goal: str) -> str | None:
     m = COLON.search(goal)
     if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
         rest = goal[m.end():].strip()
-        if rest and SPEECH.search(goal[: m.start()]):
+        if rest and (SPEECH.search(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
             return rest[:MAX_SAY]
     m2 = SAY_EN.search(goal)
     if m2:
@@ -191,24 +204,41 @@ def spoken_text(goal: str) -> str | None:
         said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)
         said = re.sub(r"\s+(?:in an? \w+ voice|with an? \w+ voice|in a \w+ tone)\.?$", "", said, flags=re.I)
         said = said.strip().rstrip(".")
-        if MODIFIER_ONLY.match(said):  # "say it with a male voice": how to say it, not what
+        if MODIFIER_ONLY.match(said) or FILE_NAMED.search(said) and len(said) < 140:  # how or what file, not words
             return None
         return said[:MAX_SAY] or None
     return None
 
 
+def without(goal: str, said: str) -> str:
+    """`goal` with the words to speak blanked out (their last whole occurrence: "say 'hi'" keeps "this")."""
+    edge = rf"[^\W{UNSPACED}]"
+    found = list(re.finditer(rf"(?<!{edge}){re.escape(said)}(?!{edge})", goal)) or list(
+        re.finditer(re.escape(said), goal))
+    if not found:
+        return goal
+    m = found[-1]
+    return goal[: m.start()] + " " + goal[m.end():]
+
+
 def _quoted(goal: str) -> str | None:
+    """The longest quoted text (2+ characters, not a file name). A straight or curly single quote opens only
+    after a non-letter and closes only before one, so apostrophes ("Don't", "world's") stay inside."""
     best: str | None = None
     for open_q, close_q in QUOTES:
+        single = open_q in "'‘"
         start = goal.find(open_q)
         while start != -1:
+            if single and start > 0 and goal[start - 1].isalnum():  # an apostrophe inside a word is no quote
+                start = goal.find(open_q, start + 1)
+                continue
             end = goal.find(close_q, start + 1)
+            while single and end != -1 and end + 1 < len(goal) and goal[end + 1].isalnum():
+                end = goal.find(close_q, end + 1)
             if end == -1:
                 break
             inner = goal[start + 1: end].strip()
-            # an apostrophe inside a word ("don't") is no quote
-            word_quote = open_q == "'" and start > 0 and goal[start - 1].isalnum()
-            if len(inner) >= 2 and not word_quote and (best is None or len(inner) > len(best)):
+            if len(inner) >= 2 and not FILE_NAME.match(inner) and (best is None or len(inner) > len(best)):
                 best = inner
             start = goal.find(open_q, end + 1)
         if best:
@@ -227,6 +257,9 @@ _KIND = re.compile(
     r"(about|on|explaining|that explains|which explains|describing|showing|of)?\s*",
     re.I,
 )
+#: "a man explaining why the sky is blue": the narration is about why the sky is blue
+_WHO = re.compile(r"^(?:an? |the )?(?:[\w'-]+ ){0,3}?(?:explaining|explains|describing|describes|talking about|"
+                  r"talks about|presenting|presents|who explains|about)\s+", re.I)
 _TAIL = re.compile(
     r"(,|\bwith\b|\bin\b|\busing\b)\s*(an?\s+)?(female|male|woman'?s?|man'?s?|\w+)?\s*(voice|narrator|speaker|style|"
     r"tone|english|german|french|spanish|subtitles?|captions?)\b.*$",
@@ -242,6 +275,7 @@ def topic(goal: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     text = _LEAD.sub("", text, count=1)
     text = _KIND.sub("", text, count=1)
+    text = _WHO.sub("", text, count=1)
     text = _TAIL.sub("", text)
     text = re.sub(r"\s+", " ", text).strip(" ,.;:-")
     return (text or re.sub(r"\s+", " ", URL_RE.sub(" ", goal)).strip() or "an introduction to Spinbot")[:2000]
@@ -268,75 +302,64 @@ def reply_kind(goal: str, *, has_previous: bool) -> ReplyKind | None:
     return None
 
 
-def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | None = None) -> Intent:
-    """The intent from the goal's words and attachments alone (no model).
-
-    A follow-up (`previous` given) keeps the previous intent and changes what the goal names.
+def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | None = None,
+               vocab: Vocabulary | None = None) -> Intent:
+    """The intent from the goal's words and attachments alone (no model), in `vocab`'s terms (default: the
+    declared services). A follow-up (`previous` given) keeps the previous intent and changes what the goal names.
     """
-    images = [a for a in attachments if a.kind == "image"]
-    videos = [a for a in attachments if a.kind == "video"]
-    said = spoken_text(goal)
-    wants_video = bool(VIDEO.search(goal))
-    wants_image = bool(IMAGE.search(goal))
-    wants_upscale = bool(UPSCALE.search(goal))
-    wants_speech = bool(SPEECH.search(goal)) or said is not None
-    wants_script = bool(SCRIPT.search(goal)) and not wants_video and not wants_speech
-    asks = reply_kind(goal, has_previous=previous is not None)
-    medium = wants_video or wants_image or wants_upscale or wants_speech or wants_script
-    if asks in ("greeting", "capabilities") and not medium:
-        return Intent(kind="reply", reply_kind=asks)
-    if asks == "job_status" and previous is not None and not medium:
+    vocab = vocab or declared()
+    spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
+    said = spoken_text(spoken)
+    frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
+    asked = asks.choose(frame, said, attachments, vocab, goal)
+    speaking = vocab.speaking()
+    named = [d for d in asked.deliverables if d != speaking]
+    medium = bool(asked.deliverables)
+    reply = reply_kind(goal, has_previous=previous is not None)
+    if reply in ("greeting", "capabilities") and not medium and not asked.unoffered:
+        return Intent(kind="reply", reply_kind=reply)
+    if reply == "job_status" and previous is not None and not medium:
         return Intent(kind="reply", reply_kind="job_status")
     # "say it with a male voice", "make it slower": how to redo the last plan, not a new request
-    new_request = (wants_video or wants_image or wants_upscale or wants_script or said is not None) and not (
+    new_request = (bool(named) or said is not None) and not (
         previous is not None and said is None and SAME_MEDIUM.search(goal))
-    if previous is not None and not new_request and (FOLLOW_UP.search(goal) or _changes(goal) or wants_speech):
+    if previous is not None and not new_request and not asked.unoffered and (
+            FOLLOW_UP.search(goal) or _changes(goal) or medium):
         return _follow_up(previous, goal)
-    if not medium and not (images and CREATE.search(goal)):
-        if QUESTION.search(goal) or not CREATE.search(goal):
-            return Intent(kind="reply", reply_kind="job_status" if asks == "job_status" else "question")
-        wants_video = True  # "make something about volcanoes": the default deliverable is a talking video
-
-    deliverables: list[str] = []
-    if wants_upscale and not (said or wants_speech) and (videos or not wants_video):
-        deliverables.append("upscale")
-    elif wants_video or (images and (wants_speech or CREATE.search(goal))):
-        deliverables.append("talking_video")
-        if wants_upscale:
-            deliverables.append("upscale")
-    elif wants_image:
-        deliverables.append("image")
-    elif wants_script:
-        deliverables.append("script")
-    elif wants_speech:
-        deliverables.append("speech")
-    if wants_image and deliverables and deliverables[0] != "image" and not PORTRAIT_WORDS.search(goal):
-        if re.search(r"\b(and|plus|also)\b.*\b(poster|picture|image|drawing|thumbnail)\b", goal, re.I):
-            deliverables.append("image")
-    if wants_script and "script" not in deliverables:
-        deliverables.append("script")
-
-    d = duration_s(goal)
-    subject = None if said else topic(goal)
-    image_prompt = None
-    if "image" in deliverables:
-        image_prompt = _image_prompt(goal)
+    problem = asks.input_problem(frame, attachments, vocab) or asked.problem
+    if problem:
+        return Intent(kind="reply", reply_kind="bad_input", problem=problem, unoffered=asked.unoffered)
+    if not medium:
+        if asked.unoffered:
+            return Intent(kind="reply", reply_kind="unoffered", unoffered=asked.unoffered)
+        if QUESTION.search(goal) or not CREATE.search(goal) or vocab.default() is None:
+            return Intent(kind="reply", reply_kind="job_status" if reply == "job_status" else "question")
+        asked.deliverables = [vocab.default() or ""]  # "make something about volcanoes": the default deliverable
+    deliverables = asked.deliverables
+    frame = asked.frame
+    subject = None if said else topic(frame)
+    d = duration_s(frame)
     return Intent(
         kind="plan",
-        deliverables=deliverables,  # type: ignore[arg-type]
+        deliverables=deliverables,
         say=said,
         topic=subject,
-        image_prompt=image_prompt,
-        voice=voice(goal),
-        speed=speed(goal),
+        image_prompt=_image_prompt(frame) if any(vocab.deliverables[x].output_type == "image" for x in deliverables
+                                                 if x in vocab.deliverables) else None,
+        voice=voice(frame),
+        speed=speed(frame),
         duration_s=d,
-        style=style(goal),
-        language=language(goal, said),
-        portrait=images[0].id if images and "talking_video" in deliverables else None,
-        source_video=videos[0].id if videos and "upscale" in deliverables and "talking_video" not in deliverables
-        else None,
-        upscale_factor=4 if re.search(r"\b4 ?x\b|\bfour times\b", goal, re.I) else None,
-        subtitles=False if NO_SUBTITLES.search(goal) else True if SUBTITLES.search(goal) else None,
+        style=style(frame),
+        language=language(frame, said),
+        portrait=asked.portrait,
+        source_video=asked.source_video,
+        clips=asked.clips,
+        soundtrack=asked.soundtrack,
+        voice_sample=asked.voice_sample,
+        voice_words=asked.voice_words,
+        unoffered=asked.unoffered,
+        upscale_factor=4 if re.search(r"\b4 ?x\b|\bfour times\b", frame, re.I) else None,
+        subtitles=False if NO_SUBTITLES.search(frame) else True if SUBTITLES.search(frame) else None,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable
 from functools import cache
@@ -17,6 +18,10 @@ from spinbot.graph import Attachment, Graph, NodeRef, iter_refs
 
 PIPELINES_PATH = MANIFESTS_DIR / "pipelines.json"
 _OMIT = object()
+#: Pipeline params whose value names an attachment of the run: by its id, its file name, its key, or the id of the
+#: upload it is (POST /api/uploads); an upload's key (`uploads/...`) is attached to the run when it is not already.
+ATTACHMENT_PARAMS = ("portrait",)
+_UPLOAD_ID = re.compile(r"^uploads/[^/]+/([^/]+)/")
 
 
 class PipelineError(PermanentError):
@@ -134,8 +139,8 @@ def build_graph(
 ) -> Graph:
     """The pipeline's graph for `params`; PipelineError (with a hint) on bad params or attachments."""
     pipeline = get_pipeline(name)
-    full = with_defaults(pipeline, params)
     atts = [a if isinstance(a, Attachment) else Attachment.model_validate(a) for a in attachments]
+    full = with_defaults(pipeline, named_attachments(params, atts) if isinstance(params, dict) else params)
     _check_attachments(pipeline, full, atts)
     nodes = render_nodes(pipeline, full)
     doc = {
@@ -157,16 +162,42 @@ def build_graph(
         raise PipelineError(f"pipeline {name} made an invalid graph: {e}") from e
 
 
+def uploads_named(params: dict[str, Any]) -> list[str]:
+    """The upload keys (`uploads/...`) that attachment params name: the run attaches them."""
+    return [v for k in ATTACHMENT_PARAMS if isinstance(v := params.get(k), str) and _UPLOAD_ID.match(v)]
+
+
+def named_attachments(params: dict[str, Any], attachments: list[Attachment]) -> dict[str, Any]:
+    """`params` with each attachment param that names an attachment by its file name, key or upload id given
+    its id instead (what the graph refers to); a value naming none is left for _check_attachments to refuse."""
+    out = dict(params)
+    for k in ATTACHMENT_PARAMS:
+        value = out.get(k)
+        if not isinstance(value, str) or any(a.id == value for a in attachments):
+            continue
+        found = [a for a in attachments if value in (a.key, a.name, _upload_id(a.key))]
+        if len(found) == 1:
+            out[k] = found[0].id
+    return out
+
+
+def _upload_id(key: str) -> str | None:
+    m = _UPLOAD_ID.match(key)
+    return m.group(1) if m else None
+
+
 def _check_attachments(pipeline: Pipeline, params: dict[str, Any], attachments: list[Attachment]) -> None:
     """Params naming an attachment ("portrait") must name one that is there, of the right kind."""
     ids = {a.id: a for a in attachments}
-    for key in ("portrait",):
+    for key in ATTACHMENT_PARAMS:
         if key in params and key in pipeline.params_schema.get("properties", {}):
             att = ids.get(params[key])
             if att is None:
+                listed = ", ".join(f"{a.id} ({a.name})" if a.name else a.id for a in attachments)
                 raise PipelineError(
                     f"param {key} names attachment {params[key]!r}, which was not attached",
-                    hint=f"attachments: {', '.join(ids) or 'none'}",
+                    hint=f"name an attachment of the run by its id, file name or key, or an upload by its key "
+                         f"(uploads/...); attachments: {listed or 'none'}",
                 )
             if att.kind != "image":
                 raise PipelineError(f"attachment {att.id} is {att.kind}; {key} needs an image")

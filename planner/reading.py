@@ -17,14 +17,15 @@ from typing import Any
 
 from planner import intent as rules
 from planner.cues import QUESTION
-from planner.intent import DELIVERABLES, Intent
+from planner.intent import Intent
+from planner.vocab import Vocabulary, declared
 from spinbot import prompts
 from spinbot.graph import Attachment
 from spinbot.llm import LLMResult, structured_chat
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings
 
-PROMPT_VERSION = "intent.v1"
+PROMPT_VERSION = "intent.v2"
 NUM_PREDICT = 384
 LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl", "ru", "ar", "zh", "ja", "pl", "tr", "el", "")
 EXAMPLES: list[tuple[str, dict[str, Any]]] = [
@@ -36,21 +37,27 @@ EXAMPLES: list[tuple[str, dict[str, Any]]] = [
       "language": "en", "answer": ""}),
     ("what can you do?",
      {"kind": "reply", "deliverables": [], "say": "", "topic": "", "voice": "", "duration_s": 0, "language": "en",
-      "answer": "I make speech, images and talking-head videos. Tell me what to make."}),
+      "answer": "I read text aloud, draw images and make talking-head videos. Tell me what to make."}),
 ]  # fmt: skip
+#: The words the model copies are bounded tighter than the intent's (a long read-aloud is the rules' to copy);
+#: a length the model reads is bounded like the intent's.
+SAY_CHARS, TOPIC_CHARS = 600, 120
+MAX_SECONDS = int(next(m.le for m in Intent.model_fields["duration_s"].metadata if hasattr(m, "le")))
 
 
-def schema() -> dict[str, Any]:
-    """The answer's JSON schema: keys in prompt order, every array and string bounded."""
+def schema(vocab: Vocabulary | None = None) -> dict[str, Any]:
+    """The answer's JSON schema: keys in prompt order, every array and string bounded; the deliverables are
+    the names the services offer (planner.vocab)."""
+    names = list((vocab or declared()).deliverables)
     return {
         "type": "object",
         "properties": {
             "kind": {"enum": ["plan", "reply"]},
-            "deliverables": {"type": "array", "items": {"enum": list(DELIVERABLES)}, "maxItems": 3},
-            "say": {"type": "string", "maxLength": 600},
-            "topic": {"type": "string", "maxLength": 120},
+            "deliverables": {"type": "array", "items": {"enum": names}, "maxItems": 3},
+            "say": {"type": "string", "maxLength": SAY_CHARS},
+            "topic": {"type": "string", "maxLength": TOPIC_CHARS},
             "voice": {"enum": ["female", "male", ""]},
-            "duration_s": {"type": "integer", "minimum": 0, "maximum": 600},
+            "duration_s": {"type": "integer", "minimum": 0, "maximum": MAX_SECONDS},
             "language": {"enum": list(LANGUAGES)},
             "answer": {"type": "string", "maxLength": 400},
         },
@@ -92,15 +99,18 @@ def plan_schema(manifest: MergedManifest, max_steps: int = 8) -> dict[str, Any]:
 
 def answer_schema(settings: Settings, manifest: MergedManifest) -> dict[str, Any]:
     """The intent schema, or (SPINBOT_PLANNER_DIRECT_PLANS) the intent or a compact plan."""
+    vocab = Vocabulary(manifest)
     if settings.planner_direct_plans:
-        return {"anyOf": [schema(), plan_schema(manifest)]}
-    return schema()
+        return {"anyOf": [schema(vocab), plan_schema(manifest)]}
+    return schema(vocab)
 
 
 def system_prompt(manifest: MergedManifest) -> str:
-    services = ", ".join(s.id for s in sorted(manifest.available(), key=lambda s: s.id)) or "none"
+    """The fixed prefix: what each deliverable does (the services' own words), the keys, the examples."""
+    vocab = Vocabulary(manifest)
+    offers = [(d.name, d.does) for d in vocab.deliverables.values() if manifest.services[d.service].available]
     examples = [(goal, json.dumps(answer, ensure_ascii=False)) for goal, answer in EXAMPLES]
-    return prompts.render(f"{PROMPT_VERSION}.system.j2", services=services, examples=examples)
+    return prompts.render(f"{PROMPT_VERSION}.system.j2", offers=offers, examples=examples)
 
 
 def previous_plan(graph: dict[str, Any] | None, previous: Intent | None) -> str:
@@ -162,7 +172,8 @@ def in_goal(words: str, goal: str) -> bool:
 
 
 def merge(
-    ruled: Intent, answer: Any, goal: str, attachments: list[Attachment], trusted: frozenset[str] = frozenset()
+    ruled: Intent, answer: Any, goal: str, attachments: list[Attachment], trusted: frozenset[str] = frozenset(),
+    vocab: Vocabulary | None = None,
 ) -> tuple[Intent, dict[str, str]]:
     """The rules' intent, completed by the model's answer where the rules were silent and the answer checks.
 
@@ -170,10 +181,11 @@ def merge(
     value checks. Returns the intent and, per field, where it came from or why the model's value was dropped.
     """
     trace: dict[str, str] = {}
+    vocab = vocab or declared()
     if not isinstance(answer, dict):
         return ruled, {"model": "not an object: ignored"}
     if trusted:
-        ruled = _trusted_values(ruled, answer, goal, trusted, trace)
+        ruled = _trusted_values(ruled, answer, goal, trusted, trace, vocab)
     sure_kind = "kind" not in trusted and (ruled.kind == "plan" or bool(QUESTION.search(goal)))
     update: dict[str, Any] = {}
     kind = answer.get("kind")
@@ -183,7 +195,7 @@ def merge(
     final_kind = update.get("kind", ruled.kind)
     if final_kind == "plan":
         raw = answer.get("deliverables")
-        delivered = [d for d in raw if isinstance(d, str) and d in DELIVERABLES] if isinstance(raw, list) else []
+        delivered = [d for d in raw if isinstance(d, str) and d in vocab.deliverables] if isinstance(raw, list) else []
         if not ruled.deliverables and delivered:
             update["deliverables"] = list(dict.fromkeys(delivered))
             trace["deliverables"] = "model"
@@ -214,7 +226,8 @@ def merge(
             update["language"] = lang
             trace["language"] = "model"
         if update.get("kind") == "plan" and not update.get("deliverables"):
-            update["deliverables"] = ["talking_video"] if not update.get("say") else ["speech"]
+            fallback = vocab.speaking() if update.get("say") else vocab.default()
+            update["deliverables"] = [fallback] if fallback else []
     if final_kind == "reply":
         update.setdefault("deliverables", [])
         if ruled.kind == "plan":  # the model says reply, but the rules read a plan for certain
@@ -230,7 +243,7 @@ def merge(
 
 
 def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: frozenset[str],
-                    trace: dict[str, str]) -> Intent:
+                    trace: dict[str, str], vocab: Vocabulary) -> Intent:
     """The rules' intent with the trusted fields' checked model values put first."""
     update: dict[str, Any] = {}
     kind = answer.get("kind")
@@ -239,7 +252,7 @@ def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: f
         update["reply_kind"] = "question" if kind == "reply" else None
         trace["kind"] = "model (trusted)"
     raw = answer.get("deliverables")
-    delivered = list(dict.fromkeys(d for d in raw if isinstance(d, str) and d in DELIVERABLES)) \
+    delivered = list(dict.fromkeys(d for d in raw if isinstance(d, str) and d in vocab.deliverables)) \
         if isinstance(raw, list) else []
     if "deliverables" in trusted and delivered and update.get("kind", ruled.kind) == "plan":
         update["deliverables"] = delivered

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planner.builder import node_weights
+from planner.cues import REFERENCE
 from planner.models import Profile
 from planner.pipelines import edges_from_refs
 from spinbot.graph import Attachment
@@ -24,9 +25,6 @@ PREPARE_NODE = "prepare"
 SAVE_AS = re.compile(
     r"(?<!\w)(?:save|keep|store)\s+(?:(?:it|this|that|them|these|her|him|me|my (?:voice|face)|the \w+)\s+)?"
     r"as\s+(?:a\s+|my\s+)?(?:new\s+)?(?:profile\s+)?(?:named\s+|called\s+)?[\"“']?([^\W\d_][\w.-]*)", re.I)
-#: What the recording says, in quotes: "the recording says "...""
-REFERENCE = re.compile(r"(?:recording|sample|audio|clip|voice note)\s+says\s*[:,]?\s*[\"“«]([^\"”»]{1,2000})[\"”»]",
-                       re.I)
 
 
 @dataclass(frozen=True, slots=True)

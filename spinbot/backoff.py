@@ -14,7 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from redis.backoff import ExponentialBackoff
-from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, stop_never, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_never,
+    wait_exponential,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -37,9 +44,10 @@ class Backoff:
 
 
 async def retry(op: Callable[[], Awaitable[T]], *, what: str, tries: int | None = None, first_s: float = 1.0,
-                cap_s: float = 60.0) -> T:
+                cap_s: float = 60.0, retry_if: Callable[[BaseException], bool] | None = None) -> T:
     """await op() until it succeeds; at most `tries` attempts (None: forever), then its error is raised.
-    Every failure is logged as a warning naming `what`."""
+    With `retry_if`, only the errors it accepts are retried (any other is raised at once).
+    Every failure retried is logged as a warning naming `what`."""
 
     def note(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -48,6 +56,8 @@ async def retry(op: Callable[[], Awaitable[T]], *, what: str, tries: int | None 
 
     async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=first_s, max=cap_s),
                                        stop=stop_after_attempt(tries) if tries else stop_never,
+                                       retry=retry_if_exception(lambda e: isinstance(e, Exception)
+                                                                and (retry_if is None or retry_if(e))),
                                        before_sleep=note, reraise=True):
         with attempt:
             return await op()

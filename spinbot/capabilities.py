@@ -11,15 +11,12 @@ a service declared there is known even while no executor of its plane is online.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 from functools import cache, lru_cache
 
 import redis.asyncio as aioredis
-from redis import exceptions as redis_errors
 
 from spinbot import MANIFESTS_DIR
 from spinbot import constants as C
@@ -136,19 +133,3 @@ def committed_manifest() -> MergedManifest:
 def declared_manifest() -> MergedManifest:
     """committed_manifest(), read once per process (the files change only with the code); read-only."""
     return committed_manifest()
-
-
-async def heartbeat(
-    redis: aioredis.Redis, build: Callable[[], PlaneManifest], *, interval_s: float, stop: asyncio.Event
-) -> None:
-    """Re-publish `build()`'s manifest every interval until `stop`; Redis outages are logged, not fatal."""
-    ttl = ttl_for(interval_s)
-    while not stop.is_set():
-        try:
-            await publish(redis, build(), ttl_s=ttl)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as e:
-            log.warning("could not publish the live manifest (Redis unreachable: %s); retrying", e)
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        except TimeoutError:
-            pass

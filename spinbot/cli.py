@@ -30,11 +30,14 @@ def _setup(verbose: bool = False, *, server: bool = True, **overrides: object) -
             logging.getLogger(name).setLevel(logging.WARNING)
         if not server:  # `plan` says itself whether an LLM reads the goal; the warning would say it twice
             logging.getLogger("spinbot.llm").setLevel(logging.ERROR)
+    from spinbot import redact
     from spinbot.runtime import resolve
 
     settings = Settings()
     given = {k: v for k, v in overrides.items() if v is not None}
-    return resolve(settings.model_copy(update=given) if given else settings)
+    settings = resolve(settings.model_copy(update=given) if given else settings)
+    redact.install(settings)  # every line through the root handler, uvicorn's access log included
+    return settings
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging (and every HTTP request)")]
@@ -45,9 +48,14 @@ Port = Annotated[int | None, typer.Option(min=1, max=65535, help="the API's port
 @app.command()
 def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     """API and both executors in one process tree; private Redis/Postgres when none is configured."""
+    from spinbot.runtime import UpRefused
     from spinbot.up import run_up
 
-    run_up(_setup(verbose, host=host, port=port))
+    try:
+        run_up(_setup(verbose, host=host, port=port))
+    except UpRefused as e:
+        typer.echo(f"error: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -98,12 +106,14 @@ def plan(
 @app.command()
 def evaluate(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a langgraph.v1 graph (JSON)")],
+    live: Annotated[bool, typer.Option("--live", help="judge it as the running Spinbot's API would admit it now "
+                                       "(its executors' live manifest); default: the committed manifests")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Evaluate a graph against the manifests; non-zero exit on errors."""
+    """Evaluate a graph against the manifests (it says which); non-zero exit on errors."""
     from evaluator.cli import evaluate_command
 
-    raise typer.Exit(evaluate_command(_setup(verbose, server=False), file))
+    raise typer.Exit(evaluate_command(_setup(verbose, server=False), file, live=live))
 
 
 @app.command()

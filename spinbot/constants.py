@@ -12,6 +12,9 @@ ACTIVE_JOBS = f"{PREFIX}:jobs:active"  # set of job keys not yet finished (re-is
 CANCEL_CHANNEL = f"{PREFIX}:cancel"
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"  # the executor sweeping for lost stream entries now
 EVENTS_MAXLEN = 10_000
+#: Sorted set: chat message id -> expiry (unix s) of the claim of the API process following its turn
+#: (0: nobody follows it); any API answers a lapsed turn when its job ends (web/turns.py).
+OPEN_TURNS = f"{PREFIX}:turns:open"
 
 
 def plane_stream(plane: str) -> str:
@@ -24,6 +27,16 @@ def job_key(job_id: str) -> str:
 
 def job_events_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}:events"
+
+
+def owner_jobs_key(owner: str) -> str:
+    """Set of the job keys of `owner`'s jobs not known to have ended (the per-key job limit counts these)."""
+    return f"{PREFIX}:owner:{owner}:jobs"
+
+
+def owner_streams_key(owner: str) -> str:
+    """Sorted set: lease id -> expiry (Redis server time, ms) of `owner`'s open event streams, all APIs."""
+    return f"{PREFIX}:owner:{owner}:streams"
 
 
 def manifests_key(plane: str) -> str:

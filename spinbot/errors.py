@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import traceback
+from typing import Literal
 
+import asyncpg
 import redis.exceptions
 
 
@@ -44,6 +47,18 @@ class EngineUnavailable(PermanentError):
     code = "engine_unavailable"
 
 
+class TooManyJobs(SpinbotError):
+    """The owner has `active` unfinished jobs, at its `limit`: nothing was submitted."""
+
+    code = "too_many_jobs"
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"this key already has {active} unfinished jobs (limit {limit})",
+                         hint="wait for a job to finish or cancel one (POST /api/jobs/{id}/cancel), then retry")
+        self.active = active
+        self.limit = limit
+
+
 class Cancelled(SpinbotError):
     code = "cancelled"
 
@@ -58,10 +73,67 @@ class LostClaim(SpinbotError):
     code = "lost_claim"
 
 
+class PoolTimeout(TransientError):
+    """No Postgres connection came free in the pool within its acquire timeout (every one is busy)."""
+
+    code = "postgres_busy"
+
+
+Part = Literal["redis", "postgres"]
+
+#: Postgres errors that mean "unreachable, restarting, overloaded or too slow now", not "this request is wrong":
+#: class 08 (connection), 53 (resources: too many connections, disk full), 57 (shutdown, starting up,
+#: statement_timeout), 55P03 (lock_timeout), 40 (deadlock, serialization: the same transaction may pass later).
+_PG_OUTAGE = (asyncpg.exceptions.PostgresConnectionError, asyncpg.exceptions.InsufficientResourcesError,
+              asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.LockNotAvailableError,
+              asyncpg.exceptions.TransactionRollbackError)
+#: Redis errors of the same kind: unreachable, loading, out of memory (noeviction), a read-only replica.
+_REDIS_OUTAGE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.OutOfMemoryError,
+                 redis.exceptions.ReadOnlyError, redis.exceptions.MasterDownError, redis.exceptions.TryAgainError,
+                 redis.exceptions.ClusterDownError)
+#: The same kind in Redis' own words where redis-py has no class for it (first word of the error reply).
+_REDIS_OUTAGE_WORDS = ("OOM", "READONLY", "MISCONF", "LOADING", "MASTERDOWN", "NOREPLICAS", "TRYAGAIN", "BUSY",
+                       "CLUSTERDOWN")
+
+
+def _raised_in(exc: BaseException) -> Part | None:
+    """Which client library a bare OSError/TimeoutError came out of (by its traceback), if either."""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = frame.filename.replace("\\", "/")
+        if "/asyncpg/" in path:
+            return "postgres"
+        if "/redis/" in path:
+            return "redis"
+    return None
+
+
+def outage(exc: BaseException) -> Part | None:
+    """The part ('redis' or 'postgres') that `exc` says is unreachable, restarting, overloaded or too slow
+    right now (a retry later may succeed), or None when `exc` is anything else. The one classifier for
+    infrastructure faults: the API answers them 503 + Retry-After, the background loops back off and go on.
+
+    A bare OSError or TimeoutError counts when it was raised inside asyncpg or redis-py (a refused
+    connection, a command timeout); an exception group counts when one of its members does.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        return next((p for e in exc.exceptions if (p := outage(e)) is not None), None)
+    if isinstance(exc, (PoolTimeout, *_PG_OUTAGE)):
+        return "postgres"
+    if isinstance(exc, _REDIS_OUTAGE):
+        return "redis"
+    if isinstance(exc, redis.exceptions.ResponseError):
+        return "redis" if str(exc).split(" ", 1)[0] in _REDIS_OUTAGE_WORDS else None
+    if isinstance(exc, OSError | TimeoutError):  # TimeoutError is an OSError; listed for clarity
+        return _raised_in(exc)
+    return None
+
+
 def classify(exc: BaseException) -> SpinbotError:
     """Map any exception to a SpinbotError that says whether a retry may help."""
     if isinstance(exc, SpinbotError):
         return exc
+    if (part := outage(exc)) is not None:
+        return TransientError(f"{part} unavailable: {type(exc).__name__}: {exc}")
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):
         return NodeTimeout(str(exc) or "timed out")
     if isinstance(exc, ConnectionError | redis.exceptions.ConnectionError):

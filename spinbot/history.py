@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from spinbot.errors import outage
 from spinbot.estimates import EMPTY, EstimateTable, Run, features_of
 from spinbot.manifest import ServiceSpec
 
@@ -111,8 +112,11 @@ class EstimatesCache:
         specs = self.specs()
         try:
             runs = await load_runs(self.pool, specs)
-        except (asyncpg.PostgresError, OSError) as e:
-            log.warning("estimates not refreshed: %s", e)
+        except Exception as e:  # whatever failed, the old table stays and the next period tries again
+            if outage(e) is None:
+                log.exception("estimates not refreshed")
+            else:
+                log.warning("estimates not refreshed (Postgres unavailable: %s: %s)", type(e).__name__, e)
             return self.current
         self.current = EstimateTable.fit(specs, runs)
         return self.current

@@ -52,6 +52,32 @@ class ConstraintCheck(_Model):
     op: Literal["<=", ">=", "=="] = "<="
 
 
+class Offer(_Model):
+    """What a service can do for a goal, in the user's words: the planner's vocabulary is the union of these.
+
+    `deliverable` is the intent's name for it (the model's enum, the rules' target, the builder's final step);
+    `does` is shown to the model and to users ("read text aloud"); `cues` are regular expressions (any
+    language) that name it in a goal; `output` is the service output that is the deliverable; `base` is the
+    input it transforms (an attached video, or another deliverable's output), empty when it makes something new.
+    """
+
+    deliverable: str = Field(pattern=r"^[a-z][a-z_]{1,30}$")
+    does: str = Field(min_length=3, max_length=120)
+    cues: list[str] = Field(default_factory=list, description="regular expressions naming it in a goal")
+    output: str
+    base: str | None = Field(default=None, description="the input it transforms, e.g. the video to upscale")
+    needs: list[str] = Field(default_factory=list, description="optional inputs this deliverable must fill")
+    default: bool = Field(default=False, description="what a goal that names no deliverable gets")
+
+
+class Attachable(_Model):
+    """An input an attachment may fill: what it is in the user's words, and a cue the goal must match when an
+    attachment of that type could mean something else (a voice sample "in this voice" vs a soundtrack)."""
+
+    role: str = Field(min_length=3, max_length=80)
+    cue: str | None = None
+
+
 class ServiceSpec(_Model):
     id: str
     planes: list[Plane]
@@ -69,8 +95,14 @@ class ServiceSpec(_Model):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     timeout_s: float = 600.0
     hidden: bool = Field(default=False, description="diagnostic: not offered to the planner")
-    allowed_hosts: list[str] = Field(default_factory=list, description="hosts URL-like params may name")
+    allowed_hosts: list[str] = Field(default_factory=list, description="hosts the `fetches` params may name")
+    fetches: list[str] = Field(default_factory=list, description="params whose URLs the service fetches: only "
+                               "these are checked against allowed_hosts (a URL elsewhere is just text)")
+    deterministic: bool = Field(default=True, description="false when the same params give different outputs "
+                                "(a model sampling): a regenerate runs it again instead of reusing its outputs")
     constraints: dict[str, ConstraintCheck] = Field(default_factory=dict)
+    offers: list[Offer] = Field(default_factory=list, description="what it can do for a goal (the planner's words)")
+    attachable: dict[str, Attachable] = Field(default_factory=dict, description="inputs an attachment may fill")
     available: bool = True
     unavailable_reason: str | None = None
 

@@ -9,6 +9,11 @@ and the node runs; two jobs filling one key at once both run and the first recor
 
 Services with side effects declare `cacheable=False`; a job opts out with graph metadata
 `{"cache": false}`, single nodes with `{"cache": {"skip": ["node-id", ...]}}`.
+
+Services whose outputs differ run to run for the same params (a model sampling) declare
+`deterministic=False`: their outputs are reused as any others (a follow-up keeps the script it changes
+nothing in), except in a job with graph metadata `{"cache": {"regenerate": true}}` (a chat's Regenerate):
+there they run again, and the new outputs replace the entry, so later follow-ups reuse what was shown last.
 """
 
 from __future__ import annotations
@@ -83,6 +88,17 @@ def cacheable(spec: ServiceSpec, metadata: Mapping[str, Any], node_id: str) -> b
     return spec.cacheable and not opted_out(metadata, node_id)
 
 
+def regenerated(spec: ServiceSpec, metadata: Mapping[str, Any]) -> bool:
+    """Whether this job asks a non-deterministic service again (metadata `cache.regenerate`) instead of reusing."""
+    setting = metadata.get("cache")
+    return not spec.deterministic and isinstance(setting, Mapping) and setting.get("regenerate") is True
+
+
+def reusable_here(spec: ServiceSpec, metadata: Mapping[str, Any], node_id: str) -> bool:
+    """Whether a node of this job may be answered from the cache (looked up), not only recorded."""
+    return cacheable(spec, metadata, node_id) and not regenerated(spec, metadata)
+
+
 def plan_reuse(
     graph: Graph, specs: Mapping[str, ServiceSpec], known: Mapping[str, dict[str, Any]], settings: Any = None
 ) -> tuple[dict[str, str], set[str]]:
@@ -98,7 +114,7 @@ def plan_reuse(
     wanted: set[str] = set()
     for n in _in_order(graph):
         spec = specs.get(n.service)
-        if spec is None or not cacheable(spec, graph.metadata, n.id):
+        if spec is None or not reusable_here(spec, graph.metadata, n.id):
             continue
         refs = [r for _, r in iter_refs(n.params)]
         if any(isinstance(r, NodeRef) and r.node not in outputs for r in refs):
@@ -184,13 +200,17 @@ class NodeCache:
 
     async def record(
         self, owner: str, key: str, spec: ServiceSpec, outputs: dict[str, Any], *, job_id: str, node_id: str,
-        seconds: float | None = None,
+        seconds: float | None = None, replace: bool = False,
     ) -> bool:
-        """Keep a completed node's outputs under `key`; False when the key was already filled (first wins)."""
+        """Keep a completed node's outputs under `key`; False when the key was already filled (first wins).
+        `replace`: a regenerated node's outputs take the entry's place (one statement: never half-written)."""
         arts = [{"key": a["key"], "sha256": a["sha256"]} for a in artifacts_in(outputs)]
+        conflict = ("DO UPDATE SET outputs=EXCLUDED.outputs, artifacts=EXCLUDED.artifacts, job_id=EXCLUDED.job_id,"
+                    " node_id=EXCLUDED.node_id, seconds=EXCLUDED.seconds, created_at=now(), hits=0"
+                    if replace else "DO NOTHING")
         status = await self.pool.execute(
             "INSERT INTO node_cache (owner, key, service, version, outputs, artifacts, job_id, node_id, seconds)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (owner, key) DO NOTHING",
+            f" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (owner, key) {conflict}",
             owner, key, spec.id, spec.version, outputs, arts, job_id, node_id, seconds,
         )  # fmt: skip
         return bool(status.endswith(" 1"))
@@ -258,8 +278,9 @@ class CacheStep:
         if not cacheable(spec, metadata, node_id):
             return Outcome(await run())
         key = node_key(spec, params, settings)
+        again = regenerated(spec, metadata)
         try:
-            hit = await self.cache.lookup(owner, key)
+            hit = None if again else await self.cache.lookup(owner, key)
         except (asyncpg.PostgresError, OSError) as e:
             log.warning("node cache lookup failed (%s); job=%s node=%s runs", e, job_id, node_id)
             return Outcome(await run())
@@ -269,7 +290,7 @@ class CacheStep:
         outputs = await run()
         try:
             await self.cache.record(owner, key, spec, outputs, job_id=job_id, node_id=node_id,
-                                    seconds=self.clock() - started)
+                                    seconds=self.clock() - started, replace=again)
         except (asyncpg.PostgresError, OSError) as e:
             log.warning("node cache record failed (%s); job=%s node=%s", e, job_id, node_id)
         return Outcome(outputs)

@@ -11,7 +11,16 @@ from pydantic import BaseModel
 
 from spinbot.errors import UnknownService
 from spinbot.graph import DataType, Plane
-from spinbot.manifest import ConstraintCheck, CostFeature, Estimate, PlaneManifest, RetryPolicy, ServiceSpec
+from spinbot.manifest import (
+    Attachable,
+    ConstraintCheck,
+    CostFeature,
+    Estimate,
+    Offer,
+    PlaneManifest,
+    RetryPolicy,
+    ServiceSpec,
+)
 
 if TYPE_CHECKING:
     from spinbot.task import TaskContext
@@ -41,8 +50,12 @@ class Service:
     timeout_s: float = 600.0
     hidden: bool = False
     allowed_hosts: tuple[str, ...] = ()
+    fetches: tuple[str, ...] = ()  # params whose URLs the service fetches (checked against allowed_hosts)
+    deterministic: bool = True  # False: a regenerate (Open WebUI's) runs it again rather than reusing its outputs
     constraints: dict[str, ConstraintCheck] = field(default_factory=dict)
     probe: Probe | None = None
+    offers: tuple[Offer, ...] = ()  # what it can do for a goal, in the user's words (the planner's vocabulary)
+    attachable: dict[str, Attachable] = field(default_factory=dict)  # inputs an attachment may fill
 
     def spec(self, settings: Any = None) -> ServiceSpec:
         reason = self.probe(settings) if (self.probe and settings is not None) else None
@@ -63,7 +76,11 @@ class Service:
             timeout_s=self.timeout_s,
             hidden=self.hidden,
             allowed_hosts=list(self.allowed_hosts),
+            fetches=list(self.fetches),
+            deterministic=self.deterministic,
             constraints=self.constraints,
+            offers=list(self.offers),
+            attachable=self.attachable,
             available=reason is None,
             unavailable_reason=reason,
         )

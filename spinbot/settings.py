@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     max_fan_out: int = Field(default=16, ge=1)
     max_jobs_per_key: int = 4
     max_streams_per_key: int = 64
+    #: the API following a chat turn's job renews its claim on the turn every third of this; a claim that
+    #: lapses (its API died) is answered by any API when the job ends, within about this long
+    turn_lease_s: float = Field(default=15.0, gt=0)
     chat_job_limit_s: float = 240.0  # OpenAI endpoint: past this, answer with a link to the job page
     sse_ping_s: float = 15.0
     openwebui_status: bool = False  # send Open WebUI status events even without its X-OpenWebUI-* headers
@@ -61,6 +64,12 @@ class Settings(BaseSettings):
     v1_cancel_on_disconnect: bool = True
     link_secret: SecretStr | None = None  # signs artifact and job-page links; unset: a secret file in data_dir
     link_ttl_s: int = 7 * 24 * 3600
+    # Media inputs and HTTP conventions.
+    #: pictures with more pixels (width x height) are refused at upload from their header, before decoding
+    #: (413); at most 170: Pillow itself refuses past about 179 megapixels
+    max_image_megapixels: float = Field(default=50.0, gt=0, le=170)
+    #: origins whose browser code may call the API (CORS, e.g. a browser-side OpenAI client); `*` any; unset: none
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # `spinbot chat`: where the API is and which key to use (default: http://host:port, first API key).
     api_url: str | None = None
     api_key: SecretStr | None = None
@@ -87,7 +96,20 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     diag_visible: bool = False
 
-    @field_validator("api_keys", mode="before")
+    # Infrastructure faults (docs/operations.md, "When Redis or Postgres fail").
+    #: production mode: refuse to start on an unsafe setup (a Redis whose maxmemory-policy may evict keys);
+    #: off, the same finding is a loud warning at start and in /health
+    production: bool = False
+    #: Postgres: a statement may run this long (statement_timeout; the client gives up 2 s later)
+    pg_statement_timeout_s: float = Field(default=15.0, gt=0)
+    #: Postgres: a statement may wait this long for a lock (lock_timeout), e.g. on a table being altered
+    pg_lock_timeout_s: float = Field(default=3.0, gt=0)
+    #: Postgres: a request may wait this long for a free connection of its process' pool (then 503 + Retry-After)
+    pg_acquire_timeout_s: float = Field(default=5.0, gt=0)
+    #: Postgres: the API process' pool size (connections)
+    pg_pool_size: int = Field(default=20, ge=1)
+
+    @field_validator("api_keys", "cors_origins", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):

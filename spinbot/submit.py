@@ -1,4 +1,7 @@
-"""`spinbot submit FILE [--wait]`: run a hand-written graph, optionally following it with progress bars."""
+"""`spinbot submit FILE [--wait]`: run a hand-written graph, optionally following it with progress bars.
+
+The graph is evaluated as the API evaluates it (evaluator.cli.admitted): what the API would refuse with 422 is
+refused here with the same findings, before anything is queued."""
 
 from __future__ import annotations
 
@@ -14,9 +17,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from spinbot.capabilities import declared_manifest, live_manifest
+from evaluator.cli import NoRunningSpinbot, admitted
 from spinbot.client import STOPPED, api_url, completed_share
-from spinbot.errors import SpinbotError, UnknownService
+from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
 from spinbot.graphstate import validate_structure
 from spinbot.queue import TERMINAL_JOB, JobQueue
@@ -52,28 +55,12 @@ def load_graph(file: Path) -> Graph:
     return graph
 
 
-def static_services() -> dict[str, set[str]]:
-    """service id -> planes, from the committed manifests (generated from the registries; a test keeps them equal)."""
-    return {sid: set(spec.planes) for sid, spec in declared_manifest().services.items()}
-
-
-def check_services(graph: Graph, known: dict[str, set[str]]) -> None:
-    for n in graph.nodes:
-        planes = known.get(n.service)
-        if planes is None:
-            raise UnknownService(f"node {n.id}: unknown service {n.service!r}",
-                                 hint=f"known services: {', '.join(sorted(known))}")
-        if n.plane not in planes:
-            raise UnknownService(f"node {n.id}: service {n.service} runs on {', '.join(sorted(planes))}, "
-                                 f"not on the {n.plane} plane")
-
-
-async def _warn_unserved(redis: aioredis.Redis, graph: Graph, console: Console) -> None:
-    """The job waits for an executor of each plane it uses: say so when none is running now."""
-    merged = await live_manifest(redis)
-    for plane in sorted({n.plane for n in graph.nodes} - set(merged.planes)):
-        console.print(f"[yellow]note:[/] no {plane} executor is running now; the job waits for one "
-                      f"(`spinbot up` or `spinbot executor {plane}`)")
+def refused(verdict: Any) -> BadInput:
+    """The evaluator's errors as the API's 422 would list them."""
+    lines = "\n".join(f"  {f.code}{f' (node {f.node})' if f.node else ''}: {f.message}" for f in verdict.errors[:20])
+    first = verdict.errors[0] if verdict.errors else None
+    return BadInput(f"the evaluator refused the graph (the API would answer 422):\n{lines}",
+                    hint=(first.hint or None) if first else None)
 
 
 async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
@@ -92,8 +79,12 @@ async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
     try:
         try:
             await client.ping()
-            check_services(graph, static_services())
-            await _warn_unserved(client, graph, console)
+            verdict, _ = await admitted(settings, graph.to_json())
+            for f in verdict.warnings:
+                console.print(f"[yellow]note:[/] {escape(f.message)}", highlight=False)
+            if not verdict.ok or verdict.graph is None:
+                raise refused(verdict)
+            graph = verdict.graph  # normalised as the API submits it (planes, progress weights)
             if settings.database_url:
                 store = await Store.connect(settings.database_url, max_size=2)
             queue = JobQueue(client, store)
@@ -102,7 +93,7 @@ async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
         except SpinbotError as e:
             _print_error(console, e)
             return EXIT_BAD_INPUT
-        except (redis.exceptions.ConnectionError, OSError) as e:
+        except (redis.exceptions.ConnectionError, OSError, NoRunningSpinbot) as e:
             console.print(f"[red]error:[/] cannot reach Redis/Postgres ({e}): is `spinbot up` running? "
                           "check SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL")
             return EXIT_UNAVAILABLE

@@ -16,7 +16,7 @@ import httpx
 from spinbot.embedded import Supervisor, free_port, servers
 from spinbot.localmodel import files
 from spinbot.localmodel.process import ModelServer
-from spinbot.runtime import runtime_file, write_runtime
+from spinbot.runtime import check_port, this_directory, write_runtime
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,17 @@ class Child:
 
 
 def run_up(settings: Settings) -> None:
+    """Supervise the API and both executors until SIGINT/SIGTERM.
+
+    Refused at once (spinbot.runtime.UpRefused, before anything starts) when another `spinbot up` runs from
+    this data directory, or when the API's port is taken.
+    """
+    with this_directory(settings):
+        check_port(settings.host, settings.port)
+        _supervise(settings)
+
+
+def _supervise(settings: Settings) -> None:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -146,7 +157,6 @@ def run_up(settings: Settings) -> None:
                 c.wait(20)
             if model_watch is not None:
                 model_watch.stop()
-            runtime_file(settings).unlink(missing_ok=True)
 
 
 START_WAIT_S = 5.0

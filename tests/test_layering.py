@@ -14,8 +14,10 @@ FORBIDDEN = {
     "executors": {"planner", "web"},
     "spinbot": {"planner", "web", "evaluator", "executors"},
 }
-# entrypoints (the CLI, `spinbot up`, `spinbot evaluate` reading the live manifest) may reach every part
-ENTRYPOINTS = {ROOT / "spinbot" / f for f in ("cli.py", "up.py", "client.py")} | {ROOT / "evaluator" / "cli.py"}
+# entrypoints (the CLI, `spinbot up`, `spinbot submit` evaluating as the API does, `spinbot evaluate` reading the
+# live manifest) may reach every part
+ENTRYPOINTS = {ROOT / "spinbot" / f for f in ("cli.py", "up.py", "client.py", "submit.py")} | {
+    ROOT / "evaluator" / "cli.py"}
 
 
 def imported_roots(path: Path) -> set[str]:

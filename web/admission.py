@@ -1,4 +1,4 @@
-"""What a graph must pass before it runs: size, the contract, the evaluator, the owner's job slots."""
+"""What a graph must pass before it runs: size, the contract, the evaluator, the owner's job limit."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from pydantic import ValidationError
 
 from evaluator.model import Limits, Verdict
 from spinbot.capabilities import declared_manifest, live_manifest
-from spinbot.errors import SpinbotError
+from spinbot.errors import SpinbotError, TooManyJobs
 from spinbot.graph import Graph
 from spinbot.nodecache import NodeCache
 from spinbot.settings import Settings
 from web import profiles
 from web.deps import Services
-from web.limits import check_graph_size, check_job_slots
+from web.limits import check_graph_size, too_many_jobs
 from web.ownership import check_objects
 from web.problems import Problem
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def limits(settings: Settings) -> Limits:
-    return Limits(max_nodes=settings.max_graph_nodes, max_fan_out=settings.max_fan_out)
+    return Limits.of(settings)
 
 
 def parse_graph(settings: Settings, doc: Any) -> Graph:
@@ -85,9 +85,11 @@ async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str 
     """
     await check_objects(services, graph, owner)
     save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile
-    check_job_slots(services.settings, await services.repo.active_jobs(owner))
-    try:
-        job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline)
+    try:  # the owner's job limit is checked by the submit itself, in one Redis script: exact across APIs
+        job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline,
+                                             max_unfinished=services.settings.max_jobs_per_key)
+    except TooManyJobs as e:
+        raise too_many_jobs(e) from None
     except SpinbotError as e:
         raise Problem(422, e.message, code=e.code, hint=e.hint) from None
     if save is not None:

@@ -14,24 +14,32 @@ import redis.asyncio as aioredis
 import uvicorn
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, Response
+from fastapi.routing import APIRoute
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from planner.agent import state_graph
+from spinbot import redis_setup
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
+from spinbot.errors import outage
 from spinbot.history import EstimatesCache
 from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
-from spinbot.store import Store
-from web import problems
+from spinbot.store import PgLimits, Store
+from web import problems, turns
 from web.auth import LinkSigner
 from web.deps import Services
-from web.limits import MB, BodyLimit, StreamSlots, TextCheck
+from web.head import HeadAsGet
+from web.limits import MB, BodyLimit, TextCheck
 from web.problems import Problem, SafeJSONResponse
 from web.repo import Repo
 from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
+from web.slots import StreamSlots
 from web.sse import EventHub
+from web.turns import OpenTurns
 from web.v1_request import V1_BODY_FACTOR
 
 log = logging.getLogger(__name__)
@@ -40,6 +48,10 @@ STATIC_DIR = Path(__file__).parent / "static"
 UI_PAGES = ("", "jobs", "capabilities", "profiles")  # the web UI's own paths (plus jobs/{id}) all load index.html
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 HUB_MAX_SHARDS = 1024  # each blocking read of the event hub holds one connection of its own pool
+CORS_METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE"]
+#: what browser code may read of an answer besides the CORS-safelisted headers (seeking, retrying, links)
+CORS_EXPOSE = ["Content-Range", "Accept-Ranges", "Content-Length", "Content-Disposition", "ETag", "Retry-After",
+               "Location"]
 
 
 class RequestMetrics:
@@ -87,7 +99,15 @@ def redis_client(url: str, max_connections: int, socket_timeout: float | None = 
 async def build_services(settings: Settings) -> Services:
     url = require(settings.redis_url, "REDIS_URL")
     redis = redis_client(url, 128)
-    store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=20)
+    try:
+        await redis_setup.check_eviction(redis, production=settings.production, who="the API")
+    except Exception as e:
+        if outage(e) is None:
+            await redis.aclose()
+            raise
+        log.warning("could not check Redis' eviction policy now (%s: %s); /health checks it", type(e).__name__, e)
+    store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=settings.pg_pool_size,
+                                limits=PgLimits.from_settings(settings))
     artifacts = open_store(settings)
     await artifacts.check()
     # The hub's shards each hold a connection in a blocking read: they get a pool of their own.
@@ -96,7 +116,8 @@ async def build_services(settings: Settings) -> Services:
     return Services(
         settings=settings, redis=redis, store=store, artifacts=artifacts,
         queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
-        links=LinkSigner.from_settings(settings), streams=StreamSlots(settings.max_streams_per_key),
+        links=LinkSigner.from_settings(settings), streams=StreamSlots(redis, settings.max_streams_per_key),
+        turns=OpenTurns(redis, settings.turn_lease_s),
         estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
     )
 
@@ -113,6 +134,7 @@ async def close_services(services: Services) -> None:
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*services.background, return_exceptions=True)
+    await services.streams.close()
     await services.hub.stop()
     await services.hub.reader.aclose()
     await services.store.close()
@@ -125,7 +147,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(warm_up)
-        app.state.services = await build_services(settings)
+        app.state.services = services = await build_services(settings)
+        services.spawn(services.streams.renew_loop(), name="stream-slot-renewal")
+        services.spawn(turns.upkeep(services), name="chat-turn-upkeep")
         try:
             yield
         finally:
@@ -148,6 +172,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(TextCheck)
     app.add_middleware(BodyLimit, max_bytes=int(settings.max_body_mb * MB), larger=_larger_bodies(settings))
     app.add_middleware(RequestMetrics)
+    app.add_middleware(HeadAsGet)
+    if settings.cors_origins:  # outermost: error answers (413, 422 from the middlewares above) carry it too
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS,
+                           allow_headers=["*"], expose_headers=CORS_EXPOSE, max_age=600)
     for router in _routers():
         app.include_router(router)
     _mount_ui(app)
@@ -166,10 +194,19 @@ def _routers() -> list[APIRouter]:
             profiles.router, openai.router]
 
 
+class UIRoute(APIRoute):
+    """The web UI's catch-all GET: it matches GET only, so another method on a path no route has is a 404
+    (not a 405 claiming the path exists); a wrong method on a real route stays a 405."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get("method") != "GET":
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def _mount_ui(app: FastAPI) -> None:
     root = STATIC_DIR.resolve()
 
-    @app.get("/{path:path}", include_in_schema=False)
     async def ui(path: str) -> Response:
         target = (root / path).resolve()
         if path and target.is_file() and target.is_relative_to(root):
@@ -182,6 +219,8 @@ def _mount_ui(app: FastAPI) -> None:
                               code="no_ui", hint="use the API (/docs) or reinstall Spinbot")
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
         raise Problem(404, f"/{path} does not exist", code="not_found", hint="see /docs for the API's routes")
+
+    app.router.add_api_route("/{path:path}", ui, methods=["GET"], include_in_schema=False, route_class_override=UIRoute)
 
 
 def bind_host(settings: Settings) -> tuple[str, str | None]:

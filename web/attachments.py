@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import mimetypes
 import re
 import tempfile
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,13 +18,16 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from spinbot.constants import upload_key
+from web.decode import HINT, Decoded, Refused, decode
 from web.deps import Services
 from web.limits import MB, too_large
 from web.problems import Problem, not_found
 
 KINDS = {"image": "image", "audio": "audio", "video": "video"}
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UPLOAD_ID = re.compile(r"^uploads/[^/]+/(a[0-9a-f]{12})/")
+#: a stored name's length in UTF-8 bytes (file systems allow 255; CJK letters take 3 bytes each)
+MAX_NAME_BYTES = 120
 
 
 class AttachmentIn(BaseModel):
@@ -43,12 +48,21 @@ def kind_of(content_type: str) -> str:
 
 
 def safe_name(name: str | None, content_type: str) -> str:
-    import mimetypes
-
-    stem = _SAFE.sub("_", (name or "").strip()).strip("._")[:100]
-    if not stem:
-        stem = "attachment" + (mimetypes.guess_extension(content_type) or "")
-    return stem
+    """A stored file's name: the client's name (NFC) with letters, marks and digits of any script kept,
+    anything else (separators, spaces, quotes, controls) as `_`, at most MAX_NAME_BYTES of UTF-8, and an
+    extension that fits `content_type` (the client's when it does, else the type's own)."""
+    base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1]).strip()
+    kept = "".join(c if unicodedata.category(c)[0] in "LMN" or c in "._-" else "_" for c in base)
+    stem, dot, ext = re.sub(r"_{2,}", "_", kept).rpartition(".")
+    if not dot:
+        stem, ext = ext, ""
+    subtype = content_type.split("/")[-1].removeprefix("x-")
+    fits = mimetypes.guess_all_extensions(content_type, strict=False) or ([f".{subtype}"] if subtype.isalnum() else [])
+    ext = ext.lower() if f".{ext.lower()}" in fits or not fits else fits[0][1:]
+    suffix = f".{ext}" if ext else ""
+    room = MAX_NAME_BYTES - len(suffix.encode())
+    stem = stem.encode()[:room].decode("utf-8", "ignore").strip("._") or "attachment"
+    return stem + suffix
 
 
 def decode_data_url(url: str, limit: int) -> tuple[str, bytes]:
@@ -67,49 +81,32 @@ def decode_data_url(url: str, limit: int) -> tuple[str, bytes]:
     return (m.group("type") or "application/octet-stream").lower(), raw
 
 
-def _decodes(kind: str, path: Path) -> str | None:
-    """None when the file decodes as its kind; else why not (read by content, never by name or type)."""
-    if kind == "image":
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as im:
-                im.verify()
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-            return str(e) or type(e).__name__
-        return None
-    import av
-
+async def check_content(services: Services, path: Path, name: str | None, declared: str) -> Decoded:
+    """What the file is, read from its content (web.decode): 415 when it is no image, audio or video that
+    decodes, 413 when its pictures have more pixels than SPINBOT_MAX_IMAGE_MEGAPIXELS."""
+    max_pixels = int(services.settings.max_image_megapixels * 1e6)
     try:
-        with av.open(str(path)) as container:
-            streams = container.streams.audio if kind == "audio" else container.streams.video
-            if not streams:
-                return f"it holds no {kind} stream"
-            next(container.decode(streams[0]))
-    except (av.FFmpegError, OSError, StopIteration, ValueError) as e:
-        return str(e) or "it holds no decodable frame"
-    return None
+        return await asyncio.to_thread(decode, path, declared, max_pixels)
+    except Refused as e:
+        shown = (name or "the file").rsplit("/", 1)[-1][:200]
+        why = e.why.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()  # no server paths
+        if e.status == 413:
+            raise Problem(413, f"{shown} is too large a picture: {why[:200]}", code="too_many_pixels", field=shown,
+                          hint="send a smaller picture (scale it down), or raise SPINBOT_MAX_IMAGE_MEGAPIXELS"
+                          ) from None
+        raise Problem(415, f"{shown} is {why[:200]}", code="unsupported_attachment", field=shown, hint=HINT) from None
 
 
-async def check_content(kind: str, path: Path, name: str) -> None:
-    """415 unless the file really is the kind its type claims (an image decodes, audio decodes)."""
-    why = await asyncio.to_thread(_decodes, kind, path)
-    if why is not None:
-        why = why.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()  # no server paths
-        raise Problem(415, f"{name} is not {'an' if kind[0] in 'aeiou' else 'a'} {kind} ({why[:200]})",
-                      code="unsupported_attachment", field=name,
-                      hint=f"attach a real {kind} file (images: PNG, JPEG, WebP; audio: WAV, MP3, OGG)")
-
-
-async def _save(services: Services, owner: str, name: str | None, content_type: str, path: Path) -> dict[str, Any]:
-    kind = kind_of(content_type)
-    await check_content(kind, path, safe_name(name, content_type))
+async def _save(services: Services, owner: str, name: str | None, declared: str, path: Path) -> dict[str, Any]:
+    """Store a file as what its content is (its declared type only names what was expected)."""
+    found = await check_content(services, path, name, declared)
     att_id = "a" + uuid.uuid4().hex[:12]
-    fname = safe_name(name, content_type)
+    fname = safe_name(name, found.content_type)
     key = upload_key(owner, att_id, fname)
-    info = await services.artifacts.put_file(key, path, content_type)
+    info = await services.artifacts.put_file(key, path, found.content_type)
     await services.repo.add_upload(owner, fname, info)
-    return {"id": att_id, "kind": kind, "key": key, "name": fname, "contentType": content_type, "size": info.size}
+    return {"id": att_id, "kind": found.kind, "key": key, "name": fname, "contentType": found.content_type,
+            "size": info.size}
 
 
 def _tmpdir(services: Services) -> Path:
@@ -121,10 +118,12 @@ def _tmpdir(services: Services) -> Path:
 async def store_attachments(services: Services, owner: str, items: list[AttachmentIn]) -> list[dict[str, Any]]:
     """Each attachment stored as uploads/{owner}/{id}/{name}; returns graph-context attachments."""
     limit = int(services.settings.max_attachment_mb * MB)
-    out = []
+    out: list[dict[str, Any]] = []
     for item in items:
         if item.key:
-            out.append(await _existing(services, owner, item))
+            existing = await _existing(services, owner, item)
+            if all(a["key"] != existing["key"] for a in out):  # one upload named twice is one attachment
+                out.append(existing)
             continue
         if not item.data:
             raise Problem(422, "an attachment needs `data` (a data: URL) or the `key` of an upload",
@@ -146,7 +145,10 @@ async def _existing(services: Services, owner: str, item: AttachmentIn) -> dict[
     if meta is None or meta.owner != owner:
         raise not_found("attachment", item.key)
     name = item.name or item.key.rsplit("/", 1)[-1]
-    return {"id": "a" + uuid.uuid4().hex[:12], "kind": kind_of(meta.content_type), "key": meta.key,
+    # An upload keeps its id (uploads/{owner}/{id}/{name}): what POST /api/uploads answered can name it.
+    upload = _UPLOAD_ID.match(meta.key)
+    att_id = upload.group(1) if upload else "a" + uuid.uuid4().hex[:12]
+    return {"id": att_id, "kind": kind_of(meta.content_type), "key": meta.key,
             "name": name[:200], "contentType": meta.content_type, "size": meta.size}
 
 
@@ -156,7 +158,6 @@ async def store_uploads(services: Services, owner: str, files: Sequence[UploadFi
     out = []
     for upload in files:
         ctype = (upload.content_type or "application/octet-stream").lower()
-        kind_of(ctype)
         with tempfile.NamedTemporaryFile(dir=_tmpdir(services)) as f:
             size = 0
             while chunk := await upload.read(1024 * 1024):

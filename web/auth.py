@@ -57,7 +57,8 @@ class LinkSigner:
         return f"exp={exp}&sig={self._sig(key, exp)}"
 
     def verify(self, key: str, exp: str | None, sig: str | None) -> bool:
-        if not exp or not sig or not exp.isdigit() or int(exp) < time.time():
+        # ASCII digits, bounded: int() takes "²" or "١" and fails past 4,300 digits
+        if not exp or not sig or not exp.isascii() or not exp.isdigit() or len(exp) > 12 or int(exp) < time.time():
             return False
         return hmac.compare_digest(self._sig(key, int(exp)), sig)
 

@@ -21,16 +21,18 @@ from typing import Any
 from evaluator import evaluate as run_evaluator
 from planner.replan import continuation
 from spinbot.capabilities import live_manifest
-from spinbot.errors import SpinbotError
+from spinbot.errors import SpinbotError, outage
 from spinbot.graph import Graph
 from spinbot.llm import reachable
+from spinbot.queue import TERMINAL_JOB
 from spinbot.text import clean, clean_value
 from web import admission
 from web.answers import answer_for, last_job_id, plan_summary, progress_line, shown_graph, title_of
 from web.deps import Services
-from web.goals import history_of, plan_goal
-from web.problems import Problem
+from web.goals import asked_again, history_of, plan_goal
+from web.problems import Problem, unavailable
 from web.sse import follow_job, is_terminal
+from web.turns import OPEN
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,12 @@ class Turn:
             self.result.error = {"code": e.code, "detail": e.message, "hint": e.hint}
             await self._fail(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         except Exception as e:  # a turn must always end with done, whatever broke
+            if (part := outage(e)) is not None:  # Redis or Postgres down or too busy: try again later
+                gone = unavailable(part, e)
+                log.warning("chat turn failed: %s (%s: %s)", gone.detail, type(e).__name__, e)
+                self.result.error = {"status": gone.status, "code": gone.code, "detail": gone.detail, "hint": gone.hint}
+                await self._fail(f"I could not do that now: {gone.detail} ({gone.hint})")
+                return
             log.exception("chat turn failed")
             self.result.error = {"code": "internal", "detail": f"{type(e).__name__}: {e}",
                                  "hint": "this is a bug in Spinbot; the server log has the traceback"}
@@ -170,8 +178,10 @@ class Turn:
         self.emit("conversation", {"id": conv["id"], "title": conv["title"]})
         stored = await repo.messages(conv["id"])
         history, previous = history_of(stored)
-        if req.history is not None:
-            history = req.history
+        again = False
+        if req.history is not None:  # the client's chat is the truth (an edit, another branch): not the stored one
+            history, previous = req.history, None
+            again = asked_again(stored, history, req.message)
         if previous is None:
             previous = await self._previous_from_history(history)
         await repo.add_message(conv["id"], "user", req.message, attachments=req.attachments)
@@ -182,7 +192,7 @@ class Turn:
 
         result = await plan_goal(self.services, req.message, history=history, previous=previous,
                                  attachments=req.attachments, on_event=self._planning_event(),
-                                 owner=req.owner, profile=req.profile)
+                                 owner=req.owner, profile=req.profile, again=again)
         self._count_tokens(result)
         if result.kind == "reply" or result.graph is None:
             await self._answer(result.reply or result.message or "I have nothing to add.")
@@ -238,11 +248,22 @@ class Turn:
         self.result.job_id, self.result.status = job_id, "queued"
         if self.abandoned:  # the client left while it was being submitted
             await self._cancel(job_id)
+        # The turn is open until its answer is written, by this process or, if it stops following, any API
+        # (web/turns.py): what that one needs to write the same answer travels in the message's metadata.
         msg = await services.repo.add_message(
             conv_id, "assistant", clean(summary + f"\n\nRunning as job `{job_id}`…"), job_id=job_id,
-            graph=clean_value(self.result.graph), metadata=clean_value({"evaluation": evaluation}),
+            graph=clean_value(self.result.graph),
+            metadata=clean_value({"evaluation": evaluation, "turn": OPEN, "base_url": req.base_url, "note": note}),
         )
         self._message_id = msg["id"]
+        await services.turns.claim(msg["id"])
+        try:
+            await self._follow_and_answer(conv_id, job_id, replans=replans, note=note)
+        finally:
+            services.turns.mine.discard(msg["id"])  # answered (closed), let go, or failed: its claim lapses
+
+    async def _follow_and_answer(self, conv_id: str, job_id: str, *, replans: int, note: str) -> None:
+        services, req = self.services, self.req
         deadline = None if req.wait_s is None else time.monotonic() + req.wait_s
         followed = self._follow(job_id)
         try:
@@ -345,7 +366,13 @@ class Turn:
         if not self.result.conversation_id:
             return
         if update and self._message_id is not None:
-            await self.services.repo.update_message(self._message_id, text, metadata={"status": self.result.status})
+            turns = self.services.turns
+            if self.result.status in TERMINAL_JOB:  # the job ended: the turn's answer, written once
+                await self.services.repo.close_turn(self._message_id, text, self.result.status)
+                await turns.closed(self._message_id)
+            else:  # stopped following a job that runs on (or is gone): whichever API sees its end answers
+                await self.services.repo.update_message(self._message_id, text, metadata={"status": self.result.status})
+                await turns.let_go(self._message_id)
         else:
             await self.services.repo.add_message(self.result.conversation_id, "assistant", text,
                                                  job_id=self.result.job_id, graph=graph, metadata=metadata)

@@ -17,10 +17,11 @@ from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from web.auth import LinkSigner, match_key
-from web.limits import StreamSlots
 from web.problems import Problem
 from web.repo import Repo
+from web.slots import StreamSlots
 from web.sse import EventHub
+from web.turns import OpenTurns
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Services:
     repo: Repo
     links: LinkSigner
     streams: StreamSlots
+    turns: OpenTurns  # this process's claims on open chat turns (web/turns.py)
     estimates: EstimatesCache  # durations learned from the jobs that ran (spinbot/estimates.py)
     background: set[asyncio.Task[Any]] = field(default_factory=set)
     open_streams: set[Any] = field(default_factory=set)  # web.sse.EventStream, ended at shutdown

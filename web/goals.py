@@ -23,6 +23,34 @@ def history_of(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], di
     return history, previous
 
 
+def asked_again(stored: list[dict[str, Any]], history: list[dict[str, Any]], message: str) -> bool:
+    """Whether a client that sends the whole chat asks again at a point this conversation already answered:
+    Open WebUI's Regenerate (or an edit back to the same words). True when a stored user message equal to
+    `message` has an answer after it and follows the same user messages as the client's `history` (runs of one
+    message repeated count once: each regenerate stores the message again)."""
+
+    def runs(texts: list[str]) -> list[str]:
+        return [t for i, t in enumerate(texts) if i == 0 or texts[i - 1] != t]
+
+    sent = runs([str(m.get("content", "")) for m in history if m.get("role") == "user"])
+    before: list[str] = []
+    for i, m in enumerate(stored):
+        if m["role"] != "user":
+            continue
+        if (m["content"] == message and runs(before) == sent
+                and any(later["role"] == "assistant" for later in stored[i + 1:])):
+            return True
+        before.append(m["content"])
+    return False
+
+
+def ask_again(graph: Any) -> None:
+    """Mark a planned graph as a regenerate: its non-deterministic services run again (spinbot.nodecache)."""
+    setting = graph.metadata.get("cache", True)
+    if setting is not False:
+        graph.metadata["cache"] = {**(setting if isinstance(setting, dict) else {}), "regenerate": True}
+
+
 async def plan_goal(
     services: Services,
     goal: str,
@@ -33,9 +61,11 @@ async def plan_goal(
     on_event: Any = None,
     owner: str | None = None,
     profile: str | None = None,
+    again: bool = False,
 ) -> Any:
     """The planner with what it needs: goal, conversation, previous plan, attachments, the owner's profiles
-    (`profile`: the id of the one picked), the live manifest."""
+    (`profile`: the id of the one picked), the live manifest. `again`: the goal is asked again (a regenerate):
+    the graph says so (ask_again) before its estimate counts what the node cache would reuse."""
     manifest = await live_manifest(services.redis)
     profiles = [Profile.model_validate(planner_profile(p)) for p in await owned_profiles(services, owner)] \
         if owner is not None else []
@@ -46,6 +76,9 @@ async def plan_goal(
     table = services.estimates.table(services.spawn)
     result = await plan(services.settings, request, learned_manifest(manifest, table), on_event,
                         limits=admission.limits(services.settings))
+    if again:
+        for graph in {id(g): g for g in (result.graph, result.verdict and result.verdict.graph) if g}.values():
+            ask_again(graph)
     if result.graph is not None and result.verdict is not None and result.verdict.ok:
         learned = await admission.evaluate(services, result.verdict.graph or result.graph, owner)
         if learned.estimate is not None:  # learned from the runs, with what the node cache would answer

@@ -1,5 +1,6 @@
 """Request limits: body size (413, whatever the transfer encoding), text that cannot be stored (422),
-and per-key limits: open event streams, concurrent jobs (429 with Retry-After)."""
+graph size (413), unfinished jobs per key (429 with Retry-After; counted in Redis by the submit itself).
+Open event streams per key: web/slots.py."""
 
 from __future__ import annotations
 
@@ -7,15 +8,14 @@ import asyncio
 import contextlib
 import json
 import re
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from spinbot.errors import TooManyJobs
 from spinbot.settings import Settings
 from spinbot.text import BadText, first_bad
+from web.jsondepth import too_deep
 from web.problems import PROBLEM_TYPE, Problem, problem_body
 
 MB = 1024 * 1024
@@ -159,7 +159,8 @@ def invalid_text(bad: BadText) -> Problem:
 
 class TextCheck:
     """ASGI middleware: a request whose path, query or JSON body holds a NUL or a lone surrogate is
-    answered 422 invalid_text with `field` (`messages[1].content`, `query.before`, `path`).
+    answered 422 invalid_text with `field` (`messages[1].content`, `query.before`, `path`); a JSON body
+    nested too deep, 422 json_too_deep (web/jsondepth.py).
 
     JSON bodies are checked after parsing (json accepts the `\\u0000` and `\\ud800` escapes), and only
     when the raw bytes hold such an escape, so clean bodies cost one regex scan. Multipart fields are
@@ -192,6 +193,9 @@ class TextCheck:
                 break
         body = b"".join(chunks)
         del chunks
+        if (deep := await too_deep(body)) is not None:
+            await send_problem(scope, send, deep)
+            return
         if _SUSPECT.search(body) and (bad := _bad_in_json(body)) is not None:
             await send_problem(scope, send, invalid_text(bad))
             return
@@ -243,39 +247,9 @@ def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Rece
     return replay
 
 
-class StreamSlots:
-    """Open event streams per owner, in this process."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open: Counter[str] = Counter()
-
-    @contextmanager
-    def hold(self, owner: str) -> Iterator[None]:
-        self.acquire(owner)
-        try:
-            yield
-        finally:
-            self.release(owner)
-
-    def acquire(self, owner: str) -> None:
-        if self.open[owner] >= self.limit:
-            raise Problem(429, f"this key already has {self.open[owner]} open event streams (limit {self.limit})",
-                          code="too_many_streams", headers={"Retry-After": "5"},
-                          hint="close a stream you no longer read, then retry")
-        self.open[owner] += 1
-
-    def release(self, owner: str) -> None:
-        self.open[owner] -= 1
-        if self.open[owner] <= 0:
-            del self.open[owner]
-
-
-def check_job_slots(settings: Settings, active: int) -> None:
-    if active >= settings.max_jobs_per_key:
-        raise Problem(429, f"this key already has {active} unfinished jobs (limit {settings.max_jobs_per_key})",
-                      code="too_many_jobs", headers={"Retry-After": "10"},
-                      hint="wait for a job to finish or cancel one (POST /api/jobs/{id}/cancel), then retry")
+def too_many_jobs(e: TooManyJobs) -> Problem:
+    """429 too_many_jobs with Retry-After, for a submit refused at the owner's unfinished-job limit."""
+    return Problem(429, e.message, code="too_many_jobs", headers={"Retry-After": "10"}, hint=e.hint)
 
 
 def check_graph_size(settings: Settings, nodes: int) -> None:

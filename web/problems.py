@@ -5,14 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import asyncpg
-import redis.exceptions
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spinbot.errors import EngineUnavailable, PermanentError, SpinbotError
+from spinbot.errors import EngineUnavailable, Part, PermanentError, SpinbotError, outage
 from spinbot.text import clean_value
 
 log = logging.getLogger(__name__)
@@ -119,6 +117,22 @@ def problem_response(request: Request, p: Problem) -> JSONResponse:
     return SafeJSONResponse(body, status_code=p.status, headers=p.headers, media_type=PROBLEM_TYPE)
 
 
+#: what an answer 503 asks clients to wait before they try again (seconds)
+RETRY_AFTER_S = 5
+_SETTING = {"redis": "SPINBOT_REDIS_URL", "postgres": "SPINBOT_DATABASE_URL"}
+_NAME = {"redis": "Redis", "postgres": "Postgres"}
+
+
+def unavailable(part: Part, exc: BaseException) -> Problem:
+    """503 + Retry-After for an infrastructure fault (spinbot.errors.outage): the request may be sent again.
+    The detail names the error's type only (its text, with hosts and ports, goes to the server log)."""
+    return Problem(503, f"{_NAME[part]} is unavailable or too busy right now ({type(exc).__name__})",
+                   code=f"{part}_unavailable",
+                   headers={"Retry-After": str(RETRY_AFTER_S)},
+                   hint=f"retry in {RETRY_AFTER_S} s; if it persists, check that {_NAME[part]} runs and "
+                        f"{_SETTING[part]}")
+
+
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
@@ -153,26 +167,16 @@ def install(app: FastAPI) -> None:
     async def _spinbot(request: Request, exc: SpinbotError) -> JSONResponse:
         status = 503 if isinstance(exc, EngineUnavailable) or exc.transient else (
             422 if isinstance(exc, PermanentError) else 500)
-        headers = {"Retry-After": "5"} if status == 503 else {}
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
         p = Problem(status, exc.message, code=exc.code, hint=exc.hint, headers=headers)
-        return problem_response(request, p)
-
-    @app.exception_handler(redis.exceptions.RedisError)
-    async def _redis(request: Request, exc: redis.exceptions.RedisError) -> JSONResponse:
-        log.warning("Redis error on %s %s: %s", request.method, request.url.path, exc)
-        p = Problem(503, f"Redis is unavailable or overloaded ({type(exc).__name__})", code="redis_unavailable",
-                    headers={"Retry-After": "5"}, hint="retry shortly; if it persists, check SPINBOT_REDIS_URL")
-        return problem_response(request, p)
-
-    @app.exception_handler(asyncpg.exceptions.PostgresConnectionError)
-    async def _postgres(request: Request, exc: Exception) -> JSONResponse:
-        log.warning("Postgres error on %s %s: %s", request.method, request.url.path, exc)
-        p = Problem(503, "Postgres is unavailable", code="postgres_unavailable", headers={"Retry-After": "5"},
-                    hint="retry shortly; if it persists, check SPINBOT_DATABASE_URL")
         return problem_response(request, p)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
+        if (part := outage(exc)) is not None:
+            log.warning("%s unavailable on %s %s: %s: %s", part, request.method, request.url.path,
+                        type(exc).__name__, exc)
+            return problem_response(request, unavailable(part, exc))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         p = Problem(500, f"the server failed: {type(exc).__name__}", code="internal",
                     hint="this is a bug in Spinbot; the server log has the traceback")

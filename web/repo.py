@@ -1,4 +1,4 @@
-"""Postgres reads and writes the API owns: conversations, messages, uploads, per-owner job counts."""
+"""Postgres reads and writes the API owns: conversations, messages, uploads."""
 
 from __future__ import annotations
 
@@ -91,6 +91,20 @@ class Repo:
             message_id, content, metadata or {},
         )
 
+    async def message(self, message_id: int) -> dict[str, Any] | None:
+        row = await self.pool.fetchrow("SELECT * FROM messages WHERE id=$1", message_id)
+        return dict(row) if row else None
+
+    async def close_turn(self, message_id: int, content: str, status: str | None) -> bool:
+        """The final answer of an open chat turn (web/turns.py); False when the turn was closed already
+        (by another API process): a turn is answered once."""
+        done = await self.pool.fetchval(
+            "UPDATE messages SET content=$2, metadata = metadata || jsonb_build_object('status', $3::text,"
+            " 'turn', 'done') WHERE id=$1 AND metadata->>'turn' = 'open' RETURNING id",
+            message_id, content, status,
+        )
+        return done is not None
+
     async def messages(self, conversation_id: str, *, limit: int = 200) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
             "SELECT * FROM (SELECT * FROM messages WHERE conversation_id=$1 ORDER BY id DESC LIMIT $2) m"
@@ -124,10 +138,3 @@ class Repo:
             key,
         )
         return ArtifactMeta(**dict(row)) if row else None
-
-    # -- jobs
-
-    async def active_jobs(self, owner: str) -> int:
-        return int(await self.pool.fetchval(
-            "SELECT count(*) FROM jobs WHERE owner=$1 AND status IN ('queued', 'running')", owner
-        ))

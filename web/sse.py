@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +24,8 @@ from sse_starlette import EventSourceResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from spinbot import constants as C
+from spinbot.backoff import Backoff
+from spinbot.loops import forever
 from spinbot.metrics import SSE_STREAMS
 from spinbot.queue import TERMINAL_JOB, Event, JobQueue, as_str, decode_event
 from spinbot.text import clean, clean_value
@@ -29,6 +33,7 @@ from spinbot.text import clean, clean_value
 log = logging.getLogger(__name__)
 
 ZERO = "0-0"
+_STREAM_ID = re.compile(r"[0-9]{1,20}(-[0-9]{1,20})?")
 
 
 def parse_id(event_id: str) -> tuple[int, int]:
@@ -37,13 +42,12 @@ def parse_id(event_id: str) -> tuple[int, int]:
 
 
 def valid_id(event_id: str | None) -> str:
-    """A Last-Event-ID as a stream id; our own suffixed ids (`<id>/m3`) resume from their stream id."""
+    """A Last-Event-ID as a stream id; our own suffixed ids (`<id>/m3`) resume from their stream id. Anything
+    Redis would not take as a stream id (not ASCII digits, past 64 bits) resumes from the start."""
     if not event_id:
         return ZERO
     base = event_id.split("/", 1)[0].strip()
-    try:
-        parse_id(base)
-    except ValueError:
+    if not _STREAM_ID.fullmatch(base) or any(int(part) >= 2**64 for part in base.split("-")):
         return ZERO
     return base if "-" in base else f"{base}-0"
 
@@ -62,6 +66,11 @@ class Subscription:
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
 
 
+#: A shard's wake stream lives this long past its last renewal (renewed every third of it while the shard
+#: runs): an API process that dies leaves none behind for longer.
+WAKE_TTL_S = 60
+
+
 class _Shard:
     """One blocking XREAD over the event streams of its jobs, plus a wake stream to add jobs at once."""
 
@@ -74,6 +83,7 @@ class _Shard:
         self.cursor: dict[str, str] = {}
         self.wake_key = f"{C.PREFIX}:sse:wake:{uuid.uuid4().hex[:12]}"
         self.wake_id = ZERO
+        self.renewed = 0.0  # time.monotonic() of the wake key's last expiry renewal
         self.task: asyncio.Task[None] | None = None
 
     async def subscribe(self, job_id: str) -> Subscription:
@@ -90,8 +100,18 @@ class _Shard:
         if job_id in self.subs and job_id not in self.cursor:
             self.cursor[job_id] = as_str(last[0][0]) if last else ZERO
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
-                await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True)
+                await self._wake()
         return sub
+
+    async def _wake(self) -> str:
+        """Add to the wake stream (ending the shard's blocking read) and renew its expiry, in one transaction:
+        the key never exists without a TTL. Returns the new entry's id."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True)
+            pipe.expire(self.wake_key, WAKE_TTL_S)
+            entry, _ = await pipe.execute()
+        self.renewed = time.monotonic()
+        return as_str(entry)
 
     def unsubscribe(self, sub: Subscription) -> bool:
         """Drop `sub`; True when that was its job's last subscriber here (the job leaves this shard)."""
@@ -114,22 +134,23 @@ class _Shard:
                 await self.redis.delete(self.wake_key)
 
     async def _run(self) -> None:
-        self.wake_id = as_str(await self.redis.xadd(self.wake_key, {"w": "1"}, maxlen=16, approximate=True))
-        await self.redis.expire(self.wake_key, 24 * 3600)
-        backoff = 0.1
-        while True:
-            streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
-            streams[self.wake_key] = self.wake_id
-            try:
-                res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
-                backoff = 0.1
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as e:
-                log.warning("event hub: Redis read failed (%s); retrying in %.1f s", e, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(5.0, backoff * 2)
-                continue
-            for key, entries in res or []:
-                self._dispatch(as_str(key), entries)
+        """Read until stopped; any failure (Redis down, out of memory, the wake key gone) backs off and
+        reads again (spinbot.loops), the wake stream made anew when it could not be; the wake key's expiry
+        is renewed while the shard lives, so a killed API leaves it for at most WAKE_TTL_S."""
+        self.wake_id = ""
+        await forever(self._read_once, name="event hub reader", backoff=Backoff(0.1, 5.0))
+
+    async def _read_once(self) -> None:
+        if not self.wake_id:
+            self.wake_id = await self._wake()
+        elif time.monotonic() - self.renewed > WAKE_TTL_S / 3:
+            await self.redis.expire(self.wake_key, WAKE_TTL_S)
+            self.renewed = time.monotonic()
+        streams: dict[Any, Any] = {C.job_events_key(j): c for j, c in self.cursor.items()}
+        streams[self.wake_key] = self.wake_id
+        res: Any = await self.reader.xread(streams, count=self.count, block=self.block_ms)
+        for key, entries in res or []:
+            self._dispatch(as_str(key), entries)
 
     def _dispatch(self, key: str, entries: list[Any]) -> None:
         if key == self.wake_key:
@@ -295,17 +316,21 @@ class EventStream(EventSourceResponse):
 
     def __init__(self, items: AsyncIterator[bytes | None], *, headers: dict[str, str] | None = None,
                  on_close: Callable[[], None] | None = None, registry: set[EventStream] | None = None,
-                 on_disconnect: Callable[[], None] | None = None) -> None:
+                 on_disconnect: Callable[[], None] | None = None,
+                 on_shutdown: Callable[[], bytes] | None = None) -> None:
         super().__init__(_with_pings(items), headers={"Cache-Control": "no-cache", **(headers or {})}, ping=0,
                          sep="\n", client_close_handler_callable=self._client_left)
         self.items = items
         self.on_close = on_close
         self.on_disconnect = on_disconnect  # the client left before the end (not called when the server stops)
+        self.on_shutdown = on_shutdown  # the last messages of a stream the server ends (it stops) before its end
+        self._client_gone = False
         self.registry = registry if registry is not None else set()
         self._task: asyncio.Task[Any] | None = None
         self._ending = False  # a cancellation that we asked for: the server stops
 
     async def _client_left(self, _message: Message) -> None:
+        self._client_gone = True
         if self.on_disconnect is not None and not self._ending:
             self.on_disconnect()
 
@@ -339,15 +364,20 @@ class EventStream(EventSourceResponse):
             if self.on_close:
                 self.on_close()
         if not ended:  # stopped by close() or sse-starlette's own shutdown watch: end the body, not the connection
+            last = self.on_shutdown() if self.on_shutdown is not None and not self._client_gone else b""
             with contextlib.suppress(OSError, RuntimeError):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await send({"type": "http.response.body", "body": last, "more_body": False})
 
 
-def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
-                *, headers: dict[str, str] | None = None,
-                on_disconnect: Callable[[], None] | None = None) -> EventStream:
-    """An event stream that holds one of the owner's stream slots (429 when none is free) while open."""
-    services.streams.acquire(owner)
+async def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
+                      *, headers: dict[str, str] | None = None,
+                      on_disconnect: Callable[[], None] | None = None,
+                      on_shutdown: Callable[[], bytes] | None = None, lease: str | None = None) -> EventStream:
+    """An event stream that holds one of the owner's stream slots (429 when none is free, across every API
+    process: web/slots.py) while open. `lease`: a slot taken already (services.streams.acquire);
+    `on_shutdown()` gives its last messages when the server stops before the stream's end."""
+    if lease is None:
+        lease = await services.streams.acquire(owner)
     SSE_STREAMS.inc()
     released = False
 
@@ -355,8 +385,8 @@ def open_stream(services: Any, owner: str, items: AsyncIterator[bytes | None],
         nonlocal released
         if not released:
             released = True
-            services.streams.release(owner)
+            services.streams.release(owner, lease)
             SSE_STREAMS.dec()
 
     return EventStream(items, headers=headers, on_close=release, registry=services.open_streams,
-                       on_disconnect=on_disconnect)
+                       on_disconnect=on_disconnect, on_shutdown=on_shutdown)

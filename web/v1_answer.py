@@ -18,6 +18,7 @@ from spinbot.settings import Settings
 from web.answers import answer_for
 from web.chat import ChatEvent, TurnRequest, TurnResult
 from web.deps import Services
+from web.problems import openai_error
 from web.sse import ZERO, encode, follow_job, is_terminal
 from web.v1_chunks import Chunks, Narrator, completion
 from web.v1_request import MAX_TEXT, strip_reasoning
@@ -209,6 +210,24 @@ def final_text(turn: Answering, text: str, note: str = "") -> str:
         else:
             final = "I could not answer: the turn ended without a reply; the server log says why."
     return f"{final}\n\n{note}" if note else final
+
+
+def cut_by_shutdown(turn: Answering, chunks: Chunks) -> bytes:
+    """The end of a /v1 stream that the server's shutdown cuts short: the answer says what happened and
+    where the job goes on, an OpenAI error object (SDKs raise it, Open WebUI shows it), the finish_reason
+    and `[DONE]`, so no client takes the cut for a finished answer."""
+    job_id = turn.result.job_id
+    if job_id is not None:
+        page = job_page_link(turn.req.base_url, job_id, turn.services.links)
+        text = (f"The server stopped (a restart or an update) while writing this answer. Your job goes on: "
+                f"{page} . Send the same message again, or press Continue, to follow it here.")
+    else:
+        text = ("The server stopped (a restart or an update) before your job started. Send your message again "
+                "in a moment.")
+    out = encode(None, chunks.chunk({"content": text}))
+    out += encode(None, {"error": openai_error(503, text, "server_shutting_down")})
+    out += encode(None, chunks.chunk({}, "stop"))
+    return out + encode(None, "[DONE]")
 
 
 async def stream_answer(turn: Answering, chunks: Chunks, status: bool, ping_s: float,

@@ -22,7 +22,7 @@ from spinbot.llm import (
     prompt_tokens_for,
     structured_chat,
 )
-from spinbot.manifest import ConstraintCheck, CostFeature, RetryPolicy
+from spinbot.manifest import ConstraintCheck, CostFeature, Offer, RetryPolicy
 from spinbot.prompts import render
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -211,10 +211,13 @@ def distance(draft: Draft | None, words: int) -> float:
     memory_mb=0,
     features=(CostFeature(name="seconds of narration", of=["params.duration_s"], typical=30),),
     engine=("ollama_model",),  # the engine these choose is part of the node cache key
+    deterministic=False,  # a model samples: a regenerate asks it again (spinbot.nodecache)
     retry=RetryPolicy(max_attempts=3, backoff_s=2.0),
     timeout_s=300,
     constraints={"max_duration_s": ConstraintCheck(param="duration_s", op="<=")},
     probe=probe,  # while no LLM answers, the live manifest leaves this service out and says why
+    offers=(Offer(deliverable="script", does="write a script for a short spoken video", output="narration",
+                  cues=[r"script|screenplay|narration text|write (?:me )?(?:a|the) (?:text|story|script)"]),),
 )
 async def generate_script(ctx: TaskContext, p: ScriptParams) -> dict[str, Any]:
     words = target_words(p.duration_s)

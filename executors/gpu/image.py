@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from executors.gpu import comfyui, device
 from executors.gpu.common import Reporter, in_thread, scratch
 from executors.gpu.draw import MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
-from spinbot.manifest import CostFeature, RetryPolicy
+from spinbot.manifest import CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
@@ -284,6 +284,11 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
     engine=("comfyui_url",),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
+    offers=(Offer(
+        deliverable="image", does="draw an image (a poster, a title card, a presenter's portrait)", output="image",
+        cues=[r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
+              r"title card|cover art|draw|paint|illustrate",
+              r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
 )
 async def render(ctx: TaskContext, p: ImageParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

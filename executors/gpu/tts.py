@@ -21,7 +21,7 @@ from executors.gpu import espeak, voice
 from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
 from executors.gpu.media import load_audio, write_wav
 from spinbot.errors import PermanentError, SpinbotError, TransientError
-from spinbot.manifest import CostFeature, RetryPolicy
+from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.settings import Settings
 from spinbot.task import TaskContext
@@ -283,6 +283,22 @@ def probe(settings: Settings) -> str | None:
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
     probe=probe,
+    offers=(Offer(
+        deliverable="speech", does="read text aloud (text to speech, female or male voice)", output="audio",
+        cues=[r"say|says|saying|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|narrate|"
+              r"voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
+              r"read|reads|mp3|wav",
+              r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
+              r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
+              r"lee|leer|di|decir|en voz alta|pronuncia",  # es
+              r"leggi|leggere|dì|ad alta voce",  # it
+              r"leia|ler|diga|em voz alta",  # pt
+              r"прочитай|прочти|скажи|вслух",  # ru
+              r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
+              r"朗读|读出|念|说|読んで|言って|音読|読み上げ"]),),  # zh, ja
+    attachable={"reference_audio": Attachable(
+        role="the voice to speak in", cue=r"(?:in|with|using|like|as) (?:this|that|the attached|the same|her|his) "
+                                          r"(?:voice|recording|sample)|clone|voice sample")},
 )
 async def synthesize(ctx: TaskContext, p: TTSParams) -> dict[str, Any]:
     engine = engine_for(ctx.settings)

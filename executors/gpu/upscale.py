@@ -12,7 +12,7 @@ from executors.gpu import device
 from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
 from executors.gpu.media import VideoWriter, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
 from executors.gpu.video import batcher, even
-from spinbot.manifest import CostFeature, RetryPolicy
+from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
@@ -125,6 +125,10 @@ def upscale_builtin(src: Path, out: Path, factor: int, method: str, report: Repo
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
     probe=probe_ffmpeg,
+    offers=(Offer(deliverable="upscale", does="upscale a video 2x or 4x", output="video", base="video",
+                  cues=[r"upscale|upscaled|upscaling|enhance|sharpen|higher resolution|hi-?res|super[- ]resolution|"
+                        r"[24] ?x|4k|hd"]),),
+    attachable={"video": Attachable(role="the video to upscale")},
 )
 async def upscale(ctx: TaskContext, p: UpscaleParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

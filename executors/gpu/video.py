@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device
@@ -30,7 +30,8 @@ from executors.gpu.media import (
     write_wav,
 )
 from spinbot.errors import PermanentError
-from spinbot.manifest import CostFeature, RetryPolicy
+from spinbot.images import ImageRefused, load_image
+from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
 
@@ -132,12 +133,11 @@ def animate_builtin(
     env = envelope(samples, AUDIO_RATE, fps, n)
     size = even(size)
     try:
-        im = Image.open(image_path)
-    except (UnidentifiedImageError, OSError) as e:
-        raise PermanentError(f"the portrait is not an image ({e})",
+        im, _ = load_image(image_path)  # upright, 16-bit tones scaled, fully decoded
+    except ImageRefused as e:
+        raise PermanentError(f"the portrait is not an image ({e.why})",
                              hint="attach a PNG, JPEG or WebP picture of a face") from None
-    with im:
-        anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
+    anim = PortraitAnimator(square(im, size), env, fps, device.torch_device())
     sizes = batcher(size, size)
     start = 0
     with VideoWriter(out, size, size, fps, audio=audio_path) as writer:
@@ -189,6 +189,13 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
     probe=probe_ffmpeg,
+    offers=(Offer(
+        deliverable="talking_video", does="animate a face speaking an audio (a talking-head video)", output="video",
+        default=True,
+        cues=[r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|"
+              r"lip[- ]?sync|make (?:it|her|him|this (?:photo|picture|image|portrait)) (?:talk|speak|say)",
+              r"vidéo|vídeo|видео|فيديو|视频|動画"]),),
+    attachable={"image": Attachable(role="the face to animate"), "audio": Attachable(role="what the face says")},
 )
 async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
@@ -374,6 +381,19 @@ def compose_builtin(
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
     probe=probe_ffmpeg,
+    offers=(
+        Offer(deliverable="voiceover", does="put a voice-over or a soundtrack on a video", output="video",
+              base="clips", needs=["audio"],
+              cues=[r"voice[- ]?over|narrat\w* (?:over|on|for|to)|dub|dubbed|dubbing|soundtrack|sound ?track|"
+                    r"background (?:music|audio|sound|song)|(?:add|put|use|replace|swap|lay) (?:the |this |my |an? )?"
+                    r"(?:new )?(?:audio|sound|music|song|recording|narration|voice)|as (?:the |its )?(?:audio|sound|"
+                    r"soundtrack|background)"]),
+        Offer(deliverable="join", does="join clips into one video", output="video", base="clips",
+              cues=[r"join|joins|merge|combine|concatenate|stitch|splice|put (?:them |these |the clips )?together|"
+                    r"one after (?:the )?other|back[- ]to[- ]back"]),
+    ),
+    attachable={"clips": Attachable(role="the videos to join or to put sound on"),
+                "audio": Attachable(role="the soundtrack")},
 )
 async def compose(ctx: TaskContext, p: ComposeParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import uuid
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from spinbot import constants as C
+from spinbot.errors import TooManyJobs
 from spinbot.graph import TERMINAL_NODE, Graph
 from spinbot.graphstate import GraphState, validate_structure
 from spinbot.queue.consumer import Consumer
@@ -31,6 +33,7 @@ from spinbot.queue.recovery import Recovery
 from spinbot.queue.scripts import Scripts
 from spinbot.store import Store
 
+log = logging.getLogger(__name__)
 
 def cancelled_record(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The record fields and the job event that cancel the job of this (decoded) record."""
@@ -66,17 +69,22 @@ class JobQueue:
 
     # -- submit
 
-    async def submit(self, graph: Graph, *, owner: str, pipeline: str | None = None) -> str:
+    async def submit(self, graph: Graph, *, owner: str, pipeline: str | None = None,
+                     max_unfinished: int | None = None) -> str:
         """Validate, record in Postgres, enqueue on the plane of the first ready node; returns the job id.
 
-        Raises InvalidGraph for a structural error (spinbot.graphstate.validate_structure)."""
+        With `max_unfinished`, the job is enqueued only if `owner` has fewer unfinished jobs than that,
+        counted and enqueued in one Redis script (exact across any number of API processes).
+        Raises InvalidGraph for a structural error (spinbot.graphstate.validate_structure), TooManyJobs
+        at the limit (nothing is left behind in Redis or Postgres)."""
         validate_structure(graph)
         job_id = uuid.uuid4().hex
         plane = GraphState(graph).first_plane()
         if self.store is not None:
             await self.store.create_job(job_id, owner, graph.to_json(), pipeline=pipeline)
         try:
-            await self.enqueue_new(job_id, graph, owner=owner, pipeline=pipeline, plane=plane)
+            await self.enqueue_new(job_id, graph, owner=owner, pipeline=pipeline, plane=plane,
+                                   max_unfinished=max_unfinished)
         except BaseException:
             # Not accepted: the Postgres row must not be re-issued later by an executor's recovery.
             if self.store is not None:
@@ -86,17 +94,24 @@ class JobQueue:
         return job_id
 
     async def enqueue_new(self, job_id: str, graph: Graph, *, owner: str, pipeline: str | None, plane: str,
-                          version: int = 0, progress: float | None = None, recovered: bool = False) -> bool:
-        """Write a new job record and its first entry atomically; False if the record exists already."""
+                          version: int = 0, progress: float | None = None, recovered: bool = False,
+                          max_unfinished: int | None = None) -> bool:
+        """Write a new job record and its first entry atomically; False if the record exists already.
+        Raises TooManyJobs when `owner` has `max_unfinished` unfinished jobs (None: no limit)."""
         fields = new_record(job_id, graph, owner=owner, pipeline=pipeline, plane=plane, version=version,
                             progress=progress)
         event: dict[str, Any] = {"status": "queued", "progress": float(fields["progress"]), "plane": plane}
         if recovered:
             event["recovered"] = True
         out = await self.scripts.submit(
-            keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX, C.ACTIVE_JOBS],
-            args=[job_id, fields["created"], C.EVENTS_MAXLEN, len(fields), *flat(fields), dumps(event)],
+            keys=[C.plane_stream(plane), C.job_key(job_id), C.job_events_key(job_id), C.JOBS_INDEX, C.ACTIVE_JOBS,
+                  C.owner_jobs_key(owner)],
+            args=[job_id, fields["created"], C.EVENTS_MAXLEN, len(fields), *flat(fields), dumps(event),
+                  max(0, max_unfinished or 0)],
         )
+        if out and int(out[0]) == -1:
+            assert max_unfinished is not None
+            raise TooManyJobs(int(out[1]), max_unfinished)
         return bool(out and int(out[0]) == 1)
 
     async def ensure_groups(self) -> None:
@@ -171,7 +186,11 @@ class JobQueue:
             args=[C.GROUP, entry, C.EVENTS_MAXLEN, len(fields), *flat(fields), dumps(event)],
         )
         if int(done) == 1 and self.store is not None:
-            await self.sync_store(job_id)
+            try:  # Redis holds the truth and the answer; the record catches up later if Postgres fails now
+                await self.sync_store(job_id)
+            except Exception as e:
+                log.warning("job=%s cancelled; its Postgres record could not be written now (%s): the "
+                            "executors' reconciliation sweep writes it (SPINBOT_RECONCILE_S)", job_id, e)
 
     def consumer(self, plane: str, name: str, *, claim_idle_ms: int) -> Consumer:
         """The executors' side of `plane`'s stream, as consumer `name`."""

@@ -10,6 +10,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import redis.exceptions
+
 from spinbot import constants as C
 from spinbot.queue.lease import Lease
 from spinbot.queue.record import DELTA_FIELD, TERMINAL_JOB, as_str, decode_hash, dumps
@@ -131,6 +133,27 @@ class Consumer:
         for job_id in job_ids:
             pipe.hget(C.job_key(job_id), "cancel")
         return [flag in ("1", b"1") for flag in await pipe.execute()]
+
+    async def leave(self) -> bool:
+        """Remove this consumer from the group (a clean shutdown), unless it still holds pending entries
+        (released ones wait there for another executor's autoclaim; the consumer sweep removes it later)."""
+        return bool(await self.queue.scripts.leave(keys=[self.stream], args=[C.GROUP, self.name]))
+
+    async def sweep_consumers(self, idle_ms: int) -> list[str]:
+        """Remove the group's consumers idle longer than idle_ms that hold no pending entry (executors that
+        stopped without leaving: crashed, killed); returns their names. A live executor's next read would
+        bring its consumer back, so the threshold only saves churn."""
+        try:
+            consumers: Any = await self.redis.xinfo_consumers(self.stream, C.GROUP)
+        except redis.exceptions.ResponseError as e:  # no stream or no group yet: nothing to sweep
+            if "no such key" in str(e).lower() or "NOGROUP" in str(e):
+                return []
+            raise
+        idle = [as_str(c["name"]) for c in consumers
+                if int(c.get("pending", 0)) == 0 and int(c.get("idle", 0)) > idle_ms and as_str(c["name"]) != self.name]
+        if not idle:
+            return []
+        return [as_str(n) for n in await self.queue.scripts.leave(keys=[self.stream], args=[C.GROUP, *idle])]
 
     async def sweep_turn(self, ttl_ms: int) -> bool:
         """Whether this consumer sweeps now: no other took the reconcile lock in the last ttl_ms."""

@@ -26,6 +26,7 @@ class Scripts:
     reissue: AsyncScript  # re-issue a job whose entry is dead (checked again atomically)
     heartbeat: AsyncScript  # keep own claims alive; report the ones no longer ours
     mark_synced: AsyncScript  # the last event copied to Postgres
+    leave: AsyncScript  # remove consumers from the group, each only while it holds no pending entry
 
     @classmethod
     def register(cls, redis: aioredis.Redis) -> Scripts:

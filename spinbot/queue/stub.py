@@ -290,6 +290,12 @@ class StubConsumer:
     async def sweep_turn(self, ttl_ms: int) -> bool:
         return True
 
+    async def leave(self) -> bool:
+        return not any(p.consumer == self.name for p in self.queue.stream(self.stream).pending.values())
+
+    async def sweep_consumers(self, idle_ms: int) -> list[str]:
+        return []  # the stub keeps no consumer list: pending entries name their consumer
+
     async def cancel_requests(self) -> AsyncIterator[str]:
         while True:
             yield await self.queue.cancels.get()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spinbot.backoff import Backoff
+from spinbot.loops import forever
 from spinbot.queue.record import doc_with_states, dumps
 
 if TYPE_CHECKING:
@@ -70,25 +71,22 @@ class RecordWriter:
             await asyncio.wait_for(self._idle.wait(), timeout)
 
     async def run(self) -> None:
-        backoff = Backoff(0.5, 30.0)
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self.pending = self.pending, []
-            try:
-                await self.flush(batch)
-                backoff.reset()
-            except Exception as e:
-                delay = backoff.next()
-                log.error("Postgres write of %d job transition(s) failed (%s): check that Postgres runs "
-                          "(SPINBOT_DATABASE_URL); retrying in %.1f s", len(batch), e, delay)
-                self.pending = batch + self.pending
-                await asyncio.sleep(delay)
-                self._wake.set()
-                continue
-            if not self.pending:
-                self._idle.set()
-            await asyncio.sleep(self.interval_s)
+        """Write batches until cancelled; a failed batch is kept and retried with backoff (spinbot.loops)."""
+        await forever(self._write_next, name="Postgres record writer", backoff=Backoff(0.5, 30.0))
+
+    async def _write_next(self) -> None:
+        await self._wake.wait()
+        self._wake.clear()
+        batch, self.pending = self.pending, []
+        try:
+            await self.flush(batch)
+        except BaseException:
+            self.pending = batch + self.pending  # kept in order for the next try
+            self._wake.set()
+            raise
+        if not self.pending:
+            self._idle.set()
+        await asyncio.sleep(self.interval_s)
 
     async def flush(self, batch: list[Snapshot]) -> None:
         if not batch:

@@ -56,3 +56,54 @@ async def test_live_manifest_wins_when_an_executor_is_up(redis: aioredis.Redis, 
 async def test_unreachable_redis_means_committed(tmp_path: Path) -> None:
     _, source = await current_manifest(Settings(redis_url="redis://127.0.0.1:9/0", data_dir=tmp_path))
     assert source == "committed"
+
+
+def test_the_verdict_is_the_same_from_any_directory_and_says_its_manifest(
+        redis_url: str, redis: aioredis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """From the directory of a running `spinbot up` (runtime.json names its Redis, whose live manifest says the
+    script service cannot run) and from anywhere else: the same verdict, against the committed manifests, said so.
+    `--live` judges as the API would admit it now, and says when there is no running Spinbot to ask."""
+    import asyncio
+
+    from typer.testing import CliRunner
+
+    from spinbot.cli import app
+    from spinbot.runtime import write_runtime
+
+    for name in ("SPINBOT_REDIS_URL", "SPINBOT_DATABASE_URL", "SPINBOT_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    spec = committed_manifest().services["llm.generate_script"].model_dump()
+    spec |= {"available": False, "unavailable_reason": "no LLM answers at http://127.0.0.1:9"}
+    live = PlaneManifest(plane="control", executor="control-1", services=[ServiceSpec.model_validate(spec)])
+    asyncio.run(publish_once(redis_url, live))
+    running, elsewhere = tmp_path / "running", tmp_path / "elsewhere"
+    running.mkdir(), elsewhere.mkdir()
+    write_runtime(Settings(data_dir=running / ".spinbot"), redis_url=redis_url, pid=1, api_url="http://127.0.0.1:1")
+    graph = tmp_path / "script.json"
+    graph.write_text(json.dumps({"schema": "langgraph.v1", "workflowId": "s", "nodes": [
+        {"id": "s", "service": "llm.generate_script", "plane": "control", "params": {"topic": "tides"}}]}))
+    runner = CliRunner()
+    outputs = []
+    for where in (running, elsewhere):
+        monkeypatch.chdir(where)
+        result = runner.invoke(app, ["evaluate", str(graph)], env={"COLUMNS": "300", "NO_COLOR": "1"})
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("manifest: committed") and "approved" in result.output
+        outputs.append(result.output)
+    assert outputs[0] == outputs[1]
+    monkeypatch.chdir(running)
+    live_result = runner.invoke(app, ["evaluate", "--live", str(graph)], env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert live_result.exit_code == 1, live_result.output
+    assert live_result.output.startswith("manifest: live, 1 executor(s)")
+    assert "service_unavailable" in live_result.output
+    monkeypatch.chdir(elsewhere)
+    nowhere = runner.invoke(app, ["evaluate", "--live", str(graph)], env={"COLUMNS": "300", "NO_COLOR": "1"})
+    assert nowhere.exit_code == 3 and "no running Spinbot found" in nowhere.output, nowhere.output
+
+
+async def publish_once(redis_url: str, manifest: PlaneManifest) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        await publish(client, manifest, ttl_s=60)
+    finally:
+        await client.aclose()

@@ -245,17 +245,33 @@ def test_unused_outputs_warn(manifest: MergedManifest) -> None:
     ],
 )
 def test_url_params_are_refused(manifest: MergedManifest, value: Any) -> None:
+    """In a param the service fetches (declared in its `fetches`), any URL outside allowed_hosts is refused."""
+    m = manifest.model_copy(deep=True)
+    m.services["llm.generate_script"].fetches = ["style"]
+    m.services["artifact.publish"].fetches = ["items"]
     g = talking_head()
     g["nodes"][0]["params"]["style"] = value if isinstance(value, str) else "plain"
     if not isinstance(value, str):
         g["nodes"][4]["params"]["items"].append(value)
-    v = evaluate(g, manifest)
+    v = evaluate(g, m)
     assert not v.ok and "url_not_allowed" in {f.code for f in v.findings}
+
+
+@pytest.mark.parametrize("param", ["style", "topic"])
+def test_urls_in_params_nothing_fetches_are_text(manifest: MergedManifest, param: str) -> None:
+    """No service fetches these params: a URL in them is words (a topic, a read-aloud), not a request."""
+    g = talking_head()
+    g["nodes"][0]["params"][param] = "visit https://example.com/help or http://169.254.169.254/"
+    assert evaluate(g, manifest).ok
+    fetching = manifest.model_copy(deep=True)
+    fetching.services["llm.generate_script"].fetches = ["style"]
+    assert evaluate(g, fetching).ok is (param != "style")
 
 
 def test_url_allowed_for_listed_hosts(manifest: MergedManifest) -> None:
     m = manifest.model_copy(deep=True)
     m.services["llm.generate_script"].allowed_hosts = ["en.wikipedia.org"]
+    m.services["llm.generate_script"].fetches = ["style"]
     g = talking_head()
     g["nodes"][0]["params"]["style"] = "like https://en.wikipedia.org/wiki/Solar_panel"
     assert evaluate(g, m).ok

@@ -109,7 +109,7 @@ async def test_submit_cli_waits_and_reports(spawn: Spawn, settings: Settings, qu
     unknown.write_text(json.dumps({"schema": "langgraph.v1", "workflowId": "u",
                                    "nodes": [{"id": "x", "service": "no.such", "plane": "gpu"}]}))
     code, _, err = await cli(settings, "submit", str(unknown))
-    assert code == 2 and "unknown service 'no.such'" in err
+    assert code == 2 and "unknown_service" in err and "service 'no.such'" in err
 
 
 @pytest.mark.timeout(170)  # 25-40 s normally; six executor start-ups (torch, langgraph) crawl on a loaded box

@@ -10,6 +10,7 @@ import av
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from executors.gpu import upscale, video
 from executors.gpu.draw import MOUTH
@@ -132,3 +133,24 @@ async def test_probe_reads_what_the_writer_wrote(tmp_path: Path) -> None:
     info = probe(path)
     assert (info.width, info.height, info.frames, info.has_audio) == (64, 48, 7, False)
     assert info.duration_s == pytest.approx(1.0)
+
+
+async def test_animate_reads_portraits_as_phones_and_editors_write_them(harness: Harness, media: dict[str, Path],
+                                                                       tmp_path: Path) -> None:
+    """A phone portrait (EXIF orientation 6) animates upright; a 16-bit greyscale PNG in its own tones,
+    not white (issue 22, items 9 and 10)."""
+    from tests.test_images import BOTTOM, TOP, phone_jpeg
+
+    wav = await harness.put(media["speech"])
+    grey = np.tile(np.linspace(0, 65535, 96), (96, 1)).astype(np.uint16)
+    Image.fromarray(grey).save(tmp_path / "grey16.png")
+    looks = {}
+    for name, path in (("phone", phone_jpeg(tmp_path / "phone.jpg", 6)), ("grey16", tmp_path / "grey16.png")):
+        img = await harness.put(path, key=f"inputs/{path.name}")
+        out = await video.animate_portrait.handler(harness.ctx(f"talk-{name}"), video.AnimateParams(
+            image=img, audio=wav, fps=6, size=64))
+        looks[name] = next(read_frames(harness.path(out["video"]), 1))[0].astype(int)  # the first frame (silence)
+    top, bottom = looks["phone"][4:16, 16:48].mean(axis=(0, 1)), looks["phone"][48:60, 16:48].mean(axis=(0, 1))
+    assert np.abs(top - TOP).max() < 50 and np.abs(bottom - BOTTOM).max() < 50, (top, bottom)
+    assert 90 < looks["grey16"].mean() < 165, looks["grey16"].mean()  # a ramp from black to white, not all white
+    assert looks["grey16"][:, :8].mean() < 60 < 200 < looks["grey16"][:, -8:].mean()

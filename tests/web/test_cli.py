@@ -199,3 +199,31 @@ def test_json_is_not_printed_for_descriptors() -> None:
     short = _short({"summary": {"items": [{"key": "jobs/j/v/a.wav", "contentType": "audio/wav", "sha256": "x"}]}},
                    found, "publish")
     assert json.dumps(short) == '{"summary": {"items": ["a.wav"]}}' and list(found) == ["jobs/j/v/a.wav"]
+
+
+@pytest.mark.parametrize("node", [
+    {"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi", "loud": True}},  # unknown_param
+    {"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi"}, "status": "completed",
+     "output": {"text": "smuggled"}},  # preset_state
+    {"id": "a", "service": "diag.wait", "plane": "control", "params": {"seconds": -5}},  # invalid_param
+])
+async def test_submit_refuses_what_the_api_refuses(api: Any, node: dict[str, Any], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from spinbot.submit import submit_command
+
+    graph = {"schema": "langgraph.v1", "workflowId": "refused", "nodes": [node]}
+    async with api.client() as c:
+        answer = await c.post("/api/jobs", json={"graph": graph})
+    assert answer.status_code == 422, answer.text
+    codes = {f["code"] for f in answer.json()["findings"] if f["severity"] == "error"}
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(graph))
+    assert await submit_command(api.settings, path, wait=False) == 2
+    err = capsys.readouterr().err
+    assert "the API would answer 422" in err and all(code in err for code in codes), (codes, err)
+    assert await api.services.redis.xlen("spinbot:plane:control") == 0  # nothing queued
+
+    graph["nodes"] = [echo_node("a")]
+    path.write_text(json.dumps(graph))
+    assert await submit_command(api.settings, path, wait=False) == 0  # what the API admits is queued
+    assert await api.services.redis.xlen("spinbot:plane:control") == 1

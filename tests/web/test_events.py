@@ -68,10 +68,10 @@ async def test_pings_and_clean_close_at_shutdown(api_settings, redis) -> None:
                     close_streams(api.services)  # what SIGTERM does: the body ends, no error
             assert lines[0].startswith("id: ") and any(ln.startswith(": ping") for ln in lines)
         for _ in range(100):  # the server lets go of the stream's slot once the response has ended
-            if api.services.open_streams == set() and api.services.streams.open == {}:
+            if api.services.open_streams == set() and api.services.streams.held == {}:
                 break
             await asyncio.sleep(0.02)
-        assert api.services.open_streams == set() and api.services.streams.open == {}
+        assert api.services.open_streams == set() and api.services.streams.held == {}
 
 
 async def test_events_redis_no_longer_holds_are_replayed_from_postgres(api: LiveAPI, executors, redis, store) -> None:

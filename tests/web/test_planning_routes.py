@@ -54,3 +54,53 @@ async def test_plan_without_ollama_falls_back(api: LiveAPI, executors) -> None:
     assert body["graph"]["nodes"] and body["evaluation"]["ok"] is True
     assert any(a.get("outcome") == "unavailable" for a in body["attempts"])  # Ollama is not reachable here
     assert reply.json()["kind"] == "reply" and reply.json()["reply"]
+
+
+async def test_a_read_aloud_with_a_url_is_spoken(api: LiveAPI, executors) -> None:
+    """Speech fetches nothing: the URL guard applies to the params a service fetches (its `fetches`), so words
+    that contain a URL are planned, admitted and spoken as written."""
+    goal = 'Read this aloud: "For help, visit https://example.com/help today."'
+    async with api.client() as c:
+        planned = (await c.post("/api/plan", json={"goal": goal})).json()
+        assert planned["evaluation"]["ok"] is True, planned["evaluation"]
+        speech = next(n for n in planned["graph"]["nodes"] if n["service"] == "tts.synthesize")
+        assert "https://example.com/help" in speech["params"]["text"]
+        async with c.stream("POST", "/api/chat", json={"message": goal}) as resp:
+            events = await read_sse(resp)
+    done = events[-1]["data"]
+    assert done["status"] == "completed", [e for e in events if e["event"] in ("error", "plan", "node")][-3:]
+
+
+async def test_a_pipeline_runs_portrait_names_an_uploaded_image(api: LiveAPI, executors) -> None:
+    """`portrait` names an image of the run by its upload key, upload id, or file name (each attachment in a run
+    used to get a new random id, which no client could know in advance)."""
+    import base64
+
+    from tests.web.conftest import png_bytes
+
+    async with api.client() as c:
+        sent = await c.post("/api/uploads", files={"files": ("me.png", png_bytes(), "image/png")})
+        upload = sent.json()["items"][0]
+        data = "data:image/png;base64," + base64.b64encode(png_bytes(48)).decode()
+        ways = [
+            {"params": {"text": "Hello there.", "portrait": upload["key"]}},  # attached by naming it
+            {"params": {"text": "Hello there.", "portrait": upload["id"]}, "attachments": [{"key": upload["key"]}]},
+            {"params": {"text": "Hello there.", "portrait": "face.png"},
+             "attachments": [{"name": "face.png", "data": data}]},
+        ]
+        jobs = []
+        for body in ways:
+            r = await c.post("/api/pipelines/sadtalker/runs", json=body)
+            assert r.status_code == 202, (body, r.text)
+            jobs.append(r.json()["id"])
+        unknown = await c.post("/api/pipelines/sadtalker/runs",
+                               json={"params": {"text": "Hi.", "portrait": "nobody.png"}})
+        assert unknown.status_code == 422 and "file name" in unknown.json()["hint"]
+        graph = (await c.get(f"/api/jobs/{jobs[0]}")).json()["graph"]
+        talk = next(n for n in graph["nodes"] if n["id"] == "talk")
+        assert talk["params"]["image"] == {"$attachment": upload["id"]}
+        assert [a["key"] for a in graph["context"]["attachments"]] == [upload["key"]]
+        assert not any(n["service"] == "image.render" for n in graph["nodes"])  # the upload, not a drawing
+        async with c.stream("GET", f"/api/jobs/{jobs[0]}/events") as resp:
+            events = await read_sse(resp)
+    assert events[-1]["data"]["status"] == "completed", events[-3:]

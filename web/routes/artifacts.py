@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -12,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 
 from spinbot.errors import SpinbotError
 from web.auth import match_key
+from web.conditional import none_match, range_applies
 from web.deps import ServicesDep, bearer, unauthorized
 from web.problems import Problem, not_found
 from web.repo import ArtifactMeta
@@ -46,13 +48,14 @@ def unsatisfiable(size: int) -> Problem:
                    headers={"Content-Range": f"bytes */{size}"}, hint="ask for bytes within the artifact's size")
 
 
-@router.head("/{key:path}", include_in_schema=False)
-@router.get("/{key:path}", summary="Download an artifact (supports Range)", response_class=Response)
+@router.get("/{key:path}", summary="Download an artifact (Range, If-Range, If-None-Match)", response_class=Response)
 async def download(
     request: Request,
     services: ServicesDep,
     key: str,
     range_header: Annotated[str | None, Header(alias="Range")] = None,
+    if_range: Annotated[str | None, Header(alias="If-Range")] = None,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
     exp: Annotated[str | None, Query(description="signed link: expiry (unix seconds)")] = None,
     sig: Annotated[str | None, Query(description="signed link: signature")] = None,
     api_key: Annotated[str | None, Query(description="an API key, for media elements that cannot send headers")] = None,
@@ -68,25 +71,37 @@ async def download(
             raise not_found("artifact", key)
     elif meta is None:
         raise not_found("artifact", key)
-    return await _serve(services, meta, range_header, head=request.method == "HEAD")
+    return await _serve(services, meta, range_header, if_range, if_none_match)
 
 
-async def _serve(services: ServicesDep, meta: ArtifactMeta, range_header: str | None, *, head: bool) -> Response:
+def content_disposition(name: str) -> str:
+    """`inline` with the file's name: an ASCII fallback, and the name itself as RFC 8187 `filename*`."""
+    fallback = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_").replace("\\", "_")
+    if fallback == name:
+        return f'inline; filename="{name}"'
+    return f"inline; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+async def _serve(services: ServicesDep, meta: ArtifactMeta, range_header: str | None, if_range: str | None,
+                 if_none_match: str | None) -> Response:
     size = meta.size
-    rng = parse_range(range_header, size)
+    etag = f'"{meta.sha256}"' if meta.sha256 else ""
     headers = {
         "Accept-Ranges": "bytes",
-        "ETag": f'"{meta.sha256}"' if meta.sha256 else "",
+        "ETag": etag,
         "Cache-Control": "private, max-age=3600",
-        "Content-Disposition": f'inline; filename="{meta.key.rsplit("/", 1)[-1]}"',
+        "Content-Disposition": content_disposition(meta.key.rsplit("/", 1)[-1]),
     }
     headers = {k: v for k, v in headers.items() if v}
+    if none_match(if_none_match, etag):  # RFC 9110 13.2.2: If-None-Match is evaluated before Range
+        return Response(status_code=304, headers={k: v for k, v in headers.items() if k != "Content-Disposition"})
+    rng = parse_range(range_header, size) if range_applies(if_range, etag) else None
     start, end = rng if rng else (0, size - 1)
     status = 206 if rng else 200
     if rng:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(0, end - start + 1))
-    if head or size == 0:
+    if size == 0:
         return Response(status_code=status, headers=headers, media_type=meta.content_type)
     try:
         stream = services.artifacts.stream(meta.key, start, end)

@@ -109,10 +109,10 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
             raise not_found("conversation", body.conversation_id)
         if body.profile:
             await owned_profile(services, body.profile, owner)  # 404 for another key's, as for an absent one
-        services.streams.acquire(owner)  # fail fast (429) before doing any work
-        services.streams.release(owner)
-        attachments = await store_attachments(services, owner, body.attachments)
-        attachments += await store_uploads(services, owner, files)
+        lease = await services.streams.acquire(owner)  # the stream's slot before any work (429 when none)
+        with services.streams.holding(owner, lease):
+            attachments = await store_attachments(services, owner, body.attachments)
+            attachments += await store_uploads(services, owner, files)
     finally:
         await request.close()
     turn = Turn(services, TurnRequest(
@@ -120,7 +120,7 @@ async def chat(request: Request, services: ServicesDep, owner: OwnerDep) -> Any:
         auto_run=body.auto_run, base_url=base_url(request), profile=body.profile,
     )).start()
 
-    return open_stream(services, owner, ending(turn, services.settings.sse_ping_s))
+    return await open_stream(services, owner, ending(turn, services.settings.sse_ping_s), lease=lease)
 
 
 async def ending(turn: Turn, idle_s: float) -> AsyncIterator[bytes | None]:

@@ -171,7 +171,7 @@ async def job_events(
             yield encode(ev.type, data, ev.id)
 
     # A signed link's readers share slots of their own, per job (they have no key).
-    return open_stream(services, owner or f"link:{job_id}", events())
+    return await open_stream(services, owner or f"link:{job_id}", events())
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a job: running nodes stop, the rest are marked cancelled")
@@ -183,3 +183,37 @@ async def cancel_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dic
         raise Problem(409, f"job {job_id} could not be cancelled now", code="cancel_failed",
                       hint="retry in a moment")
     return {"id": job_id, "cancelled": cancelled, "status": state.status if state else None}
+
+
+def retry_graph(graph: dict[str, Any], job_id: str) -> dict[str, Any]:
+    """A stopped job's graph as a new job's: every node pending again (no output, error or attempts), and
+    `metadata.retry.of` naming the job. What completed is reused by the node cache, not carried over: a new job's
+    nodes never arrive with state (the evaluator's `preset_state`), and a reused artifact is checked to exist."""
+    nodes = [{k: v for k, v in n.items() if k not in ("output", "error", "attempts")} | {"status": "pending"}
+             for n in graph.get("nodes") or []]
+    metadata = dict(graph.get("metadata") or {})
+    metadata["retry"] = {"of": job_id}
+    return {**graph, "nodes": nodes, "metadata": metadata}
+
+
+@router.post("/{job_id}/retry", status_code=202,
+             summary="Run a failed or cancelled job again as a new job: what completed is reused, the rest runs")
+async def retry_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> JSONResponse:
+    job = await owned_job(services, job_id, owner)
+    if job["status"] not in STOPPED:
+        raise Problem(409, f"job {job_id} is {job['status']}: only a failed or cancelled job can be retried",
+                      code="not_retryable", hint="wait for it to end (or cancel it) first; a completed job is done")
+    if "graph" not in job:
+        row = await services.store.get_job(job_id, owner)
+        job["graph"] = row["graph"] if row else {}
+    graph = admission.parse_graph(services.settings, retry_graph(dict(job["graph"]), job_id))
+    verdict = await admission.evaluate(services, graph, owner)
+    if not verdict.ok:
+        raise admission.refuse(verdict)
+    new_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=job.get("pipeline"))
+    reused = verdict.estimate.reused if verdict.estimate is not None and services.settings.node_cache else []
+    links = job_links(new_id)
+    return JSONResponse({"id": new_id, "status": "queued", "retry_of": job_id, "reused": reused,
+                         "runs": [n.id for n in graph.nodes if n.id not in reused], **links,
+                         "evaluation": verdict.to_json() | {"graph": None}},
+                        status_code=202, headers={"Location": links["url"]})

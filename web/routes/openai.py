@@ -21,7 +21,15 @@ from web.limits import MB
 from web.problems import Problem
 from web.routes.chat import base_url
 from web.sse import encode, open_stream
-from web.v1_answer import Answering, Resumed, collect_unless_left, stream_answer, too_long, unread_note
+from web.v1_answer import (
+    Answering,
+    Resumed,
+    collect_unless_left,
+    cut_by_shutdown,
+    stream_answer,
+    too_long,
+    unread_note,
+)
 from web.v1_chunks import Chunks, completion
 from web.v1_request import MAX_TEXT, CompletionRequest, split_request
 from web.v1_tasks import task_answer, task_kind, without_task_heading
@@ -49,11 +57,14 @@ def wants_status(request: Request, services: ServicesDep) -> bool:
     return services.settings.openwebui_status or any(h.lower().startswith("x-openwebui-") for h in request.headers)
 
 
-def conversation_for(request: Request, owner: str) -> str | None:
+def conversation_for(request: Request, owner: str, model: str) -> str | None:
+    """The stored conversation of an Open WebUI chat, one per model: a multi-model chat (one chat id, an answer
+    from each model) keeps each model's turns, jobs and Continue apart. `spinbot`'s id is the one it always had."""
     chat_id = request.headers.get("x-openwebui-chat-id")
     if not chat_id:
         return None
-    return "owui_" + hashlib.sha256(f"{owner}\n{chat_id}".encode()).hexdigest()[:24]
+    scope = f"{owner}\n{chat_id}" + ("" if model == "spinbot" else f"\n{model}")
+    return "owui_" + hashlib.sha256(scope.encode()).hexdigest()[:24]
 
 
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions (streaming and not)")
@@ -64,12 +75,12 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
     asked = split_request(body, int(services.settings.max_body_mb * MB))
     chunks = Chunks(body.model, bool(body.stream and body.stream_options and body.stream_options.include_usage))
     if (kind := task_kind(asked.goal)) is not None and asked.continued is None:
-        return _quick(services, owner, chunks, await task_answer(services.settings, kind, asked.goal),
+        return await _quick(services, owner, chunks, await task_answer(services.settings, kind, asked.goal),
                       stream=body.stream)
     goal = without_task_heading(asked.goal)
     if len(goal) > MAX_TEXT:
-        return _quick(services, owner, chunks, too_long(len(goal)), stream=body.stream)
-    conv_id = conversation_for(request, owner)
+        return await _quick(services, owner, chunks, too_long(len(goal)), stream=body.stream)
+    conv_id = conversation_for(request, owner, body.model)
     if conv_id and await services.repo.ensure_conversation(conv_id, owner, title_of(goal)) is None:
         conv_id = None
     answering: Answering
@@ -79,12 +90,12 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
     elif asked.continued is not None:
         resumed = await Resumed.find(services, owner, asked.continued, conv_id, base_url(request))
         if resumed is None:
-            return _quick(services, owner, chunks, "That answer is complete: it has no job to continue. Send a "
+            return await _quick(services, owner, chunks, "That answer is complete: it has no job to continue. Send a "
                           "message to ask for something new.", stream=body.stream)
         answering = resumed
     elif not goal:
         what = f" with {', '.join(a.name or 'the image' for a in asked.images)}" if asked.images else ""
-        return _quick(services, owner, chunks, f"Tell me what to make{what}, e.g. “a 20-second talking head "
+        return await _quick(services, owner, chunks, f"Tell me what to make{what}, e.g. “a 20-second talking head "
                       "about tides”.", stream=body.stream)
     else:
         attachments = await store_attachments(services, owner, asked.images)
@@ -98,11 +109,12 @@ async def completions(request: Request, services: ServicesDep, owner: OwnerDep, 
     if not body.stream:
         return await collect_unless_left(request, answering, chunks, note, cancel)
     status = wants_status(request, services)
-    return open_stream(services, owner, stream_answer(answering, chunks, status, services.settings.sse_ping_s, note),
-                       on_disconnect=cancel)
+    answer = stream_answer(answering, chunks, status, services.settings.sse_ping_s, note)
+    return await open_stream(services, owner, answer, on_disconnect=cancel,
+                             on_shutdown=lambda: cut_by_shutdown(answering, chunks))
 
 
-def _quick(services: ServicesDep, owner: str, chunks: Chunks, text: str, *, stream: bool) -> Any:
+async def _quick(services: ServicesDep, owner: str, chunks: Chunks, text: str, *, stream: bool) -> Any:
     if not stream:
         return completion(chunks, text, "", 0, 0)
 
@@ -114,4 +126,4 @@ def _quick(services: ServicesDep, owner: str, chunks: Chunks, text: str, *, stre
             yield encode(None, chunks.usage(0, 0))
         yield encode(None, "[DONE]")
 
-    return open_stream(services, owner, events())
+    return await open_stream(services, owner, events())

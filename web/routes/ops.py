@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from spinbot import constants as C
 from spinbot.capabilities import live_manifest
 from spinbot.metrics import JOBS_CURRENT
+from spinbot.redis_setup import UnsafeSetup, eviction_policy, eviction_problem
 from web.deps import ServicesDep
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,16 @@ async def health(
         return {"planes": {p: {"executors": st.executors, "devices": st.devices} for p, st in merged.planes.items()},
                 "services": len(merged.available(include_hidden=True))}
 
+    async def redis_check() -> dict[str, Any]:
+        await services.redis.ping()
+        policy = await eviction_policy(services.redis)
+        problem = eviction_problem(policy)
+        if problem and s.production:
+            raise UnsafeSetup(problem)
+        return {"maxmemory_policy": policy, **({"warning": problem} if problem else {})}
+
     redis_c, pg, store, ollama, live = await asyncio.gather(
-        _check(services.redis.ping), _check(services.store.check), _check(services.artifacts.check),
+        _check(redis_check), _check(services.store.check), _check(services.artifacts.check),
         _check(lambda: _ollama(s.ollama_url, s.ollama_model)), _check(planes),
     )
     checks = {"redis": redis_c, "postgres": pg, "store": store, "ollama": ollama}
@@ -70,13 +79,15 @@ async def health(
     by_plane = {p: live.get("planes", {}).get(p, {"executors": [], "devices": []}) for p in C.PLANES}
     offline = [p for p, v in by_plane.items() if not v["executors"]]
     is_ready = essential and not offline  # Ollama is optional: rules read goals while it is down
+    warnings = [c["warning"] for c in checks.values() if c.get("warning")]
     body = {
-        "status": "down" if not essential else ("degraded" if offline or not ollama["ok"] else "ok"),
+        "status": "down" if not essential else ("degraded" if offline or not ollama["ok"] or warnings else "ok"),
         "ready": is_ready,
         "waiting_for": [k for k in ("redis", "postgres", "store") if not checks[k]["ok"]]
         + [f"{p} executor" for p in offline],
         "checks": checks,
         "planes": by_plane,
+        **({"warnings": warnings} if warnings else {}),
     }
     ok = is_ready if ready else essential
     return JSONResponse(body, status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "1"})

@@ -93,12 +93,14 @@ async def run_pipeline(
     services: ServicesDep, owner: OwnerDep, name: str,
     body: Annotated[RunBody, Body(openapi_examples={"capabilities": {"value": {"params": {}}}})],
 ) -> JSONResponse:
-    from planner.pipelines import build_graph, list_pipelines
+    from planner.pipelines import build_graph, list_pipelines, uploads_named
 
     known = [p.name for p in list_pipelines()]
     if name not in known:
         raise Problem(404, f"there is no pipeline {name!r}", code="not_found", hint=f"pipelines: {', '.join(known)}")
-    attachments = await store_attachments(services, owner, body.attachments)
+    listed = {a.key for a in body.attachments if a.key}
+    named = [AttachmentIn(key=k) for k in uploads_named(body.params) if k not in listed]
+    attachments = await store_attachments(services, owner, [*body.attachments, *named])
     try:
         graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
     except SpinbotError as e:

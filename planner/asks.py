@@ -1,0 +1,185 @@
+"""What a goal asks for, in the vocabulary's terms: the deliverables, which attachment fills which input,
+the operations no service offers, and the input problems that get a reply instead of a job.
+
+`choose` works on the goal's *frame*: the goal with the words to speak taken out (they are data), so a
+sentence to read that mentions "image" or "30 seconds" changes nothing but what is said.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from planner.cues import AND_ALSO, ATTACHED_WORDS, CLAUSE_END, CREATE, FILE_NAMED, REFERENCE, TOPIC_MARKER, UNOFFERED
+from planner.vocab import Vocabulary
+from spinbot.graph import Attachment
+
+KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
+
+
+@dataclass
+class Asked:
+    """The deliverables a goal asks for, in build order, the attachments bound to their roles, what cannot be done."""
+
+    deliverables: list[str] = field(default_factory=list)
+    portrait: str | None = None
+    source_video: str | None = None
+    clips: list[str] = field(default_factory=list)
+    soundtrack: str | None = None
+    voice_sample: str | None = None
+    voice_words: str | None = None
+    unoffered: list[str] = field(default_factory=list)
+    problem: str | None = None
+    frame: str = ""  # the goal without the words to speak and the operations left out
+
+
+def not_offered(frame: str, attachments: list[Attachment], vocab: Vocabulary) -> tuple[list[str], str]:
+    """The operations `frame` asks for that no service offers (by name), and the frame without their words.
+
+    Words after a topic marker ("a video about how to translate") name a subject, not an operation. An
+    operation that an offer's own cues name (a service that translates, once one is declared) is offered.
+    """
+    head = frame
+    for marker in TOPIC_MARKER.finditer(frame):  # blank each subject, up to the end of its clause
+        end = CLAUSE_END.search(frame, marker.end())
+        stop = end.start() if end else len(frame)
+        head = head[: marker.start()] + " " * (stop - marker.start()) + head[stop:]
+    kinds = {a.kind for a in attachments}
+    found: list[str] = []
+    rest = frame
+    for name, pattern, unless_kind in UNOFFERED:
+        if unless_kind in kinds:
+            continue
+        m = pattern.search(head)
+        if m is None:
+            continue
+        if any(d.cue is not None and d.cue.fullmatch(m.group(0)) for d in vocab.deliverables.values()):
+            continue
+        found.append(name)
+        rest = _blank_clause(rest, m.start(), m.end())
+    return found, rest
+
+
+def _blank_clause(text: str, start: int, end: int) -> str:
+    """`text` without the clause holding text[start:end] ("... and translate it to Spanish", "translate this")."""
+    before = [m for m in CLAUSE_END.finditer(text, 0, start)]
+    after = CLAUSE_END.search(text, end)
+    lo = before[-1].start() if before else 0
+    hi = after.start() if after else len(text)
+    return text[:lo] + " " * (hi - lo) + text[hi:]
+
+
+def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: Vocabulary, goal: str) -> Asked:
+    """The deliverables and bindings of a plan; `problem` set when the goal cannot be planned as asked."""
+    asked = Asked()
+    unoffered, frame = not_offered(frame, attachments, vocab)
+    asked.unoffered, asked.frame = unoffered, frame
+    kinds = [a.kind for a in attachments]
+    speaking = vocab.speaking()
+    named = vocab.named(frame)
+    for_words = any("text" in vocab.deliverables[n].consumes for n in named if n != speaking)
+    if speaking and said is not None and speaking not in named and not for_words:
+        named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
+    elif speaking in named and said is not None and for_words:
+        named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
+    if unoffered and said is None and speaking in named:
+        named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    # a transformer whose input is attached: "video" in "upscale this video" names the attachment
+    for name in list(named):
+        d = vocab.deliverables[name]
+        if d.base_type and d.base_type in kinds:
+            named = [n for n in named if n == name or vocab.deliverables[n].base is not None
+                     or vocab.deliverables[n].output_type != d.base_type]
+    others = [n for n in named if n != speaking]
+    if not others and attachments and (named or CREATE.search(frame)):
+        implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
+        if implied:
+            named.append(implied)
+    if not named:
+        return asked
+    asked.deliverables = _in_order(named, vocab, frame)
+    asked.problem = _bind(asked, attachments, vocab, goal, said)
+    return asked
+
+
+def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:
+    """The one deliverable that takes all of these data types (attachments and speech), if exactly one does."""
+    fits = [d.name for d in vocab.deliverables.values() if d.base is None and kinds <= d.consumes]
+    fits += [d.name for d in vocab.deliverables.values() if d.base is not None and kinds <= d.consumes
+             and d.base_type in kinds and len(kinds) > 1]
+    return fits[0] if len(fits) == 1 else None
+
+
+def _in_order(named: list[str], vocab: Vocabulary, frame: str) -> list[str]:
+    """Drop what another deliverable makes on the way (speech inside a talking video), unless the goal lists
+    it as one more thing ("... and a poster"); a transformer comes after what makes its input."""
+    kept = []
+    for n in named:
+        d = vocab.deliverables[n]
+        inside = [m for m in named if m != n and vocab.deliverables[m].base_type != d.output_type
+                  and d.output_type in vocab.consumes_all(m)]
+        also = AND_ALSO.search(frame)
+        listed = also is not None and d.cue is not None and d.cue.search(frame, also.end()) is not None
+        if not inside or (listed and d.base is None and d.output_type != "audio" and d.output_type != "text"):
+            kept.append(n)
+    makers = [n for n in kept if vocab.deliverables[n].base is None]
+    changers = [n for n in kept if vocab.deliverables[n].base is not None]
+    return makers + changers
+
+
+def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: str, said: str | None) -> str | None:
+    """Bind the attachments to the inputs the deliverables take; the problem when one cannot be planned."""
+    wanted: set[str] = set()
+    for n in asked.deliverables:
+        wanted |= vocab.consumes_all(n) | vocab.deliverables[n].consumes
+    images = [a for a in attachments if a.kind == "image"]
+    videos = [a for a in attachments if a.kind == "video"]
+    audios = [a for a in attachments if a.kind == "audio"]
+    if images and "image" in wanted:
+        asked.portrait = images[0].id
+    if videos and "video" in wanted:
+        asked.source_video, asked.clips = videos[0].id, [v.id for v in videos[1:]]
+    if audios and "audio" in wanted:
+        cue = next((att.cue for _, att in vocab.takes_attachment("audio") if att.cue), None)
+        if cue and re.search(cue, goal, re.I):
+            ref = REFERENCE.search(goal)
+            if ref is None:
+                return (f"To speak in the voice of {_name(audios[0])} I need its exact words, in quotes: "
+                        "the recording says \"...\".")
+            asked.voice_sample, asked.voice_words = audios[0].id, ref.group(1).strip()
+        elif said is None:
+            asked.soundtrack = audios[0].id
+    made = {vocab.deliverables[n].output_type for n in asked.deliverables if vocab.deliverables[n].base is None}
+    for n in asked.deliverables:
+        d = vocab.deliverables[n]
+        if d.base_type and d.base_type not in made and not any(a.kind == d.base_type for a in attachments):
+            other = next((a for a in attachments if a.kind != d.base_type), None)
+            got = f"; {_name(other)} is {KIND_WORDS.get(other.kind, other.kind)}" if other else ""
+            return f"To {d.does} I need {KIND_WORDS.get(d.base_type, d.base_type)}{got}: attach one."
+        if d.base_type and d.base_type not in made and said is None and "text" in vocab.takes(n):
+            return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
+                    "the file itself).")
+    return None
+
+
+def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -> str | None:
+    """A reply for attachments that cannot be used: one the goal names is not there, or no service reads its type."""
+    named = {a.name for a in attachments if a.name}
+    for m in FILE_NAMED.finditer(goal):
+        if m.group(1) not in named:
+            return (f"I see no attached file named {m.group(1)!r}. Attach it (drop it into the message or use the "
+                    "paperclip), then ask again.")
+    if not attachments and ATTACHED_WORDS.search(goal):
+        return ("I see no attached file. Attach it (drop it into the message or use the paperclip), then ask again; "
+                "services cannot download links.")
+    for a in attachments:
+        if not vocab.takes_attachment(a.kind):
+            readable = sorted({f"{KIND_WORDS.get(k, k)} ({att.role})" for (sid, n), att in vocab.attachable.items()
+                               for k in [vocab.manifest.services[sid].inputs[n]]})
+            return (f"I cannot use {_name(a)}: no service reads {KIND_WORDS.get(a.kind, a.kind)} files. "
+                    f"Attachments I can use: {'; '.join(readable)}.")
+    return None
+
+
+def _name(a: Attachment) -> str:
+    return repr(a.name) if a.name else f"attachment {a.id}"

@@ -1,0 +1,229 @@
+"""Issue 20: the planner's vocabulary is the services' declared offers; attachments are typed inputs; what
+cannot be done is said; the words to speak are data; lengths are honest; unspaced scripts are read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planner import PlanRequest, plan, reading
+from planner.builder import build
+from planner.intent import duration_s, read_rules, topic
+from planner.vocab import Vocabulary, declared
+from spinbot.graph import Attachment
+from spinbot.manifest import Attachable, MergedManifest, Offer
+from spinbot.settings import Settings
+from tests.evaluator.declared import declared_manifest
+
+CLIP = Attachment(id="clip", kind="video", key="u/clip.mp4", name="clip.mp4")
+CLIP2 = Attachment(id="clip2", kind="video", key="u/clip2.mp4", name="clip2.mp4")
+SONG = Attachment(id="song", kind="audio", key="u/song.mp3", name="song.mp3")
+FACE = Attachment(id="face", kind="image", key="u/face.png", name="face.png")
+NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
+
+
+async def planned(goal: str, attachments: list[Attachment] = (), manifest: MergedManifest | None = None,  # type: ignore[assignment]
+                  tmp: Path = Path("/tmp/spinbot-test-vocab")) -> Any:
+    settings = Settings(ollama_url="http://127.0.0.1:9", data_dir=tmp)
+    return await plan(settings, PlanRequest(goal=goal, attachments=list(attachments)), manifest or declared_manifest())
+
+
+def steps(result: Any) -> dict[str, dict[str, Any]]:
+    assert result.graph is not None, result.message
+    return {n.service: n.params for n in result.graph.nodes}
+
+
+# ---- 1. one vocabulary, from the declarations ------------------------------------------------------
+
+
+def test_schema_prompt_and_rules_come_from_the_offers() -> None:
+    manifest = declared_manifest()
+    offers = {o.deliverable: o for s in manifest.services.values() for o in s.offers}
+    assert {"speech", "image", "talking_video", "script", "upscale", "voiceover", "join", "subtitles"} <= set(offers)
+    assert set(reading.schema(Vocabulary(manifest))["properties"]["deliverables"]["items"]["enum"]) == set(offers)
+    prompt = reading.system_prompt(manifest)
+    assert all(f"- {name}: {o.does}" in prompt for name, o in offers.items())
+    assert set(declared().deliverables) == set(offers)
+
+
+def sepia_manifest() -> MergedManifest:
+    """The declared services plus one more that makes something new, declared like any other."""
+    manifest = declared_manifest()
+    upscale = manifest.services["video.upscale"]
+    sepia = upscale.model_copy(update={
+        "id": "video.sepia", "description": "Gives a video an old-film sepia look.",
+        "offers": [Offer(deliverable="sepia", does="give a video an old-film look", output="video", base="video",
+                         cues=[r"sepia|old[- ]film look"])],
+        "attachable": {"video": Attachable(role="the video to age")}})
+    return manifest.model_copy(update={"services": {**manifest.services, "video.sepia": sepia}})
+
+
+async def test_a_service_that_makes_something_new_needs_no_planner_edit() -> None:
+    manifest = sepia_manifest()
+    read = read_rules("give this clip a sepia look", [CLIP], vocab=Vocabulary(manifest))
+    assert read.deliverables == ["sepia"] and read.source_video == "clip"
+    assert "sepia" in reading.schema(Vocabulary(manifest))["properties"]["deliverables"]["items"]["enum"]
+    assert "- sepia: give a video an old-film look" in reading.system_prompt(manifest)
+    result = await planned("give this clip a sepia look", [CLIP], manifest)
+    assert result.approved and steps(result)["video.sepia"]["video"] == {"$attachment": "clip"}
+    assert "give a video an old-film look" in (await planned("what can you do?", [], manifest)).message
+
+
+def test_two_services_offering_one_deliverable_the_cheaper_is_built() -> None:
+    manifest = declared_manifest()
+    compose = manifest.services["video.compose"]
+    cheap = compose.model_copy(update={"id": "video.concat", "estimate": compose.estimate.model_copy(
+        update={"duration_s": 1.0}), "offers": [o for o in compose.offers if o.deliverable == "join"]})
+    manifest = manifest.model_copy(update={"services": {**manifest.services, "video.concat": cheap}})
+    intent = read_rules("join these clips", [CLIP, CLIP2], vocab=Vocabulary(manifest))
+    doc, _ = build(intent, manifest, goal="join these clips", attachments=[CLIP, CLIP2], constraints={}, llm=False)
+    assert [n["service"] for n in doc["nodes"]] == ["video.concat", "artifact.publish"]
+
+
+# ---- 2. attachments are typed inputs ---------------------------------------------------------------
+
+
+async def test_an_attached_video_is_the_base_of_a_voice_over() -> None:
+    s = steps(await planned('add a voice-over to this video saying "welcome to the lake"', [CLIP]))
+    assert s["tts.synthesize"]["text"] == "welcome to the lake"
+    assert s["video.compose"] == {"clips": [{"$attachment": "clip"}], "audio": {"$node": "voice", "output": "audio"}}
+    assert "video.animate_portrait" not in s
+
+
+@pytest.mark.parametrize("goal", ["put this song on my video", "use the attached audio as the soundtrack"])
+async def test_an_attached_recording_is_the_soundtrack_and_no_speech_is_made(goal: str) -> None:
+    s = steps(await planned(goal, [CLIP, SONG]))
+    assert s["video.compose"]["audio"] == {"$attachment": "song"} and "tts.synthesize" not in s
+
+
+async def test_clips_are_joined_in_order_and_an_upscale_takes_the_attached_video() -> None:
+    assert steps(await planned("join these clips", [CLIP, CLIP2]))["video.compose"]["clips"] == [
+        {"$attachment": "clip"}, {"$attachment": "clip2"}]
+    s = steps(await planned("upscale this video 4x", [CLIP]))
+    assert s["video.upscale"] == {"video": {"$attachment": "clip"}, "factor": 4}
+
+
+async def test_a_face_and_a_recording_animate_without_speech() -> None:
+    s = steps(await planned("animate this photo with the recording", [FACE, SONG]))
+    assert s["video.animate_portrait"] == {"image": {"$attachment": "face"}, "audio": {"$attachment": "song"}}
+    assert "tts.synthesize" not in s and "image.render" not in s
+
+
+async def test_a_voice_sample_in_this_voice_is_the_reference_voice() -> None:
+    s = steps(await planned("say 'good evening' in this voice, the recording says 'I am Bob'", [SONG]))
+    assert s["tts.synthesize"]["reference_audio"] == {"$attachment": "song"}
+    assert s["tts.synthesize"]["reference_text"] == "I am Bob" and s["tts.synthesize"]["text"] == "good evening"
+    asks = await planned("say 'good evening' in this voice", [SONG])
+    assert asks.kind == "reply" and "exact words" in asks.message
+
+
+async def test_an_unused_attachment_is_named_with_why() -> None:
+    result = await planned("read this aloud: good morning", [CLIP])
+    assert result.approved and "'clip.mp4' (video) was not used" in result.message
+
+
+# ---- 3. what cannot be done is said, with what can ------------------------------------------------
+
+
+@pytest.mark.parametrize(("goal", "attachments", "named"), [
+    ("transcribe this recording", [SONG], "transcribe"),
+    ("translate this into German", [], "translate"),
+    ("compose a relaxing piano melody", [], "music"),
+    ("sing happy birthday to my sister", [], "sing"),
+    ("remove the background noise from my recording", [SONG], "noise"),
+    ("stabilize this shaky footage", [CLIP], "stabilise"),
+    ("turn this clip into slow motion", [CLIP], "slow motion"),
+    ("extract the audio from this video", [CLIP], "extract audio"),
+    ("colorize this old photo", [FACE], "colourise"),
+    ("describe this image", [FACE], "describe"),
+    ("give me the latest news headlines", [], "news"),
+    ("book me a flight to Lisbon next Friday", [], "book"),
+])  # fmt: skip
+async def test_an_operation_no_service_offers_gets_a_reply_that_names_it(
+        goal: str, attachments: list[Attachment], named: str) -> None:
+    result = await planned(goal, attachments)
+    assert result.kind == "reply" and result.graph is None, result.message
+    assert named in result.message and "read text aloud" in result.message  # what it can do instead
+
+
+async def test_a_partly_possible_request_runs_the_possible_part_and_says_what_was_left_out() -> None:
+    result = await planned("make a video about honey bees and translate it to Spanish")
+    assert result.approved and "video.animate_portrait" in steps(result)
+    assert "Left out: translate" in result.message
+    assert steps(result)["tts.synthesize"]["text"] == "Here is a short introduction to honey bees."
+
+
+async def test_greetings_capability_questions_and_impossible_requests_get_different_answers() -> None:
+    answers = {(await planned(goal)).message for goal in ("hello", "what can you do?", "translate this to Dutch")}
+    assert len(answers) == 3
+
+
+# ---- bad input: a reply, no job -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("goal", "attachments", "says"), [
+    ("animate the attached photo", [], "no attached file"),
+    ("read notes.txt aloud", [], "no attached file named 'notes.txt'"),
+    ("read this aloud", [NOTES], "no service reads text files"),
+    ("upscale this audio", [SONG], "'song.mp3' is audio"),
+    ("add subtitles to this video", [CLIP], "I need the words"),
+])  # fmt: skip
+async def test_bad_input_gets_a_reply_and_no_job(goal: str, attachments: list[Attachment], says: str) -> None:
+    result = await planned(goal, attachments)
+    assert result.kind == "reply" and result.graph is None and says in result.message, result.message
+
+
+# ---- 4. the words to speak are data ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("goal", "say"), [
+    ("read aloud: this image shows a 30 second video in French of the boy", None),
+    ("say 'Don't worry, it's the world's best day'", "Don't worry, it's the world's best day"),
+    ("say ‘Let’s go’", "Let’s go"),
+    ("make a video with the following text: 'We open at nine.'", "We open at nine."),
+    ("make a talking video using the text \"Welcome, friends\"", "Welcome, friends"),
+])  # fmt: skip
+def test_the_words_to_speak_change_nothing_but_what_is_said(goal: str, say: str | None) -> None:
+    read = read_rules(goal, [])
+    if say is None:  # the words after the marker mention an image, a length, a language and a boy: all data
+        assert read.deliverables == ["speech"] and read.say == "this image shows a 30 second video in French of the boy"
+        assert (read.duration_s, read.language, read.voice) == (None, None, None)
+    else:
+        assert read.say == say
+
+
+def test_a_quoted_file_name_is_not_words_to_speak() -> None:
+    read = read_rules("read 'notes.txt' aloud", [NOTES])
+    assert read.say is None
+
+
+# ---- 5. lengths -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("goal", ["I am making a video about tea", "the meeting is at 10:00 AM, make a video", "as a "
+                                  "friend, make a video about trust"])
+def test_words_that_are_not_durations(goal: str) -> None:
+    assert duration_s(goal) is None and read_rules(goal, []).duration_s is None
+
+
+async def test_without_an_llm_a_requested_length_is_refused_honestly() -> None:
+    result = await planned("a 20-second video of a man explaining why the sky is blue")
+    assert topic("a man explaining why the sky is blue") == "why the sky is blue"
+    assert steps(result)["tts.synthesize"]["text"] == "Here is a short introduction to why the sky is blue."
+    assert "asked for 20 s" in result.message and "about 4 s" in result.message
+    assert [f.code for f in result.verdict.findings] == ["request_length"]
+
+
+# ---- 7. unspaced scripts -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("goal", "deliverables"), [
+    ("请给我做一个关于熊猫的视频", ["talking_video"]),
+    ("猫についての動画を作ってください", ["talking_video"]),
+    ("请帮我画一张海报", ["image"]),
+    ("请朗读这句话：你好世界", ["speech"]),
+])  # fmt: skip
+def test_cues_inside_an_unspaced_sentence_match(goal: str, deliverables: list[str]) -> None:
+    assert read_rules(goal, []).deliverables == deliverables
