@@ -84,7 +84,8 @@ async def test_trust_is_kept_per_model_digest(fake_ollama: FakeOllama, tmp_path:
     llm.probe(settings)  # what the planner's availability check does first: learns the digest
     trust.current(settings, MANIFEST)
     await _measured(settings)
-    assert sorted(p.name for p in (tmp_path / "trust").iterdir()) == [f"{settings.ollama_model.replace(':', '_')}_{'0' * 16}.json"]
+    kept = sorted(p.name for p in (tmp_path / "trust").iterdir())
+    assert kept == [f"{settings.ollama_model.replace(':', '_')}_{'0' * 16}.json"]
     calls = len(fake_ollama.chat_requests)
     # the same model file behind another server (a restart on a new port): no probes
     trust._known.clear()
