@@ -51,7 +51,8 @@ async def test_script_from_structured_output(harness: Harness, llm: FakeOllama) 
     assert schema["required"] == ["title", "narration", "stage"] and not schema["additionalProperties"]
     assert all("maxLength" in prop for prop in schema["properties"].values()), "unbounded strings let a model ramble"
     prompt = " ".join(m["content"] for m in request.messages)
-    assert "how solar panels work" in prompt and "50 words" in prompt and "4 plain spoken sentences" in prompt and "German" in prompt
+    assert "how solar panels work" in prompt and "50 words" in prompt and "German" in prompt
+    assert "4 plain spoken sentences" in prompt  # a small model keeps a count of sentences better than of words
     assert request.options.get("num_predict", 0) <= 4096
 
 
