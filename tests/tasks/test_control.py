@@ -53,6 +53,7 @@ async def test_script_from_structured_output(harness: Harness, llm: FakeOllama) 
     prompt = " ".join(m["content"] for m in request.messages)
     assert "how solar panels work" in prompt and "50 words" in prompt and "German" in prompt
     assert "4 plain spoken sentences" in prompt  # a small model keeps a count of sentences better than of words
+    assert "solar" not in request.messages[0]["content"], "the system part is the same bytes for every script"
     assert request.options.get("num_predict", 0) <= 4096
 
 
