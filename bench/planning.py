@@ -5,19 +5,24 @@ totals: intent-correct (the kind, the services it must and must not have, the ex
 and other expected params), runnable without an LLM (no llm.* step), read by the model (the model's
 answer reached the intent), LLM calls, prompt tokens, seconds.
 
-Without --ollama the planner runs with no LLM (rules only). With --ollama it asks that server (real
-Ollama, or tests/llamacpp_ollama.py over SmolLM2-135M-Instruct). With --api it POSTs each goal to a
-running Spinbot's /api/plan instead of planning in-process over the committed manifests.
+Without --ollama the planner asks the embedded model (started for the bench, as `spinbot up` does) when
+it is installed, else runs with no LLM (rules only; `--no-llm` forces that). With --ollama it asks that
+server (real Ollama, or `python -m spinbot.localmodel.server` over any GGUF). With --api it
+POSTs each goal to a running Spinbot's /api/plan instead of planning in-process over the committed
+manifests.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +34,8 @@ from rich.table import Table  # noqa: E402
 from evaluator.cli import committed_manifest  # noqa: E402
 from planner import PlanRequest, plan, trust  # noqa: E402
 from spinbot.graph import Attachment  # noqa: E402
+from spinbot.localmodel import files  # noqa: E402
+from spinbot.localmodel.process import ModelServer  # noqa: E402
 from spinbot.settings import Settings  # noqa: E402
 
 GOALS = Path(__file__).with_name("planning_goals.json")
@@ -99,13 +106,34 @@ async def plan_over_api(client: Any, case: dict[str, Any]) -> dict[str, Any]:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ollama", help="Ollama API URL (default: no LLM)")
-    ap.add_argument("--model", default="smollm2:135m")
+    ap.add_argument("--ollama", help="Ollama API URL (default: the embedded model when installed, else no LLM)")
+    ap.add_argument("--model", default=files.DEFAULT.name)
+    ap.add_argument("--no-llm", action="store_true", help="rules only, even where the embedded model is installed")
     ap.add_argument("--api", help="a running Spinbot (plans through POST /api/plan)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--trust", choices=["auto", "rules", "model"], default="auto",
                     help="auto: measure the model on the probe set first (as the planner does at first use)")
     args = ap.parse_args()
+    with contextlib.ExitStack() as stack:
+        if not args.ollama and not args.no_llm and not args.api and files.installed():
+            args.ollama = stack.enter_context(embedded_model()).url
+            args.model = files.DEFAULT.name
+        await run(args)
+
+
+@contextlib.contextmanager
+def embedded_model() -> Iterator[ModelServer]:
+    """The embedded model server (one thread), as `spinbot up` starts it, for the bench's duration."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = ModelServer(Path(tmp), files.assemble(root / ".spinbot" / "models")).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+async def run(args: argparse.Namespace) -> None:
     cases = json.loads(GOALS.read_text())["goals"]
     if args.limit:
         cases = cases[: args.limit]

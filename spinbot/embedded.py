@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +182,20 @@ class PostgresServer:
             self.proc.wait(30)
 
 
-Server = RedisServer | PostgresServer
+class Server(Protocol):
+    """What the Supervisor needs of a server: its process, and a start that reuses port and data directory."""
+
+    name: str
+    port: int
+    dir: Path
+    proc: subprocess.Popen[bytes] | None
+
+    @property
+    def url(self) -> str: ...
+
+    def start(self, *, quiet: bool = False) -> Any: ...
+
+    def stop(self, *, kill: bool = False) -> None: ...
 
 
 @dataclass

@@ -205,6 +205,7 @@ async def structured_chat(
 
 _probes: dict[tuple[str, str], tuple[float, str | None]] = {}
 _probes_lock = threading.Lock()
+_digests: dict[tuple[str, str], str] = {}  # (url, model) -> the digest /api/tags last listed for it
 
 
 def _same_model(listed: str, wanted: str) -> bool:
@@ -230,6 +231,10 @@ def _verdict(url: str, model: str, response: httpx.Response | None, error: Excep
         return f"Ollama at {url} answered /api/tags with something other than its model list"
     if not any(_same_model(name, model) for name in listed):
         return f"model {model!r} is not pulled in Ollama (ollama pull {model})"
+    for m in response.json().get("models") or []:
+        if _same_model(str(m.get("name") or m.get("model") or ""), model) and m.get("digest"):
+            with _probes_lock:
+                _digests[(url, model)] = str(m["digest"])
     return None
 
 
@@ -271,6 +276,12 @@ def probe(settings: Settings) -> str | None:
     except (httpx.HTTPError, OSError, ValueError) as e:  # ValueError: a malformed URL
         error = e
     return _remember((url, model), _verdict(url, model, response, error))
+
+
+def digest(settings: Settings) -> str | None:
+    """The digest Ollama's /api/tags last listed for settings.ollama_model (from probe's answers), None if unknown."""
+    with _probes_lock:
+        return _digests.get((settings.ollama_url.rstrip("/"), settings.ollama_model))
 
 
 async def reachable(settings: Settings) -> str | None:

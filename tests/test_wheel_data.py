@@ -26,8 +26,8 @@ assert spinbot.__file__.startswith(sys.argv[1]), spinbot.__file__
 assert "diag.echo" in committed_manifest().services
 assert spinbot.graph.json_schema()["title"]
 assert list_pipelines()
-assert "scriptwriter" in spinbot.prompts.render("generate_script.v1.j2", part="system", language_name="English",
-                                                target_words=10, voice="female")
+assert "scriptwriter" in spinbot.prompts.render("generate_script.v2.j2", part="system", language_name="English",
+                                                target_words=10, sentences=1, voice="female")
 assert (files("web") / "static" / "index.html").is_file()
 assert (files("executors.gpu") / "workflows" / "image.render.json").is_file()
 print("ok")

@@ -30,12 +30,17 @@ from spinbot.task import TaskContext
 
 log = logging.getLogger(__name__)
 
-PROMPT = "generate_script.v1.j2"
+PROMPT = "generate_script.v2.j2"
 #: Speaking rate the script is sized for (a typical narrator; tts.synthesize defaults to 160).
 WPM = 150
-#: A narration this far from the target length (words, after `fit`) is sent back once with the finding.
-LOW, HIGH = 0.6, 1.6
-#: Answer sizing: the schema allows a narration of HIGH x the target words at CHARS_PER_WORD characters each
+#: A narration this far from the target length (words, after `fit`) is sent back once with the finding:
+#: the narration must last the asked seconds within 15 %.
+LOW, HIGH = 0.85, 1.15
+#: How much longer than the target the schema lets a narration be (`fit` then cuts it at a sentence end).
+ROOM = 1.6
+#: Sentences of ~12 words: a small model keeps a count of sentences far better than a count of words.
+WORDS_PER_SENTENCE = 12
+#: Answer sizing: the schema allows a narration of ROOM x the target words at CHARS_PER_WORD characters each
 #: (space included; German and French words run long), and num_predict covers every character the schema
 #: allows at a conservative CHARS_PER_TOKEN (2 for scripts whose letters cost more tokens) plus JSON syntax.
 CHARS_PER_WORD = 7
@@ -67,6 +72,7 @@ def messages(p: ScriptParams) -> list[dict[str, str]]:
     values = {
         **p.model_dump(),
         "target_words": target_words(p.duration_s),
+        "sentences": max(1, round(target_words(p.duration_s) / WORDS_PER_SENTENCE)),
         "wpm": WPM,
         "language_name": LANGUAGES.get(p.language.split("-")[0], p.language),
     }
@@ -78,7 +84,7 @@ def messages(p: ScriptParams) -> list[dict[str, str]]:
 
 def narration_max_chars(words: int) -> int:
     """The longest narration the schema allows (characters) for a target of `words` words."""
-    return math.ceil(words * HIGH * CHARS_PER_WORD) + 100
+    return math.ceil(words * ROOM * CHARS_PER_WORD) + 100
 
 
 def schema(p: ScriptParams) -> dict[str, Any]:
@@ -142,12 +148,13 @@ def clean(text: str) -> str:
 
 
 def fit(narration: str, words: int) -> str:
-    """Cut a much-too-long narration at a sentence end near 120 % of the target length."""
-    if len(narration.split()) <= words * 1.3:
+    """Cut a too-long narration (over HIGH x `words`) at the sentence end closest to the target length."""
+    if len(narration.split()) <= words * HIGH:
         return narration
     out: list[str] = []
     for sentence in re.split(r"(?<=[.!?])\s+", narration):
-        if out and len(" ".join([*out, sentence]).split()) > words * 1.2:
+        longer = len(" ".join([*out, sentence]).split())
+        if out and abs(longer - words) > abs(len(" ".join(out).split()) - words):
             break
         out.append(sentence)
     return " ".join(out)

@@ -36,17 +36,69 @@ async def test_calibration_asks_every_probe_and_is_remembered(fake_ollama: FakeO
     fake_ollama.replies.extend(perfect(e) for _, e in trust.PROBES)
     settings = Settings(ollama_url=fake_ollama.url, data_dir=tmp_path, planner_trust="auto")
     assert trust.current(settings, MANIFEST) is trust.RULES_ONLY  # never waits: rules-first until measured
-    for _ in range(200):
-        if (settings.ollama_url, settings.ollama_model) in trust._known:
-            break
-        await asyncio.sleep(0.05)
+    await _measured(settings)
     measured = trust.current(settings, MANIFEST)
     assert len(fake_ollama.chat_requests) == len(trust.PROBES)
+    assert measured.digest == "0" * 64
     assert measured.trusted == set(trust.FIELDS)
     trust._known.clear()  # a restart: read back from DATA_DIR/trust/, no new probe calls
     assert trust.current(settings, MANIFEST).trusted == set(trust.FIELDS)
     assert len(fake_ollama.chat_requests) == len(trust.PROBES)
     assert trust.current(settings.model_copy(update={"planner_trust": "rules"}), MANIFEST).trusted == set()
+
+
+async def _measured(settings: Settings) -> None:
+    for _ in range(400):
+        if not trust._running:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("calibration did not finish")
+
+
+def test_the_probe_set_can_tell_a_biased_model() -> None:
+    expected = [e for _, e in trust.PROBES]
+    assert len(expected) >= 30
+    assert sum(e["kind"] == "reply" for e in expected) >= 10
+    assert sum(e.get("voice") == "" for e in expected) >= 10 and sum(bool(e.get("voice")) for e in expected) >= 5
+    assert sum(e.get("language", "en") != "en" for e in expected) >= 8
+    assert sum("'" in e.get("say", "") for e in expected) >= 5
+
+
+def test_a_model_that_never_replies_or_invents_voices_is_not_trusted_for_those_fields() -> None:
+    never_replies = [perfect(e) | {"kind": "plan", "deliverables": e.get("deliverables") or ["speech"]}
+                     for _, e in trust.PROBES]
+    scores = trust.score(never_replies)
+    assert scores["kind"] == 0.0 and scores["say"] == 1.0  # ~2/3 of the probes are plans: a plain share says 0.66
+    invents = [perfect(e) | {"voice": e.get("voice") or "female"} for _, e in trust.PROBES]
+    assert trust.score(invents)["voice"] == 0.0
+    assert "voice" not in trust.Trust("m", trust.score(invents)).trusted
+    # none, "" and a missing-but-empty value all mean "no voice"; a broken answer is wrong
+    assert trust._norm(None) is None and trust._norm("") is None and trust._norm([]) is None
+
+
+async def test_trust_is_kept_per_model_digest(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    from spinbot import llm
+
+    fake_ollama.replies.extend(perfect(e) for _, e in trust.PROBES)
+    settings = Settings(ollama_url=fake_ollama.url, data_dir=tmp_path, planner_trust="auto")
+    llm.probe(settings)  # what the planner's availability check does first: learns the digest
+    trust.current(settings, MANIFEST)
+    await _measured(settings)
+    kept = sorted(p.name for p in (tmp_path / "trust").iterdir())
+    assert kept == [f"{settings.ollama_model.replace(':', '_')}_{'0' * 16}.json"]
+    calls = len(fake_ollama.chat_requests)
+    # the same model file behind another server (a restart on a new port): no probes
+    trust._known.clear()
+    assert trust.current(settings, MANIFEST).trusted == set(trust.FIELDS)
+    # the model pulled again (a new digest): measured again
+    fake_ollama.digests[settings.ollama_model] = "f" * 64
+    llm._probes.clear()
+    llm.probe(settings)
+    fake_ollama.replies.extend(perfect(e) for _, e in trust.PROBES)
+    assert trust.current(settings, MANIFEST) is trust.RULES_ONLY
+    await _measured(settings)
+    assert len(fake_ollama.chat_requests) == calls + len(trust.PROBES)
+    assert trust.current(settings, MANIFEST).digest == "f" * 64
 
 
 def test_a_trusted_field_wins_and_an_untrusted_one_only_fills_gaps() -> None:

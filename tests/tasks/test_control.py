@@ -19,7 +19,8 @@ from tests.tasks.conftest import Harness
 
 NARRATION = (
     "Solar panels are made of many small cells. When sunlight hits a cell, it knocks electrons loose. "
-    "Those moving electrons are an electric current. An inverter turns it into the power your home uses."
+    "Those moving electrons are an electric current. An inverter turns it into the power your home uses. "
+    "On a sunny day a roof of panels can run a whole house, and extra power flows back into the grid."
 )
 
 
@@ -50,7 +51,9 @@ async def test_script_from_structured_output(harness: Harness, llm: FakeOllama) 
     assert schema["required"] == ["title", "narration", "stage"] and not schema["additionalProperties"]
     assert all("maxLength" in prop for prop in schema["properties"].values()), "unbounded strings let a model ramble"
     prompt = " ".join(m["content"] for m in request.messages)
-    assert "how solar panels work" in prompt and "about 50 words" in prompt and "German" in prompt
+    assert "how solar panels work" in prompt and "50 words" in prompt and "German" in prompt
+    assert "4 plain spoken sentences" in prompt  # a small model keeps a count of sentences better than of words
+    assert "solar" not in request.messages[0]["content"], "the system part is the same bytes for every script"
     assert request.options.get("num_predict", 0) <= 4096
 
 
