@@ -136,8 +136,8 @@ async def cost_part(seconds: float, size: int) -> None:
         settings = Settings(data_dir=root / "data", comfyui_url=None, tts_url=None)
         store = LocalStore(root / "artifacts")
         text = NARRATION * max(1, round(seconds / 14))  # ~14 s of speech each at 160 wpm
-        rows = [["step", "compute s", "checks s (first in the process)", "checks s (again: recogniser loaded)",
-                 "checks / compute (again)"]]
+        rows = [["step", "compute s", "checks s (first in the process)", "checks s (second run)",
+                 "checks / compute (second run)"]]
         total_run = total_checks = total_warm = 0.0
         p_tts = tts.TTSParams(text=text)
         t = time.perf_counter()
