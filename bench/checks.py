@@ -136,8 +136,9 @@ async def cost_part(seconds: float, size: int) -> None:
         settings = Settings(data_dir=root / "data", comfyui_url=None, tts_url=None)
         store = LocalStore(root / "artifacts")
         text = NARRATION * max(1, round(seconds / 14))  # ~14 s of speech each at 160 wpm
-        rows = [["step", "compute s", "checks s", "checks / compute"]]
-        total_run = total_checks = 0.0
+        rows = [["step", "compute s", "checks s (first in the process)", "checks s (second run)",
+                 "checks / compute (second run)"]]
+        total_run = total_checks = total_warm = 0.0
         p_tts = tts.TTSParams(text=text)
         t = time.perf_counter()
         said = await tts.synthesize.handler(ctx_for(store, root, "voice", settings), p_tts)
@@ -146,9 +147,12 @@ async def cost_part(seconds: float, size: int) -> None:
         t = time.perf_counter()
         found = await tts.synthesize.checks(ctx_for(store, root, "voice", settings), p_tts, said)
         check_s = time.perf_counter() - t
+        t = time.perf_counter()
+        await tts.synthesize.checks(ctx_for(store, root, "voice", settings), p_tts, said)
+        warm_s = time.perf_counter() - t
         rows.append([f"tts.synthesize ({said['duration_s']:.1f} s of speech)", f"{run_s:.1f}", f"{check_s:.2f}",
-                     f"{check_s / run_s:.0%}"])
-        total_run, total_checks = total_run + run_s, total_checks + check_s
+                     f"{warm_s:.2f}", f"{warm_s / run_s:.0%}"])
+        total_run, total_checks, total_warm = total_run + run_s, total_checks + check_s, total_warm + warm_s
         draw_portrait("a friendly woman presenter", None, size, size, "cpu").save(root / "face.png")
         face = (await store.put_file("in/face.png", root / "face.png")).descriptor()
         p_vid = video.AnimateParams(image=face, audio=said["audio"], size=size, fps=25)
@@ -159,11 +163,15 @@ async def cost_part(seconds: float, size: int) -> None:
         t = time.perf_counter()
         vfound = await video.animate_portrait.checks(ctx_for(store, root, "talk", settings), p_vid, made)
         check_s = time.perf_counter() - t
+        t = time.perf_counter()
+        await video.animate_portrait.checks(ctx_for(store, root, "talk", settings), p_vid, made)
+        warm_s = time.perf_counter() - t
         rows.append([f"video.animate_portrait ({made['frames']} frames, {size}x{size})", f"{run_s:.1f}",
-                     f"{check_s:.2f}", f"{check_s / run_s:.0%}"])
-        total_run, total_checks = total_run + run_s, total_checks + check_s
-        rows.append(["talking head, both steps", f"{total_run:.1f}", f"{total_checks:.2f}",
-                     f"{total_checks / total_run:.1%}"])
+                     f"{check_s:.2f}", f"{warm_s:.2f}", f"{warm_s / run_s:.0%}"])
+        total_run, total_checks, total_warm = total_run + run_s, total_checks + check_s, total_warm + warm_s
+        rows.append(["talking head, both steps", f"{total_run:.1f}",
+                     f"{total_checks:.2f} ({total_checks / total_run:.1%})", f"{total_warm:.2f}",
+                     f"{total_warm / total_run:.1%}"])
         verdicts = ", ".join(f"{c.name}={c.value}" for c in [*found, *vfound])
         print(f"What the checks cost on a talking head of ~{seconds:g} s (CPU, {os.cpu_count()} cores):\n")
         table(rows)
