@@ -32,7 +32,8 @@ def test_catalog_outputs() -> None:
     g, c = gpu(), control()
     assert g.get("tts.synthesize").outputs == {"audio": "audio", "duration_s": "number", "voice_match": "text"}
     assert g.get("voice.prepare").outputs == {"voice": "audio", "features": "json"}
-    assert g.get("video.animate_portrait").outputs == {"video": "video", "frames": "number", "duration_s": "number"}
+    assert g.get("video.animate_portrait").outputs == {"video": "video", "frames": "number", "duration_s": "number",
+                                                           "mouth": "json"}
     assert c.get("llm.generate_script").outputs == {
         "title": "text",
         "narration": "text",
