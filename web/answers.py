@@ -84,6 +84,15 @@ def progress_line(state: JobState, base_url: str, services: Services) -> str:
             f"Follow it at {job_page(base_url, state.id, services)}")
 
 
+def reused_nodes(artifacts: list[dict[str, Any]], job_id: str) -> set[str]:
+    """Nodes the node cache answered: every artifact they output lives in an earlier job's folder."""
+    mine: dict[str, bool] = {}
+    for a in artifacts:
+        own = str(a["key"]).startswith(f"jobs/{job_id}/")
+        mine[a["node"]] = mine.get(a["node"], False) or own
+    return {node for node, own in mine.items() if not own}
+
+
 def answer_for(state: JobState, job_id: str, base_url: str, services: Services) -> str:
     """The final answer in markdown: what was done, artifacts as absolute signed links, images inline."""
     if not state.terminal:
@@ -99,12 +108,17 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
         hints = {str(h) for n in failed if (h := (n.get("error") or {}).get("hint"))}
         return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
                 + f"\n\nDetails: {job_page(base_url, job_id, services)}")
-    steps = f"{len(nodes)} step{'' if len(nodes) == 1 else 's'}"
-    lines = [f"Done: {steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
+    found = artifacts_in_graph(state.graph)
+    reused = reused_nodes(found, job_id)
+    ran = len(nodes) - len(reused)
+    head = f"Done: {ran} step{'' if ran == 1 else 's'} ran"
+    if reused:
+        head += f", {len(reused)} reused from an earlier job ({', '.join(sorted(reused))})"
+    lines = [f"{head} ({', '.join(dict.fromkeys(n['service'] for n in nodes))})."]
     images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
-    for a in artifacts_in_graph(state.graph):
+    for a in found:
         url = artifact_link(base_url, a["key"], services.links)
-        label = f"{a['node']} {a['name']}"
+        label = f"{a['node']} {a['name']}" + (" (reused)" if a["node"] in reused else "")
         ctype = str(a.get("contentType", ""))
         if ctype.startswith("image/"):
             images.append(f"![{label}]({url})")
