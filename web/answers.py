@@ -106,6 +106,15 @@ def findings_lines(findings: list[Finding]) -> list[str]:
     return lines + [f"- Not checked: {f.message}" for f in findings if f.kind == "not_checked"]
 
 
+def reused_nodes(artifacts: list[dict[str, Any]], job_id: str) -> set[str]:
+    """Nodes the node cache answered: every artifact they output lives in an earlier job's folder."""
+    mine: dict[str, bool] = {}
+    for a in artifacts:
+        own = str(a["key"]).startswith(f"jobs/{job_id}/")
+        mine[a["node"]] = mine.get(a["node"], False) or own
+    return {node for node, own in mine.items() if not own}
+
+
 def answer_for(state: JobState, job_id: str, base_url: str, services: Services) -> str:
     """The final answer in markdown: what was done, artifacts as absolute signed links, images inline."""
     if not state.terminal:
@@ -121,15 +130,20 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
         hints = {str(h) for n in failed if (h := (n.get("error") or {}).get("hint"))}
         return (f"The job failed: {why}." + (f" {' '.join(sorted(hints))}" if hints else "")
                 + f"\n\nDetails: {job_page(base_url, job_id, services)}")
-    steps = f"{len(nodes)} step{'' if len(nodes) == 1 else 's'}"
+    found = artifacts_in_graph(state.graph)
+    reused = reused_nodes(found, job_id)
+    ran = len(nodes) - len(reused)
+    steps = f"{ran} step{'' if ran == 1 else 's'} ran"
+    if reused:
+        steps += f", {len(reused)} reused from an earlier job ({', '.join(sorted(reused))})"
     findings = compare(state.graph)
-    lines = verdict(findings, f"{steps} ran ({', '.join(dict.fromkeys(n['service'] for n in nodes))}).")
+    lines = verdict(findings, f"{steps} ({', '.join(dict.fromkeys(n['service'] for n in nodes))}).")
     lines += findings_lines(findings)
     head = len(lines)
     images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
-    for a in artifacts_in_graph(state.graph):
+    for a in found:
         url = artifact_link(base_url, a["key"], services.links)
-        label = f"{a['node']} {a['name']}"
+        label = f"{a['node']} {a['name']}" + (" (reused)" if a["node"] in reused else "")
         ctype = str(a.get("contentType", ""))
         if ctype.startswith("image/"):
             images.append(f"![{label}]({url})")

@@ -29,6 +29,11 @@ DETECT_SIDE = 640
 LIPS_IN_BOX = (0.5, 0.79, 0.40)
 
 
+#: How each way of finding the mouth reads in a node's log.
+FOUND_BY = {"drawn": "where the drawing put it", "smile cascade": "OpenCV's face and smile detectors",
+            "face proportions": "OpenCV's face detector and face proportions"}
+
+
 @dataclass(frozen=True, slots=True)
 class Mouth:
     """A mouth in pixels of the picture it was found in: centre (x, y), width, the face box (x, y, w, h)."""

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from executors.gpu import comfyui, device, measure
 from executors.gpu.common import ArtifactInput, Batcher, Reporter, fetch, in_thread, scratch
 from executors.gpu.draw import LIPS_WIDTH, caption_overlay
-from executors.gpu.face import Mouth, find_mouth, square_around
+from executors.gpu.face import FOUND_BY, Mouth, find_mouth, square_around
 from executors.gpu.media import (
     VideoInfo,
     VideoWriter,
@@ -235,7 +235,8 @@ async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]
             out = tmp / "talking.mp4"
             mouth = await in_thread(animate_builtin, image, audio, out, p.fps, p.size, Reporter(ctx))
             await ctx.log(NO_FACE if mouth is None else
-                          f"mouth at {mouth['x']:.0%} across, {mouth['y']:.0%} down (found by {mouth['found_by']})")
+                          f"mouth at {mouth['x']:.0%} across, {mouth['y']:.0%} down: "
+                          f"{FOUND_BY.get(mouth['found_by'], mouth['found_by'])}")
         info = await in_thread(probe, out)
         video = await ctx.put_artifact("talking.mp4", out, "video/mp4")
     await ctx.progress(1.0, f"{info.frames} frames, {info.duration_s:.1f} s")

@@ -182,7 +182,8 @@ async def test_stopped_jobs_show_what_completed_and_long_goals_are_clamped(
 
     page = await open_page(f"/jobs/{failed['id']}")
     await page.wait_for_selector(".job-panel[data-status='failed']")
-    assert (await page.locator(".job-panel .bar-text").inner_text()).startswith("50 % · failed")
+    said = await page.locator(".job-panel .bar-text").inner_text()
+    assert said.startswith("50 % done · failed") and "finished: Echo first" in said and "failed: Fail" in said, said
     await shots(page, "failed-job")
 
     console.allow("404")

@@ -73,3 +73,23 @@ async def test_a_follow_up_job_is_listed_under_its_own_goal(chat_api: LiveAPI, e
             await read_sse(r)
         goals = [j["goal"] for j in (await c.get("/api/jobs")).json()["items"]]
     assert goals == ["now make it say second", "make an echo saying first"]
+
+
+def test_the_answer_says_which_steps_were_reused() -> None:
+    from types import SimpleNamespace
+
+    from spinbot.queue import JobState
+    from web.answers import answer_for
+    from web.auth import LinkSigner
+
+    def node(nid: str, job: str) -> dict[str, Any]:
+        return {"id": nid, "service": "tts.synthesize", "plane": "gpu", "status": "completed", "output": {
+            "audio": {"key": f"jobs/{job}/{nid}/speech.wav", "contentType": "audio/wav", "size": 2048}}}
+
+    graph = {"nodes": [node("first", "old"), node("second", "new")]}
+    state = JobState(id="new", status="completed", progress=1.0, plane=None, version=1, owner="local", graph=graph,
+                     error=None, created=0.0, updated=0.0, pipeline=None)
+    services = SimpleNamespace(links=LinkSigner(b"k" * 32, 3600))
+    text = answer_for(state, "new", "http://x", services)  # type: ignore[arg-type]
+    assert text.startswith("Done: 1 step ran, 1 reused from an earlier job (first)"), text
+    assert "[first audio (reused)]" in text and "[second audio](" in text

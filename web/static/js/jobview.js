@@ -37,7 +37,7 @@ function stoppedText(m, done, elapsed) {
   const o = m.outcome();
   const parts = [`${percent(done)} done`, `${m.status} after ${formatDuration(elapsed)}`];
   if (o.completed.length) parts.push(`finished: ${o.completed.join(", ")}`);
-  for (const s of o.stopped) parts.push(`${s.status} at ${percent(s.progress)}: ${s.name}`);
+  for (const s of o.stopped) parts.push(`${s.status}${s.progress > 0 ? ` at ${percent(s.progress)}` : ""}: ${s.name}`);
   if (o.notRun.length) parts.push(`not started: ${o.notRun.join(", ")}`);
   return parts.join(" · ");
 }
