@@ -135,7 +135,9 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
     ran = len(nodes) - len(reused)
     steps = f"{ran} step{'' if ran == 1 else 's'} ran"
     if reused:
-        steps += f", {len(reused)} reused from an earlier job ({', '.join(sorted(reused))})"
+        again = f"reused from an earlier job ({', '.join(sorted(reused))})"
+        steps = (f"{steps}, {len(reused)} {again}" if ran else
+                 f"{len(reused)} step{'' if len(reused) == 1 else 's'} {again}")
     findings = compare(state.graph)
     lines = verdict(findings, f"{steps} ({', '.join(dict.fromkeys(n['service'] for n in nodes))}).")
     lines += findings_lines(findings)

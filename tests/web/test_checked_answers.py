@@ -36,4 +36,5 @@ async def test_a_video_shorter_than_asked_is_done_but_with_the_figures(api: Live
         assert job["checks"] == []  # the same results, nothing asked that they miss
         assert {n for n, d in done.items() if d.get("reused")} == {"face", "say", "talk"}  # checks travel with them
         state = await api.services.queue.get(job["id"])
-        assert state is not None and answer_for(state, job["id"], api.url, api.services).startswith("Done: 3 steps")
+        assert state is not None and answer_for(state, job["id"], api.url, api.services).startswith(
+        "Done: 3 steps reused from an earlier job (face, say, talk)")
