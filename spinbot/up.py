@@ -187,8 +187,10 @@ class ModelWatch:
     model: ModelServer
     supervisor: Supervisor | None = None
     thread: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     def stop(self) -> None:
+        self.stopping.set()  # a start still loading must not hand the model to a supervisor now
         if self.thread is not None:
             self.thread.join(START_WAIT_S)
         if self.supervisor is not None:
@@ -204,8 +206,11 @@ def _start_model(model: ModelServer) -> ModelWatch:
         try:
             model.start()
         except RuntimeError as e:  # the supervisor retries with backoff; planning uses the rules meanwhile
+            if watch.stopping.is_set():
+                return
             log.error("embedded model: %s", e)
-        watch.supervisor = Supervisor([model]).start()
+        if not watch.stopping.is_set():
+            watch.supervisor = Supervisor([model]).start()
 
     watch.thread = threading.Thread(target=run, name="embedded-model-start", daemon=True)
     watch.thread.start()

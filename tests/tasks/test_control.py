@@ -50,6 +50,8 @@ async def test_script_from_structured_output(harness: Harness, llm: FakeOllama) 
     schema = request.format
     assert schema["required"] == ["title", "narration", "stage"] and not schema["additionalProperties"]
     assert all("maxLength" in prop for prop in schema["properties"].values()), "unbounded strings let a model ramble"
+    # and the narration cannot stop short: 95 % of 50 words at 6 characters each
+    assert schema["properties"]["narration"]["minLength"] == int(50 * script.MIN_FILL * script.MIN_CHARS_PER_WORD)
     prompt = " ".join(m["content"] for m in request.messages)
     assert "how solar panels work" in prompt and "50 words" in prompt and "German" in prompt
     assert "4 plain spoken sentences" in prompt  # a small model keeps a count of sentences better than of words
