@@ -76,8 +76,6 @@ async def test_a_graph_refused_for_a_taken_profile_name_does_not_run(api_setting
             accepted |= {r.json()["id"] for r in got if r.status_code == 202}
             jobs = (await a.get("/api/jobs", params={"limit": 100})).json()["items"]
             assert [j["id"] for j in jobs if j["id"] not in accepted and j["status"] != "cancelled"] == []
-            for job_id in accepted:  # no executor runs here: free the key's job limit (exact) for the next round
-                assert (await a.post(f"/api/jobs/{job_id}/cancel")).status_code in (200, 202, 409)
         names = [p["name"] for p in (await a.get("/api/profiles")).json()["items"]]
         assert sorted(names) == ["Zoe0", "Zoe1", "Zoe2"]
 
