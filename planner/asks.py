@@ -17,13 +17,16 @@ from planner.cues import (
     CREATE,
     FILE_NAMED,
     REFERENCE,
+    SPOKEN_VIDEO,
     THIS_KIND,
     TOPIC_MARKER,
     UNOFFERED,
+    VIDEO_OF,
 )
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
+SCENE_VIDEO = "make a video of a scene (text to video)"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -94,6 +97,11 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    default = vocab.default()
+    if default in named and said is None and not attachments and VIDEO_OF.search(frame) \
+            and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves": a scene, not a face speaking
+        asked.unoffered.append(SCENE_VIDEO)
+        named.remove(default)
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
     others = [n for n in named if n != speaking]

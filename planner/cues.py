@@ -81,6 +81,13 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
         r"horse|robot|beach|mountain|river|landscape|drone|fish|spaceship|astronaut)s?\b"), None),
 ]
+#: A video "of" a scene (ocean waves, a cat playing) with no one speaking: text to video, which no service offers
+#: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
+VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:of|showing|where|in which|"
+                 r"de|von|mit|con|du|des)")
+SPOKEN_VIDEO = words(r"about|explain\w*|talk\w*|say\w*|speak\w*|narrat\w*|present\w*|voice\w*|speech|tell\w*|"
+                     r"introduc\w*|teach\w*|lesson|tutorial|explainer|avatar|talking[- ]head|lip[- ]?sync|"
+                     r"announce\w*|interview|vlog|greeting|message|sobre|über|sur|explica\w*|erklär\w*")
 #: "a video about how to translate": the words after it, up to the clause's end, name a subject, not an operation.
 TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on how|regarding|concerning|"
                      r"sur|über|sobre|su|о|عن|关于")

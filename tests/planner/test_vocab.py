@@ -275,3 +275,12 @@ def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str)
 def test_the_speaking_services_own_cues_mark_words_too() -> None:
     read = read_rules("record an announcement: the store closes at nine", [])
     assert read.deliverables == ["speech"] and read.say == "the store closes at nine"
+
+
+@pytest.mark.parametrize(("goal", "unoffered"), [
+    ("a video of ocean waves crashing on rocks at sunset", True),
+    ("a video of my grandmother telling her favourite story", False),  # someone speaks: a talking video
+])  # fmt: skip
+def test_a_video_of_a_scene_is_text_to_video_which_no_service_offers(goal: str, unoffered: bool) -> None:
+    read = read_rules(goal, [])
+    assert (read.kind == "reply" and bool(read.unoffered)) is unoffered, read
