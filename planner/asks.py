@@ -26,6 +26,9 @@ from planner.cues import (
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
+#: The words before a file name that make it the name of what is made.
+OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
+                         r"\s*[\"'“‘]?$", re.I)
 SCENE_VIDEO = "make a video of a scene (text to video)"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
@@ -104,6 +107,12 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named.remove(default)
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
+    for name in named:  # "upscale this video" with no video attached
+        base = vocab.deliverables[name].base_type
+        if base and base not in kinds and base in THIS_KIND and THIS_KIND[base].search(frame):
+            asked.problem = (f"I see no attached {base}: attach the {base} to {vocab.deliverables[name].does} "
+                             "(services cannot download links).")
+            return asked
     others = [n for n in named if n != speaking]
     if not others and attachments and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
@@ -212,6 +221,8 @@ def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -
     """A reply for attachments that cannot be used: one the goal names is not there, or no service reads its type."""
     named = {a.name for a in attachments if a.name}
     for m in FILE_NAMED.finditer(goal):
+        if OUTPUT_NAME.search(goal, 0, m.start()):  # "save the output as 'out.wav'": a name to give, not a file
+            continue
         if m.group(1) not in named:
             return (f"I see no attached file named {m.group(1)!r}. Attach it (drop it into the message or use the "
                     "paperclip), then ask again.")

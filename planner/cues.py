@@ -52,7 +52,7 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("extract audio", words(r"extract (?:the )?(?:audio|sound|voice|music)(?: (?:from|of|out of) (?:the |this |my )?"
                             r"(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|(?:video|clip) to (?:mp3|audio)"),
      None),
-    ("colourise", words(r"colou?ri[sz]\w*|add colou?rs? to|black[- ]and[- ]white "
+    ("colourise", words(r"colou?ri[sz]e|colou?ri[sz]ing|colou?ri[sz]ation|add colou?rs? to|black[- ]and[- ]white "
                         r"(?:photo|video|image|picture) (?:in|into|to) colou?r"), None),
     ("describe or answer questions about an image", words(
         r"describe (?:this|the|my|what(?:'s| is) in (?:this|the)) (?:image|picture|photo)|"

@@ -288,7 +288,7 @@ def render_builtin(p: ImageParams, out: Path, report: Reporter) -> Path:
         deliverable="image", does="draw an image (a poster, a title card, a presenter's portrait)", output="image",
         cues=[r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
               r"title card|cover art|draw|paint|illustrate",
-              r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
+              r"dessine|dessin|affiche|zeichne|bild|dib[uú]ja\w*|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
 )
 async def render(ctx: TaskContext, p: ImageParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
