@@ -100,6 +100,9 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    if unoffered:  # "I have a video file ...; transcribe it": the noun names the attachment, not something to make
+        named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
+                 not in kinds]
     default = vocab.default()
     if default in named and said is None and not attachments and VIDEO_OF.search(frame) \
             and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves": a scene, not a face speaking
