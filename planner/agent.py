@@ -380,7 +380,7 @@ def cannot_text(intent: Intent, manifest: MergedManifest) -> str:
     if intent.reply_kind == "bad_input" and intent.problem:
         return intent.problem
     ops = " and ".join(intent.unoffered) or "that"
-    return f"I cannot {ops}: no service here does it. What I can do: {can_do(manifest)}."
+    return f"Not something I can do: {ops} (no service here does it). What I can do: {can_do(manifest)}."
 
 
 def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: str = "") -> str:

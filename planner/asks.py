@@ -29,7 +29,7 @@ from spinbot.graph import Attachment
 #: The words before a file name that make it the name of what is made.
 OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
                          r"\s*[\"'“‘]?$", re.I)
-SCENE_VIDEO = "make a video of a scene (text to video)"
+SCENE_VIDEO = "text-to-video (a video of a scene)"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 

@@ -44,7 +44,7 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"(?:compose|generate|make|create|write|produce|add|put) (?:me )?(?:a |an |some |the )?(?:[\w-]+ ){0,2}"
         r"(?:music|song|melody|jingle|beat|tune|soundtrack)"), "audio"),
     ("sing", words(r"sing|sings|singing|sung|karaoke"), None),
-    ("reduce noise", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
+    ("noise reduction (reduce noise)", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
                            r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
     ("stabilise a video", words(r"stabili[sz]\w*|(?:less|not) shaky|remove (?:the )?(?:camera )?shake"), None),
     ("slow motion or speed changes", words(r"slow[- ]?mo(?:tion)?|time[- ]?lapse|(?:slow down|speed up) "
@@ -53,15 +53,17 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                             r"(?:the |this |my )?(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|"
                             r"(?:video|clip) to (?:mp3|audio)"),
      None),
-    ("colourise", words(r"colou?ri[sz]e|colou?ri[sz]ing|colou?ri[sz]ation|add colou?rs? to|black[- ]and[- ]white "
+    ("colourise (colorize)", words(
+        r"colou?ri[sz]e|colou?ri[sz]ing|colou?ri[sz]ation|add colou?rs? to|black[- ]and[- ]white "
                         r"(?:photo|video|image|picture) (?:in|into|to) colou?r"), None),
-    ("describe or answer questions about an image", words(
+    ("describe an image, count objects or answer questions about it", words(
         r"describe (?:this|the|my|what(?:'s| is) in (?:this|the)) (?:image|picture|photo)|"
         r"what(?:'s| is) in (?:this|the|my) (?:image|picture|photo|video)|"
         r"how many \w+ (?:are )?in (?:this|the) (?:image|picture|photo)|"
         r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in|"
         r"how many \w+ (?:are )?in (?:these|those) (?:images?|pictures?|photos?)"), None),
-    ("fetch the news or the web", words(r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
+    ("fetch the news, a web page or a download", words(
+        r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
                                         r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
                                         r"browse|look up|google|download\w*|url of|web ?page|online article"),
@@ -75,19 +77,20 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("trim, crop or rotate a video", words(r"trim|crop|rotate|cut (?:the )?(?:first|last) \w+|mirror the"), None),
     ("swap faces", words(r"face[- ]?swap|swap (?:the |their )?faces|deepfake"), None),
     ("summarise", words(r"summari[sz]\w*|tl;?dr"), None),
-    ("analyse text (named entities, sentiment, keywords)", words(r"named entit\w*|sentiment|keywords?|classify|"
+    ("text analysis (named entities, sentiment analysis, keywords)", words(
+        r"named entit\w*|sentiment|keywords?|classify|"
                                                               r"part[- ]of[- ]speech"), None),
     ("audio effects", words(r"reverb|equali[sz]\w*|echo effect|audio effects?|pitch[- ]shift\w*|auto-?tune"), None),
-    ("image processing (panoramas, edges, pose, depth, segmentation)", words(
+    ("image processing (stitch a panorama, an edge map, pose-guided images, depth, segmentation)", words(
         r"panorama\w*|canny|edge (?:map|detection)|pose of|depth map|segment\w*|(?:label|detect\w*|identify) "
         r"(?:and label )?(?:the )?objects?|object detection"), None),
-    ("make a slideshow", words(r"slide ?shows?"), None),
-    ("errands (jobs, alarms, installing software)", words(r"apply for|set an alarm|install\w*"), None),
+    ("a slideshow from images", words(r"slide ?shows?"), None),
+    ("errands (a job application, an alarm, installing software)", words(r"apply for|set an alarm|install\w*"), None),
     ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
                                                     r"people|subtitles?)"), None),
     ("make other kinds of files (3D models, GIFs, websites, documents)", words(
         r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf"), None),
-    ("make a video of a scene (text to video)", words(
+    ("text-to-video (a video of a scene)", words(
         r"(?:video|clip|animation|footage) of (?:an? |the |some )?(?!(?:me|my|this|her|him|person|presenter|man|woman|"
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
         r"horse|robot|beach|mountain|river|landscape|drone|fish|spaceship|astronaut)s?\b"), None),
