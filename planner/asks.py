@@ -100,6 +100,7 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    named = [n for n in named if not _purpose(n, named, vocab, frame)]
     if unoffered:  # "I have a video file ...; transcribe it": the noun names the attachment, not something to make
         named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
                  not in kinds]
@@ -126,6 +127,21 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked.deliverables = _in_order(named, vocab, frame)
     asked.problem = _bind(asked, attachments, vocab, goal, said)
     return asked
+
+
+def _purpose(name: str, named: list[str], vocab: Vocabulary, frame: str) -> bool:
+    """Whether `name` is only what another deliverable is for: "a script for a 1-minute video" asks for a script."""
+    cue = vocab.deliverables[name].cue
+    for other in named:
+        other_cue = vocab.deliverables[other].cue
+        if other == name or other_cue is None or cue is None:
+            continue
+        for m in other_cue.finditer(frame):
+            for skip in range(4):
+                after = re.match(rf"\s+for\s+(?:[\w'-]+\s+){{{skip}}}", frame[m.end():])
+                if after and cue.match(frame, m.end() + after.end()):
+                    return True
+    return False
 
 
 def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str], named: list[str]) -> bool:

@@ -304,3 +304,7 @@ def test_other_peoples_phrasings_of_what_the_services_offer(
 async def test_a_transformer_of_this_video_with_none_attached_is_a_reply() -> None:
     result = await planned("upscale this video to 4k")
     assert result.kind == "reply" and result.graph is None and "no attached video" in result.message
+
+
+def test_what_a_deliverable_is_for_is_not_one_more_deliverable() -> None:
+    assert read_rules("Write a script for a 1-minute video introduction", []).deliverables == ["script"]
