@@ -12,7 +12,6 @@ leaves out or gets wrong; `build` derives the graph from the intent and the live
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from functools import cache
@@ -28,7 +27,8 @@ from planner.builder import Unbuildable, build, unused_attachments
 from planner.compile import PlanShapeError, compile_plan
 from planner.intent import Intent
 from planner.models import PlanRequest, PlanResult, Profile
-from planner.vocab import Vocabulary, for_reading
+from planner.replies import SAID, cannot_text, left_out, reply_text
+from planner.vocab import for_reading
 from spinbot.errors import SpinbotError
 from spinbot.graph import Attachment, Graph
 from spinbot.llm import LLMGarbage, LLMTimeout, LLMUnavailable, reachable
@@ -278,7 +278,6 @@ class Planner:
 # ---- the state graph (compiled once; each run's Planner travels in the config) ---------------------
 
 #: The llm_note of a plan made without an LLM once the conversation was already told so (nothing is added).
-SAID = "(no-LLM mode, said before)"
 
 NODES = ("gather", "read", "reply", "build", "evaluate", "done")
 
@@ -374,63 +373,3 @@ def describe_changes(before: Intent, after: Intent) -> str:
         label = {"duration_s": "length", "say": "words", "speed": "speed (words per minute)"}.get(name, name)
         words.append(f"{label} {old if old is not None else 'default'} -> {new}")
     return "Changed: " + ", ".join(words) + "."
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence of a description; "e.g." and "i.e." do not end one."""
-    for m in re.finditer(r"\.(\s|$)", text):
-        before = text[: m.start() + 1]
-        if not re.search(r"(?:\be\.g|\bi\.e|\betc|\bvs)\.$", before, re.I):
-            return before.rstrip(".").strip()
-    return text.strip().rstrip(".")
-
-
-def can_do(manifest: MergedManifest) -> str:
-    """What Spinbot can do now, in the services' own words: "read text aloud; draw an image; ..."."""
-    return "; ".join(Vocabulary(manifest).menu()) or "nothing right now: no executor is running"
-
-
-def left_out(unoffered: list[str], manifest: MergedManifest) -> str:
-    return (f"left out: {' and '.join(unoffered)} (no service here does that); the rest of the request is "
-            f"planned")
-
-
-def cannot_text(intent: Intent, manifest: MergedManifest) -> str:
-    """The reply to a request that cannot be planned: the operation no service offers, or the input problem."""
-    if intent.reply_kind == "bad_input" and intent.problem:
-        return intent.problem
-    ops = " and ".join(intent.unoffered) or "that"
-    return f"I cannot {ops}: no service here does it. What I can do: {can_do(manifest)}."
-
-
-def capabilities_text(manifest: MergedManifest) -> str:
-    """What can run now, in the services' own user words (no service ids, no pipeline names), then what
-    cannot run now and why, then an example goal."""
-    vocab = Vocabulary(manifest)
-    now = [f"- {does}" for does in vocab.menu()] or ["- nothing right now: no executor is running (start them "
-                                                      "with `spinbot up`)"]
-    off = [f"- not now: {d.does} ({manifest.services[d.service].unavailable_reason or 'its service is not running'})"
-           for d in vocab.deliverables.values() if not manifest.services[d.service].available]
-    return ("Here is what I can make for you now:\n" + "\n".join(now + off) + "\n\n"
-            "Attach a portrait or a voice sample to use your own (the Profiles page keeps them for later). "
-            'Tell me a goal, e.g. "a 30-second talking-head video explaining how solar panels work, female voice".')
-
-
-def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: str = "") -> str:
-    if kind == "capabilities":
-        return capabilities_text(manifest)
-    if kind == "job_status":
-        job = next((m.job_id for m in reversed(req.conversation) if m.job_id), None)
-        if req.previous_graph is None and job is None:
-            return "There is no job in this conversation yet. Tell me what to make and I will plan it."
-        where = f" Job {job}: its live progress is in the job panel." if job else ""
-        return f"Your latest job is the last plan in this conversation.{where}"
-    if kind == "greeting":
-        return (
-            f"Hello! I'm Spinbot. I plan and run short media jobs: {can_do(manifest)}. "
-            'Tell me what you\'d like, e.g. "a 30-second video explaining how solar panels work, female voice".'
-        )
-    why = f" {llm_note}" if llm_note and llm_note != SAID else ""
-    return (
-        f"I make media from a goal: {can_do(manifest)}. Tell me what to make, or ask \"what can you do?\".{why}"
-    )

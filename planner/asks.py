@@ -17,13 +17,19 @@ from planner.cues import (
     CREATE,
     FILE_NAMED,
     REFERENCE,
+    SPOKEN_VIDEO,
     THIS_KIND,
     TOPIC_MARKER,
     UNOFFERED,
+    VIDEO_OF,
 )
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
+#: The words before a file name that make it the name of what is made.
+OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
+                         r"\s*[\"'“‘]?$", re.I)
+SCENE_VIDEO = "text-to-video (a video of a scene)"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -94,8 +100,23 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    named = [n for n in named if not _purpose(n, named, vocab, frame)]
+    if unoffered:  # "I have a video file ...; transcribe it": the noun names the attachment, not something to make
+        named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
+                 not in kinds]
+    default = vocab.default()
+    if default in named and said is None and not attachments and VIDEO_OF.search(frame) \
+            and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves": a scene, not a face speaking
+        asked.unoffered.append(SCENE_VIDEO)
+        named.remove(default)
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
+    for name in named:  # "upscale this video" with no video attached
+        base = vocab.deliverables[name].base_type
+        if base and base not in kinds and base in THIS_KIND and THIS_KIND[base].search(frame):
+            asked.problem = (f"I see no attached {base}: attach the {base} to {vocab.deliverables[name].does} "
+                             "(services cannot download links).")
+            return asked
     others = [n for n in named if n != speaking]
     if not others and attachments and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
@@ -106,6 +127,21 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked.deliverables = _in_order(named, vocab, frame)
     asked.problem = _bind(asked, attachments, vocab, goal, said)
     return asked
+
+
+def _purpose(name: str, named: list[str], vocab: Vocabulary, frame: str) -> bool:
+    """Whether `name` is only what another deliverable is for: "a script for a 1-minute video" asks for a script."""
+    cue = vocab.deliverables[name].cue
+    for other in named:
+        other_cue = vocab.deliverables[other].cue
+        if other == name or other_cue is None or cue is None:
+            continue
+        for m in other_cue.finditer(frame):
+            for skip in range(4):
+                after = re.match(rf"\s+for\s+(?:[\w'-]+\s+){{{skip}}}", frame[m.end():])
+                if after and cue.match(frame, m.end() + after.end()):
+                    return True
+    return False
 
 
 def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str], named: list[str]) -> bool:
@@ -204,6 +240,8 @@ def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -
     """A reply for attachments that cannot be used: one the goal names is not there, or no service reads its type."""
     named = {a.name for a in attachments if a.name}
     for m in FILE_NAMED.finditer(goal):
+        if OUTPUT_NAME.search(goal, 0, m.start()):  # "save the output as 'out.wav'": a name to give, not a file
+            continue
         if m.group(1) not in named:
             return (f"I see no attached file named {m.group(1)!r}. Attach it (drop it into the message or use the "
                     "paperclip), then ask again.")

@@ -206,9 +206,9 @@ class Builder:
         text = f"Here is a short introduction to {subject}."
         if intent.duration_s:
             real = len(text.split()) / (intent.speed or WPM) * 60
-            self.note(f"you asked for {intent.duration_s:g} s, but no LLM answers to write a narration that long: "
-                      f"the narration is one template sentence, about {real:.0f} s spoken; start Ollama for a script "
-                      "of the length asked")
+            self.note(f"you asked for {intent.duration_s:g} s, which cannot be met without an LLM to write the "
+                      f"narration: it is one template sentence, only about {real:.0f} s spoken; start Ollama for a "
+                      "script of the length asked")
         else:
             self.note("no LLM answers, so the narration is a template sentence; start Ollama for a written script")
         return text

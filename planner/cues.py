@@ -44,25 +44,30 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"(?:compose|generate|make|create|write|produce|add|put) (?:me )?(?:a |an |some |the )?(?:[\w-]+ ){0,2}"
         r"(?:music|song|melody|jingle|beat|tune|soundtrack)"), "audio"),
     ("sing", words(r"sing|sings|singing|sung|karaoke"), None),
-    ("reduce noise", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
+    ("noise reduction (reduce noise)", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
                            r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
     ("stabilise a video", words(r"stabili[sz]\w*|(?:less|not) shaky|remove (?:the )?(?:camera )?shake"), None),
     ("slow motion or speed changes", words(r"slow[- ]?mo(?:tion)?|time[- ]?lapse|(?:slow down|speed up) "
                                            r"(?:the |this |my )?(?:video|clip|footage)"), None),
-    ("extract audio", words(r"extract (?:the )?(?:audio|sound|voice|music)(?: (?:from|of|out of) (?:the |this |my )?"
-                            r"(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|(?:video|clip) to (?:mp3|audio)"),
+    ("extract audio", words(r"extract (?:the |its |this )?(?:audio|sound|voice|music)(?: (?:from|of|out of) "
+                            r"(?:the |this |my )?(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|"
+                            r"(?:video|clip) to (?:mp3|audio)"),
      None),
-    ("colourise", words(r"colou?ri[sz]\w*|add colou?rs? to|black[- ]and[- ]white "
+    ("colourise (colorize)", words(
+        r"colou?ri[sz]e|colou?ri[sz]ing|colou?ri[sz]ation|add colou?rs? to|black[- ]and[- ]white "
                         r"(?:photo|video|image|picture) (?:in|into|to) colou?r"), None),
-    ("describe or answer questions about an image", words(
+    ("describe an image, count objects or answer questions about it", words(
         r"describe (?:this|the|my|what(?:'s| is) in (?:this|the)) (?:image|picture|photo)|"
         r"what(?:'s| is) in (?:this|the|my) (?:image|picture|photo|video)|"
         r"how many \w+ (?:are )?in (?:this|the) (?:image|picture|photo)|"
-        r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in"), None),
-    ("fetch the news or the web", words(r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
+        r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in|"
+        r"how many \w+ (?:are )?in (?:these|those) (?:images?|pictures?|photos?)"), None),
+    ("fetch the news, a web page or a download", words(
+        r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
                                         r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
-                                        r"browse|look up|google"), None),
+                                        r"browse|look up|google|download\w*|url of|web ?page|online article"),
+     None),
     ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
                                        r"(?:buy|purchase) (?:me )?(?:a |an |some )?\w+|send (?:an? )?(?:email|"
                                        r"e-mail|message|text|sms)|schedule a (?:meeting|call)|set (?:a |an )?"
@@ -72,15 +77,31 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("trim, crop or rotate a video", words(r"trim|crop|rotate|cut (?:the )?(?:first|last) \w+|mirror the"), None),
     ("swap faces", words(r"face[- ]?swap|swap (?:the |their )?faces|deepfake"), None),
     ("summarise", words(r"summari[sz]\w*|tl;?dr"), None),
+    ("text analysis (named entities, sentiment analysis, keywords)", words(
+        r"named entit\w*|sentiment|keywords?|classify|"
+                                                              r"part[- ]of[- ]speech"), None),
+    ("audio effects", words(r"reverb|equali[sz]\w*|echo effect|audio effects?|pitch[- ]shift\w*|auto-?tune"), None),
+    ("image processing (stitch a panorama, an edge map, pose-guided images, depth, segmentation)", words(
+        r"panorama\w*|canny|edge (?:map|detection)|pose of|depth map|segment\w*|(?:label|detect\w*|identify) "
+        r"(?:and label )?(?:the )?objects?|object detection"), None),
+    ("a slideshow from images", words(r"slide ?shows?"), None),
+    ("errands (a job application, an alarm, installing software)", words(r"apply for|set an alarm|install\w*"), None),
     ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
                                                     r"people|subtitles?)"), None),
     ("make other kinds of files (3D models, GIFs, websites, documents)", words(
         r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf"), None),
-    ("make a video of a scene (text to video)", words(
+    ("text-to-video (a video of a scene)", words(
         r"(?:video|clip|animation|footage) of (?:an? |the |some )?(?!(?:me|my|this|her|him|person|presenter|man|woman|"
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
         r"horse|robot|beach|mountain|river|landscape|drone|fish|spaceship|astronaut)s?\b"), None),
 ]
+#: A video "of" a scene (ocean waves, a cat playing) with no one speaking: text to video, which no service offers
+#: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
+VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:\w+ )?(?:of|showing|where|"
+                 r"in which|de|von|mit|con|du|des|based on|that visuali[sz]es)|visuali[sz]e")
+SPOKEN_VIDEO = words(r"about|explain\w*|talk\w*|say\w*|speak\w*|narrat\w*|present\w*|voice\w*|speech|tell\w*|"
+                     r"introduc\w*|teach\w*|lesson|tutorial|explainer|avatar|talking[- ]head|lip[- ]?sync|"
+                     r"announce\w*|interview|vlog|greeting|message|sobre|über|sur|explica\w*|erklär\w*")
 #: "a video about how to translate": the words after it, up to the clause's end, name a subject, not an operation.
 TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on how|regarding|concerning|"
                      r"sur|über|sobre|su|о|عن|关于")

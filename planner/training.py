@@ -24,7 +24,8 @@ PREPARE = "voice.prepare"
 PREPARE_NODE = "prepare"
 SAVE_AS = re.compile(
     r"(?<!\w)(?:save|keep|store)\s+(?:(?:it|this|that|them|these|her|him|me|my (?:voice|face)|the \w+)\s+)?"
-    r"as\s+(?:a\s+|my\s+)?(?:new\s+)?(?:profile\s+)?(?:named\s+|called\s+)?[\"“']?([^\W\d_][\w.-]*)", re.I)
+    r"as\s+(?:a\s+|my\s+)?(?:new\s+)?(?:profile\s+)?(?:named\s+|called\s+)?[\"“']?([^\W\d_][\w-]*)"
+    r"(?!\.\w)", re.I)  # "save the output as 'example.wav'" names a file, not a profile
 
 
 @dataclass(frozen=True, slots=True)

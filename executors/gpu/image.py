@@ -318,7 +318,7 @@ async def check_image(ctx: TaskContext, p: ImageParams, out: dict[str, Any]) -> 
         deliverable="image", does="draw an image (a poster, a title card, a presenter's portrait)", output="image",
         cues=[r"image|picture|poster|drawing|illustration|painting|sketch|logo|icon|wallpaper|banner|thumbnail|"
               r"title card|cover art|draw|paint|illustrate",
-              r"dessine|dessin|affiche|zeichne|bild|dibuja|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
+              r"dessine|dessin|affiche|zeichne|bild|dib[uú]ja\w*|imagen|disegna|immagine|desenhe|imagem|нарисуй|ارسم|画"]),),
     version="2",  # 2: outputs say what was drawn and carry their checks
     checks=check_image,
     measures=("size", "blank", "content"),

@@ -127,7 +127,9 @@ def upscale_builtin(src: Path, out: Path, factor: int, method: str, report: Repo
     probe=probe_ffmpeg,
     offers=(Offer(deliverable="upscale", does="upscale a video 2x or 4x", output="video", base="video",
                   cues=[r"upscale|upscaled|upscaling|enhance|sharpen|sharper|(?:higher|increase the|more) resolution|"
-                        r"hi-?res|super[- ]resolution|[24] ?x|4k|hd|(?:improve|better) (?:the )?(?:video )?quality"]),),
+                        r"hi-?res|super[- ]resolution|[24] ?x|4k|hd|(?:improve|better) (?:the )?(?:video )?quality|"
+                        r"(?:upgrad|increas|improv|rais|boost)\w* (?:the )?(?:video )?resolution|"
+                        r"resolution (?:\w+ ){0,4}(?:upgraded|increased|improved|raised|boosted)"]),),
     attachable={"video": Attachable(role="the video to upscale")},
 )
 async def upscale(ctx: TaskContext, p: UpscaleParams) -> dict[str, Any]:

@@ -212,7 +212,7 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
         default=True,
         cues=[r"video|videos|clip|movie|film|talking[- ]head|avatar|presenter|explainer|animate|animated|animation|"
               r"lip[- ]?sync|make (?:it|her|him|them|(?:this|my|the) (?:photo|picture|image|portrait|selfie|face)) "
-              r"(?:talk|speak|say)",
+              r"(?:talk|speak|say)|talking (?:image|photo|picture|portrait|face)",
               r"vidéo|vídeo|видео|فيديو|视频|動画"]),),
     attachable={"image": Attachable(role="the face to animate"), "audio": Attachable(role="what the face says")},
     version="2",  # 2: outputs carry their checks
@@ -410,7 +410,7 @@ def compose_builtin(
     offers=(
         Offer(deliverable="voiceover", does="put a voice-over or a soundtrack on a video", output="video",
               base="clips", needs=["audio"],
-              cues=[r"(?:add|put|record|lay|do) (?:an? |the |my )?(?:new )?voice[- ]?over|voice[- ]?over "
+              cues=[r"(?:add|put|record|lay|do) (?:an? |the |my )?(?:\w+ )?voice[- ]?over|voice[- ]?over "
                     r"(?:on|for|to|over) (?:the|this|my|that|these|an?) (?:video|clip|footage|film)|narrat\w* "
                     r"(?:over|on) (?:the|this|my|that) (?:video|clip|footage)|dub|dubbed|dubbing|soundtrack|"
                     r"sound ?track|"
@@ -418,7 +418,8 @@ def compose_builtin(
                     r"(?:new )?(?:audio|sound|music|song|recording|narration|voice)|as (?:the |its )?(?:audio|sound|"
                     r"soundtrack|background)"]),
         Offer(deliverable="join", does="join clips into one video", output="video", base="clips",
-              cues=[r"join|joins|merge|combine|concatenate|stitch|splice|put (?:them |these |the clips )?together|"
+              cues=[r"join|joins|merge|combine|concatenate|stitch|splice|(?:add|put|stick|glue|cut|edit) [^.]{0,40}"
+                    r"together|"
                     r"one after (?:the )?other|back[- ]to[- ]back"]),
     ),
     attachable={"clips": Attachable(role="the videos to join or to put sound on"),

@@ -156,7 +156,7 @@ async def test_a_direct_plan_is_used_only_when_approved(fake_ollama: FakeOllama,
 
 
 def test_capability_lines_are_not_cut_at_an_abbreviation() -> None:
-    from planner.agent import first_sentence
+    from planner.replies import first_sentence
 
     assert first_sentence("Renders an image, e.g. a portrait or a title card. More.") == (
         "Renders an image, e.g. a portrait or a title card")

@@ -275,3 +275,36 @@ def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str)
 def test_the_speaking_services_own_cues_mark_words_too() -> None:
     read = read_rules("record an announcement: the store closes at nine", [])
     assert read.deliverables == ["speech"] and read.say == "the store closes at nine"
+
+
+@pytest.mark.parametrize(("goal", "unoffered"), [
+    ("a video of ocean waves crashing on rocks at sunset", True),
+    ("a video of my grandmother telling her favourite story", False),  # someone speaks: a talking video
+])  # fmt: skip
+def test_a_video_of_a_scene_is_text_to_video_which_no_service_offers(goal: str, unoffered: bool) -> None:
+    read = read_rules(goal, [])
+    assert (read.kind == "reply" and bool(read.unoffered)) is unoffered, read
+
+
+@pytest.mark.parametrize(("goal", "attachments", "deliverables"), [
+    ("I would like an audio file from the following text: 'Hi there'. Save the output as 'out.wav'.", [], ["speech"]),
+    ("Turn this image into a talking image", [FACE], ["talking_video"]),
+    ("add my holiday clips together into one overview", [CLIP, CLIP2], ["join"]),
+    ("can the resolution of this clip be increased?", [CLIP], ["upscale"]),
+    ("帮我把这段文字转成语音：你好", [], ["speech"]),
+    ("Dibújame un robot leyendo el periódico", [], ["image"]),
+    ("create a colorized image of a beach at sunset", [], ["image"]),
+])  # fmt: skip
+def test_other_peoples_phrasings_of_what_the_services_offer(
+        goal: str, attachments: list[Attachment], deliverables: list[str]) -> None:
+    read = read_rules(goal, attachments)
+    assert read.kind == "plan" and read.deliverables == deliverables, read
+
+
+async def test_a_transformer_of_this_video_with_none_attached_is_a_reply() -> None:
+    result = await planned("upscale this video to 4k")
+    assert result.kind == "reply" and result.graph is None and "no attached video" in result.message
+
+
+def test_what_a_deliverable_is_for_is_not_one_more_deliverable() -> None:
+    assert read_rules("Write a script for a 1-minute video introduction", []).deliverables == ["script"]

@@ -104,3 +104,14 @@ async def test_a_pipeline_runs_portrait_names_an_uploaded_image(api: LiveAPI, ex
         async with c.stream("GET", f"/api/jobs/{jobs[0]}/events") as resp:
             events = await read_sse(resp)
     assert events[-1]["data"]["status"] == "completed", events[-3:]
+
+
+async def test_plan_shows_the_plan_checked_against_the_request(api: LiveAPI, executors) -> None:
+    """Issue 20: a length the plan cannot meet is a finding in /api/plan; an operation no service offers is a
+    reply that names it, with no graph."""
+    async with api.client() as c:
+        planned = (await c.post("/api/plan", json={"goal": "a 20-second video about whales"})).json()
+        declined = (await c.post("/api/plan", json={"goal": "transcribe my last meeting"})).json()
+    codes = [f["code"] for f in planned["evaluation"]["findings"]]
+    assert "request_length" in codes and "20 s" in planned["message"]
+    assert declined["kind"] == "reply" and declined.get("graph") is None and "transcribe" in declined["reply"]
