@@ -31,8 +31,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
+import orjson
 from pydantic import BaseModel, ValidationError
 
 from executors.checking import checking
@@ -78,9 +79,13 @@ def chain(middlewares: Sequence[Middleware], handler: Handler) -> Handler:
 
 
 async def call_handler(step: NodeStep) -> dict[str, Any]:
-    """The innermost handler: the service's own code."""
+    """The innermost handler: the service's own code. Its output is made plain JSON here, once, so that NumPy
+    scalars and arrays a handler returns (a measurement, a face detector's coordinates) reach Redis, the
+    events and Postgres as numbers and lists, never as an unserialisable value that crashes the hand-off."""
     assert step.ctx is not None and step.params is not None
-    return await step.service.handler(step.ctx, step.params)
+    out = await step.service.handler(step.ctx, step.params)
+    plain = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
+    return cast(dict[str, Any], orjson.loads(plain))
 
 
 # ---- the middlewares ----------------------------------------------------------------------------

@@ -47,7 +47,8 @@ class Mouth:
     def describe(self, size: tuple[int, int]) -> dict[str, Any]:
         """The mouth as fractions of a picture of `size` (width, height): what the node's output shows."""
         w, h = size
-        return {"x": round(self.x / w, 3), "y": round(self.y / h, 3), "width": round(self.width / w, 3),
+        return {"x": round(float(self.x) / w, 3), "y": round(float(self.y) / h, 3),
+                "width": round(float(self.width) / w, 3),
                 "found_by": self.found_by}
 
     def cropped(self, box: tuple[int, int, int, int], scale: float) -> Mouth:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -84,6 +85,7 @@ async def test_a_photo_speaks_with_its_own_mouth(harness: Harness, media: dict[s
     out = await video.animate_portrait.handler(harness.ctx("talk"), video.AnimateParams(image=img, audio=wav, fps=12,
                                                                                         size=256))
     mouth = out["mouth"]
+    assert orjson.loads(orjson.dumps(mouth)) == mouth  # plain JSON: numpy floats crashed the hand-off
     # the lips' place in the square frame (0, 0, 360, 360): the hand-marked spot, scaled
     assert mouth["x"] == pytest.approx(LIPS[0] * 240 / 512 / 360, abs=0.03)
     assert mouth["y"] == pytest.approx((60 + LIPS[1] * 240 / 512) / 360, abs=0.03)
