@@ -198,6 +198,13 @@ def video_checker(output: str, *, mouth: bool) -> Checker:
     """A service's checker for its video output `output`: video_checks of the file."""
 
     async def check_video(ctx: TaskContext, p: Any, out: dict[str, Any]) -> list[Check]:
+        if mouth and "mouth" in out and out["mouth"] is None:  # the animator found no face: say that, not "still"
+            async with scratch(ctx) as tmp:
+                path = await fetch(ctx, out[output], tmp, "video")
+                found = await in_thread(video_checks, path, mouth=False)
+            return [*found, Check("mouth_sync", None, "", False,
+                                  "no face was found in the picture, so no mouth was animated (use a photo or "
+                                  "drawing of one face looking at the camera)")]
         async with scratch(ctx) as tmp:
             path = await fetch(ctx, out[output], tmp, "video")
             return await in_thread(video_checks, path, mouth=mouth)

@@ -244,8 +244,10 @@ class TestContinue:
             await page.get_by_role("button", name="Continue Response").last.click()
             grown = longer_than(content)
             content = str((await answer(page, 1, until=grown))["content"])
-            if "Done:" in content:
+            if re.search(r"\bDone(:|, but)", content):
                 break
-        assert re.search(r"keeps running[\s\S]*\n\s*Done:", content) and content.count("Done:") == 1, content
+        # "Done, but": the drawn face below is no face to the detector, and the answer says so (issue 25's checks)
+        assert re.search(r"keeps running[\s\S]*\n\s*Done(:|, but)", content), content
+        assert len(re.findall(r"\bDone(:|, but)", content)) == 1, content
         (only,) = await jobs(spinbot)  # resumed, not re-run
         assert only["status"] == "completed"

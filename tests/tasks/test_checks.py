@@ -91,6 +91,20 @@ async def test_a_talking_portrait_moves_its_mouth_with_the_voice(harness: Harnes
     assert found["mouth_sync"].ok is True, found["mouth_sync"]
 
 
+async def test_a_picture_with_no_face_says_so_not_that_the_mouth_is_still(harness: Harness, tmp_path: Path,
+                                                                           media: dict[str, Path]) -> None:
+    """A drawing the face detector does not take for a face is animated without a mouth; its check says why."""
+    Image.new("RGB", (128, 128), (200, 220, 240)).save(tmp_path / "sky.png")
+    p = video.AnimateParams(image=await harness.put(tmp_path / "sky.png"), audio=await harness.put(media["speech"]),
+                            fps=10, size=96)
+    out = await video.animate_portrait.handler(harness.ctx("talk"), p)
+    assert out["mouth"] is None
+    assert video.animate_portrait.checks is not None
+    found = by_name(await video.animate_portrait.checks(harness.ctx("talk"), p, out))
+    assert found["mouth_sync"].ok is False and "no face was found" in found["mouth_sync"].detail
+    assert found["audio_stream"].ok is True
+
+
 def test_a_frozen_picture_and_a_still_mouth_are_caught(tmp_path: Path, media: dict[str, Path]) -> None:
     face = np.asarray(Image.open(media["portrait"]).convert("RGB").resize((96, 96)))
     with VideoWriter(tmp_path / "still.mp4", 96, 96, 10, audio=media["speech"]) as w:
