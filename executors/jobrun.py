@@ -17,7 +17,7 @@ from executors import handoff
 from executors.graphcache import Parsed
 from executors.middleware import NodeStep
 from spinbot.artifacts import ArtifactInfo, OwnedStore
-from spinbot.errors import Cancelled, LostClaim, SpinbotError, classify
+from spinbot.errors import Cancelled, LostClaim, SpinbotError, classify, outage
 from spinbot.graph import Graph, Node, NodeError
 from spinbot.graphstate import GraphState, resolved_params
 from spinbot.queue import NODE_FIELD, QUEUE_DOWN, TERMINAL_JOB, Claim, dumps, node_state
@@ -269,6 +269,8 @@ class JobRun:
         except (LostClaim, *QUEUE_DOWN):
             raise  # the executor's own Redis is gone: an outage, the entry stays pending
         except Exception as exc:
+            if outage(exc) == "redis":  # Redis refusing writes: an outage as above, not the node's failure
+                raise
             self.fail_node(node, classify(exc))
             return
         node.output = output

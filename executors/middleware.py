@@ -38,7 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from executors.checking import checking
 from spinbot import metrics as M
-from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, classify
+from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, classify, outage
 from spinbot.graph import Node
 from spinbot.queue import QUEUE_DOWN
 from spinbot.registry import Service
@@ -115,6 +115,8 @@ async def retries(step: NodeStep, call_next: Handler) -> dict[str, Any]:
         except (Cancelled, LostClaim, *QUEUE_DOWN):
             raise
         except Exception as exc:  # the task's own failure, OSError included (a file that is not an image)
+            if outage(exc) == "redis":  # Redis refusing writes (OOM, READONLY) under a progress event: the
+                raise  # executor's own outage, not the node's: its entry stays pending and the node runs again
             err = classify(exc)
             if not err.transient or attempt_here >= policy.max_attempts or run.cancel.is_set():
                 raise err from (None if err is exc else exc)
