@@ -137,7 +137,7 @@ def evaluate_command(settings: Settings, file: Path, *, live: bool = False) -> i
             verdict, source = asyncio.run(admitted(settings, doc))
         except NoRunningSpinbot as e:
             console.print(f"[red]error:[/] {escape(e.message)}", highlight=False)
-            console.print(f"[dim]hint:[/] {escape(e.hint or '')}", highlight=False)
+            console.print(f"[dim]hint:[/] {escape(e.advice)}", highlight=False)
             return EXIT_UNAVAILABLE
     else:
         manifest = committed_manifest()

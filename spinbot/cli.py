@@ -54,7 +54,7 @@ def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     try:
         run_up(_setup(verbose, host=host, port=port))
     except UpRefused as e:
-        typer.echo(f"error: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
+        typer.echo(f"error: {e.message}\nhint: {e.advice}", err=True)
         raise typer.Exit(1) from None
 
 

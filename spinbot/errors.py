@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import redis.exceptions
+
+from spinbot.errorcodes import CODES
 
 
 class SpinbotError(Exception):
@@ -20,6 +22,30 @@ class SpinbotError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of this error's code in the catalogue (spinbot.errorcodes)."""
+        return CODES[self.code].status
+
+    @property
+    def advice(self) -> str:
+        """What to do next: the error's own hint, else its code's in the catalogue."""
+        return self.hint or CODES[self.code].hint
+
+
+class Problem(SpinbotError):
+    """A request refused with a catalogued code (spinbot.errorcodes.CODES; KeyError for one that is not):
+    `detail` for people, `hint` (more specific than the catalogue's), `extra` fields for the answer (`field`,
+    `errors`, `findings`, `limit_mb`, ...). web/problems.py turns it, like any SpinbotError, into HTTP."""
+
+    def __init__(self, code: str, detail: str, *, hint: str | None = None, **extra: Any) -> None:
+        if code not in CODES:
+            raise KeyError(f"problem code {code!r} is not in spinbot.errorcodes.CODES")
+        super().__init__(detail, hint=hint)
+        self.code = code
+        self.detail = detail
+        self.extra = extra
 
 
 class TransientError(SpinbotError):

@@ -109,8 +109,7 @@ async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
 
 def _print_error(console: Console, e: SpinbotError) -> None:
     console.print(f"[red]error:[/] {e.message}", markup=True, highlight=False)
-    if e.hint:
-        console.print(f"[dim]hint:[/] {e.hint}", highlight=False)
+    console.print(f"[dim]hint:[/] {e.advice}", highlight=False)
 
 
 async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *, base: str = "") -> int:

@@ -10,15 +10,14 @@ from pydantic import ValidationError
 
 from evaluator.model import Limits, Verdict
 from spinbot.capabilities import declared_manifest, live_manifest
-from spinbot.errors import SpinbotError, TooManyJobs
+from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.nodecache import NodeCache
 from spinbot.settings import Settings
 from web import profiles
 from web.deps import Services
-from web.limits import check_graph_size, too_many_jobs
+from web.limits import check_graph_size
 from web.ownership import check_objects
-from web.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +29,7 @@ def limits(settings: Settings) -> Limits:
 def parse_graph(settings: Settings, doc: Any) -> Graph:
     """The contract's Graph from untrusted JSON: 413 when too big, 422 with the schema errors otherwise."""
     if not isinstance(doc, dict):
-        raise Problem(422, "a graph is a JSON object (langgraph.v1)", code="invalid_graph",
+        raise Problem("invalid_graph", "a graph is a JSON object (langgraph.v1)",
                       hint="send {\"graph\": {...}} or the graph itself; see manifests/langgraph.v1.schema.json")
     nodes = doc.get("nodes")
     if isinstance(nodes, list):
@@ -39,8 +38,8 @@ def parse_graph(settings: Settings, doc: Any) -> Graph:
         return Graph.model_validate(doc)
     except ValidationError as e:
         errors = [{"loc": [str(x) for x in err["loc"]], "msg": err["msg"]} for err in e.errors()[:50]]
-        raise Problem(422, f"the graph does not follow langgraph.v1 ({e.error_count()} errors)",
-                      code="invalid_graph", errors=errors,
+        raise Problem("invalid_graph", f"the graph does not follow langgraph.v1 ({e.error_count()} errors)",
+                      errors=errors,
                       hint="fix the listed fields; the schema is manifests/langgraph.v1.schema.json") from None
 
 
@@ -73,7 +72,7 @@ def refuse(verdict: Verdict) -> Problem:
     errors = verdict.errors
     first = errors[0] if errors else None
     detail = f"the evaluator refused the graph: {verdict.summary()}"
-    return Problem(422, detail, code="graph_refused", findings=[f.model_dump(mode="json") for f in verdict.findings],
+    return Problem("graph_refused", detail, findings=[f.model_dump(mode="json") for f in verdict.findings],
                    hint=(first.hint or first.message) if first else "fix the findings and retry")
 
 
@@ -85,13 +84,9 @@ async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str 
     """
     await check_objects(services, graph, owner)
     save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile
-    try:  # the owner's job limit is checked by the submit itself, in one Redis script: exact across APIs
-        job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline,
-                                             max_unfinished=services.settings.max_jobs_per_key)
-    except TooManyJobs as e:
-        raise too_many_jobs(e) from None
-    except SpinbotError as e:
-        raise Problem(422, e.message, code=e.code, hint=e.hint) from None
+    # the owner's job limit is checked by the submit itself, in one Redis script: exact across APIs
+    job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline,
+                                         max_unfinished=services.settings.max_jobs_per_key)
     if save is not None:
         try:
             await profiles.save_started(services, owner, save, graph, job_id)

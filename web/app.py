@@ -24,7 +24,7 @@ from planner.agent import state_graph
 from spinbot import redis_setup
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
-from spinbot.errors import outage
+from spinbot.errors import Problem, outage
 from spinbot.history import EstimatesCache
 from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
@@ -35,7 +35,7 @@ from web.auth import LinkSigner
 from web.deps import Services
 from web.head import HeadAsGet
 from web.limits import MB, BodyLimit, TextCheck
-from web.problems import Problem, SafeJSONResponse
+from web.problems import SafeJSONResponse
 from web.repo import Repo
 from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
 from web.slots import StreamSlots
@@ -216,10 +216,10 @@ def _mount_ui(app: FastAPI) -> None:
         if first in UI_PAGES and not path.startswith(("api/", "v1/")):
             index = root / "index.html"
             if not index.is_file():
-                raise Problem(404, "the web UI is not installed (web/static/index.html is missing)",
-                              code="no_ui", hint="use the API (/docs) or reinstall Spinbot")
+                raise Problem("no_ui", "the web UI is not installed (web/static/index.html is missing)",
+                              hint="use the API (/docs) or reinstall Spinbot")
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
-        raise Problem(404, f"/{path} does not exist", code="not_found", hint="see /docs for the API's routes")
+        raise Problem("not_found", f"/{path} does not exist", hint="see /docs for the API's routes")
 
     app.router.add_api_route("/{path:path}", ui, methods=["GET"], include_in_schema=False, route_class_override=UIRoute)
 

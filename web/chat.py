@@ -21,7 +21,7 @@ from typing import Any
 from evaluator import evaluate as run_evaluator
 from planner.replan import continuation
 from spinbot.capabilities import live_manifest
-from spinbot.errors import SpinbotError, outage
+from spinbot.errors import Problem, SpinbotError, outage
 from spinbot.graph import Graph
 from spinbot.llm import reachable
 from spinbot.queue import TERMINAL_JOB
@@ -39,7 +39,7 @@ from web.answers import (
 )
 from web.deps import Services
 from web.goals import asked_again, history_of, plan_goal
-from web.problems import Problem, unavailable
+from web.problems import unavailable
 from web.sse import follow_job, is_terminal
 from web.turns import OPEN
 
@@ -144,11 +144,8 @@ class Turn:
         """The turn, then always an answer and `done`: an error becomes an `error` event and a message."""
         try:
             await self.run()
-        except Problem as p:
-            self.result.error = {"status": p.status, "code": p.code, "detail": p.detail, "hint": p.hint}
-            await self._fail(f"I could not do that: {p.detail}" + (f" ({p.hint})" if p.hint else ""))
         except SpinbotError as e:
-            self.result.error = {"code": e.code, "detail": e.message, "hint": e.hint}
+            self.result.error = {"status": e.status, "code": e.code, "detail": e.message, "hint": e.hint}
             await self._fail(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         except Exception as e:  # a turn must always end with done, whatever broke
             if (part := outage(e)) is not None:  # Redis or Postgres down or too busy: try again later
@@ -212,7 +209,7 @@ class Turn:
         self.emit("plan", {"graph": self.result.graph, "evaluation": evaluation, "attempts": len(result.attempts or []),
                            "fallback": result.fallback, "message": result.message})
         if result.verdict is not None and not result.verdict.ok:
-            raise Problem(422, f"no runnable plan: {result.verdict.summary()}", code="plan_refused",
+            raise Problem("plan_refused", f"no runnable plan: {result.verdict.summary()}",
                           hint="rephrase the goal, or run a fixed pipeline (GET /api/pipelines)")
         summary = plan_summary(graph, result)
         if req.plan_only or not req.auto_run:
@@ -228,7 +225,7 @@ class Turn:
         if req.conversation_id:
             conv = await repo.get_conversation(req.conversation_id, req.owner)
             if conv is None:
-                raise Problem(404, f"conversation {req.conversation_id} does not exist", code="not_found",
+                raise Problem("not_found", f"conversation {req.conversation_id} does not exist",
                               hint="start a new conversation (leave conversation_id out)")
         else:
             conv = await repo.create_conversation(req.owner, title_of(req.message))

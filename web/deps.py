@@ -12,12 +12,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from spinbot.artifacts import ArtifactStore
+from spinbot.errors import Problem
 from spinbot.history import EstimatesCache
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
 from web.auth import LinkSigner, match_key
-from web.problems import Problem
 from web.repo import Repo
 from web.slots import StreamSlots
 from web.sse import EventHub
@@ -60,8 +60,7 @@ bearer = HTTPBearer(auto_error=False, description="an API key from SPINBOT_API_K
 
 
 def unauthorized() -> Problem:
-    return Problem(401, "a valid API key is required", code="unauthorized",
-                   headers={"WWW-Authenticate": 'Bearer realm="spinbot"'},
+    return Problem("unauthorized", "a valid API key is required",
                    hint="send `Authorization: Bearer <key>` with a key from the server's SPINBOT_API_KEYS")
 
 

@@ -16,11 +16,12 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import BeforeValidator, Field
 
+from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
 from web.deps import Services
-from web.problems import Problem, not_found
+from web.problems import not_found
 from web.views import iso, signed_path
 
 #: The service whose `voice` output a profile keeps (executors/gpu/voice.py).
@@ -47,7 +48,7 @@ def new_profile_id() -> str:
 
 
 def name_taken(name: str, field: str) -> Problem:
-    return Problem(409, f"a profile named {name!r} exists already", code="profile_exists", field=field,
+    return Problem("profile_exists", f"a profile named {name!r} exists already", field=field,
                    hint="choose another name, or delete that profile first")
 
 
@@ -217,12 +218,13 @@ async def owned_object(services: Services, owner: str, key: str, field: str, kin
     another kind. Uploads were checked by content when they came in (web.attachments.check_content)."""
     meta = await services.repo.artifact(key)
     if meta is None or meta.owner != owner:
-        raise Problem(404, f"{field} names object {key}, which does not exist", code="not_found", field=field,
+        raise Problem("not_found", f"{field} names object {key}, which does not exist", field=field,
                       hint="upload the file first (POST /api/uploads) with the same API key and use its key")
     if not meta.content_type.startswith(f"{kind}/"):
         article = "an" if kind[0] in "aeiou" else "a"
-        raise Problem(415, f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
-                      code="unsupported_attachment", field=field,
+        raise Problem("unsupported_attachment",
+                      f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
+                      field=field,
                       hint="a portrait is a PNG, JPEG or WebP image" if kind == "image"
                       else "a voice sample is a WAV, MP3 or OGG recording of one person speaking")
     return {"key": meta.key, "contentType": meta.content_type}
@@ -237,7 +239,7 @@ async def check_save(services: Services, graph: Graph, owner: str) -> dict[str, 
         return None
     # a graph is written by a program: its name is refused as sent (padding, a final newline), only composed
     if not isinstance(name, str) or name != name.strip() or not NAME_RE.fullmatch(name := name_form(name)):
-        raise Problem(422, "metadata.profile.save_as is not a profile name", code="invalid_graph",
+        raise Problem("invalid_graph", "metadata.profile.save_as is not a profile name",
                       field="metadata.profile.save_as", hint="letters, digits, spaces, . ' - (up to 40)")
     if await services_profiles(services).has_name(owner, name):
         raise name_taken(name, "metadata.profile.save_as")

@@ -11,10 +11,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from spinbot import constants as C
+from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, diag_graph, serve, wait_node
-from web.problems import Problem
 from web.slots import StreamSlots
 
 

@@ -11,13 +11,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from spinbot import constants as C
+from spinbot.errors import Problem
 from spinbot.queue import decode_event
 from web import admission
 from web.answers import REVIEW_ASK, running_note
 from web.auth import match_key
 from web.deps import OwnerDep, Services, ServicesDep, bearer, unauthorized
 from web.paging import Before, Limit, page
-from web.problems import Problem, not_found
+from web.problems import not_found
 from web.routes.chat import base_url
 from web.sse import encode, follow_job, open_stream, valid_id
 from web.turns import OPEN
@@ -54,8 +55,7 @@ def job_reader(
     owner = match_key(services.settings, credentials.credentials if credentials else None)
     if owner is None:
         if exp or sig:
-            raise Problem(401, "this job link has expired or is not valid", code="unauthorized",
-                          headers={"WWW-Authenticate": 'Bearer realm="spinbot"'},
+            raise Problem("unauthorized", "this job link has expired or is not valid",
                           hint="ask about the job in the chat for a fresh link, or send an API key")
         raise unauthorized()
     return owner
@@ -188,7 +188,7 @@ async def cancel_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dic
     cancelled = await services.queue.cancel(job_id)
     state = await services.queue.get(job_id)
     if not cancelled and state is not None and not state.terminal:
-        raise Problem(409, f"job {job_id} could not be cancelled now", code="cancel_failed",
+        raise Problem("cancel_failed", f"job {job_id} could not be cancelled now",
                       hint="retry in a moment")
     return {"id": job_id, "cancelled": cancelled, "status": state.status if state else None}
 
@@ -209,8 +209,9 @@ def retry_graph(graph: dict[str, Any], job_id: str) -> dict[str, Any]:
 async def retry_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> JSONResponse:
     job = await owned_job(services, job_id, owner)
     if job["status"] not in STOPPED:
-        raise Problem(409, f"job {job_id} is {job['status']}: only a failed or cancelled job can be retried",
-                      code="not_retryable", hint="wait for it to end (or cancel it) first; a completed job is done")
+        raise Problem("not_retryable",
+                      f"job {job_id} is {job['status']}: only a failed or cancelled job can be retried",
+                      hint="wait for it to end (or cancel it) first; a completed job is done")
     if "graph" not in job:
         row = await services.store.get_job(job_id, owner)
         job["graph"] = row["graph"] if row else {}

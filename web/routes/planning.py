@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from spinbot.capabilities import live_manifest
-from spinbot.errors import SpinbotError
+from spinbot.errors import Problem
 from web import admission
 from web.attachments import AttachmentIn, store_attachments
 from web.deps import OwnerDep, ServicesDep
 from web.goals import history_of, plan_goal
-from web.problems import Problem, not_found
+from web.problems import not_found
 from web.views import job_links
 
 router = APIRouter(tags=["planning"])
@@ -97,15 +97,11 @@ async def run_pipeline(
 
     known = [p.name for p in list_pipelines()]
     if name not in known:
-        raise Problem(404, f"there is no pipeline {name!r}", code="not_found", hint=f"pipelines: {', '.join(known)}")
+        raise Problem("not_found", f"there is no pipeline {name!r}", hint=f"pipelines: {', '.join(known)}")
     listed = {a.key for a in body.attachments if a.key}
     named = [AttachmentIn(key=k) for k in uploads_named(body.params) if k not in listed]
     attachments = await store_attachments(services, owner, [*body.attachments, *named])
-    try:
-        graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
-    except SpinbotError as e:
-        hint = e.hint or "check the params against GET /api/pipelines"
-        raise Problem(422, e.message, code=e.code, hint=hint) from None
+    graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
     verdict = await admission.evaluate(services, graph, owner)
     if not verdict.ok:
         raise admission.refuse(verdict)

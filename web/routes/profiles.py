@@ -10,9 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.pipelines import edges_from_refs
+from spinbot.errors import Problem
 from web import admission
 from web.deps import OwnerDep, Services, ServicesDep
-from web.problems import Problem, not_found
+from web.problems import not_found
 from web.profiles import (
     PREPARE,
     ProfileName,
@@ -122,8 +123,9 @@ async def update_profile(services: ServicesDep, owner: OwnerDep, profile_id: str
     if body.default:
         current = await owned_profile(services, profile_id, owner)
         if current["status"] == "failed":  # "my voice" must be a voice: a failed preparation has none
-            raise Problem(409, f"profile {current['name']} cannot be the default: preparing its voice failed",
-                          code="profile_failed", hint="delete it and make it again from a clearer voice sample")
+            raise Problem("profile_failed",
+                          f"profile {current['name']} cannot be the default: preparing its voice failed",
+                          hint="delete it and make it again from a clearer voice sample")
     row = await services_profiles(services).update(profile_id, owner, name=body.name, default=body.default)
     if row is None:
         raise not_found("profile", profile_id)
@@ -151,7 +153,7 @@ async def prepared(services: Services, owner: str, key: str) -> dict[str, Any]:
     node = next((n for n in (found[1] if found else {}).get("nodes", []) if n.get("id") == parts[2]), None)
     voice = prepared_voice(parts[1], node) if node and node.get("service") == PREPARE else None
     if voice is None or voice["key"] != key:
-        raise Problem(422, f"voice {key} is not a prepared voice", code="not_a_prepared_voice", field="voice",
+        raise Problem("not_a_prepared_voice", f"voice {key} is not a prepared voice", field="voice",
                       hint="give the `voice` output of a completed voice.prepare node, or a voice_sample "
                            "with its reference_text to prepare")
     return voice
