@@ -30,7 +30,7 @@ def start_api(settings: Settings, port: int, log: Path, **extra: str) -> subproc
            "SPINBOT_DATABASE_URL": str(settings.database_url), "SPINBOT_DATA_DIR": str(settings.data_dir),
            "SPINBOT_HOST": "127.0.0.1", "SPINBOT_PORT": str(port), "SPINBOT_API_KEYS": "",
            "SPINBOT_OLLAMA_URL": settings.ollama_url, "SPINBOT_PLANNER_TRUST": settings.planner_trust,
-           "SPINBOT_PLANNER_DIRECT_PLANS": "true", "SPINBOT_DIAG_VISIBLE": "true",
+           "SPINBOT_PLANNER_DIRECT_PLANS": "true",
            "SPINBOT_TURN_LEASE_S": str(settings.turn_lease_s), **extra}
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "api"], cwd=ROOT, env=env, stdout=out,
