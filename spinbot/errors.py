@@ -37,14 +37,17 @@ class SpinbotError(Exception):
 class Problem(SpinbotError):
     """A request refused with a catalogued code (spinbot.errorcodes.CODES; KeyError for one that is not):
     `detail` for people, `hint` (more specific than the catalogue's), `extra` fields for the answer (`field`,
-    `errors`, `findings`, `limit_mb`, ...). web/problems.py turns it, like any SpinbotError, into HTTP."""
+    `errors`, `findings`, `limit_mb`, ...), `headers` the answer carries besides the catalogue's (a 416's
+    Content-Range). web/problems.py turns it, like any SpinbotError, into HTTP."""
 
-    def __init__(self, code: str, detail: str, *, hint: str | None = None, **extra: Any) -> None:
+    def __init__(self, code: str, detail: str, *, hint: str | None = None, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
         if code not in CODES:
             raise KeyError(f"problem code {code!r} is not in spinbot.errorcodes.CODES")
         super().__init__(detail, hint=hint)
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 

@@ -104,10 +104,11 @@ def problem_response(request: Request, exc: SpinbotError, *, status: int | None 
                      headers: dict[str, str] | None = None) -> JSONResponse:
     """`exc` as problem+json: status and headers from the catalogue (spinbot.errorcodes) unless given."""
     status = status or exc.status
-    extra = exc.extra if isinstance(exc, Problem) else {}
+    extra, own = (exc.extra, exc.headers) if isinstance(exc, Problem) else ({}, {})
     body = problem_body(status, exc.message, code=exc.code, instance=request.url.path,
                         hint=exc.advice, **extra)
-    return SafeJSONResponse(body, status_code=status, headers=headers or headers_of(exc.code), media_type=PROBLEM_TYPE)
+    return SafeJSONResponse(body, status_code=status, headers=headers or headers_of(exc.code) | own,
+                            media_type=PROBLEM_TYPE)
 
 
 _SETTING = {"redis": "SPINBOT_REDIS_URL", "postgres": "SPINBOT_DATABASE_URL"}
