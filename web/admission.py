@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -76,11 +77,34 @@ def refuse(verdict: Verdict) -> Problem:
                    hint=(first.hint or first.message) if first else "fix the findings and retry")
 
 
-async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
-    """Evaluate-approved graph -> a job, within the owner's concurrent job limit.
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A graph that became a job: its id, the graph as the evaluator approved it, and the verdict."""
 
-    Every path that starts a job comes through here, so this is where a graph that names another
-    key's objects is refused (404 naming the field; see web.ownership).
+    job_id: str
+    graph: Graph
+    verdict: Verdict
+
+
+async def admit(services: Services, graph: Graph | dict[str, Any], owner: str, *, pipeline: str | None = None,
+                verdict: Verdict | None = None) -> Admitted:
+    """The one way a graph becomes a job, for every path (chat, replans, /api/jobs, retries, pipelines,
+    profiles): the contract and size (parse_graph: 422 invalid_graph, 413), the evaluator (`evaluate`,
+    once: a `verdict` it already gave for this graph is used as it is; 422 graph_refused with the findings),
+    then `submit` (objects of other keys: 404; a profile's name: 409; the owner's job limit: 429)."""
+    parsed = graph if isinstance(graph, Graph) else parse_graph(services.settings, graph)
+    verdict = verdict or await evaluate(services, parsed, owner)
+    if not verdict.ok:
+        raise refuse(verdict)
+    approved = verdict.graph or parsed
+    return Admitted(await submit(services, approved, owner, pipeline=pipeline), approved, verdict)
+
+
+async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
+    """Evaluate-approved graph -> a job, within the owner's concurrent job limit (`admit` calls it).
+
+    This is where a graph that names another key's objects is refused (404 naming the field; see
+    web.ownership).
     """
     await check_objects(services, graph, owner)
     save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile

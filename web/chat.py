@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator import evaluate as run_evaluator
+from evaluator import Verdict
+from planner.cues import JOB_STATUS
 from planner.replan import continuation
 from spinbot.capabilities import live_manifest
 from spinbot.errors import Problem, SpinbotError, outage
@@ -44,11 +44,6 @@ from web.sse import follow_job, is_terminal
 from web.turns import OPEN
 
 log = logging.getLogger(__name__)
-
-_STATUS_QUESTION = re.compile(
-    r"\b(progress|status|done yet|finished|ready yet|how long|how far|is it (done|ready)|still running|eta)\b", re.I
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ChatEvent:
@@ -218,7 +213,7 @@ class Turn:
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
         pipeline = graph.metadata.get("pipeline") if result.fallback else None
-        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=pipeline, note=result.message)
+        await self._run_job(conv["id"], graph, summary, result.verdict, pipeline=pipeline, note=result.message)
 
     async def _conversation(self) -> dict[str, Any]:
         repo, req = self.services.repo, self.req
@@ -243,14 +238,16 @@ class Turn:
             self.result.prompt_tokens += int(attempt.get("prompt_tokens") or 0)
             self.result.completion_tokens += int(attempt.get("completion_tokens") or 0)
 
-    async def _run_job(self, conv_id: str, graph: Graph, summary: str, evaluation: dict[str, Any] | None,
+    async def _run_job(self, conv_id: str, graph: Graph, summary: str, verdict: Verdict | None,
                        *, pipeline: str | None, replans: int = 0, note: str = "") -> None:
-        """Run the graph as a job, follow it, answer; `note` (what the planner did or changed) ends the answer."""
+        """Run the graph as a job (admitted with the `verdict` it was given), follow it, answer; `note` (what
+        the planner did or changed) ends the answer."""
+        evaluation = verdict.to_json() | {"graph": None} if verdict else None
         services, req = self.services, self.req
         if self.abandoned:
             await self._answer(summary + "\n\nStopped before the job started.")
             return
-        job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
+        job_id = (await admission.admit(services, graph, req.owner, pipeline=pipeline, verdict=verdict)).job_id
         self.result.job_id, self.result.status = job_id, "queued"
         if self.abandoned:  # the client left while it was being submitted
             await self._cancel(job_id)
@@ -320,7 +317,7 @@ class Turn:
         if cont.graph is None:
             return f"Replanning: {cont.message}"
         cont.graph["metadata"]["replan"]["of"] = state.id
-        verdict = run_evaluator(cont.graph, manifest, admission.limits(services.settings))
+        verdict = await admission.evaluate(services, cont.graph, self.req.owner)
         if not verdict.ok or verdict.graph is None:
             return f"Replanning: {cont.message} But the new plan was refused: {verdict.summary()}."
         graph = verdict.graph
@@ -330,7 +327,7 @@ class Turn:
                            "message": cont.message, "replan": version})
         await self._answer(f"Job `{state.id}` failed. {cont.message}", update=True)
         summary = f"Replan {version} of job `{state.id}`: {cont.message}"
-        await self._run_job(conv_id, graph, summary, evaluation, pipeline=None, replans=version, note=cont.message)
+        await self._run_job(conv_id, graph, summary, verdict, pipeline=None, replans=version, note=cont.message)
         return None
 
     def _follow(self, job_id: str) -> Any:
@@ -353,7 +350,7 @@ class Turn:
 
     async def _job_status_reply(self, history: list[dict[str, Any]]) -> str | None:
         """A question about this chat's last job is answered from its live state, without planning."""
-        if not _STATUS_QUESTION.search(self.req.message):
+        if not JOB_STATUS.search(self.req.message):
             return None
         job_id = last_job_id(history)
         if job_id is None:

@@ -84,13 +84,10 @@ async def create_job(
         "schema": "langgraph.v1", "workflowId": "hello",
         "nodes": [{"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi"}}]}}}})],
 ) -> JSONResponse:
-    graph = admission.parse_graph(services.settings, body.graph)
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
     if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
         raise not_found("conversation", body.conversation_id)
-    job_id = await admission.submit(services, verdict.graph or graph, owner)
+    admitted = await admission.admit(services, body.graph, owner)
+    job_id, verdict = admitted.job_id, admitted.verdict
     if body.conversation_id:
         # A reviewed plan now runs: its message becomes an open turn nobody follows (web/turns.py), so
         # whichever API sweeps next writes the final answer with links into the conversation at the job's end.
@@ -216,10 +213,8 @@ async def retry_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> JSON
         row = await services.store.get_job(job_id, owner)
         job["graph"] = row["graph"] if row else {}
     graph = admission.parse_graph(services.settings, retry_graph(dict(job["graph"]), job_id))
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
-    new_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=job.get("pipeline"))
+    admitted = await admission.admit(services, graph, owner, pipeline=job.get("pipeline"))
+    new_id, verdict = admitted.job_id, admitted.verdict
     reused = verdict.estimate.reused if verdict.estimate is not None and services.settings.node_cache else []
     links = job_links(new_id)
     return JSONResponse({"id": new_id, "status": "queued", "retry_of": job_id, "reused": reused,

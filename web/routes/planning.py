@@ -102,10 +102,8 @@ async def run_pipeline(
     named = [AttachmentIn(key=k) for k in uploads_named(body.params) if k not in listed]
     attachments = await store_attachments(services, owner, [*body.attachments, *named])
     graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
-    job_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=name)
+    admitted = await admission.admit(services, graph, owner, pipeline=name)
+    job_id, verdict = admitted.job_id, admitted.verdict
     links = job_links(job_id)
     return JSONResponse({"id": job_id, "job_id": job_id, "status": "queued", "pipeline": name, **links,
                          "evaluation": verdict.to_json() | {"graph": None}},

@@ -162,12 +162,7 @@ async def prepared(services: Services, owner: str, key: str) -> dict[str, Any]:
 async def submit_preparation(services: Services, owner: str, body: ProfileIn, sample: dict[str, Any],
                              portrait: dict[str, Any] | None) -> str:
     """The job that prepares the sample (voice.prepare), and with `say` speaks it in that voice: its id."""
-    doc = preparation_graph(body, sample, portrait)
-    graph = admission.parse_graph(services.settings, doc)
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
-    return await admission.submit(services, verdict.graph or graph, owner)
+    return (await admission.admit(services, preparation_graph(body, sample, portrait), owner)).job_id
 
 
 def preparation_graph(body: ProfileIn, sample: dict[str, Any], portrait: dict[str, Any] | None) -> dict[str, Any]:
