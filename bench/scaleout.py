@@ -92,7 +92,7 @@ class Run:
                "SPINBOT_DATA_DIR": str(self.tmp / "api0"), **{f"SPINBOT_{k}": v for k, v in settings.items()}}
         for plane in ("control", "control", "gpu", "gpu"):
             with (self.tmp / f"executor-{plane}-{len(self.procs)}.log").open("wb") as log:
-                self.procs.append(subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane],
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "executor", plane],
                                                    env=env, stdout=log, stderr=subprocess.STDOUT))
         for port in self.ports:  # ready: both planes online
             deadline = time.monotonic() + 180

@@ -12,23 +12,23 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-import evaluator.cli
 import planner.builder
 import planner.pipelines
+import shell.evaluate
+import shell.submit
 import spinbot.artifacts
 import spinbot.llm
 import spinbot.redis_setup
 import spinbot.runtime
-import spinbot.submit
 from spinbot import ROOT
 from spinbot.errorcodes import CODES
 from spinbot.errors import Problem, SpinbotError, TooManyJobs
 from web import problems
 
-PACKAGES = ("spinbot", "web", "planner", "evaluator", "executors")
+PACKAGES = ("spinbot", "web", "planner", "evaluator", "executors", "shell")
 # modules that declare SpinbotError subclasses, imported above so that __subclasses__ sees them
-DECLARING = (evaluator.cli, planner.builder, planner.pipelines, spinbot.artifacts, spinbot.llm, spinbot.redis_setup,
-             spinbot.runtime, spinbot.submit)
+DECLARING = (shell.evaluate, planner.builder, planner.pipelines, spinbot.artifacts, spinbot.llm, spinbot.redis_setup,
+             spinbot.runtime, shell.submit)
 
 
 def codes_in_source() -> Iterator[tuple[str, str]]:

@@ -33,7 +33,7 @@ def start_api(settings: Settings, port: int, log: Path, **extra: str) -> subproc
            "SPINBOT_PLANNER_DIRECT_PLANS": "true",
            "SPINBOT_TURN_LEASE_S": str(settings.turn_lease_s), **extra}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "api"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "shell.cli", "api"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
