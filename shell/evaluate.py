@@ -61,8 +61,8 @@ async def live_manifest_of(settings: Settings) -> MergedManifest:
 
 
 async def admitted(settings: Settings, doc: Any) -> tuple[Verdict, str]:
-    """The verdict the API gives this graph now (web.admission.evaluate's manifests and limits), and a line that
-    says which manifests were used. NoRunningSpinbot when Redis does not answer."""
+    """The verdict the API gives this graph now (conversation.admission.evaluate's manifests and limits), and a line
+    that says which manifests were used. NoRunningSpinbot when Redis does not answer."""
     live = await live_manifest_of(settings)
     verdict = evaluate(doc, live, Limits.of(settings), declared=capabilities.committed_manifest())
     executors = sum(len(p.executors) for p in live.planes.values())

@@ -9,7 +9,7 @@ from typing import Any, Literal
 import asyncpg
 import redis.exceptions
 
-from spinbot.errorcodes import CODES
+from spinbot.errorcodes import CODES, RETRY_AFTER_S
 
 
 class SpinbotError(Exception):
@@ -170,3 +170,21 @@ def classify(exc: BaseException) -> SpinbotError:
     # Any other OSError (a file that does not decode, a missing file, a full disk) is the task's own
     # failure: retrying the same input cannot help unless the service says otherwise.
     return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+def not_found(what: str, ident: str) -> Problem:
+    # The same answer for "absent" and "someone else's": ids do not leak across keys.
+    return Problem("not_found", f"{what} {ident} does not exist", hint=f"check the {what} id; "
+                   "it must have been created with the same API key")
+
+
+_SETTING = {"redis": "SPINBOT_REDIS_URL", "postgres": "SPINBOT_DATABASE_URL"}
+_NAME = {"redis": "Redis", "postgres": "Postgres"}
+
+
+def unavailable(part: Part, exc: BaseException) -> Problem:
+    """503 + Retry-After for an infrastructure fault (spinbot.errors.outage): the request may be sent again.
+    The detail names the error's type only (its text, with hosts and ports, goes to the server log)."""
+    return Problem(f"{part}_unavailable", f"{_NAME[part]} is unavailable or too busy right now ({type(exc).__name__})",
+                   hint=f"retry in {RETRY_AFTER_S} s; if it persists, check that {_NAME[part]} runs and "
+                        f"{_SETTING[part]}")

@@ -25,7 +25,7 @@ from spinbot.errorcodes import CODES
 from spinbot.errors import Problem, SpinbotError, TooManyJobs
 from web import problems
 
-PACKAGES = ("spinbot", "web", "planner", "evaluator", "executors", "shell")
+PACKAGES = ("spinbot", "web", "planner", "evaluator", "executors", "conversation", "shell")
 # modules that declare SpinbotError subclasses, imported above so that __subclasses__ sees them
 DECLARING = (shell.evaluate, planner.builder, planner.pipelines, spinbot.artifacts, spinbot.llm, spinbot.redis_setup,
              spinbot.runtime, shell.submit)

@@ -17,8 +17,9 @@ MAY_IMPORT: dict[str, set[str]] = {
     "evaluator": {"spinbot"},  # pure checks of a graph
     "executors": {"spinbot"},  # the planes' runtime
     "planner": {"spinbot", "evaluator"},  # goal -> graph
-    "web": {"spinbot", "evaluator", "planner"},  # HTTP and the chat use case
-    "shell": {"spinbot", "evaluator", "planner", "executors", "web"},  # the entrypoints: nothing imports them
+    "conversation": {"spinbot", "evaluator", "planner"},  # the chat use case every front end shares
+    "web": {"spinbot", "evaluator", "planner", "conversation"},  # HTTP: routes, middleware, SSE, /v1, the UI
+    "shell": {"spinbot", "evaluator", "planner", "executors", "conversation", "web"},  # entrypoints: nothing imports
 }
 #: the evaluator is pure: no client library of Redis, Postgres or HTTP
 NO_IO = {"redis", "asyncpg", "httpx"}

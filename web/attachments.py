@@ -17,12 +17,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
+from conversation.services import Services
 from spinbot.constants import upload_key
-from spinbot.errors import Problem
+from spinbot.errors import Problem, not_found
 from web.decode import HINT, Decoded, Refused, decode
-from web.deps import Services
 from web.limits import MB, too_large
-from web.problems import not_found
 
 KINDS = {"image": "image", "audio": "audio", "video": "video"}
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)

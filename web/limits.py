@@ -1,6 +1,6 @@
 """Request limits: body size (413, whatever the transfer encoding), text that cannot be stored (422),
 graph size (413), unfinished jobs per key (429 with Retry-After; counted in Redis by the submit itself).
-Open event streams per key: web/slots.py."""
+Open event streams per key: conversation/slots.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spinbot.errors import Problem
-from spinbot.settings import Settings
 from spinbot.text import BadText, first_bad
 from web.jsondepth import too_deep
 from web.problems import PROBLEM_TYPE, problem_body
@@ -245,9 +244,3 @@ def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Rece
         return await receive()
 
     return replay
-
-
-def check_graph_size(settings: Settings, nodes: int) -> None:
-    if nodes > settings.max_graph_nodes:
-        raise Problem("graph_too_large", f"the graph has {nodes} nodes; the limit is {settings.max_graph_nodes}",
-                      hint="split the work into smaller jobs")

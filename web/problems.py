@@ -10,8 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spinbot.errorcodes import BY_STATUS, CODES, RETRY_AFTER_S
-from spinbot.errors import Part, Problem, SpinbotError, outage
+from spinbot.errorcodes import BY_STATUS, CODES
+from spinbot.errors import Problem, SpinbotError, outage, unavailable
 from spinbot.text import clean_value
 
 log = logging.getLogger(__name__)
@@ -33,12 +33,6 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
-
-
-def not_found(what: str, ident: str) -> Problem:
-    # The same answer for "absent" and "someone else's": ids do not leak across keys.
-    return Problem("not_found", f"{what} {ident} does not exist", hint=f"check the {what} id; "
-                   "it must have been created with the same API key")
 
 
 class SafeJSONResponse(JSONResponse):
@@ -109,18 +103,6 @@ def problem_response(request: Request, exc: SpinbotError, *, status: int | None 
                         hint=exc.advice, **extra)
     return SafeJSONResponse(body, status_code=status, headers=headers or headers_of(exc.code) | own,
                             media_type=PROBLEM_TYPE)
-
-
-_SETTING = {"redis": "SPINBOT_REDIS_URL", "postgres": "SPINBOT_DATABASE_URL"}
-_NAME = {"redis": "Redis", "postgres": "Postgres"}
-
-
-def unavailable(part: Part, exc: BaseException) -> Problem:
-    """503 + Retry-After for an infrastructure fault (spinbot.errors.outage): the request may be sent again.
-    The detail names the error's type only (its text, with hosts and ports, goes to the server log)."""
-    return Problem(f"{part}_unavailable", f"{_NAME[part]} is unavailable or too busy right now ({type(exc).__name__})",
-                   hint=f"retry in {RETRY_AFTER_S} s; if it persists, check that {_NAME[part]} runs and "
-                        f"{_SETTING[part]}")
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

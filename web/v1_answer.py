@@ -13,16 +13,17 @@ from typing import Any, Protocol
 import orjson
 from fastapi import Request
 
+from conversation.answers import DONE_BUT, answer_for
+from conversation.chat import ChatEvent, TurnRequest, TurnResult
+from conversation.events import ZERO, follow_job, is_terminal
+from conversation.services import Services
+from conversation.views import job_page_link
 from spinbot import constants as C
 from spinbot.settings import Settings
-from web.answers import DONE_BUT, answer_for
-from web.chat import ChatEvent, TurnRequest, TurnResult
-from web.deps import Services
 from web.problems import openai_error
-from web.sse import ZERO, encode, follow_job, is_terminal
+from web.sse import encode
 from web.v1_chunks import Chunks, Narrator, completion
 from web.v1_request import MAX_TEXT, strip_reasoning
-from web.views import job_page_link
 
 log = logging.getLogger(__name__)
 

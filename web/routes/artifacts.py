@@ -11,12 +11,11 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from spinbot.errors import Problem, SpinbotError
-from web.auth import match_key
+from conversation.auth import match_key
+from conversation.repo import ArtifactMeta
+from spinbot.errors import Problem, SpinbotError, not_found
 from web.conditional import none_match, range_applies
 from web.deps import ServicesDep, bearer, unauthorized
-from web.problems import not_found
-from web.repo import ArtifactMeta
 
 router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
 

@@ -12,14 +12,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile as StarletteUpload
 
-from spinbot.errors import Problem
+from conversation.chat import ChatEvent, Turn, TurnRequest
+from conversation.profiles import owned_profile
+from spinbot.errors import Problem, not_found
 from spinbot.text import BadText, first_bad
 from web.attachments import AttachmentIn, store_attachments, store_uploads
-from web.chat import ChatEvent, Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
 from web.limits import invalid_text
-from web.problems import not_found
-from web.profiles import owned_profile
 from web.sse import encode, open_stream
 
 log = logging.getLogger(__name__)

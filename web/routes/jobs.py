@@ -10,19 +10,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from spinbot import constants as C
-from spinbot.errors import Problem
-from spinbot.queue import decode_event
-from web import admission
-from web.answers import REVIEW_ASK, running_note
-from web.auth import match_key
-from web.deps import OwnerDep, Services, ServicesDep, bearer, unauthorized
-from web.paging import Before, Limit, page
-from web.problems import not_found
-from web.routes.chat import base_url
-from web.sse import encode, follow_job, open_stream, valid_id
-from web.turns import OPEN
-from web.views import (
+from conversation import admission
+from conversation.answers import REVIEW_ASK, running_note
+from conversation.auth import match_key
+from conversation.events import follow_job, valid_id
+from conversation.services import Services
+from conversation.turns import OPEN
+from conversation.views import (
     LIVE_FIELDS,
     artifacts_in_graph,
     job_from_row,
@@ -31,6 +25,13 @@ from web.views import (
     signed_path,
     with_live,
 )
+from spinbot import constants as C
+from spinbot.errors import Problem, not_found
+from spinbot.queue import decode_event
+from web.deps import OwnerDep, ServicesDep, bearer, unauthorized
+from web.paging import Before, Limit, page
+from web.routes.chat import base_url
+from web.sse import encode, open_stream
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -89,7 +90,7 @@ async def create_job(
     admitted = await admission.admit(services, body.graph, owner)
     job_id, verdict = admitted.job_id, admitted.verdict
     if body.conversation_id:
-        # A reviewed plan now runs: its message becomes an open turn nobody follows (web/turns.py), so
+        # A reviewed plan now runs: its message becomes an open turn nobody follows (conversation/turns.py), so
         # whichever API sweeps next writes the final answer with links into the conversation at the job's end.
         turn = await services.repo.link_job(body.conversation_id, job_id, ask=REVIEW_ASK, running=running_note(job_id),
                                             metadata={"turn": OPEN, "base_url": base_url(request)})

@@ -1,7 +1,7 @@
 """The OpenAI-compatible endpoint (for Open WebUI and any OpenAI client): /v1/models, /v1/chat/completions.
 
 The request is read by web.v1_request, Open WebUI's own tasks are answered by web.v1_tasks, a goal becomes
-a chat turn (web.chat) whose events web.v1_answer turns into the answer (format: web.v1_chunks).
+a chat turn (conversation.chat) whose events web.v1_answer turns into the answer (format: web.v1_chunks).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from conversation.answers import title_of
+from conversation.chat import Turn, TurnRequest
 from spinbot.errors import Problem
-from web.answers import title_of
 from web.attachments import store_attachments
-from web.chat import Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
 from web.limits import MB
 from web.routes.chat import base_url

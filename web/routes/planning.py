@@ -8,14 +8,13 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from conversation import admission
+from conversation.goals import history_of, plan_goal
+from conversation.views import job_links
 from spinbot.capabilities import live_manifest
-from spinbot.errors import Problem
-from web import admission
+from spinbot.errors import Problem, not_found
 from web.attachments import AttachmentIn, store_attachments
 from web.deps import OwnerDep, ServicesDep
-from web.goals import history_of, plan_goal
-from web.problems import not_found
-from web.views import job_links
 
 router = APIRouter(tags=["planning"])
 

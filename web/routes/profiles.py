@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from planner.pipelines import edges_from_refs
-from spinbot.errors import Problem
-from web import admission
-from web.deps import OwnerDep, Services, ServicesDep
-from web.problems import not_found
-from web.profiles import (
+from conversation import admission
+from conversation.profiles import (
     PREPARE,
     ProfileName,
     job_graph,
@@ -22,11 +17,15 @@ from web.profiles import (
     owned_object,
     owned_profile,
     owned_profiles,
+    preparation_graph,
     prepared_voice,
     profile_view,
     services_profiles,
 )
-from web.views import job_links
+from conversation.services import Services
+from conversation.views import job_links
+from spinbot.errors import Problem, not_found
+from web.deps import OwnerDep, ServicesDep
 
 router = APIRouter(prefix="/api/profiles", tags=["profiles"])
 
@@ -162,31 +161,5 @@ async def prepared(services: Services, owner: str, key: str) -> dict[str, Any]:
 async def submit_preparation(services: Services, owner: str, body: ProfileIn, sample: dict[str, Any],
                              portrait: dict[str, Any] | None) -> str:
     """The job that prepares the sample (voice.prepare), and with `say` speaks it in that voice: its id."""
-    return (await admission.admit(services, preparation_graph(body, sample, portrait), owner)).job_id
-
-
-def preparation_graph(body: ProfileIn, sample: dict[str, Any], portrait: dict[str, Any] | None) -> dict[str, Any]:
-    """voice.prepare on the sample; "train and generate" adds speech in the prepared voice (and a talking head)."""
-    attachments = [{"id": "sample", "kind": "audio", **sample}]
-    nodes: list[dict[str, Any]] = [{"id": "prepare", "name": f"Prepare {body.name}'s voice", "service": PREPARE,
-                                    "plane": "gpu", "params": {"audio": {"$attachment": "sample"},
-                                                               "text": body.reference_text}}]
-    if body.say:
-        nodes.append({"id": "voice", "name": "Speak the text", "service": "tts.synthesize", "plane": "gpu",
-                      "params": {"text": body.say, "reference_audio": {"$node": "prepare", "output": "voice"},
-                                 "reference_text": body.reference_text}})
-        finals = [{"$node": "voice", "output": "audio"}]
-        if portrait is not None:
-            attachments.append({"id": "portrait", "kind": "image", **portrait})
-            nodes.append({"id": "talk", "name": "Animate the portrait", "service": "video.animate_portrait",
-                          "plane": "gpu", "params": {"image": {"$attachment": "portrait"},
-                                                     "audio": {"$node": "voice", "output": "audio"}}})
-            finals = [{"$node": "talk", "output": "video"}]
-        nodes.append({"id": "publish", "name": "Publish", "service": "artifact.publish", "plane": "control",
-                      "params": {"items": finals, "title": body.say[:80]}})
-    return {"schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
-            "context": {"goal": f"prepare the voice of profile {body.name}" + (f" and say: {body.say}" if body.say
-                                                                               else ""),
-                        "attachments": attachments, "inputs": {"profile": body.name}},
-            "metadata": {"profile": {"name": body.name, "mode": "train_and_generate" if body.say else "train"}},
-            "nodes": nodes, "edges": edges_from_refs(nodes)}
+    graph = preparation_graph(body.name, body.reference_text, body.say, sample, portrait)
+    return (await admission.admit(services, graph, owner)).job_id

@@ -16,16 +16,15 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import BeforeValidator, Field
 
-from spinbot.errors import Problem
-from spinbot.graph import Graph
+from conversation.services import Services
+from conversation.views import iso, signed_path
+from planner.pipelines import edges_from_refs
+from planner.training import PREPARE, prepare_node, voice_params
+from spinbot.errors import Problem, not_found
+from spinbot.graph import Graph, node_ref
 from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
-from web.deps import Services
-from web.problems import not_found
-from web.views import iso, signed_path
 
-#: The service whose `voice` output a profile keeps (executors/gpu/voice.py).
-PREPARE = "voice.prepare"
 #: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' - (no space last)
 NAME_RE = re.compile(r"^[^\W_](?:[\w .'-]{0,38}[\w.'-])?$")
 #: A profile name as a request field: normalised (spinbot/names.py) before it is checked, on every write.
@@ -282,3 +281,30 @@ def planner_profile(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "default": row["is_default"], "status": row["status"],
             "portrait": portrait.get("key"), "voice": voice.get("key"),
             "reference_text": voice.get("reference_text") or None}
+
+
+def preparation_graph(name: str, reference_text: str | None, say: str | None, sample: dict[str, Any],
+                      portrait: dict[str, Any] | None) -> Graph:
+    """The job POST /api/profiles starts: voice.prepare on the uploaded `sample` (planner.training.prepare_node,
+    the step a planned "save this as NAME" uses too); "train and generate" (`say`) adds speech in the prepared
+    voice, and a talking head when a `portrait` is given."""
+    attachments = [{"id": "sample", "kind": "audio", **sample}]
+    nodes: list[dict[str, Any]] = [prepare_node(name, "sample", reference_text) | {"plane": "gpu"}]
+    if say:
+        nodes.append({"id": "voice", "name": "Speak the text", "service": "tts.synthesize", "plane": "gpu",
+                      "params": {"text": say, **voice_params(reference_text)}})
+        finals = [node_ref("voice", "audio")]
+        if portrait is not None:
+            attachments.append({"id": "portrait", "kind": "image", **portrait})
+            nodes.append({"id": "talk", "name": "Animate the portrait", "service": "video.animate_portrait",
+                          "plane": "gpu", "params": {"image": {"$attachment": "portrait"},
+                                                     "audio": node_ref("voice", "audio")}})
+            finals = [node_ref("talk", "video")]
+        nodes.append({"id": "publish", "name": "Publish", "service": "artifact.publish", "plane": "control",
+                      "params": {"items": finals, "title": say[:80]}})
+    return Graph.model_validate({
+        "schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
+        "context": {"goal": f"prepare the voice of profile {name}" + (f" and say: {say}" if say else ""),
+                    "attachments": attachments, "inputs": {"profile": name}},
+        "metadata": {"profile": {"name": name, "mode": "train_and_generate" if say else "train"}},
+        "nodes": nodes, "edges": edges_from_refs(nodes)})

@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from conversation.services import Services
 from spinbot.errors import Problem
 from spinbot.graph import Graph
-from web.deps import Services
 
 #: A literal string a task would read as an object key (uploads/{owner}/{id}/{name}, jobs/{job}/{node}/{name}).
 OBJECT_KEY = re.compile(r"^(uploads|jobs)/[^/\s]+/[^/\s]+/\S+$")

@@ -17,17 +17,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator import Verdict
-from planner.cues import JOB_STATUS
-from planner.replan import continuation
-from spinbot.capabilities import live_manifest
-from spinbot.errors import Problem, SpinbotError, outage
-from spinbot.graph import Graph
-from spinbot.llm import reachable
-from spinbot.queue import TERMINAL_JOB
-from spinbot.text import clean, clean_value
-from web import admission
-from web.answers import (
+from conversation import admission
+from conversation.answers import (
     REVIEW_ASK,
     answer_for,
     last_job_id,
@@ -37,11 +28,19 @@ from web.answers import (
     shown_graph,
     title_of,
 )
-from web.deps import Services
-from web.goals import asked_again, history_of, plan_goal
-from web.problems import unavailable
-from web.sse import follow_job, is_terminal
-from web.turns import OPEN
+from conversation.events import follow_job, is_terminal
+from conversation.goals import asked_again, history_of, plan_goal
+from conversation.services import Services
+from conversation.turns import OPEN
+from evaluator import Verdict
+from planner.cues import JOB_STATUS
+from planner.replan import continuation
+from spinbot.capabilities import live_manifest
+from spinbot.errors import Problem, SpinbotError, outage, unavailable
+from spinbot.graph import Graph
+from spinbot.llm import reachable
+from spinbot.queue import TERMINAL_JOB
+from spinbot.text import clean, clean_value
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +251,7 @@ class Turn:
         if self.abandoned:  # the client left while it was being submitted
             await self._cancel(job_id)
         # The turn is open until its answer is written, by this process or, if it stops following, any API
-        # (web/turns.py): what that one needs to write the same answer travels in the message's metadata.
+        # (conversation/turns.py): what that one needs to write the same answer travels in the message's metadata.
         # Claimed before the message exists: an open message is never without a claim, whenever this dies.
         message_id = await services.repo.new_message_id()
         await services.turns.claim(message_id)

@@ -9,22 +9,27 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
+from conversation import profiles
+from conversation.ownership import check_objects
+from conversation.services import Services
 from evaluator.model import Limits, Verdict
 from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.nodecache import NodeCache
 from spinbot.settings import Settings
-from web import profiles
-from web.deps import Services
-from web.limits import check_graph_size
-from web.ownership import check_objects
 
 log = logging.getLogger(__name__)
 
 
 def limits(settings: Settings) -> Limits:
     return Limits.of(settings)
+
+
+def check_graph_size(settings: Settings, nodes: int) -> None:
+    if nodes > settings.max_graph_nodes:
+        raise Problem("graph_too_large", f"the graph has {nodes} nodes; the limit is {settings.max_graph_nodes}",
+                      hint="split the work into smaller jobs")
 
 
 def parse_graph(settings: Settings, doc: Any) -> Graph:
@@ -104,7 +109,7 @@ async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str 
     """Evaluate-approved graph -> a job, within the owner's concurrent job limit (`admit` calls it).
 
     This is where a graph that names another key's objects is refused (404 naming the field; see
-    web.ownership).
+    conversation.ownership).
     """
     await check_objects(services, graph, owner)
     save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile
