@@ -19,6 +19,7 @@ from conversation.events import ZERO, follow_job, is_terminal
 from conversation.services import Services
 from conversation.views import job_page_link
 from spinbot import constants as C
+from spinbot.errorcodes import CODES
 from spinbot.settings import Settings
 from web.problems import openai_error
 from web.sse import encode
@@ -226,7 +227,7 @@ def cut_by_shutdown(turn: Answering, chunks: Chunks) -> bytes:
         text = ("The server stopped (a restart or an update) before your job started. Send your message again "
                 "in a moment.")
     out = encode(None, chunks.chunk({"content": text}))
-    out += encode(None, {"error": openai_error(503, text, "server_shutting_down")})
+    out += encode(None, {"error": openai_error(CODES["server_shutting_down"].status, text, "server_shutting_down")})
     out += encode(None, chunks.chunk({}, "stop"))
     return out + encode(None, "[DONE]")
 
