@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from conversation import profiles
 from conversation.ownership import check_objects
 from conversation.services import Services
+from evaluator import evaluate as run_evaluator
 from evaluator.model import Limits, Verdict
 from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.errors import Problem
@@ -58,8 +59,6 @@ async def evaluate(services: Services, graph: Graph | dict[str, Any], owner: str
     The estimate is the one learned from the jobs that ran (services.estimates, a lookup), with the
     nodes `owner`'s node cache would answer counted as reused (spinbot/nodecache.py).
     """
-    from evaluator import evaluate as run_evaluator
-
     manifest = await live_manifest(services.redis)
     table = services.estimates.table(services.spawn)
     reused: dict[str, str] = {}

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from conversation import admission
 from conversation.goals import history_of, plan_goal
 from conversation.views import job_links
+from planner.pipelines import build_graph, list_pipelines, uploads_named
 from spinbot.capabilities import live_manifest
 from spinbot.errors import Problem, not_found
 from web.attachments import AttachmentIn, store_attachments
@@ -81,8 +82,6 @@ def result_json(result: Any) -> dict[str, Any]:
 
 @router.get("/api/pipelines", summary="The fixed pipelines with their param schemas")
 async def pipelines(owner: OwnerDep) -> dict[str, Any]:
-    from planner.pipelines import list_pipelines
-
     return {"items": [p.public() for p in list_pipelines()]}
 
 
@@ -92,8 +91,6 @@ async def run_pipeline(
     services: ServicesDep, owner: OwnerDep, name: str,
     body: Annotated[RunBody, Body(openapi_examples={"capabilities": {"value": {"params": {}}}})],
 ) -> JSONResponse:
-    from planner.pipelines import build_graph, list_pipelines, uploads_named
-
     known = [p.name for p in list_pipelines()]
     if name not in known:
         raise Problem("not_found", f"there is no pipeline {name!r}", hint=f"pipelines: {', '.join(known)}")
