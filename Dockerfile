@@ -36,8 +36,9 @@ RUN pip install ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"} "torch==${TOR
 # so editing a .py file does not re-download the world.
 WORKDIR /src
 COPY pyproject.toml README.md ./
-RUN mkdir -p spinbot executors evaluator planner web manifests prompts \
+RUN mkdir -p spinbot executors evaluator planner conversation web shell manifests prompts \
  && touch spinbot/__init__.py executors/__init__.py evaluator/__init__.py planner/__init__.py web/__init__.py \
+          conversation/__init__.py shell/__init__.py \
           manifests/__init__.py prompts/__init__.py \
  && pip install . \
  && pip uninstall -y spinbot

@@ -24,7 +24,7 @@ browser:
 # The code style DESIGN.md asks for is checked too: ruff and mypy before the tests.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy spinbot executors evaluator planner web
+	$(VENV)/bin/mypy spinbot executors evaluator planner conversation web shell
 
 test: $(STAMP) browser lint
 	$(PY) -m pytest

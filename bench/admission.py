@@ -96,7 +96,7 @@ async def measure(args: argparse.Namespace, keys: int, redis_url: str, database_
     await redis.aclose()
     port = free_port()
     api = start_api(redis_url, database_url, tmp / f"data-{keys}", port,
-                    DIAG_VISIBLE="true", MAX_JOBS_PER_KEY=str(args.burst * 20))
+                    MAX_JOBS_PER_KEY=str(args.burst * 20))
     try:
         url = f"http://127.0.0.1:{port}"
         _, one_by_one = await post_jobs(url, 50, concurrent=False)

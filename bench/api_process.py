@@ -20,7 +20,7 @@ def start_api(redis_url: str, database_url: str, data_dir: Path, port: int, **se
            "SPINBOT_API_KEYS": "", **{f"SPINBOT_{k}": v for k, v in settings.items()}}
     data_dir.mkdir(parents=True, exist_ok=True)
     with (data_dir / "api.log").open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "api"], env=env, stdout=log, stderr=log)
+        proc = subprocess.Popen([sys.executable, "-m", "shell.cli", "api"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:

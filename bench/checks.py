@@ -8,7 +8,7 @@
 - cost: a talking head of about --seconds (tts.synthesize then video.animate_portrait at --size, the
   handlers as an executor runs them, on a LocalStore) against the checks of both outputs.
 - requests: goals planned by the rules (no LLM), run by both executors in this process on embedded
-  Redis and Postgres; each answer's first line (web.answers.verdict over spinbot.expectations.compare)
+  Redis and Postgres; each answer's first line (conversation.answers.verdict over spinbot.expectations.compare)
   must name what differs, with figures, when the built-ins cannot deliver it, and raise no alarm when
   they can.
 Prints one markdown table per part and the machine's load.
@@ -185,6 +185,7 @@ async def cost_part(seconds: float, size: int) -> None:
 async def requests_part() -> None:
     import redis.asyncio as aioredis
 
+    from conversation.answers import verdict
     from executors.core import Executor
     from executors.manifests import registry
     from planner.agent import plan
@@ -195,7 +196,6 @@ async def requests_part() -> None:
     from spinbot.graph import Graph
     from spinbot.queue import TERMINAL_JOB, JobQueue
     from spinbot.store import Store
-    from web.answers import verdict
 
     rows = [["request", "built-ins deliver it", "answer's first line", "result"]]
     named = alarms = deliverable = undeliverable = 0

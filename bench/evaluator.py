@@ -16,7 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluator import Limits, evaluate  # noqa: E402
-from evaluator.cli import committed_manifest  # noqa: E402
+from spinbot.capabilities import committed_manifest  # noqa: E402
 from spinbot.graph import Graph  # noqa: E402
 
 

@@ -79,7 +79,7 @@ def executors(redis_url: str, database_url: str, data_dir: Path) -> Iterator[lis
     procs = []
     for plane in PLANES:
         with (data_dir / f"executor-{plane}.log").open("wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane], cwd=ROOT,
+            procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "executor", plane], cwd=ROOT,
                                           env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
         yield procs

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from evaluator.cli import committed_manifest  # noqa: E402
 from planner import PlanRequest, plan, trust  # noqa: E402
+from spinbot.capabilities import committed_manifest  # noqa: E402
 from spinbot.graph import Attachment  # noqa: E402
 from spinbot.localmodel import files  # noqa: E402
 from spinbot.localmodel.process import ModelServer  # noqa: E402

@@ -40,7 +40,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.planning import bench_settings, calibrate_table, plan_in_process  # noqa: E402
-from evaluator.cli import committed_manifest  # noqa: E402
+from spinbot.capabilities import committed_manifest  # noqa: E402
 from spinbot.settings import Settings  # noqa: E402
 
 REQUESTS = Path(__file__).with_name("requests_public.json")

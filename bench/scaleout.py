@@ -54,7 +54,7 @@ JOB = {"schema": "langgraph.v1", "workflowId": "scaleout", "nodes": [
     {"id": "c", "service": "diag.echo", "plane": "control", "params": {"text": "y"}},
 ], "edges": [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}]}
 SETTINGS = {"MAX_JOBS_PER_KEY": "4", "MAX_STREAMS_PER_KEY": "3", "API_KEYS": ",".join(KEYS),
-            "PLANNER_TRUST": "rules", "PLANNER_DIRECT_PLANS": "true", "DIAG_VISIBLE": "true",
+            "PLANNER_TRUST": "rules", "PLANNER_DIRECT_PLANS": "true",
             "TURN_LEASE_S": "6", "CLAIM_IDLE_MS": "6000", "HEARTBEAT_S": "1"}
 
 
@@ -92,7 +92,7 @@ class Run:
                "SPINBOT_DATA_DIR": str(self.tmp / "api0"), **{f"SPINBOT_{k}": v for k, v in settings.items()}}
         for plane in ("control", "control", "gpu", "gpu"):
             with (self.tmp / f"executor-{plane}-{len(self.procs)}.log").open("wb") as log:
-                self.procs.append(subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane],
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "executor", plane],
                                                    env=env, stdout=log, stderr=subprocess.STDOUT))
         for port in self.ports:  # ready: both planes online
             deadline = time.monotonic() + 180

@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -25,13 +25,15 @@ from executors import upkeep
 from executors.admission import Admission
 from executors.graphcache import GraphCache
 from executors.jobrun import JobRun
-from executors.middleware import Middleware, call_handler, chain, node_middleware
+from executors.middleware import call_handler, chain, node_middleware
+from executors.nodecache import CacheStep, node_cache
 from executors.workdirs import Workdirs
-from spinbot import capabilities, nodecache, redis_setup
+from spinbot import capabilities, redis_setup
 from spinbot.artifacts import ArtifactStore
 from spinbot.backoff import Backoff
 from spinbot.errors import LostClaim, outage
 from spinbot.loops import LoopHealth, forever
+from spinbot.nodecache import NodeCache
 from spinbot.queue import REDIS_DOWN, Claim, JobQueue, RecordWriter
 from spinbot.queue.interface import QueueAPI
 from spinbot.registry import Registry
@@ -73,8 +75,8 @@ class Executor:
         self.node_slots = asyncio.Semaphore(max(1, settings.concurrency))
         memory = settings.gpu_memory_mb or (int(device["total_mb"]) if device and "total_mb" in device else None)
         self.gpu = Admission(settings.gpu_slots, memory if plane == "gpu" else None)
-        cache = (cast(Middleware, nodecache.middleware(nodecache.CacheStep(nodecache.NodeCache(store.pool, artifacts))))
-                 if store is not None and settings.node_cache else None)  # duck-typed: spinbot imports no executors
+        cache = (node_cache(CacheStep(NodeCache(store.pool, artifacts)))
+                 if store is not None and settings.node_cache else None)
         self.node_step = chain(node_middleware(cache), call_handler)
         self.max_jobs = max(2, settings.concurrency * 2)
         self.runs: dict[str, JobRun] = {}

@@ -15,7 +15,7 @@ The chain is built in ONE place, `node_middleware()`, outermost first:
 
 `attempt` counts the attempt, records the node `running`, resolves and validates its params and gives
 it a work directory and a TaskContext (`step.params`, `step.ctx`); the middlewares after it see them.
-The node cache (spinbot/nodecache.py) needs the resolved params and may answer without calling the
+The node cache (executors/nodecache.py) needs the resolved params and may answer without calling the
 handler, so it sits right after `attempt`; it sets `step.reused` on a hit. `checking`
 (executors/checking.py) measures the outputs inside the cache, so a reused output keeps its checks.
 To add another middleware, insert it into the list `node_middleware()` returns; `chain()` composes
@@ -194,5 +194,5 @@ async def time_limit(step: NodeStep, call_next: Handler) -> dict[str, Any]:
 
 def node_middleware(cache: Middleware | None = None) -> list[Middleware]:
     """The node step's middleware, outermost first: the one place to add one. `cache`: the node cache's
-    middleware (spinbot.nodecache.middleware), or None to run every node."""
+    middleware (executors.nodecache.node_cache), or None to run every node."""
     return [admission, retries, metrics, attempt, *([cache] if cache is not None else []), checking, time_limit]

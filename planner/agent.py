@@ -207,7 +207,8 @@ class Planner:
         req, intent = self.request, state["intent"]
         if (save := state.get("save")) is not None:
             intent = intent if intent.kind == "plan" else Intent(kind="plan")
-            return intent.model_copy(update={"profile": save.name}), req.attachments, training.voice_params(save)
+            return (intent.model_copy(update={"profile": save.name}), req.attachments,
+                    training.voice_params(save.reference_text))
         if (profile := state.get("profile")) is not None:
             return (profiles.apply(intent, profile, req.goal, req.attachments),
                     req.attachments + profiles.attachments_of(profile), profiles.voice_params(profile))

@@ -139,7 +139,8 @@ CAPABILITIES = re.compile(
 )
 JOB_STATUS = re.compile(
     r"\b(status|progress|how('s| is) (it|my|the) (going|job|video)|is it (done|ready|finished)|"
-    r"are you done|how long (will|does) it|when will it be (done|ready)|eta)\b",
+    r"are you done|how long (will|does) it|when will it be (done|ready)|(done|ready|finished) yet|is it still running|"
+    r"how far along|eta)\b",
     re.I,
 )
 QUESTION = re.compile(

@@ -19,7 +19,8 @@ class Message(BaseModel):
 
 
 class Profile(BaseModel):
-    """One of the caller's profiles, as the planner reads it (web.profiles.planner_profile): object keys only."""
+    """One of the caller's profiles, as the planner reads it (conversation.profiles.planner_profile): object keys
+    only."""
 
     model_config = ConfigDict(extra="ignore")
 

@@ -33,7 +33,6 @@ class Pipeline(BaseModel):
 
     name: str
     description: str
-    intents: list[str] = Field(default_factory=list, description="words in a goal that suggest this pipeline")
     params_schema: dict[str, Any]
     graph: dict[str, Any] = Field(description="the template: nodes with $param / $if placeholders")
 

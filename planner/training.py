@@ -20,6 +20,7 @@ from planner.pipelines import edges_from_refs
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest
 
+#: The service whose `voice` output a profile keeps (executors/gpu/voice.py), and its step's id in a graph.
 PREPARE = "voice.prepare"
 PREPARE_NODE = "prepare"
 SAVE_AS = re.compile(
@@ -62,21 +63,23 @@ def read(goal: str, profiles: list[Profile], attachments: list[Attachment]) -> S
     return SaveAs(name=name, sample=audio, portrait=image, reference_text=ref.group(1).strip(), rest=rest)
 
 
-def prepare_node(save: SaveAs) -> dict[str, Any]:
-    return {"id": PREPARE_NODE, "name": f"Prepare {save.name}'s voice", "service": PREPARE,
-            "params": {"audio": {"$attachment": save.sample}, "text": save.reference_text}}
+def prepare_node(name: str, sample: str | None, reference_text: str | None) -> dict[str, Any]:
+    """The one voice.prepare step (id PREPARE_NODE, no plane yet) for profile `name`: the sample is the
+    attachment with id `sample`, `reference_text` what it says. Planned goals and POST /api/profiles use it."""
+    return {"id": PREPARE_NODE, "name": f"Prepare {name}'s voice", "service": PREPARE,
+            "params": {"audio": {"$attachment": sample}, "text": reference_text}}
 
 
-def voice_params(save: SaveAs) -> dict[str, Any]:
-    """What a speech step takes to speak in the voice being prepared."""
-    return {"reference_audio": {"$node": PREPARE_NODE, "output": "voice"}, "reference_text": save.reference_text}
+def voice_params(reference_text: str | None) -> dict[str, Any]:
+    """What a speech step takes to speak in the voice being prepared (by prepare_node's step)."""
+    return {"reference_audio": {"$node": PREPARE_NODE, "output": "voice"}, "reference_text": reference_text}
 
 
 def with_preparation(doc: dict[str, Any] | None, save: SaveAs, manifest: MergedManifest, *, goal: str,
                      attachments: list[Attachment], constraints: dict[str, Any]) -> dict[str, Any]:
     """The plan (or, with none, a graph of its own) with the preparation step first and the save recorded."""
     spec = manifest.services.get(PREPARE)
-    node = prepare_node(save) | {"plane": spec.planes[0] if spec else "gpu"}
+    node = prepare_node(save.name, save.sample, save.reference_text) | {"plane": spec.planes[0] if spec else "gpu"}
     if doc is None:
         doc = {"schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
                "context": {"goal": goal[:20000], "constraints": constraints,

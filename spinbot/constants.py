@@ -13,7 +13,7 @@ CANCEL_CHANNEL = f"{PREFIX}:cancel"
 RECONCILE_LOCK = f"{PREFIX}:reconcile:lock"  # the executor sweeping for lost stream entries now
 EVENTS_MAXLEN = 10_000
 #: Sorted set: chat message id -> expiry (unix s) of the claim of the API process following its turn
-#: (0: nobody follows it); any API answers a lapsed turn when its job ends (web/turns.py).
+#: (0: nobody follows it); any API answers a lapsed turn when its job ends (conversation/turns.py).
 OPEN_TURNS = f"{PREFIX}:turns:open"
 
 

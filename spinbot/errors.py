@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Literal
+from typing import Any, Literal
 
 import asyncpg
 import redis.exceptions
+
+from spinbot.errorcodes import CODES, RETRY_AFTER_S
 
 
 class SpinbotError(Exception):
@@ -20,6 +22,33 @@ class SpinbotError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    @property
+    def status(self) -> int:
+        """The HTTP status of this error's code in the catalogue (spinbot.errorcodes)."""
+        return CODES[self.code].status
+
+    @property
+    def advice(self) -> str:
+        """What to do next: the error's own hint, else its code's in the catalogue."""
+        return self.hint or CODES[self.code].hint
+
+
+class Problem(SpinbotError):
+    """A request refused with a catalogued code (spinbot.errorcodes.CODES; KeyError for one that is not):
+    `detail` for people, `hint` (more specific than the catalogue's), `extra` fields for the answer (`field`,
+    `errors`, `findings`, `limit_mb`, ...), `headers` the answer carries besides the catalogue's (a 416's
+    Content-Range). web/problems.py turns it, like any SpinbotError, into HTTP."""
+
+    def __init__(self, code: str, detail: str, *, hint: str | None = None, headers: dict[str, str] | None = None,
+                 **extra: Any) -> None:
+        if code not in CODES:
+            raise KeyError(f"problem code {code!r} is not in spinbot.errorcodes.CODES")
+        super().__init__(detail, hint=hint)
+        self.code = code
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
 
 
 class TransientError(SpinbotError):
@@ -141,3 +170,21 @@ def classify(exc: BaseException) -> SpinbotError:
     # Any other OSError (a file that does not decode, a missing file, a full disk) is the task's own
     # failure: retrying the same input cannot help unless the service says otherwise.
     return PermanentError(f"{type(exc).__name__}: {exc}")
+
+
+def not_found(what: str, ident: str) -> Problem:
+    # The same answer for "absent" and "someone else's": ids do not leak across keys.
+    return Problem("not_found", f"{what} {ident} does not exist", hint=f"check the {what} id; "
+                   "it must have been created with the same API key")
+
+
+_SETTING = {"redis": "SPINBOT_REDIS_URL", "postgres": "SPINBOT_DATABASE_URL"}
+_NAME = {"redis": "Redis", "postgres": "Postgres"}
+
+
+def unavailable(part: Part, exc: BaseException) -> Problem:
+    """503 + Retry-After for an infrastructure fault (spinbot.errors.outage): the request may be sent again.
+    The detail names the error's type only (its text, with hosts and ports, goes to the server log)."""
+    return Problem(f"{part}_unavailable", f"{_NAME[part]} is unavailable or too busy right now ({type(exc).__name__})",
+                   hint=f"retry in {RETRY_AFTER_S} s; if it persists, check that {_NAME[part]} runs and "
+                        f"{_SETTING[part]}")

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +30,7 @@ import orjson
 from spinbot.artifacts import ArtifactNotFound, ArtifactStore
 from spinbot.graph import AttachmentRef, Graph, NodeRef, iter_refs, resolve_params
 from spinbot.manifest import ServiceSpec
+from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def digested(value: Any) -> Any:
     return value
 
 
-def node_key(spec: ServiceSpec, resolved_params: Mapping[str, Any], settings: Any = None) -> str:
+def node_key(spec: ServiceSpec, resolved_params: Mapping[str, Any], settings: Settings | None = None) -> str:
     """The cache key (64 hex digits) of running `spec` on these params, references already resolved.
     With `settings`, the values of the settings the service names as its engine (`spec.engine`, e.g. tts_url)
     are part of the key: a voice approximated by eSpeak is not reused once an F5-TTS server is configured."""
@@ -100,7 +100,8 @@ def reusable_here(spec: ServiceSpec, metadata: Mapping[str, Any], node_id: str) 
 
 
 def plan_reuse(
-    graph: Graph, specs: Mapping[str, ServiceSpec], known: Mapping[str, dict[str, Any]], settings: Any = None
+    graph: Graph, specs: Mapping[str, ServiceSpec], known: Mapping[str, dict[str, Any]],
+    settings: Settings | None = None,
 ) -> tuple[dict[str, str], set[str]]:
     """Which nodes of a planned graph the cache would reuse: (node id -> key, keys to look up next).
 
@@ -231,7 +232,7 @@ class NodeCache:
         return {r["key"]: r["outputs"] for r in rows}
 
     async def reusable(self, owner: str, graph: Graph, specs: Mapping[str, ServiceSpec],
-                       settings: Any = None) -> dict[str, str]:
+                       settings: Settings | None = None) -> dict[str, str]:
         """plan_reuse against this owner's entries: node id -> key of the nodes a run would reuse.
         One query per layer of reused nodes; artifacts are checked at run time, not here. `settings`: the
         engines' settings (the executors' are assumed to be the same as the caller's)."""
@@ -242,90 +243,3 @@ class NodeCache:
             if not fetched:
                 return reused
             known.update(fetched)
-
-
-# ---- the node step -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    outputs: dict[str, Any]
-    reused: Entry | None = None  # set when the outputs came from the cache
-
-
-class CacheStep:
-    """The cache around one node's run: look up, else run and record.
-
-        outcome = await cache_step(spec=service.spec(), params=resolved_params, owner=job_owner,
-                                   metadata=graph.metadata, job_id=job_id, node_id=node.id, run=run_node)
-
-    - `spec`: the node's ServiceSpec (from the registry's `Service.spec()`: id, version, cacheable);
-    - `params`: the node's params with references resolved (JobRun.resolve_inputs), before validation;
-    - `owner`: the job's owner (API key name), `metadata`: the graph's metadata (opt-outs);
-    - `run`: the rest of the node step, returning the outputs.
-    On a hit, `outcome.reused` names the job and node that made the outputs. A miss runs and records.
-    Cache errors (Postgres down) never fail the node: it runs uncached. `middleware()` adapts it to
-    executors.middleware's protocol.
-    """
-
-    def __init__(self, cache: NodeCache, *, clock: Callable[[], float] = time.monotonic) -> None:
-        self.cache, self.clock = cache, clock
-
-    async def __call__(
-        self, *, spec: ServiceSpec, params: Mapping[str, Any], owner: str, metadata: Mapping[str, Any],
-        job_id: str, node_id: str, run: Callable[[], Awaitable[dict[str, Any]]], settings: Any = None,
-    ) -> Outcome:
-        if not cacheable(spec, metadata, node_id):
-            return Outcome(await run())
-        key = node_key(spec, params, settings)
-        again = regenerated(spec, metadata)
-        try:
-            hit = None if again else await self.cache.lookup(owner, key)
-        except (asyncpg.PostgresError, OSError) as e:
-            log.warning("node cache lookup failed (%s); job=%s node=%s runs", e, job_id, node_id)
-            return Outcome(await run())
-        if hit is not None:
-            return Outcome(hit.outputs, hit)
-        started = self.clock()
-        outputs = await run()
-        try:
-            await self.cache.record(owner, key, spec, outputs, job_id=job_id, node_id=node_id,
-                                    seconds=self.clock() - started, replace=again)
-        except (asyncpg.PostgresError, OSError) as e:
-            log.warning("node cache record failed (%s); job=%s node=%s", e, job_id, node_id)
-        return Outcome(outputs)
-
-
-def middleware(cache_step: CacheStep) -> Callable[[Any, Callable[[Any], Awaitable[dict[str, Any]]]],
-                                                  Awaitable[dict[str, Any]]]:
-    """`cache_step` as an executors.middleware middleware `mw(step, call_next)` (duck-typed: spinbot does
-    not import executors), placed right after `attempt`. It reads `step.run`, `step.node`, `step.service`;
-    the resolved params come from `step.run.resolve_inputs(step.node)`, which keeps the artifacts' sha256
-    that validation may drop. On a hit it sets `step.reused = {"job", "node"}` (JobRun puts it on the
-    node's completed event, the UI shows "reused"), logs which node made the outputs and announces their
-    artifacts again (not re-recorded: they stay the making job's, the same owner's)."""
-
-    specs: dict[str, ServiceSpec] = {}  # Service.spec() builds a JSON Schema: once per service
-
-    async def node_cache(step: Any, call_next: Callable[[Any], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
-        run = step.run
-        spec = specs.get(step.service.id)
-        if spec is None:
-            spec = specs[step.service.id] = step.service.spec()
-        outcome = await cache_step(
-            spec=spec, params=run.resolve_inputs(step.node), owner=run.parsed.owner,
-            metadata=run.graph.metadata, job_id=run.job_id, node_id=step.node.id, run=lambda: call_next(step),
-            settings=run.ex.settings,
-        )
-        if outcome.reused is not None:
-            made = {"job": outcome.reused.job_id, "node": outcome.reused.node_id}
-            step.reused = made
-            await run.emit("log", {"node": step.node.id, "reused": made,
-                                   "message": f"reused the outputs of {made['node']} (job {made['job']}): "
-                                              "same service, params and inputs"})
-            for art in artifacts_in(outcome.outputs):
-                name = str(art.get("name") or art["key"].rsplit("/", 1)[-1])
-                await run.emit("artifact", {"node": step.node.id, "name": name, **art})
-        return outcome.outputs
-
-    return node_cache

@@ -2,7 +2,7 @@
 signatures (`sig=`, a key to an artifact until it expires), Authorization headers and Bearer tokens, and
 every secret the settings hold, wherever they appear (uvicorn's access log, tracebacks, our own lines).
 
-Entrypoints install it on the root logger's handlers (spinbot/cli.py), so every logger that propagates
+Entrypoints install it on the root logger's handlers (shell/cli.py), so every logger that propagates
 there, uvicorn's included, is covered.
 """
 

@@ -98,7 +98,6 @@ class Settings(BaseSettings):
     #: (spinbot/nodecache.py; per API key; services with side effects are never cached)
     node_cache: bool = True
     metrics_port: int | None = None
-    diag_visible: bool = False
 
     # Infrastructure faults (docs/operations.md, "When Redis or Postgres fail").
     #: production mode: refuse to start on an unsafe setup (a Redis whose maxmemory-policy may evict keys);

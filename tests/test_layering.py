@@ -1,4 +1,5 @@
-"""The import rules of DESIGN.md: the evaluator is pure; executors never import the planner or the web app."""
+"""The layers of docs/architecture.md ("Layers"): a package imports only the packages it names below, with
+no exception for any file; nothing imports the shell; the evaluator does no I/O."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ import pytest
 
 from spinbot import ROOT
 
-FORBIDDEN = {
-    "evaluator": {"planner", "executors", "web", "redis", "asyncpg", "httpx"},
-    "executors": {"planner", "web"},
-    "spinbot": {"planner", "web", "evaluator", "executors"},
+#: package -> the project's packages it may import (every import counts: top level, in a function,
+#: under TYPE_CHECKING)
+MAY_IMPORT: dict[str, set[str]] = {
+    "spinbot": set(),  # the shared kernel
+    "evaluator": {"spinbot"},  # pure checks of a graph
+    "executors": {"spinbot"},  # the planes' runtime
+    "planner": {"spinbot", "evaluator"},  # goal -> graph
+    "conversation": {"spinbot", "evaluator", "planner"},  # the chat use case every front end shares
+    "web": {"spinbot", "evaluator", "planner", "conversation"},  # HTTP: routes, middleware, SSE, /v1, the UI
+    "shell": {"spinbot", "evaluator", "planner", "executors", "conversation", "web"},  # entrypoints: nothing imports
 }
-# entrypoints (the CLI, `spinbot up`, `spinbot submit` evaluating as the API does, `spinbot evaluate` reading the
-# live manifest) may reach every part
-ENTRYPOINTS = {ROOT / "spinbot" / f for f in ("cli.py", "up.py", "client.py", "submit.py")} | {
-    ROOT / "evaluator" / "cli.py"}
+#: the evaluator is pure: no client library of Redis, Postgres or HTTP
+NO_IO = {"redis", "asyncpg", "httpx"}
 
 
 def imported_roots(path: Path) -> set[str]:
@@ -30,11 +35,21 @@ def imported_roots(path: Path) -> set[str]:
     return roots
 
 
-@pytest.mark.parametrize("package", sorted(FORBIDDEN))
-def test_packages_respect_the_layering(package: str) -> None:
+def test_the_layers_cover_every_package_and_the_docs_name_them() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "manifests", "prompts"}  # data
+    assert packages == set(MAY_IMPORT)
+    layers = (ROOT / "docs" / "architecture.md").read_text().split("## Layers", 1)[1].split("\n## ", 1)[0]
+    assert all(f"`{p}/`" in layers for p in MAY_IMPORT)
+
+
+@pytest.mark.parametrize("package", sorted(MAY_IMPORT))
+def test_packages_import_only_the_layers_below(package: str) -> None:
+    forbidden = set(MAY_IMPORT) - MAY_IMPORT[package] - {package}
+    if package == "evaluator":
+        forbidden |= NO_IO
     offenders = {
-        str(p.relative_to(ROOT)): sorted(imported_roots(p) & FORBIDDEN[package])
+        str(p.relative_to(ROOT)): sorted(imported_roots(p) & forbidden)
         for p in (ROOT / package).rglob("*.py")
-        if p not in ENTRYPOINTS and imported_roots(p) & FORBIDDEN[package]
+        if imported_roots(p) & forbidden
     }
     assert offenders == {}

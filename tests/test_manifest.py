@@ -3,8 +3,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from executors.manifests import registry, render
+from shell.cli import app
 from spinbot import MANIFESTS_DIR
-from spinbot.cli import app
 from spinbot.manifest import PlaneManifest, ServiceSpec, merge
 
 

@@ -1,4 +1,4 @@
-"""spinbot.nodecache against real Postgres and a real artifact directory."""
+"""spinbot.nodecache and its middleware (executors.nodecache) against real Postgres and a real artifact directory."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from executors.nodecache import CacheStep, node_cache
 from spinbot.artifacts import LocalStore
 from spinbot.capabilities import committed_manifest
 from spinbot.graph import Graph
-from spinbot.nodecache import CacheStep, NodeCache, middleware, node_key, opted_out, plan_reuse
+from spinbot.nodecache import NodeCache, node_key, opted_out, plan_reuse
 from spinbot.store import Store
 
 SPECS = committed_manifest().services
@@ -161,7 +162,7 @@ async def test_the_middleware_adapter_answers_a_second_node_from_the_cache(store
     async def handler(s: Any) -> dict[str, Any]:
         return {"ran_in": s.run.job_id}
 
-    mw = middleware(CacheStep(NodeCache(store.pool)))
+    mw = node_cache(CacheStep(NodeCache(store.pool)))
     assert await mw(step("j1"), handler) == {"ran_in": "j1"}
     assert await mw(step("j2"), handler) == {"ran_in": "j1"}
     assert logs == [{"node": "say", "reused": {"job": "j1", "node": "say"},

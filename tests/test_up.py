@@ -19,7 +19,7 @@ def up(data_dir: Path, port: int, timeout: float = 30) -> tuple[subprocess.Compl
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPINBOT_")}
     env |= {"SPINBOT_DATA_DIR": str(data_dir), "SPINBOT_OLLAMA_URL": "http://127.0.0.1:9"}
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "spinbot.cli", "up", "--port", str(port)], env=env,
+    done = subprocess.run([sys.executable, "-m", "shell.cli", "up", "--port", str(port)], env=env,
                           capture_output=True, text=True, timeout=timeout)
     return done, time.monotonic() - started
 

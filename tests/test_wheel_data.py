@@ -12,7 +12,7 @@ import pytest
 
 from spinbot import ROOT
 
-TREES = ("spinbot", "executors", "evaluator", "planner", "web", "manifests", "prompts")
+TREES = ("spinbot", "executors", "evaluator", "planner", "conversation", "web", "shell", "manifests", "prompts")
 
 # Run from the unpacked wheel with the checkout taken off sys.path (the editable install's .pth puts it there).
 PROBE = """

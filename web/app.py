@@ -20,27 +20,28 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from conversation import turns
+from conversation.auth import LinkSigner
+from conversation.events import EventHub
+from conversation.repo import Repo
+from conversation.services import Services
+from conversation.slots import StreamSlots
+from conversation.turns import OpenTurns
 from planner.agent import state_graph
 from spinbot import redis_setup
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
-from spinbot.errors import outage
+from spinbot.errors import Problem, outage
 from spinbot.history import EstimatesCache
 from spinbot.metrics import HTTP_REQUESTS
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings
 from spinbot.store import PgLimits, Store
-from web import problems, turns
-from web.auth import LinkSigner
-from web.deps import Services
+from web import problems
 from web.head import HeadAsGet
 from web.limits import MB, BodyLimit, TextCheck
-from web.problems import Problem, SafeJSONResponse
-from web.repo import Repo
+from web.problems import SafeJSONResponse
 from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
-from web.slots import StreamSlots
-from web.sse import EventHub
-from web.turns import OpenTurns
 from web.v1_request import V1_BODY_FACTOR
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ async def build_services(settings: Settings) -> Services:
 
 def warm_up() -> None:
     """At start-up, what the first chat would otherwise pay inside its request: the planner's compiled
-    agent graph and the committed manifest (the planner's modules are imported with web.chat)."""
+    agent graph and the committed manifest (the planner's modules are imported with conversation.chat)."""
     state_graph()
     declared_manifest()
 
@@ -216,10 +217,10 @@ def _mount_ui(app: FastAPI) -> None:
         if first in UI_PAGES and not path.startswith(("api/", "v1/")):
             index = root / "index.html"
             if not index.is_file():
-                raise Problem(404, "the web UI is not installed (web/static/index.html is missing)",
-                              code="no_ui", hint="use the API (/docs) or reinstall Spinbot")
+                raise Problem("no_ui", "the web UI is not installed (web/static/index.html is missing)",
+                              hint="use the API (/docs) or reinstall Spinbot")
             return FileResponse(index, headers={"Cache-Control": "no-cache"})
-        raise Problem(404, f"/{path} does not exist", code="not_found", hint="see /docs for the API's routes")
+        raise Problem("not_found", f"/{path} does not exist", hint="see /docs for the API's routes")
 
     app.router.add_api_route("/{path:path}", ui, methods=["GET"], include_in_schema=False, route_class_override=UIRoute)
 

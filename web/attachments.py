@@ -17,11 +17,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
+from conversation.services import Services
 from spinbot.constants import upload_key
+from spinbot.errors import Problem, not_found
 from web.decode import HINT, Decoded, Refused, decode
-from web.deps import Services
 from web.limits import MB, too_large
-from web.problems import Problem, not_found
 
 KINDS = {"image": "image", "audio": "audio", "video": "video"}
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
@@ -42,7 +42,7 @@ class AttachmentIn(BaseModel):
 def kind_of(content_type: str) -> str:
     kind = KINDS.get(content_type.split("/", 1)[0].lower())
     if kind is None:
-        raise Problem(415, f"attachments of type {content_type} are not supported", code="unsupported_attachment",
+        raise Problem("unsupported_attachment", f"attachments of type {content_type} are not supported",
                       hint="attach images (image/*) or audio (audio/*)")
     return kind
 
@@ -68,7 +68,7 @@ def safe_name(name: str | None, content_type: str) -> str:
 def decode_data_url(url: str, limit: int) -> tuple[str, bytes]:
     m = _DATA_URL.match(url[:300])
     if not m:
-        raise Problem(422, "an attachment's data is not a data: URL", code="invalid_attachment",
+        raise Problem("invalid_attachment", "an attachment's data is not a data: URL",
                       hint="send data:<type>;base64,<payload> (or upload the file as multipart/form-data)")
     payload = url[m.end():]
     if len(payload) * 3 // 4 > limit + 3:
@@ -76,7 +76,7 @@ def decode_data_url(url: str, limit: int) -> tuple[str, bytes]:
     try:
         raw = base64.b64decode(payload, validate=True) if m.group("b64") else payload.encode()
     except (binascii.Error, ValueError):
-        raise Problem(422, "an attachment's base64 payload is corrupt", code="invalid_attachment",
+        raise Problem("invalid_attachment", "an attachment's base64 payload is corrupt",
                       hint="re-encode the file as base64") from None
     return (m.group("type") or "application/octet-stream").lower(), raw
 
@@ -91,10 +91,10 @@ async def check_content(services: Services, path: Path, name: str | None, declar
         shown = (name or "the file").rsplit("/", 1)[-1][:200]
         why = e.why.replace(f"'{path}'", "").replace(str(path), "").replace("  ", " ").strip()  # no server paths
         if e.status == 413:
-            raise Problem(413, f"{shown} is too large a picture: {why[:200]}", code="too_many_pixels", field=shown,
+            raise Problem("too_many_pixels", f"{shown} is too large a picture: {why[:200]}", field=shown,
                           hint="send a smaller picture (scale it down), or raise SPINBOT_MAX_IMAGE_MEGAPIXELS"
                           ) from None
-        raise Problem(415, f"{shown} is {why[:200]}", code="unsupported_attachment", field=shown, hint=HINT) from None
+        raise Problem("unsupported_attachment", f"{shown} is {why[:200]}", field=shown, hint=HINT) from None
 
 
 async def _save(services: Services, owner: str, name: str | None, declared: str, path: Path) -> dict[str, Any]:
@@ -126,8 +126,8 @@ async def store_attachments(services: Services, owner: str, items: list[Attachme
                 out.append(existing)
             continue
         if not item.data:
-            raise Problem(422, "an attachment needs `data` (a data: URL) or the `key` of an upload",
-                          code="invalid_attachment", hint="send data:<type>;base64,<payload>")
+            raise Problem("invalid_attachment", "an attachment needs `data` (a data: URL) or the `key` of an upload",
+                          hint="send data:<type>;base64,<payload>")
         ctype, raw = decode_data_url(item.data, limit)
         if len(raw) > limit:
             raise too_large("an attachment", len(raw), limit)

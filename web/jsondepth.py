@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 
-from web.problems import Problem
+from spinbot.errors import Problem
 
 #: The deepest JSON a request may hold (a graph with nested params needs about 10).
 MAX_JSON_DEPTH = 64
@@ -37,6 +37,6 @@ async def too_deep(body: bytes) -> Problem | None:
     depth = await asyncio.to_thread(json_depth, body) if len(body) > THREAD_BYTES else json_depth(body)
     if depth <= MAX_JSON_DEPTH:
         return None
-    return Problem(422, f"the JSON body nests {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted",
-                   code="json_too_deep", limit=MAX_JSON_DEPTH,
+    return Problem("json_too_deep", f"the JSON body nests {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted",
+                   limit=MAX_JSON_DEPTH,
                    hint="send the data flatter: no field of this API needs more than a few levels")

@@ -1,6 +1,6 @@
 """Request limits: body size (413, whatever the transfer encoding), text that cannot be stored (422),
 graph size (413), unfinished jobs per key (429 with Retry-After; counted in Redis by the submit itself).
-Open event streams per key: web/slots.py."""
+Open event streams per key: conversation/slots.py."""
 
 from __future__ import annotations
 
@@ -12,11 +12,10 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spinbot.errors import TooManyJobs
-from spinbot.settings import Settings
+from spinbot.errors import Problem
 from spinbot.text import BadText, first_bad
 from web.jsondepth import too_deep
-from web.problems import PROBLEM_TYPE, Problem, problem_body
+from web.problems import PROBLEM_TYPE, problem_body
 
 MB = 1024 * 1024
 
@@ -26,7 +25,7 @@ def too_large(what: str, size: float, limit: float, *, setting: str = "SPINBOT_M
     """413 saying how large `what` is (or that it is over, when its size is not known: at_least), the limit
     (in the detail and as `limit_mb`) and what to do. Sizes in bytes."""
     size_text = f"over {_size(limit)}" if at_least else _size(size)
-    return Problem(413, f"{what} is {size_text}; the limit is {_size(limit)}", code="too_large",
+    return Problem("too_large", f"{what} is {size_text}; the limit is {_size(limit)}",
                    limit_mb=round(limit / MB, 3),
                    hint=f"send less (smaller or fewer attachments), or raise the server's {setting} setting")
 
@@ -154,7 +153,7 @@ _TEXT_HINT = ("remove NUL characters and unpaired UTF-16 surrogates (\\u0000, \\
 
 def invalid_text(bad: BadText) -> Problem:
     """422 invalid_text naming the field that holds a NUL or a lone surrogate."""
-    return Problem(422, bad.describe(), code="invalid_text", field=bad.field, hint=_TEXT_HINT)
+    return Problem("invalid_text", bad.describe(), field=bad.field, hint=_TEXT_HINT)
 
 
 class TextCheck:
@@ -245,14 +244,3 @@ def _replay(body: bytes, receive: Receive, first: Message | None = None) -> Rece
         return await receive()
 
     return replay
-
-
-def too_many_jobs(e: TooManyJobs) -> Problem:
-    """429 too_many_jobs with Retry-After, for a submit refused at the owner's unfinished-job limit."""
-    return Problem(429, e.message, code="too_many_jobs", headers={"Retry-After": "10"}, hint=e.hint)
-
-
-def check_graph_size(settings: Settings, nodes: int) -> None:
-    if nodes > settings.max_graph_nodes:
-        raise Problem(413, f"the graph has {nodes} nodes; the limit is {settings.max_graph_nodes}",
-                      code="graph_too_large", hint="split the work into smaller jobs")

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import Query
 from pydantic import AfterValidator
 
-from web.views import iso
+from conversation.views import iso
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -10,7 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from spinbot.errors import EngineUnavailable, Part, PermanentError, SpinbotError, outage
+from spinbot.errorcodes import BY_STATUS, CODES
+from spinbot.errors import Problem, SpinbotError, outage, unavailable
 from spinbot.text import clean_value
 
 log = logging.getLogger(__name__)
@@ -32,34 +33,6 @@ _TITLES = {
     500: "Internal server error",
     503: "Service unavailable",
 }
-
-
-class Problem(Exception):
-    """An error answer: status, a code, a detail for people and optionally what to do next."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        code: str | None = None,
-        hint: str | None = None,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.code = code or _TITLES.get(status, "error").lower().replace(" ", "_")
-        self.hint = hint
-        self.headers = headers or {}
-        self.extra = extra
-
-
-def not_found(what: str, ident: str) -> Problem:
-    # The same answer for "absent" and "someone else's": ids do not leak across keys.
-    return Problem(404, f"{what} {ident} does not exist", code="not_found", hint=f"check the {what} id; "
-                   "it must have been created with the same API key")
 
 
 class SafeJSONResponse(JSONResponse):
@@ -112,25 +85,24 @@ def problem_body(status: int, detail: str, *, code: str, instance: str, hint: st
     return body
 
 
-def problem_response(request: Request, p: Problem) -> JSONResponse:
-    body = problem_body(p.status, p.detail, code=p.code, instance=request.url.path, hint=p.hint, **p.extra)
-    return SafeJSONResponse(body, status_code=p.status, headers=p.headers, media_type=PROBLEM_TYPE)
+def headers_of(code: str) -> dict[str, str]:
+    """The HTTP headers an answer with `code` carries: Retry-After from the catalogue, the Bearer challenge on 401."""
+    entry = CODES[code]
+    headers = {"Retry-After": str(entry.retry_after_s)} if entry.retry_after_s else {}
+    if entry.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="spinbot"'
+    return headers
 
 
-#: what an answer 503 asks clients to wait before they try again (seconds)
-RETRY_AFTER_S = 5
-_SETTING = {"redis": "SPINBOT_REDIS_URL", "postgres": "SPINBOT_DATABASE_URL"}
-_NAME = {"redis": "Redis", "postgres": "Postgres"}
-
-
-def unavailable(part: Part, exc: BaseException) -> Problem:
-    """503 + Retry-After for an infrastructure fault (spinbot.errors.outage): the request may be sent again.
-    The detail names the error's type only (its text, with hosts and ports, goes to the server log)."""
-    return Problem(503, f"{_NAME[part]} is unavailable or too busy right now ({type(exc).__name__})",
-                   code=f"{part}_unavailable",
-                   headers={"Retry-After": str(RETRY_AFTER_S)},
-                   hint=f"retry in {RETRY_AFTER_S} s; if it persists, check that {_NAME[part]} runs and "
-                        f"{_SETTING[part]}")
+def problem_response(request: Request, exc: SpinbotError, *, status: int | None = None,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
+    """`exc` as problem+json: status and headers from the catalogue (spinbot.errorcodes) unless given."""
+    status = status or exc.status
+    extra, own = (exc.extra, exc.headers) if isinstance(exc, Problem) else ({}, {})
+    body = problem_body(status, exc.message, code=exc.code, instance=request.url.path,
+                        hint=exc.advice, **extra)
+    return SafeJSONResponse(body, status_code=status, headers=headers or headers_of(exc.code) | own,
+                            media_type=PROBLEM_TYPE)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -144,32 +116,23 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
 def install(app: FastAPI) -> None:
     """Route every error through problem details."""
 
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(request, exc)
-
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        hint = {404: "see /docs for the routes this server has", 405: "see /docs for the methods allowed"}.get(
-            exc.status_code
-        )
+        hint = {404: "see /docs for the routes this server has"}.get(exc.status_code)
         detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "error")
-        p = Problem(exc.status_code, detail, hint=hint, headers=dict(exc.headers or {}))
-        return problem_response(request, p)
+        code = BY_STATUS.get(exc.status_code, "error")
+        return problem_response(request, Problem(code, detail, hint=hint), status=exc.status_code,
+                                headers=dict(exc.headers or {}) or headers_of(code))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        p = Problem(422, "the request does not match the API's schema", code="invalid_request",
-                    hint="fix the fields listed in `errors`; see /docs", errors=_validation_errors(exc))
+        p = Problem("invalid_request", "the request does not match the API's schema",
+                    errors=_validation_errors(exc))
         return problem_response(request, p)
 
     @app.exception_handler(SpinbotError)
     async def _spinbot(request: Request, exc: SpinbotError) -> JSONResponse:
-        status = 503 if isinstance(exc, EngineUnavailable) or exc.transient else (
-            422 if isinstance(exc, PermanentError) else 500)
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else {}
-        p = Problem(status, exc.message, code=exc.code, hint=exc.hint, headers=headers)
-        return problem_response(request, p)
+        return problem_response(request, exc)
 
     @app.exception_handler(Exception)
     async def _crash(request: Request, exc: Exception) -> JSONResponse:
@@ -178,6 +141,5 @@ def install(app: FastAPI) -> None:
                         type(exc).__name__, exc)
             return problem_response(request, unavailable(part, exc))
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        p = Problem(500, f"the server failed: {type(exc).__name__}", code="internal",
-                    hint="this is a bug in Spinbot; the server log has the traceback")
+        p = Problem("internal", f"the server failed: {type(exc).__name__}")
         return problem_response(request, p)

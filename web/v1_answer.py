@@ -13,16 +13,18 @@ from typing import Any, Protocol
 import orjson
 from fastapi import Request
 
+from conversation.answers import DONE_BUT, answer_for
+from conversation.chat import ChatEvent, TurnRequest, TurnResult
+from conversation.events import ZERO, follow_job, is_terminal
+from conversation.services import Services
+from conversation.views import job_page_link
 from spinbot import constants as C
+from spinbot.errorcodes import CODES
 from spinbot.settings import Settings
-from web.answers import DONE_BUT, answer_for
-from web.chat import ChatEvent, TurnRequest, TurnResult
-from web.deps import Services
 from web.problems import openai_error
-from web.sse import ZERO, encode, follow_job, is_terminal
+from web.sse import encode
 from web.v1_chunks import Chunks, Narrator, completion
 from web.v1_request import MAX_TEXT, strip_reasoning
-from web.views import job_page_link
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,7 @@ def cut_by_shutdown(turn: Answering, chunks: Chunks) -> bytes:
         text = ("The server stopped (a restart or an update) before your job started. Send your message again "
                 "in a moment.")
     out = encode(None, chunks.chunk({"content": text}))
-    out += encode(None, {"error": openai_error(503, text, "server_shutting_down")})
+    out += encode(None, {"error": openai_error(CODES["server_shutting_down"].status, text, "server_shutting_down")})
     out += encode(None, chunks.chunk({}, "stop"))
     return out + encode(None, "[DONE]")
 

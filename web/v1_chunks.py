@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from web.chat import ChatEvent
+from conversation.chat import ChatEvent
 
 
 class Chunks:

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from spinbot.errors import Problem
 from web.attachments import AttachmentIn
 from web.limits import too_large
-from web.problems import Problem
 
 # Clients resend the whole chat, earlier images included, with every turn; Spinbot uses only the last user
 # message's images and the text of the HISTORY_LIMIT messages before it. The raw body may be this many
@@ -82,8 +82,9 @@ def images_of(content: str | list[dict[str, Any]] | None, names: list[str] | Non
         spec = part.get("image_url")
         url = spec.get("url") if isinstance(spec, dict) else spec
         if not isinstance(url, str) or not url.startswith("data:"):
-            raise Problem(422, "image_url parts must be data: URLs; Spinbot does not fetch remote URLs",
-                          code="invalid_attachment", hint="send the image inline as data:image/...;base64,...")
+            raise Problem("invalid_attachment",
+                          "image_url parts must be data: URLs; Spinbot does not fetch remote URLs",
+                          hint="send the image inline as data:image/...;base64,...")
         out.append(AttachmentIn(name=names.pop(0) if names else f"image{i + 1}", data=url))
     return out
 
@@ -112,7 +113,7 @@ def split_request(body: CompletionRequest, max_bytes: int) -> V1Request:
     """
     last_user = max((i for i, m in enumerate(body.messages) if m.role == "user"), default=None)
     if last_user is None:
-        raise Problem(422, "there is no user message", code="invalid_request",
+        raise Problem("invalid_request", "there is no user message",
                       hint="the last message should be {\"role\": \"user\", \"content\": \"your goal\"}")
     content = body.messages[last_user].content
     if (used := used_size(content)) > max_bytes:

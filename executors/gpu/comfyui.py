@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from executors.gpu.common import stream_to_file
 from spinbot.errors import Cancelled, EngineUnavailable, PermanentError, TransientError
 from spinbot.settings import Settings
 from spinbot.task import TaskContext
@@ -165,15 +166,8 @@ class ComfyClient:
             "subfolder": entry.get("subfolder", ""),
             "type": entry.get("type", "output"),
         }
-        try:
-            async with self.http.stream("GET", "/view", params=params) as r:
-                if r.status_code != 200:
-                    raise PermanentError(f"ComfyUI /view {entry['filename']}: {r.status_code}")
-                with dest.open("wb") as f:
-                    async for chunk in r.aiter_bytes():
-                        f.write(chunk)
-        except httpx.TransportError as e:
-            raise TransientError(f"ComfyUI download of {entry['filename']}: {e}") from e
+        await stream_to_file(self.http.stream("GET", "/view", params=params), dest,
+                             f"ComfyUI /view {entry['filename']}")
         return dest
 
     async def run(

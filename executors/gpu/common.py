@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import httpx
 from pydantic import Field
 
 from executors.gpu import device
-from spinbot.errors import PermanentError
+from spinbot.errors import PermanentError, TransientError
 from spinbot.task import TaskContext
 
 T = TypeVar("T")
@@ -97,3 +98,22 @@ async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     finally:
         if "torch" in sys.modules:  # nothing to free if the task never touched torch
             await asyncio.to_thread(device.free_memory)
+
+
+async def stream_to_file(
+    request: contextlib.AbstractAsyncContextManager[httpx.Response], dest: Path, what: str
+) -> None:
+    """Write the body of `request` (an httpx `client.stream(...)`) to `dest`. `what` names the server in errors:
+    TransientError when it is unreachable or answers 5xx (a retry may pass), PermanentError for any other
+    status but 2xx (the request is wrong)."""
+    try:
+        async with request as r:
+            if r.status_code >= 500:
+                raise TransientError(f"{what} answered {r.status_code}")
+            if not r.is_success:
+                raise PermanentError(f"{what} refused: {r.status_code} {(await r.aread())[:300]!r}")
+            with dest.open("wb") as f:
+                async for chunk in r.aiter_bytes():
+                    f.write(chunk)
+    except httpx.TransportError as e:
+        raise TransientError(f"{what} unreachable: {e}") from e

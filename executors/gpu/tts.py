@@ -18,10 +18,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from executors.gpu import espeak, measure, voice
-from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
+from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch, stream_to_file
 from executors.gpu.media import load_audio, write_wav
 from spinbot.checks import Check, find
-from spinbot.errors import PermanentError, SpinbotError, TransientError
+from spinbot.errors import PermanentError, SpinbotError
 from spinbot.expectations import FEMALE_FROM_HZ
 from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
@@ -223,26 +223,12 @@ class OpenAISpeechEngine:
 
     async def _speak(self, client: httpx.AsyncClient, text: str, p: TTSParams, dest: Path) -> None:
         body = {"model": self.model, "input": text, "voice": p.voice, "response_format": "wav", "speed": p.speed / 160}
-        await self._post(client.stream("POST", "/v1/audio/speech", json=body), dest)
+        await stream_to_file(client.stream("POST", "/v1/audio/speech", json=body), dest, f"TTS server {self.url}")
 
     async def _clone(self, client: httpx.AsyncClient, text: str, p: TTSParams, sample: bytes, dest: Path) -> None:
         form = {"ref_text": p.reference_text or "", "gen_text": text, "model": self.model, "speed": str(p.speed / 160)}
         files = {"audio": ("reference.wav", sample, "audio/wav")}
-        await self._post(client.stream("POST", "/api", data=form, files=files), dest)
-
-    async def _post(self, request: Any, dest: Path) -> None:
-        """Stream the answer of a request (an httpx stream context) into dest, errors classified."""
-        try:
-            async with request as r:
-                if r.status_code >= 500:
-                    raise TransientError(f"TTS server {self.url} answered {r.status_code}")
-                if r.status_code >= 400:
-                    raise PermanentError(f"TTS server {self.url} refused: {r.status_code} {(await r.aread())[:300]!r}")
-                with dest.open("wb") as f:
-                    async for chunk in r.aiter_bytes():
-                        f.write(chunk)
-        except httpx.TransportError as e:
-            raise TransientError(f"TTS server {self.url} unreachable: {e}") from e
+        await stream_to_file(client.stream("POST", "/api", data=form, files=files), dest, f"TTS server {self.url}")
 
 
 def engine_for(settings: Settings) -> TTSEngine:

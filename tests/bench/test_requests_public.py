@@ -144,7 +144,7 @@ async def test_measure_asks_the_given_ollama_server(fake_ollama: Any) -> None:
     """--ollama-url reaches the model; a server with no usable answer leaves the rules' plans, scored the same."""
     from bench.planning import bench_settings
     from bench.planning_public import measure
-    from evaluator.cli import committed_manifest
+    from spinbot.capabilities import committed_manifest
 
     picked = [r for r in REQUESTS if r["id"] in ("tbh-21366323", "mt-tesla")]
     settings = bench_settings(fake_ollama.url, "qwen2.5:7b-instruct", "model")

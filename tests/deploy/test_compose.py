@@ -13,8 +13,8 @@ import yaml
 from typer.core import TyperGroup
 from typer.main import get_command
 
+from shell.cli import app
 from spinbot import ROOT
-from spinbot.cli import app
 from spinbot.constants import PLANES
 from spinbot.settings import Settings
 from tests.deploy.compose_model import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from spinbot import ROOT
 
-PACKAGES = ("spinbot", "executors", "evaluator", "planner", "web", "manifests", "prompts")
+PACKAGES = ("spinbot", "executors", "evaluator", "planner", "conversation", "web", "shell", "manifests", "prompts")
 
 # What pip does for `pip install -e .`: build the editable wheel; pip shows each warning the backend
 # raises as a BuildBackendWarning block, whatever -q says.

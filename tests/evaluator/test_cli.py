@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from evaluator.cli import committed_manifest, current_manifest, evaluate_command
-from spinbot.capabilities import publish
+from shell.evaluate import current_manifest, evaluate_command
+from spinbot.capabilities import committed_manifest, publish
 from spinbot.manifest import PlaneManifest, ServiceSpec
 from spinbot.settings import Settings
 
@@ -67,7 +67,7 @@ def test_the_verdict_is_the_same_from_any_directory_and_says_its_manifest(
 
     from typer.testing import CliRunner
 
-    from spinbot.cli import app
+    from shell.cli import app
     from spinbot.runtime import write_runtime
 
     for name in ("SPINBOT_REDIS_URL", "SPINBOT_DATABASE_URL", "SPINBOT_DATA_DIR"):

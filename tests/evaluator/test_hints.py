@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from evaluator import evaluate
-from evaluator.cli import committed_manifest
 from evaluator.core import allowed_text
+from spinbot.capabilities import committed_manifest
 
 
 def hints(graph: dict) -> dict[str, str]:

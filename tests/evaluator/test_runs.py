@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator import evaluate
-from evaluator.cli import committed_manifest
+from spinbot.capabilities import committed_manifest
 from spinbot.graph import Graph
 from spinbot.queue import JobQueue
 from spinbot.settings import Settings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from spinbot import up
+from shell import up
 from spinbot.localmodel import files
 from spinbot.settings import Settings
 from tests.fake_ollama import FakeOllama

@@ -14,8 +14,8 @@ from prometheus_client import REGISTRY
 from evaluator import evaluate
 from planner import PlanRequest, plan, reading
 from planner.builder import Unbuildable, build
-from planner.cli import plan_command
 from planner.intent import read_rules
+from shell.plan import plan_command
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings as SpinbotSettings

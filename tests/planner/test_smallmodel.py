@@ -167,8 +167,8 @@ def test_ollama_endpoints(smallmodel: Server) -> None:
 
 @pytest.mark.timeout(600)  # one intent read: ~5 s warm on an idle core, minutes on a loaded 2-core machine
 async def test_the_planner_reads_a_goal_through_the_real_model(smallmodel: Server, tmp_path: Path) -> None:
-    from evaluator.cli import committed_manifest
     from planner import PlanRequest, plan
+    from spinbot.capabilities import committed_manifest
     from spinbot.localmodel import files
     from spinbot.settings import Settings
 

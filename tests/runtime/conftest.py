@@ -76,12 +76,12 @@ def executor_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def spawn(settings: Settings, tmp_path: Path) -> Callable[..., subprocess.Popen[bytes]]:
-    """Start `python -m spinbot.cli executor PLANE` as a real subprocess; killed at teardown."""
+    """Start `python -m shell.cli executor PLANE` as a real subprocess; killed at teardown."""
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(plane: str, **env: str) -> subprocess.Popen[bytes]:
         with (tmp_path / f"executor-{plane}-{len(procs)}.log").open("wb") as log:
-            p = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "executor", plane], cwd=ROOT,
+            p = subprocess.Popen([sys.executable, "-m", "shell.cli", "executor", plane], cwd=ROOT,
                                  env=executor_env(settings, **env), stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         return p

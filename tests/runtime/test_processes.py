@@ -67,7 +67,7 @@ def check_no_rerun(job: str, events: list[Event]) -> tuple[int, int]:
 
 async def cli(settings: Settings, *args: str) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "spinbot.cli", *args, cwd=ROOT, env=executor_env(settings),
+        sys.executable, "-m", "shell.cli", *args, cwd=ROOT, env=executor_env(settings),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)

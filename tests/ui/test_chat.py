@@ -22,8 +22,8 @@ WAIT_PLAN = {"steps": [{"id": "pause", "service": "diag.wait", "params": {"secon
 
 @pytest.fixture
 def stack_settings(settings: Settings, fake_ollama: FakeOllama) -> Settings:
-    """The planner talks to the replaying Ollama; diagnostic services may be planned (for long, cheap jobs)."""
-    return settings.model_copy(update={"ollama_url": fake_ollama.url, "diag_visible": True,
+    """The planner talks to the replaying Ollama, whose direct plans use diagnostic services (long, cheap jobs)."""
+    return settings.model_copy(update={"ollama_url": fake_ollama.url,
                                        "planner_direct_plans": True})  # the scripted model writes diag plans
 
 

@@ -21,7 +21,7 @@ PORTRAIT_PLAN = {"steps": [{"id": "face", "service": "image.render",
 
 @pytest.fixture
 def stack_settings(settings: Settings, fake_ollama: FakeOllama) -> Settings:
-    return settings.model_copy(update={"ollama_url": fake_ollama.url, "diag_visible": True,
+    return settings.model_copy(update={"ollama_url": fake_ollama.url,
                                        "planner_direct_plans": True})
 
 

@@ -31,7 +31,7 @@ async def test_signed_job_page_follows_and_plays_without_a_key(stack: LiveStack,
                                                               console: Console) -> None:
     job_id = await start_job(stack, SPEAK)
     links = stack.settings  # the app signs with the secret in its data directory: the same signer here
-    from web.auth import LinkSigner
+    from conversation.auth import LinkSigner
 
     query = LinkSigner.from_settings(links).job_query(job_id)
     page = await open_page(f"/jobs/{job_id}?{query}")

@@ -58,7 +58,7 @@ async def serve(settings: Settings) -> AsyncIterator[LiveAPI]:
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
     """Diagnostic services visible, short limits so tests see them."""
-    return settings.model_copy(update={"diag_visible": True, "chat_job_limit_s": 20.0, "sse_ping_s": 5.0})
+    return settings.model_copy(update={"chat_job_limit_s": 20.0, "sse_ping_s": 5.0})
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""What a killed API leaves behind: its chat turns are answered by another API (web/turns.py), and its
+"""What a killed API leaves behind: its chat turns are answered by another API (conversation/turns.py), and its
 Redis keys expire within a minute (the event hub's wake streams, web/sse.py)."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from conversation.events import WAKE_TTL_S, EventHub
 from spinbot import constants as C
 from spinbot.embedded import free_port
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, read_sse, serve
 from tests.web.test_chat import _events, diag_plan
-from web.sse import WAKE_TTL_S, EventHub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,10 +30,10 @@ def start_api(settings: Settings, port: int, log: Path, **extra: str) -> subproc
            "SPINBOT_DATABASE_URL": str(settings.database_url), "SPINBOT_DATA_DIR": str(settings.data_dir),
            "SPINBOT_HOST": "127.0.0.1", "SPINBOT_PORT": str(port), "SPINBOT_API_KEYS": "",
            "SPINBOT_OLLAMA_URL": settings.ollama_url, "SPINBOT_PLANNER_TRUST": settings.planner_trust,
-           "SPINBOT_PLANNER_DIRECT_PLANS": "true", "SPINBOT_DIAG_VISIBLE": "true",
+           "SPINBOT_PLANNER_DIRECT_PLANS": "true",
            "SPINBOT_TURN_LEASE_S": str(settings.turn_lease_s), **extra}
     with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", "api"], cwd=ROOT, env=env, stdout=out,
+        proc = subprocess.Popen([sys.executable, "-m", "shell.cli", "api"], cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -98,7 +98,7 @@ async def test_a_turn_whose_api_was_killed_gets_its_answer_from_another_api(
 async def test_a_turn_answered_by_its_own_api_is_not_answered_again(
         api_settings: Settings, executors: Any, fake_ollama: Any) -> None:
     """The live API closes the turn; a sweep afterwards (any API's) finds nothing to do."""
-    from web.turns import sweep
+    from conversation.turns import sweep
 
     settings = api_settings.model_copy(update={"ollama_url": fake_ollama.url, "planner_direct_plans": True})
     fake_ollama.replies.append(diag_plan(seconds=0.2))
@@ -114,7 +114,7 @@ async def test_a_turn_answered_by_its_own_api_is_not_answered_again(
 
 async def test_a_live_hub_renews_its_wake_stream_and_a_stopped_one_lets_it_expire(
         redis: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("web.sse.WAKE_TTL_S", 1)
+    monkeypatch.setattr("conversation.events.WAKE_TTL_S", 1)
     hub = EventHub(redis, block_ms=100)
     sub = await hub.subscribe("j1")
     try:

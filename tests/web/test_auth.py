@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from conversation.auth import owner_of
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, diag_graph, echo_node, png_bytes, serve, wav_bytes
-from web.auth import owner_of
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
 

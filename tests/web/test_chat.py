@@ -203,7 +203,7 @@ async def test_spinbot_chat_client(chat_api: LiveAPI, executors, fake_ollama) ->
 
     from rich.console import Console
 
-    from spinbot.client import EXIT_OK, EXIT_UNREACHABLE, chat_command
+    from shell.client import EXIT_OK, EXIT_UNREACHABLE, chat_command
 
     fake_ollama.replies.append(diag_plan())
     out = io.StringIO()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from conversation.answers import answer_for
 from tests.web.conftest import LiveAPI
 from tests.web.test_node_cache import run, talking_head
-from web.answers import answer_for
 
 
 def expecting(expect: dict[str, Any]) -> dict[str, Any]:

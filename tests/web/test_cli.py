@@ -20,14 +20,14 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from shell.cli import app
+from shell.submit import follow
 from spinbot import ROOT
-from spinbot.cli import app
 from spinbot.embedded import free_port
 from spinbot.graph import Graph
 from spinbot.queue import JobQueue
 from spinbot.runtime import resolve, write_runtime
 from spinbot.settings import Settings
-from spinbot.submit import follow
 from tests.runtime.conftest import executor_env
 from tests.web.conftest import echo_node, wait_node
 
@@ -43,7 +43,7 @@ def plain(text: str) -> str:
 def test_up_and_api_take_host_and_port(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
     if command == "up":
-        monkeypatch.setattr("spinbot.up.run_up", seen.append)
+        monkeypatch.setattr("shell.up.run_up", seen.append)
     else:
         monkeypatch.setattr("web.app.serve", seen.append)
     helped = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
@@ -58,7 +58,7 @@ def test_chat_follows_the_running_up_or_its_api_option(tmp_path: Path, monkeypat
     monkeypatch.delenv("SPINBOT_API_URL", raising=False)
     monkeypatch.delenv("SPINBOT_PORT", raising=False)
     monkeypatch.delenv("SPINBOT_HOST", raising=False)
-    from spinbot.client import api_url
+    from shell.client import api_url
 
     settings = Settings(data_dir=tmp_path, redis_url="redis://x", database_url="postgresql://x")
     assert api_url(resolve(settings)) == "http://127.0.0.1:8000"  # nothing running: the default address
@@ -73,7 +73,7 @@ def test_chat_follows_the_running_up_or_its_api_option(tmp_path: Path, monkeypat
         seen.append(s)
         return 0
 
-    monkeypatch.setattr("spinbot.client.chat_command", fake_chat)
+    monkeypatch.setattr("shell.client.chat_command", fake_chat)
     monkeypatch.chdir(tmp_path)
     result = runner.invoke(app, ["chat", "--api", "http://10.0.0.5:8300", "hello"])
     assert result.exit_code == 0, result.output
@@ -81,7 +81,7 @@ def test_chat_follows_the_running_up_or_its_api_option(tmp_path: Path, monkeypat
 
 
 def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "spinbot.cli", *args], cwd=ROOT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "shell.cli", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -90,7 +90,7 @@ async def test_api_on_another_port_and_chat_there_with_clean_output(settings: Se
     env = executor_env(settings, COLUMNS="80")
     log = (tmp_path / "api.log").open("wb")
     api = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "spinbot.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+        sys.executable, "-m", "shell.cli", "api", "--host", "127.0.0.1", "--port", str(port),
         cwd=ROOT, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 60
@@ -193,7 +193,7 @@ async def queue(redis: Any, store: Any) -> JobQueue:
 
 
 def test_json_is_not_printed_for_descriptors() -> None:
-    from spinbot.submit import _short
+    from shell.submit import _short
 
     found: dict[str, Any] = {}
     short = _short({"summary": {"items": [{"key": "jobs/j/v/a.wav", "contentType": "audio/wav", "sha256": "x"}]}},
@@ -209,7 +209,7 @@ def test_json_is_not_printed_for_descriptors() -> None:
 ])
 async def test_submit_refuses_what_the_api_refuses(api: Any, node: dict[str, Any], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from spinbot.submit import submit_command
+    from shell.submit import submit_command
 
     graph = {"schema": "langgraph.v1", "workflowId": "refused", "nodes": [node]}
     async with api.client() as c:

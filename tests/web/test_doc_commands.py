@@ -110,7 +110,7 @@ def test_the_docs_name_example_graphs_that_exist() -> None:
 
 def as_run(command: str, base: str, job_id: str) -> str:
     python = shlex.quote(sys.executable)
-    text = re.sub(r"^(\.venv/bin/)?spinbot ", f"{python} -m spinbot.cli ", command)
+    text = re.sub(r"^(\.venv/bin/)?spinbot ", f"{python} -m shell.cli ", command)
     text = re.sub(r"\b(https?://)?(localhost|127\.0\.0\.1):(8000|8100)", base, text)
     text = text.replace("JOB_ID", job_id)
     return re.sub(r"^curl ", "curl --fail-with-body ", text)

@@ -10,12 +10,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from conversation.slots import StreamSlots
 from spinbot import constants as C
+from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, diag_graph, serve, wait_node
-from web.problems import Problem
-from web.slots import StreamSlots
 
 
 @contextlib.asynccontextmanager

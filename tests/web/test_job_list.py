@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from conversation.views import with_live
 from spinbot import constants as C
 from tests.harness import InProcess
 from tests.web.conftest import LiveAPI, diag_graph, echo_node, wait_node
-from web.views import with_live
 
 
 async def test_a_running_job_is_listed_running_with_its_progress(api: LiveAPI, executors: InProcess) -> None:

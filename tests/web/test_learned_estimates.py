@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from conversation.auth import LOCAL_OWNER
 from spinbot.capabilities import committed_manifest
 from spinbot.nodecache import NodeCache, node_key
 from spinbot.store import Store
 from tests.web.conftest import LiveAPI
-from web.auth import LOCAL_OWNER
 
 SPECS = committed_manifest().services
 GRAPH = {

@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
+from conversation.answers import reused_nodes
+from conversation.views import artifacts_in_graph
 from tests.web.conftest import LiveAPI, read_sse
-from web.answers import reused_nodes
-from web.views import artifacts_in_graph
 
 
 def talking_head(voice: str, *, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,7 +72,7 @@ async def test_a_voice_change_reruns_only_the_speech_and_what_depends_on_it(api:
 
         third, done3 = await run(c, talking_head("female"))
         assert reused(done3) == {"face", "say", "talk"}
-        # what the answers say is reused (web.answers.reused_nodes, from where the artifacts live) is what the
+        # what the answers say is reused (conversation.answers.reused_nodes, from where the artifacts live) is what the
         # node cache reused
         for job, done in ((first, done1), (second, done2), (third, done3)):
             assert reused_nodes(artifacts_in_graph(job["graph"]), job["id"]) == reused(done)

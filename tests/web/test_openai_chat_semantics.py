@@ -181,6 +181,6 @@ def _msgs(*pairs: str) -> list[dict[str, Any]]:
     (("u:M", "a:A1", "u:N", "a:B"), ("u:X", "a:Y"), "N", False),  # the same words after another history
 ])
 def test_asked_again(stored: tuple[str, ...], sent: tuple[str, ...], message: str, again: bool) -> None:
-    from web.goals import asked_again
+    from conversation.goals import asked_again
 
     assert asked_again(_msgs(*stored), _msgs(*sent), message) is again

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
+from conversation.answers import answer_for, size_text
+from conversation.auth import LinkSigner
 from spinbot.queue import JobState
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, png_bytes, serve, wait_node
 from tests.web.test_chat import diag_plan
-from web.answers import answer_for, size_text
-from web.auth import LinkSigner
 from web.v1_request import CompletionRequest, attached_files, split_request
 
 KEY = "owui-key"

@@ -12,11 +12,11 @@ import httpx
 import pytest
 from PIL import Image
 
+from conversation.auth import owner_of
 from spinbot.artifacts import ArtifactNotFound, LocalStore, OwnedStore
 from spinbot.graph import Graph
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, diag_graph, serve
-from web.auth import owner_of
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
 

@@ -15,7 +15,7 @@ from tests.web.conftest import LiveAPI, read_sse
 @pytest.fixture
 def api_settings(settings: Settings) -> Settings:
     """A GPU executor with 1,000 MB: speech (200 MB) runs, the portrait animation (1,500 MB) fails for good."""
-    return settings.model_copy(update={"diag_visible": True, "chat_job_limit_s": 20.0, "sse_ping_s": 5.0,
+    return settings.model_copy(update={"chat_job_limit_s": 20.0, "sse_ping_s": 5.0,
                                        "gpu_memory_mb": 1000})
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
+from conversation.chat import Turn, TurnRequest
 from spinbot.settings import Settings
 from spinbot.text import clean, clean_value, first_bad
 from tests.fake_ollama import Reply
 from tests.web.conftest import LiveAPI, diag_graph, echo_node, read_sse, serve, wav_bytes
-from web.chat import Turn, TurnRequest
 from web.problems import SafeJSONResponse
 from web.sse import encode
 
@@ -190,7 +190,7 @@ async def test_a_turn_that_raises_still_ends_with_error_and_done(llm_api: LiveAP
     async def broken(*a: Any, **kw: Any) -> Any:
         raise RuntimeError("planner exploded")
 
-    monkeypatch.setattr("web.chat.plan_goal", broken)
+    monkeypatch.setattr("conversation.chat.plan_goal", broken)
     async with llm_api.client() as c:
         async with c.stream("POST", "/api/chat", json={"message": "make a video"}) as resp:
             events = await read_sse(resp)
@@ -217,7 +217,7 @@ async def test_a_turn_whose_answer_cannot_be_stored_still_ends(llm_api: LiveAPI,
     async def unstorable(*a: Any, **kw: Any) -> Any:
         raise OSError("the store is gone")
 
-    monkeypatch.setattr("web.chat.plan_goal", broken)
+    monkeypatch.setattr("conversation.chat.plan_goal", broken)
     async with llm_api.client() as c:
         monkeypatch.setattr(llm_api.services.repo, "add_message", unstorable)
         async with c.stream("POST", "/api/chat", json={"message": "make a video"}) as resp:
@@ -234,7 +234,7 @@ async def test_the_sse_stream_ends_with_done_even_if_reading_breaks() -> None:
             conversation_id, job_id, status, error = "c1", None, None, None
 
         async def events(self, idle_s: float | None = None) -> AsyncIterator[Any]:
-            from web.chat import ChatEvent
+            from conversation.chat import ChatEvent
 
             yield ChatEvent("conversation", {"id": "c1"}, "0-1")
             raise RuntimeError("boom")

@@ -78,9 +78,9 @@ async def test_a_follow_up_job_is_listed_under_its_own_goal(chat_api: LiveAPI, e
 def test_the_answer_says_which_steps_were_reused() -> None:
     from types import SimpleNamespace
 
+    from conversation.answers import answer_for
+    from conversation.auth import LinkSigner
     from spinbot.queue import JobState
-    from web.answers import answer_for
-    from web.auth import LinkSigner
 
     def node(nid: str, job: str) -> dict[str, Any]:
         return {"id": nid, "service": "tts.synthesize", "plane": "gpu", "status": "completed", "output": {

@@ -11,12 +11,11 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials
 
-from spinbot.errors import SpinbotError
-from web.auth import match_key
+from conversation.auth import match_key
+from conversation.repo import ArtifactMeta
+from spinbot.errors import Problem, SpinbotError, not_found
 from web.conditional import none_match, range_applies
 from web.deps import ServicesDep, bearer, unauthorized
-from web.problems import Problem, not_found
-from web.repo import ArtifactMeta
 
 router = APIRouter(prefix="/api/artifacts", tags=["artifacts"])
 
@@ -44,7 +43,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def unsatisfiable(size: int) -> Problem:
-    return Problem(416, f"the range is outside the artifact ({size} bytes)", code="range_not_satisfiable",
+    return Problem("range_not_satisfiable", f"the range is outside the artifact ({size} bytes)",
                    headers={"Content-Range": f"bytes */{size}"}, hint="ask for bytes within the artifact's size")
 
 
@@ -107,8 +106,8 @@ async def _serve(services: ServicesDep, meta: ArtifactMeta, range_header: str | 
         stream = services.artifacts.stream(meta.key, start, end)
         first = await anext(stream, b"")  # a missing file fails here, before the status line is sent
     except SpinbotError as e:
-        raise Problem(404, f"artifact {meta.key} is recorded but its data is gone: {e.message}",
-                      code="artifact_missing", hint="re-run the job that produced it") from None
+        raise Problem("artifact_missing", f"artifact {meta.key} is recorded but its data is gone: {e.message}",
+                      hint="re-run the job that produced it") from None
 
     async def body() -> AsyncIterator[bytes]:
         yield first

@@ -12,13 +12,13 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import UploadFile as StarletteUpload
 
+from conversation.chat import ChatEvent, Turn, TurnRequest
+from conversation.profiles import owned_profile
+from spinbot.errors import Problem, not_found
 from spinbot.text import BadText, first_bad
 from web.attachments import AttachmentIn, store_attachments, store_uploads
-from web.chat import ChatEvent, Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
 from web.limits import invalid_text
-from web.problems import Problem, not_found
-from web.profiles import owned_profile
 from web.sse import encode, open_stream
 
 log = logging.getLogger(__name__)
@@ -89,14 +89,14 @@ async def _read_request(request: Request) -> tuple[ChatRequest, list[StarletteUp
         try:
             raw = orjson.loads(await request.body())
         except orjson.JSONDecodeError:
-            raise Problem(422, "the body is not JSON", code="invalid_request",
+            raise Problem("invalid_request", "the body is not JSON",
                           hint="send application/json {\"message\": ...} or multipart/form-data") from None
         files = []
     try:
         return ChatRequest.model_validate(raw), files
     except ValidationError as e:
         errors = [{"loc": [str(x) for x in err["loc"]], "msg": err["msg"]} for err in e.errors()[:20]]
-        raise Problem(422, "the chat request does not match the schema", code="invalid_request", errors=errors,
+        raise Problem("invalid_request", "the chat request does not match the schema", errors=errors,
                       hint="send {\"message\": \"...\"}; see ChatRequest in /docs") from None
 
 

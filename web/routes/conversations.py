@@ -6,10 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from conversation.views import conversation_view, message_view
+from spinbot.errors import not_found
 from web.deps import OwnerDep, ServicesDep
 from web.paging import Before, Limit, page
-from web.problems import not_found
-from web.views import conversation_view, message_view
 
 router = APIRouter(prefix="/api/conversations", tags=["chat"])
 

@@ -10,18 +10,13 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from spinbot import constants as C
-from spinbot.queue import decode_event
-from web import admission
-from web.answers import REVIEW_ASK, running_note
-from web.auth import match_key
-from web.deps import OwnerDep, Services, ServicesDep, bearer, unauthorized
-from web.paging import Before, Limit, page
-from web.problems import Problem, not_found
-from web.routes.chat import base_url
-from web.sse import encode, follow_job, open_stream, valid_id
-from web.turns import OPEN
-from web.views import (
+from conversation import admission
+from conversation.answers import REVIEW_ASK, running_note
+from conversation.auth import match_key
+from conversation.events import follow_job, valid_id
+from conversation.services import Services
+from conversation.turns import OPEN
+from conversation.views import (
     LIVE_FIELDS,
     artifacts_in_graph,
     job_from_row,
@@ -30,6 +25,13 @@ from web.views import (
     signed_path,
     with_live,
 )
+from spinbot import constants as C
+from spinbot.errors import Problem, not_found
+from spinbot.queue import decode_event
+from web.deps import OwnerDep, ServicesDep, bearer, unauthorized
+from web.paging import Before, Limit, page
+from web.routes.chat import base_url
+from web.sse import encode, open_stream
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -54,8 +56,7 @@ def job_reader(
     owner = match_key(services.settings, credentials.credentials if credentials else None)
     if owner is None:
         if exp or sig:
-            raise Problem(401, "this job link has expired or is not valid", code="unauthorized",
-                          headers={"WWW-Authenticate": 'Bearer realm="spinbot"'},
+            raise Problem("unauthorized", "this job link has expired or is not valid",
                           hint="ask about the job in the chat for a fresh link, or send an API key")
         raise unauthorized()
     return owner
@@ -84,15 +85,12 @@ async def create_job(
         "schema": "langgraph.v1", "workflowId": "hello",
         "nodes": [{"id": "a", "service": "diag.echo", "plane": "control", "params": {"text": "hi"}}]}}}})],
 ) -> JSONResponse:
-    graph = admission.parse_graph(services.settings, body.graph)
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
     if body.conversation_id and await services.repo.get_conversation(body.conversation_id, owner) is None:
         raise not_found("conversation", body.conversation_id)
-    job_id = await admission.submit(services, verdict.graph or graph, owner)
+    admitted = await admission.admit(services, body.graph, owner)
+    job_id, verdict = admitted.job_id, admitted.verdict
     if body.conversation_id:
-        # A reviewed plan now runs: its message becomes an open turn nobody follows (web/turns.py), so
+        # A reviewed plan now runs: its message becomes an open turn nobody follows (conversation/turns.py), so
         # whichever API sweeps next writes the final answer with links into the conversation at the job's end.
         turn = await services.repo.link_job(body.conversation_id, job_id, ask=REVIEW_ASK, running=running_note(job_id),
                                             metadata={"turn": OPEN, "base_url": base_url(request)})
@@ -188,7 +186,7 @@ async def cancel_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> dic
     cancelled = await services.queue.cancel(job_id)
     state = await services.queue.get(job_id)
     if not cancelled and state is not None and not state.terminal:
-        raise Problem(409, f"job {job_id} could not be cancelled now", code="cancel_failed",
+        raise Problem("cancel_failed", f"job {job_id} could not be cancelled now",
                       hint="retry in a moment")
     return {"id": job_id, "cancelled": cancelled, "status": state.status if state else None}
 
@@ -209,16 +207,15 @@ def retry_graph(graph: dict[str, Any], job_id: str) -> dict[str, Any]:
 async def retry_job(services: ServicesDep, owner: OwnerDep, job_id: str) -> JSONResponse:
     job = await owned_job(services, job_id, owner)
     if job["status"] not in STOPPED:
-        raise Problem(409, f"job {job_id} is {job['status']}: only a failed or cancelled job can be retried",
-                      code="not_retryable", hint="wait for it to end (or cancel it) first; a completed job is done")
+        raise Problem("not_retryable",
+                      f"job {job_id} is {job['status']}: only a failed or cancelled job can be retried",
+                      hint="wait for it to end (or cancel it) first; a completed job is done")
     if "graph" not in job:
         row = await services.store.get_job(job_id, owner)
         job["graph"] = row["graph"] if row else {}
     graph = admission.parse_graph(services.settings, retry_graph(dict(job["graph"]), job_id))
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
-    new_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=job.get("pipeline"))
+    admitted = await admission.admit(services, graph, owner, pipeline=job.get("pipeline"))
+    new_id, verdict = admitted.job_id, admitted.verdict
     reused = verdict.estimate.reused if verdict.estimate is not None and services.settings.node_cache else []
     links = job_links(new_id)
     return JSONResponse({"id": new_id, "status": "queued", "retry_of": job_id, "reused": reused,

@@ -1,7 +1,7 @@
 """The OpenAI-compatible endpoint (for Open WebUI and any OpenAI client): /v1/models, /v1/chat/completions.
 
 The request is read by web.v1_request, Open WebUI's own tasks are answered by web.v1_tasks, a goal becomes
-a chat turn (web.chat) whose events web.v1_answer turns into the answer (format: web.v1_chunks).
+a chat turn (conversation.chat) whose events web.v1_answer turns into the answer (format: web.v1_chunks).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
-from web.answers import title_of
+from conversation.answers import title_of
+from conversation.chat import Turn, TurnRequest
+from spinbot.errors import Problem
 from web.attachments import store_attachments
-from web.chat import Turn, TurnRequest
 from web.deps import OwnerDep, ServicesDep
 from web.limits import MB
-from web.problems import Problem
 from web.routes.chat import base_url
 from web.sse import encode, open_stream
 from web.v1_answer import (
@@ -70,7 +70,7 @@ def conversation_for(request: Request, owner: str, model: str) -> str | None:
 @router.post("/chat/completions", summary="OpenAI-compatible chat completions (streaming and not)")
 async def completions(request: Request, services: ServicesDep, owner: OwnerDep, body: CompletionRequest) -> Any:
     if body.model not in MODELS:
-        raise Problem(404, f"model {body.model!r} does not exist", code="model_not_found",
+        raise Problem("model_not_found", f"model {body.model!r} does not exist",
                       hint=f"use one of: {', '.join(MODELS)} (GET /v1/models)")
     asked = split_request(body, int(services.settings.max_body_mb * MB))
     chunks = Chunks(body.model, bool(body.stream and body.stream_options and body.stream_options.include_usage))

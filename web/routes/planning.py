@@ -8,14 +8,14 @@ from fastapi import APIRouter, Body
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from conversation import admission
+from conversation.goals import history_of, plan_goal
+from conversation.views import job_links
+from planner.pipelines import build_graph, list_pipelines, uploads_named
 from spinbot.capabilities import live_manifest
-from spinbot.errors import SpinbotError
-from web import admission
+from spinbot.errors import Problem, not_found
 from web.attachments import AttachmentIn, store_attachments
 from web.deps import OwnerDep, ServicesDep
-from web.goals import history_of, plan_goal
-from web.problems import Problem, not_found
-from web.views import job_links
 
 router = APIRouter(tags=["planning"])
 
@@ -82,8 +82,6 @@ def result_json(result: Any) -> dict[str, Any]:
 
 @router.get("/api/pipelines", summary="The fixed pipelines with their param schemas")
 async def pipelines(owner: OwnerDep) -> dict[str, Any]:
-    from planner.pipelines import list_pipelines
-
     return {"items": [p.public() for p in list_pipelines()]}
 
 
@@ -93,23 +91,15 @@ async def run_pipeline(
     services: ServicesDep, owner: OwnerDep, name: str,
     body: Annotated[RunBody, Body(openapi_examples={"capabilities": {"value": {"params": {}}}})],
 ) -> JSONResponse:
-    from planner.pipelines import build_graph, list_pipelines, uploads_named
-
     known = [p.name for p in list_pipelines()]
     if name not in known:
-        raise Problem(404, f"there is no pipeline {name!r}", code="not_found", hint=f"pipelines: {', '.join(known)}")
+        raise Problem("not_found", f"there is no pipeline {name!r}", hint=f"pipelines: {', '.join(known)}")
     listed = {a.key for a in body.attachments if a.key}
     named = [AttachmentIn(key=k) for k in uploads_named(body.params) if k not in listed]
     attachments = await store_attachments(services, owner, [*body.attachments, *named])
-    try:
-        graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
-    except SpinbotError as e:
-        hint = e.hint or "check the params against GET /api/pipelines"
-        raise Problem(422, e.message, code=e.code, hint=hint) from None
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
-    job_id = await admission.submit(services, verdict.graph or graph, owner, pipeline=name)
+    graph = build_graph(name, body.params, goal=body.goal, attachments=attachments)
+    admitted = await admission.admit(services, graph, owner, pipeline=name)
+    job_id, verdict = admitted.job_id, admitted.verdict
     links = job_links(job_id)
     return JSONResponse({"id": job_id, "job_id": job_id, "status": "queued", "pipeline": name, **links,
                          "evaluation": verdict.to_json() | {"graph": None}},

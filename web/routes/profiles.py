@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from planner.pipelines import edges_from_refs
-from web import admission
-from web.deps import OwnerDep, Services, ServicesDep
-from web.problems import Problem, not_found
-from web.profiles import (
+from conversation import admission
+from conversation.profiles import (
     PREPARE,
     ProfileName,
     job_graph,
@@ -21,11 +17,15 @@ from web.profiles import (
     owned_object,
     owned_profile,
     owned_profiles,
+    preparation_graph,
     prepared_voice,
     profile_view,
     services_profiles,
 )
-from web.views import job_links
+from conversation.services import Services
+from conversation.views import job_links
+from spinbot.errors import Problem, not_found
+from web.deps import OwnerDep, ServicesDep
 
 router = APIRouter(prefix="/api/profiles", tags=["profiles"])
 
@@ -122,8 +122,9 @@ async def update_profile(services: ServicesDep, owner: OwnerDep, profile_id: str
     if body.default:
         current = await owned_profile(services, profile_id, owner)
         if current["status"] == "failed":  # "my voice" must be a voice: a failed preparation has none
-            raise Problem(409, f"profile {current['name']} cannot be the default: preparing its voice failed",
-                          code="profile_failed", hint="delete it and make it again from a clearer voice sample")
+            raise Problem("profile_failed",
+                          f"profile {current['name']} cannot be the default: preparing its voice failed",
+                          hint="delete it and make it again from a clearer voice sample")
     row = await services_profiles(services).update(profile_id, owner, name=body.name, default=body.default)
     if row is None:
         raise not_found("profile", profile_id)
@@ -151,7 +152,7 @@ async def prepared(services: Services, owner: str, key: str) -> dict[str, Any]:
     node = next((n for n in (found[1] if found else {}).get("nodes", []) if n.get("id") == parts[2]), None)
     voice = prepared_voice(parts[1], node) if node and node.get("service") == PREPARE else None
     if voice is None or voice["key"] != key:
-        raise Problem(422, f"voice {key} is not a prepared voice", code="not_a_prepared_voice", field="voice",
+        raise Problem("not_a_prepared_voice", f"voice {key} is not a prepared voice", field="voice",
                       hint="give the `voice` output of a completed voice.prepare node, or a voice_sample "
                            "with its reference_text to prepare")
     return voice
@@ -160,36 +161,5 @@ async def prepared(services: Services, owner: str, key: str) -> dict[str, Any]:
 async def submit_preparation(services: Services, owner: str, body: ProfileIn, sample: dict[str, Any],
                              portrait: dict[str, Any] | None) -> str:
     """The job that prepares the sample (voice.prepare), and with `say` speaks it in that voice: its id."""
-    doc = preparation_graph(body, sample, portrait)
-    graph = admission.parse_graph(services.settings, doc)
-    verdict = await admission.evaluate(services, graph, owner)
-    if not verdict.ok:
-        raise admission.refuse(verdict)
-    return await admission.submit(services, verdict.graph or graph, owner)
-
-
-def preparation_graph(body: ProfileIn, sample: dict[str, Any], portrait: dict[str, Any] | None) -> dict[str, Any]:
-    """voice.prepare on the sample; "train and generate" adds speech in the prepared voice (and a talking head)."""
-    attachments = [{"id": "sample", "kind": "audio", **sample}]
-    nodes: list[dict[str, Any]] = [{"id": "prepare", "name": f"Prepare {body.name}'s voice", "service": PREPARE,
-                                    "plane": "gpu", "params": {"audio": {"$attachment": "sample"},
-                                                               "text": body.reference_text}}]
-    if body.say:
-        nodes.append({"id": "voice", "name": "Speak the text", "service": "tts.synthesize", "plane": "gpu",
-                      "params": {"text": body.say, "reference_audio": {"$node": "prepare", "output": "voice"},
-                                 "reference_text": body.reference_text}})
-        finals = [{"$node": "voice", "output": "audio"}]
-        if portrait is not None:
-            attachments.append({"id": "portrait", "kind": "image", **portrait})
-            nodes.append({"id": "talk", "name": "Animate the portrait", "service": "video.animate_portrait",
-                          "plane": "gpu", "params": {"image": {"$attachment": "portrait"},
-                                                     "audio": {"$node": "voice", "output": "audio"}}})
-            finals = [{"$node": "talk", "output": "video"}]
-        nodes.append({"id": "publish", "name": "Publish", "service": "artifact.publish", "plane": "control",
-                      "params": {"items": finals, "title": body.say[:80]}})
-    return {"schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
-            "context": {"goal": f"prepare the voice of profile {body.name}" + (f" and say: {body.say}" if body.say
-                                                                               else ""),
-                        "attachments": attachments, "inputs": {"profile": body.name}},
-            "metadata": {"profile": {"name": body.name, "mode": "train_and_generate" if body.say else "train"}},
-            "nodes": nodes, "edges": edges_from_refs(nodes)}
+    graph = preparation_graph(body.name, body.reference_text, body.say, sample, portrait)
+    return (await admission.admit(services, graph, owner)).job_id

@@ -34,11 +34,6 @@ class NoRunningSpinbot(TransientError):
     code = "no_running_spinbot"
 
 
-def committed_manifest() -> MergedManifest:
-    """manifests/control.json + gpu.json merged: what the code declares, whether or not it runs now."""
-    return capabilities.committed_manifest()
-
-
 def where(redis_url: str) -> str:
     """A Redis URL without its credentials, for saying which one was read."""
     parts = urlsplit(redis_url)
@@ -66,10 +61,10 @@ async def live_manifest_of(settings: Settings) -> MergedManifest:
 
 
 async def admitted(settings: Settings, doc: Any) -> tuple[Verdict, str]:
-    """The verdict the API gives this graph now (web.admission.evaluate's manifests and limits), and a line that
-    says which manifests were used. NoRunningSpinbot when Redis does not answer."""
+    """The verdict the API gives this graph now (conversation.admission.evaluate's manifests and limits), and a line
+    that says which manifests were used. NoRunningSpinbot when Redis does not answer."""
     live = await live_manifest_of(settings)
-    verdict = evaluate(doc, live, Limits.of(settings), declared=committed_manifest())
+    verdict = evaluate(doc, live, Limits.of(settings), declared=capabilities.committed_manifest())
     executors = sum(len(p.executors) for p in live.planes.values())
     source = (f"live, {executors} executor(s) publishing to {where(settings.redis_url or '')}, "
               "with the committed manifests for planes that have none (as the API admits a graph)")
@@ -86,7 +81,7 @@ async def current_manifest(settings: Settings) -> tuple[MergedManifest, str]:
         else:
             if live.services:
                 return live, "live"
-    return committed_manifest(), "committed"
+    return capabilities.committed_manifest(), "committed"
 
 
 def render(verdict: Verdict, console: Console) -> None:
@@ -137,10 +132,10 @@ def evaluate_command(settings: Settings, file: Path, *, live: bool = False) -> i
             verdict, source = asyncio.run(admitted(settings, doc))
         except NoRunningSpinbot as e:
             console.print(f"[red]error:[/] {escape(e.message)}", highlight=False)
-            console.print(f"[dim]hint:[/] {escape(e.hint or '')}", highlight=False)
+            console.print(f"[dim]hint:[/] {escape(e.advice)}", highlight=False)
             return EXIT_UNAVAILABLE
     else:
-        manifest = committed_manifest()
+        manifest = capabilities.committed_manifest()
         verdict = evaluate(doc, manifest, Limits.of(settings))
         source = (f"committed, {MANIFESTS_DIR}/{{control,gpu}}.json ({len(manifest.available(include_hidden=True))} "
                   "services declared; --live: as the running Spinbot would admit it now)")

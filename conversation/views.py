@@ -8,9 +8,9 @@ from urllib.parse import quote
 
 import orjson
 
+from conversation.auth import LinkSigner
 from spinbot.expectations import compare
 from spinbot.queue import JobState
-from web.auth import LinkSigner
 
 
 def iso(value: datetime | float | None) -> str | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from conversation import admission
+from conversation.profiles import owned_profiles, planner_profile
+from conversation.services import Services
 from planner import Message, PlanRequest, plan
 from planner.models import Profile
 from spinbot.capabilities import live_manifest
 from spinbot.estimates import learned_manifest
 from spinbot.graph import Attachment
-from web import admission
-from web.deps import Services
-from web.profiles import owned_profiles, planner_profile
 
 
 def history_of(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

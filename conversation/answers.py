@@ -6,11 +6,11 @@ import json
 import re
 from typing import Any
 
+from conversation.services import Services
+from conversation.views import artifact_link, artifacts_in_graph, job_page_link
 from spinbot.expectations import Finding, compare
 from spinbot.graph import Graph
 from spinbot.queue import JobState
-from web.deps import Services
-from web.views import artifact_link, artifacts_in_graph, job_page_link
 
 #: How a reviewed plan's message ends until Run; Run replaces it with running_note (repo.link_job).
 REVIEW_ASK = "\n\nPress **Run** to start it, or say what to change."

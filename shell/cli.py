@@ -48,13 +48,13 @@ Port = Annotated[int | None, typer.Option(min=1, max=65535, help="the API's port
 @app.command()
 def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     """API and both executors in one process tree; private Redis/Postgres when none is configured."""
+    from shell.up import run_up
     from spinbot.runtime import UpRefused
-    from spinbot.up import run_up
 
     try:
         run_up(_setup(verbose, host=host, port=port))
     except UpRefused as e:
-        typer.echo(f"error: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
+        typer.echo(f"error: {e.message}\nhint: {e.advice}", err=True)
         raise typer.Exit(1) from None
 
 
@@ -86,7 +86,7 @@ def submit(
     verbose: Verbose = False,
 ) -> None:
     """Run a hand-written graph."""
-    from spinbot.submit import submit_command
+    from shell.submit import submit_command
 
     raise typer.Exit(asyncio.run(submit_command(_setup(verbose, server=False), file, wait=wait)))
 
@@ -98,7 +98,7 @@ def plan(
     verbose: Verbose = False,
 ) -> None:
     """Plan a goal into an evaluated graph without running it."""
-    from planner.cli import plan_command
+    from shell.plan import plan_command
 
     raise typer.Exit(asyncio.run(plan_command(_setup(verbose, server=False), goal, output)))
 
@@ -111,7 +111,7 @@ def evaluate(
     verbose: Verbose = False,
 ) -> None:
     """Evaluate a graph against the manifests (it says which); non-zero exit on errors."""
-    from evaluator.cli import evaluate_command
+    from shell.evaluate import evaluate_command
 
     raise typer.Exit(evaluate_command(_setup(verbose, server=False), file, live=live))
 
@@ -126,7 +126,7 @@ def chat(
     verbose: Verbose = False,
 ) -> None:
     """Chat with a running Spinbot: live planning and progress bars, artifact links at the end."""
-    from spinbot.client import chat_command
+    from shell.client import chat_command
 
     raise typer.Exit(asyncio.run(chat_command(_setup(verbose, server=False, api_url=api), goal)))
 

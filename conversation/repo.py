@@ -103,7 +103,7 @@ class Repo:
         return dict(row) if row else None
 
     async def close_turn(self, message_id: int, content: str, status: str | None) -> bool:
-        """The final answer of an open chat turn (web/turns.py); False when the turn was closed already
+        """The final answer of an open chat turn (conversation/turns.py); False when the turn was closed already
         (by another API process): a turn is answered once."""
         done = await self.pool.fetchval(
             "UPDATE messages SET content=$2, metadata = metadata || jsonb_build_object('status', $3::text,"

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from spinbot import constants as C
-from web.problems import Problem
+from spinbot.errors import Problem
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class StreamSlots:
         lease = uuid.uuid4().hex
         ok, held = await self._acquire(keys=[C.owner_streams_key(owner)], args=[lease, self.ttl_ms, self.limit])
         if not int(ok):
-            raise Problem(429, f"this key already has {int(held)} open event streams (limit {self.limit})",
-                          code="too_many_streams", headers={"Retry-After": "5"},
+            raise Problem("too_many_streams",
+                          f"this key already has {int(held)} open event streams (limit {self.limit})",
                           hint="close a stream you no longer read, then retry")
         self.held.setdefault(owner, set()).add(lease)
         return lease

@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from evaluator.cli import current_manifest, render
 from planner.agent import plan
 from planner.models import PlanRequest
+from shell.evaluate import current_manifest, render
 from spinbot.llm import reachable
 from spinbot.settings import NO_LLM_MODE, Settings
 

@@ -1,6 +1,6 @@
 """`spinbot submit FILE [--wait]`: run a hand-written graph, optionally following it with progress bars.
 
-The graph is evaluated as the API evaluates it (evaluator.cli.admitted): what the API would refuse with 422 is
+The graph is evaluated as the API evaluates it (shell.evaluate.admitted): what the API would refuse with 422 is
 refused here with the same findings, before anything is queued."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from evaluator.cli import NoRunningSpinbot, admitted
-from spinbot.client import STOPPED, api_url, completed_share
+from shell.client import STOPPED, api_url, completed_share
+from shell.evaluate import NoRunningSpinbot, admitted
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
 from spinbot.graphstate import validate_structure
@@ -109,8 +109,7 @@ async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
 
 def _print_error(console: Console, e: SpinbotError) -> None:
     console.print(f"[red]error:[/] {e.message}", markup=True, highlight=False)
-    if e.hint:
-        console.print(f"[dim]hint:[/] {e.hint}", highlight=False)
+    console.print(f"[dim]hint:[/] {e.advice}", highlight=False)
 
 
 async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *, base: str = "") -> int:

@@ -64,7 +64,7 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "spinbot.cli", *self.args], env=self.env)
+        self.proc = subprocess.Popen([sys.executable, "-m", "shell.cli", *self.args], env=self.env)
         self.started_at = time.monotonic()
 
     def poll(self) -> None:

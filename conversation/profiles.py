@@ -16,15 +16,15 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import BeforeValidator, Field
 
-from spinbot.graph import Graph
+from conversation.services import Services
+from conversation.views import iso, signed_path
+from planner.pipelines import edges_from_refs
+from planner.training import PREPARE, prepare_node, voice_params
+from spinbot.errors import Problem, not_found
+from spinbot.graph import Graph, node_ref
 from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
-from web.deps import Services
-from web.problems import Problem, not_found
-from web.views import iso, signed_path
 
-#: The service whose `voice` output a profile keeps (executors/gpu/voice.py).
-PREPARE = "voice.prepare"
 #: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' - (no space last)
 NAME_RE = re.compile(r"^[^\W_](?:[\w .'-]{0,38}[\w.'-])?$")
 #: A profile name as a request field: normalised (spinbot/names.py) before it is checked, on every write.
@@ -47,7 +47,7 @@ def new_profile_id() -> str:
 
 
 def name_taken(name: str, field: str) -> Problem:
-    return Problem(409, f"a profile named {name!r} exists already", code="profile_exists", field=field,
+    return Problem("profile_exists", f"a profile named {name!r} exists already", field=field,
                    hint="choose another name, or delete that profile first")
 
 
@@ -217,12 +217,13 @@ async def owned_object(services: Services, owner: str, key: str, field: str, kin
     another kind. Uploads were checked by content when they came in (web.attachments.check_content)."""
     meta = await services.repo.artifact(key)
     if meta is None or meta.owner != owner:
-        raise Problem(404, f"{field} names object {key}, which does not exist", code="not_found", field=field,
+        raise Problem("not_found", f"{field} names object {key}, which does not exist", field=field,
                       hint="upload the file first (POST /api/uploads) with the same API key and use its key")
     if not meta.content_type.startswith(f"{kind}/"):
         article = "an" if kind[0] in "aeiou" else "a"
-        raise Problem(415, f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
-                      code="unsupported_attachment", field=field,
+        raise Problem("unsupported_attachment",
+                      f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
+                      field=field,
                       hint="a portrait is a PNG, JPEG or WebP image" if kind == "image"
                       else "a voice sample is a WAV, MP3 or OGG recording of one person speaking")
     return {"key": meta.key, "contentType": meta.content_type}
@@ -237,7 +238,7 @@ async def check_save(services: Services, graph: Graph, owner: str) -> dict[str, 
         return None
     # a graph is written by a program: its name is refused as sent (padding, a final newline), only composed
     if not isinstance(name, str) or name != name.strip() or not NAME_RE.fullmatch(name := name_form(name)):
-        raise Problem(422, "metadata.profile.save_as is not a profile name", code="invalid_graph",
+        raise Problem("invalid_graph", "metadata.profile.save_as is not a profile name",
                       field="metadata.profile.save_as", hint="letters, digits, spaces, . ' - (up to 40)")
     if await services_profiles(services).has_name(owner, name):
         raise name_taken(name, "metadata.profile.save_as")
@@ -280,3 +281,30 @@ def planner_profile(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "name": row["name"], "default": row["is_default"], "status": row["status"],
             "portrait": portrait.get("key"), "voice": voice.get("key"),
             "reference_text": voice.get("reference_text") or None}
+
+
+def preparation_graph(name: str, reference_text: str | None, say: str | None, sample: dict[str, Any],
+                      portrait: dict[str, Any] | None) -> Graph:
+    """The job POST /api/profiles starts: voice.prepare on the uploaded `sample` (planner.training.prepare_node,
+    the step a planned "save this as NAME" uses too); "train and generate" (`say`) adds speech in the prepared
+    voice, and a talking head when a `portrait` is given."""
+    attachments = [{"id": "sample", "kind": "audio", **sample}]
+    nodes: list[dict[str, Any]] = [prepare_node(name, "sample", reference_text) | {"plane": "gpu"}]
+    if say:
+        nodes.append({"id": "voice", "name": "Speak the text", "service": "tts.synthesize", "plane": "gpu",
+                      "params": {"text": say, **voice_params(reference_text)}})
+        finals = [node_ref("voice", "audio")]
+        if portrait is not None:
+            attachments.append({"id": "portrait", "kind": "image", **portrait})
+            nodes.append({"id": "talk", "name": "Animate the portrait", "service": "video.animate_portrait",
+                          "plane": "gpu", "params": {"image": {"$attachment": "portrait"},
+                                                     "audio": node_ref("voice", "audio")}})
+            finals = [node_ref("talk", "video")]
+        nodes.append({"id": "publish", "name": "Publish", "service": "artifact.publish", "plane": "control",
+                      "params": {"items": finals, "title": say[:80]}})
+    return Graph.model_validate({
+        "schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
+        "context": {"goal": f"prepare the voice of profile {name}" + (f" and say: {say}" if say else ""),
+                    "attachments": attachments, "inputs": {"profile": name}},
+        "metadata": {"profile": {"name": name, "mode": "train_and_generate" if say else "train"}},
+        "nodes": nodes, "edges": edges_from_refs(nodes)})

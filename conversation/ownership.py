@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from conversation.services import Services
+from spinbot.errors import Problem
 from spinbot.graph import Graph
-from web.deps import Services
-from web.problems import Problem
 
 #: A literal string a task would read as an object key (uploads/{owner}/{id}/{name}, jobs/{job}/{node}/{name}).
 OBJECT_KEY = re.compile(r"^(uploads|jobs)/[^/\s]+/[^/\s]+/\S+$")
@@ -50,7 +50,7 @@ async def check_objects(services: Services, graph: Graph | dict[str, Any], owner
             continue
         meta = await services.repo.artifact(key)
         if meta is None or meta.owner != owner:
-            raise Problem(404, f"{path} names object {key}, which does not exist", code="not_found", field=path,
+            raise Problem("not_found", f"{path} names object {key}, which does not exist", field=path,
                           hint="use the key of an upload or artifact made with the same API key "
                                "(POST /api/uploads returns one)")
         seen.add(key)

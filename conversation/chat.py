@@ -12,22 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from evaluator import evaluate as run_evaluator
-from planner.replan import continuation
-from spinbot.capabilities import live_manifest
-from spinbot.errors import SpinbotError, outage
-from spinbot.graph import Graph
-from spinbot.llm import reachable
-from spinbot.queue import TERMINAL_JOB
-from spinbot.text import clean, clean_value
-from web import admission
-from web.answers import (
+from conversation import admission
+from conversation.answers import (
     REVIEW_ASK,
     answer_for,
     last_job_id,
@@ -37,18 +28,21 @@ from web.answers import (
     shown_graph,
     title_of,
 )
-from web.deps import Services
-from web.goals import asked_again, history_of, plan_goal
-from web.problems import Problem, unavailable
-from web.sse import follow_job, is_terminal
-from web.turns import OPEN
+from conversation.events import follow_job, is_terminal
+from conversation.goals import asked_again, history_of, plan_goal
+from conversation.services import Services
+from conversation.turns import OPEN
+from evaluator import Verdict
+from planner.cues import JOB_STATUS
+from planner.replan import continuation
+from spinbot.capabilities import live_manifest
+from spinbot.errors import Problem, SpinbotError, outage, unavailable
+from spinbot.graph import Graph
+from spinbot.llm import reachable
+from spinbot.queue import TERMINAL_JOB
+from spinbot.text import clean, clean_value
 
 log = logging.getLogger(__name__)
-
-_STATUS_QUESTION = re.compile(
-    r"\b(progress|status|done yet|finished|ready yet|how long|how far|is it (done|ready)|still running|eta)\b", re.I
-)
-
 
 @dataclass(frozen=True, slots=True)
 class ChatEvent:
@@ -144,11 +138,8 @@ class Turn:
         """The turn, then always an answer and `done`: an error becomes an `error` event and a message."""
         try:
             await self.run()
-        except Problem as p:
-            self.result.error = {"status": p.status, "code": p.code, "detail": p.detail, "hint": p.hint}
-            await self._fail(f"I could not do that: {p.detail}" + (f" ({p.hint})" if p.hint else ""))
         except SpinbotError as e:
-            self.result.error = {"code": e.code, "detail": e.message, "hint": e.hint}
+            self.result.error = {"status": e.status, "code": e.code, "detail": e.message, "hint": e.hint}
             await self._fail(f"I could not do that: {e.message}" + (f" ({e.hint})" if e.hint else ""))
         except Exception as e:  # a turn must always end with done, whatever broke
             if (part := outage(e)) is not None:  # Redis or Postgres down or too busy: try again later
@@ -212,7 +203,7 @@ class Turn:
         self.emit("plan", {"graph": self.result.graph, "evaluation": evaluation, "attempts": len(result.attempts or []),
                            "fallback": result.fallback, "message": result.message})
         if result.verdict is not None and not result.verdict.ok:
-            raise Problem(422, f"no runnable plan: {result.verdict.summary()}", code="plan_refused",
+            raise Problem("plan_refused", f"no runnable plan: {result.verdict.summary()}",
                           hint="rephrase the goal, or run a fixed pipeline (GET /api/pipelines)")
         summary = plan_summary(graph, result)
         if req.plan_only or not req.auto_run:
@@ -221,14 +212,14 @@ class Turn:
             await self._answer(summary + how, graph=self.result.graph, metadata={"evaluation": evaluation})
             return
         pipeline = graph.metadata.get("pipeline") if result.fallback else None
-        await self._run_job(conv["id"], graph, summary, evaluation, pipeline=pipeline, note=result.message)
+        await self._run_job(conv["id"], graph, summary, result.verdict, pipeline=pipeline, note=result.message)
 
     async def _conversation(self) -> dict[str, Any]:
         repo, req = self.services.repo, self.req
         if req.conversation_id:
             conv = await repo.get_conversation(req.conversation_id, req.owner)
             if conv is None:
-                raise Problem(404, f"conversation {req.conversation_id} does not exist", code="not_found",
+                raise Problem("not_found", f"conversation {req.conversation_id} does not exist",
                               hint="start a new conversation (leave conversation_id out)")
         else:
             conv = await repo.create_conversation(req.owner, title_of(req.message))
@@ -246,19 +237,21 @@ class Turn:
             self.result.prompt_tokens += int(attempt.get("prompt_tokens") or 0)
             self.result.completion_tokens += int(attempt.get("completion_tokens") or 0)
 
-    async def _run_job(self, conv_id: str, graph: Graph, summary: str, evaluation: dict[str, Any] | None,
+    async def _run_job(self, conv_id: str, graph: Graph, summary: str, verdict: Verdict | None,
                        *, pipeline: str | None, replans: int = 0, note: str = "") -> None:
-        """Run the graph as a job, follow it, answer; `note` (what the planner did or changed) ends the answer."""
+        """Run the graph as a job (admitted with the `verdict` it was given), follow it, answer; `note` (what
+        the planner did or changed) ends the answer."""
+        evaluation = verdict.to_json() | {"graph": None} if verdict else None
         services, req = self.services, self.req
         if self.abandoned:
             await self._answer(summary + "\n\nStopped before the job started.")
             return
-        job_id = await admission.submit(services, graph, req.owner, pipeline=pipeline)
+        job_id = (await admission.admit(services, graph, req.owner, pipeline=pipeline, verdict=verdict)).job_id
         self.result.job_id, self.result.status = job_id, "queued"
         if self.abandoned:  # the client left while it was being submitted
             await self._cancel(job_id)
         # The turn is open until its answer is written, by this process or, if it stops following, any API
-        # (web/turns.py): what that one needs to write the same answer travels in the message's metadata.
+        # (conversation/turns.py): what that one needs to write the same answer travels in the message's metadata.
         # Claimed before the message exists: an open message is never without a claim, whenever this dies.
         message_id = await services.repo.new_message_id()
         await services.turns.claim(message_id)
@@ -323,7 +316,7 @@ class Turn:
         if cont.graph is None:
             return f"Replanning: {cont.message}"
         cont.graph["metadata"]["replan"]["of"] = state.id
-        verdict = run_evaluator(cont.graph, manifest, admission.limits(services.settings))
+        verdict = await admission.evaluate(services, cont.graph, self.req.owner)
         if not verdict.ok or verdict.graph is None:
             return f"Replanning: {cont.message} But the new plan was refused: {verdict.summary()}."
         graph = verdict.graph
@@ -333,7 +326,7 @@ class Turn:
                            "message": cont.message, "replan": version})
         await self._answer(f"Job `{state.id}` failed. {cont.message}", update=True)
         summary = f"Replan {version} of job `{state.id}`: {cont.message}"
-        await self._run_job(conv_id, graph, summary, evaluation, pipeline=None, replans=version, note=cont.message)
+        await self._run_job(conv_id, graph, summary, verdict, pipeline=None, replans=version, note=cont.message)
         return None
 
     def _follow(self, job_id: str) -> Any:
@@ -356,7 +349,7 @@ class Turn:
 
     async def _job_status_reply(self, history: list[dict[str, Any]]) -> str | None:
         """A question about this chat's last job is answered from its live state, without planning."""
-        if not _STATUS_QUESTION.search(self.req.message):
+        if not JOB_STATUS.search(self.req.message):
             return None
         job_id = last_job_id(history)
         if job_id is None:

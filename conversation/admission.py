@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
 
+from conversation import profiles
+from conversation.ownership import check_objects
+from conversation.services import Services
+from evaluator import evaluate as run_evaluator
 from evaluator.model import Limits, Verdict
 from spinbot.capabilities import declared_manifest, live_manifest
-from spinbot.errors import SpinbotError, TooManyJobs
+from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.nodecache import NodeCache
 from spinbot.settings import Settings
-from web import profiles
-from web.deps import Services
-from web.limits import check_graph_size, too_many_jobs
-from web.ownership import check_objects
-from web.problems import Problem
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,16 @@ def limits(settings: Settings) -> Limits:
     return Limits.of(settings)
 
 
+def check_graph_size(settings: Settings, nodes: int) -> None:
+    if nodes > settings.max_graph_nodes:
+        raise Problem("graph_too_large", f"the graph has {nodes} nodes; the limit is {settings.max_graph_nodes}",
+                      hint="split the work into smaller jobs")
+
+
 def parse_graph(settings: Settings, doc: Any) -> Graph:
     """The contract's Graph from untrusted JSON: 413 when too big, 422 with the schema errors otherwise."""
     if not isinstance(doc, dict):
-        raise Problem(422, "a graph is a JSON object (langgraph.v1)", code="invalid_graph",
+        raise Problem("invalid_graph", "a graph is a JSON object (langgraph.v1)",
                       hint="send {\"graph\": {...}} or the graph itself; see manifests/langgraph.v1.schema.json")
     nodes = doc.get("nodes")
     if isinstance(nodes, list):
@@ -39,8 +45,8 @@ def parse_graph(settings: Settings, doc: Any) -> Graph:
         return Graph.model_validate(doc)
     except ValidationError as e:
         errors = [{"loc": [str(x) for x in err["loc"]], "msg": err["msg"]} for err in e.errors()[:50]]
-        raise Problem(422, f"the graph does not follow langgraph.v1 ({e.error_count()} errors)",
-                      code="invalid_graph", errors=errors,
+        raise Problem("invalid_graph", f"the graph does not follow langgraph.v1 ({e.error_count()} errors)",
+                      errors=errors,
                       hint="fix the listed fields; the schema is manifests/langgraph.v1.schema.json") from None
 
 
@@ -53,8 +59,6 @@ async def evaluate(services: Services, graph: Graph | dict[str, Any], owner: str
     The estimate is the one learned from the jobs that ran (services.estimates, a lookup), with the
     nodes `owner`'s node cache would answer counted as reused (spinbot/nodecache.py).
     """
-    from evaluator import evaluate as run_evaluator
-
     manifest = await live_manifest(services.redis)
     table = services.estimates.table(services.spawn)
     reused: dict[str, str] = {}
@@ -73,25 +77,44 @@ def refuse(verdict: Verdict) -> Problem:
     errors = verdict.errors
     first = errors[0] if errors else None
     detail = f"the evaluator refused the graph: {verdict.summary()}"
-    return Problem(422, detail, code="graph_refused", findings=[f.model_dump(mode="json") for f in verdict.findings],
+    return Problem("graph_refused", detail, findings=[f.model_dump(mode="json") for f in verdict.findings],
                    hint=(first.hint or first.message) if first else "fix the findings and retry")
 
 
-async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
-    """Evaluate-approved graph -> a job, within the owner's concurrent job limit.
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A graph that became a job: its id, the graph as the evaluator approved it, and the verdict."""
 
-    Every path that starts a job comes through here, so this is where a graph that names another
-    key's objects is refused (404 naming the field; see web.ownership).
+    job_id: str
+    graph: Graph
+    verdict: Verdict
+
+
+async def admit(services: Services, graph: Graph | dict[str, Any], owner: str, *, pipeline: str | None = None,
+                verdict: Verdict | None = None) -> Admitted:
+    """The one way a graph becomes a job, for every path (chat, replans, /api/jobs, retries, pipelines,
+    profiles): the contract and size (parse_graph: 422 invalid_graph, 413), the evaluator (`evaluate`,
+    once: a `verdict` it already gave for this graph is used as it is; 422 graph_refused with the findings),
+    then `submit` (objects of other keys: 404; a profile's name: 409; the owner's job limit: 429)."""
+    parsed = graph if isinstance(graph, Graph) else parse_graph(services.settings, graph)
+    verdict = verdict or await evaluate(services, parsed, owner)
+    if not verdict.ok:
+        raise refuse(verdict)
+    approved = verdict.graph or parsed
+    return Admitted(await submit(services, approved, owner, pipeline=pipeline), approved, verdict)
+
+
+async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
+    """Evaluate-approved graph -> a job, within the owner's concurrent job limit (`admit` calls it).
+
+    This is where a graph that names another key's objects is refused (404 naming the field; see
+    conversation.ownership).
     """
     await check_objects(services, graph, owner)
     save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile
-    try:  # the owner's job limit is checked by the submit itself, in one Redis script: exact across APIs
-        job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline,
-                                             max_unfinished=services.settings.max_jobs_per_key)
-    except TooManyJobs as e:
-        raise too_many_jobs(e) from None
-    except SpinbotError as e:
-        raise Problem(422, e.message, code=e.code, hint=e.hint) from None
+    # the owner's job limit is checked by the submit itself, in one Redis script: exact across APIs
+    job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline,
+                                         max_unfinished=services.settings.max_jobs_per_key)
     if save is not None:
         try:
             await profiles.save_started(services, owner, save, graph, job_id)

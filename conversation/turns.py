@@ -22,7 +22,7 @@ from spinbot import constants as C
 from spinbot.queue import JobState
 
 if TYPE_CHECKING:
-    from web.deps import Services
+    from conversation.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ async def sweep(services: Services) -> list[int]:
 
 async def finish_orphan(services: Services, message_id: int) -> bool:
     """Answer one lapsed turn if its job has ended (True when this call wrote the answer)."""
-    from web.answers import answer_for  # web.answers needs web.deps, which needs this module
+    # conversation.answers needs conversation.services, which needs this module
+    from conversation.answers import answer_for
 
     row = await services.repo.message(message_id)
     meta: dict[str, Any] = (row or {}).get("metadata") or {}
