@@ -42,6 +42,7 @@ class Asked:
     source_video: str | None = None
     clips: list[str] = field(default_factory=list)
     soundtrack: str | None = None
+    text_file: str | None = None
     voice_sample: str | None = None
     voice_words: str | None = None
     unoffered: list[str] = field(default_factory=list)
@@ -66,13 +67,12 @@ def not_offered(frame: str, attachments: list[Attachment], vocab: Vocabulary) ->
     for name, pattern, unless_kind in UNOFFERED:
         if unless_kind in kinds:
             continue
-        m = pattern.search(head)
-        if m is None:
-            continue
-        if any(d.cue is not None and d.cue.fullmatch(m.group(0)) for d in vocab.deliverables.values()):
-            continue
-        found.append(name)
-        rest = _blank_clause(rest, m.start(), m.end())
+        hits = [m for m in pattern.finditer(head)
+                if not any(d.cue is not None and d.cue.fullmatch(m.group(0)) for d in vocab.deliverables.values())]
+        if hits:
+            found.append(name)
+        for m in hits:  # every clause that asks for it ("apply for a job ..., install a video tool")
+            rest = _blank_clause(rest, m.start(), m.end())
     return found, rest
 
 
@@ -196,6 +196,9 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
     images = [a for a in attachments if a.kind == "image"]
     videos = [a for a in attachments if a.kind == "video"]
     audios = [a for a in attachments if a.kind == "audio"]
+    texts = [a for a in attachments if a.kind == "text"]
+    if texts and said is None and any("text" in vocab.consumes_all(n) | vocab.takes(n) for n in asked.deliverables):
+        asked.text_file = texts[0].id  # the file's words are what is said (or the subtitles)
     if images and "image" in wanted:
         asked.portrait = images[0].id
     if videos and "video" in wanted:
@@ -217,7 +220,8 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
             other = next((a for a in attachments if a.kind != d.base_type), None)
             got = f"; {_name(other)} is {KIND_WORDS.get(other.kind, other.kind)}" if other else ""
             return f"To {d.does} I need {KIND_WORDS.get(d.base_type, d.base_type)}{got}: attach one."
-        if d.base_type and d.base_type not in made and said is None and "text" in vocab.takes(n):
+        if d.base_type and d.base_type not in made and said is None and asked.text_file is None \
+                and "text" in vocab.takes(n):
             return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
                     "the file itself).")
         if d.base_type and d.base_type not in made and said is None and "audio" in vocab.takes(n) \
@@ -233,7 +237,8 @@ def bound(deliverables: list[str], attachments: list[Attachment], vocab: Vocabul
     asked = Asked(deliverables=[d for d in deliverables if d in vocab.deliverables])
     _bind(asked, attachments, vocab, goal, said)
     return {"portrait": asked.portrait, "source_video": asked.source_video, "clips": asked.clips,
-            "soundtrack": asked.soundtrack, "voice_sample": asked.voice_sample, "voice_words": asked.voice_words}
+            "soundtrack": asked.soundtrack, "text_file": asked.text_file, "voice_sample": asked.voice_sample,
+            "voice_words": asked.voice_words}
 
 
 def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -> str | None:

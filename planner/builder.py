@@ -196,7 +196,9 @@ class Builder:
             return f"a friendly {intent.presenter_or_voice()} presenting, head and shoulders, studio light"
         if name == "topic":
             return intent.topic or intent.say or "an introduction to Spinbot"
-        # what is said (tts text, subtitles): the user's words, else a script, else a template
+        # what is said (tts text, subtitles): the user's words or text file, else a script, else a template
+        if intent.text_file and self.attachment("text", intent.text_file) is not None:
+            return {"$attachment": intent.text_file}
         if intent.say:
             return intent.say
         script = self.script()

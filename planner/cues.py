@@ -201,6 +201,10 @@ FILE_NAME = re.compile(r"^[\w\-. ]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mo
 #: A file name the goal mentions ("read notes.txt aloud", "'clip.mp4'").
 FILE_NAMED = re.compile(r"(?<![\w/.])([\w\-]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|"
                         r"webp|pdf|docx?|srt|vtt|csv))(?![\w/])", re.I)
+#: Words that point at a file instead of being words to speak: "say what is in the file", "read this document".
+FILE_REFERENCE = words(r"(?:the|this|that|my|attached|uploaded|enclosed)(?: attached| uploaded)? (?:text )?(?:file|"
+                       r"document|notes|article|transcript|subtitles?)|what(?:'s| is| it says) in (?:it|the|this|that)|"
+                       r"its (?:contents|text|words)|the contents")
 COLON = re.compile(r"[:：]\s*")
 SAY_EN = re.compile(
     r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"

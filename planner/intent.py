@@ -30,6 +30,7 @@ from planner.cues import (
     FASTER,
     FILE_NAME,
     FILE_NAMED,
+    FILE_REFERENCE,
     FOLLOW_UP,
     GREETING,
     JOB_STATUS,
@@ -76,6 +77,8 @@ class Intent(BaseModel):
     portrait: str | None = Field(default=None, max_length=64, description="attachment id: the face to animate")
     source_video: str | None = Field(default=None, max_length=64, description="attachment id: the video to upscale")
     clips: list[str] = Field(default_factory=list, max_length=31, description="attachment ids: more videos, in order")
+    text_file: str | None = Field(default=None, max_length=64, description="attachment id: a text file whose "
+                                  "contents are the words (to speak, or the subtitles)")
     soundtrack: str | None = Field(default=None, max_length=64, description="attachment id: the audio a video uses "
                                    "instead of synthesised speech")
     voice_sample: str | None = Field(default=None, max_length=64, description="attachment id: the voice to speak in")
@@ -205,8 +208,8 @@ def spoken_text(goal: str, speech: re.Pattern[str] | None = None) -> str | None:
         said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)
         said = re.sub(r"\s+(?:in an? \w+ voice|with an? \w+ voice|in a \w+ tone)\.?$", "", said, flags=re.I)
         said = said.strip().rstrip(".")
-        if MODIFIER_ONLY.match(said) or FILE_NAMED.search(said) and len(said) < 140:  # how or what file, not words
-            return None
+        if MODIFIER_ONLY.match(said) or (FILE_NAMED.search(said) or FILE_REFERENCE.search(said)) and len(said) < 140:
+            return None  # how to say it, or which file holds the words: no words
         return said[:MAX_SAY] or None
     return None
 
@@ -357,6 +360,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         source_video=asked.source_video,
         clips=asked.clips,
         soundtrack=asked.soundtrack,
+        text_file=asked.text_file,
         voice_sample=asked.voice_sample,
         voice_words=asked.voice_words,
         unoffered=asked.unoffered,

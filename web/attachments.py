@@ -1,4 +1,4 @@
-"""Attachments (images, audio) from data URLs or multipart uploads become artifacts the graph can use."""
+"""Attachments (images, audio, video, text) from data URLs or multipart uploads become artifacts the graph can use."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from web.deps import Services
 from web.limits import MB, too_large
 from web.problems import Problem, not_found
 
-KINDS = {"image": "image", "audio": "audio", "video": "video"}
+KINDS = {"image": "image", "audio": "audio", "video": "video", "text": "text"}
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
 _UPLOAD_ID = re.compile(r"^uploads/[^/]+/(a[0-9a-f]{12})/")
 #: a stored name's length in UTF-8 bytes (file systems allow 255; CJK letters take 3 bytes each)
@@ -43,7 +43,7 @@ def kind_of(content_type: str) -> str:
     kind = KINDS.get(content_type.split("/", 1)[0].lower())
     if kind is None:
         raise Problem(415, f"attachments of type {content_type} are not supported", code="unsupported_attachment",
-                      hint="attach images (image/*) or audio (audio/*)")
+                      hint="attach images (image/*), audio (audio/*), video (video/*) or text (text/*)")
     return kind
 
 

@@ -317,7 +317,7 @@ def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str
               r"прочитай|прочти|скажи|вслух",  # ru
               r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
               r"朗读|读出|念|说|语音|配音|読んで|言って|音読|読み上げ|音声"]),),  # zh, ja
-    attachable={"reference_audio": Attachable(
+    attachable={"text": Attachable(role="the words to speak"), "reference_audio": Attachable(
         role="the voice to speak in", cue=r"(?:in|with|using|like|as) (?:this|that|the attached|the same|her|his) "
                                           r"(?:voice|recording|sample)|clone|voice sample")},
     checks=check_speech,

@@ -22,6 +22,7 @@ CLIP2 = Attachment(id="clip2", kind="video", key="u/clip2.mp4", name="clip2.mp4"
 SONG = Attachment(id="song", kind="audio", key="u/song.mp3", name="song.mp3")
 FACE = Attachment(id="face", kind="image", key="u/face.png", name="face.png")
 NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
+ARCHIVE = Attachment(id="archive", kind="json", key="u/data.json", name="data.json")
 
 
 async def planned(goal: str, attachments: list[Attachment] = (), manifest: MergedManifest | None = None,  # type: ignore[assignment]
@@ -174,13 +175,28 @@ async def test_greetings_capability_questions_and_impossible_requests_get_differ
 @pytest.mark.parametrize(("goal", "attachments", "says"), [
     ("animate the attached photo", [], "no attached file"),
     ("read notes.txt aloud", [], "no attached file named 'notes.txt'"),
-    ("read this aloud", [NOTES], "no service reads text files"),
+    ("read this aloud", [ARCHIVE], "no service reads data files"),
     ("upscale this audio", [SONG], "'song.mp3' is audio"),
     ("add subtitles to this video", [CLIP], "I need the words"),
 ])  # fmt: skip
 async def test_bad_input_gets_a_reply_and_no_job(goal: str, attachments: list[Attachment], says: str) -> None:
     result = await planned(goal, attachments)
     assert result.kind == "reply" and result.graph is None and says in result.message, result.message
+
+
+@pytest.mark.parametrize(("goal", "service"), [
+    ("read this aloud", "tts.synthesize"),
+    ("read notes.txt aloud in a male voice", "tts.synthesize"),
+    ("make my portrait say what is in the file", "tts.synthesize"),
+    ("add these subtitles to the video", "video.subtitle"),
+])  # fmt: skip
+async def test_a_text_file_is_the_words(goal: str, service: str) -> None:
+    """Issue 20, item 2: an attached text file's contents are what is said, or the subtitles (read at run time)."""
+    attachments = [NOTES, *([CLIP] if "video" in goal else []), *([FACE] if "portrait" in goal else [])]
+    result = await planned(goal, attachments)
+    assert result.approved, result.message
+    assert steps(result)[service]["text"] == {"$attachment": "notes"}
+    assert "was not used" not in result.message
 
 
 # ---- 4. the words to speak are data ---------------------------------------------------------------
