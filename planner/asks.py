@@ -17,6 +17,7 @@ from planner.cues import (
     CREATE,
     FILE_NAMED,
     REFERENCE,
+    REWRITES_WORDS,
     SPOKEN_VIDEO,
     THIS_KIND,
     TOPIC_MARKER,
@@ -30,6 +31,7 @@ from spinbot.graph import Attachment
 OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
                          r"\s*[\"'“‘]?$", re.I)
 SCENE_VIDEO = "text-to-video (a video of a scene)"
+PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speaking)"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -94,6 +96,8 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     speaking = vocab.speaking()
     named = vocab.named(frame)
     for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
+    if unoffered and said is not None and (speaking not in named or REWRITES_WORDS.intersection(unoffered)):
+        return asked  # "analyse the sentiment of: '...'", "translate it and say it": the words are that operation's
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
     elif speaking in named and said is not None and for_words and not _listed(speaking, vocab, frame):
@@ -105,9 +109,9 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
                  not in kinds]
     default = vocab.default()
-    if default in named and said is None and not attachments and VIDEO_OF.search(frame) \
-            and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves": a scene, not a face speaking
-        asked.unoffered.append(SCENE_VIDEO)
+    if default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
+            and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves", "a video from this screenshot": no speech
+        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
         named.remove(default)
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
@@ -118,7 +122,7 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
                              "(services cannot download links).")
             return asked
     others = [n for n in named if n != speaking]
-    if not others and attachments and (named or CREATE.search(frame)):
+    if not others and attachments and not asked.unoffered and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
         if implied:
             named.append(implied)

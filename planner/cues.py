@@ -95,13 +95,17 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
         r"horse|robot|beach|mountain|river|landscape|drone|fish|spaceship|astronaut)s?\b"), None),
 ]
+#: Unoffered operations whose result is the words the rest of the request would use ("translate it and read it
+#: aloud"): given words are their input, so speaking them as given would do something else.
+REWRITES_WORDS = frozenset({"transcribe speech to text", "translate", "summarise"})
 #: A video "of" a scene (ocean waves, a cat playing) with no one speaking: text to video, which no service offers
 #: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
 VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:\w+ )?(?:of|showing|where|"
-                 r"in which|de|von|mit|con|du|des|based on|that visuali[sz]es)|visuali[sz]e")
+                 r"in which|de|von|mit|con|du|des|based on|from|that visuali[sz]es)|visuali[sz]e")
 SPOKEN_VIDEO = words(r"about|explain\w*|talk\w*|say\w*|speak\w*|narrat\w*|present\w*|voice\w*|speech|tell\w*|"
                      r"introduc\w*|teach\w*|lesson|tutorial|explainer|avatar|talking[- ]head|lip[- ]?sync|"
-                     r"announce\w*|interview|vlog|greeting|message|sobre|über|sur|explica\w*|erklär\w*")
+                     r"announce\w*|interview|vlog|greeting|message|über|explica\w*|erklär\w*|"
+                     r"(?:vid[ée]os?|vídeos?|clips?) (?:\w+ )?(?:sur|sobre)")  # else "sur une plage" is a place
 #: "a video about how to translate": the words after it, up to the clause's end, name a subject, not an operation.
 TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on how|regarding|concerning|"
                      r"sur|über|sobre|su|о|عن|关于")
@@ -137,13 +141,18 @@ CAPABILITIES = re.compile(
     r"which (services|tools|models)|what (services|tools)|^help\b|list (the )?services)",
     re.I,
 )
+#: A question whether something can be done ("is it possible to ...?", "是否支持...？"): answered with what can.
+SUPPORT_QUESTION = words(
+    r"is it possible|is there (?:a|any) (?:way|option|setting)|(?:does|do|can|will) (?:it|this|you|spinbot|the \w+) "
+    r"(?:support|handle|accept|work with)|do you support|can i (?:use|change|choose|pick|upload)|"
+    r"est-(?:il|ce) possible|es posible|ist es möglich|是否|支持|できますか|可能ですか")
 JOB_STATUS = re.compile(
     r"\b(status|progress|how('s| is) (it|my|the) (going|job|video)|is it (done|ready|finished)|"
     r"are you done|how long (will|does) it|when will it be (done|ready)|eta)\b",
     re.I,
 )
 QUESTION = re.compile(
-    r"(\?\s*$|^\s*(what|why|how|when|where|who|which|is|are|can|could|does|do|explain|describe|tell me|"
+    r"([?？]\s*$|^\s*(what|why|how|when|where|who|which|is|are|can|could|does|do|explain|describe|tell me|"
     r"qu'est|pourquoi|comment|warum|wie|was|por qué|cómo|qué)\b)",
     re.I,
 )
@@ -194,7 +203,8 @@ QUOTES = [("\"", "\""), ("“", "”"), ("\"", "”"), ("“", "\""), ("«", "»
            ("‘", "’")]
 #: Words that mark the next quoted or colon-led text as words to speak: "with the following text: '...'".
 MARKED_WORDS = words(r"(?:with|using|use|the following|this|these|that) (?:the )?(?:text|words|script|narration|"
-                     r"lines?|message|sentences?|caption)|(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
+                     r"lines?|message|sentences?|caption)(?! description| prompt)|"
+                     r"(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
 #: A quoted file name is a file, not words to speak.
 FILE_NAME = re.compile(r"^[\w\-. ]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|webp|pdf|"
                        r"docx?|srt|vtt|json|csv)$", re.I)

@@ -46,6 +46,7 @@ from planner.cues import (
     SLOWER,
     SPEECH,
     STYLES,
+    SUPPORT_QUESTION,
     UNSPACED,
     VOICE,
 )
@@ -299,7 +300,7 @@ def reply_kind(goal: str, *, has_previous: bool) -> ReplyKind | None:
     text = goal.strip()
     if not text or GREETING.match(text):
         return "greeting"
-    if CAPABILITIES.search(text):
+    if CAPABILITIES.search(text) or SUPPORT_QUESTION.search(text) and QUESTION.search(text):
         return "capabilities"
     if JOB_STATUS.search(text) and not FOLLOW_UP.search(text):
         return "job_status"
@@ -321,7 +322,8 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     named = [d for d in asked.deliverables if d != speaking]
     medium = bool(asked.deliverables)
     reply = reply_kind(goal, has_previous=previous is not None)
-    if reply in ("greeting", "capabilities") and not medium and not asked.unoffered:
+    if reply in ("greeting", "capabilities") and not medium and not asked.unoffered or \
+            reply == "capabilities" and said is None and previous is None:  # "is it possible to ...?": what can be done
         return Intent(kind="reply", reply_kind=reply)
     if reply == "job_status" and previous is not None and not medium:
         return Intent(kind="reply", reply_kind="job_status")

@@ -149,6 +149,16 @@ async def test_a_voice_over_without_a_video_is_speech() -> None:
     ("describe this image", [FACE], "describe"),
     ("give me the latest news headlines", [], "news"),
     ("book me a flight to Lisbon next Friday", [], "book"),
+    # every clause asking for something unoffered is left out, a video in the last one too
+    ("find me a flat, then set an alarm for 7 and install a video player", [], "errands"),
+    # given words an unoffered operation works on are its input, not words to speak
+    ("classify the sentiment of this sentence: 'the soup was cold'", [], "sentiment"),
+    ("summarise this and read the summary aloud: 'Rivers carry water to the sea. They also carry mud.'", [],
+     "summarise"),
+    # a video from a picture with no one speaking sets a picture in motion
+    ("make a short promo video from this picture", [FACE], "image-to-video"),
+    ("une vidéo de nuages sur une montagne", [], "text-to-video"),
+    ("a video based on this description: 'a red kite over a field'", [], "text-to-video"),
 ])  # fmt: skip
 async def test_an_operation_no_service_offers_gets_a_reply_that_names_it(
         goal: str, attachments: list[Attachment], named: str) -> None:
@@ -162,6 +172,16 @@ async def test_a_partly_possible_request_runs_the_possible_part_and_says_what_wa
     assert result.approved and "video.animate_portrait" in steps(result)
     assert "Left out: translate" in result.message
     assert steps(result)["tts.synthesize"]["text"] == "Here is a short introduction to honey bees."
+
+
+@pytest.mark.parametrize("goal", [
+    "is it possible to use my own cartoon character as the face?",
+    "does it support Spanish speech?",
+    "可以生成日语的语音吗？是否支持？",
+])  # fmt: skip
+async def test_a_question_whether_something_can_be_done_gets_what_can(goal: str) -> None:
+    result = await planned(goal)
+    assert result.kind == "reply" and result.graph is None and "read text aloud" in result.message, result.message
 
 
 async def test_greetings_capability_questions_and_impossible_requests_get_different_answers() -> None:
