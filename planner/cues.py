@@ -1,5 +1,6 @@
-"""The words the rules read a goal by: read-aloud verbs and media nouns in several languages, greetings,
-capability and job-status questions, follow-up cues, durations, voices, styles, languages, quotes.
+"""The words the rules read a goal by, besides the deliverables' own cues (the services declare those, the
+read-aloud verbs included: planner.vocab): operations no service offers, greetings, capability and
+job-status questions, follow-up cues, durations, voices, styles, languages, quotes.
 
 planner.intent's `read_rules` combines them into an Intent; they are kept here so each list can grow
 without the reading logic around it changing.
@@ -19,19 +20,6 @@ def words(*alternatives: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!{edge})(" + "|".join(alternatives) + rf")(?!{edge})", re.I)
 
 
-SPEECH = words(
-    r"say|says|saying|said|read|reads|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
-    r"narrate|voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
-    r"talk|talks",
-    r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
-    r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
-    r"lee|leer|di|decir|en voz alta|pronuncia",  # es
-    r"leggi|leggere|dì|ad alta voce",  # it
-    r"leia|ler|diga|em voz alta",  # pt
-    r"прочитай|прочти|скажи|вслух",  # ru
-    r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
-    r"朗读|读出|念|说|読んで|言って|音読",  # zh, ja
-)
 PORTRAIT_WORDS = words(r"portrait|face|headshot|selfie|person|presenter")
 #: The deliverables' own cues are declared by the services that make them (planner.vocab); these are the
 #: operations people ask for that no service offers, each with the attachment kind that makes it offered

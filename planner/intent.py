@@ -44,7 +44,6 @@ from planner.cues import (
     SAME_MEDIUM,
     SAY_EN,
     SLOWER,
-    SPEECH,
     STYLES,
     SUPPORT_QUESTION,
     UNSPACED,
@@ -181,17 +180,20 @@ def speed(goal: str) -> int | None:
     return None
 
 
-def spoken_text(goal: str, speech: re.Pattern[str] | None = None) -> str | None:
+def spoken_text(goal: str, vocab: Vocabulary | None = None) -> str | None:
     """The exact words a goal wants spoken: quoted text, else what follows a colon or a "say" verb.
 
     Quotes or a colon count after a read-aloud verb or a marker ("with the following text: '...'"); a
     quoted file name is no words. The result is always a substring of the goal (stripped), up to 20,000
-    characters, never cut. `speech`: the speaking deliverable's own cues (planner.vocab), read as markers too.
+    characters, never cut. The speaking deliverable's cues in `vocab` (default: the declared one) mark words too.
     """
     marked = MARKED_WORDS.search(goal)
+    vocab = vocab or declared()
+    speaker = vocab.deliverables.get(vocab.speaking() or "")
+    speech = speaker.cue if speaker else None
 
     def speaks(text: str) -> bool:
-        return bool(SPEECH.search(text) or (speech is not None and speech.search(text)))
+        return speech is not None and speech.search(text) is not None
 
     if not speaks(goal) and not SAY_EN.search(goal) and not marked:
         return None
@@ -314,8 +316,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     """
     vocab = vocab or declared()
     spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
-    speaker = vocab.deliverables.get(vocab.speaking() or "")
-    said = spoken_text(spoken, speaker.cue if speaker else None)
+    said = spoken_text(spoken, vocab)
     frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
     asked = asks.choose(frame, said, attachments, vocab, goal)
     speaking = vocab.speaking()

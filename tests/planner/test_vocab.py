@@ -311,6 +311,12 @@ def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str)
 def test_the_speaking_services_own_cues_mark_words_too() -> None:
     read = read_rules("record an announcement: the store closes at nine", [])
     assert read.deliverables == ["speech"] and read.say == "the store closes at nine"
+    # the one list of speaking cues is the service's: without its offer, "say" marks no words
+    tts = declared_manifest().services["tts.synthesize"]
+    mute = declared_manifest().model_copy(update={"services": declared_manifest().services | {
+        "tts.synthesize": tts.model_copy(update={"offers": [o.model_copy(update={"cues": []}) for o in tts.offers]})}})
+    assert read_rules("bitte vorlesen: gute Nacht", [], vocab=Vocabulary(mute)).say is None
+    assert read_rules("bitte vorlesen: gute Nacht", []).say == "gute Nacht"
 
 
 @pytest.mark.parametrize(("goal", "unoffered"), [
