@@ -54,7 +54,10 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
                                         r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
-                                        r"browse|look up|google|download\w*|url of|web ?page|online article"),
+                                        r"browse|look up|google|download\w*|url of|web ?page|online article|"
+                                        r"on the (?:internet|web)|(?:find|finding|search for|look for) (?:me )?"
+                                        r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images|pictures|photos|videos|clips|"
+                                        r"tutorials?)"),
      None),
     ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
                                        r"(?:buy|purchase) (?:me )?(?:a |an |some )?\w+|send (?:an? )?(?:email|"
@@ -76,8 +79,9 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("errands (a job application, an alarm, installing software)", words(r"apply for|set an alarm|install\w*"), None),
     ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
                                                     r"people|subtitles?)"), None),
-    ("make other kinds of files (3D models, GIFs, websites, documents)", words(
-        r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf"), None),
+    ("make other kinds of files (3D models, GIFs, websites, documents, blog posts)", words(
+        r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf|"
+        r"blog ?posts?|essays?"), None),
     ("text-to-video (a video of a scene)", words(
         r"(?:video|clip|animation|footage) of (?:an? |the |some )?(?!(?:me|my|this|her|him|person|presenter|man|woman|"
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"

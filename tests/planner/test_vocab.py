@@ -69,6 +69,8 @@ async def test_a_service_that_makes_something_new_needs_no_planner_edit() -> Non
     assert "- sepia: give a video an old-film look" in reading.system_prompt(manifest)
     result = await planned("give this clip a sepia look", [CLIP], manifest)
     assert result.approved and steps(result)["video.sepia"]["video"] == {"$attachment": "clip"}
+    # the step's id and name come from the offer too: what it delivers, what it does
+    assert ("sepia", "Give a video an old-film look") in [(n.id, n.name) for n in result.graph.nodes]
     assert "give a video an old-film look" in (await planned("what can you do?", [], manifest)).message
 
 
@@ -89,7 +91,7 @@ def test_two_services_offering_one_deliverable_the_cheaper_is_built() -> None:
 async def test_an_attached_video_is_the_base_of_a_voice_over() -> None:
     s = steps(await planned('add a voice-over to this video saying "welcome to the lake"', [CLIP]))
     assert s["tts.synthesize"]["text"] == "welcome to the lake"
-    assert s["video.compose"] == {"clips": [{"$attachment": "clip"}], "audio": {"$node": "voice", "output": "audio"}}
+    assert s["video.compose"] == {"clips": [{"$attachment": "clip"}], "audio": {"$node": "speech", "output": "audio"}}
     assert "video.animate_portrait" not in s
 
 
