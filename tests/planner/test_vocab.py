@@ -10,7 +10,8 @@ import pytest
 
 from planner import PlanRequest, plan, reading
 from planner.builder import build
-from planner.intent import duration_s, read_rules, topic
+from planner.intent import read_rules
+from planner.slots import duration_s, topic
 from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
 from spinbot.manifest import Attachable, MergedManifest, Offer
