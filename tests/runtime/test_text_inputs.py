@@ -11,7 +11,10 @@ import pytest
 from executors.middleware import read_text_files
 from spinbot.artifacts import LocalStore
 from spinbot.errors import PermanentError
+from spinbot.queue import JobQueue
+from spinbot.settings import Settings
 from spinbot.text import MAX_TEXT_FILE_BYTES
+from tests.runtime.conftest import InProcess, graph, wait_terminal
 
 INPUTS = {"text": "text", "video": "video"}
 
@@ -42,3 +45,20 @@ async def test_a_file_that_is_no_text_fails_the_node_for_good(tmp_path: Path, da
     with pytest.raises(PermanentError, match=says) as e:
         await read_text_files(ctx, INPUTS, {"text": att})
     assert "notes.txt" in e.value.message
+
+
+async def test_a_job_step_reads_an_attached_text_file_as_its_words(
+    inproc: InProcess, queue: JobQueue, settings: Settings, tmp_path: Path
+) -> None:
+    """Executors on real Redis and Postgres: the step gets the file's words, the graph keeps the reference."""
+    src = tmp_path / "notes.txt"
+    src.write_bytes("\ufeffGood morning,\r\nworld.".encode())
+    await LocalStore(settings.artifacts_dir).put_file("uploads/t/a1/notes.txt", src, "text/plain")
+    await inproc.both()
+    g = graph([{"id": "a", "service": "diag.echo", "plane": "gpu", "params": {"text": {"$attachment": "a1"}}}],
+              context={"attachments": [{"id": "a1", "kind": "text", "key": "uploads/t/a1/notes.txt",
+                                        "name": "notes.txt", "contentType": "text/plain"}]})
+    st = await wait_terminal(queue, await queue.submit(g, owner="t"))
+    assert st.status == "completed", st.error
+    node = st.graph["nodes"][0]
+    assert node["output"]["text"] == "Good morning,\nworld." and node["params"]["text"] == {"$attachment": "a1"}
