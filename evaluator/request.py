@@ -15,7 +15,7 @@ WPM = 160
 #: A speech length this far from the requested one (as a ratio) is a finding.
 LENGTH_RATIO = 1.15
 #: The intent fields that give an attachment a role.
-BINDINGS = ("portrait", "source_video", "soundtrack", "voice_sample")
+BINDINGS = ("portrait", "source_video", "soundtrack", "voice_sample", "text_file")
 
 
 def check_request(run: Run) -> None:

@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -43,6 +43,7 @@ from spinbot.graph import Node
 from spinbot.queue import QUEUE_DOWN
 from spinbot.registry import Service
 from spinbot.task import TaskContext
+from spinbot.text import MAX_TEXT_FILE_BYTES, file_text
 
 if TYPE_CHECKING:
     from executors.jobrun import JobRun
@@ -152,21 +153,44 @@ async def attempt(step: NodeStep, call_next: Handler) -> dict[str, Any]:
     """One attempt: counted and recorded `running`, params resolved and validated, a fresh workdir."""
     run, node, service = step.run, step.node, step.service
     await run.begin_attempt(node)
-    params = run.resolve_inputs(node)
-    try:
-        step.params = service.params.model_validate(params)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'params'}: {x['msg']}" for x in e.errors())
-        raise PermanentError(f"invalid params for {service.id} on node {node.id}: {problems}") from None
     workdir = run.ex.workdirs.acquire()
-    step.ctx = run.task_context(node, workdir)
     try:
+        step.ctx = run.task_context(node, workdir)
+        params = await read_text_files(step.ctx, service.inputs, run.resolve_inputs(node))
+        try:
+            step.params = service.params.model_validate(params)
+        except ValidationError as e:
+            problems = "; ".join(f"{'.'.join(map(str, x['loc'])) or 'params'}: {x['msg']}" for x in e.errors())
+            raise PermanentError(f"invalid params for {service.id} on node {node.id}: {problems}") from None
         output = await call_next(step)
     finally:
         await run.ex.workdirs.release(workdir)
     if not isinstance(output, dict):
         raise PermanentError(f"{service.id} returned {type(output).__name__}, not a dict of outputs")
     return output
+
+
+async def read_text_files(ctx: TaskContext, inputs: Mapping[str, str], params: dict[str, Any]) -> dict[str, Any]:
+    """`params` with each text-typed input that holds a file (an attachment or artifact descriptor) replaced by
+    the file's words (spinbot.text.file_text). PermanentError when the file is over MAX_TEXT_FILE_BYTES or is
+    not UTF-8 text."""
+    out = dict(params)
+    for name, dtype in inputs.items():
+        value = params.get(name)
+        if dtype != "text" or not isinstance(value, dict) or not isinstance(value.get("key"), str):
+            continue
+        shown = value.get("name") or value["key"]
+        raw = bytearray()
+        async for chunk in ctx.store.stream(value["key"]):
+            raw += chunk
+            if len(raw) > MAX_TEXT_FILE_BYTES:
+                raise PermanentError(f"{shown} is over {MAX_TEXT_FILE_BYTES:,} bytes, more text than {name!r} takes",
+                                     hint="send a shorter text file")
+        text = file_text(bytes(raw))
+        if text is None:
+            raise PermanentError(f"{shown} is not UTF-8 text", hint="save the file as UTF-8 plain text")
+        out[name] = text
+    return out
 
 
 async def time_limit(step: NodeStep, call_next: Handler) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from langgraph.graph import END, START, StateGraph
 
 from evaluator import Limits, Verdict, evaluate
 from planner import intent as rules
-from planner import profiles, reading, training, trust
+from planner import profiles, reading, slots, training, trust
 from planner.builder import Unbuildable, build, unused_attachments
 from planner.compile import PlanShapeError, compile_plan
 from planner.intent import Intent
@@ -92,7 +92,7 @@ class Planner:
         attached = req.attachments if not isinstance(save, training.SaveAs) else [  # the profile's files are saved
             a for a in req.attachments if a.id != save.sample]
         ruled = rules.read_rules(goal, attached, previous=previous, vocab=for_reading(self.manifest))
-        constraints = rules.goal_constraints(req.goal) | req.constraints
+        constraints = slots.goal_constraints(req.goal) | req.constraints
         match = profiles.find(req.goal, req.profiles, chosen=req.profile,
                               previous=previous.profile if previous is not None else None,
                               attached=frozenset(a.kind for a in req.attachments)) if save is None \

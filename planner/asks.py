@@ -17,6 +17,7 @@ from planner.cues import (
     CREATE,
     FILE_NAMED,
     REFERENCE,
+    REWRITES_WORDS,
     SPOKEN_VIDEO,
     THIS_KIND,
     TOPIC_MARKER,
@@ -30,6 +31,7 @@ from spinbot.graph import Attachment
 OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
                          r"\s*[\"'“‘]?$", re.I)
 SCENE_VIDEO = "text-to-video (a video of a scene)"
+PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speaking)"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -42,6 +44,7 @@ class Asked:
     source_video: str | None = None
     clips: list[str] = field(default_factory=list)
     soundtrack: str | None = None
+    text_file: str | None = None
     voice_sample: str | None = None
     voice_words: str | None = None
     unoffered: list[str] = field(default_factory=list)
@@ -66,13 +69,12 @@ def not_offered(frame: str, attachments: list[Attachment], vocab: Vocabulary) ->
     for name, pattern, unless_kind in UNOFFERED:
         if unless_kind in kinds:
             continue
-        m = pattern.search(head)
-        if m is None:
-            continue
-        if any(d.cue is not None and d.cue.fullmatch(m.group(0)) for d in vocab.deliverables.values()):
-            continue
-        found.append(name)
-        rest = _blank_clause(rest, m.start(), m.end())
+        hits = [m for m in pattern.finditer(head)
+                if not any(d.cue is not None and d.cue.fullmatch(m.group(0)) for d in vocab.deliverables.values())]
+        if hits:
+            found.append(name)
+        for m in hits:  # every clause that asks for it ("apply for a job ..., install a video tool")
+            rest = _blank_clause(rest, m.start(), m.end())
     return found, rest
 
 
@@ -94,6 +96,8 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     speaking = vocab.speaking()
     named = vocab.named(frame)
     for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
+    if unoffered and said is not None and (speaking not in named or REWRITES_WORDS.intersection(unoffered)):
+        return asked  # "analyse the sentiment of: '...'", "translate it and say it": the words are that operation's
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
     elif speaking in named and said is not None and for_words and not _listed(speaking, vocab, frame):
@@ -105,9 +109,9 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
                  not in kinds]
     default = vocab.default()
-    if default in named and said is None and not attachments and VIDEO_OF.search(frame) \
-            and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves": a scene, not a face speaking
-        asked.unoffered.append(SCENE_VIDEO)
+    if default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
+            and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves", "a video from this screenshot": no speech
+        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
         named.remove(default)
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
@@ -118,7 +122,7 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
                              "(services cannot download links).")
             return asked
     others = [n for n in named if n != speaking]
-    if not others and attachments and (named or CREATE.search(frame)):
+    if not others and attachments and not asked.unoffered and (named or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
         if implied:
             named.append(implied)
@@ -196,6 +200,9 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
     images = [a for a in attachments if a.kind == "image"]
     videos = [a for a in attachments if a.kind == "video"]
     audios = [a for a in attachments if a.kind == "audio"]
+    texts = [a for a in attachments if a.kind == "text"]
+    if texts and said is None and any("text" in vocab.consumes_all(n) | vocab.takes(n) for n in asked.deliverables):
+        asked.text_file = texts[0].id  # the file's words are what is said (or the subtitles)
     if images and "image" in wanted:
         asked.portrait = images[0].id
     if videos and "video" in wanted:
@@ -217,7 +224,8 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
             other = next((a for a in attachments if a.kind != d.base_type), None)
             got = f"; {_name(other)} is {KIND_WORDS.get(other.kind, other.kind)}" if other else ""
             return f"To {d.does} I need {KIND_WORDS.get(d.base_type, d.base_type)}{got}: attach one."
-        if d.base_type and d.base_type not in made and said is None and "text" in vocab.takes(n):
+        if d.base_type and d.base_type not in made and said is None and asked.text_file is None \
+                and "text" in vocab.takes(n):
             return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
                     "the file itself).")
         if d.base_type and d.base_type not in made and said is None and "audio" in vocab.takes(n) \
@@ -233,7 +241,8 @@ def bound(deliverables: list[str], attachments: list[Attachment], vocab: Vocabul
     asked = Asked(deliverables=[d for d in deliverables if d in vocab.deliverables])
     _bind(asked, attachments, vocab, goal, said)
     return {"portrait": asked.portrait, "source_video": asked.source_video, "clips": asked.clips,
-            "soundtrack": asked.soundtrack, "voice_sample": asked.voice_sample, "voice_words": asked.voice_words}
+            "soundtrack": asked.soundtrack, "text_file": asked.text_file, "voice_sample": asked.voice_sample,
+            "voice_words": asked.voice_words}
 
 
 def input_problem(goal: str, attachments: list[Attachment], vocab: Vocabulary) -> str | None:

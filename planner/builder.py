@@ -28,12 +28,6 @@ from spinbot.expectations import from_intent
 from spinbot.graph import Attachment
 from spinbot.manifest import MergedManifest, ServiceSpec
 
-#: Node ids people read in the UI, by service (others: the service id's last part).
-NODE_IDS = {"llm.generate_script": "script", "tts.synthesize": "voice", "video.animate_portrait": "talk",
-            "video.upscale": "upscale", "image.render": "image", "video.compose": "compose"}  # fmt: skip
-NODE_NAMES = {"llm.generate_script": "Write the script", "tts.synthesize": "Speak the text",
-              "video.animate_portrait": "Animate the portrait", "video.upscale": "Upscale the video",
-                "image.render": "Draw the image", "video.compose": "Compose the video"}  # fmt: skip
 #: Words per minute a narration is spoken at when the goal names no speed (tts.synthesize's default).
 WPM = 160
 #: Intent fields -> the param names services declare for them.
@@ -166,8 +160,8 @@ class Builder:
         params |= {k: v for k, v in self.step_params.items() if k in props and k not in params}
         if "kind" in props and role == "image":  # an image made to be animated is a presenter's portrait
             params.setdefault("kind", "portrait")
-        node_id = self.node_id(spec.id)
-        self.nodes.append({"id": node_id, "name": NODE_NAMES.get(spec.id, spec.id),
+        node_id = self.node_id(spec)
+        self.nodes.append({"id": node_id, "name": node_name(spec),
                            "service": spec.id, "plane": spec.planes[0], "params": params})
         refs: dict[str, dict[str, Any]] = {}
         for out, dtype in spec.outputs.items():
@@ -176,8 +170,10 @@ class Builder:
             self.made.setdefault(dtype, ref)
         return refs
 
-    def node_id(self, service: str) -> str:
-        base = NODE_IDS.get(service, service.rsplit(".", 1)[-1])
+    def node_id(self, spec: ServiceSpec) -> str:
+        """The first deliverable the service offers ("speech", "talking_video"), else its id's last part; a
+        number added when taken ("image2")."""
+        base = spec.offers[0].deliverable if spec.offers else spec.id.rsplit(".", 1)[-1]
         taken = {n["id"] for n in self.nodes}
         out, n = base, 2
         while out in taken:
@@ -196,7 +192,9 @@ class Builder:
             return f"a friendly {intent.presenter_or_voice()} presenting, head and shoulders, studio light"
         if name == "topic":
             return intent.topic or intent.say or "an introduction to Spinbot"
-        # what is said (tts text, subtitles): the user's words, else a script, else a template
+        # what is said (tts text, subtitles): the user's words or text file, else a script, else a template
+        if intent.text_file and self.attachment("text", intent.text_file) is not None:
+            return {"$attachment": intent.text_file}
         if intent.say:
             return intent.say
         script = self.script()
@@ -269,7 +267,7 @@ def build(
             finals.append({"$node": script, "output": "script"})
     publish = manifest.services.get("artifact.publish")
     if publish is not None and publish.available:
-        b.nodes.append({"id": b.node_id("artifact.publish"), "name": "Publish", "service": "artifact.publish",
+        b.nodes.append({"id": b.node_id(publish), "name": "Publish", "service": "artifact.publish",
                         "plane": publish.planes[0],
                         "params": {"items": finals, "title": _title(intent, goal)}})
     node_weights(b.nodes, manifest)
@@ -342,6 +340,15 @@ def add_deliverable(b: Builder, d: Deliverable, spec: ServiceSpec, goal: str, fi
             given["kind"] = "portrait" if PORTRAIT_WORDS.search(goal) else "title_card"
     b.add(spec, role="deliverable" if d.output_type == "image" else d.name, given=given)
     return {"$node": b.nodes[-1]["id"], "output": d.output}
+
+
+def node_name(spec: ServiceSpec) -> str:
+    """What a step does, in the user's words: its first offer's `does` without the parenthesis ("Read text
+    aloud"), else the service id."""
+    if not spec.offers:
+        return spec.id
+    does = spec.offers[0].does.split(" (", 1)[0].strip()
+    return does[:1].upper() + does[1:]
 
 
 def unused_attachments(doc: dict[str, Any], attachments: list[Attachment]) -> list[str]:

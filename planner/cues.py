@@ -1,5 +1,6 @@
-"""The words the rules read a goal by: read-aloud verbs and media nouns in several languages, greetings,
-capability and job-status questions, follow-up cues, durations, voices, styles, languages, quotes.
+"""The words the rules read a goal by, besides the deliverables' own cues (the services declare those, the
+read-aloud verbs included: planner.vocab): operations no service offers, greetings, capability and
+job-status questions, follow-up cues, durations, voices, styles, languages, quotes.
 
 planner.intent's `read_rules` combines them into an Intent; they are kept here so each list can grow
 without the reading logic around it changing.
@@ -19,19 +20,6 @@ def words(*alternatives: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!{edge})(" + "|".join(alternatives) + rf")(?!{edge})", re.I)
 
 
-SPEECH = words(
-    r"say|says|saying|said|read|reads|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
-    r"narrate|voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
-    r"talk|talks",
-    r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
-    r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
-    r"lee|leer|di|decir|en voz alta|pronuncia",  # es
-    r"leggi|leggere|dì|ad alta voce",  # it
-    r"leia|ler|diga|em voz alta",  # pt
-    r"прочитай|прочти|скажи|вслух",  # ru
-    r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
-    r"朗读|读出|念|说|読んで|言って|音読",  # zh, ja
-)
 PORTRAIT_WORDS = words(r"portrait|face|headshot|selfie|person|presenter")
 #: The deliverables' own cues are declared by the services that make them (planner.vocab); these are the
 #: operations people ask for that no service offers, each with the attachment kind that makes it offered
@@ -66,7 +54,10 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
                                         r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
-                                        r"browse|look up|google|download\w*|url of|web ?page|online article"),
+                                        r"browse|look up|google|download\w*|url of|web ?page|online article|"
+                                        r"on the (?:internet|web)|(?:find|finding|search for|look for) (?:me )?"
+                                        r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images|pictures|photos|videos|clips|"
+                                        r"tutorials?)"),
      None),
     ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
                                        r"(?:buy|purchase) (?:me )?(?:a |an |some )?\w+|send (?:an? )?(?:email|"
@@ -88,20 +79,25 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("errands (a job application, an alarm, installing software)", words(r"apply for|set an alarm|install\w*"), None),
     ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
                                                     r"people|subtitles?)"), None),
-    ("make other kinds of files (3D models, GIFs, websites, documents)", words(
-        r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf"), None),
+    ("make other kinds of files (3D models, GIFs, websites, documents, blog posts)", words(
+        r"3d (?:model|scene|object|animation)|gifs?|website|web ?page|spreadsheet|powerpoint|slide ?deck|pdf|"
+        r"blog ?posts?|essays?"), None),
     ("text-to-video (a video of a scene)", words(
         r"(?:video|clip|animation|footage) of (?:an? |the |some )?(?!(?:me|my|this|her|him|person|presenter|man|woman|"
         r"face|portrait|someone)\b)(?:\w+ ){0,2}(?:cat|dog|car|bird|city|ocean|sea|forest|sunset|rocket|dragon|"
         r"horse|robot|beach|mountain|river|landscape|drone|fish|spaceship|astronaut)s?\b"), None),
 ]
+#: Unoffered operations whose result is the words the rest of the request would use ("translate it and read it
+#: aloud"): given words are their input, so speaking them as given would do something else.
+REWRITES_WORDS = frozenset({"transcribe speech to text", "translate", "summarise"})
 #: A video "of" a scene (ocean waves, a cat playing) with no one speaking: text to video, which no service offers
 #: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
 VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:\w+ )?(?:of|showing|where|"
-                 r"in which|de|von|mit|con|du|des|based on|that visuali[sz]es)|visuali[sz]e")
+                 r"in which|de|von|mit|con|du|des|based on|from|that visuali[sz]es)|visuali[sz]e")
 SPOKEN_VIDEO = words(r"about|explain\w*|talk\w*|say\w*|speak\w*|narrat\w*|present\w*|voice\w*|speech|tell\w*|"
                      r"introduc\w*|teach\w*|lesson|tutorial|explainer|avatar|talking[- ]head|lip[- ]?sync|"
-                     r"announce\w*|interview|vlog|greeting|message|sobre|über|sur|explica\w*|erklär\w*")
+                     r"announce\w*|interview|vlog|greeting|message|über|explica\w*|erklär\w*|"
+                     r"(?:vid[ée]os?|vídeos?|clips?) (?:\w+ )?(?:sur|sobre)")  # else "sur une plage" is a place
 #: "a video about how to translate": the words after it, up to the clause's end, name a subject, not an operation.
 TOPIC_MARKER = words(r"about|explaining|explains|describing|on the topic of|on how|regarding|concerning|"
                      r"sur|über|sobre|su|о|عن|关于")
@@ -137,6 +133,11 @@ CAPABILITIES = re.compile(
     r"which (services|tools|models)|what (services|tools)|^help\b|list (the )?services)",
     re.I,
 )
+#: A question whether something can be done ("is it possible to ...?", "是否支持...？"): answered with what can.
+SUPPORT_QUESTION = words(
+    r"is it possible|is there (?:a|any) (?:way|option|setting)|(?:does|do|can|will) (?:it|this|you|spinbot|the \w+) "
+    r"(?:support|handle|accept|work with)|do you support|can i (?:use|change|choose|pick|upload)|"
+    r"est-(?:il|ce) possible|es posible|ist es möglich|是否|支持|できますか|可能ですか")
 JOB_STATUS = re.compile(
     r"\b(status|progress|how('s| is) (it|my|the) (going|job|video)|is it (done|ready|finished)|"
     r"are you done|how long (will|does) it|when will it be (done|ready)|(done|ready|finished) yet|is it still running|"
@@ -144,7 +145,7 @@ JOB_STATUS = re.compile(
     re.I,
 )
 QUESTION = re.compile(
-    r"(\?\s*$|^\s*(what|why|how|when|where|who|which|is|are|can|could|does|do|explain|describe|tell me|"
+    r"([?？]\s*$|^\s*(what|why|how|when|where|who|which|is|are|can|could|does|do|explain|describe|tell me|"
     r"qu'est|pourquoi|comment|warum|wie|was|por qué|cómo|qué)\b)",
     re.I,
 )
@@ -195,13 +196,18 @@ QUOTES = [("\"", "\""), ("“", "”"), ("\"", "”"), ("“", "\""), ("«", "»
            ("‘", "’")]
 #: Words that mark the next quoted or colon-led text as words to speak: "with the following text: '...'".
 MARKED_WORDS = words(r"(?:with|using|use|the following|this|these|that) (?:the )?(?:text|words|script|narration|"
-                     r"lines?|message|sentences?|caption)|(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
+                     r"lines?|message|sentences?|caption)(?! description| prompt)|"
+                     r"(?:text|words|narration|lines?|message)\s*[:：]|subtitles?|captions?")
 #: A quoted file name is a file, not words to speak.
 FILE_NAME = re.compile(r"^[\w\-. ]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|webp|pdf|"
                        r"docx?|srt|vtt|json|csv)$", re.I)
 #: A file name the goal mentions ("read notes.txt aloud", "'clip.mp4'").
 FILE_NAMED = re.compile(r"(?<![\w/.])([\w\-]{1,120}\.(?:txt|md|mp3|wav|m4a|ogg|flac|mp4|mov|webm|mkv|avi|png|jpe?g|gif|"
                         r"webp|pdf|docx?|srt|vtt|csv))(?![\w/])", re.I)
+#: Words that point at a file instead of being words to speak: "say what is in the file", "read this document".
+FILE_REFERENCE = words(r"(?:the|this|that|my|attached|uploaded|enclosed)(?: attached| uploaded)? (?:text )?(?:file|"
+                       r"document|notes|article|transcript|subtitles?)|what(?:'s| is| it says) in (?:it|the|this|that)|"
+                       r"its (?:contents|text|words)|the contents")
 COLON = re.compile(r"[:：]\s*")
 SAY_EN = re.compile(
     r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"

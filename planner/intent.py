@@ -8,13 +8,13 @@ duration, style, language and which attachment is which. `read_rules` fills it w
 
 The rules cover the goal's cues in several languages (read-aloud verbs, media nouns) and the
 signals that need no language at all: quoted text, text after a colon, attachments and their kinds,
-the script a text is written in.
+the script a text is written in. planner.asks reads which deliverables and attachments; planner.slots
+reads the values (the words to speak, topic, length, voice, language, speed).
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -23,38 +23,22 @@ from evaluator.core import URL_RE
 from planner import asks
 from planner.cues import (
     CAPABILITIES,
-    COLON,
     CREATE,
-    CUE_LANGUAGE,
-    DURATION,
-    FASTER,
-    FILE_NAME,
-    FILE_NAMED,
     FOLLOW_UP,
     GREETING,
     JOB_STATUS,
-    LANGUAGE_NAMES,
-    MARKED_WORDS,
-    MODIFIER_ONLY,
-    NUMBER_WORDS,
     QUESTION,
-    QUOTES,
     REFERENCE,
     SAME_MEDIUM,
-    SAY_EN,
-    SLOWER,
-    SPEECH,
-    STYLES,
-    UNSPACED,
-    VOICE,
+    SUPPORT_QUESTION,
 )
+from planner.slots import MAX_SAY, duration_s, language, speed, spoken_text, style, topic, voice, without
 from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
 
 #: A deliverable is a name some service offers (planner.vocab); the builder refuses one no service offers.
 Deliverable = Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]
 ReplyKind = Literal["greeting", "capabilities", "job_status", "question", "unoffered", "bad_input"]
-MAX_SAY = 20_000  # tts.synthesize takes up to 20,000 characters: a read-aloud is never cut shorter
 
 
 class Intent(BaseModel):
@@ -76,6 +60,8 @@ class Intent(BaseModel):
     portrait: str | None = Field(default=None, max_length=64, description="attachment id: the face to animate")
     source_video: str | None = Field(default=None, max_length=64, description="attachment id: the video to upscale")
     clips: list[str] = Field(default_factory=list, max_length=31, description="attachment ids: more videos, in order")
+    text_file: str | None = Field(default=None, max_length=64, description="attachment id: a text file whose "
+                                  "contents are the words (to speak, or the subtitles)")
     soundtrack: str | None = Field(default=None, max_length=64, description="attachment id: the audio a video uses "
                                    "instead of synthesised speech")
     voice_sample: str | None = Field(default=None, max_length=64, description="attachment id: the voice to speak in")
@@ -113,181 +99,6 @@ class Intent(BaseModel):
         return ", ".join(parts)
 
 
-# ---- cues, in the languages eSpeak NG speaks best (English first) ---------------------------------
-
-
-def duration_s(goal: str) -> float | None:
-    """Seconds a goal names ("a 30-second video", "two minutes", "45s"), within 1..3600; else None."""
-    m = DURATION.search(goal)
-    if m is None:
-        return None
-    raw, unit = (m.group(1) or m.group(3)).lower(), (m.group(2) or m.group(4)).lower()
-    value = float(raw) if raw[0].isdigit() else float(NUMBER_WORDS[raw])
-    seconds = value * 60 if unit.startswith("m") else value
-    return seconds if 1 <= seconds <= 3600 else None
-
-
-def voice(goal: str) -> Literal["female", "male"] | None:
-    for name, pattern in VOICE:
-        if pattern.search(goal):
-            return name  # type: ignore[return-value]
-    return None
-
-
-def style(goal: str) -> str | None:
-    lowered = goal.lower()
-    return next((s for s in STYLES if re.search(rf"\b{s}\b", lowered)), None)
-
-
-def script_language(text: str) -> str | None:
-    """The language a text's own script implies (Arabic, Cyrillic, CJK, Greek letters); None for Latin."""
-    counts: dict[str, int] = {}
-    for ch in text:
-        if not ch.isalpha():
-            continue
-        name = unicodedata.name(ch, "")
-        for prefix, code in (("ARABIC", "ar"), ("CYRILLIC", "ru"), ("CJK", "zh"), ("HIRAGANA", "ja"),
-                             ("KATAKANA", "ja"), ("GREEK", "el"), ("HEBREW", "he"), ("HANGUL", "ko")):
-            if name.startswith(prefix):
-                counts[code] = counts.get(code, 0) + 1
-    if not counts:
-        return None
-    if "ja" in counts:  # Japanese mixes kana and kanji
-        return "ja"
-    return max(counts, key=lambda c: counts[c])
-
-
-def language(goal: str, said: str | None = None) -> str | None:
-    """"in German" names it; else the script of the words to speak; else the cue words' language."""
-    lowered = goal.lower()
-    for word, code in LANGUAGE_NAMES.items():
-        if re.search(rf"\bin {word}\b", lowered):
-            return code
-    found = script_language(said or goal)
-    if found:
-        return found
-    return next((code for code, cue in CUE_LANGUAGE if cue.search(goal)), None)
-
-
-def speed(goal: str) -> int | None:
-    if SLOWER.search(goal):
-        return 120
-    if FASTER.search(goal):
-        return 200
-    return None
-
-
-def spoken_text(goal: str, speech: re.Pattern[str] | None = None) -> str | None:
-    """The exact words a goal wants spoken: quoted text, else what follows a colon or a "say" verb.
-
-    Quotes or a colon count after a read-aloud verb or a marker ("with the following text: '...'"); a
-    quoted file name is no words. The result is always a substring of the goal (stripped), up to 20,000
-    characters, never cut. `speech`: the speaking deliverable's own cues (planner.vocab), read as markers too.
-    """
-    marked = MARKED_WORDS.search(goal)
-
-    def speaks(text: str) -> bool:
-        return bool(SPEECH.search(text) or (speech is not None and speech.search(text)))
-
-    if not speaks(goal) and not SAY_EN.search(goal) and not marked:
-        return None
-    quoted = _quoted(goal)
-    if quoted:
-        return quoted
-    m = COLON.search(goal)
-    if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
-        rest = goal[m.end():].strip()
-        if rest and (speaks(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
-            return rest[:MAX_SAY]
-    m2 = SAY_EN.search(goal)
-    if m2:
-        said = m2.group(1).strip()
-        said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)
-        said = re.sub(r"\s+(?:in an? \w+ voice|with an? \w+ voice|in a \w+ tone)\.?$", "", said, flags=re.I)
-        said = said.strip().rstrip(".")
-        if MODIFIER_ONLY.match(said) or FILE_NAMED.search(said) and len(said) < 140:  # how or what file, not words
-            return None
-        return said[:MAX_SAY] or None
-    return None
-
-
-def without(goal: str, said: str) -> str:
-    """`goal` with the words to speak blanked out (their last whole occurrence: "say 'hi'" keeps "this")."""
-    edge = rf"[^\W{UNSPACED}]"
-    found = list(re.finditer(rf"(?<!{edge}){re.escape(said)}(?!{edge})", goal)) or list(
-        re.finditer(re.escape(said), goal))
-    if not found:
-        return goal
-    m = found[-1]
-    return goal[: m.start()] + " " + goal[m.end():]
-
-
-def _quoted(goal: str) -> str | None:
-    """The longest quoted text (2+ characters, not a file name). A straight or curly single quote opens only
-    after a non-letter and closes only before one, so apostrophes ("Don't", "world's") stay inside."""
-    best: str | None = None
-    for open_q, close_q in QUOTES:
-        single = open_q in "'‘"
-        start = goal.find(open_q)
-        while start != -1:
-            if single and start > 0 and goal[start - 1].isalnum():  # an apostrophe inside a word is no quote
-                start = goal.find(open_q, start + 1)
-                continue
-            end = goal.find(close_q, start + 1)
-            while single and end != -1 and end + 1 < len(goal) and goal[end + 1].isalnum():
-                end = goal.find(close_q, end + 1)
-            if end == -1:
-                break
-            inner = goal[start + 1: end].strip()
-            if len(inner) >= 2 and not FILE_NAME.match(inner) and (best is None or len(inner) > len(best)):
-                best = inner
-            start = goal.find(open_q, end + 1)
-        if best:
-            return best[:MAX_SAY]
-    return best
-
-
-_LEAD = re.compile(
-    r"^\s*(please\s+)?(can you\s+|could you\s+|i want\s+|i'd like\s+|i would like\s+)?"
-    r"(?:(make|create|generate|produce|render|build|give me|do|draw|paint|write)\b)?\s*(me\s+)?(an?\s+|the\s+)?",
-    re.I,
-)
-_KIND = re.compile(
-    r"^[\w\s,-]*?\b(video|clip|movie|film|explainer|presentation|talking[- ]head|avatar|script|image|picture|"
-    r"poster|drawing|illustration|voice[- ]?over|narration|audio|speech|recording)\b\s*(video\s*)?"
-    r"(about|on|explaining|that explains|which explains|describing|showing|of)?\s*",
-    re.I,
-)
-#: "a man explaining why the sky is blue": the narration is about why the sky is blue
-_WHO = re.compile(r"^(?:an? |the )?(?:[\w'-]+ ){0,3}?(?:explaining|explains|describing|describes|talking about|"
-                  r"talks about|presenting|presents|who explains|about)\s+", re.I)
-_TAIL = re.compile(
-    r"(,|\bwith\b|\bin\b|\busing\b)\s*(an?\s+)?(female|male|woman'?s?|man'?s?|\w+)?\s*(voice|narrator|speaker|style|"
-    r"tone|english|german|french|spanish|subtitles?|captions?)\b.*$",
-    re.I,
-)
-
-
-def topic(goal: str) -> str:
-    """The subject of a goal: "a 30-second video explaining how solar panels work, female voice" ->
-    "how solar panels work". URLs are removed whole (services cannot fetch them)."""
-    text = URL_RE.sub(" ", goal).strip()
-    text = DURATION.sub(" ", text)
-    text = re.sub(r"\s+", " ", text).strip()
-    text = _LEAD.sub("", text, count=1)
-    text = _KIND.sub("", text, count=1)
-    text = _WHO.sub("", text, count=1)
-    text = _TAIL.sub("", text)
-    text = re.sub(r"\s+", " ", text).strip(" ,.;:-")
-    return (text or re.sub(r"\s+", " ", URL_RE.sub(" ", goal)).strip() or "an introduction to Spinbot")[:2000]
-
-
-def goal_constraints(goal: str) -> dict[str, Any]:
-    """Constraints a goal states in words, e.g. "30-second" -> max_duration_s 30."""
-    d = duration_s(goal)
-    return {"max_duration_s": d} if d is not None else {}
-
-
 # ---- the rules' reading -------------------------------------------------------------------------
 
 
@@ -296,7 +107,7 @@ def reply_kind(goal: str, *, has_previous: bool) -> ReplyKind | None:
     text = goal.strip()
     if not text or GREETING.match(text):
         return "greeting"
-    if CAPABILITIES.search(text):
+    if CAPABILITIES.search(text) or SUPPORT_QUESTION.search(text) and QUESTION.search(text):
         return "capabilities"
     if JOB_STATUS.search(text) and not FOLLOW_UP.search(text):
         return "job_status"
@@ -310,15 +121,15 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     """
     vocab = vocab or declared()
     spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
-    speaker = vocab.deliverables.get(vocab.speaking() or "")
-    said = spoken_text(spoken, speaker.cue if speaker else None)
+    said = spoken_text(spoken, vocab)
     frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
     asked = asks.choose(frame, said, attachments, vocab, goal)
     speaking = vocab.speaking()
     named = [d for d in asked.deliverables if d != speaking]
     medium = bool(asked.deliverables)
     reply = reply_kind(goal, has_previous=previous is not None)
-    if reply in ("greeting", "capabilities") and not medium and not asked.unoffered:
+    if reply in ("greeting", "capabilities") and not medium and not asked.unoffered or \
+            reply == "capabilities" and said is None and previous is None:  # "is it possible to ...?": what can be done
         return Intent(kind="reply", reply_kind=reply)
     if reply == "job_status" and previous is not None and not medium:
         return Intent(kind="reply", reply_kind="job_status")
@@ -357,6 +168,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
         source_video=asked.source_video,
         clips=asked.clips,
         soundtrack=asked.soundtrack,
+        text_file=asked.text_file,
         voice_sample=asked.voice_sample,
         voice_words=asked.voice_words,
         unoffered=asked.unoffered,

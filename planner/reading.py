@@ -15,8 +15,7 @@ import re
 import unicodedata
 from typing import Any
 
-from planner import asks
-from planner import intent as rules
+from planner import asks, slots
 from planner.cues import QUESTION
 from planner.intent import Intent
 from planner.vocab import Vocabulary, declared
@@ -241,7 +240,7 @@ def merge(
     if merged.kind == "reply" and merged.reply_kind is None:
         merged = merged.model_copy(update={"reply_kind": "question"})
     if merged.kind == "plan" and "topic" not in trace and not merged.say and not merged.topic:
-        merged = merged.model_copy(update={"topic": rules.topic(goal)})
+        merged = merged.model_copy(update={"topic": slots.topic(goal)})
     return merged, trace
 
 

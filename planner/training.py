@@ -26,7 +26,7 @@ PREPARE_NODE = "prepare"
 SAVE_AS = re.compile(
     r"(?<!\w)(?:save|keep|store)\s+(?:(?:it|this|that|them|these|her|him|me|my (?:voice|face)|the \w+)\s+)?"
     r"as\s+(?:a\s+|my\s+)?(?:new\s+)?(?:profile\s+)?(?:named\s+|called\s+)?[\"“']?([^\W\d_][\w-]*)"
-    r"(?!\.\w)", re.I)  # "save the output as 'example.wav'" names a file, not a profile
+    r"(?![\w-]|\.\w)", re.I)  # "save the output as 'example.wav'" names a file, not a profile (nor 'exampl')
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,24 @@ REPLACEMENT = "\ufffd"
 _BAD_CHARS = re.compile("[\x00\ud800-\udfff]")
 
 
+#: A text file (an attachment whose words are spoken or subtitled) is at most this many bytes: a text param holds
+#: up to 20,000 characters, and UTF-8 takes up to 4 bytes for one.
+MAX_TEXT_FILE_BYTES = 80_000
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ud800-\udfff]")
+
+
+def file_text(raw: bytes) -> str | None:
+    """A text file's words: UTF-8 (a byte-order mark dropped), line ends as \\n; None when the bytes are not
+    text (not UTF-8, or control characters other than tab, line and page breaks)."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    if _CONTROL.search(text):
+        return None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def clean(s: str) -> str:
     """s with NUL characters and lone surrogates (U+D800-U+DFFF) replaced by U+FFFD; other text unchanged.
 

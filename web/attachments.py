@@ -1,4 +1,4 @@
-"""Attachments (images, audio) from data URLs or multipart uploads become artifacts the graph can use."""
+"""Attachments (images, audio, video, text) from data URLs or multipart uploads become artifacts the graph can use."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from spinbot.errors import Problem, not_found
 from web.decode import HINT, Decoded, Refused, decode
 from web.limits import MB, too_large
 
-KINDS = {"image": "image", "audio": "audio", "video": "video"}
+KINDS = {"image": "image", "audio": "audio", "video": "video", "text": "text"}
 _DATA_URL = re.compile(r"^data:(?P<type>[\w.+-]+/[\w.+-]+)?(?P<params>(;[\w-]+=[^;,]*)*)(?P<b64>;base64)?,", re.I)
 _UPLOAD_ID = re.compile(r"^uploads/[^/]+/(a[0-9a-f]{12})/")
 #: a stored name's length in UTF-8 bytes (file systems allow 255; CJK letters take 3 bytes each)
@@ -42,8 +42,7 @@ class AttachmentIn(BaseModel):
 def kind_of(content_type: str) -> str:
     kind = KINDS.get(content_type.split("/", 1)[0].lower())
     if kind is None:
-        raise Problem("unsupported_attachment", f"attachments of type {content_type} are not supported",
-                      hint="attach images (image/*) or audio (audio/*)")
+        raise Problem("unsupported_attachment", f"attachments of type {content_type} are not supported")
     return kind
 
 

@@ -5,6 +5,8 @@ at the door, within limits, before it is stored.
   `application/octet-stream` is a PNG; a text file named `face.png` is refused).
 - Pictures: the pixel count is checked from the header before decoding (413), then every pixel is
   decoded (a truncated file is refused now, not in a job later); spinbot.images reads them upright.
+- Text: up to MAX_TEXT_FILE_BYTES of UTF-8 with no control characters (.txt, .md, .srt: words to speak or
+  subtitles).
 - Audio: every frame is decoded. Video: every packet is read, the first frame decoded, the frame size
   checked against the same pixel limit.
 """
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spinbot.images import ImageRefused, load_image
+from spinbot.text import MAX_TEXT_FILE_BYTES, file_text
 
 #: Container formats (FFmpeg's demuxer names) as MIME types, by the kind of stream they carry.
 _AV_TYPES = {
@@ -22,7 +25,7 @@ _AV_TYPES = {
     "aiff": "audio/aiff", "amr": "audio/amr", "caf": "audio/x-caf", "avi": "video/x-msvideo",
     "mov": "video/mp4", "matroska": "video/webm", "mpegts": "video/mp2t",
 }
-HINT = "attach a real image (PNG, JPEG, WebP, GIF) or audio (WAV, MP3, OGG, M4A) file"
+HINT = "attach a real image (PNG, JPEG, WebP, GIF), audio (WAV, MP3, OGG, M4A), video or UTF-8 text file"
 
 
 class Refused(Exception):
@@ -36,15 +39,18 @@ class Refused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """What the content is: `kind` (image, audio, video) and its MIME type, as read from the bytes."""
+    """What the content is: `kind` (image, audio, video, text) and its MIME type, as read from the bytes."""
 
-    kind: str
+    kind: str  # image, audio, video or text
     content_type: str
 
 
 def decode(path: Path, declared: str, max_pixels: int) -> Decoded:
     """Sniff and fully decode the file at `path` (blocking: run it in a thread). `declared`: the type
-    the client gave, used only to name what was expected when nothing decodes. Refused: 415 or 413."""
+    the client gave, used only to name what was expected when nothing decodes, and a text file's type
+    (text/plain unless a text/* type is declared). Refused: 415 or 413."""
+    if (text := _text(path, declared)) is not None:
+        return text
     try:
         _, info = load_image(path, max_pixels)
         return Decoded("image", info.content_type)
@@ -62,6 +68,17 @@ def decode(path: Path, declared: str, max_pixels: int) -> Decoded:
         expected = declared.split("/", 1)[0]
         raise Refused(415, f"not an image ({not_image})" if expected == "image" else
                       "neither an image nor audio or video that can be decoded") from None
+
+
+def _text(path: Path, declared: str) -> Decoded | None:
+    """A text file: up to MAX_TEXT_FILE_BYTES of UTF-8 without control characters (its words are what a plan
+    speaks or subtitles); None when the bytes are not text, are too many to be read as words, or were sent as a
+    picture, a recording or a video (which they are not: the decoders below say so)."""
+    if declared.split("/", 1)[0] in ("image", "audio", "video") or path.stat().st_size > MAX_TEXT_FILE_BYTES:
+        return None
+    if file_text(path.read_bytes()) is None:
+        return None
+    return Decoded("text", declared if declared.startswith("text/") else "text/plain")
 
 
 def _decode_av(path: Path, declared: str, max_pixels: int) -> Decoded:

@@ -90,7 +90,7 @@ def subtitle_builtin(src: Path, text: str, out: Path, report: Reporter) -> float
     offers=(Offer(deliverable="subtitles", does="add subtitles to a video", output="video", base="video",
                   cues=[r"subtitles?|subtitled|captions?|captioned|sous-titres?|untertitel|subtítulos|sottotitoli|"
                         r"legendas|субтитры|字幕"]),),
-    attachable={"video": Attachable(role="the video to subtitle")},
+    attachable={"video": Attachable(role="the video to subtitle"), "text": Attachable(role="the subtitles")},
 )
 async def subtitle(ctx: TaskContext, p: SubtitleParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

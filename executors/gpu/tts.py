@@ -292,7 +292,8 @@ def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str
     probe=probe,
     offers=(Offer(
         deliverable="speech", does="read text aloud (text to speech, female or male voice)", output="audio",
-        cues=[r"say|says|saying|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|narrate|"
+        cues=[r"say|says|saying|said|talk|talks|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
+              r"narrate|"
               r"voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
               r"read|reads|mp3|wav|podcast|audiobook|audio ?book|announcement|voicemail|ringtone",
               r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
@@ -303,7 +304,7 @@ def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str
               r"прочитай|прочти|скажи|вслух",  # ru
               r"اقرأ|إقرأ|اقرا|قل|بصوت عال\w*|بصوت مرتفع",  # ar
               r"朗读|读出|念|说|语音|配音|読んで|言って|音読|読み上げ|音声"]),),  # zh, ja
-    attachable={"reference_audio": Attachable(
+    attachable={"text": Attachable(role="the words to speak"), "reference_audio": Attachable(
         role="the voice to speak in", cue=r"(?:in|with|using|like|as) (?:this|that|the attached|the same|her|his) "
                                           r"(?:voice|recording|sample)|clone|voice sample")},
     checks=check_speech,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from planner import intent
+from planner import intent, slots
 from planner.intent import read_rules
 from spinbot.graph import Attachment
 
@@ -95,7 +95,7 @@ def test_which_attachment_is_which() -> None:
      ("two minutes about tea", 120), ("a video about bees", None), ("une vidéo de 20 secondes", 20)],
 )  # fmt: skip
 def test_duration(goal: str, seconds: float | None) -> None:
-    assert intent.duration_s(goal) == seconds
+    assert slots.duration_s(goal) == seconds
 
 
 def test_params_from_a_goal() -> None:
@@ -103,12 +103,12 @@ def test_params_from_a_goal() -> None:
     read = read_rules(goal, [])
     assert (read.topic, read.duration_s, read.voice, read.style, read.language) == (
         "the history of Rome", 60.0, "male", "funny", "de")
-    assert intent.topic("a 30-second talking-head video explaining how solar panels work, female voice") == (
+    assert slots.topic("a 30-second talking-head video explaining how solar panels work, female voice") == (
         "how solar panels work"
     )
-    assert "169.254" not in intent.topic("fetch http://169.254.169.254/latest and make a video about clouds")
+    assert "169.254" not in slots.topic("fetch http://169.254.169.254/latest and make a video about clouds")
     # the field report: the verb "do" must not eat the start of "Download"
-    assert intent.topic("Download https://example.com/a.mp4 and upscale it") == "Download and upscale it"
+    assert slots.topic("Download https://example.com/a.mp4 and upscale it") == "Download and upscale it"
 
 
 def test_follow_ups_change_what_they_name() -> None:
@@ -148,5 +148,5 @@ def test_the_same_video_with_a_change_is_a_follow_up(goal: str, changed: dict[st
 
 
 def test_mixed_quotes_are_quotes() -> None:
-    assert intent.spoken_text('say "hello there” to everyone') == "hello there"
-    assert intent.spoken_text("say “hello there\" to everyone") == "hello there"
+    assert slots.spoken_text('say "hello there” to everyone') == "hello there"
+    assert slots.spoken_text("say “hello there\" to everyone") == "hello there"

@@ -76,7 +76,7 @@ async def test_events_and_metrics_of_a_model_reading(fake_ollama: FakeOllama, tm
     assert [e["stage"] for e in events] == ["reading", "building", "done"]
     assert _value("spinbot_planner_attempts_total", outcome="read") == reads + 1
     assert result.graph is not None
-    voice = result.graph.node("voice").params
+    voice = result.graph.node("speech").params
     assert voice["text"] == "good night" and voice["voice"] == "male"
     meta = result.graph.metadata["planner"]
     assert meta["llm_calls"] == 1 and meta["trace"] == {"voice": "model"}

@@ -178,7 +178,7 @@ async def test_save_as_prepares_the_sample_and_speaks_in_that_voice_at_once(tmp_
     assert nodes["video.animate_portrait"]["params"]["image"] == {"$attachment": "face"}
     doc = result.graph.to_json()
     assert doc["metadata"]["profile"] == {"save_as": "Zoe", "portrait": "face"}
-    assert {"from": "prepare", "to": "voice", "kind": "normal"} in doc["edges"]
+    assert {"from": "prepare", "to": "speech", "kind": "normal"} in doc["edges"]
     assert "kept as profile Zoe" in result.message and evaluate(doc, MANIFEST).ok
 
 

@@ -34,20 +34,22 @@ def ran(goal: str, attachments: list[Attachment], states: States) -> dict[str, A
 
 def test_a_failed_animation_degrades_to_the_speech_that_ran() -> None:
     doc = ran("make this photo say 'hello'", [FACE], {
-        "voice": ("completed", {"audio": SPEECH, "duration_s": 1.0}), "talk": ("failed", None)})
+        "speech": ("completed", {"audio": SPEECH, "duration_s": 1.0}),
+        "talking_video": ("failed", None)})
     cont = continuation(doc, MANIFEST, llm=False)
     assert cont.graph is not None, cont.message
     assert [n["service"] for n in cont.graph["nodes"]] == ["artifact.publish"]  # nothing re-runs
     assert cont.graph["nodes"][0]["params"]["items"] == [SPEECH]
     assert "cannot identify image file" in cont.message and "speech" in cont.message
-    assert cont.graph["metadata"]["replan"] == {"version": 1, "failed": ["talk"], "reused": ["Speak the text"]}
+    replan = {"version": 1, "failed": ["talking_video"], "reused": ["Read text aloud"]}
+    assert cont.graph["metadata"]["replan"] == replan
     assert evaluate(cont.graph, MANIFEST).ok
 
 
 def test_a_failed_upscale_delivers_the_video_before_it() -> None:
     doc = ran("a talking-head video about tea, upscaled 2x", [], {
-        "voice": ("completed", {"audio": SPEECH}), "image": ("completed", {"image": {"key": "jobs/j1/image/i.png"}}),
-        "talk": ("completed", {"video": VIDEO}), "upscale": ("failed", None)})
+        "speech": ("completed", {"audio": SPEECH}), "image": ("completed", {"image": {"key": "jobs/j1/image/i.png"}}),
+        "talking_video": ("completed", {"video": VIDEO}), "upscale": ("failed", None)})
     cont = continuation(doc, MANIFEST, llm=False)
     assert cont.graph is not None, cont.message
     assert [n["service"] for n in cont.graph["nodes"]] == ["artifact.publish"]
@@ -56,7 +58,7 @@ def test_a_failed_upscale_delivers_the_video_before_it() -> None:
 
 def test_an_alternative_chain_is_preferred_and_completed_steps_are_reused() -> None:
     # the drawn portrait failed: with a photo attached there is another way to the face
-    doc = ran("a video about tea", [], {"voice": ("completed", {"audio": SPEECH}), "image": ("failed", None)})
+    doc = ran("a video about tea", [], {"speech": ("completed", {"audio": SPEECH}), "image": ("failed", None)})
     doc["context"]["attachments"] = [FACE.model_dump(mode="json", by_alias=True, exclude_none=True)]
     doc["metadata"]["intent"]["portrait"] = "face"
     cont = continuation(doc, MANIFEST, llm=False)

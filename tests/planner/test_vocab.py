@@ -10,7 +10,8 @@ import pytest
 
 from planner import PlanRequest, plan, reading
 from planner.builder import build
-from planner.intent import duration_s, read_rules, topic
+from planner.intent import read_rules
+from planner.slots import duration_s, topic
 from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
 from spinbot.manifest import Attachable, MergedManifest, Offer
@@ -22,6 +23,7 @@ CLIP2 = Attachment(id="clip2", kind="video", key="u/clip2.mp4", name="clip2.mp4"
 SONG = Attachment(id="song", kind="audio", key="u/song.mp3", name="song.mp3")
 FACE = Attachment(id="face", kind="image", key="u/face.png", name="face.png")
 NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
+ARCHIVE = Attachment(id="archive", kind="json", key="u/data.json", name="data.json")
 
 
 async def planned(goal: str, attachments: list[Attachment] = (), manifest: MergedManifest | None = None,  # type: ignore[assignment]
@@ -68,6 +70,8 @@ async def test_a_service_that_makes_something_new_needs_no_planner_edit() -> Non
     assert "- sepia: give a video an old-film look" in reading.system_prompt(manifest)
     result = await planned("give this clip a sepia look", [CLIP], manifest)
     assert result.approved and steps(result)["video.sepia"]["video"] == {"$attachment": "clip"}
+    # the step's id and name come from the offer too: what it delivers, what it does
+    assert ("sepia", "Give a video an old-film look") in [(n.id, n.name) for n in result.graph.nodes]
     assert "give a video an old-film look" in (await planned("what can you do?", [], manifest)).message
 
 
@@ -88,7 +92,7 @@ def test_two_services_offering_one_deliverable_the_cheaper_is_built() -> None:
 async def test_an_attached_video_is_the_base_of_a_voice_over() -> None:
     s = steps(await planned('add a voice-over to this video saying "welcome to the lake"', [CLIP]))
     assert s["tts.synthesize"]["text"] == "welcome to the lake"
-    assert s["video.compose"] == {"clips": [{"$attachment": "clip"}], "audio": {"$node": "voice", "output": "audio"}}
+    assert s["video.compose"] == {"clips": [{"$attachment": "clip"}], "audio": {"$node": "speech", "output": "audio"}}
     assert "video.animate_portrait" not in s
 
 
@@ -148,6 +152,16 @@ async def test_a_voice_over_without_a_video_is_speech() -> None:
     ("describe this image", [FACE], "describe"),
     ("give me the latest news headlines", [], "news"),
     ("book me a flight to Lisbon next Friday", [], "book"),
+    # every clause asking for something unoffered is left out, a video in the last one too
+    ("find me a flat, then set an alarm for 7 and install a video player", [], "errands"),
+    # given words an unoffered operation works on are its input, not words to speak
+    ("classify the sentiment of this sentence: 'the soup was cold'", [], "sentiment"),
+    ("summarise this and read the summary aloud: 'Rivers carry water to the sea. They also carry mud.'", [],
+     "summarise"),
+    # a video from a picture with no one speaking sets a picture in motion
+    ("make a short promo video from this picture", [FACE], "image-to-video"),
+    ("une vidéo de nuages sur une montagne", [], "text-to-video"),
+    ("a video based on this description: 'a red kite over a field'", [], "text-to-video"),
 ])  # fmt: skip
 async def test_an_operation_no_service_offers_gets_a_reply_that_names_it(
         goal: str, attachments: list[Attachment], named: str) -> None:
@@ -163,6 +177,16 @@ async def test_a_partly_possible_request_runs_the_possible_part_and_says_what_wa
     assert steps(result)["tts.synthesize"]["text"] == "Here is a short introduction to honey bees."
 
 
+@pytest.mark.parametrize("goal", [
+    "is it possible to use my own cartoon character as the face?",
+    "does it support Spanish speech?",
+    "可以生成日语的语音吗？是否支持？",
+])  # fmt: skip
+async def test_a_question_whether_something_can_be_done_gets_what_can(goal: str) -> None:
+    result = await planned(goal)
+    assert result.kind == "reply" and result.graph is None and "read text aloud" in result.message, result.message
+
+
 async def test_greetings_capability_questions_and_impossible_requests_get_different_answers() -> None:
     answers = {(await planned(goal)).message for goal in ("hello", "what can you do?", "translate this to Dutch")}
     assert len(answers) == 3
@@ -174,13 +198,28 @@ async def test_greetings_capability_questions_and_impossible_requests_get_differ
 @pytest.mark.parametrize(("goal", "attachments", "says"), [
     ("animate the attached photo", [], "no attached file"),
     ("read notes.txt aloud", [], "no attached file named 'notes.txt'"),
-    ("read this aloud", [NOTES], "no service reads text files"),
+    ("read this aloud", [ARCHIVE], "no service reads data files"),
     ("upscale this audio", [SONG], "'song.mp3' is audio"),
     ("add subtitles to this video", [CLIP], "I need the words"),
 ])  # fmt: skip
 async def test_bad_input_gets_a_reply_and_no_job(goal: str, attachments: list[Attachment], says: str) -> None:
     result = await planned(goal, attachments)
     assert result.kind == "reply" and result.graph is None and says in result.message, result.message
+
+
+@pytest.mark.parametrize(("goal", "service"), [
+    ("read this aloud", "tts.synthesize"),
+    ("read notes.txt aloud in a male voice", "tts.synthesize"),
+    ("make my portrait say what is in the file", "tts.synthesize"),
+    ("add these subtitles to the video", "video.subtitle"),
+])  # fmt: skip
+async def test_a_text_file_is_the_words(goal: str, service: str) -> None:
+    """Issue 20, item 2: an attached text file's contents are what is said, or the subtitles (read at run time)."""
+    attachments = [NOTES, *([CLIP] if "video" in goal else []), *([FACE] if "portrait" in goal else [])]
+    result = await planned(goal, attachments)
+    assert result.approved, result.message
+    assert steps(result)[service]["text"] == {"$attachment": "notes"}
+    assert "was not used" not in result.message
 
 
 # ---- 4. the words to speak are data ---------------------------------------------------------------
@@ -275,6 +314,12 @@ def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str)
 def test_the_speaking_services_own_cues_mark_words_too() -> None:
     read = read_rules("record an announcement: the store closes at nine", [])
     assert read.deliverables == ["speech"] and read.say == "the store closes at nine"
+    # the one list of speaking cues is the service's: without its offer, "say" marks no words
+    tts = declared_manifest().services["tts.synthesize"]
+    mute = declared_manifest().model_copy(update={"services": declared_manifest().services | {
+        "tts.synthesize": tts.model_copy(update={"offers": [o.model_copy(update={"cues": []}) for o in tts.offers]})}})
+    assert read_rules("bitte vorlesen: gute Nacht", [], vocab=Vocabulary(mute)).say is None
+    assert read_rules("bitte vorlesen: gute Nacht", []).say == "gute Nacht"
 
 
 @pytest.mark.parametrize(("goal", "unoffered"), [

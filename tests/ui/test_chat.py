@@ -192,12 +192,12 @@ async def test_a_file_that_cannot_be_attached_is_named_with_why(
 ) -> None:
     console.allow("status of 415")  # the refusal below is the point of the test
     page = await open_page("/")
-    notes = tmp_path / "notes.txt"
-    notes.write_text("not a picture")
-    await page.set_input_files("#attach-input", str(notes))
-    alert = page.get_by_role("alert").filter(has_text="notes.txt was not attached")
+    archive = tmp_path / "notes.zip"
+    archive.write_bytes(b"PK\x03\x04\x00\x00")
+    await page.set_input_files("#attach-input", str(archive))
+    alert = page.get_by_role("alert").filter(has_text="notes.zip was not attached")
     await alert.wait_for()
-    assert "text/plain" in await alert.inner_text()
+    assert "application/zip" in await alert.inner_text()
     assert await page.locator(".composer .attach-preview").count() == 0
     # a file named like a picture that is not one: the server's 415 is shown, naming it
     fake = tmp_path / "face.png"

@@ -192,7 +192,8 @@ async def test_bad_requests_are_problems(chat_api: LiveAPI) -> None:
     async with chat_api.client() as c:
         r = await c.post("/api/chat", json={"message": ""})
         assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
-        r = await c.post("/api/chat", json={"message": "x", "attachments": [{"data": "data:text/plain,hi"}]})
+        zipped = "data:application/zip;base64,UEsDBAAA"  # no picture, recording, video or text
+        r = await c.post("/api/chat", json={"message": "x", "attachments": [{"data": zipped}]})
         assert r.status_code == 415
         r = await c.post("/api/chat", json={"message": "x", "conversation_id": "c_nope"})
         assert r.status_code == 404

@@ -39,14 +39,14 @@ async def test_a_failed_animation_goes_on_with_the_speech(api: LiveAPI, executor
         first = (await c.get(f"/api/jobs/{jobs[0]}")).json()
         second = (await c.get(f"/api/jobs/{done['job_id']}")).json()
     assert first["status"] == "failed"
-    talk = next(n for n in first["graph"]["nodes"] if n["id"] == "talk")
+    talk = next(n for n in first["graph"]["nodes"] if n["id"] == "talking_video")
     assert talk["status"] == "failed", talk
     assert len(replanning) == 1 and "1500 MB of device memory" in replanning[0]["message"], replanning
     assert len(plans) == 2 and plans[1]["replan"] == 1
     assert done["status"] == "completed" and done["job_id"] != jobs[0]
     items = second["graph"]["nodes"][0]["params"]["items"]
     assert [n["service"] for n in second["graph"]["nodes"]] == ["artifact.publish"]
-    assert items[0]["key"].startswith(f"jobs/{jobs[0]}/voice/"), items  # the speech that ran, not made again
+    assert items[0]["key"].startswith(f"jobs/{jobs[0]}/speech/"), items  # the speech that ran, not made again
     assert second["graph"]["metadata"]["replan"]["of"] == jobs[0]
     answer = "".join(e["data"]["delta"] for e in events if e["event"] == "message")
     assert "speech" in answer and "failed" in answer

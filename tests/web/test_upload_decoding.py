@@ -110,10 +110,20 @@ async def test_the_content_decides_the_type(api: LiveAPI, tmp_path: Path) -> Non
         data_url = "data:application/octet-stream;base64," + base64.b64encode(png_bytes()).decode()
         r = await c.post("/api/plan", json={"goal": "describe this", "attachments": [{"name": "x", "data": data_url}]})
         assert r.status_code == 200, r.text
-        # what is no picture, audio or video is still refused, whatever it claims
-        for declared in ("application/octet-stream", "image/png", "audio/wav", "text/plain"):
+        # words are a text file, unless they were sent as a picture or a recording (which they are not)
+        for declared, stored in (("application/octet-stream", "text/plain"), ("text/markdown", "text/markdown")):
+            r = await _upload(c, "notes.txt", "Grüße, just some words.\r\n".encode(), declared)
+            assert r.status_code == 201, (declared, r.text)
+            assert (r.json()["items"][0]["kind"], r.json()["items"][0]["contentType"]) == ("text", stored)
+        for declared in ("image/png", "audio/wav"):
             r = await _upload(c, "notes.txt", b"just some words, nothing to see", declared)
             assert r.status_code == 415 and r.json()["code"] == "unsupported_attachment", (declared, r.text)
+        # what is no picture, audio, video or text is still refused, whatever it claims
+        for declared in ("application/octet-stream", "text/plain"):
+            r = await _upload(c, "blob.bin", b"PK\x03\x04\x00\x00binary", declared)
+            assert r.status_code == 415 and r.json()["code"] == "unsupported_attachment", (declared, r.text)
+        r = await _upload(c, "long.txt", b"word " * 20_000, "text/plain")  # more words than a step takes
+        assert r.status_code == 415, r.text
 
 
 async def test_names_keep_their_letters_and_extension(api: LiveAPI) -> None:

@@ -51,7 +51,7 @@ export class ChatPage {
         this.send();
       }
     });
-    this.fileInput = h("input", { type: "file", accept: "image/*,audio/*", multiple: true, class: "visually-hidden", id: "attach-input", onchange: () => this.addFiles(this.fileInput.files) });
+    this.fileInput = h("input", { type: "file", accept: "image/*,audio/*,video/*,text/*,.txt,.md,.srt", multiple: true, class: "visually-hidden", id: "attach-input", onchange: () => this.addFiles(this.fileInput.files) });
     this.previews = h("div", { class: "attach-previews", "aria-label": "Attachments" });
     const reviewBox = h("input", { type: "checkbox", id: "review-switch", checked: this.review, onchange: (e) => {
       this.review = e.target.checked;
@@ -134,9 +134,9 @@ export class ChatPage {
 
   async addFiles(files) {
     for (const file of files) {
-      if (!/^(image|audio)\//.test(file.type)) {
+      if (!/^(image|audio|video|text)\//.test(file.type) && !/\.(txt|md|srt)$/i.test(file.name)) {
         this.messages.append(h("p", { class: "error", role: "alert" },
-          `${file.name} was not attached: it is ${file.type || "not a known file type"}; attach a picture (PNG, JPEG, WebP) or a recording (WAV, MP3, OGG)`));
+          `${file.name} was not attached: it is ${file.type || "not a known file type"}; attach a picture (PNG, JPEG, WebP), a recording (WAV, MP3, OGG), a video or a text file (.txt, .md, .srt)`));
         continue;
       }
       if (file.size > MAX_ATTACHMENT_BYTES) {
