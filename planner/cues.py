@@ -209,11 +209,11 @@ FILE_REFERENCE = words(r"(?:the|this|that|my|attached|uploaded|enclosed)(?: atta
                        r"document|notes|article|transcript|subtitles?)|what(?:'s| is| it says) in (?:it|the|this|that)|"
                        r"its (?:contents|text|words)|the contents")
 COLON = re.compile(r"[:：]\s*")
-SAY_EN = re.compile(
-    r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"
-    r"[:,]?\s+(.{1,20000})$",
-    re.I | re.S,
-)
+
+
+def words_after(verbs: str) -> re.Pattern[str]:
+    """"say: hello", "read aloud this": one of `verbs` (a declared offer's `says`), then the words (group 1)."""
+    return re.compile(rf"(?<!\w)(?:{verbs})(?:\s+(?:aloud|out(?: loud)?))?[:,]?\s+(.{{1,20000}})$", re.I | re.S)
 
 
 MODIFIER_ONLY = re.compile(

@@ -25,7 +25,6 @@ from planner.cues import (
     MODIFIER_ONLY,
     NUMBER_WORDS,
     QUOTES,
-    SAY_EN,
     SLOWER,
     STYLES,
     UNSPACED,
@@ -109,11 +108,12 @@ def spoken_text(goal: str, vocab: Vocabulary | None = None) -> str | None:
     vocab = vocab or declared()
     speaker = vocab.deliverables.get(vocab.speaking() or "")
     speech = speaker.cue if speaker else None
+    say = speaker.says if speaker else None
 
     def speaks(text: str) -> bool:
         return speech is not None and speech.search(text) is not None
 
-    if not speaks(goal) and not SAY_EN.search(goal) and not marked:
+    if not speaks(goal) and not marked:
         return None
     quoted = _quoted(goal)
     if quoted:
@@ -123,7 +123,7 @@ def spoken_text(goal: str, vocab: Vocabulary | None = None) -> str | None:
         rest = goal[m.end():].strip()
         if rest and (speaks(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
             return rest[:MAX_SAY]
-    m2 = SAY_EN.search(goal)
+    m2 = say.search(goal) if say else None
     if m2:
         said = m2.group(1).strip()
         said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)

@@ -57,13 +57,16 @@ class Offer(_Model):
 
     `deliverable` is the intent's name for it (the model's enum, the rules' target, the builder's final step);
     `does` is shown to the model and to users ("read text aloud"); `cues` are regular expressions (any
-    language) that name it in a goal; `output` is the service output that is the deliverable; `base` is the
-    input it transforms (an attached video, or another deliverable's output), empty when it makes something new.
+    language) that name it in a goal; `says` are the verbs that name it too and are followed by the words to
+    speak ("say hello"); `output` is the service output that is the deliverable; `base` is the input it
+    transforms (an attached video, or another deliverable's output), empty when it makes something new.
     """
 
     deliverable: str = Field(pattern=r"^[a-z][a-z_]{1,30}$")
     does: str = Field(min_length=3, max_length=120)
     cues: list[str] = Field(default_factory=list, description="regular expressions naming it in a goal")
+    says: list[str] = Field(default_factory=list, description="regular expressions of the verbs the words to speak "
+                            "follow (\"say: ...\", \"read aloud ...\"); they name the deliverable too")
     output: str
     base: str | None = Field(default=None, description="the input it transforms, e.g. the video to upscale")
     needs: list[str] = Field(default_factory=list, description="optional inputs this deliverable must fill")

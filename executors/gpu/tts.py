@@ -292,10 +292,10 @@ def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str
     probe=probe,
     offers=(Offer(
         deliverable="speech", does="read text aloud (text to speech, female or male voice)", output="audio",
-        cues=[r"say|says|saying|said|talk|talks|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
-              r"narrate|"
+        says=[r"say|says|saying|read|reads|recite|speak|speaks|pronounce"],
+        cues=[r"said|talk|talks|read (?:it |this |that )?(?:aloud|out)|narrate|"
               r"voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
-              r"read|reads|mp3|wav|podcast|audiobook|audio ?book|announcement|voicemail|ringtone",
+              r"mp3|wav|podcast|audiobook|audio ?book|announcement|voicemail|ringtone",
               r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
               r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
               r"lee|leer|di|decir|en voz alta|pronuncia",  # es

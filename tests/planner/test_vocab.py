@@ -322,6 +322,17 @@ def test_the_speaking_services_own_cues_mark_words_too() -> None:
     assert read_rules("bitte vorlesen: gute Nacht", []).say == "gute Nacht"
 
 
+def test_the_verbs_the_words_follow_are_the_speaking_offers_own() -> None:
+    assert read_rules("please say hello to everyone in the room", []).say == "hello to everyone in the room"
+    tts = declared_manifest().services["tts.synthesize"]
+    herald = declared_manifest().model_copy(update={"services": declared_manifest().services | {
+        "tts.synthesize": tts.model_copy(update={"offers": [o.model_copy(update={"says": ["proclaim"]})
+                                                             for o in tts.offers]})}})
+    read = read_rules("please proclaim hello to everyone in the room", [], vocab=Vocabulary(herald))
+    assert read.deliverables == ["speech"] and read.say == "hello to everyone in the room"
+    assert read_rules("please say hello to everyone in the room", [], vocab=Vocabulary(herald)).say is None
+
+
 @pytest.mark.parametrize(("goal", "unoffered"), [
     ("a video of ocean waves crashing on rocks at sunset", True),
     ("a video of my grandmother telling her favourite story", False),  # someone speaks: a talking video
