@@ -16,6 +16,7 @@ from planner.cues import (
     CLAUSE_END,
     CREATE,
     FILE_NAMED,
+    PLAIN_NOUN,
     REFERENCE,
     REWRITES_WORDS,
     SPOKEN_VIDEO,
@@ -28,7 +29,7 @@ from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
 #: The words before a file name that make it the name of what is made.
-OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
+OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?:ed| it)?|\binto|\bto)"
                          r"\s*[\"'“‘]?$", re.I)
 SCENE_VIDEO = "text-to-video (a video of a scene)"
 PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speaking)"
@@ -105,6 +106,9 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     if unoffered and said is None and speaking in named:
         named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
     named = [n for n in named if not _purpose(n, named, vocab, frame)]
+    if said is not None:  # "a script I'd like to turn into a voice-over: '...'": the script is the words given
+        named = [n for n in named if vocab.deliverables[n].output_type != "text" or vocab.deliverables[n].base
+                 is not None]
     if unoffered:  # "I have a video file ...; transcribe it": the noun names the attachment, not something to make
         named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
                  not in kinds]
@@ -150,7 +154,8 @@ def _purpose(name: str, named: list[str], vocab: Vocabulary, frame: str) -> bool
 
 def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str], named: list[str]) -> bool:
     """Whether `name` (a maker) was named only by words that point at an attachment of its output type
-    ("this video" with a video attached), or a transformer of that attached type is named beside it."""
+    ("this video" with a video attached; "a video" when the maker cannot use the attached one), or a transformer
+    of that attached type is named beside it."""
     d = vocab.deliverables[name]
     if d.base is not None or d.output_type not in kinds or d.cue is None:
         return False
@@ -158,7 +163,11 @@ def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str]
         return True
     this = THIS_KIND.get(d.output_type)
     spans = [m.span() for m in this.finditer(frame)] if this else []
-    return all(any(a <= m.start() and m.end() <= b for a, b in spans) for m in d.cue.finditer(frame))
+    plain = PLAIN_NOUN.get(d.output_type)
+    # "I have a video (clip.mp4)": a maker that cannot use the attached file, named only by its kind's plain noun
+    blind = plain is not None and d.output_type not in d.consumes
+    return all(any(a <= m.start() and m.end() <= b for a, b in spans) or (blind and plain.fullmatch(m.group(0)))
+               for m in d.cue.finditer(frame))
 
 
 def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:

@@ -106,10 +106,13 @@ ATTACHED_WORDS = words(r"attached|attachment|uploaded|enclosed|this (?:photo|pic
                        r"track|audio file|mp3|wav|png|jpe?g|mp4|selfie|portrait|footage)|my (?:photo|picture|selfie|"
                        r"recording|clip|footage|song)")
 #: "this video", "my photo": the goal points at an attachment of that kind, not at a new one to make.
+KIND_NOUNS = {"video": r"videos?|clips?|footage|films?|movies?",
+              "image": r"photos?|pictures?|images?|portraits?|selfies?",
+              "audio": r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"}
 THIS_KIND = {kind: words(rf"(?:this|that|these|my|our|the|the attached|the uploaded|attached) (?:{nouns})")
-             for kind, nouns in (("video", r"videos?|clips?|footage|films?|movies?"),
-                                 ("image", r"photos?|pictures?|images?|portraits?|selfies?"),
-                                 ("audio", r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"))}
+             for kind, nouns in KIND_NOUNS.items()}
+#: The plain noun of a kind ("a video", "the clip"): with a file of that kind attached it may name that file.
+PLAIN_NOUN = {kind: re.compile(nouns, re.I) for kind, nouns in KIND_NOUNS.items()}
 #: "... and also a poster": one more deliverable listed, not a step of the first.
 CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
 AND_ALSO = words(r"and(?: also)?|plus|also|as well as")

@@ -305,6 +305,24 @@ def test_a_noun_that_points_at_an_attachment_makes_nothing_new(
     assert read_rules(goal, attachments).deliverables == deliverables
 
 
+@pytest.mark.parametrize(("goal", "attachments", "say", "soundtrack"), [
+    ("I have a video called clip.mp4 and a narration recording song.mp3; synchronize the narration with the video",
+     [CLIP, SONG], None, "song"),
+    ("Here is my film clip.mp4 and a script I want read as a voice-over on it: 'Hello there, and welcome'", [CLIP],
+     "Hello there, and welcome", None),
+])  # fmt: skip
+def test_a_plain_noun_of_an_attached_kind_names_the_attachment(
+        goal: str, attachments: list[Attachment], say: str | None, soundtrack: str | None) -> None:
+    # "a video", "my film": the attached one, which the voice-over goes on; "a script" given in quotes is the words
+    read = read_rules(goal, attachments)
+    assert (read.deliverables, read.source_video, read.say, read.soundtrack) == (["voiceover"], "clip", say, soundtrack)
+
+
+def test_a_file_the_request_names_as_what_to_make_need_not_be_attached() -> None:
+    read = read_rules("create an audio file called greeting.wav that says good morning everyone", [])
+    assert (read.kind, read.deliverables, read.say) == ("plan", ["speech"], "good morning everyone")
+
+
 @pytest.mark.parametrize("goal", ["make a gif from this video", "remove the watermark from this video",
                                   "please dub this video in French"])
 def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str) -> None:
