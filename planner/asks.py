@@ -163,10 +163,9 @@ def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str]
         return True
     this = THIS_KIND.get(d.output_type)
     spans = [m.span() for m in this.finditer(frame)] if this else []
-    plain = PLAIN_NOUN.get(d.output_type)
     # "I have a video (clip.mp4)": a maker that cannot use the attached file, named only by its kind's plain noun
-    blind = plain is not None and d.output_type not in d.consumes
-    return all(any(a <= m.start() and m.end() <= b for a, b in spans) or (blind and plain.fullmatch(m.group(0)))
+    plain = PLAIN_NOUN.get(d.output_type) if d.output_type not in d.consumes else None
+    return all(any(a <= m.start() and m.end() <= b for a, b in spans) or (plain and plain.fullmatch(m.group(0)))
                for m in d.cue.finditer(frame))
 
 
