@@ -16,6 +16,7 @@ from planner.cues import (
     CLAUSE_END,
     CREATE,
     FILE_NAMED,
+    HEARS,
     PLAIN_NOUN,
     REFERENCE,
     REWRITES_WORDS,
@@ -24,6 +25,7 @@ from planner.cues import (
     TOPIC_MARKER,
     UNOFFERED,
     VIDEO_OF,
+    VOICE_ASKED,
 )
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
@@ -97,14 +99,16 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     speaking = vocab.speaking()
     named = vocab.named(frame)
     for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
-    if unoffered and said is not None and (speaking not in named or REWRITES_WORDS.intersection(unoffered)):
+    if unoffered and said is not None and (speaking not in named and not for_words
+                                           or REWRITES_WORDS.intersection(unoffered)):
         return asked  # "analyse the sentiment of: '...'", "translate it and say it": the words are that operation's
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
     elif speaking in named and said is not None and for_words and not _listed(speaking, vocab, frame):
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
-    if unoffered and said is None and speaking in named:
-        named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    if speaking in named and said is None and (HEARS.intersection(unoffered) or unoffered and
+                                               not VOICE_ASKED.search(frame)):
+        named.remove(speaking)  # "transcribe this audio": the noun is the recording, not a request to speak
     named = [n for n in named if not _purpose(n, named, vocab, frame)]
     if said is not None:  # "a script I'd like to turn into a voice-over: '...'": the script is the words given
         named = [n for n in named if vocab.deliverables[n].output_type != "text" or vocab.deliverables[n].base

@@ -36,7 +36,9 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                            r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
     ("stabilise a video", words(r"stabili[sz]\w*|(?:less|not) shaky|remove (?:the )?(?:camera )?shake"), None),
     ("slow motion or speed changes", words(r"slow[- ]?mo(?:tion)?|time[- ]?lapse|(?:slow down|speed up) "
-                                           r"(?:the |this |my )?(?:video|clip|footage)"), None),
+                                           r"(?:the |this |my )?(?:video|clip|footage)|(?:playback|double|half|"
+                                           r"\d+(?:\.\d+)? ?x) speed|speed (?:of|up) (?:the |this |my )?(?:video|"
+                                           r"clip|footage)"), None),
     ("extract audio", words(r"extract (?:the |its |this )?(?:audio|sound|voice|music)(?: (?:from|of|out of) "
                             r"(?:the |this |my )?(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|"
                             r"(?:video|clip) to (?:mp3|audio)"),
@@ -56,8 +58,8 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
                                         r"browse|look up|google|download\w*|url of|web ?page|online article|"
                                         r"on the (?:internet|web)|(?:find|finding|search for|look for) (?:me )?"
-                                        r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images|pictures|photos|videos|clips|"
-                                        r"tutorials?)"),
+                                        r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images?|pictures?|photos?|videos?|"
+                                        r"clips?|tutorials?)"),
      None),
     ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
                                        r"(?:buy|purchase) (?:me )?(?:a |an |some )?\w+|send (?:an? )?(?:email|"
@@ -67,7 +69,13 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                                   r"cut out the (?:person|background)"), None),
     ("trim, crop or rotate a video", words(r"trim|crop|rotate|cut (?:the )?(?:first|last) \w+|mirror the"), None),
     ("swap faces", words(r"face[- ]?swap|swap (?:the |their )?faces|deepfake"), None),
-    ("summarise", words(r"summari[sz]\w*|tl;?dr"), None),
+    ("summarise", words(r"summar(?:y|ies|i[sz]\w*)|tl;?dr"), None),
+    ("rewrite, paraphrase or expand a text", words(
+        r"rewrit\w+|paraphras\w*|rephras\w*|reword\w*|article spinner|(?:simplify|expand|lengthen|shorten) (?:the |"
+        r"this |my |that )?(?:\w+ )?(?:text|article|sentence|paragraph|passage)"), None),
+    ("check or correct grammar and spelling", words(
+        r"grammar|grammatical(?:ly)?|spell[- ]?check\w*|proofread\w*|(?:correct|fix) (?:the |any |all )?(?:\w+ )?"
+        r"(?:errors|mistakes|typos|spelling)"), None),
     ("text analysis (named entities, sentiment analysis, keywords)", words(
         r"named entit\w*|sentiment|keywords?|classify|"
                                                               r"part[- ]of[- ]speech"), None),
@@ -89,7 +97,12 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
 ]
 #: Unoffered operations whose result is the words the rest of the request would use ("translate it and read it
 #: aloud"): given words are their input, so speaking them as given would do something else.
-REWRITES_WORDS = frozenset({"transcribe speech to text", "translate", "summarise"})
+REWRITES_WORDS = frozenset({"transcribe speech to text", "translate", "summarise",
+                            "rewrite, paraphrase or expand a text"})
+#: "... with a female voice": speech is asked for, whatever else the request asks that no service offers.
+VOICE_ASKED = words(r"(?:in|with|using) (?:an? |the )?(?:\w+ )?voice")
+#: Unoffered operations whose input is a recording: "speech" or "audio" beside them names it, not speech to make.
+HEARS = frozenset({"transcribe speech to text", "noise reduction (reduce noise)", "extract audio", "audio effects"})
 #: A video "of" a scene (ocean waves, a cat playing) with no one speaking: text to video, which no service offers
 #: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
 VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:\w+ )?(?:of|showing|where|"

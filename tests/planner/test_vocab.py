@@ -158,6 +158,13 @@ async def test_a_voice_over_without_a_video_is_speech() -> None:
     ("classify the sentiment of this sentence: 'the soup was cold'", [], "sentiment"),
     ("summarise this and read the summary aloud: 'Rivers carry water to the sea. They also carry mud.'", [],
      "summarise"),
+    # nouns and phrasings of operations people ask for: a summary, a rewrite, a grammar check, a playback speed
+    ("read me a short summary of this in a calm voice: 'Rivers carry water to the sea. They carry mud too.'", [],
+     "summarise"),
+    ("paraphrase this for me and say it: 'the meeting moved to noon'", [], "rewrite"),
+    ("please proofread my paragraph: 'their going too the market'", [], "grammar"),
+    ("play this clip at 2x speed", [CLIP], "speed"),
+    ("search for a photo of the Eiffel Tower", [], "fetch"),
     # a video from a picture with no one speaking sets a picture in motion
     ("make a short promo video from this picture", [FACE], "image-to-video"),
     ("une vidéo de nuages sur une montagne", [], "text-to-video"),
@@ -168,6 +175,12 @@ async def test_an_operation_no_service_offers_gets_a_reply_that_names_it(
     result = await planned(goal, attachments)
     assert result.kind == "reply" and result.graph is None, result.message
     assert named in result.message and "read text aloud" in result.message  # what it can do instead
+
+
+async def test_speech_asked_for_in_a_voice_is_made_beside_an_operation_left_out() -> None:
+    result = await planned("look up how tides work, simplify the text and turn it into speech with a male voice")
+    assert result.approved and set(steps(result)) == {"tts.synthesize", "artifact.publish"}, result.message
+    assert steps(result)["tts.synthesize"]["voice"] == "male" and "Left out" in result.message
 
 
 async def test_a_partly_possible_request_runs_the_possible_part_and_says_what_was_left_out() -> None:
