@@ -18,8 +18,10 @@ from planner.cues import (
     FILE_NAMED,
     HEARS,
     PLAIN_NOUN,
+    PRESENTER,
     REFERENCE,
     REWRITES_WORDS,
+    SCENE_WORDS,
     SPOKEN_VIDEO,
     THIS_KIND,
     TOPIC_MARKER,
@@ -35,6 +37,7 @@ OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?:
                          r"\s*[\"'“‘]?$", re.I)
 SCENE_VIDEO = "text-to-video (a video of a scene)"
 PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speaking)"
+SLIDESHOW = "a slideshow from images"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -117,10 +120,24 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
                  not in kinds]
     default = vocab.default()
+    # what the video would have been made of (its voice-over) or what would have changed it (no video attached)
+    parts = [n for n in named if default in named and n != default and (
+        vocab.deliverables[n].base is None and vocab.deliverables[n].output_type in vocab.consumes_all(default)
+        or vocab.deliverables[n].base_type == vocab.deliverables[default].output_type
+        and vocab.deliverables[default].output_type not in kinds)]
     if default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
             and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves", "a video from this screenshot": no speech
         asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
         named.remove(default)
+    elif default in named and "video" not in kinds and SCENE_WORDS.search(frame) and not PRESENTER.search(frame):
+        # "a video that visually tells the story", "based on a text description": scenes, even with a voice-over
+        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
+        named.remove(default)
+    elif default in named and kinds.count("image") > 1 and not PRESENTER.search(frame):
+        asked.unoffered.append(SLIDESHOW)  # a video from several pictures: a slideshow, not one face speaking
+        named.remove(default)
+    if parts and default not in named:  # the video is declined: so is what it would have been made of or changed
+        named = [n for n in named if n not in parts]
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
     for name in named:  # "upscale this video" with no video attached

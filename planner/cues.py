@@ -84,6 +84,10 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"panorama\w*|canny|edge (?:map|detection)|pose of|depth map|segment\w*|(?:label|detect\w*|identify) "
         r"(?:and label )?(?:the )?objects?|object detection"), None),
     ("a slideshow from images", words(r"slide ?shows?"), None),
+    ("extract a still frame from a video", words(
+        r"(?:still |single )?(?:image|frame|picture|screenshot|snapshot)s? (?:out of|from) "
+        r"(?:the |this |that |my |an? )?(?:\w+ )?(?:video|clip|footage)|"
+        r"extract (?:an? |the )?(?:still|frame|image)s?(?! text)"), None),
     ("errands (a job application, an alarm, installing software)", words(r"apply for|set an alarm|install\w*"), None),
     ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
                                                     r"people|subtitles?)"), None),
@@ -107,6 +111,12 @@ HEARS = frozenset({"transcribe speech to text", "noise reduction (reduce noise)"
 #: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
 VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:\w+ )?(?:of|showing|where|"
                  r"in which|de|von|mit|con|du|des|based on|from|that visuali[sz]es)|visuali[sz]e")
+#: Words that ask for what a video shows rather than who speaks in it: scenes, which no service makes.
+SCENE_WORDS = words(r"visuals?|visually|visuali[sz]ation|depict\w*|portray\w*|illustrat\w*|"
+                    r"(?:text |scene )?description")
+#: Words that ask for a face speaking: a talking video, whatever else it shows.
+PRESENTER = words(r"portrait|face|headshot|selfie|person|presenter|host|talking[- ]head|avatar|lip[- ]?sync|talk\w*|"
+                  r"speak\w*")
 SPOKEN_VIDEO = words(r"about|explain\w*|talk\w*|say\w*|speak\w*|narrat\w*|present\w*|voice\w*|speech|tell\w*|"
                      r"introduc\w*|teach\w*|lesson|tutorial|explainer|avatar|talking[- ]head|lip[- ]?sync|"
                      r"announce\w*|interview|vlog|greeting|message|über|explica\w*|erklär\w*|"

@@ -22,6 +22,7 @@ CLIP = Attachment(id="clip", kind="video", key="u/clip.mp4", name="clip.mp4")
 CLIP2 = Attachment(id="clip2", kind="video", key="u/clip2.mp4", name="clip2.mp4")
 SONG = Attachment(id="song", kind="audio", key="u/song.mp3", name="song.mp3")
 FACE = Attachment(id="face", kind="image", key="u/face.png", name="face.png")
+FACE2 = Attachment(id="face2", kind="image", key="u/face2.png", name="face2.png")
 NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
 ARCHIVE = Attachment(id="archive", kind="json", key="u/data.json", name="data.json")
 
@@ -169,6 +170,10 @@ async def test_a_voice_over_without_a_video_is_speech() -> None:
     ("make a short promo video from this picture", [FACE], "image-to-video"),
     ("une vidéo de nuages sur une montagne", [], "text-to-video"),
     ("a video based on this description: 'a red kite over a field'", [], "text-to-video"),
+    # a video asked for by what it shows goes with its voice-over: no speech alone is planned instead
+    ("a short film that depicts a storm at sea, with a narration", [], "text-to-video"),
+    ("make one video out of these two photos, song.mp3 as its soundtrack", [FACE, FACE2, SONG], "slideshow"),
+    ("give me a still frame from this video", [CLIP], "still frame"),
 ])  # fmt: skip
 async def test_an_operation_no_service_offers_gets_a_reply_that_names_it(
         goal: str, attachments: list[Attachment], named: str) -> None:
