@@ -72,7 +72,8 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("summarise", words(r"summar(?:y|ies|i[sz]\w*)|tl;?dr"), None),
     ("rewrite, paraphrase or expand a text", words(
         r"rewrit\w+|paraphras\w*|rephras\w*|reword\w*|article spinner|(?:simplify|expand|lengthen|shorten) (?:the |"
-        r"this |my |that )?(?:\w+ )?(?:text|article|sentence|paragraph|passage)"), None),
+        r"this |my |that )?(?:\w+ )?(?:text|article|sentence|paragraph|passage)|(?:into|as) an? (?:longer|shorter|"
+        r"simpler|expanded|more detailed|more descriptive)\b[^.]{0,30}?\b(?:version|description|text|article)"), None),
     ("check or correct grammar and spelling", words(
         r"grammar|grammatical(?:ly)?|spell[- ]?check\w*|proofread\w*|(?:correct|fix) (?:the |any |all )?(?:\w+ )?"
         r"(?:errors|mistakes|typos|spelling)"), None),

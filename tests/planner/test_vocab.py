@@ -164,6 +164,7 @@ async def test_a_voice_over_without_a_video_is_speech() -> None:
      "summarise"),
     ("paraphrase this for me and say it: 'the meeting moved to noon'", [], "rewrite"),
     ("please proofread my paragraph: 'their going too the market'", [], "grammar"),
+    ("turn 'bees make honey' into a longer, more detailed description", [], "expand"),
     ("play this clip at 2x speed", [CLIP], "speed"),
     ("search for a photo of the Eiffel Tower", [], "fetch"),
     # a video from a picture with no one speaking sets a picture in motion
