@@ -35,6 +35,7 @@ from planner.cues import (
 from planner.slots import MAX_SAY, duration_s, language, speed, spoken_text, style, topic, voice, without
 from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
+from spinbot.languages import without_trailing_language
 
 #: A deliverable is a name some service offers (planner.vocab); the builder refuses one no service offers.
 Deliverable = Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]
@@ -122,6 +123,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     vocab = vocab or declared()
     spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
     said = spoken_text(spoken, vocab)
+    said = without_trailing_language(said) if said else said  # "say good morning in German"
     frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
     asked = asks.choose(frame, said, attachments, vocab, goal)
     speaking = vocab.speaking()
