@@ -17,7 +17,7 @@ from PIL import Image
 from executors.gpu import speechcheck, voice
 from executors.gpu.common import fetch, in_thread, scratch
 from executors.gpu.draw import MOUTH
-from executors.gpu.media import envelope, load_audio, probe
+from executors.gpu.media import envelope, even, load_audio, probe
 from spinbot.checks import Check, measured, not_checked
 from spinbot.registry import Checker
 from spinbot.task import TaskContext
@@ -219,6 +219,29 @@ def video_checker(output: str, *, mouth: bool) -> Checker:
             return await in_thread(video_checks, path, mouth=mouth)
 
     return check_video
+
+
+def upscale_checks(source: Path, made: Path, factor: int) -> list[Check]:
+    """size (the source's times `factor`, rounded to even as the encoder needs), duration_s (the source's,
+    within a frame), audio_stream (kept when the source had one) and still_s of an upscaled video."""
+    src, out = probe(source), probe(made)
+    want = (even(src.width * factor), even(src.height * factor))
+    sized = (out.width, out.height) == want
+    checks = [Check("size", f"{out.width}x{out.height}", "px", sized,
+                    f"{out.width}x{out.height} pixels, {factor}x the source's {src.width}x{src.height}" if sized else
+                    f"{out.width}x{out.height} pixels, not {want[0]}x{want[1]} ({factor}x the source's "
+                    f"{src.width}x{src.height})")]
+    frame = 1 / max(src.fps, 1.0)
+    kept = abs(out.duration_s - src.duration_s) <= frame + 1e-6
+    checks.append(Check("duration_s", round(out.duration_s, 2), "s", kept,
+                        f"{out.duration_s:.1f} s, as long as the source" if kept else
+                        f"{out.duration_s:.1f} s, but the source is {src.duration_s:.1f} s"))
+    audio_ok = out.has_audio or not src.has_audio
+    checks.append(Check("audio_stream", out.has_audio, "", audio_ok,
+                        "the source's audio is kept" if src.has_audio and out.has_audio else
+                        "the source has no audio" if not src.has_audio else "the source's audio was lost"))
+    checks += measured("still_s", lambda: still_check(frame_changes(grey_frames(made)[0]), out.fps, out.duration_s))
+    return checks
 
 
 # ---- images ------------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from executors.gpu import device
 from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
-from executors.gpu.media import VideoWriter, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
-from executors.gpu.video import Captions, batcher, cues, even, fit_into
+from executors.gpu.media import VideoWriter, even, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
+from executors.gpu.video import Captions, batcher, cues, fit_into
 from spinbot.errors import PermanentError
 from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service

@@ -21,6 +21,7 @@ from executors.gpu.media import (
     VideoInfo,
     VideoWriter,
     envelope,
+    even,
     from_tensor,
     load_audio,
     probe,
@@ -45,10 +46,6 @@ PIXELS_PER_BATCH = 8_000_000
 
 def batcher(width: int, height: int, most: int = 32) -> Batcher:
     return Batcher(max(1, min(most, PIXELS_PER_BATCH // (width * height))))
-
-
-def even(n: int) -> int:
-    return n - n % 2
 
 
 # ---- video.animate_portrait ----------------------------------------------------------------------
