@@ -299,9 +299,9 @@ class CacheStep:
 def middleware(cache_step: CacheStep) -> Callable[[Any, Callable[[Any], Awaitable[dict[str, Any]]]],
                                                   Awaitable[dict[str, Any]]]:
     """`cache_step` as an executors.middleware middleware `mw(step, call_next)` (duck-typed: spinbot does
-    not import executors), placed right after `attempt`. It reads `step.run`, `step.node`, `step.service`;
-    the resolved params come from `step.run.resolve_inputs(step.node)`, which keeps the artifacts' sha256
-    that validation may drop. On a hit it sets `step.reused = {"job", "node"}` (JobRun puts it on the
+    not import executors), placed right after `attempt`. It reads `step.run`, `step.node`, `step.service`
+    and `step.resolved` (the params as `attempt` resolved them, before validation: they keep the artifacts'
+    sha256 that validation may drop). On a hit it sets `step.reused = {"job", "node"}` (JobRun puts it on the
     node's completed event, the UI shows "reused"), logs which node made the outputs and announces their
     artifacts again (not re-recorded: they stay the making job's, the same owner's)."""
 
@@ -313,7 +313,7 @@ def middleware(cache_step: CacheStep) -> Callable[[Any, Callable[[Any], Awaitabl
         if spec is None:
             spec = specs[step.service.id] = step.service.spec()
         outcome = await cache_step(
-            spec=spec, params=run.resolve_inputs(step.node), owner=run.parsed.owner,
+            spec=spec, params=step.resolved, owner=run.parsed.owner,
             metadata=run.graph.metadata, job_id=run.job_id, node_id=step.node.id, run=lambda: call_next(step),
             settings=run.ex.settings,
         )
