@@ -10,7 +10,8 @@ process with 10,000 sockets was itself the bottleneck), and measures:
 - delivery latency: events are appended to the jobs' Redis event streams exactly as executors do
   (XADD type/data), one per stream every --spread seconds, carrying their send time
   (CLOCK_MONOTONIC, shared by processes on Linux); each client notes when its event arrives.
-  Targets: <= 50 KB per idle stream, p99 <= 50 ms.
+  Targets: <= 50 KB per idle stream, p99 <= 50 ms;
+- the API's garbage-collector pauses (its spinbot_gc_pause_seconds on /metrics): none over 20 ms.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
 from bench.api_process import start_api  # noqa: E402
@@ -143,6 +145,24 @@ async def publish(redis_url: str, jobs: list[str], rounds: int, spread_s: float)
     await redis.aclose()
 
 
+def gc_pauses(port: int) -> tuple[int, int, str]:
+    """The API's garbage-collector pauses since it started (spinbot_gc_pause_seconds): all, those over
+    20 ms, and the bucket of the longest ("<= 5 ms")."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "spinbot_gc_pause_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    le = float(sample.labels["le"])
+                    buckets[le] = buckets.get(le, 0) + sample.value
+    total = int(buckets.get(float("inf"), 0))
+    worst = min((le for le, count in buckets.items() if count >= total), default=float("nan"))
+    return total, total - int(buckets.get(0.02, 0)), f"<= {worst * 1000:g} ms"
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -220,6 +240,7 @@ async def measure(args: argparse.Namespace, n: int) -> dict[str, str]:
             elapsed, api_cpu = time.monotonic() - t0, cpu_s(api.pid) - cpu0
             peak = rss_kb(api.pid)
             lat = readers.latencies()
+            pauses, long_pauses, worst = gc_pauses(port)
         finally:
             api.terminate()
             api.wait(20)
@@ -233,6 +254,7 @@ async def measure(args: argparse.Namespace, n: int) -> dict[str, str]:
         "delivery p50 (of those delivered)": f"{statistics.median(lat):.1f} ms",
         "delivery p99 (<= 50 ms)": f"{pct(lat, 99):.1f} ms",
         "delivery max": f"{max(lat):.1f} ms",
+        "API GC pauses over 20 ms / all (worst bucket)": f"{long_pauses} / {pauses} ({worst})",
         "load avg (1 min) / cores": f"{os.getloadavg()[0]:.1f} / {os.cpu_count()}",
     }
 

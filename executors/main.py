@@ -95,6 +95,7 @@ async def run_executor(settings: Settings, plane: str) -> None:
         f" device={device['name']} memory_mb={ex.gpu.memory_mb} gpu_slots={settings.gpu_slots}" if device else "",
     )
     gc.freeze()  # start-up objects (imports, registries) leave the collector's view: shorter pauses
+    M.watch_gc()
     runner = asyncio.create_task(ex.run())
     stopper = asyncio.create_task(stop.wait())
     try:

@@ -21,6 +21,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from planner.agent import state_graph
+from spinbot import metrics as M
 from spinbot import redis_setup
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
@@ -245,6 +246,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     warm_up()
     gc.freeze()  # as the executors do: start-up objects (imports, the planner's graph) leave the collector's view
+    M.watch_gc()
     config = uvicorn.Config(app, host=host, port=settings.port, ws="none", log_config=None,
                             timeout_graceful_shutdown=5, proxy_headers=True)
     StreamClosingServer(config).run()
