@@ -13,7 +13,10 @@ queues served by two worker subprocesses (solo pool) on the same Redis, and the 
 --cost: the chain alone, --runs times, with 1 and 2 executor processes per plane and with Celery in each
 run: nodes/s, CPU per node (executors + Redis + Postgres, or Celery's workers + Redis, from /proc and
 INFO cpu, over the chain and the 0.5 s after it in which the record writers finish), Redis bytes per node.
-Private Redis/Postgres are started when SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL are unset.
+Private Redis/Postgres are started when SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL are unset. Celery is a
+bench-only extra: `.venv/bin/pip install -e ".[bench]"`.
+
+Measured figures: bench/README.md.
 """
 
 from __future__ import annotations
