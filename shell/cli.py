@@ -74,9 +74,13 @@ def executor(
     """Run one executor of a plane (control or gpu)."""
     if plane not in ("control", "gpu"):
         raise typer.BadParameter("plane must be 'control' or 'gpu'")
+    import uvloop
+
     from executors.main import run_executor
 
-    asyncio.run(run_executor(_setup(verbose), plane))  # type: ignore[arg-type]
+    # uvloop: the event loop's own work (tasks, timers, socket writes) is a quarter of a chain node's CPU
+    # on asyncio's loop; measured in bench/handoff.py --cost
+    uvloop.run(run_executor(_setup(verbose), plane))  # type: ignore[arg-type]
 
 
 @app.command()

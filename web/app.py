@@ -28,6 +28,7 @@ from conversation.services import Services
 from conversation.slots import StreamSlots
 from conversation.turns import OpenTurns
 from planner.agent import state_graph
+from spinbot import metrics as M
 from spinbot import redis_setup
 from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
@@ -246,6 +247,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     warm_up()
     gc.freeze()  # as the executors do: start-up objects (imports, the planner's graph) leave the collector's view
+    M.watch_gc()
     config = uvicorn.Config(app, host=host, port=settings.port, ws="none", log_config=None,
                             timeout_graceful_shutdown=5, proxy_headers=True)
     StreamClosingServer(config).run()
