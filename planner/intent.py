@@ -50,6 +50,7 @@ from planner.cues import (
 )
 from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
+from spinbot.units import shorten
 
 #: A deliverable is a name some service offers (planner.vocab); the builder refuses one no service offers.
 Deliverable = Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]
@@ -102,9 +103,9 @@ class Intent(BaseModel):
             return f"save profile {self.profile}"
         parts = [", ".join(self.deliverables) or "nothing"]
         if self.say:
-            parts.append(f"say {self.say[:40]!r}{'...' if len(self.say) > 40 else ''}")
+            parts.append(f"say {shorten(self.say, 40)!r}")
         elif self.topic:
-            parts.append(f"about {self.topic[:40]!r}")
+            parts.append(f"about {shorten(self.topic, 40)!r}")
         if self.profile:
             parts.append(f"profile {self.profile}")
         for label, value in (("voice", self.voice), ("s", self.duration_s), ("language", self.language)):

@@ -14,8 +14,8 @@ from spinbot.settings import Settings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Spinbot: agentic-planner chat service.")
 
 
-#: Libraries that log every request at INFO: their lines are noise unless -v asks for everything.
-CHATTY = ("httpx", "httpcore")
+#: Loggers that write a line per HTTP request at INFO (the clients, uvicorn's access log): shown with -v only.
+CHATTY = ("httpx", "httpcore", "uvicorn.access")
 
 
 def _setup(verbose: bool = False, *, server: bool = True, **overrides: object) -> Settings:
@@ -52,7 +52,7 @@ def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
     from spinbot.up import run_up
 
     try:
-        run_up(_setup(verbose, host=host, port=port))
+        run_up(_setup(verbose, host=host, port=port), verbose=verbose)
     except UpRefused as e:
         typer.echo(f"error: {e.message}" + (f"\nhint: {e.hint}" if e.hint else ""), err=True)
         raise typer.Exit(1) from None

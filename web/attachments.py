@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from spinbot.constants import upload_key
+from spinbot.units import kind_text
 from web.decode import HINT, Decoded, Refused, decode
 from web.deps import Services
 from web.limits import MB, too_large
@@ -42,7 +43,7 @@ class AttachmentIn(BaseModel):
 def kind_of(content_type: str) -> str:
     kind = KINDS.get(content_type.split("/", 1)[0].lower())
     if kind is None:
-        raise Problem(415, f"attachments of type {content_type} are not supported", code="unsupported_attachment",
+        raise Problem(415, f"{kind_text(content_type)} cannot be attached", code="unsupported_attachment",
                       hint="attach images (image/*) or audio (audio/*)")
     return kind
 

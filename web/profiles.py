@@ -19,6 +19,7 @@ from pydantic import BeforeValidator, Field
 from spinbot.graph import Graph
 from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
+from spinbot.units import kind_text
 from web.deps import Services
 from web.problems import Problem, not_found
 from web.views import iso, signed_path
@@ -220,8 +221,8 @@ async def owned_object(services: Services, owner: str, key: str, field: str, kin
         raise Problem(404, f"{field} names object {key}, which does not exist", code="not_found", field=field,
                       hint="upload the file first (POST /api/uploads) with the same API key and use its key")
     if not meta.content_type.startswith(f"{kind}/"):
-        article = "an" if kind[0] in "aeiou" else "a"
-        raise Problem(415, f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
+        wanted = "an image" if kind == "image" else "a recording" if kind == "audio" else f"a {kind} file"
+        raise Problem(415, f"the {field.replace('_', ' ')} is not {wanted}: it is {kind_text(meta.content_type)}",
                       code="unsupported_attachment", field=field,
                       hint="a portrait is a PNG, JPEG or WebP image" if kind == "image"
                       else "a voice sample is a WAV, MP3 or OGG recording of one person speaking")

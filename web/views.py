@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -96,6 +97,14 @@ def with_live(view: dict[str, Any], live: list[str | None] | None) -> dict[str, 
     if updated:
         out["updated"] = iso(float(updated))
     return out
+
+
+def artifact_label(step: str, output: str) -> str:
+    """An artifact as people name it (web/static/js/jobview.js artifactLabel says it alike): its step's name,
+    and the output's name when the step's name does not say it ("Speak the text: audio", "Draw the image")."""
+    if not step or not output or output.lower() in re.split(r"\W+", step.lower()):
+        return step or output
+    return f"{step}: {output}"
 
 
 def artifacts_in_graph(graph: dict[str, Any]) -> list[dict[str, Any]]:

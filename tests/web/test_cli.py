@@ -43,7 +43,7 @@ def plain(text: str) -> str:
 def test_up_and_api_take_host_and_port(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
     if command == "up":
-        monkeypatch.setattr("spinbot.up.run_up", seen.append)
+        monkeypatch.setattr("spinbot.up.run_up", lambda s, verbose=False: seen.append(s))
     else:
         monkeypatch.setattr("web.app.serve", seen.append)
     helped = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})

@@ -15,9 +15,10 @@ import pytest
 
 from spinbot.queue import JobState
 from spinbot.settings import Settings
+from spinbot.units import size_text
 from tests.web.conftest import LiveAPI, png_bytes, serve, wait_node
 from tests.web.test_chat import diag_plan
-from web.answers import answer_for, size_text
+from web.answers import answer_for
 from web.auth import LinkSigner
 from web.v1_request import CompletionRequest, attached_files, split_request
 
@@ -335,7 +336,7 @@ def test_answer_keeps_images_out_of_bullets_and_sizes_small_files_in_kb(tmp_path
     assert lines[image - 1] == "" and not lines[image - 1].startswith("- ")  # its own paragraph, not in a bullet
     assert "(audio/wav, 45 KB)" in text and "(video/mp4, 2.4 MB)" in text and "0.0 MB" not in text
     assert re.search(r"Job page: http://h/jobs/a{32}\?exp=\d+&sig=", text)
-    assert [size_text(n) for n in (512, 1_499, 999_999, 1_000_000)] == ["512 bytes", "1 KB", "1000 KB", "1.0 MB"]
+    assert [size_text(n) for n in (512, 1_499, 1_048_000, 1_048_576)] == ["512 bytes", "1 KB", "1023 KB", "1.0 MB"]
 
 
 # ---- 6. over-long input -------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from planner.pipelines import edges_from_refs
+from spinbot.units import shorten
 from web import admission
 from web.deps import OwnerDep, Services, ServicesDep
 from web.problems import Problem, not_found
@@ -186,7 +187,7 @@ def preparation_graph(body: ProfileIn, sample: dict[str, Any], portrait: dict[st
                                                      "audio": {"$node": "voice", "output": "audio"}}})
             finals = [{"$node": "talk", "output": "video"}]
         nodes.append({"id": "publish", "name": "Publish", "service": "artifact.publish", "plane": "control",
-                      "params": {"items": finals, "title": body.say[:80]}})
+                      "params": {"items": finals, "title": shorten(body.say, 80)}})
     return {"schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
             "context": {"goal": f"prepare the voice of profile {body.name}" + (f" and say: {body.say}" if body.say
                                                                                else ""),
