@@ -119,11 +119,12 @@ def render(verdict: Verdict, console: Console) -> None:
         e = verdict.estimate
         console.print(
             f"estimate: {e.summary or f'about {duration_text(e.duration_s)}'} wall time, "
-            f"{duration_text(e.gpu_s)} on the GPU, "
-            f"peak memory {e.peak_memory_mb} MB"
+            + (f"{duration_text(e.gpu_s)} on the GPU, " if e.gpu_s else "")
+            + f"peak memory {e.peak_memory_mb} MB"
         )
-    status = "[green]approved[/]" if verdict.ok else f"[red]rejected[/] ({len(verdict.errors)} error(s))"
-    console.print(f"verdict: {status}, {len(verdict.warnings)} warning(s)")
+    errors, warnings = len(verdict.errors), len(verdict.warnings)
+    status = "[green]approved[/]" if verdict.ok else f"[red]rejected[/] ({errors} error{'s' * (errors != 1)})"
+    console.print(f"verdict: {status}, {warnings} warning{'s' * (warnings != 1)}")
 
 
 def evaluate_command(settings: Settings, file: Path, *, live: bool = False) -> int:

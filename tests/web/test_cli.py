@@ -227,3 +227,13 @@ async def test_submit_refuses_what_the_api_refuses(api: Any, node: dict[str, Any
     path.write_text(json.dumps(graph))
     assert await submit_command(api.settings, path, wait=False) == 0  # what the API admits is queued
     assert await api.services.redis.xlen("spinbot:plane:control") == 1
+
+
+def test_help_names_values_in_capitals_and_flags_without_a_type() -> None:
+    commands = ["up", "api", "executor", "submit", "plan", "evaluate", "chat", "manifest"]
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    assert "..." not in top.split("Commands:")[1], top  # each command's one-line summary whole, not cut
+    for command in commands:
+        text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).output
+        assert "<bool>" not in text and "--verbose" in text or command == "manifest", text
+        assert "<str>" not in text.split("Options:")[-1], text  # an option's value is named: --host HOST
