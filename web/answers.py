@@ -140,7 +140,7 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
     images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
     for a in found:
         url = artifact_link(base_url, a["key"], services.links)
-        label = artifact_label(steps_named.get(a["node"], a["node"]), a["name"])
+        label = artifact_label(steps_named.get(a["node"], a["node"]), str(a.get("contentType", "")))
         label += " (reused)" if a["node"] in reused else ""
         ctype = str(a.get("contentType", ""))
         if ctype.startswith("image/"):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.ui.conftest import LiveStack, Shots
+from tests.ui.conftest import Console, LiveStack, Shots
 
 SENTENCE = "Tides rise and fall twice a day, pulled by the moon. "
 
@@ -62,7 +62,9 @@ async def test_a_longer_text_is_planned_longer(stack: LiveStack, open_page: Any,
     assert re.search(r"\d+ s of speech|\d+ min \d+ s of speech", checks), checks  # not "50.7 s", not "1350.0 s"
 
 
-async def test_a_mistyped_address_shows_a_page(stack: LiveStack, open_page: Any, shots: Shots) -> None:
+async def test_a_mistyped_address_shows_a_page(stack: LiveStack, open_page: Any, shots: Shots,
+                                              console: Console) -> None:
+    console.allow("status of 404")  # Chromium logs the page's own 404 status
     page = await open_page("/")
     response = await page.goto(f"{stack.url}/jbos")
     assert response is not None and response.status == 404

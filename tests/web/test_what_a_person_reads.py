@@ -99,10 +99,10 @@ def test_the_answer_says_which_steps_were_reused() -> None:
 def test_artifacts_are_named_by_their_step_once() -> None:
     from web.views import artifact_label
 
-    assert artifact_label("Draw the image", "image") == "Draw the image"  # not "image image"
-    assert artifact_label("Speak the text", "audio") == "Speak the text: audio"  # not "voice audio"
-    assert artifact_label("Animate the portrait", "video") == "Animate the portrait: video"  # not "talk video"
-    assert artifact_label("", "video") == "video"
+    assert artifact_label("Draw the image", "image/png") == "Draw the image"  # not "image image"
+    assert artifact_label("Speak the text", "audio/wav") == "Speak the text: audio"  # not "voice audio"
+    assert artifact_label("Animate the portrait", "video/mp4") == "Animate the portrait: video"  # not "talk video"
+    assert artifact_label("", "video/mp4") == "video" and artifact_label("Publish", "text/plain") == "Publish: file"
 
 
 def test_a_stored_file_of_the_wrong_kind_is_said_in_words() -> None:

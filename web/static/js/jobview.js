@@ -14,13 +14,14 @@ function checkView(c) {
     h("span", { class: "muted" }, ` ${c.not_checked || c.detail || ""}`));
 }
 
-/** An artifact's label, as web/views.py artifact_label says it: the step's name, and the output's name when
- * the step's name does not say it ("Speak the text: audio", "Draw the image"). */
+/** An artifact's label, as web/views.py artifact_label says it: the step's name, and what it is when the
+ * step's name does not say it ("Speak the text: audio", "Draw the image"); never changes after a reload. */
 export function artifactLabel(a, step) {
   const name = step?.name || a.node || "";
-  const output = a.name || (a.key || "").split("/").pop() || "";
-  if (!name) return output;
-  return !output || name.toLowerCase().split(/\W+/).includes(output.toLowerCase()) ? name : `${name}: ${output}`;
+  const major = (a.contentType || a.content_type || "").split("/")[0].toLowerCase();
+  const kind = ["image", "audio", "video"].includes(major) ? major : "file";
+  if (!name) return kind;
+  return name.toLowerCase().split(/\W+/).includes(kind) ? name : `${name}: ${kind}`;
 }
 
 /** An artifact's card; `ready` false shows it without fetching (its producer is still finishing). */
