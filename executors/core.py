@@ -259,10 +259,14 @@ class Executor:
         claims = await self.consumer.claim_own_pending(self.max_jobs) if own_pending else []
         if autoclaim:
             for c in await self.consumer.autoclaim(free):
-                if c.entry not in self.runs:
-                    log.warning("reclaimed entry=%s (idle > %d ms, delivery %d)", c.entry,
-                                self.settings.claim_idle_ms, c.deliveries)
-                    claims.append(c)
+                current = self.runs.get(c.entry)
+                if current is not None and current.lost is None:
+                    continue  # our own run, its heartbeat late: the autoclaim only renewed our claim
+                # a run of ours that lost this entry and is ending does not serve it: a fresh run must, or
+                # the entry would sit claimed by us and served by nobody until it idles out again
+                log.warning("reclaimed entry=%s (idle > %d ms, delivery %d)", c.entry,
+                            self.settings.claim_idle_ms, c.deliveries)
+                claims.append(c)
         claims += await self.consumer.claim_new(free, block_ms)
         for c in claims:
             self._start(c)
