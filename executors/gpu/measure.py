@@ -21,6 +21,7 @@ from executors.gpu.media import envelope, even, load_audio, probe
 from spinbot.checks import Check, measured, not_checked
 from spinbot.registry import Checker
 from spinbot.task import TaskContext
+from spinbot.units import duration_text
 
 RATE = speechcheck.RATE
 #: Speech quieter than this (active level, dBFS) is hard to hear on a phone's speaker.
@@ -84,7 +85,8 @@ def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[
         return not_checked("words", f"the speech recogniser knows English only, the text is in {language!r}")
     seconds, count = len(x) / RATE, len(speechcheck.words(text))
     if wpm and seconds > 0 and not RATE_SHARE[0] <= count / seconds * 60 / wpm <= RATE_SHARE[1]:
-        return Check("words", 0.0, "", False, f"the speech does not fit the text: {seconds:.1f} s for {count} words "
+        return Check("words", 0.0, "", False, f"the speech does not fit the text: {duration_text(seconds)} for "
+                     f"{count} words "
                      f"is {count / seconds * 60:.0f} words a minute, {wpm} were asked")
     m = speechcheck.listen(x, RATE, text, should_stop)
     if speechcheck.heard(m):
@@ -102,7 +104,7 @@ def speech_checks(path: Path, text: str, language: str, should_stop: Callable[[]
     """duration_s, loudness_dbfs, pitch_hz and words of a speech file that should say `text` (at `wpm`)."""
     x = load_audio(path, RATE)
     duration = len(x) / RATE
-    out = [Check("duration_s", round(duration, 2), "s", None, f"{duration:.1f} s of speech")]
+    out = [Check("duration_s", round(duration, 2), "s", None, f"{duration_text(duration)} of speech")]
     out += measured("loudness_dbfs", lambda: loudness(x, RATE))
     sample = x[: int(PITCH_S * RATE)]
     out += measured("pitch_hz", lambda: Check("pitch_hz", round(voice.median_pitch_hz(sample, RATE)), "Hz", None,
@@ -151,8 +153,8 @@ def still_check(diff: np.ndarray, fps: float, duration: float) -> Check:
     still = longest_still(change, fps) if len(diff) else duration
     limit = max(STILL_S, STILL_SHARE * duration)
     ok = still <= limit
-    detail = (f"the picture changes throughout (longest still stretch {still:.1f} s)" if ok else
-              f"the picture is frozen for {still:.1f} s of {duration:.1f} s")
+    detail = (f"the picture changes throughout (longest still stretch {duration_text(still)})" if ok else
+              f"the picture is frozen for {duration_text(still)} of {duration_text(duration)}")
     return Check("still_s", round(still, 2), "s", ok, detail)
 
 
@@ -183,7 +185,8 @@ def video_checks(path: Path, *, mouth: bool) -> list[Check]:
     """duration_s, audio_stream, still_s and (for a talking portrait) mouth_sync of a video file."""
     info = probe(path)
     out = [Check("duration_s", round(info.duration_s, 2), "s", None,
-                 f"{info.duration_s:.1f} s, {info.frames} frames at {info.fps:g} fps, {info.width}x{info.height}")]
+                 f"{duration_text(info.duration_s)}, {info.frames} frames at {info.fps:g} fps, "
+                 f"{info.width}x{info.height}")]
     out.append(Check("audio_stream", info.has_audio, "", info.has_audio,
                      "an audio stream is present" if info.has_audio else "the video has no audio stream"))
     got: dict[str, Any] = {}
