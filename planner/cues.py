@@ -206,9 +206,6 @@ VOICE = [
 ]
 STYLES = ("scientific", "funny", "humorous", "formal", "casual", "dramatic", "friendly", "educational",
            "informative", "serious", "playful", "poetic", "enthusiastic", "calm")  # fmt: skip
-LANGUAGE_NAMES = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
-                   "portuguese": "pt", "dutch": "nl", "russian": "ru", "arabic": "ar", "chinese": "zh",
-                   "japanese": "ja", "polish": "pl", "turkish": "tr"}  # fmt: skip
 #: The cue words of a language name it when the words to speak do not (a French verb, Latin letters).
 CUE_LANGUAGE = [
     ("fr", re.compile(r"(?<!\w)(lis|lire|dis|prononce|à voix haute|a voix haute|à haute voix|ce texte)(?!\w)", re.I)),

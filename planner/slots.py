@@ -20,7 +20,6 @@ from planner.cues import (
     FILE_NAME,
     FILE_NAMED,
     FILE_REFERENCE,
-    LANGUAGE_NAMES,
     MARKED_WORDS,
     MODIFIER_ONLY,
     NUMBER_WORDS,
@@ -31,6 +30,7 @@ from planner.cues import (
     VOICE,
 )
 from planner.vocab import Vocabulary, declared
+from spinbot.languages import named_language
 
 #: tts.synthesize takes up to 20,000 characters: a read-aloud is never cut shorter
 MAX_SAY = 20_000
@@ -79,10 +79,9 @@ def script_language(text: str) -> str | None:
 
 def language(goal: str, said: str | None = None) -> str | None:
     """"in German" names it; else the script of the words to speak; else the cue words' language."""
-    lowered = goal.lower()
-    for word, code in LANGUAGE_NAMES.items():
-        if re.search(rf"\bin {word}\b", lowered):
-            return code
+    named = named_language(goal)
+    if named is not None:
+        return named[0]
     found = script_language(said or goal)
     if found:
         return found

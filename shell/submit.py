@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from shell.client import STOPPED, api_url, completed_share
+from shell.client import STOPPED, api_url, completed_share, stopped_text
 from shell.evaluate import NoRunningSpinbot, admitted
 from spinbot.errors import SpinbotError
 from spinbot.graph import Graph
@@ -25,6 +25,7 @@ from spinbot.graphstate import validate_structure
 from spinbot.queue import TERMINAL_JOB, JobQueue
 from spinbot.settings import Settings
 from spinbot.store import Store
+from spinbot.units import size_text
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,10 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *
                 if ev.type == "job":
                     done = ev.data.get("progress", 0.0)
                     if ev.data["status"] in STOPPED:
+                        reached = max(bars.tasks[job_bar].completed, done)
                         done = completed_share(weights, status)
+                        console.print(escape(f"job {stopped_text(ev.data['status'], done, reached, status)}"),
+                                      highlight=False)
                     bars.update(job_bar, completed=done, status=ev.data["status"])
                     if ev.data["status"] in TERMINAL_JOB:
                         final = ev.data
@@ -194,6 +198,4 @@ def _summary(console: Console, st: Any, final: dict[str, Any], base: str = "") -
 
 
 def _size(n: Any) -> str:
-    if not isinstance(n, int | float):
-        return "size unknown"
-    return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MB"
+    return size_text(n) if isinstance(n, int | float) else "size unknown"
