@@ -39,6 +39,10 @@ from spinbot.settings import NO_LLM_MODE, Settings
 log = logging.getLogger(__name__)
 
 OnEvent = Callable[[dict[str, Any]], Awaitable[None]]
+#: The check a built graph passes before it is the plan: by default the pure evaluator against the
+#: planner's manifest; a caller that admits the plan passes its own (conversation.admission.evaluate), so the
+#: verdict the plan carries is the one admission uses, and the graph is evaluated once.
+Check = Callable[[Graph], Awaitable[Verdict]]
 
 
 class State(TypedDict, total=False):
@@ -50,7 +54,7 @@ class State(TypedDict, total=False):
     attempts: list[dict[str, Any]]
     llm_note: str
     answer: str | None
-    doc: dict[str, Any] | None
+    doc: Graph | None
     notes: list[str]
     verdict: Verdict | None
     result: PlanResult
@@ -69,12 +73,14 @@ class Planner:
         manifest: MergedManifest,
         on_event: OnEvent | None = None,
         limits: Limits | None = None,
+        check: Check | None = None,
     ) -> None:
         self.settings = settings
         self.request = request
         self.manifest = manifest
         self.on_event = on_event
         self.limits = limits or Limits()
+        self.check = check or self.pure_check
         self.model = settings.ollama_model
 
     async def emit(self, stage: str, attempt: int, message: str, **extra: Any) -> None:
@@ -150,8 +156,8 @@ class Planner:
         return {"intent": merged, "trace": trace, "attempts": [record], "llm_note": "",
                 "answer": reading.model_answer_text(result.data)}
 
-    def direct_plan(self, plan: dict[str, Any], state: State) -> dict[str, Any] | None:
-        """A capable model's compact plan as a graph document, if the evaluator approves it."""
+    def direct_plan(self, plan: dict[str, Any], state: State) -> Graph | None:
+        """A capable model's compact plan as a graph, if the evaluator approves it."""
         req = self.request
         try:
             doc = compile_plan(plan, self.manifest, goal=req.goal, attachments=req.attachments,
@@ -176,7 +182,7 @@ class Planner:
         req, save, profile = self.request, state.get("save"), state.get("profile")
         intent, attachments, step_params = self.with_profile(state)
         await self.emit("building", 1, f"building a graph for: {intent.summary()}")
-        doc: dict[str, Any] | None = None
+        doc: Graph | None = None
         notes: list[str] = []
         if intent.deliverables or save is None:  # saving a profile alone plans only its preparation
             try:
@@ -198,7 +204,7 @@ class Planner:
                                             constraints=state["constraints"])
             notes.append(f"{save.name}'s voice is prepared from the recording first, and kept as profile {save.name}")
         elif profile is not None and doc is not None:
-            doc["metadata"]["profile"] = {"id": profile.id, "name": profile.name}
+            doc.metadata["profile"] = {"id": profile.id, "name": profile.name}
             notes.append(profiles.note(profile, doc))
         return {"doc": doc, "notes": notes, "intent": intent}
 
@@ -214,13 +220,16 @@ class Planner:
                     req.attachments + profiles.attachments_of(profile), profiles.voice_params(profile))
         return intent, req.attachments, {}
 
+    async def pure_check(self, graph: Graph) -> Verdict:
+        return evaluate(graph, self.manifest, self.limits)
+
     async def evaluate(self, state: State) -> State:
         doc = state["doc"]
         assert doc is not None
-        verdict = evaluate(doc, self.manifest, self.limits)
+        verdict = await self.check(doc)
         if not verdict.ok:
             message = f"The plan built for this goal was refused: {verdict.summary()}."
-            graph = Graph.model_validate(doc) if verdict.graph is None else verdict.graph
+            graph = doc if verdict.graph is None else verdict.graph
             return {"verdict": verdict, "result": PlanResult(kind="plan", graph=graph, verdict=verdict,
                                                              attempts=state["attempts"], message=message,
                                                              fallback=bool(state.get("llm_note")))}
@@ -334,9 +343,12 @@ async def plan(
     on_event: OnEvent | None = None,
     *,
     limits: Limits | None = None,
+    check: Check | None = None,
 ) -> PlanResult:
-    """Goal -> a reply, or an evaluated graph built from the goal's intent (read by the LLM and the rules)."""
-    planner = Planner(settings, request, manifest, on_event, limits)
+    """Goal -> a reply, or an evaluated graph built from the goal's intent (read by the LLM and the rules).
+
+    `check` judges the built graph (see Check); without it, the evaluator against `manifest` and `limits`."""
+    planner = Planner(settings, request, manifest, on_event, limits, check)
     started = time.monotonic()
     final = await state_graph().ainvoke({}, config={"recursion_limit": 20, "configurable": {"planner": planner}})
     result: PlanResult = final["result"]
