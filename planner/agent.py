@@ -2,11 +2,13 @@
 
 gather -> read -> reply
                -> build -> evaluate -> done
+               -> done                      (a capable model's own plan, approved by the check)
 
 `gather` reads the goal with the rules (planner.intent); `read` asks the model for the same intent
 when an LLM answers (planner.reading) and merges the two, the rules standing in for what the model
 leaves out or gets wrong; `build` derives the graph from the intent and the live manifest
-(planner.builder); the evaluator checks it. One LLM call per plan; none when no LLM answers.
+(planner.builder); the check (the evaluator, or the caller's admission check: `Check`) judges the graph once.
+One LLM call per plan; none when no LLM answers.
 """
 
 from __future__ import annotations
@@ -139,12 +141,12 @@ class Planner:
         record |= {"duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
                    "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None)}
         if self.settings.planner_direct_plans and isinstance(result.data, dict) and "steps" in result.data:
-            direct = self.direct_plan(result.data, state)
+            direct = await self.direct_plan(result.data, state)
             if direct is not None:
                 record |= {"outcome": "read", "trace": {"plan": "model"}}
                 PLANNER_ATTEMPTS.labels(outcome="read").inc()
                 return {"intent": ruled, "trace": {"plan": "model"}, "attempts": [record], "llm_note": "",
-                        "answer": None, "doc": direct}
+                        "answer": None, "doc": direct.graph, "verdict": direct}
             record["plan_refused"] = True
         trusted = trust.current(self.settings, self.manifest).trusted
         merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, trusted,
@@ -156,15 +158,17 @@ class Planner:
         return {"intent": merged, "trace": trace, "attempts": [record], "llm_note": "",
                 "answer": reading.model_answer_text(result.data)}
 
-    def direct_plan(self, plan: dict[str, Any], state: State) -> Graph | None:
-        """A capable model's compact plan as a graph, if the evaluator approves it."""
+    async def direct_plan(self, plan: dict[str, Any], state: State) -> Verdict | None:
+        """The check's verdict on a capable model's compact plan, if it approves it (the verdict carries the
+        graph; the plan is not judged again)."""
         req = self.request
         try:
-            doc = compile_plan(plan, self.manifest, goal=req.goal, attachments=req.attachments,
-                               constraints=state["constraints"])
+            graph = compile_plan(plan, self.manifest, goal=req.goal, attachments=req.attachments,
+                                 constraints=state["constraints"])
         except PlanShapeError:
             return None
-        return doc if evaluate(doc, self.manifest, self.limits).ok else None
+        verdict = await self.check(graph)
+        return verdict if verdict.ok and verdict.graph is not None else None
 
     async def reply(self, state: State) -> State:
         intent = state.get("intent") or state["ruled"]
@@ -312,8 +316,8 @@ def _after_gather(state: State) -> str:
 
 
 def _after_read(state: State) -> str:
-    if state.get("doc") is not None:
-        return "evaluate"
+    if state.get("verdict") is not None:  # the model's own plan, approved by the check
+        return "done"
     return "reply" if state["intent"].kind == "reply" and state.get("save") is None else "build"
 
 
@@ -328,7 +332,7 @@ def state_graph() -> Any:
         g.add_node(name, _node(name))
     g.add_edge(START, "gather")
     g.add_conditional_edges("gather", _after_gather, ["read", "reply"])
-    g.add_conditional_edges("read", _after_read, ["reply", "build", "evaluate"])
+    g.add_conditional_edges("read", _after_read, ["reply", "build", "done"])
     g.add_edge("reply", END)
     g.add_conditional_edges("build", _after_build, ["evaluate", "done"])
     g.add_edge("evaluate", "done")
