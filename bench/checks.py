@@ -78,6 +78,10 @@ REQUESTS: list[tuple[str, bool]] = [
     ("make a title card that says Welcome to Spinbot", True),
     ("draw a portrait of a smiling woman with red hair", True),
     ("a talking head saying: Tides follow the moon, twice a day.", True),
+    ("read this aloud in Yoruba: E kaaaro, se alaafia ni?", False),  # eSpeak NG has no Yoruba voice
+    ("say hello world in Klingon", False),
+    ("lies bitte laut vor: Guten Morgen, wie geht es dir heute?", True),  # German: its words are not checked
+    ("say good morning in Spanish", True),
 ]
 
 
@@ -232,8 +236,16 @@ async def requests_part() -> None:
                 if st is not None and st.status in TERMINAL_JOB:
                     break
                 await asyncio.sleep(0.2)
-            if st is None or st.status != "completed":
-                rows.append([goal, "yes" if can else "no", f"(job {st and st.status}: {st and st.error})", "-"])
+            if st is None or st.status != "completed":  # an engine that cannot make it fails the job, saying why
+                message = str((st.error or {}).get("message", "")) if st is not None else "no answer"
+                if can:
+                    deliverable += 1
+                    alarms += 1
+                else:
+                    undeliverable += 1
+                    named += bool(message)
+                rows.append([goal, "yes" if can else "no", f"(job {st and st.status}: {message})".replace("|", "/"),
+                             "false alarm" if can else "named (the job's error)" if message else "NOT named"])
                 continue
             found = compare(st.graph)
             first = verdict(found, "...")

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/handoff.py [--chain 200] [--fanout 300]
     .venv/bin/python bench/handoff.py --scaling [--sizes 10,100,500] [--executors 1,2,3] [--fanout 3000]
+    .venv/bin/python bench/handoff.py --cost [--chain 100] [--runs 3] [--per-plane 1,2]
 
 Graphs: a chain of N diag.echo nodes alternating planes (every step is a cross-plane hand-off) and a
 wide fan-out (one root, M independent echo nodes, one join). Spinbot runs them through two executor
@@ -9,7 +10,13 @@ subprocesses (`spinbot executor control|gpu`) over Redis Streams with Postgres r
 runs the same shapes in-process (StateGraph); Celery runs the chain as a chain of tasks routed to two
 queues served by two worker subprocesses (solo pool) on the same Redis, and the fan-out as a group.
 --scaling: bytes and time per node as graphs and executors per plane grow (bench/scaling.py).
-Private Redis/Postgres are started when SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL are unset.
+--cost: the chain alone, --runs times, with 1 and 2 executor processes per plane and with Celery in each
+run: nodes/s, CPU per node (executors + Redis + Postgres, or Celery's workers + Redis, from /proc and
+INFO cpu, over the chain and the 0.5 s after it in which the record writers finish), Redis bytes per node.
+Private Redis/Postgres are started when SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL are unset. Celery is a
+bench-only extra: `.venv/bin/pip install -e ".[bench]"`.
+
+Measured figures: bench/README.md.
 """
 
 from __future__ import annotations
@@ -35,11 +42,13 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from bench.scaling import pct, scaling  # noqa: E402
+from spinbot import constants as C  # noqa: E402
 from spinbot.backoff import retry  # noqa: E402
 from spinbot.capabilities import live_manifests  # noqa: E402
 from spinbot.embedded import servers  # noqa: E402
 from spinbot.graph import Graph, node_ref  # noqa: E402
 from spinbot.queue import TERMINAL_JOB, JobQueue  # noqa: E402
+from spinbot.redis_setup import executor_client  # noqa: E402
 from spinbot.store import Store  # noqa: E402
 
 PLANES = ("control", "gpu")
@@ -73,14 +82,16 @@ def fanout_graph(m: int) -> Graph:
 
 
 @contextlib.contextmanager
-def executors(redis_url: str, database_url: str, data_dir: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+def executors(redis_url: str, database_url: str, data_dir: Path,
+              per_plane: int = 1) -> Iterator[list[subprocess.Popen[bytes]]]:
     env = dict(os.environ, SPINBOT_REDIS_URL=redis_url, SPINBOT_DATABASE_URL=database_url,
                SPINBOT_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
     procs = []
     for plane in PLANES:
-        with (data_dir / f"executor-{plane}.log").open("wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "executor", plane], cwd=ROOT,
-                                          env=env, stdout=log, stderr=subprocess.STDOUT))
+        for i in range(per_plane):
+            with (data_dir / f"executor-{plane}-{i}.log").open("wb") as log:
+                procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "executor", plane], cwd=ROOT,
+                                              env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
         yield procs
     finally:
@@ -93,27 +104,27 @@ def executors(redis_url: str, database_url: str, data_dir: Path) -> Iterator[lis
                 p.kill()
 
 
-async def wait_serving(redis: aioredis.Redis, timeout: float = 90) -> None:  # noqa: ASYNC109
+async def wait_serving(redis: aioredis.Redis, per_plane: int = 1, timeout: float = 90) -> None:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        planes = {m.plane for m in await live_manifests(redis)}
-        if set(PLANES) <= planes:
+        planes: list[str] = [m.plane for m in await live_manifests(redis)]
+        if all(planes.count(p) >= per_plane for p in PLANES):
             return
         await asyncio.sleep(0.2)
     raise SystemExit("executors did not start; see their logs in the data directory")
 
 
 async def run_job(q: JobQueue, graph: Graph) -> tuple[str, float]:
-    """Submit and wait (polling the record, so the client does not wake on every event)."""
+    """Submit and wait (polling the record's status, so the client does not wake on every event)."""
     t0 = time.perf_counter()
     job = await q.submit(graph, owner="bench")
-    while True:
-        st = await q.get(job)
-        if st and st.status in TERMINAL_JOB:
-            if st.status != "completed":
-                raise SystemExit(f"bench job {job} ended {st.status}: {st.error}")
-            return job, time.perf_counter() - t0
+    while (status := await q.redis.hget(C.job_key(job), "status")) not in TERMINAL_JOB:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
+    wall = time.perf_counter() - t0
+    if status != "completed":
+        st = await q.get(job)
+        raise SystemExit(f"bench job {job} ended {status}: {st.error if st else ''}")
+    return job, wall
 
 
 async def node_times(q: JobQueue, job: str) -> dict[str, dict[str, float]]:
@@ -175,7 +186,7 @@ async def spinbot_one_process(redis_url: str, database_url: str, data_dir: Path,
     runners = []
     try:
         for plane in PLANES:
-            ex = Executor(settings, plane, registry(plane), aioredis.Redis.from_url(redis_url, decode_responses=True),  # type: ignore[arg-type]
+            ex = Executor(settings, plane, registry(plane), executor_client(redis_url),  # type: ignore[arg-type]
                           store, LocalStore(settings.artifacts_dir))
             runners.append((ex, asyncio.create_task(ex.run())))
         for ex, _ in runners:
@@ -212,6 +223,109 @@ async def postgres_write_times(q: JobQueue, store: Store, job: str) -> dict[str,
     sync = time.perf_counter() - t0
     count = await store.pool.fetchval("SELECT count(*) FROM job_events WHERE job_id=$1", job)
     return {"pg_transition": transition, "pg_events": count, "pg_events_s": sync}
+
+
+# ---- the cost of a node: CPU of every process involved ------------------------------------------------
+
+
+def cpu_s(pid: int, children: bool = False) -> float:
+    """User + system CPU seconds a process has used (with `children`: plus its waited-for children's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+class Meters:
+    """CPU seconds of the given processes, of Redis (INFO cpu) and of Postgres (its postmaster, every child
+    alive now and every child that exited), and the bytes Redis received."""
+
+    def __init__(self, redis: aioredis.Redis, store: Store | None, pids: list[int]) -> None:
+        self.redis, self.store, self.pids = redis, store, pids
+        self.postmaster: int | None = None
+
+    async def read(self) -> dict[str, float]:
+        cpu = await self.redis.info("cpu")
+        stats = await self.redis.info("stats")
+        out = {"workers": sum(cpu_s(p) for p in self.pids),
+               "redis": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+               "redis_b": float(stats["total_net_input_bytes"]), "postgres": 0.0}
+        if self.store is not None:
+            if self.postmaster is None:
+                self.postmaster = parent_pid(await self.store.pool.fetchval("SELECT pg_backend_pid()"))
+            out["postgres"] = family_cpu_s(self.postmaster)
+        return out
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def family_cpu_s(pid: int) -> float:
+    """CPU seconds of a process, its children alive now and those that exited (Postgres' backends)."""
+    kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return cpu_s(pid, children=True) + sum(cpu_s(int(k)) for k in kids if Path(f"/proc/{k}").exists())
+
+
+async def spinbot_cost(redis_url: str, database_url: str, data_dir: Path, n: int, per_plane: int) -> dict[str, Any]:
+    """One chain through `per_plane` executor processes per plane: nodes/s and CPU per node."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = await connect_store(database_url)
+    q = JobQueue(client, store)
+    await q.ensure_groups()
+    try:
+        with executors(redis_url, database_url, data_dir, per_plane) as procs:
+            await wait_serving(client, per_plane)
+            await run_job(q, chain_graph(6))  # warm-up: scripts loaded, connections open
+            await asyncio.sleep(1.0)
+            meters = Meters(client, store, [p.pid for p in procs])
+            before = await meters.read()
+            _, wall = await run_job(q, chain_graph(n))
+            await asyncio.sleep(0.5)  # the record writers' last batch (they write every 0.2 s)
+            after = await meters.read()
+    finally:
+        await client.aclose()
+        await store.close()
+    per = {k: (after[k] - before[k]) / n for k in after}
+    return {"rate": n / wall, **per}
+
+
+def celery_cost(redis_url: str, workdir: Path, n: int) -> dict[str, Any]:
+    """The same chain through Celery: nodes/s and CPU per node (workers + Redis)."""
+    import redis as syncredis
+
+    out = celery_bench(redis_url, workdir, n, 0, meter=syncredis.Redis.from_url(redis_url))
+    return {"rate": out["chain_rate"], **{k: v / n for k, v in out["cpu"].items()}}
+
+
+async def cost(console: Console, redis_url: str, database_url: str, work: Path, n: int, runs: int,
+               per_plane: list[int]) -> None:
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(runs):
+        for k in per_plane:
+            r = await spinbot_cost(redis_url, database_url, work / "data", n, k)
+            rows.setdefault(f"spinbot, {k} executor process{'es' if k > 1 else ''} per plane", []).append(r)
+        rows.setdefault("Celery, 2 solo workers", []).append(await asyncio.to_thread(celery_cost, redis_url, work, n))
+    celery = rows["Celery, 2 solo workers"]
+    t = Table(title=f"the cost of a node: a chain of {n} diag.echo alternating planes; "
+                    f"min / median / max of {runs} runs")
+    for col in ("system", "nodes/s", "CPU ms/node, all", "workers", "Redis", "Postgres", "Redis B/node",
+                "Celery's ms/node ÷ this"):
+        t.add_column(col, justify="left" if col == "system" else "right")
+
+    def mmm(values: list[float], fmt: str = "{:.2f}") -> str:
+        v = sorted(values)
+        return " / ".join(fmt.format(x) for x in (v[0], v[len(v) // 2], v[-1]))
+
+    for name, rs in rows.items():
+        total = [r["workers"] + r["redis"] + r["postgres"] for r in rs]
+        ratio = [c["rate"] and r["rate"] / c["rate"] for r, c in zip(rs, celery, strict=True)]
+        t.add_row(name, mmm([r["rate"] for r in rs], "{:.0f}"), mmm([x * 1000 for x in total]),
+                  mmm([r["workers"] * 1000 for r in rs]), mmm([r["redis"] * 1000 for r in rs]),
+                  mmm([r["postgres"] * 1000 for r in rs]), mmm([r["redis_b"] for r in rs], "{:.0f}"),
+                  mmm(ratio, "{:.1f}x"))
+    console.print(t)
+    console.print(f"load average now {os.getloadavg()[0]:.2f} / {os.getloadavg()[1]:.2f} (1 / 5 min) "
+                  f"on {os.cpu_count()} cores")
 
 
 # ---- plain LangGraph ---------------------------------------------------------------------------------
@@ -290,10 +404,16 @@ app.conf.update(task_acks_late=True, worker_prefetch_multiplier=1, result_expire
 @app.task(name="bench.echo")
 def echo(starts, text="x"):
     return [*starts, time.time()]
+
+@app.task(name="bench.echo_text")
+def echo_text(text):
+    return text
 '''
 
 
-def celery_bench(redis_url: str, workdir: Path, n: int, m: int) -> dict[str, Any]:
+def celery_bench(redis_url: str, workdir: Path, n: int, m: int, meter: Any = None) -> dict[str, Any]:
+    """Celery's chain of `n` and group of `m` (0: none); with `meter` (a sync Redis client), also the CPU
+    seconds the chain took: {"workers", "redis", "postgres": 0, "redis_b"} under "cpu"."""
     from celery import chain, group
 
     broker = redis_url.rsplit("/", 1)[0] + "/1"  # same Redis server, its own database
@@ -313,12 +433,27 @@ def celery_bench(redis_url: str, workdir: Path, n: int, m: int) -> dict[str, Any
         warm = chain(capp.echo.s([]).set(queue="control"), capp.echo.s().set(queue="gpu")).apply_async()
         warm.get(timeout=120)
         sig = [capp.echo.s([]).set(queue="control")] + [capp.echo.s().set(queue=PLANES[i % 2]) for i in range(1, n)]
+        if meter is not None:  # the cost: text in, text out, as diag.echo (not a growing list of timestamps)
+            sig = [capp.echo_text.s("x").set(queue="control")] + [
+                capp.echo_text.s().set(queue=PLANES[i % 2]) for i in range(1, n)]
+
+        def read() -> dict[str, float]:
+            cpu, stats = meter.info("cpu"), meter.info("stats")
+            return {"workers": sum(cpu_s(w.pid) for w in workers), "postgres": 0.0,
+                    "redis": float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+                    "redis_b": float(stats["total_net_input_bytes"])}
+
+        time.sleep(1.0)
+        before = read() if meter is not None else {}
         t0 = time.perf_counter()
         starts = chain(*sig).apply_async().get(timeout=300)
         wall = time.perf_counter() - t0
-        per_node = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+        time.sleep(0.5)  # as for Spinbot's record writers: the same idle time in the window
+        used = {k: v - before[k] for k, v in read().items()} if meter is not None else {}
+        per_node = [b - a for a, b in zip(starts, starts[1:], strict=False)] if meter is None else []
         t0 = time.perf_counter()
-        group(capp.echo.s([]).set(queue="gpu") for _ in range(m)).apply_async().get(timeout=300)
+        if m:
+            group(capp.echo.s([]).set(queue="gpu") for _ in range(m)).apply_async().get(timeout=300)
         fwall = time.perf_counter() - t0
     finally:
         for w in workers:
@@ -328,7 +463,7 @@ def celery_bench(redis_url: str, workdir: Path, n: int, m: int) -> dict[str, Any
                 w.wait(15)
             except subprocess.TimeoutExpired:
                 w.kill()
-    return {"per_node": per_node, "chain_wall": wall, "chain_rate": n / wall, "fanout_rate": m / fwall}
+    return {"per_node": per_node, "chain_wall": wall, "chain_rate": n / wall, "fanout_rate": m / fwall, "cpu": used}
 
 
 # ---- report ----------------------------------------------------------------------------------------
@@ -370,6 +505,9 @@ async def main_async(args: argparse.Namespace) -> None:
         (work / "data").mkdir()
         with servers(work, os.environ.get("SPINBOT_REDIS_URL"), os.environ.get("SPINBOT_DATABASE_URL")) as (r, d):
             console.print(f"Redis {r}, Postgres {d.rsplit('@', 1)[-1]}")
+            if args.cost:
+                await cost(console, r, d, work, args.chain, args.runs, [int(x) for x in args.per_plane.split(",")])
+                return
             if args.scaling:
                 sizes, ks = [int(x) for x in args.sizes.split(",")], [int(x) for x in args.executors.split(",")]
                 await scaling(console, r, d, work / "data", sizes, ks, args.fanout)
@@ -386,6 +524,9 @@ def main() -> None:
     ap.add_argument("--chain", type=int, default=200, help="nodes in the alternating chain")
     ap.add_argument("--fanout", type=int, default=300, help="independent nodes in the fan-out")
     ap.add_argument("--scaling", action="store_true", help="cost per node by graph size and executors per plane")
+    ap.add_argument("--cost", action="store_true", help="nodes/s and CPU per chain node, vs Celery, --runs times")
+    ap.add_argument("--runs", type=int, default=3, help="--cost: runs (the table shows min / median / max)")
+    ap.add_argument("--per-plane", default="1,2", help="--cost: executor processes per plane")
     ap.add_argument("--sizes", default="10,100,500", help="--scaling: chain lengths")
     ap.add_argument("--executors", default="1,2,3", help="--scaling: executors per plane")
     asyncio.run(main_async(ap.parse_args()))

@@ -29,6 +29,7 @@ from spinbot import constants as C
 from spinbot.artifacts import LocalStore
 from spinbot.graph import Graph, node_ref
 from spinbot.queue import TERMINAL_JOB, JobQueue
+from spinbot.redis_setup import executor_client
 from spinbot.settings import Settings
 from spinbot.store import Store
 
@@ -71,7 +72,7 @@ class Plant:
         for plane in PLANES:
             for _ in range(self.k):
                 ex = Executor(self.settings, plane, registry(plane),  # type: ignore[arg-type]
-                              aioredis.Redis.from_url(self.redis_url, decode_responses=True), self.store,
+                              executor_client(self.redis_url), self.store,
                               LocalStore(self.settings.artifacts_dir))
                 self.executors.append(ex)
                 self.tasks.append(asyncio.create_task(ex.run()))

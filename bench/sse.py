@@ -10,7 +10,9 @@ process with 10,000 sockets was itself the bottleneck), and measures:
 - delivery latency: events are appended to the jobs' Redis event streams exactly as executors do
   (XADD type/data), one per stream every --spread seconds, carrying their send time
   (CLOCK_MONOTONIC, shared by processes on Linux); each client notes when its event arrives.
-  Targets: <= 50 KB per idle stream, p99 <= 50 ms.
+  Targets: <= 50 KB per idle stream, p99 <= 50 ms;
+- the API's garbage-collector pauses from opening the streams to the last event (its
+  spinbot_gc_pause_seconds on /metrics): none over 20 ms.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx  # noqa: E402
 import redis.asyncio as aioredis  # noqa: E402
 
 from bench.api_process import start_api  # noqa: E402
@@ -143,6 +146,28 @@ async def publish(redis_url: str, jobs: list[str], rounds: int, spread_s: float)
     await redis.aclose()
 
 
+def gc_buckets(port: int) -> dict[float, float]:
+    """The API's garbage-collector pauses so far (spinbot_gc_pause_seconds): upper bound (s) -> count, cumulative."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text):
+        if family.name == "spinbot_gc_pause_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    le = float(sample.labels["le"])
+                    buckets[le] = buckets.get(le, 0) + sample.value
+    return buckets
+
+
+def gc_pauses(before: dict[float, float], after: dict[float, float]) -> str:
+    """'pauses over 20 ms / all pauses (the longest's bucket)' between two gc_buckets readings."""
+    diff = {le: after[le] - before.get(le, 0) for le in after}
+    total = int(diff.get(float("inf"), 0))
+    worst = min((le for le, count in diff.items() if count >= total), default=float("nan"))
+    return f"{total - int(diff.get(0.02, 0))} / {total} (<= {worst * 1000:g} ms)"
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -204,7 +229,7 @@ async def measure(args: argparse.Namespace, n: int) -> dict[str, str]:
                 assert s.task
                 s.task.cancel()
             await asyncio.sleep(1.0)
-            before = rss_kb(api.pid)
+            before, gc_before = rss_kb(api.pid), await asyncio.to_thread(gc_buckets, port)
             readers = Readers(port, jobs)
             await readers.opened()
             await asyncio.sleep(2.0)  # idle
@@ -220,6 +245,7 @@ async def measure(args: argparse.Namespace, n: int) -> dict[str, str]:
             elapsed, api_cpu = time.monotonic() - t0, cpu_s(api.pid) - cpu0
             peak = rss_kb(api.pid)
             lat = readers.latencies()
+            pauses = gc_pauses(gc_before, await asyncio.to_thread(gc_buckets, port))
         finally:
             api.terminate()
             api.wait(20)
@@ -233,6 +259,7 @@ async def measure(args: argparse.Namespace, n: int) -> dict[str, str]:
         "delivery p50 (of those delivered)": f"{statistics.median(lat):.1f} ms",
         "delivery p99 (<= 50 ms)": f"{pct(lat, 99):.1f} ms",
         "delivery max": f"{max(lat):.1f} ms",
+        "API GC pauses over 20 ms / all while streams open (longest)": pauses,
         "load avg (1 min) / cores": f"{os.getloadavg()[0]:.1f} / {os.cpu_count()}",
     }
 

@@ -7,10 +7,11 @@ import re
 from typing import Any
 
 from conversation.services import Services
-from conversation.views import artifact_link, artifacts_in_graph, job_page_link
+from conversation.views import artifact_label, artifact_link, artifacts_in_graph, job_page_link
 from spinbot.expectations import Finding, compare
 from spinbot.graph import Graph
 from spinbot.queue import JobState
+from spinbot.units import duration_text, kind_text, size_text
 
 #: How a reviewed plan's message ends until Run; Run replaces it with running_note (repo.link_job).
 REVIEW_ASK = "\n\nPress **Run** to start it, or say what to change."
@@ -61,7 +62,7 @@ def plan_summary(graph: Graph, result: Any) -> str:
     est = ""
     verdict = result.verdict
     if verdict is not None and verdict.estimate is not None:
-        est = f"\n\nEstimated time: about {verdict.estimate.duration_s:.0f} s."
+        est = f"\n\nEstimated time: {verdict.estimate.summary or duration_text(verdict.estimate.duration_s)}."
     note = f"\n\n{result.message}" if getattr(result, "message", None) else ""
     return f"{head}\n\n{steps}{est}{note}"
 
@@ -69,13 +70,6 @@ def plan_summary(graph: Graph, result: Any) -> str:
 def job_page(base_url: str, job_id: str, services: Services) -> str:
     """The job's page, signed: it opens read-only without an API key (Open WebUI users have none)."""
     return job_page_link(base_url, job_id, services.links)
-
-
-def size_text(size: int | float) -> str:
-    """A file size as people read it: 12 KB, 3.4 MB (never 0.0 MB)."""
-    if size >= 1e6:
-        return f"{size / 1e6:.1f} MB"
-    return f"{max(1, round(size / 1e3))} KB" if size >= 1e3 else f"{int(size)} bytes"
 
 
 def progress_line(state: JobState, base_url: str, services: Services) -> str:
@@ -142,16 +136,18 @@ def answer_for(state: JobState, job_id: str, base_url: str, services: Services) 
     lines = verdict(findings, f"{steps} ({', '.join(dict.fromkeys(n['service'] for n in nodes))}).")
     lines += findings_lines(findings)
     head = len(lines)
+    steps_named = {n["id"]: n.get("name") or n["id"] for n in nodes}
     images = []  # each its own paragraph after the list: a line right under a bullet would render inside it
     for a in found:
         url = artifact_link(base_url, a["key"], services.links)
-        label = f"{a['node']} {a['name']}" + (" (reused)" if a["node"] in reused else "")
+        label = artifact_label(steps_named.get(a["node"], a["node"]), str(a.get("contentType", "")))
+        label += " (reused)" if a["node"] in reused else ""
         ctype = str(a.get("contentType", ""))
         if ctype.startswith("image/"):
             images.append(f"![{label}]({url})")
         else:
             size = f", {size_text(a['size'])}" if a.get("size") else ""
-            lines.append(f"- [{label}]({url}) ({ctype}{size})")
+            lines.append(f"- [{label}]({url}) ({kind_text(ctype, article=False)}{size})")
     texts = [(n, k, v) for n in nodes for k, v in (n.get("output") or {}).items()
              if isinstance(v, str) and k in ("title", "text", "narration")]
     if texts and len(lines) == head and not images:

@@ -24,6 +24,7 @@ from spinbot.errors import Problem, not_found
 from spinbot.graph import Attachment, Context, Graph, Node, node_ref
 from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
+from spinbot.units import kind_text, shorten
 
 #: A name people can type in a goal: a letter or digit first, then letters, digits, spaces, . ' - (no space last)
 NAME_RE = re.compile(r"^[^\W_](?:[\w .'-]{0,38}[\w.'-])?$")
@@ -220,9 +221,9 @@ async def owned_object(services: Services, owner: str, key: str, field: str, kin
         raise Problem("not_found", f"{field} names object {key}, which does not exist", field=field,
                       hint="upload the file first (POST /api/uploads) with the same API key and use its key")
     if not meta.content_type.startswith(f"{kind}/"):
-        article = "an" if kind[0] in "aeiou" else "a"
+        wanted = "an image" if kind == "image" else "a recording" if kind == "audio" else f"a {kind} file"
         raise Problem("unsupported_attachment",
-                      f"the {field.replace('_', ' ')} is not {article} {kind} (it is {meta.content_type})",
+                      f"the {field.replace('_', ' ')} is not {wanted}: it is {kind_text(meta.content_type)}",
                       field=field,
                       hint="a portrait is a PNG, JPEG or WebP image" if kind == "image"
                       else "a voice sample is a WAV, MP3 or OGG recording of one person speaking")
@@ -300,7 +301,7 @@ def preparation_graph(name: str, reference_text: str | None, say: str | None, sa
                               params={"image": {"$attachment": "portrait"}, "audio": node_ref("voice", "audio")}))
             finals = [node_ref("talk", "video")]
         nodes.append(Node(id="publish", name="Publish", service="artifact.publish", plane="control",
-                          params={"items": finals, "title": say[:80]}))
+                          params={"items": finals, "title": shorten(say, 80)}))
     return Graph(
         schema="langgraph.v1", workflowId=f"profile-{uuid.uuid4().hex[:12]}",
         context=Context(goal=f"prepare the voice of profile {name}" + (f" and say: {say}" if say else ""),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -96,6 +97,18 @@ def with_live(view: dict[str, Any], live: list[str | None] | None) -> dict[str, 
     if updated:
         out["updated"] = iso(float(updated))
     return out
+
+
+def artifact_label(step: str, content_type: str) -> str:
+    """An artifact as people name it (web/static/js/jobview.js artifactLabel says it alike): its step's name,
+    and what it is when the step's name does not say it ("Speak the text: audio", "Draw the image"). From the
+    step and the content type only, which every view of an artifact has (live events name the file, a
+    finished job's graph the output), so a label never changes after a reload."""
+    kind = content_type.split("/", 1)[0].lower()
+    kind = kind if kind in ("image", "audio", "video") else "file"
+    if not step or kind in re.split(r"\W+", step.lower()):
+        return step or kind
+    return f"{step}: {kind}"
 
 
 def artifacts_in_graph(graph: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,17 +8,21 @@ from collections.abc import Collection
 
 from evaluator.model import Estimate
 from evaluator.run import Run
-from spinbot.estimates import EMPTY, EstimateTable, Span, features_of
+from spinbot.estimates import EMPTY, EstimateTable, Span, planned_feature, predict_outputs
 from spinbot.graph import Graph
 from spinbot.manifest import ServiceSpec
+from spinbot.units import duration_text
 
 MIN_WEIGHT = 1e-4
 
 
 def node_spans(
-    run: Run, specs: dict[str, ServiceSpec], table: EstimateTable, reused: Collection[str]
+    run: Run, specs: dict[str, ServiceSpec], table: EstimateTable, reused: Collection[str], order: list[str]
 ) -> dict[str, Span]:
-    """Each node's seconds with its range: 0 when reused, from the table (its prior when empty) otherwise."""
+    """Each node's seconds with its range: 0 when reused, from the table (its prior when empty) otherwise, at
+    the feature value known before the run (a text's length, a speech's predicted seconds downstream)."""
+    nodes = {n.id: n for n in run.graph.nodes}
+    predicted = predict_outputs((k, specs.get(k), nodes[k].params) for k in order)
     devices = {p: [str(d.get("name", "")) for d in s.devices] for p, s in run.manifest.planes.items()}
     zero = Span(0.0, 0.0, 0.0)
     out: dict[str, Span] = {}
@@ -28,7 +32,7 @@ def node_spans(
         if spec is None or n.id in reused:
             out[n.id] = zero
             continue
-        x = features_of(spec, n.params) if spec.features else None
+        x = planned_feature(spec, n.params, predicted, n.id)
         key = (spec.id, n.plane, x)
         span = seen.get(key)
         if span is None:
@@ -75,7 +79,7 @@ def estimate(
     reused: Collection[str] = (),
 ) -> Estimate:
     """The graph's wall time (with its range, from the nodes' ranges scheduled alike), GPU-seconds, memory."""
-    spans = node_spans(run, specs, table, reused)
+    spans = node_spans(run, specs, table, reused, order)
     mid = {k: spans[k].seconds for k in order}
     end = schedule(run, preds, order, mid)
     # The range: the makespan scaled as the nodes' ranges scale the total (one schedule, not three).
@@ -146,5 +150,5 @@ def check_limits(run: Run, estimate: Estimate | None) -> None:
                 hint="use fewer or cheaper GPU steps")
     if lim.max_duration_s is not None and estimate.duration_s > lim.max_duration_s:
         run.add("too_slow",
-                f"the graph takes about {estimate.duration_s:.0f} s; the limit is {lim.max_duration_s:.0f} s",
+                f"the graph takes {estimate.summary}; the limit is {duration_text(lim.max_duration_s)}",
                 hint="use fewer or cheaper steps")

@@ -9,6 +9,7 @@ from typing import Any
 
 from evaluator.run import Run
 from spinbot.graph import AttachmentRef
+from spinbot.units import duration_text, shorten
 
 #: Words per minute a speech step speaks at when it declares no default speed.
 WPM = 160
@@ -43,7 +44,7 @@ def check_request(run: Run) -> None:
     spoken = [value for node, name, value in texts if _speaks(run, node, name)]
     if isinstance(said, str) and said and texts and not (any(value == said for value in spoken) if spoken else
                                                           any(said in value for _, _, value in texts)):
-        run.add("request_words", f"the request's words to speak ({said[:60]!r}) are not what any step says",
+        run.add("request_words", f"the request's words to speak ({shorten(said, 60)!r}) are not what any step says",
                 hint="speak the request's own words, unchanged")
     wanted = intent.get("duration_s")
     if isinstance(wanted, int | float) and wanted > 0:
@@ -88,6 +89,6 @@ def _check_length(run: Run, wanted: float) -> None:
         else:
             continue
         if seconds and max(seconds / wanted, wanted / seconds) > LENGTH_RATIO:
-            run.add("request_length", f"the request asks for {wanted:g} s of speech; {what} last about "
-                    f"{seconds:.0f} s", node=n.id, warn=True,
+            run.add("request_length", f"the request asks for {duration_text(wanted)} of speech; {what} last about "
+                    f"{duration_text(seconds)}", node=n.id, warn=True,
                     hint="write a script of the length asked (an LLM), or say the real length")

@@ -238,7 +238,8 @@ class Executor:
         if free <= 0:
             self._slot_free.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._slot_free.wait(), timeout=1.0)
+                async with asyncio.timeout(1.0):  # not wait_for: no Task per wait (a GPU plane waits once a job)
+                    await self._slot_free.wait()
             return
         autoclaim = time.monotonic() - self._last_autoclaim > self.settings.claim_idle_ms / 4000
         if autoclaim:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from executors import handoff
 from executors.graphcache import Parsed
-from executors.middleware import NodeStep
+from executors.middleware import CANCEL_GRACE_S, NodeStep
 from spinbot.artifacts import ArtifactInfo, OwnedStore
 from spinbot.errors import Cancelled, LostClaim, SpinbotError, classify, outage
 from spinbot.graph import Graph, Node, NodeError
@@ -47,6 +47,9 @@ class JobRun:
         self.job_id = claim.fields.get("job", "")
         self.lease = ex.consumer.lease(claim)
         self.cancel = asyncio.Event()
+        self.running: dict[asyncio.Future[None], Node] = {}  # node tasks now running (run_ready)
+        self.interrupted = False  # past a cancel's grace: node tasks still running were cancelled
+        self._ended: asyncio.Queue[asyncio.Future[None] | None] = asyncio.Queue()  # node tasks ended; None: cancel
         self.task: asyncio.Task[None] | None = None
         self.parsed: Parsed | None = None
         self.node_progress: dict[str, float] = {}
@@ -75,9 +78,17 @@ class JobRun:
         return self.parsed.state
 
     def request_cancel(self) -> None:
+        """Running nodes see ctx.cancel at once; those still running after CANCEL_GRACE_S are interrupted."""
         if not self.cancel.is_set():
             log.info("job=%s plane=%s cancel requested", self.job_id, self.plane)
             self.cancel.set()
+            self._ended.put_nowait(None)  # wakes run_ready
+            asyncio.get_running_loop().call_later(CANCEL_GRACE_S, self.interrupt)
+
+    def interrupt(self) -> None:
+        self.interrupted = True
+        for task in self.running:
+            task.cancel()
 
     # ---- claim: load and check the job
 
@@ -205,8 +216,7 @@ class JobRun:
         ones are written by the hand-off or finish that follows, in the same atomic commit.
         """
         self.state.restart()
-        running: dict[asyncio.Future[None], Node] = {}
-        ended: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()  # O(1) per completion, however many run
+        running = self.running
         try:
             while True:
                 if not self.cancel.is_set():
@@ -216,11 +226,11 @@ class JobRun:
                         await self.record(self.take_unrecorded())
                     for node in ready:
                         task = asyncio.ensure_future(self.run_node(node))
-                        task.add_done_callback(ended.put_nowait)
+                        task.add_done_callback(self._ended.put_nowait)
                         running[task] = node
                 if not running:
                     return
-                for t in await self._ended(ended):
+                for t in await self.ended():
                     running.pop(t)
                     t.result()  # LostClaim / Redis errors abort the whole run
                 if running and self.unrecorded:
@@ -230,22 +240,14 @@ class JobRun:
                 t.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+            running.clear()
 
-    async def _ended(self, ended: asyncio.Queue[asyncio.Future[None]]) -> list[asyncio.Future[None]]:
+    async def ended(self) -> list[asyncio.Future[None]]:
         """The node tasks that ended (at least one), or none when a cancel request arrives first."""
-        if self.cancel.is_set():
-            first = await ended.get()
-        else:
-            get, waiter = asyncio.ensure_future(ended.get()), asyncio.ensure_future(self.cancel.wait())
-            await asyncio.wait({get, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            waiter.cancel()
-            if not get.done():
-                get.cancel()
-                return []
-            first = get.result()
-        out = [first]
-        while not ended.empty():
-            out.append(ended.get_nowait())
+        out = [first] if (first := await self._ended.get()) is not None else []
+        while not self._ended.empty():
+            if (t := self._ended.get_nowait()) is not None:
+                out.append(t)
         return out
 
     def take_unrecorded(self) -> list[Node]:
@@ -264,6 +266,12 @@ class JobRun:
         try:
             output = await self.ex.node_step(step)
         except Cancelled:
+            self.finish_node(node, "cancelled")
+            return
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self.interrupted or task is None or task.uncancel() > 0:
+                raise  # not (only) the cancel's interruption: a shutdown, the run ending
             self.finish_node(node, "cancelled")
             return
         except (LostClaim, *QUEUE_DOWN):

@@ -9,15 +9,13 @@ import logging
 import signal
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from executors.core import Executor
 from executors.manifests import registry as plane_registry
 from spinbot import metrics as M
 from spinbot.artifacts import open_store
 from spinbot.backoff import Backoff
 from spinbot.queue import REDIS_DOWN
-from spinbot.redis_setup import UnsafeSetup
+from spinbot.redis_setup import UnsafeSetup, executor_client
 from spinbot.settings import Settings
 from spinbot.store import PgLimits, Store
 
@@ -85,7 +83,7 @@ async def run_executor(settings: Settings, plane: str) -> None:
 
         start_http_server(settings.metrics_port, addr=settings.host)
         log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
-    redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True, health_check_interval=10)
+    redis = executor_client(settings.redis_url)
     store = await connect_store(settings, stop)
     artifacts = open_store(settings)
     await artifacts.check()
@@ -97,6 +95,7 @@ async def run_executor(settings: Settings, plane: str) -> None:
         f" device={device['name']} memory_mb={ex.gpu.memory_mb} gpu_slots={settings.gpu_slots}" if device else "",
     )
     gc.freeze()  # start-up objects (imports, registries) leave the collector's view: shorter pauses
+    M.watch_gc()
     runner = asyncio.create_task(ex.run())
     stopper = asyncio.create_task(stop.wait())
     try:

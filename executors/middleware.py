@@ -14,7 +14,8 @@ The chain is built in ONE place, `node_middleware()`, outermost first:
     admission -> retries -> metrics -> attempt -> node cache -> checking -> time_limit -> (the handler)
 
 `attempt` counts the attempt, records the node `running`, resolves and validates its params and gives
-it a work directory and a TaskContext (`step.params`, `step.ctx`); the middlewares after it see them.
+it a work directory and a TaskContext (`step.resolved`, `step.params`, `step.ctx`); the middlewares after
+it see them.
 The node cache (executors/nodecache.py) needs the resolved params and may answer without calling the
 handler, so it sits right after `attempt`; it sets `step.reused` on a hit. `checking`
 (executors/checking.py) measures the outputs inside the cache, so a reused output keeps its checks.
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CANCEL_GRACE_S = 1.0  # a cancelled node gets this long to stop on its own before it is interrupted
+CANCEL_GRACE_S = 1.0  # a cancelled node gets this long to stop on its own before its task is interrupted
 
 
 @dataclass
@@ -61,6 +62,7 @@ class NodeStep:
     node: Node
     service: Service
     params: BaseModel | None = None
+    resolved: dict[str, Any] | None = None  # the params with references resolved, before validation (`attempt`)
     ctx: TaskContext | None = None
     reused: dict[str, str] | None = None  # {"job", "node"} whose outputs the node cache answered with
 
@@ -136,16 +138,17 @@ async def metrics(step: NodeStep, call_next: Handler) -> dict[str, Any]:
     labels = (step.service.id, step.run.plane)
     started = time.perf_counter()
     outcome = "failed"
-    M.EXECUTOR_INFLIGHT.labels(step.run.plane).inc()
+    inflight = M.EXECUTOR_INFLIGHT.labels(step.run.plane)
+    inflight.inc()
     try:
         output = await call_next(step)
         outcome = "completed"
         return output
-    except Cancelled:
+    except (Cancelled, asyncio.CancelledError):
         outcome = "cancelled"
         raise
     finally:
-        M.EXECUTOR_INFLIGHT.labels(step.run.plane).dec()
+        inflight.dec()
         M.NODE_DURATION.labels(*labels, outcome).observe(time.perf_counter() - started)
 
 
@@ -156,7 +159,8 @@ async def attempt(step: NodeStep, call_next: Handler) -> dict[str, Any]:
     workdir = run.ex.workdirs.acquire()
     try:
         step.ctx = run.task_context(node, workdir)
-        params = await read_text_files(step.ctx, service.inputs, run.resolve_inputs(node))
+        step.resolved = run.resolve_inputs(node)  # the node cache's key: artifacts with their sha256
+        params = await read_text_files(step.ctx, service.inputs, step.resolved)
         try:
             step.params = service.params.model_validate(params)
         except ValidationError as e:
@@ -194,26 +198,17 @@ async def read_text_files(ctx: TaskContext, inputs: Mapping[str, str], params: d
 
 
 async def time_limit(step: NodeStep, call_next: Handler) -> dict[str, Any]:
-    """The service's timeout, and cancellation: cooperative first (the task sees ctx.cancel), then
-    interrupted after CANCEL_GRACE_S."""
-    run, timeout_s = step.run, step.service.timeout_s
-    task = asyncio.ensure_future(call_next(step))
-    waiter = asyncio.ensure_future(run.cancel.wait())
+    """The service's timeout. The handler runs in the node's own task (no Task per node here); a cancel
+    request reaches it cooperatively (ctx.cancel), then JobRun.request_cancel interrupts the node's task
+    after CANCEL_GRACE_S."""
+    timeout_s = step.service.timeout_s
     try:
-        done, _ = await asyncio.wait({task, waiter}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            return task.result()
-        if waiter in done:
-            done, _ = await asyncio.wait({task}, timeout=CANCEL_GRACE_S)
-            if task in done:
-                return task.result()
-            raise Cancelled(f"job {run.job_id} was cancelled")
-        raise NodeTimeout(f"{step.service.id} did not finish within its timeout of {timeout_s:g} s")
-    finally:
-        waiter.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        async with asyncio.timeout(timeout_s) as scope:
+            return await call_next(step)
+    except TimeoutError:
+        if not scope.expired():
+            raise  # the handler's own
+        raise NodeTimeout(f"{step.service.id} did not finish within its timeout of {timeout_s:g} s") from None
 
 
 def node_middleware(cache: Middleware | None = None) -> list[Middleware]:

@@ -70,9 +70,9 @@ class CacheStep:
 
 def node_cache(cache_step: CacheStep) -> Middleware:
     """`cache_step` as a node-step middleware, placed right after `attempt` (executors.middleware). The
-    resolved params come from `step.run.resolve_inputs(step.node)`, which keeps the artifacts' sha256 that
-    validation may drop. On a hit it sets `step.reused = {"job", "node"}` (JobRun puts it on the node's
-    completed event, the UI shows "reused"), logs which node made the outputs and announces their
+    resolved params are `step.resolved` (as `attempt` resolved them, before validation: they keep the
+    artifacts' sha256 that validation may drop). On a hit it sets `step.reused = {"job", "node"}` (JobRun
+    puts it on the node's completed event, the UI shows "reused"), logs which node made the outputs and announces their
     artifacts again (not re-recorded: they stay the making job's, the same owner's)."""
 
     specs: dict[str, ServiceSpec] = {}  # Service.spec() builds a JSON Schema: once per service
@@ -84,7 +84,7 @@ def node_cache(cache_step: CacheStep) -> Middleware:
         if spec is None:
             spec = specs[step.service.id] = step.service.spec()
         outcome = await cache_step(
-            spec=spec, params=run.resolve_inputs(step.node), owner=parsed.owner,
+            spec=spec, params=step.resolved or {}, owner=parsed.owner,
             metadata=run.graph.metadata, job_id=run.job_id, node_id=step.node.id, run=lambda: call_next(step),
             settings=run.ex.settings,
         )

@@ -16,22 +16,28 @@ from planner.cues import (
     CLAUSE_END,
     CREATE,
     FILE_NAMED,
+    HEARS,
+    PLAIN_NOUN,
+    PRESENTER,
     REFERENCE,
     REWRITES_WORDS,
+    SCENE_WORDS,
     SPOKEN_VIDEO,
     THIS_KIND,
     TOPIC_MARKER,
     UNOFFERED,
     VIDEO_OF,
+    VOICE_ASKED,
 )
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
 
 #: The words before a file name that make it the name of what is made.
-OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?: it)?|\binto|\bto)"
+OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?:ed| it)?|\binto|\bto)"
                          r"\s*[\"'“‘]?$", re.I)
 SCENE_VIDEO = "text-to-video (a video of a scene)"
 PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speaking)"
+SLIDESHOW = "a slideshow from images"
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -96,23 +102,42 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     speaking = vocab.speaking()
     named = vocab.named(frame)
     for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
-    if unoffered and said is not None and (speaking not in named or REWRITES_WORDS.intersection(unoffered)):
+    if unoffered and said is not None and (speaking not in named and not for_words
+                                           or REWRITES_WORDS.intersection(unoffered)):
         return asked  # "analyse the sentiment of: '...'", "translate it and say it": the words are that operation's
     if speaking and said is not None and speaking not in named and not for_words:
         named.append(speaking)  # words to speak, unless another deliverable takes them (subtitles, a poster)
     elif speaking in named and said is not None and for_words and not _listed(speaking, vocab, frame):
         named.remove(speaking)  # "a poster that says 'Grand Opening'": the words are the poster's
-    if unoffered and said is None and speaking in named:
-        named.remove(speaking)  # "transcribe this audio": the noun is not a request to speak
+    if speaking in named and said is None and (HEARS.intersection(unoffered) or unoffered and
+                                               not VOICE_ASKED.search(frame)):
+        named.remove(speaking)  # "transcribe this audio": the noun is the recording, not a request to speak
     named = [n for n in named if not _purpose(n, named, vocab, frame)]
+    if said is not None:  # "a script I'd like to turn into a voice-over: '...'": the script is the words given
+        named = [n for n in named if vocab.deliverables[n].output_type != "text" or vocab.deliverables[n].base
+                 is not None]
     if unoffered:  # "I have a video file ...; transcribe it": the noun names the attachment, not something to make
         named = [n for n in named if vocab.deliverables[n].base is not None or vocab.deliverables[n].output_type
                  not in kinds]
     default = vocab.default()
+    # what the video would have been made of (its voice-over) or what would have changed it (no video attached)
+    parts = [n for n in named if default in named and n != default and (
+        vocab.deliverables[n].base is None and vocab.deliverables[n].output_type in vocab.consumes_all(default)
+        or vocab.deliverables[n].base_type == vocab.deliverables[default].output_type
+        and vocab.deliverables[default].output_type not in kinds)]
     if default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
             and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves", "a video from this screenshot": no speech
         asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
         named.remove(default)
+    elif default in named and "video" not in kinds and SCENE_WORDS.search(frame) and not PRESENTER.search(frame):
+        # "a video that visually tells the story", "based on a text description": scenes, even with a voice-over
+        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
+        named.remove(default)
+    elif default in named and kinds.count("image") > 1 and not PRESENTER.search(frame):
+        asked.unoffered.append(SLIDESHOW)  # a video from several pictures: a slideshow, not one face speaking
+        named.remove(default)
+    if parts and default not in named:  # the video is declined: so is what it would have been made of or changed
+        named = [n for n in named if n not in parts]
     # "video" in "upscale this video" or "narrate this video" names the attachment, not a video to make
     named = [n for n in named if not _names_attachment(n, vocab, frame, kinds, named)]
     for name in named:  # "upscale this video" with no video attached
@@ -150,7 +175,8 @@ def _purpose(name: str, named: list[str], vocab: Vocabulary, frame: str) -> bool
 
 def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str], named: list[str]) -> bool:
     """Whether `name` (a maker) was named only by words that point at an attachment of its output type
-    ("this video" with a video attached), or a transformer of that attached type is named beside it."""
+    ("this video" with a video attached; "a video" when the maker cannot use the attached one), or a transformer
+    of that attached type is named beside it."""
     d = vocab.deliverables[name]
     if d.base is not None or d.output_type not in kinds or d.cue is None:
         return False
@@ -158,7 +184,10 @@ def _names_attachment(name: str, vocab: Vocabulary, frame: str, kinds: list[str]
         return True
     this = THIS_KIND.get(d.output_type)
     spans = [m.span() for m in this.finditer(frame)] if this else []
-    return all(any(a <= m.start() and m.end() <= b for a, b in spans) for m in d.cue.finditer(frame))
+    # "I have a video (clip.mp4)": a maker that cannot use the attached file, named only by its kind's plain noun
+    plain = PLAIN_NOUN.get(d.output_type) if d.output_type not in d.consumes else None
+    return all(any(a <= m.start() and m.end() <= b for a, b in spans) or (plain and plain.fullmatch(m.group(0)))
+               for m in d.cue.finditer(frame))
 
 
 def _taking(vocab: Vocabulary, kinds: set[str]) -> str | None:

@@ -27,6 +27,7 @@ from spinbot.errors import PermanentError
 from spinbot.expectations import from_intent
 from spinbot.graph import Attachment, Context, Graph, Node, node_ref
 from spinbot.manifest import MergedManifest, ServiceSpec
+from spinbot.units import shorten
 
 #: Words per minute a narration is spoken at when the goal names no speed (tts.synthesize's default).
 WPM = 160
@@ -370,8 +371,8 @@ def node_weights(nodes: list[Node], manifest: MergedManifest) -> None:
 
 def _title(intent: Intent, goal: str) -> str:
     text = intent.topic or intent.say or intent.image_prompt or goal
-    text = " ".join(text.split())
-    return (text[:1].upper() + text[1:])[:80] or "Results"
+    text = shorten(text, 80)
+    return text[:1].upper() + text[1:] or "Results"
 
 
 def _cheaper(a: tuple[int, float], b: tuple[int, float]) -> bool:

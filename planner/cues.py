@@ -36,7 +36,9 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                            r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
     ("stabilise a video", words(r"stabili[sz]\w*|(?:less|not) shaky|remove (?:the )?(?:camera )?shake"), None),
     ("slow motion or speed changes", words(r"slow[- ]?mo(?:tion)?|time[- ]?lapse|(?:slow down|speed up) "
-                                           r"(?:the |this |my )?(?:video|clip|footage)"), None),
+                                           r"(?:the |this |my )?(?:video|clip|footage)|(?:playback|double|half|"
+                                           r"\d+(?:\.\d+)? ?x) speed|speed (?:of|up) (?:the |this |my )?(?:video|"
+                                           r"clip|footage)"), None),
     ("extract audio", words(r"extract (?:the |its |this )?(?:audio|sound|voice|music)(?: (?:from|of|out of) "
                             r"(?:the |this |my )?(?:video|clip|file))?|(?:rip|pull) the (?:audio|sound)|"
                             r"(?:video|clip) to (?:mp3|audio)"),
@@ -56,8 +58,8 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
                                         r"browse|look up|google|download\w*|url of|web ?page|online article|"
                                         r"on the (?:internet|web)|(?:find|finding|search for|look for) (?:me )?"
-                                        r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images|pictures|photos|videos|clips|"
-                                        r"tutorials?)"),
+                                        r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images?|pictures?|photos?|videos?|"
+                                        r"clips?|tutorials?)"),
      None),
     ("book, buy or send things", words(r"book (?:me )?(?:a |an )?(?:flight|hotel|table|room|ticket|appointment)|"
                                        r"(?:buy|purchase) (?:me )?(?:a |an |some )?\w+|send (?:an? )?(?:email|"
@@ -67,7 +69,14 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                                   r"cut out the (?:person|background)"), None),
     ("trim, crop or rotate a video", words(r"trim|crop|rotate|cut (?:the )?(?:first|last) \w+|mirror the"), None),
     ("swap faces", words(r"face[- ]?swap|swap (?:the |their )?faces|deepfake"), None),
-    ("summarise", words(r"summari[sz]\w*|tl;?dr"), None),
+    ("summarise", words(r"summar(?:y|ies|i[sz]\w*)|tl;?dr"), None),
+    ("rewrite, paraphrase or expand a text", words(
+        r"rewrit\w+|paraphras\w*|rephras\w*|reword\w*|article spinner|(?:simplify|expand|lengthen|shorten) (?:the |"
+        r"this |my |that )?(?:\w+ )?(?:text|article|sentence|paragraph|passage)|(?:into|as) an? (?:longer|shorter|"
+        r"simpler|expanded|more detailed|more descriptive)\b[^.]{0,30}?\b(?:version|description|text|article)"), None),
+    ("check or correct grammar and spelling", words(
+        r"grammar|grammatical(?:ly)?|spell[- ]?check\w*|proofread\w*|(?:correct|fix) (?:the |any |all )?(?:\w+ )?"
+        r"(?:errors|mistakes|typos|spelling)"), None),
     ("text analysis (named entities, sentiment analysis, keywords)", words(
         r"named entit\w*|sentiment|keywords?|classify|"
                                                               r"part[- ]of[- ]speech"), None),
@@ -76,6 +85,10 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"panorama\w*|canny|edge (?:map|detection)|pose of|depth map|segment\w*|(?:label|detect\w*|identify) "
         r"(?:and label )?(?:the )?objects?|object detection"), None),
     ("a slideshow from images", words(r"slide ?shows?"), None),
+    ("extract a still frame from a video", words(
+        r"(?:still |single )?(?:image|frame|picture|screenshot|snapshot)s? (?:out of|from) "
+        r"(?:the |this |that |my |an? )?(?:\w+ )?(?:video|clip|footage)|"
+        r"extract (?:an? |the )?(?:still|frame|image)s?(?! text)"), None),
     ("errands (a job application, an alarm, installing software)", words(r"apply for|set an alarm|install\w*"), None),
     ("remove things from a picture or video", words(r"remove (?:the |a |an )?(?:watermark|logo|object|text|person|"
                                                     r"people|subtitles?)"), None),
@@ -89,11 +102,22 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
 ]
 #: Unoffered operations whose result is the words the rest of the request would use ("translate it and read it
 #: aloud"): given words are their input, so speaking them as given would do something else.
-REWRITES_WORDS = frozenset({"transcribe speech to text", "translate", "summarise"})
+REWRITES_WORDS = frozenset({"transcribe speech to text", "translate", "summarise",
+                            "rewrite, paraphrase or expand a text"})
+#: "... with a female voice": speech is asked for, whatever else the request asks that no service offers.
+VOICE_ASKED = words(r"(?:in|with|using) (?:an? |the )?(?:\w+ )?voice")
+#: Unoffered operations whose input is a recording: "speech" or "audio" beside them names it, not speech to make.
+HEARS = frozenset({"transcribe speech to text", "noise reduction (reduce noise)", "extract audio", "audio effects"})
 #: A video "of" a scene (ocean waves, a cat playing) with no one speaking: text to video, which no service offers
 #: (a talking video is a face speaking). Checked only when no word asks for speech or a presenter.
 VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?|vidéos?) (?:\w+ )?(?:of|showing|where|"
                  r"in which|de|von|mit|con|du|des|based on|from|that visuali[sz]es)|visuali[sz]e")
+#: Words that ask for what a video shows rather than who speaks in it: scenes, which no service makes.
+SCENE_WORDS = words(r"visuals?|visually|visuali[sz]ation|depict\w*|portray\w*|illustrat\w*|"
+                    r"(?:text |scene )?description")
+#: Words that ask for a face speaking: a talking video, whatever else it shows.
+PRESENTER = words(r"portrait|face|headshot|selfie|person|presenter|host|talking[- ]head|avatar|lip[- ]?sync|talk\w*|"
+                  r"speak\w*")
 SPOKEN_VIDEO = words(r"about|explain\w*|talk\w*|say\w*|speak\w*|narrat\w*|present\w*|voice\w*|speech|tell\w*|"
                      r"introduc\w*|teach\w*|lesson|tutorial|explainer|avatar|talking[- ]head|lip[- ]?sync|"
                      r"announce\w*|interview|vlog|greeting|message|über|explica\w*|erklär\w*|"
@@ -106,10 +130,13 @@ ATTACHED_WORDS = words(r"attached|attachment|uploaded|enclosed|this (?:photo|pic
                        r"track|audio file|mp3|wav|png|jpe?g|mp4|selfie|portrait|footage)|my (?:photo|picture|selfie|"
                        r"recording|clip|footage|song)")
 #: "this video", "my photo": the goal points at an attachment of that kind, not at a new one to make.
+KIND_NOUNS = {"video": r"videos?|clips?|footage|films?|movies?",
+              "image": r"photos?|pictures?|images?|portraits?|selfies?",
+              "audio": r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"}
 THIS_KIND = {kind: words(rf"(?:this|that|these|my|our|the|the attached|the uploaded|attached) (?:{nouns})")
-             for kind, nouns in (("video", r"videos?|clips?|footage|films?|movies?"),
-                                 ("image", r"photos?|pictures?|images?|portraits?|selfies?"),
-                                 ("audio", r"recordings?|songs?|tracks?|audio|voice notes?|mp3|wav"))}
+             for kind, nouns in KIND_NOUNS.items()}
+#: The plain noun of a kind ("a video", "the clip"): with a file of that kind attached it may name that file.
+PLAIN_NOUN = {kind: re.compile(nouns, re.I) for kind, nouns in KIND_NOUNS.items()}
 #: "... and also a poster": one more deliverable listed, not a step of the first.
 CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
 AND_ALSO = words(r"and(?: also)?|plus|also|as well as")
@@ -179,9 +206,6 @@ VOICE = [
 ]
 STYLES = ("scientific", "funny", "humorous", "formal", "casual", "dramatic", "friendly", "educational",
            "informative", "serious", "playful", "poetic", "enthusiastic", "calm")  # fmt: skip
-LANGUAGE_NAMES = {"english": "en", "german": "de", "french": "fr", "spanish": "es", "italian": "it",
-                   "portuguese": "pt", "dutch": "nl", "russian": "ru", "arabic": "ar", "chinese": "zh",
-                   "japanese": "ja", "polish": "pl", "turkish": "tr"}  # fmt: skip
 #: The cue words of a language name it when the words to speak do not (a French verb, Latin letters).
 CUE_LANGUAGE = [
     ("fr", re.compile(r"(?<!\w)(lis|lire|dis|prononce|à voix haute|a voix haute|à haute voix|ce texte)(?!\w)", re.I)),
@@ -209,11 +233,11 @@ FILE_REFERENCE = words(r"(?:the|this|that|my|attached|uploaded|enclosed)(?: atta
                        r"document|notes|article|transcript|subtitles?)|what(?:'s| is| it says) in (?:it|the|this|that)|"
                        r"its (?:contents|text|words)|the contents")
 COLON = re.compile(r"[:：]\s*")
-SAY_EN = re.compile(
-    r"(?<!\w)(?:say|says|saying|read|reads|recite|speak|speaks|pronounce)(?:\s+(?:aloud|out(?: loud)?))?"
-    r"[:,]?\s+(.{1,20000})$",
-    re.I | re.S,
-)
+
+
+def words_after(verbs: str) -> re.Pattern[str]:
+    """"say: hello", "read aloud this": one of `verbs` (a declared offer's `says`), then the words (group 1)."""
+    return re.compile(rf"(?<!\w)(?:{verbs})(?:\s+(?:aloud|out(?: loud)?))?[:,]?\s+(.{{1,20000}})$", re.I | re.S)
 
 
 MODIFIER_ONLY = re.compile(

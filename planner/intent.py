@@ -35,6 +35,8 @@ from planner.cues import (
 from planner.slots import MAX_SAY, duration_s, language, speed, spoken_text, style, topic, voice, without
 from planner.vocab import Vocabulary, declared
 from spinbot.graph import Attachment
+from spinbot.languages import without_trailing_language
+from spinbot.units import shorten
 
 #: A deliverable is a name some service offers (planner.vocab); the builder refuses one no service offers.
 Deliverable = Annotated[str, Field(pattern=r"^[a-z][a-z_]{1,30}$")]
@@ -88,9 +90,9 @@ class Intent(BaseModel):
             return f"save profile {self.profile}"
         parts = [", ".join(self.deliverables) or "nothing"]
         if self.say:
-            parts.append(f"say {self.say[:40]!r}{'...' if len(self.say) > 40 else ''}")
+            parts.append(f"say {shorten(self.say, 40)!r}")
         elif self.topic:
-            parts.append(f"about {self.topic[:40]!r}")
+            parts.append(f"about {shorten(self.topic, 40)!r}")
         if self.profile:
             parts.append(f"profile {self.profile}")
         for label, value in (("voice", self.voice), ("s", self.duration_s), ("language", self.language)):
@@ -122,6 +124,7 @@ def read_rules(goal: str, attachments: list[Attachment], *, previous: Intent | N
     vocab = vocab or declared()
     spoken = REFERENCE.sub(" ", goal)  # what a voice sample says is not what to say
     said = spoken_text(spoken, vocab)
+    said = without_trailing_language(said) if said else said  # "say good morning in German"
     frame = without(spoken, said) if said else spoken  # the words to speak are data, not the request
     asked = asks.choose(frame, said, attachments, vocab, goal)
     speaking = vocab.speaking()

@@ -20,18 +20,17 @@ from planner.cues import (
     FILE_NAME,
     FILE_NAMED,
     FILE_REFERENCE,
-    LANGUAGE_NAMES,
     MARKED_WORDS,
     MODIFIER_ONLY,
     NUMBER_WORDS,
     QUOTES,
-    SAY_EN,
     SLOWER,
     STYLES,
     UNSPACED,
     VOICE,
 )
 from planner.vocab import Vocabulary, declared
+from spinbot.languages import named_language
 
 #: tts.synthesize takes up to 20,000 characters: a read-aloud is never cut shorter
 MAX_SAY = 20_000
@@ -80,10 +79,9 @@ def script_language(text: str) -> str | None:
 
 def language(goal: str, said: str | None = None) -> str | None:
     """"in German" names it; else the script of the words to speak; else the cue words' language."""
-    lowered = goal.lower()
-    for word, code in LANGUAGE_NAMES.items():
-        if re.search(rf"\bin {word}\b", lowered):
-            return code
+    named = named_language(goal)
+    if named is not None:
+        return named[0]
     found = script_language(said or goal)
     if found:
         return found
@@ -109,11 +107,12 @@ def spoken_text(goal: str, vocab: Vocabulary | None = None) -> str | None:
     vocab = vocab or declared()
     speaker = vocab.deliverables.get(vocab.speaking() or "")
     speech = speaker.cue if speaker else None
+    say = speaker.says if speaker else None
 
     def speaks(text: str) -> bool:
         return speech is not None and speech.search(text) is not None
 
-    if not speaks(goal) and not SAY_EN.search(goal) and not marked:
+    if not speaks(goal) and not marked:
         return None
     quoted = _quoted(goal)
     if quoted:
@@ -123,7 +122,7 @@ def spoken_text(goal: str, vocab: Vocabulary | None = None) -> str | None:
         rest = goal[m.end():].strip()
         if rest and (speaks(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
             return rest[:MAX_SAY]
-    m2 = SAY_EN.search(goal)
+    m2 = say.search(goal) if say else None
     if m2:
         said = m2.group(1).strip()
         said = re.sub(r"^(?:this|that|it|the following)\s*(?:aloud|out loud)?\s*[:,]?\s*", "", said, flags=re.I)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-from planner.cues import NEGATION, words
+from planner.cues import NEGATION, words, words_after
 from spinbot.manifest import Attachable, MergedManifest, ServiceSpec
 
 #: Services that publish, describe or prepare, never a step toward a deliverable.
@@ -34,6 +34,7 @@ class Deliverable:
     needs: tuple[str, ...]
     consumes: frozenset[str]  # the data types the service's inputs take
     cue: re.Pattern[str] | None
+    says: re.Pattern[str] | None  # a verb, then the words to speak (group 1)
     default: bool
 
 
@@ -60,7 +61,8 @@ class Vocabulary:
                     name=offer.deliverable, does=offer.does, service=spec.id, output=offer.output,
                     output_type=_output_type(spec, offer.output), base=offer.base,
                     base_type=spec.inputs.get(offer.base) if offer.base else None, needs=tuple(offer.needs),
-                    consumes=frozenset(spec.inputs.values()), cue=_pattern(tuple(offer.cues)), default=offer.default)
+                    consumes=frozenset(spec.inputs.values()), cue=_pattern(tuple(offer.cues + offer.says)),
+                    says=words_after("|".join(offer.says)) if offer.says else None, default=offer.default)
                 self.offers.setdefault(d.name, []).append(d)
                 if d.name not in self.deliverables or (spec.available and d.cue is not None):
                     self.deliverables.setdefault(d.name, d)

@@ -11,11 +11,12 @@ import typer
 
 from spinbot.settings import Settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Spinbot: agentic-planner chat service.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="Spinbot: agentic-planner chat service.")
 
 
-#: Libraries that log every request at INFO: their lines are noise unless -v asks for everything.
-CHATTY = ("httpx", "httpcore")
+#: Loggers that write a line per HTTP request at INFO (the clients, uvicorn's access log): shown with -v only.
+CHATTY = ("httpx", "httpcore", "uvicorn.access")
 
 
 def _setup(verbose: bool = False, *, server: bool = True, **overrides: object) -> Settings:
@@ -41,18 +42,20 @@ def _setup(verbose: bool = False, *, server: bool = True, **overrides: object) -
 
 
 Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="debug logging (and every HTTP request)")]
-Host = Annotated[str | None, typer.Option(help="the address the API listens on (default: SPINBOT_HOST, 127.0.0.1)")]
-Port = Annotated[int | None, typer.Option(min=1, max=65535, help="the API's port (default: SPINBOT_PORT, 8000)")]
+Host = Annotated[str | None, typer.Option(
+    metavar="HOST", help="the address the API listens on (default: SPINBOT_HOST, 127.0.0.1)")]
+Port = Annotated[int | None, typer.Option(
+    min=1, max=65535, metavar="PORT", help="the API's port (default: SPINBOT_PORT, 8000)")]
 
 
 @app.command()
 def up(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
-    """API and both executors in one process tree; private Redis/Postgres when none is configured."""
+    """Start the API and both executors. Private Redis and Postgres are started when none is configured."""
     from shell.up import run_up
     from spinbot.runtime import UpRefused
 
     try:
-        run_up(_setup(verbose, host=host, port=port))
+        run_up(_setup(verbose, host=host, port=port), verbose=verbose)
     except UpRefused as e:
         typer.echo(f"error: {e.message}\nhint: {e.advice}", err=True)
         raise typer.Exit(1) from None
@@ -68,20 +71,25 @@ def api(host: Host = None, port: Port = None, verbose: Verbose = False) -> None:
 
 @app.command()
 def executor(
-    plane: Annotated[str, typer.Argument(help="control or gpu")],
+    plane: Annotated[str, typer.Argument(metavar="PLANE", help="control or gpu")],
     verbose: Verbose = False,
 ) -> None:
     """Run one executor of a plane (control or gpu)."""
     if plane not in ("control", "gpu"):
         raise typer.BadParameter("plane must be 'control' or 'gpu'")
+    import uvloop
+
     from executors.main import run_executor
 
-    asyncio.run(run_executor(_setup(verbose), plane))  # type: ignore[arg-type]
+    # uvloop: the event loop's own work (tasks, timers, socket writes) is a quarter of a chain node's CPU
+    # on asyncio's loop; measured in bench/handoff.py --cost
+    uvloop.run(run_executor(_setup(verbose), plane))  # type: ignore[arg-type]
 
 
 @app.command()
 def submit(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a langgraph.v1 graph (JSON)")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE",
+                                                 help="a langgraph.v1 graph (JSON)")],
     wait: Annotated[bool, typer.Option("--wait", help="show progress; exit 0 only if the job completed")] = False,
     verbose: Verbose = False,
 ) -> None:
@@ -93,8 +101,8 @@ def submit(
 
 @app.command()
 def plan(
-    goal: Annotated[str, typer.Argument(help="what you want, in words")],
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write the graph here")] = None,
+    goal: Annotated[str, typer.Argument(metavar="GOAL", help="what you want, in words")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="write the graph here")] = None,
     verbose: Verbose = False,
 ) -> None:
     """Plan a goal into an evaluated graph without running it."""
@@ -105,12 +113,13 @@ def plan(
 
 @app.command()
 def evaluate(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a langgraph.v1 graph (JSON)")],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, metavar="FILE",
+                                                 help="a langgraph.v1 graph (JSON)")],
     live: Annotated[bool, typer.Option("--live", help="judge it as the running Spinbot's API would admit it now "
                                        "(its executors' live manifest); default: the committed manifests")] = False,
     verbose: Verbose = False,
 ) -> None:
-    """Evaluate a graph against the manifests (it says which); non-zero exit on errors."""
+    """Evaluate a graph against the manifests. It says which; non-zero exit on errors."""
     from shell.evaluate import evaluate_command
 
     raise typer.Exit(evaluate_command(_setup(verbose, server=False), file, live=live))
@@ -118,14 +127,15 @@ def evaluate(
 
 @app.command()
 def chat(
-    goal: Annotated[str, typer.Argument(help="what you want, in words")],
+    goal: Annotated[str, typer.Argument(metavar="GOAL", help="what you want, in words")],
     api: Annotated[str | None, typer.Option(
-        "--api", help="the Spinbot API, e.g. http://127.0.0.1:8100 (default: SPINBOT_API_URL, else the address of "
-                      "the `spinbot up` running from this directory, else http://SPINBOT_HOST:SPINBOT_PORT)",
+        "--api", metavar="URL",
+        help="the Spinbot API, e.g. http://127.0.0.1:8100 (default: SPINBOT_API_URL, else the address of "
+             "the `spinbot up` running from this directory, else http://SPINBOT_HOST:SPINBOT_PORT)",
     )] = None,
     verbose: Verbose = False,
 ) -> None:
-    """Chat with a running Spinbot: live planning and progress bars, artifact links at the end."""
+    """Chat with a running Spinbot. Live planning and progress bars, artifact links at the end."""
     from shell.client import chat_command
 
     raise typer.Exit(asyncio.run(chat_command(_setup(verbose, server=False, api_url=api), goal)))
@@ -133,7 +143,7 @@ def chat(
 
 @app.command()
 def manifest(
-    out: Annotated[Path | None, typer.Option(help="directory (default: manifests/)")] = None,
+    out: Annotated[Path | None, typer.Option(metavar="DIR", help="directory (default: manifests/)")] = None,
 ) -> None:
     """Write each plane's generated manifest to manifests/{plane}.json."""
     from executors.manifests import write_manifests

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from spinbot.settings import Settings
+from spinbot.units import estimate_text, shorten
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class View:
         nodes = d.get("graph", {}).get("nodes", [])
         est = (d.get("evaluation") or {}).get("estimate") or {}
         self.console.print(f"[bold]plan[/] ({len(nodes)} steps" +
-                           (f", about {est['duration_s']:.0f} s" if est.get("duration_s") is not None else "") + ")")
+                           (f", {estimate_text(est)}" if est.get("duration_s") is not None else "") + ")")
         for n in nodes:
             self.console.print(f"  • {n.get('name') or n['id']}: {n['service']} [dim]({n['plane']})[/]")
             self.node_bars[n["id"]] = self.progress.add_task(f"{n['id']} ({n['service']})", total=1.0)
@@ -112,9 +113,12 @@ class View:
         if self.job_bar is None:
             self.job_bar = self.progress.add_task(f"[bold]job {self.job_id}", total=1.0)
         progress = float(d.get("progress") or 0)
+        description = f"job {self.status}"
         if self.status in STOPPED and self.weights:
+            reached = max(self.progress.tasks[self.job_bar].completed, progress)
             progress = completed_share(self.weights, self.node_status)
-        self.progress.update(self.job_bar, completed=progress, description=f"[bold]job {self.status}")
+            description = f"job {stopped_text(self.status, progress, reached, self.node_status)}"
+        self.progress.update(self.job_bar, completed=progress, description=f"[bold]{escape(description)}")
 
     def on_node(self, d: dict[str, Any]) -> None:
         self.node_status[str(d.get("node"))] = str(d.get("status"))
@@ -122,7 +126,9 @@ class View:
         if bar is not None and d.get("status") == "completed":
             self.progress.update(bar, completed=1.0, description=f"{d['node']} completed")
         elif bar is not None and d.get("status") in ("skipped", "cancelled", "failed"):
-            self.progress.update(bar, description=f"{d['node']} {d['status']}")  # the bar keeps what it did
+            reached = self.progress.tasks[bar].completed  # the bar keeps what it did, and says where it stopped
+            at = f" at {reached * 100:.0f} %" if 0 < reached < 1 else ""
+            self.progress.update(bar, description=escape(f"{d['node']} {d['status']}{at}"))
         if d.get("status") == "failed" and isinstance(d.get("error"), dict):
             self.console.print(f"[red]{d['node']} failed:[/] {d['error'].get('message', '')}")
 
@@ -130,7 +136,8 @@ class View:
         bar = self.node_bars.get(str(d.get("node")))
         if bar is not None:
             msg = f" {d['message']}" if d.get("message") else ""
-            self.progress.update(bar, completed=float(d.get("progress") or 0), description=f"{d['node']}{msg}"[:60])
+            self.progress.update(bar, completed=float(d.get("progress") or 0),
+                                 description=escape(shorten(f"{d['node']}{msg}", 60)))
         if self.job_bar is not None and d.get("job_progress") is not None:
             self.progress.update(self.job_bar, completed=float(d["job_progress"]))
 
@@ -156,6 +163,18 @@ def completed_share(weights: dict[str, float], status: dict[str, str]) -> float:
     """The weighted share of nodes that completed (what a failed or cancelled job got done)."""
     total = sum(weights.values())
     return sum(w for n, w in weights.items() if status.get(n) == "completed") / total if total else 0.0
+
+
+def stopped_text(status: str, done: float, reached: float, status_of: dict[str, str]) -> str:
+    """A stopped job's bar text: what finished and what stopped, so its bar ending at the finished share
+    (`done`, below the `reached` progress) reads as what was kept, not as work going backwards:
+    "cancelled: 33 % finished (stopped at 67 %); finished: a; cancelled: b"."""
+    text = f"{status}: {done * 100:.0f} % finished"
+    if reached > done + 0.005:
+        text += f" (stopped at {reached * 100:.0f} %)"
+    finished = [n for n, st in status_of.items() if st == "completed"]
+    stopped = [f"{st}: {n}" for n, st in status_of.items() if st in ("failed", "cancelled")]
+    return "; ".join([text, *([f"finished: {', '.join(finished)}"] if finished else []), *stopped])
 
 
 _IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")

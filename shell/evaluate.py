@@ -25,6 +25,7 @@ from spinbot import MANIFESTS_DIR, capabilities
 from spinbot.errors import TransientError
 from spinbot.manifest import MergedManifest
 from spinbot.settings import Settings
+from spinbot.units import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -88,20 +89,24 @@ async def current_manifest(settings: Settings) -> tuple[MergedManifest, str]:
 def render(verdict: Verdict, console: Console) -> None:
     """The nodes, the findings and the estimate as tables."""
     if verdict.graph is not None:
+        # Names and codes are never cut inside (no_wrap); only free text wraps, between words.
         nodes = Table(title=f"graph {verdict.graph.workflow_id}", show_lines=False)
-        for col in ("id", "service", "plane", "weight", "inputs from"):
-            nodes.add_column(col)
+        for col in ("id", "service", "plane", "share", "time"):
+            nodes.add_column(col, no_wrap=True, justify="right" if col in ("share", "time") else "left")
+        nodes.add_column("inputs from")
         preds = verdict.graph.predecessors()
         for n in verdict.graph.nodes:
             est = verdict.estimate.by_node.get(n.id) if verdict.estimate else None
-            weight = f"{n.progress_weight:.3f}" if n.progress_weight else "-"
-            label = n.id + (f" (~{est:g}s)" if est is not None else "")
-            nodes.add_row(label, n.service, n.plane, weight, ", ".join(sorted(preds.get(n.id, ()))) or "-")
+            share = f"{n.progress_weight * 100:.0f} %" if n.progress_weight else "-"
+            time = f"~{duration_text(est)}" if est is not None else "-"
+            nodes.add_row(n.id, n.service, n.plane, share, time, ", ".join(sorted(preds.get(n.id, ()))) or "-")
         console.print(nodes)
     if verdict.findings:
         table = Table(title="findings")
-        for col in ("severity", "code", "node", "message", "hint"):
-            table.add_column(col, overflow="fold")
+        for col in ("severity", "code", "node"):
+            table.add_column(col, no_wrap=True)
+        for col in ("message", "hint"):
+            table.add_column(col, overflow="fold", ratio=1)  # a URL longer than the column folds
         for f in verdict.findings:
             style = "red" if f.severity == "error" else "yellow"
             table.add_row(f"[{style}]{f.severity}[/]", f.code, f.node or "-", f.message, f.hint)
@@ -109,11 +114,13 @@ def render(verdict: Verdict, console: Console) -> None:
     if verdict.estimate is not None:
         e = verdict.estimate
         console.print(
-            f"estimate: {e.summary or f'~{e.duration_s:g} s'} wall time, {e.gpu_s:g} GPU-seconds, "
-            f"peak memory {e.peak_memory_mb} MB"
+            f"estimate: {e.summary or f'about {duration_text(e.duration_s)}'} wall time, "
+            + (f"{duration_text(e.gpu_s)} on the GPU, " if e.gpu_s else "")
+            + f"peak memory {e.peak_memory_mb} MB"
         )
-    status = "[green]approved[/]" if verdict.ok else f"[red]rejected[/] ({len(verdict.errors)} error(s))"
-    console.print(f"verdict: {status}, {len(verdict.warnings)} warning(s)")
+    errors, warnings = len(verdict.errors), len(verdict.warnings)
+    status = "[green]approved[/]" if verdict.ok else f"[red]rejected[/] ({errors} error{'s' * (errors != 1)})"
+    console.print(f"verdict: {status}, {warnings} warning{'s' * (warnings != 1)}")
 
 
 def evaluate_command(settings: Settings, file: Path, *, live: bool = False) -> int:

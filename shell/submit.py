@@ -17,13 +17,14 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 
 from conversation.admission import admit
 from conversation.services import build_services, close_services
-from shell.client import STOPPED, api_url, completed_share
+from shell.client import STOPPED, api_url, completed_share, stopped_text
 from spinbot.errorcodes import CODES
 from spinbot.errors import Problem, SpinbotError, outage
 from spinbot.graph import Graph
 from spinbot.graphstate import validate_structure
 from spinbot.queue import TERMINAL_JOB, JobQueue
 from spinbot.settings import Settings
+from spinbot.units import size_text
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,10 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *
                 if ev.type == "job":
                     done = ev.data.get("progress", 0.0)
                     if ev.data["status"] in STOPPED:
+                        reached = max(bars.tasks[job_bar].completed, done)
                         done = completed_share(weights, status)
+                        console.print(escape(f"job {stopped_text(ev.data['status'], done, reached, status)}"),
+                                      highlight=False)
                     bars.update(job_bar, completed=done, status=ev.data["status"])
                     if ev.data["status"] in TERMINAL_JOB:
                         final = ev.data
@@ -189,6 +193,4 @@ def _summary(console: Console, st: Any, final: dict[str, Any], base: str = "") -
 
 
 def _size(n: Any) -> str:
-    if not isinstance(n, int | float):
-        return "size unknown"
-    return f"{n / 1024:.0f} KB" if n < 1024 * 1024 else f"{n / (1024 * 1024):.1f} MB"
+    return size_text(n) if isinstance(n, int | float) else "size unknown"

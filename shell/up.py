@@ -93,18 +93,23 @@ class Child:
             self.proc.wait()
 
 
-def run_up(settings: Settings) -> None:
-    """Supervise the API and both executors until SIGINT/SIGTERM.
+def child_args(verbose: bool) -> list[tuple[str, ...]]:
+    """The `spinbot` subcommands `up` runs: the API and an executor per plane, with -v when `up` has it."""
+    return [(*args, "-v") if verbose else args for args in CHILDREN]
+
+
+def run_up(settings: Settings, *, verbose: bool = False) -> None:
+    """Supervise the API and both executors until SIGINT/SIGTERM; `verbose` runs them with -v (every log line).
 
     Refused at once (spinbot.runtime.UpRefused, before anything starts) when another `spinbot up` runs from
     this data directory, or when the API's port is taken.
     """
     with this_directory(settings):
         check_port(settings.host, settings.port)
-        _supervise(settings)
+        _supervise(settings, verbose)
 
 
-def _supervise(settings: Settings) -> None:
+def _supervise(settings: Settings, verbose: bool) -> None:
     stopping = False
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -137,7 +142,7 @@ def _supervise(settings: Settings) -> None:
             SPINBOT_HOST=settings.host,  # --host and --port reach the API process
             SPINBOT_PORT=str(settings.port),
         )
-        children = [Child(args, env) for args in CHILDREN]
+        children = [Child(args, env) for args in child_args(verbose)]
         for c in children:
             c.start()
         _banner(settings, embedded, redis_url, database_url, model)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
-from spinbot.manifest import CostFeature, Estimate, MergedManifest, ServiceSpec
+from spinbot.manifest import CostFeature, Estimate, MergedManifest, OutputSize, ServiceSpec
 
 #: Share of the declared duration that does not grow with the feature (start-up, model load).
 FIXED = 0.2
@@ -31,6 +31,9 @@ K_FEW, K_MANY, MIN_RUNS = 2.0, 0.5, 3
 #: Runs per key a fit uses (the newest).
 MAX_RUNS = 50
 MIN_SECONDS = 1e-3
+#: Characters a spoken word takes in text (English prose, the space and punctuation included; the embedded
+#: model's scripts ran ~6.3): how speech seconds are predicted from a text's length before it is spoken.
+CHARS_PER_WORD = 6.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,57 @@ def feature_value(feature: CostFeature, params: Mapping[str, Any], outputs: Mapp
         where, _, name = path.partition(".")
         source = params if where == "params" else (outputs or {})
         got = measure(source.get(name))
+        if got is None:
+            return None
+        product *= got
+    return product
+
+
+def _planned(path: str, spec: ServiceSpec, params: Mapping[str, Any],
+             predicted: Mapping[str, Mapping[str, float]]) -> float | None:
+    """A `params.X` or `params.X.OUTPUT` path's value before the run: a literal's measure, a reference's
+    upstream prediction, else the param's schema default."""
+    _, _, rest = path.partition(".")
+    name, _, output = rest.partition(".")
+    value = params.get(name, spec.params.get("properties", {}).get(name, {}).get("default"))
+    if isinstance(value, dict) and "$node" in value:
+        return predicted.get(str(value["$node"]), {}).get(output or str(value.get("output")))
+    return measure(value) if not output else None
+
+
+def _size(rule: OutputSize, spec: ServiceSpec, params: Mapping[str, Any],
+          predicted: Mapping[str, Mapping[str, float]]) -> float | None:
+    of = [_planned(p, spec, params, predicted) for p in rule.of]
+    per = [_planned(p, spec, params, predicted) for p in rule.per]
+    if any(v is None for v in of) or any(not v for v in per):
+        return None
+    return rule.scale * math.prod(v or 0.0 for v in of) / math.prod(v or 1.0 for v in per)
+
+
+def predict_outputs(
+    nodes: Iterable[tuple[str, ServiceSpec | None, Mapping[str, Any]]],
+) -> dict[str, dict[str, float]]:
+    """Each node's outputs that its service `predicts` (OutputSize) from its params and the predictions
+    upstream, for (node id, spec, params) in topological order: {node: {output: value}}; unknown ones left out."""
+    predicted: dict[str, dict[str, float]] = {}
+    for nid, spec, params in nodes:
+        if spec is None:
+            continue
+        got = {out: v for out, rule in spec.predicts.items() if (v := _size(rule, spec, params, predicted)) is not None}
+        if got:
+            predicted[nid] = got
+    return predicted
+
+
+def planned_feature(spec: ServiceSpec, params: Mapping[str, Any],
+                    predicted: Mapping[str, Mapping[str, float]], node: str) -> float | None:
+    """The primary feature before the run: literal params measured, references and outputs from `predicted`."""
+    if not spec.features:
+        return None
+    product = 1.0
+    for path in spec.features[0].of:
+        where, _, name = path.partition(".")
+        got = predicted.get(node, {}).get(name) if where == "outputs" else _planned(path, spec, params, predicted)
         if got is None:
             return None
         product *= got

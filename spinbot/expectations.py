@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from spinbot.checks import Check, checks_of, find
+from spinbot.units import duration_text
 
 #: Speaking pitch that separates typical adult male (85-155 Hz) from female (165-255 Hz) voices
 #: (Titze, Principles of Voice Production, 1994); tts.synthesize maps a voice sample with the same line.
@@ -100,10 +101,6 @@ def label(node: Mapping[str, Any]) -> str:
     return str(node.get("name") or node.get("id"))
 
 
-def seconds(x: float) -> str:
-    return f"{x:.1f} s" if x < 10 else f"{x:.0f} s"
-
-
 def content_types(node: Mapping[str, Any]) -> list[str]:
     out = []
     for value in (node.get("output") or {}).values():
@@ -169,7 +166,7 @@ def length_finding(node: Mapping[str, Any], nodes: list[Mapping[str, Any]], expe
         return None
     what = "video" if "talking_video" in expect.get("deliverables", []) else "speech"
     cause = narration_cause(nodes, expect, planned)
-    return Finding("miss", f"the {what} is {seconds(float(got.value))}, not {seconds(want)}"
+    return Finding("miss", f"the {what} is {duration_text(float(got.value))}, not {duration_text(want)}"
                    + (f": {cause}" if cause else ""), node.get("id"), "duration_s")
 
 

@@ -35,6 +35,18 @@ class CostFeature(_Model):
     typical: float = Field(gt=0)
 
 
+class OutputSize(_Model):
+    """What an output will measure, known before the run from the node's params: `scale` x the product of the
+    values at `of` / the product of the values at `per` (measured as CostFeature's are; a missing param is its
+    schema default). A path into a data reference reads the upstream node's own prediction: `params.text` its
+    output of that name, `params.audio.duration_s` its output `duration_s`. E.g. speech seconds =
+    9.0 x characters of text / words per minute."""
+
+    of: list[str] = Field(min_length=1, description="params.X or params.X.OUTPUT paths whose values multiply")
+    per: list[str] = Field(default_factory=list, description="paths whose values divide")
+    scale: float = Field(gt=0)
+
+
 class RetryPolicy(_Model):
     max_attempts: int = Field(default=3, ge=1)
     backoff_s: float = Field(default=0.5, ge=0)
@@ -57,13 +69,16 @@ class Offer(_Model):
 
     `deliverable` is the intent's name for it (the model's enum, the rules' target, the builder's final step);
     `does` is shown to the model and to users ("read text aloud"); `cues` are regular expressions (any
-    language) that name it in a goal; `output` is the service output that is the deliverable; `base` is the
-    input it transforms (an attached video, or another deliverable's output), empty when it makes something new.
+    language) that name it in a goal; `says` are the verbs that name it too and are followed by the words to
+    speak ("say hello"); `output` is the service output that is the deliverable; `base` is the input it
+    transforms (an attached video, or another deliverable's output), empty when it makes something new.
     """
 
     deliverable: str = Field(pattern=r"^[a-z][a-z_]{1,30}$")
     does: str = Field(min_length=3, max_length=120)
     cues: list[str] = Field(default_factory=list, description="regular expressions naming it in a goal")
+    says: list[str] = Field(default_factory=list, description="regular expressions of the verbs the words to speak "
+                            "follow (\"say: ...\", \"read aloud ...\"); they name the deliverable too")
     output: str
     base: str | None = Field(default=None, description="the input it transforms, e.g. the video to upscale")
     needs: list[str] = Field(default_factory=list, description="optional inputs this deliverable must fill")
@@ -88,6 +103,8 @@ class ServiceSpec(_Model):
     outputs: dict[str, DataType] = Field(default_factory=dict)
     estimate: Estimate
     features: list[CostFeature] = Field(default_factory=list, description="what the run time grows with")
+    predicts: dict[str, OutputSize] = Field(default_factory=dict, description="outputs whose size is known "
+                                            "before the run (a plan's estimate follows them downstream)")
     version: str = Field(default="1", description="bumped when the same params no longer give the same outputs")
     cacheable: bool = Field(default=True, description="false for side effects: never reused from the node cache")
     engine: list[str] = Field(default_factory=list, description="settings that choose the engine behind the "

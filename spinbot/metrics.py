@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import time
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter("spinbot_http_requests_total", "HTTP requests", ["method", "route", "status"])
@@ -19,3 +23,23 @@ SSE_STREAMS = Gauge("spinbot_sse_streams_open", "Open server-sent event streams"
 GPU_MEMORY = Gauge("spinbot_gpu_memory_bytes", "GPU executor device memory", ["device", "kind"])
 EXECUTOR_INFLIGHT = Gauge("spinbot_executor_nodes_running", "Nodes running on this executor", ["plane"])
 JOBS_CURRENT = Gauge("spinbot_jobs_current", "Jobs in Postgres by status (set by the API on scrape)", ["status"])
+GC_PAUSE = Histogram(
+    "spinbot_gc_pause_seconds",
+    "Garbage-collector pauses (the event loop waits them out) by generation",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
+)
+
+
+def watch_gc() -> None:
+    """Time every collection of this process into GC_PAUSE (gc.callbacks); for entrypoints, once."""
+    started = 0.0
+
+    def timed(phase: str, info: dict[str, Any]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = time.perf_counter()
+        else:
+            GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - started)
+
+    gc.callbacks.append(timed)

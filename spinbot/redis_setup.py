@@ -10,6 +10,7 @@ by /health; production mode (SPINBOT_PRODUCTION) refuses to start on it, otherwi
 from __future__ import annotations
 
 import logging
+import socket
 
 import redis.asyncio as aioredis
 
@@ -18,6 +19,22 @@ from spinbot.errors import PermanentError
 log = logging.getLogger(__name__)
 
 SAFE_POLICY = "noeviction"
+
+#: TCP keepalive of the executors' connections: a dead Redis or link is found ~25 s after it went quiet.
+KEEPALIVE = {opt: v for name, v in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 5), ("TCP_KEEPCNT", 3))
+             if (opt := getattr(socket, name, None)) is not None}
+
+
+def executor_client(url: str) -> aioredis.Redis:
+    """The executors' Redis client (str replies). No per-command timeout: redis-py's default 5 s
+    `socket_timeout` wraps every write in `asyncio.wait_for` and every read in a timer, a Task and a timer
+    per command on the hot path. A server or link that dies is found instead by TCP keepalive (KEEPALIVE)
+    and by the health check (PING) before a command on a connection idle for 10 s; a server that hangs
+    stops this executor's manifest heartbeat and claim heartbeats, so its entries are reclaimed elsewhere."""
+    if url.startswith(("redis://", "rediss://")):
+        return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10, socket_timeout=None,
+                                       socket_keepalive=True, socket_keepalive_options=KEEPALIVE)
+    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=10, socket_timeout=None)
 
 
 class UnsafeSetup(PermanentError):

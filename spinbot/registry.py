@@ -17,6 +17,7 @@ from spinbot.manifest import (
     CostFeature,
     Estimate,
     Offer,
+    OutputSize,
     PlaneManifest,
     RetryPolicy,
     ServiceSpec,
@@ -49,6 +50,7 @@ class Service:
     duration_s: float = 1.0
     memory_mb: int = 0
     features: tuple[CostFeature, ...] = ()
+    predicts: dict[str, OutputSize] = field(default_factory=dict)  # outputs' sizes known before the run
     version: str = "1"
     cacheable: bool = True
     engine: tuple[str, ...] = ()  # Settings fields whose values choose the engine (part of the node cache key)
@@ -78,6 +80,7 @@ class Service:
             outputs=self.outputs,
             estimate=Estimate(duration_s=self.duration_s, memory_mb=self.memory_mb),
             features=list(self.features),
+            predicts=self.predicts,
             version=self.version,
             cacheable=self.cacheable,
             engine=list(self.engine),

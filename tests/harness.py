@@ -11,6 +11,7 @@ from executors.core import Executor
 from executors.manifests import registry
 from spinbot import constants as C
 from spinbot.artifacts import LocalStore
+from spinbot.redis_setup import executor_client
 from spinbot.registry import Registry
 from spinbot.settings import Settings
 from spinbot.store import Store
@@ -33,7 +34,7 @@ class InProcess:
         reg = registry(plane)  # type: ignore[arg-type]
         if services:
             reg = Registry(plane, [*reg.services.values(), *services])  # type: ignore[arg-type]
-        client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)  # type: ignore[arg-type]
+        client = executor_client(settings.redis_url)  # type: ignore[arg-type]
         self.clients.append(client)
         ex = Executor(settings, plane, reg, client, self.store, LocalStore(settings.artifacts_dir),  # type: ignore[arg-type]
                       device=self.device if plane == "gpu" else None)

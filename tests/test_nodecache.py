@@ -155,9 +155,8 @@ async def test_the_middleware_adapter_answers_a_second_node_from_the_cache(store
     def step(job: str) -> Any:
         node = SimpleNamespace(id="say", params={"text": "hello"})
         run = SimpleNamespace(parsed=SimpleNamespace(owner="alice"), graph=SimpleNamespace(metadata={}), job_id=job,
-                              resolve_inputs=lambda n: dict(n.params), emit=emit,
-                              ex=SimpleNamespace(settings=SimpleNamespace(tts_url=None, tts_model="f5-tts")))
-        return SimpleNamespace(run=run, node=node, service=service)
+                              emit=emit, ex=SimpleNamespace(settings=SimpleNamespace(tts_url=None, tts_model="f5-tts")))
+        return SimpleNamespace(run=run, node=node, service=service, resolved=dict(node.params))
 
     async def handler(s: Any) -> dict[str, Any]:
         return {"ran_in": s.run.job_id}

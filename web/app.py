@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conversation import turns
 from conversation.services import Services, build_services, close_services
 from planner.agent import state_graph
+from spinbot import metrics as M
 from spinbot.capabilities import declared_manifest
 from spinbot.errors import Problem
 from spinbot.metrics import HTTP_REQUESTS
@@ -137,20 +138,31 @@ class UIRoute(APIRoute):
 def _mount_ui(app: FastAPI) -> None:
     root = STATIC_DIR.resolve()
 
-    async def ui(path: str) -> Response:
+    async def ui(path: str, request: Request) -> Response:
         target = (root / path).resolve()
         if path and target.is_file() and target.is_relative_to(root):
             return FileResponse(target)
         first = path.strip("/").split("/", 1)[0]
-        if first in UI_PAGES and not path.startswith(("api/", "v1/")):
+        page = first in UI_PAGES and not path.startswith(("api/", "v1/"))
+        # A browser that opens a mistyped page gets the UI's own "page not found" (status 404), not problem+json.
+        browsing = not path.startswith(("api/", "v1/")) and _prefers_html(request.headers.get("accept", ""))
+        if page or browsing:
             index = root / "index.html"
             if not index.is_file():
                 raise Problem("no_ui", "the web UI is not installed (web/static/index.html is missing)",
                               hint="use the API (/docs) or reinstall Spinbot")
-            return FileResponse(index, headers={"Cache-Control": "no-cache"})
+            return FileResponse(index, status_code=200 if page else 404, headers={"Cache-Control": "no-cache"})
         raise Problem("not_found", f"/{path} does not exist", hint="see /docs for the API's routes")
 
     app.router.add_api_route("/{path:path}", ui, methods=["GET"], include_in_schema=False, route_class_override=UIRoute)
+
+
+def _prefers_html(accept: str) -> bool:
+    """Whether an Accept header asks for a page (a browser's navigation: text/html before any JSON)."""
+    kinds = [part.split(";", 1)[0].strip().lower() for part in accept.split(",")]
+    html = kinds.index("text/html") if "text/html" in kinds else None
+    json_at = min((i for i, k in enumerate(kinds) if k.endswith("json")), default=None)
+    return html is not None and (json_at is None or html < json_at)
 
 
 def bind_host(settings: Settings) -> tuple[str, str | None]:
@@ -174,6 +186,7 @@ def serve(settings: Settings) -> None:
     app = create_app(settings)
     warm_up()
     gc.freeze()  # as the executors do: start-up objects (imports, the planner's graph) leave the collector's view
+    M.watch_gc()
     config = uvicorn.Config(app, host=host, port=settings.port, ws="none", log_config=None,
                             timeout_graceful_shutdown=5, proxy_headers=True)
     StreamClosingServer(config).run()

@@ -20,6 +20,7 @@ from starlette.datastructures import UploadFile
 from conversation.services import Services
 from spinbot.constants import upload_key
 from spinbot.errors import Problem, not_found
+from spinbot.units import kind_text
 from web.decode import HINT, Decoded, Refused, decode
 from web.limits import MB, too_large
 
@@ -42,7 +43,7 @@ class AttachmentIn(BaseModel):
 def kind_of(content_type: str) -> str:
     kind = KINDS.get(content_type.split("/", 1)[0].lower())
     if kind is None:
-        raise Problem("unsupported_attachment", f"attachments of type {content_type} are not supported")
+        raise Problem("unsupported_attachment", f"{kind_text(content_type)} cannot be attached")
     return kind
 
 

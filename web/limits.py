@@ -14,24 +14,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spinbot.errors import Problem
 from spinbot.text import BadText, first_bad
+from spinbot.units import MB, size_text
 from web.jsondepth import too_deep
 from web.problems import PROBLEM_TYPE, problem_body
-
-MB = 1024 * 1024
 
 
 def too_large(what: str, size: float, limit: float, *, setting: str = "SPINBOT_MAX_ATTACHMENT_MB",
               at_least: bool = False) -> Problem:
     """413 saying how large `what` is (or that it is over, when its size is not known: at_least), the limit
     (in the detail and as `limit_mb`) and what to do. Sizes in bytes."""
-    size_text = f"over {_size(limit)}" if at_least else _size(size)
-    return Problem("too_large", f"{what} is {size_text}; the limit is {_size(limit)}",
+    shown = f"over {size_text(limit)}" if at_least else size_text(size)
+    return Problem("too_large", f"{what} is {shown}; the limit is {size_text(limit)}",
                    limit_mb=round(limit / MB, 3),
                    hint=f"send less (smaller or fewer attachments), or raise the server's {setting} setting")
-
-
-def _size(n: float) -> str:
-    return f"{n / MB:.1f} MB" if n >= MB / 10 else f"{n / 1024:.0f} KB"
 
 
 class BodyTooLarge(Exception):

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from conversation.chat import ChatEvent
+from spinbot.units import estimate_text
 
 
 class Chunks:
@@ -95,7 +96,7 @@ class Narrator:
                 nodes = d.get("graph", {}).get("nodes", [])
                 chain = " → ".join(n.get("service", "?") for n in nodes)
                 est = (d.get("evaluation") or {}).get("estimate") or {}
-                extra = f" (about {est['duration_s']:.0f} s)" if est.get("duration_s") is not None else ""
+                extra = f" ({estimate_text(est)})" if est.get("duration_s") is not None else ""
                 return f"Plan: {chain}{extra}\n", f"Plan ready: {len(nodes)} steps"
             case "job":
                 status, pct = d.get("status"), float(d.get("progress") or 0) * 100

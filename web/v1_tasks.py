@@ -12,6 +12,7 @@ import orjson
 from spinbot.errors import SpinbotError
 from spinbot.llm import reachable, structured_chat
 from spinbot.settings import Settings
+from spinbot.units import shorten
 from web.v1_request import attached_files
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def rule_title(history: str) -> str:
     while (stripped := _LEADING.sub("", text, count=1)) != text and stripped:
         text = stripped
     title = " ".join(text.split()[:5]).rstrip(".,;:!?")
-    return (title[:1].upper() + title[1:])[:60] if title else "Spinbot chat"
+    return shorten(title[:1].upper() + title[1:], 60) if title else "Spinbot chat"
 
 
 def _tight(kind: str) -> tuple[str, dict[str, Any], int]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from spinbot import estimates
 from spinbot.checks import Check, find
 from spinbot.errors import SpinbotError
 from spinbot.llm import (
@@ -23,7 +24,7 @@ from spinbot.llm import (
     prompt_tokens_for,
     structured_chat,
 )
-from spinbot.manifest import ConstraintCheck, CostFeature, Offer, RetryPolicy
+from spinbot.manifest import ConstraintCheck, CostFeature, Offer, OutputSize, RetryPolicy
 from spinbot.prompts import render
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -247,6 +248,7 @@ def refine_script(p: ScriptParams, found: list[Check]) -> tuple[dict[str, Any], 
     duration_s=20.0,
     memory_mb=0,
     features=(CostFeature(name="seconds of narration", of=["params.duration_s"], typical=30),),
+    predicts={"narration": OutputSize(of=["params.duration_s"], scale=WPM / 60 * estimates.CHARS_PER_WORD)},
     engine=("ollama_model",),  # the engine these choose is part of the node cache key
     deterministic=False,  # a model samples: a regenerate asks it again (spinbot.nodecache)
     retry=RetryPolicy(max_attempts=3, backoff_s=2.0),

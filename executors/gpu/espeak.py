@@ -11,6 +11,7 @@ from functools import cache
 import numpy as np
 
 from spinbot.errors import EngineUnavailable, PermanentError
+from spinbot.languages import display_name
 
 # espeak_AUDIO_OUTPUT, espeak_PARAMETER, espeak_POSITION_TYPE and flags from speak_lib.h.
 AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -93,7 +94,10 @@ def synthesize(
     with _LOCK:
         es.lib.espeak_SetSynthCallback(callback)
         if es.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
-            raise PermanentError(f"eSpeak has no voice {voice!r}", hint="use a language code such as en, de, fr")
+            language = voice.split("+")[0]
+            raise PermanentError(f"eSpeak NG has no {display_name(language)} voice ({voice!r})",
+                                 hint="eSpeak NG speaks about 100 languages (`espeak-ng --voices` lists them); "
+                                      "for another, configure a TTS server that speaks it (SPINBOT_TTS_URL)")
         es.lib.espeak_SetParameter(PARAM_RATE, int(wpm), 0)
         es.lib.espeak_SetParameter(PARAM_PITCH, int(pitch), 0)
         es.lib.espeak_SetParameter(PARAM_VOLUME, 100, 0)

@@ -17,10 +17,11 @@ from PIL import Image
 from executors.gpu import speechcheck, voice
 from executors.gpu.common import fetch, in_thread, scratch
 from executors.gpu.draw import MOUTH
-from executors.gpu.media import envelope, load_audio, probe
+from executors.gpu.media import envelope, even, load_audio, probe
 from spinbot.checks import Check, measured, not_checked
 from spinbot.registry import Checker
 from spinbot.task import TaskContext
+from spinbot.units import duration_text
 
 RATE = speechcheck.RATE
 #: Speech quieter than this (active level, dBFS) is hard to hear on a phone's speaker.
@@ -84,7 +85,8 @@ def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[
         return not_checked("words", f"the speech recogniser knows English only, the text is in {language!r}")
     seconds, count = len(x) / RATE, len(speechcheck.words(text))
     if wpm and seconds > 0 and not RATE_SHARE[0] <= count / seconds * 60 / wpm <= RATE_SHARE[1]:
-        return Check("words", 0.0, "", False, f"the speech does not fit the text: {seconds:.1f} s for {count} words "
+        return Check("words", 0.0, "", False, f"the speech does not fit the text: {duration_text(seconds)} for "
+                     f"{count} words "
                      f"is {count / seconds * 60:.0f} words a minute, {wpm} were asked")
     m = speechcheck.listen(x, RATE, text, should_stop)
     if speechcheck.heard(m):
@@ -102,7 +104,7 @@ def speech_checks(path: Path, text: str, language: str, should_stop: Callable[[]
     """duration_s, loudness_dbfs, pitch_hz and words of a speech file that should say `text` (at `wpm`)."""
     x = load_audio(path, RATE)
     duration = len(x) / RATE
-    out = [Check("duration_s", round(duration, 2), "s", None, f"{duration:.1f} s of speech")]
+    out = [Check("duration_s", round(duration, 2), "s", None, f"{duration_text(duration)} of speech")]
     out += measured("loudness_dbfs", lambda: loudness(x, RATE))
     sample = x[: int(PITCH_S * RATE)]
     out += measured("pitch_hz", lambda: Check("pitch_hz", round(voice.median_pitch_hz(sample, RATE)), "Hz", None,
@@ -151,8 +153,8 @@ def still_check(diff: np.ndarray, fps: float, duration: float) -> Check:
     still = longest_still(change, fps) if len(diff) else duration
     limit = max(STILL_S, STILL_SHARE * duration)
     ok = still <= limit
-    detail = (f"the picture changes throughout (longest still stretch {still:.1f} s)" if ok else
-              f"the picture is frozen for {still:.1f} s of {duration:.1f} s")
+    detail = (f"the picture changes throughout (longest still stretch {duration_text(still)})" if ok else
+              f"the picture is frozen for {duration_text(still)} of {duration_text(duration)}")
     return Check("still_s", round(still, 2), "s", ok, detail)
 
 
@@ -183,7 +185,8 @@ def video_checks(path: Path, *, mouth: bool) -> list[Check]:
     """duration_s, audio_stream, still_s and (for a talking portrait) mouth_sync of a video file."""
     info = probe(path)
     out = [Check("duration_s", round(info.duration_s, 2), "s", None,
-                 f"{info.duration_s:.1f} s, {info.frames} frames at {info.fps:g} fps, {info.width}x{info.height}")]
+                 f"{duration_text(info.duration_s)}, {info.frames} frames at {info.fps:g} fps, "
+                 f"{info.width}x{info.height}")]
     out.append(Check("audio_stream", info.has_audio, "", info.has_audio,
                      "an audio stream is present" if info.has_audio else "the video has no audio stream"))
     got: dict[str, Any] = {}
@@ -219,6 +222,29 @@ def video_checker(output: str, *, mouth: bool) -> Checker:
             return await in_thread(video_checks, path, mouth=mouth)
 
     return check_video
+
+
+def upscale_checks(source: Path, made: Path, factor: int) -> list[Check]:
+    """size (the source's times `factor`, rounded to even as the encoder needs), duration_s (the source's,
+    within a frame), audio_stream (kept when the source had one) and still_s of an upscaled video."""
+    src, out = probe(source), probe(made)
+    want = (even(src.width * factor), even(src.height * factor))
+    sized = (out.width, out.height) == want
+    checks = [Check("size", f"{out.width}x{out.height}", "px", sized,
+                    f"{out.width}x{out.height} pixels, {factor}x the source's {src.width}x{src.height}" if sized else
+                    f"{out.width}x{out.height} pixels, not {want[0]}x{want[1]} ({factor}x the source's "
+                    f"{src.width}x{src.height})")]
+    frame = 1 / max(src.fps, 1.0)
+    kept = abs(out.duration_s - src.duration_s) <= frame + 1e-6
+    checks.append(Check("duration_s", round(out.duration_s, 2), "s", kept,
+                        f"{out.duration_s:.1f} s, as long as the source" if kept else
+                        f"{out.duration_s:.1f} s, but the source is {src.duration_s:.1f} s"))
+    audio_ok = out.has_audio or not src.has_audio
+    checks.append(Check("audio_stream", out.has_audio, "", audio_ok,
+                        "the source's audio is kept" if src.has_audio and out.has_audio else
+                        "the source has no audio" if not src.has_audio else "the source's audio was lost"))
+    checks += measured("still_s", lambda: still_check(frame_changes(grey_frames(made)[0]), out.fps, out.duration_s))
+    return checks
 
 
 # ---- images ------------------------------------------------------------------------------------

@@ -102,6 +102,11 @@ class VideoInfo:
     has_audio: bool
 
 
+def even(n: int) -> int:
+    """n rounded down to an even number (H.264 in yuv420p needs even sizes)."""
+    return n - n % 2
+
+
 def probe(path: Path) -> VideoInfo:
     """Size, rate, frame count (counted when the container does not say) and audio presence."""
     import av

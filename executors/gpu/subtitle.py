@@ -10,12 +10,13 @@ from pydantic import BaseModel, Field
 
 from executors.gpu import device
 from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
-from executors.gpu.media import VideoWriter, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
-from executors.gpu.video import Captions, batcher, cues, even, fit_into
+from executors.gpu.media import VideoWriter, even, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
+from executors.gpu.video import Captions, batcher, cues, fit_into
 from spinbot.errors import PermanentError
 from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
+from spinbot.units import duration_text
 
 
 class SubtitleParams(BaseModel):
@@ -99,5 +100,5 @@ async def subtitle(ctx: TaskContext, p: SubtitleParams) -> dict[str, Any]:
         await ctx.progress(0.01, "burning subtitles in")
         duration = await in_thread(subtitle_builtin, src, p.text, out, Reporter(ctx))
         video = await ctx.put_artifact("subtitled.mp4", out, "video/mp4")
-    await ctx.progress(1.0, f"{duration:.1f} s")
+    await ctx.progress(1.0, duration_text(duration))
     return {"video": video}

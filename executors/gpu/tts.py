@@ -22,11 +22,13 @@ from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scra
 from executors.gpu.media import load_audio, write_wav
 from spinbot.checks import Check, find
 from spinbot.errors import PermanentError, SpinbotError
+from spinbot.estimates import CHARS_PER_WORD
 from spinbot.expectations import FEMALE_FROM_HZ
-from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
+from spinbot.manifest import Attachable, CostFeature, Offer, OutputSize, RetryPolicy
 from spinbot.registry import service
 from spinbot.settings import Settings
 from spinbot.task import TaskContext
+from spinbot.units import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -286,16 +288,17 @@ def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str
     duration_s=3.0,
     memory_mb=200,
     features=(CostFeature(name="chars", of=["params.text"], typical=450),),
+    predicts={"duration_s": OutputSize(of=["params.text"], per=["params.speed"], scale=60 / CHARS_PER_WORD)},
     engine=("tts_url", "tts_model"),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=1.0),
     timeout_s=900,
     probe=probe,
     offers=(Offer(
         deliverable="speech", does="read text aloud (text to speech, female or male voice)", output="audio",
-        cues=[r"say|says|saying|said|talk|talks|read (?:it |this |that )?(?:aloud|out)|recite|speak|speaks|pronounce|"
-              r"narrate|"
+        says=[r"say|says|saying|read|reads|recite|speak|speaks|pronounce"],
+        cues=[r"said|talk|talks|read (?:it |this |that )?(?:aloud|out)|narrate|"
               r"voice[- ]?over|text[- ]to[- ]speech|tts|aloud|out loud|audio|speech|spoken|voice (?:message|note)|"
-              r"read|reads|mp3|wav|podcast|audiobook|audio ?book|announcement|voicemail|ringtone",
+              r"mp3|wav|podcast|audiobook|audio ?book|announcement|voicemail|ringtone",
               r"lis|lire|dis|dire|prononce|à voix haute|a voix haute|à haute voix",  # fr
               r"lies|vorlesen|lies vor|sag|sage|sprich|laut",  # de
               r"lee|leer|di|decir|en voz alta|pronuncia",  # es
@@ -325,5 +328,5 @@ async def synthesize(ctx: TaskContext, p: TTSParams) -> dict[str, Any]:
             raise PermanentError("the TTS engine produced no audio", hint="check the text and the language code")
         audio = await ctx.put_artifact("speech.wav", out, "audio/wav")
     await ctx.log(f"tts voice: {spoken.voice_match}")
-    await ctx.progress(1.0, f"{spoken.duration_s:.1f} s of speech")
+    await ctx.progress(1.0, f"{duration_text(spoken.duration_s)} of speech")
     return {"audio": audio, "duration_s": round(spoken.duration_s, 3), "voice_match": spoken.voice_match}

@@ -8,10 +8,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from executors.gpu import device
+from executors.gpu import device, measure
 from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
-from executors.gpu.media import VideoWriter, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
-from executors.gpu.video import batcher, even
+from executors.gpu.media import VideoWriter, even, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
+from executors.gpu.video import batcher
+from spinbot.checks import Check
 from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -110,6 +111,14 @@ def upscale_builtin(src: Path, out: Path, factor: int, method: str, report: Repo
     return w, h, done
 
 
+async def check_upscale(ctx: TaskContext, p: UpscaleParams, out: dict[str, Any]) -> list[Check]:
+    """The upscaled video's size against the source's times the factor, its length, audio and stillness."""
+    async with scratch(ctx) as tmp:
+        source = await fetch(ctx, p.video, tmp, "source")
+        made = await fetch(ctx, out["video"], tmp, "upscaled")
+        return await in_thread(measure.upscale_checks, source, made, p.factor)
+
+
 @service(
     "video.upscale",
     planes=["gpu"],
@@ -131,6 +140,9 @@ def upscale_builtin(src: Path, out: Path, factor: int, method: str, report: Repo
                         r"(?:upgrad|increas|improv|rais|boost)\w* (?:the )?(?:video )?resolution|"
                         r"resolution (?:\w+ ){0,4}(?:upgraded|increased|improved|raised|boosted)"]),),
     attachable={"video": Attachable(role="the video to upscale")},
+    version="2",  # 2: outputs carry their checks
+    checks=check_upscale,
+    measures=("size", "duration_s", "audio_stream", "still_s"),
 )
 async def upscale(ctx: TaskContext, p: UpscaleParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:

@@ -21,6 +21,7 @@ from executors.gpu.media import (
     VideoInfo,
     VideoWriter,
     envelope,
+    even,
     from_tensor,
     load_audio,
     probe,
@@ -32,9 +33,10 @@ from executors.gpu.media import (
 )
 from spinbot.errors import PermanentError
 from spinbot.images import ImageRefused, load_image
-from spinbot.manifest import Attachable, CostFeature, Offer, RetryPolicy
+from spinbot.manifest import Attachable, CostFeature, Offer, OutputSize, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
+from spinbot.units import duration_text
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,6 @@ PIXELS_PER_BATCH = 8_000_000
 
 def batcher(width: int, height: int, most: int = 32) -> Batcher:
     return Batcher(max(1, min(most, PIXELS_PER_BATCH // (width * height))))
-
-
-def even(n: int) -> int:
-    return n - n % 2
 
 
 # ---- video.animate_portrait ----------------------------------------------------------------------
@@ -203,6 +201,8 @@ async def playable_mp4(video: Path, audio: Path, tmp: Path) -> Path:
     duration_s=20.0,
     memory_mb=1500,
     features=(CostFeature(name="frames", of=["outputs.frames"], typical=750),),
+    predicts={"frames": OutputSize(of=["params.audio.duration_s", "params.fps"], scale=1.0),
+              "duration_s": OutputSize(of=["params.audio.duration_s"], scale=1.0)},
     engine=("comfyui_url",),  # the engine these choose is part of the node cache key
     retry=RetryPolicy(max_attempts=2, backoff_s=2.0),
     timeout_s=3600,
@@ -239,7 +239,7 @@ async def animate_portrait(ctx: TaskContext, p: AnimateParams) -> dict[str, Any]
                           f"{FOUND_BY.get(mouth['found_by'], mouth['found_by'])}")
         info = await in_thread(probe, out)
         video = await ctx.put_artifact("talking.mp4", out, "video/mp4")
-    await ctx.progress(1.0, f"{info.frames} frames, {info.duration_s:.1f} s")
+    await ctx.progress(1.0, f"{info.frames} frames, {duration_text(info.duration_s)}")
     return {"video": video, "frames": info.frames, "duration_s": round(info.duration_s, 3), "mouth": mouth}
 
 
@@ -436,5 +436,5 @@ async def compose(ctx: TaskContext, p: ComposeParams) -> dict[str, Any]:
         await ctx.progress(0.01, f"composing {len(clips)} clip(s)")
         duration = await in_thread(compose_builtin, clips, audio, p.subtitles, tmp, out, Reporter(ctx))
         video = await ctx.put_artifact("composed.mp4", out, "video/mp4")
-    await ctx.progress(1.0, f"{duration:.1f} s")
+    await ctx.progress(1.0, duration_text(duration))
     return {"video": video}

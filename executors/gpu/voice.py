@@ -24,6 +24,7 @@ from spinbot.errors import PermanentError
 from spinbot.manifest import CostFeature, RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
+from spinbot.units import duration_text
 
 #: The analysis rate: enough for pitch (< 500 Hz) and what the recogniser's 16 kHz model expects.
 ANALYSIS_RATE = 16_000
@@ -256,7 +257,7 @@ def prepare_sample(path: Path, text: str, tmp: Path, report: Reporter) -> tuple[
     report(0.05, "decoding and trimming the sample", force=True)
     sample = analyse(path, text, tmp)
     f = sample.features
-    report(0.3, f"{f.duration_s:.1f} s of speech, pitch {f.pitch_hz:.0f} Hz, {f.wpm:.0f} wpm", force=True)
+    report(0.3, f"{duration_text(f.duration_s)} of speech, pitch {f.pitch_hz:.0f} Hz, {f.wpm:.0f} wpm", force=True)
     report.check()
     match = speechcheck.check(sample.speech, ANALYSIS_RATE, text, should_stop=lambda: report.ctx.cancelled)
     report.check()
@@ -306,5 +307,6 @@ async def prepare(ctx: TaskContext, p: PrepareParams) -> dict[str, Any]:
         sample = await fetch(ctx, p.audio, tmp, "sample")
         out, features = await in_thread(prepare_sample, sample, p.text, tmp, Reporter(ctx))
         voice = await ctx.put_artifact("voice.wav", out, "audio/wav")
-    await ctx.progress(1.0, f"voice prepared: {features['duration_s']:.1f} s, pitch {features['pitch_hz']:.0f} Hz")
+    await ctx.progress(1.0, f"voice prepared: {duration_text(features['duration_s'])}, "
+                            f"pitch {features['pitch_hz']:.0f} Hz")
     return {"voice": voice, "features": features}

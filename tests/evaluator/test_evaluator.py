@@ -66,19 +66,24 @@ def test_approves_the_talking_head_and_normalises(manifest: MergedManifest) -> N
     assert [n.plane for n in v.graph.nodes] == ["control", "gpu", "gpu", "gpu", "control"]
     weights = [n.progress_weight or 0 for n in v.graph.nodes]
     assert sum(weights) == pytest.approx(1.0, abs=1e-4)
-    assert weights[3] == max(weights)  # animation dominates the estimate
     assert v.estimate is not None
+    by_node = v.estimate.by_node
+    assert weights == pytest.approx([by_node[n.id] / sum(by_node.values()) for n in v.graph.nodes], abs=1e-4)
     d = {k: s.estimate.duration_s for k, s in manifest.services.items()}
-    # script -> (tts, img serialised on the gpu plane) -> anim -> publish, at the declared durations
-    gpu = d["tts.synthesize"] + d["image.render"] + d["video.animate_portrait"]
-    assert v.estimate.duration_s == pytest.approx(d["llm.generate_script"] + gpu + d["artifact.publish"], abs=1e-3)
-    on_gpu = sum(d[k] for k in ("tts.synthesize", "image.render", "video.animate_portrait") if manifest.services[k].gpu)
+    # at their typical sizes: the script (30 s of narration by default), the picture, the publish
+    assert [by_node[k] for k in ("script", "img", "pub")] == pytest.approx(
+        [d["llm.generate_script"], d["image.render"], d["artifact.publish"]], abs=1e-3)
+    # the speech and the video are sized by the words the 30 s script will have (predicted), not typical ones
+    assert by_node["tts"] != pytest.approx(d["tts.synthesize"]) and by_node["anim"] > by_node["tts"]
+    # script -> (tts, img serialised on the gpu plane) -> anim -> publish
+    assert v.estimate.duration_s == pytest.approx(sum(by_node.values()), abs=1e-3)
+    on_gpu = sum(by_node[n.id] for n in v.graph.nodes if manifest.services[n.service].gpu)
     assert v.estimate.gpu_s == pytest.approx(on_gpu, abs=1e-3)
     assert v.estimate.peak_memory_mb == max(s.estimate.memory_mb for s in manifest.services.values()
                                             if s.id in {n["service"] for n in talking_head()["nodes"]})
     assert v.estimate.low_s is not None and v.estimate.high_s is not None
     assert v.estimate.low_s < v.estimate.duration_s < v.estimate.high_s
-    assert v.estimate.summary.startswith("about 45 s (")
+    assert v.estimate.summary.startswith("about 44 s (")
 
 
 def test_planes_run_one_node_at_a_time_but_in_parallel_with_each_other(manifest: MergedManifest) -> None:
@@ -295,3 +300,33 @@ def test_preset_node_state_is_refused(manifest: MergedManifest) -> None:
     g["nodes"][2] |= {"status": "completed", "output": {"image": {"key": "someone-else/face.png", "size": 1}}}
     found = [(f.code, f.node) for f in evaluate(g, manifest).errors]
     assert found == [("preset_state", "img")]
+
+
+def spoken_video(text: dict[str, Any] | str, *, script_s: float | None = None) -> dict[str, Any]:
+    """A talking head speaking `text` (a literal, or a script's narration of `script_s` seconds)."""
+    nodes: list[dict[str, Any]] = [
+        {"id": "tts", "service": "tts.synthesize", "plane": "gpu", "params": {"text": text}},
+        {"id": "img", "service": "image.render", "plane": "gpu", "params": {"prompt": "a presenter"}},
+        {"id": "anim", "service": "video.animate_portrait", "plane": "gpu",
+         "params": {"image": ref("img", "image"), "audio": ref("tts", "audio")}}]
+    if script_s is not None:
+        nodes.insert(0, {"id": "script", "service": "llm.generate_script", "plane": "control",
+                         "params": {"topic": "tides", "duration_s": script_s}})
+    return {"schema": "langgraph.v1", "workflowId": "say", "nodes": nodes, "edges": []}
+
+
+def test_a_longer_text_is_estimated_longer_speech_and_video(manifest: MergedManifest) -> None:
+    sentence = "Tides rise and fall twice a day, pulled by the moon. "
+    short, long = (evaluate(spoken_video(sentence * k), manifest).estimate for k in (1, 17))  # 53 and 901 chars
+    assert short is not None and long is not None
+    # the speech's and the video's run time grow with the words; the picture's does not
+    assert long.by_node["tts"] > 5 * short.by_node["tts"] and long.by_node["anim"] > 2 * short.by_node["anim"]
+    assert long.by_node["img"] == short.by_node["img"]
+    assert long.duration_s > 2 * short.duration_s
+    # before this, a video was estimated at the declared typical length whatever was said (about 23 s here)
+    assert short.summary.startswith("about 8 s") and long.summary.startswith("about 40 s"), (short, long)
+    # a script's length is known at plan time too: a 3-minute narration makes a longer video than a 20-second one
+    brief, lengthy = (evaluate(spoken_video(ref("script", "narration"), script_s=s), manifest).estimate
+                      for s in (20, 180))
+    assert brief is not None and lengthy is not None
+    assert lengthy.by_node["anim"] > 4 * brief.by_node["anim"] and lengthy.by_node["script"] > brief.by_node["script"]

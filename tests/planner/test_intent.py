@@ -46,6 +46,14 @@ def test_replies(goal: str, kind: str) -> None:
         ("Прочитай вслух: доброе утро", "доброе утро", "ru"),
         ("朗读：早上好", "早上好", "zh"),
         ("read aloud «c'est la vie»", "c'est la vie", None),
+        # any language with an ISO 639-1 name (or a common alias) is asked for by "in <name>", even one no voice
+        # speaks (the speaking engine refuses it, saying so); a final "in <language>" is not words to speak
+        ("say good morning in German", "good morning", "de"),
+        ("read this aloud in Yoruba: E kaaaro, se alaafia ni?", "E kaaaro, se alaafia ni?", "yo"),
+        ("say hello world in Klingon", "hello world", "tlh"),
+        ("say 'thank you' in Scottish Gaelic", "thank you", "gd"),
+        ("read this aloud: I grew up in Georgia and sang in a choir", "I grew up in Georgia and sang in a choir", None),
+        ("say 'welcome' in a male voice in Paris style", "welcome", None),
     ],
 )
 def test_read_aloud_speaks_exactly_the_words(goal: str, say: str, language: str | None) -> None:

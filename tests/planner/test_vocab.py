@@ -22,6 +22,7 @@ CLIP = Attachment(id="clip", kind="video", key="u/clip.mp4", name="clip.mp4")
 CLIP2 = Attachment(id="clip2", kind="video", key="u/clip2.mp4", name="clip2.mp4")
 SONG = Attachment(id="song", kind="audio", key="u/song.mp3", name="song.mp3")
 FACE = Attachment(id="face", kind="image", key="u/face.png", name="face.png")
+FACE2 = Attachment(id="face2", kind="image", key="u/face2.png", name="face2.png")
 NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
 ARCHIVE = Attachment(id="archive", kind="json", key="u/data.json", name="data.json")
 
@@ -158,16 +159,34 @@ async def test_a_voice_over_without_a_video_is_speech() -> None:
     ("classify the sentiment of this sentence: 'the soup was cold'", [], "sentiment"),
     ("summarise this and read the summary aloud: 'Rivers carry water to the sea. They also carry mud.'", [],
      "summarise"),
+    # nouns and phrasings of operations people ask for: a summary, a rewrite, a grammar check, a playback speed
+    ("read me a short summary of this in a calm voice: 'Rivers carry water to the sea. They carry mud too.'", [],
+     "summarise"),
+    ("paraphrase this for me and say it: 'the meeting moved to noon'", [], "rewrite"),
+    ("please proofread my paragraph: 'their going too the market'", [], "grammar"),
+    ("turn 'bees make honey' into a longer, more detailed description", [], "expand"),
+    ("play this clip at 2x speed", [CLIP], "speed"),
+    ("search for a photo of the Eiffel Tower", [], "fetch"),
     # a video from a picture with no one speaking sets a picture in motion
     ("make a short promo video from this picture", [FACE], "image-to-video"),
     ("une vidéo de nuages sur une montagne", [], "text-to-video"),
     ("a video based on this description: 'a red kite over a field'", [], "text-to-video"),
+    # a video asked for by what it shows goes with its voice-over: no speech alone is planned instead
+    ("a short film that depicts a storm at sea, with a narration", [], "text-to-video"),
+    ("make one video out of these two photos, song.mp3 as its soundtrack", [FACE, FACE2, SONG], "slideshow"),
+    ("give me a still frame from this video", [CLIP], "still frame"),
 ])  # fmt: skip
 async def test_an_operation_no_service_offers_gets_a_reply_that_names_it(
         goal: str, attachments: list[Attachment], named: str) -> None:
     result = await planned(goal, attachments)
     assert result.kind == "reply" and result.graph is None, result.message
     assert named in result.message and "read text aloud" in result.message  # what it can do instead
+
+
+async def test_speech_asked_for_in_a_voice_is_made_beside_an_operation_left_out() -> None:
+    result = await planned("look up how tides work, simplify the text and turn it into speech with a male voice")
+    assert result.approved and set(steps(result)) == {"tts.synthesize", "artifact.publish"}, result.message
+    assert steps(result)["tts.synthesize"]["voice"] == "male" and "Left out" in result.message
 
 
 async def test_a_partly_possible_request_runs_the_possible_part_and_says_what_was_left_out() -> None:
@@ -305,6 +324,24 @@ def test_a_noun_that_points_at_an_attachment_makes_nothing_new(
     assert read_rules(goal, attachments).deliverables == deliverables
 
 
+@pytest.mark.parametrize(("goal", "attachments", "say", "soundtrack"), [
+    ("I have a video called clip.mp4 and a narration recording song.mp3; synchronize the narration with the video",
+     [CLIP, SONG], None, "song"),
+    ("Here is my film clip.mp4 and a script I want read as a voice-over on it: 'Hello there, and welcome'", [CLIP],
+     "Hello there, and welcome", None),
+])  # fmt: skip
+def test_a_plain_noun_of_an_attached_kind_names_the_attachment(
+        goal: str, attachments: list[Attachment], say: str | None, soundtrack: str | None) -> None:
+    # "a video", "my film": the attached one, which the voice-over goes on; "a script" given in quotes is the words
+    read = read_rules(goal, attachments)
+    assert (read.deliverables, read.source_video, read.say, read.soundtrack) == (["voiceover"], "clip", say, soundtrack)
+
+
+def test_a_file_the_request_names_as_what_to_make_need_not_be_attached() -> None:
+    read = read_rules("create an audio file called greeting.wav that says good morning everyone", [])
+    assert (read.kind, read.deliverables, read.say) == ("plan", ["speech"], "good morning everyone")
+
+
 @pytest.mark.parametrize("goal", ["make a gif from this video", "remove the watermark from this video",
                                   "please dub this video in French"])
 def test_an_attached_video_with_an_operation_nobody_offers_is_a_reply(goal: str) -> None:
@@ -320,6 +357,17 @@ def test_the_speaking_services_own_cues_mark_words_too() -> None:
         "tts.synthesize": tts.model_copy(update={"offers": [o.model_copy(update={"cues": []}) for o in tts.offers]})}})
     assert read_rules("bitte vorlesen: gute Nacht", [], vocab=Vocabulary(mute)).say is None
     assert read_rules("bitte vorlesen: gute Nacht", []).say == "gute Nacht"
+
+
+def test_the_verbs_the_words_follow_are_the_speaking_offers_own() -> None:
+    assert read_rules("please say hello to everyone in the room", []).say == "hello to everyone in the room"
+    tts = declared_manifest().services["tts.synthesize"]
+    herald = declared_manifest().model_copy(update={"services": declared_manifest().services | {
+        "tts.synthesize": tts.model_copy(update={"offers": [o.model_copy(update={"says": ["proclaim"]})
+                                                             for o in tts.offers]})}})
+    read = read_rules("please proclaim hello to everyone in the room", [], vocab=Vocabulary(herald))
+    assert read.deliverables == ["speech"] and read.say == "hello to everyone in the room"
+    assert read_rules("please say hello to everyone in the room", [], vocab=Vocabulary(herald)).say is None
 
 
 @pytest.mark.parametrize(("goal", "unoffered"), [

@@ -43,7 +43,7 @@ def plain(text: str) -> str:
 def test_up_and_api_take_host_and_port(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[Settings] = []
     if command == "up":
-        monkeypatch.setattr("shell.up.run_up", seen.append)
+        monkeypatch.setattr("shell.up.run_up", lambda s, verbose=False: seen.append(s))
     else:
         monkeypatch.setattr("web.app.serve", seen.append)
     helped = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
@@ -151,6 +151,8 @@ async def test_submit_wait_bars_show_what_completed(settings: Settings, executor
     last = {line.split()[0]: line for line in text.splitlines() if "%" in line}  # each bar's last drawing
     assert "50.0%" in last["job"] and "failed" in last["job"], text  # not 100.0 %
     assert "100.0%" in last["first"] and "100.0%" not in last["boom"], text
+    # the bar ending below where it was is said in words: what finished, what stopped
+    assert "job failed: 50 % finished" in text and "finished: first; failed: boom" in text, text
 
     cancelled = Graph.model_validate({"schema": "langgraph.v1", "workflowId": "c", "nodes": [wait_node("w", 30)]})
     job_id = await queue.submit(cancelled, owner="local")
@@ -227,3 +229,37 @@ async def test_submit_refuses_what_the_api_refuses(api: Any, node: dict[str, Any
     path.write_text(json.dumps(graph))
     assert await submit_command(api.settings, path, wait=False) == 0  # what the API admits is queued
     assert await api.services.redis.xlen("spinbot:plane:control") == 1
+
+
+def test_help_names_values_in_capitals_and_flags_without_a_type() -> None:
+    commands = ["up", "api", "executor", "submit", "plan", "evaluate", "chat", "manifest"]
+    top = runner.invoke(app, ["--help"], env={"COLUMNS": "80"}).output
+    assert "..." not in top.split("Commands:")[1], top  # each command's one-line summary whole, not cut
+    for command in commands:
+        text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}).output
+        assert "<bool>" not in text and "--verbose" in text or command == "manifest", text
+        assert "<str>" not in text.split("Options:")[-1], text  # an option's value is named: --host HOST
+
+
+def test_request_lines_only_with_verbose(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`spinbot up` (and `api`) log at INFO, but a line per HTTP request (uvicorn's access log, httpx) only with -v,
+    as the README says; `up -v` hands -v to the API and the executors it starts."""
+    import logging
+
+    from spinbot.cli import _setup
+
+    monkeypatch.setenv("SPINBOT_REDIS_URL", "redis://x")
+    monkeypatch.setenv("SPINBOT_DATABASE_URL", "postgresql://x")
+    for name in ("uvicorn.access", "httpx"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _setup(False)  # a server: INFO on the root logger, the per-request loggers held at WARNING
+    assert logging.getLogger("uvicorn.access").level == logging.WARNING
+    assert logging.getLogger("httpx").level == logging.WARNING
+    for name in ("uvicorn.access", "httpx"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+    _setup(True)  # -v: they follow the root logger (DEBUG)
+    assert logging.getLogger("uvicorn.access").level == logging.NOTSET
+
+    from shell.up import child_args
+
+    assert child_args(False)[0] == ("api",) and all(args[-1] == "-v" for args in child_args(True))

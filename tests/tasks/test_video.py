@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from executors.gpu import upscale, video
+from executors.gpu import measure, upscale, video
 from executors.gpu.draw import MOUTH
 from executors.gpu.media import envelope, load_audio, probe, read_frames
 from spinbot.errors import Cancelled
@@ -93,6 +93,18 @@ async def test_upscale_keeps_frames_and_audio(
     big = next(read_frames(harness.path(out["video"]), 1))[0].astype(np.float32)
     down = big.reshape(32, factor, 48, factor, 3).mean(axis=(1, 3))
     assert np.abs(down - small).mean() < 12
+    p = upscale.UpscaleParams(video=await harness.put(src), factor=factor, method=method)
+    found = {c.name: c for c in await upscale.upscale.checks(harness.ctx(f"up{factor}"), p, out)}  # type: ignore[misc]
+    assert found["size"].ok and found["size"].value == f"{48 * factor}x{32 * factor}"
+    assert found["duration_s"].ok and found["audio_stream"].ok and found["audio_stream"].value is True
+
+
+def test_an_upscale_of_the_wrong_size_or_without_its_audio_is_caught(harness: Harness, media: dict[str, Path]) -> None:
+    src = make_video(harness.workroot / "src.mp4", 48, 32, 10, 10, audio=media["speech"])
+    silent_small = make_video(harness.workroot / "small.mp4", 48, 32, 10, 10)
+    found = {c.name: c for c in measure.upscale_checks(src, silent_small, 2)}
+    assert found["size"].ok is False and "not 96x64 (2x the source's 48x32)" in found["size"].detail
+    assert found["audio_stream"].ok is False and found["audio_stream"].detail == "the source's audio was lost"
 
 
 async def test_compose_concatenates_burns_subtitles_and_replaces_audio(

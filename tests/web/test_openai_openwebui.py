@@ -13,10 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from conversation.answers import answer_for, size_text
+from conversation.answers import answer_for
 from conversation.auth import LinkSigner
 from spinbot.queue import JobState
 from spinbot.settings import Settings
+from spinbot.units import size_text
 from tests.web.conftest import LiveAPI, png_bytes, serve, wait_node
 from tests.web.test_chat import diag_plan
 from web.v1_request import CompletionRequest, attached_files, split_request
@@ -333,9 +334,10 @@ def test_answer_keeps_images_out_of_bullets_and_sizes_small_files_in_kb(tmp_path
     lines = text.splitlines()
     image = next(i for i, ln in enumerate(lines) if ln.startswith("!["))
     assert lines[image - 1] == "" and not lines[image - 1].startswith("- ")  # its own paragraph, not in a bullet
-    assert "(audio/wav, 45 KB)" in text and "(video/mp4, 2.4 MB)" in text and "0.0 MB" not in text
+    # kinds in words, sizes counted as the settings count them (1 KB = 1024 bytes), as the web UI's cards say
+    assert "(WAV audio file, 44 KB)" in text and "(MP4 video, 2.3 MB)" in text and "0.0 MB" not in text
     assert re.search(r"Job page: http://h/jobs/a{32}\?exp=\d+&sig=", text)
-    assert [size_text(n) for n in (512, 1_499, 999_999, 1_000_000)] == ["512 bytes", "1 KB", "1000 KB", "1.0 MB"]
+    assert [size_text(n) for n in (512, 1_499, 1_048_000, 1_048_576)] == ["512 bytes", "1 KB", "1023 KB", "1.0 MB"]
 
 
 # ---- 6. over-long input -------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ import pytest
 from executors.gpu import espeak
 from executors.gpu.media import write_wav
 from spinbot.settings import Settings
-from tests.web.conftest import LiveAPI, diag_graph, echo_node, png_bytes, read_sse, serve, wav_bytes
 from tests.conversation.test_ownership import finished
+from tests.web.conftest import LiveAPI, diag_graph, echo_node, png_bytes, read_sse, serve, wav_bytes
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
 #: What the voice sample says (spoken by eSpeak NG: a recogniser the preparation step uses hears it).
@@ -116,9 +116,9 @@ async def test_bad_input_names_the_problem(keyed: LiveAPI) -> None:
         r = await a.post("/api/uploads", files={"files": ("face.png", b"not a picture at all", "image/png")})
         assert r.status_code == 415 and "face.png is not an image" in r.json()["detail"]
         r = await a.post("/api/profiles", json={"name": "Anna", "portrait": sound})
-        assert r.status_code == 415 and r.json()["detail"] == "the portrait is not an image (it is audio/wav)"
+        assert r.status_code == 415 and r.json()["detail"] == "the portrait is not an image: it is a WAV audio file"
         r = await a.post("/api/profiles", json={"name": "Anna", "voice_sample": face, "reference_text": "hi"})
-        assert r.status_code == 415 and r.json()["detail"] == "the voice sample is not an audio (it is image/png)"
+        assert r.status_code == 415 and r.json()["detail"] == "the voice sample is not a recording: it is a PNG image"
         r = await a.post("/api/profiles", json={"name": "Anna", "voice_sample": sound})
         assert r.status_code == 422 and "needs its reference_text" in str(r.json()["errors"])
         r = await a.post("/api/profiles", json={"name": "Anna", "voice": sound})  # an upload, not a prepared voice

@@ -92,4 +92,25 @@ def test_the_answer_says_which_steps_were_reused() -> None:
     services = SimpleNamespace(links=LinkSigner(b"k" * 32, 3600))
     text = answer_for(state, "new", "http://x", services)  # type: ignore[arg-type]
     assert text.startswith("Done: 1 step ran, 1 reused from an earlier job (first)"), text
-    assert "[first audio (reused)]" in text and "[second audio](" in text
+    assert "[first: audio (reused)]" in text and "[second: audio](" in text, text  # step, then what it made
+    assert "(WAV audio file, 2 KB)" in text, text
+
+
+def test_artifacts_are_named_by_their_step_once() -> None:
+    from conversation.views import artifact_label
+
+    assert artifact_label("Draw the image", "image/png") == "Draw the image"  # not "image image"
+    assert artifact_label("Speak the text", "audio/wav") == "Speak the text: audio"  # not "voice audio"
+    assert artifact_label("Animate the portrait", "video/mp4") == "Animate the portrait: video"  # not "talk video"
+    assert artifact_label("", "video/mp4") == "video" and artifact_label("Publish", "text/plain") == "Publish: file"
+
+
+def test_a_stored_file_of_the_wrong_kind_is_said_in_words() -> None:
+    import pytest
+
+    from web.attachments import kind_of
+    from web.problems import Problem
+
+    with pytest.raises(Problem) as refused:
+        kind_of("text/plain")  # an earlier job's text file named as an attachment
+    assert refused.value.detail == "a plain text file cannot be attached"  # not "attachments of type text/plain"

@@ -3,7 +3,7 @@
 import { apiKey, setApiKey } from "./api.js";
 import { ChatPage, loadConversations } from "./chat.js";
 import { clear } from "./dom.js";
-import { CapabilitiesPage, JobPage, JobsPage, jobAccess } from "./pages.js";
+import { CapabilitiesPage, JobPage, JobsPage, NotFoundPage, jobAccess } from "./pages.js";
 import { ProfilesPage } from "./profiles.js";
 
 const main = document.getElementById("main");
@@ -23,6 +23,7 @@ function pageFor(url) {
   if (path === "/jobs") return new JobsPage();
   if (path === "/capabilities") return new CapabilitiesPage();
   if (path === "/profiles") return new ProfilesPage();
+  if (path !== "/") return new NotFoundPage(path);
   return new ChatPage({ conversationId: url.searchParams.get("c"), onConversations: refreshConversations });
 }
 

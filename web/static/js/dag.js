@@ -108,8 +108,12 @@ export function layout(graph) {
   return { pos, edges, width, height };
 }
 
-function clip(text, max) {
-  return text.length > max ? `${text.slice(0, max - 1)}…` : text;
+/** `text` in at most `max` characters, cut between words with "…" (spinbot/units.py shorten, alike). */
+export function clip(text, max) {
+  if (text.length <= max) return text;
+  const cut = text.slice(0, max - 1);
+  const space = cut.lastIndexOf(" ");
+  return `${(space > 0 ? cut.slice(0, space) : cut).replace(/[\s,;:.–-]+$/, "")}…`;
 }
 
 const TEXT_FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';

@@ -36,21 +36,36 @@ export function clear(el) {
   return el;
 }
 
+/** Seconds as spinbot/units.py duration_text says them: "0.4 s", "8.2 s", "45 s", "22 min 30 s", "1 h 5 min". */
 export function formatDuration(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return "–";
-  if (seconds < 1) return `${seconds.toFixed(1)} s`;
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  const m = Math.floor(seconds / 60);
-  const sec = Math.round(seconds % 60);
-  return m < 60 ? `${m} min ${sec} s` : `${Math.floor(m / 60)} h ${m % 60} min`;
+  if (seconds < 10) return `${seconds.toFixed(1)} s`;
+  if (seconds < 59.5) return `${Math.round(seconds)} s`;
+  const whole = Math.round(seconds);
+  const m = Math.floor(whole / 60);
+  const sec = whole % 60;
+  if (m < 60) return sec ? `${m} min ${sec} s` : `${m} min`;
+  return m % 60 ? `${Math.floor(m / 60)} h ${m % 60} min` : `${Math.floor(m / 60)} h`;
 }
 
+/** Bytes as spinbot/units.py size_text says them (1 KB = 1024 bytes): "512 bytes", "28 KB", "3.4 MB". */
 export function formatBytes(n) {
   if (!Number.isFinite(n)) return "";
-  const units = ["B", "KB", "MB", "GB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
-  return `${n.toFixed(i > 1 ? 1 : 0)} ${units[i]}`; // 28 KB, 3.4 MB
+  if (n < 1024) return `${Math.max(0, Math.floor(n))} bytes`;
+  if (n < 1024 * 1024) return `${Math.max(1, Math.round(n / 1024))} KB`;
+  const gb = n >= 1024 ** 3;
+  return `${(n / (gb ? 1024 ** 3 : 1024 ** 2)).toFixed(1)} ${gb ? "GB" : "MB"}`;
+}
+
+const KIND_NAMES = { image: "image", audio: "audio file", video: "video", text: "text file" };
+const FORMAT_NAMES = { mpeg: "MP3", plain: "plain", "svg+xml": "SVG", "octet-stream": "" };
+
+/** A content type in words, as spinbot/units.py kind_text says it: "PNG image", "WAV audio file" (no article). */
+export function kindText(contentType) {
+  const [major, sub = ""] = (contentType || "").split(";")[0].trim().toLowerCase().split("/");
+  const name = sub in FORMAT_NAMES ? FORMAT_NAMES[sub] : sub.replace(/^x-/, "").replace(/^vnd\./, "").toUpperCase();
+  const kind = KIND_NAMES[major] || "file";
+  return name ? `${name} ${kind}` : kind;
 }
 
 export function percent(p) {

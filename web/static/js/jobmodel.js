@@ -130,7 +130,7 @@ export class JobModel {
     if (d.status === "completed") n.progress = 1;
     if (this.status === "queued") this.status = "running";
     if (d.error) this.log(d.node, `failed: ${d.error.message || d.error.code || JSON.stringify(d.error)}`);
-    else if (d.reused) this.log(d.node, `reused the outputs of ${d.reused.node} (job ${d.reused.job})`);
+    else if (d.reused) this.log(d.node, "completed: reused, not run again");
     else if (d.status) this.log(d.node, `${d.status}${d.attempts > 1 ? ` (attempt ${d.attempts})` : ""}${d.plane ? ` on the ${d.plane} plane` : ""}`);
   }
 

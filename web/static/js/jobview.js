@@ -1,7 +1,7 @@
 // A job's live panel: DAG, weighted bar with ETA, a bar per step, log tail, artifacts and Cancel.
 import { artifactUrl, authHeaders, getJSON, postJSON } from "./api.js";
 import { renderDag, updateDag } from "./dag.js";
-import { clear, formatBytes, formatDuration, h, percent } from "./dom.js";
+import { clear, formatBytes, formatDuration, h, kindText, percent } from "./dom.js";
 import { ResumableStream } from "./sse.js";
 
 /** One measurement of a step's output (output.checks): "duration_s 2.7 s", a verdict, what it means. */
@@ -14,11 +14,21 @@ function checkView(c) {
     h("span", { class: "muted" }, ` ${c.not_checked || c.detail || ""}`));
 }
 
+/** An artifact's label, as web/views.py artifact_label says it: the step's name, and what it is when the
+ * step's name does not say it ("Speak the text: audio", "Draw the image"); never changes after a reload. */
+export function artifactLabel(a, step) {
+  const name = step?.name || a.node || "";
+  const major = (a.contentType || a.content_type || "").split("/")[0].toLowerCase();
+  const kind = ["image", "audio", "video"].includes(major) ? major : "file";
+  if (!name) return kind;
+  return name.toLowerCase().split(/\W+/).includes(kind) ? name : `${name}: ${kind}`;
+}
+
 /** An artifact's card; `ready` false shows it without fetching (its producer is still finishing). */
-function artifactView(a, ready) {
+function artifactView(a, ready, step) {
   const url = artifactUrl(a);
   const type = a.contentType || a.content_type || "";
-  const label = `${a.node ? `${a.node} · ` : ""}${a.name || a.key}`;
+  const label = artifactLabel(a, step);
   let media = null;
   if (!ready) media = h("p", { class: "muted" }, "finishing…");
   else if (type.startsWith("audio/")) media = h("audio", { controls: true, preload: "metadata", src: url, "aria-label": label });
@@ -28,7 +38,7 @@ function artifactView(a, ready) {
     media,
     h("figcaption", {},
       h("span", { class: "artifact-name" }, label),
-      h("span", { class: "muted" }, ` ${type} ${formatBytes(a.size)} `),
+      h("span", { class: "muted" }, ` ${kindText(type)}, ${formatBytes(a.size)} `),
       ready ? h("a", { href: url, download: (a.key || "").split("/").pop() || "artifact" }, "Download") : null));
 }
 
@@ -234,14 +244,18 @@ export class JobPanel {
   renderArtifacts() {
     // An artifact is fetched once the step that made it has finished (it is recorded by then), and
     // cards are only ever added or upgraded, so a playing <audio> is never torn down by a re-render.
+    // Cards keep the graph's step order (events and a reload's list may come in another order).
     const m = this.model;
-    for (const a of m.artifacts) {
+    const steps = m.graph?.nodes || [];
+    const place = (a) => { const i = steps.findIndex((n) => n.id === a.node); return i < 0 ? steps.length : i; };
+    const ordered = [...m.artifacts].sort((x, y) => place(x) - place(y));
+    for (const [i, a] of ordered.entries()) {
       const ready = m.terminal || m.nodes[a.node]?.status === "completed" || !a.node;
       const shown = this.shownArtifacts.get(a.key);
       if (shown && (shown.ready || !ready)) continue;
-      const el = artifactView(a, ready);
+      const el = artifactView(a, ready, steps.find((n) => n.id === a.node));
       if (shown) shown.el.replaceWith(el);
-      else this.artifactsEl.append(el);
+      else this.artifactsEl.insertBefore(el, ordered.slice(i + 1).map((b) => this.shownArtifacts.get(b.key)?.el).find(Boolean) || null);
       this.shownArtifacts.set(a.key, { el, ready });
     }
   }

@@ -179,3 +179,18 @@ export class CapabilitiesPage {
 
   unmount() {}
 }
+
+/** A path the UI has no page for (a mistyped link): says so and where to go, instead of the chat. */
+export class NotFoundPage {
+  constructor(path) {
+    this.el = h("div", { class: "page not-found" },
+      h("h1", {}, "Page not found"),
+      h("p", {}, "There is no page at ", h("code", {}, path), "."),
+      h("p", {}, "Go to ", h("a", { href: "/" }, "the chat"), ", ", h("a", { href: "/jobs" }, "your jobs"), ", ",
+        h("a", { href: "/capabilities" }, "what Spinbot can do"), " or ", h("a", { href: "/profiles" }, "profiles"), "."));
+  }
+
+  mount() {}
+
+  unmount() {}
+}
