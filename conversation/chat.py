@@ -315,7 +315,7 @@ class Turn:
                                "failed_job": state.id})
         if cont.graph is None:
             return f"Replanning: {cont.message}"
-        cont.graph["metadata"]["replan"]["of"] = state.id
+        cont.graph.metadata["replan"]["of"] = state.id
         verdict = await admission.evaluate(services, cont.graph, self.req.owner)
         if not verdict.ok or verdict.graph is None:
             return f"Replanning: {cont.message} But the new plan was refused: {verdict.summary()}."

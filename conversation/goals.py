@@ -8,11 +8,12 @@ from typing import Any
 from conversation import admission
 from conversation.profiles import owned_profiles, planner_profile
 from conversation.services import Services
-from planner import Message, PlanRequest, plan
+from evaluator.model import Verdict
+from planner import Message, PlanRequest, PlanResult, plan
 from planner.models import Profile
 from spinbot.capabilities import live_manifest
 from spinbot.estimates import learned_manifest
-from spinbot.graph import Attachment
+from spinbot.graph import Attachment, Graph
 
 
 def history_of(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -44,11 +45,12 @@ def asked_again(stored: list[dict[str, Any]], history: list[dict[str, Any]], mes
     return False
 
 
-def ask_again(graph: Any) -> None:
-    """Mark a planned graph as a regenerate: its non-deterministic services run again (spinbot.nodecache)."""
-    setting = graph.metadata.get("cache", True)
+def ask_again(metadata: dict[str, Any]) -> None:
+    """Mark a planned graph's metadata as a regenerate: its non-deterministic services run again
+    (spinbot.nodecache)."""
+    setting = metadata.get("cache", True)
     if setting is not False:
-        graph.metadata["cache"] = {**(setting if isinstance(setting, dict) else {}), "regenerate": True}
+        metadata["cache"] = {**(setting if isinstance(setting, dict) else {}), "regenerate": True}
 
 
 async def plan_goal(
@@ -62,10 +64,12 @@ async def plan_goal(
     owner: str | None = None,
     profile: str | None = None,
     again: bool = False,
-) -> Any:
+) -> PlanResult:
     """The planner with what it needs: goal, conversation, previous plan, attachments, the owner's profiles
-    (`profile`: the id of the one picked), the live manifest. `again`: the goal is asked again (a regenerate):
-    the graph says so (ask_again) before its estimate counts what the node cache would reuse."""
+    (`profile`: the id of the one picked), the live manifest. The built graph is judged once, as admission
+    judges it (admission.evaluate: the learned estimate, what `owner`'s node cache would reuse); the plan's
+    verdict is passed on to admit. `again`: the goal is asked again (a regenerate): the graph says so
+    (ask_again) before its estimate counts what the node cache would reuse."""
     manifest = await live_manifest(services.redis)
     profiles = [Profile.model_validate(planner_profile(p)) for p in await owned_profiles(services, owner)] \
         if owner is not None else []
@@ -74,13 +78,11 @@ async def plan_goal(
         attachments=[Attachment.model_validate(a) for a in attachments], profiles=profiles, profile=profile,
     )
     table = services.estimates.table(services.spawn)
-    result = await plan(services.settings, request, learned_manifest(manifest, table), on_event,
-                        limits=admission.limits(services.settings))
-    if again:
-        for graph in {id(g): g for g in (result.graph, result.verdict and result.verdict.graph) if g}.values():
-            ask_again(graph)
-    if result.graph is not None and result.verdict is not None and result.verdict.ok:
-        learned = await admission.evaluate(services, result.verdict.graph or result.graph, owner)
-        if learned.estimate is not None:  # learned from the runs, with what the node cache would answer
-            result.verdict.estimate = learned.estimate
-    return result
+
+    async def check(graph: Graph) -> Verdict:
+        if again:
+            ask_again(graph.metadata)
+        return await admission.evaluate(services, graph, owner)
+
+    return await plan(services.settings, request, learned_manifest(manifest, table), on_event,
+                      limits=admission.limits(services.settings), check=check)

@@ -21,7 +21,7 @@ from conversation.views import iso, signed_path
 from planner.pipelines import edges_from_refs
 from planner.training import PREPARE, prepare_node, voice_params
 from spinbot.errors import Problem, not_found
-from spinbot.graph import Graph, node_ref
+from spinbot.graph import Attachment, Context, Graph, Node, node_ref
 from spinbot.names import name_form, name_key
 from spinbot.queue import TERMINAL_JOB
 from spinbot.units import kind_text, shorten
@@ -289,23 +289,22 @@ def preparation_graph(name: str, reference_text: str | None, say: str | None, sa
     """The job POST /api/profiles starts: voice.prepare on the uploaded `sample` (planner.training.prepare_node,
     the step a planned "save this as NAME" uses too); "train and generate" (`say`) adds speech in the prepared
     voice, and a talking head when a `portrait` is given."""
-    attachments = [{"id": "sample", "kind": "audio", **sample}]
-    nodes: list[dict[str, Any]] = [prepare_node(name, "sample", reference_text) | {"plane": "gpu"}]
+    attachments = [Attachment.model_validate({"id": "sample", "kind": "audio", **sample})]
+    nodes = [prepare_node(name, "sample", reference_text, "gpu")]
     if say:
-        nodes.append({"id": "voice", "name": "Speak the text", "service": "tts.synthesize", "plane": "gpu",
-                      "params": {"text": say, **voice_params(reference_text)}})
+        nodes.append(Node(id="voice", name="Speak the text", service="tts.synthesize", plane="gpu",
+                          params={"text": say, **voice_params(reference_text)}))
         finals = [node_ref("voice", "audio")]
         if portrait is not None:
-            attachments.append({"id": "portrait", "kind": "image", **portrait})
-            nodes.append({"id": "talk", "name": "Animate the portrait", "service": "video.animate_portrait",
-                          "plane": "gpu", "params": {"image": {"$attachment": "portrait"},
-                                                     "audio": node_ref("voice", "audio")}})
+            attachments.append(Attachment.model_validate({"id": "portrait", "kind": "image", **portrait}))
+            nodes.append(Node(id="talk", name="Animate the portrait", service="video.animate_portrait", plane="gpu",
+                              params={"image": {"$attachment": "portrait"}, "audio": node_ref("voice", "audio")}))
             finals = [node_ref("talk", "video")]
-        nodes.append({"id": "publish", "name": "Publish", "service": "artifact.publish", "plane": "control",
-                      "params": {"items": finals, "title": shorten(say, 80)}})
-    return Graph.model_validate({
-        "schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
-        "context": {"goal": f"prepare the voice of profile {name}" + (f" and say: {say}" if say else ""),
-                    "attachments": attachments, "inputs": {"profile": name}},
-        "metadata": {"profile": {"name": name, "mode": "train_and_generate" if say else "train"}},
-        "nodes": nodes, "edges": edges_from_refs(nodes)})
+        nodes.append(Node(id="publish", name="Publish", service="artifact.publish", plane="control",
+                          params={"items": finals, "title": shorten(say, 80)}))
+    return Graph(
+        schema="langgraph.v1", workflowId=f"profile-{uuid.uuid4().hex[:12]}",
+        context=Context(goal=f"prepare the voice of profile {name}" + (f" and say: {say}" if say else ""),
+                        attachments=attachments, inputs={"profile": name}),
+        metadata={"profile": {"name": name, "mode": "train_and_generate" if say else "train"}},
+        nodes=nodes, edges=edges_from_refs(nodes))

@@ -2,11 +2,13 @@
 
 gather -> read -> reply
                -> build -> evaluate -> done
+               -> done                      (a capable model's own plan, approved by the check)
 
 `gather` reads the goal with the rules (planner.intent); `read` asks the model for the same intent
 when an LLM answers (planner.reading) and merges the two, the rules standing in for what the model
 leaves out or gets wrong; `build` derives the graph from the intent and the live manifest
-(planner.builder); the evaluator checks it. One LLM call per plan; none when no LLM answers.
+(planner.builder); the check (the evaluator, or the caller's admission check: `Check`) judges the graph once.
+One LLM call per plan; none when no LLM answers.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ from spinbot.settings import NO_LLM_MODE, Settings
 log = logging.getLogger(__name__)
 
 OnEvent = Callable[[dict[str, Any]], Awaitable[None]]
+#: The check a built graph passes before it is the plan: by default the pure evaluator against the
+#: planner's manifest; a caller that admits the plan passes its own (conversation.admission.evaluate), so the
+#: verdict the plan carries is the one admission uses, and the graph is evaluated once.
+Check = Callable[[Graph], Awaitable[Verdict]]
 
 
 class State(TypedDict, total=False):
@@ -50,7 +56,7 @@ class State(TypedDict, total=False):
     attempts: list[dict[str, Any]]
     llm_note: str
     answer: str | None
-    doc: dict[str, Any] | None
+    doc: Graph | None
     notes: list[str]
     verdict: Verdict | None
     result: PlanResult
@@ -69,12 +75,14 @@ class Planner:
         manifest: MergedManifest,
         on_event: OnEvent | None = None,
         limits: Limits | None = None,
+        check: Check | None = None,
     ) -> None:
         self.settings = settings
         self.request = request
         self.manifest = manifest
         self.on_event = on_event
         self.limits = limits or Limits()
+        self.check = check or self.pure_check
         self.model = settings.ollama_model
 
     async def emit(self, stage: str, attempt: int, message: str, **extra: Any) -> None:
@@ -133,12 +141,12 @@ class Planner:
         record |= {"duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
                    "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None)}
         if self.settings.planner_direct_plans and isinstance(result.data, dict) and "steps" in result.data:
-            direct = self.direct_plan(result.data, state)
+            direct = await self.direct_plan(result.data, state)
             if direct is not None:
                 record |= {"outcome": "read", "trace": {"plan": "model"}}
                 PLANNER_ATTEMPTS.labels(outcome="read").inc()
                 return {"intent": ruled, "trace": {"plan": "model"}, "attempts": [record], "llm_note": "",
-                        "answer": None, "doc": direct}
+                        "answer": None, "doc": direct.graph, "verdict": direct}
             record["plan_refused"] = True
         trusted = trust.current(self.settings, self.manifest).trusted
         merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, trusted,
@@ -150,15 +158,17 @@ class Planner:
         return {"intent": merged, "trace": trace, "attempts": [record], "llm_note": "",
                 "answer": reading.model_answer_text(result.data)}
 
-    def direct_plan(self, plan: dict[str, Any], state: State) -> dict[str, Any] | None:
-        """A capable model's compact plan as a graph document, if the evaluator approves it."""
+    async def direct_plan(self, plan: dict[str, Any], state: State) -> Verdict | None:
+        """The check's verdict on a capable model's compact plan, if it approves it (the verdict carries the
+        graph; the plan is not judged again)."""
         req = self.request
         try:
-            doc = compile_plan(plan, self.manifest, goal=req.goal, attachments=req.attachments,
-                               constraints=state["constraints"])
+            graph = compile_plan(plan, self.manifest, goal=req.goal, attachments=req.attachments,
+                                 constraints=state["constraints"])
         except PlanShapeError:
             return None
-        return doc if evaluate(doc, self.manifest, self.limits).ok else None
+        verdict = await self.check(graph)
+        return verdict if verdict.ok and verdict.graph is not None else None
 
     async def reply(self, state: State) -> State:
         intent = state.get("intent") or state["ruled"]
@@ -176,7 +186,7 @@ class Planner:
         req, save, profile = self.request, state.get("save"), state.get("profile")
         intent, attachments, step_params = self.with_profile(state)
         await self.emit("building", 1, f"building a graph for: {intent.summary()}")
-        doc: dict[str, Any] | None = None
+        doc: Graph | None = None
         notes: list[str] = []
         if intent.deliverables or save is None:  # saving a profile alone plans only its preparation
             try:
@@ -198,7 +208,7 @@ class Planner:
                                             constraints=state["constraints"])
             notes.append(f"{save.name}'s voice is prepared from the recording first, and kept as profile {save.name}")
         elif profile is not None and doc is not None:
-            doc["metadata"]["profile"] = {"id": profile.id, "name": profile.name}
+            doc.metadata["profile"] = {"id": profile.id, "name": profile.name}
             notes.append(profiles.note(profile, doc))
         return {"doc": doc, "notes": notes, "intent": intent}
 
@@ -214,13 +224,16 @@ class Planner:
                     req.attachments + profiles.attachments_of(profile), profiles.voice_params(profile))
         return intent, req.attachments, {}
 
+    async def pure_check(self, graph: Graph) -> Verdict:
+        return evaluate(graph, self.manifest, self.limits)
+
     async def evaluate(self, state: State) -> State:
         doc = state["doc"]
         assert doc is not None
-        verdict = evaluate(doc, self.manifest, self.limits)
+        verdict = await self.check(doc)
         if not verdict.ok:
             message = f"The plan built for this goal was refused: {verdict.summary()}."
-            graph = Graph.model_validate(doc) if verdict.graph is None else verdict.graph
+            graph = doc if verdict.graph is None else verdict.graph
             return {"verdict": verdict, "result": PlanResult(kind="plan", graph=graph, verdict=verdict,
                                                              attempts=state["attempts"], message=message,
                                                              fallback=bool(state.get("llm_note")))}
@@ -303,8 +316,8 @@ def _after_gather(state: State) -> str:
 
 
 def _after_read(state: State) -> str:
-    if state.get("doc") is not None:
-        return "evaluate"
+    if state.get("verdict") is not None:  # the model's own plan, approved by the check
+        return "done"
     return "reply" if state["intent"].kind == "reply" and state.get("save") is None else "build"
 
 
@@ -319,7 +332,7 @@ def state_graph() -> Any:
         g.add_node(name, _node(name))
     g.add_edge(START, "gather")
     g.add_conditional_edges("gather", _after_gather, ["read", "reply"])
-    g.add_conditional_edges("read", _after_read, ["reply", "build", "evaluate"])
+    g.add_conditional_edges("read", _after_read, ["reply", "build", "done"])
     g.add_edge("reply", END)
     g.add_conditional_edges("build", _after_build, ["evaluate", "done"])
     g.add_edge("evaluate", "done")
@@ -334,9 +347,12 @@ async def plan(
     on_event: OnEvent | None = None,
     *,
     limits: Limits | None = None,
+    check: Check | None = None,
 ) -> PlanResult:
-    """Goal -> a reply, or an evaluated graph built from the goal's intent (read by the LLM and the rules)."""
-    planner = Planner(settings, request, manifest, on_event, limits)
+    """Goal -> a reply, or an evaluated graph built from the goal's intent (read by the LLM and the rules).
+
+    `check` judges the built graph (see Check); without it, the evaluator against `manifest` and `limits`."""
+    planner = Planner(settings, request, manifest, on_event, limits, check)
     started = time.monotonic()
     final = await state_graph().ainvoke({}, config={"recursion_limit": 20, "configurable": {"planner": planner}})
     result: PlanResult = final["result"]

@@ -25,7 +25,7 @@ from planner.pipelines import edges_from_refs
 from planner.vocab import NOT_A_STEP, Deliverable, Vocabulary
 from spinbot.errors import PermanentError
 from spinbot.expectations import from_intent
-from spinbot.graph import Attachment
+from spinbot.graph import Attachment, Context, Graph, Node, node_ref
 from spinbot.manifest import MergedManifest, ServiceSpec
 from spinbot.units import shorten
 
@@ -59,7 +59,7 @@ class Builder:
     manifest: MergedManifest
     attachments: list[Attachment]
     llm: bool
-    nodes: list[dict[str, Any]] = field(default_factory=list)
+    nodes: list[Node] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     made: dict[str, Any] = field(default_factory=dict)  # data type -> a reference (or a reused value) that makes it
     avoid: frozenset[str] = frozenset()  # services not to use (they failed for good in the run before)
@@ -162,8 +162,7 @@ class Builder:
         if "kind" in props and role == "image":  # an image made to be animated is a presenter's portrait
             params.setdefault("kind", "portrait")
         node_id = self.node_id(spec)
-        self.nodes.append({"id": node_id, "name": node_name(spec),
-                           "service": spec.id, "plane": spec.planes[0], "params": params})
+        self.nodes.append(Node(id=node_id, name=node_name(spec), service=spec.id, plane=spec.planes[0], params=params))
         refs: dict[str, dict[str, Any]] = {}
         for out, dtype in spec.outputs.items():
             ref = {"$node": node_id, "output": out}
@@ -175,7 +174,7 @@ class Builder:
         """The first deliverable the service offers ("speech", "talking_video"), else its id's last part; a
         number added when taken ("image2")."""
         base = spec.offers[0].deliverable if spec.offers else spec.id.rsplit(".", 1)[-1]
-        taken = {n["id"] for n in self.nodes}
+        taken = {n.id for n in self.nodes}
         out, n = base, 2
         while out in taken:
             out, n = f"{base}{n}", n + 1
@@ -213,18 +212,18 @@ class Builder:
         return text
 
     def made_by(self) -> dict[str, str]:
-        return {n["service"].rsplit(".", 1)[-1].replace("generate_", ""): n["id"] for n in self.nodes}
+        return {n.service.rsplit(".", 1)[-1].replace("generate_", ""): n.id for n in self.nodes}
 
     def script(self) -> str | None:
         """The script step's node id, added on first use, when an LLM script service is available."""
         for n in self.nodes:
-            if n["service"] == "llm.generate_script":
-                return str(n["id"])
+            if n.service == "llm.generate_script":
+                return n.id
         spec = next((s for s in self.services() if s.id == "llm.generate_script"), None)
         if spec is None:
             return None
         self.add(spec, role="script", given={"topic": self.intent.topic or "an introduction to Spinbot"})
-        return str(self.nodes[-1]["id"])
+        return self.nodes[-1].id
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -242,7 +241,7 @@ def build(
     reuse: dict[str, Any] | None = None,
     avoid: frozenset[str] = frozenset(),
     step_params: dict[str, Any] | None = None,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[Graph, list[str]]:
     """The graph document for a plan intent and the notes a user should read; Unbuildable if none fits.
 
     reuse: data type -> a value that already exists (an artifact descriptor or text from a run before):
@@ -263,29 +262,24 @@ def build(
             finals.append(b.made[d.output_type])
             continue
         finals.append(add_deliverable(b, d, spec, goal, finals))
-    for script in [n["id"] for n in b.nodes if n["service"] == "llm.generate_script"]:
+    for script in [n.id for n in b.nodes if n.service == "llm.generate_script"]:
         if {"$node": script, "output": "script"} not in finals:  # the whole script travels with what it made
             finals.append({"$node": script, "output": "script"})
     publish = manifest.services.get("artifact.publish")
     if publish is not None and publish.available:
-        b.nodes.append({"id": b.node_id(publish), "name": "Publish", "service": "artifact.publish",
-                        "plane": publish.planes[0],
-                        "params": {"items": finals, "title": _title(intent, goal)}})
+        b.nodes.append(Node(id=b.node_id(publish), name="Publish", service="artifact.publish",
+                            plane=publish.planes[0], params={"items": finals, "title": _title(intent, goal)}))
+    if not b.nodes:
+        raise Unbuildable("everything asked for was made in the run before: no step is left to run")
     node_weights(b.nodes, manifest)
-    doc = {
-        "schema": "langgraph.v1",
-        "workflowId": f"plan-{uuid.uuid4().hex[:12]}",
-        "context": {
-            "goal": goal[:20000],
-            "attachments": [a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in attachments],
-            "constraints": constraints,
-        },
-        "metadata": {"intent": intent.model_dump(mode="json", exclude_none=True),
-                     "expect": from_intent(intent.model_dump(mode="json"), goal)},  # checked after the job
-        "nodes": b.nodes,
-        "edges": edges_from_refs(b.nodes),
-    }
-    return doc, b.notes
+    graph = Graph(
+        schema="langgraph.v1", workflowId=f"plan-{uuid.uuid4().hex[:12]}",
+        context=Context(goal=goal[:20000], attachments=list(attachments), constraints=constraints),
+        metadata={"intent": intent.model_dump(mode="json", exclude_none=True),
+                  "expect": from_intent(intent.model_dump(mode="json"), goal)},  # checked after the job
+        nodes=b.nodes, edges=edges_from_refs(b.nodes),
+    )
+    return graph, b.notes
 
 
 def offered(b: Builder, vocab: Vocabulary, name: str) -> tuple[Deliverable, ServiceSpec]:
@@ -340,7 +334,7 @@ def add_deliverable(b: Builder, d: Deliverable, spec: ServiceSpec, goal: str, fi
         if "kind" in props:
             given["kind"] = "portrait" if PORTRAIT_WORDS.search(goal) else "title_card"
     b.add(spec, role="deliverable" if d.output_type == "image" else d.name, given=given)
-    return {"$node": b.nodes[-1]["id"], "output": d.output}
+    return node_ref(b.nodes[-1].id, d.output)
 
 
 def node_name(spec: ServiceSpec) -> str:
@@ -352,9 +346,9 @@ def node_name(spec: ServiceSpec) -> str:
     return does[:1].upper() + does[1:]
 
 
-def unused_attachments(doc: dict[str, Any], attachments: list[Attachment]) -> list[str]:
+def unused_attachments(graph: Graph, attachments: list[Attachment]) -> list[str]:
     """A note for each attachment no step reads, with what the plan's steps take instead."""
-    text = repr([n.get("params") for n in doc.get("nodes", [])])
+    text = repr([n.params for n in graph.nodes])
     notes = []
     for a in attachments:
         if repr({"$attachment": a.id}) not in text:
@@ -364,15 +358,15 @@ def unused_attachments(doc: dict[str, Any], attachments: list[Attachment]) -> li
     return notes
 
 
-def node_weights(nodes: list[dict[str, Any]], manifest: MergedManifest) -> None:
+def node_weights(nodes: list[Node], manifest: MergedManifest) -> None:
     """Each node's progressWeight: its share of the estimated duration (in place)."""
     durations = [
-        (manifest.services[n["service"]].estimate.duration_s if n["service"] in manifest.services else 1.0)
+        (manifest.services[n.service].estimate.duration_s if n.service in manifest.services else 1.0)
         for n in nodes
     ]
     total = sum(durations) or 1.0
     for n, d in zip(nodes, durations, strict=True):
-        n["progressWeight"] = round(max(d / total, 1e-4), 6) if total else round(1 / len(nodes), 6)
+        n.progress_weight = round(max(d / total, 1e-4), 6) if total else round(1 / len(nodes), 6)
 
 
 def _title(intent: Intent, goal: str) -> str:

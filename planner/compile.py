@@ -6,9 +6,11 @@ import re
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
+
 from planner.builder import node_weights
 from planner.pipelines import edges_from_refs
-from spinbot.graph import ID_PATTERN, Attachment
+from spinbot.graph import ID_PATTERN, Attachment, Context, Graph, Node
 from spinbot.manifest import MergedManifest, ServiceSpec
 
 #: For an unwired input, which upstream output names to prefer (first match wins).
@@ -132,8 +134,9 @@ def compile_plan(
     attachments: list[Attachment],
     constraints: dict[str, Any],
     workflow_id: str | None = None,
-) -> dict[str, Any]:
-    """The graph document for a compact plan; the evaluator judges it (PlanShapeError if there are no steps)."""
+) -> Graph:
+    """The graph for a compact plan; the evaluator judges it (PlanShapeError if there are no steps, or the
+    steps make no langgraph.v1 graph)."""
     steps = _steps(plan)
     taken: set[str] = set()
     ids: dict[str, str] = {}  # what the plan calls a step (as written, or cleaned) -> node id
@@ -146,7 +149,7 @@ def compile_plan(
             if key:
                 ids.setdefault(key, node_id)  # a reused id means its first step
     att_ids = {a.id for a in attachments}
-    nodes: list[dict[str, Any]] = []
+    nodes: list[Node] = []
     earlier: list[tuple[str, ServiceSpec]] = []
     for step, node_id in zip(steps, node_ids, strict=True):
         service = str(step.get("service") or "")
@@ -159,18 +162,15 @@ def compile_plan(
             _autowire(spec, params, earlier, attachments)
             earlier.append((node_id, spec))
         plane = spec.planes[0] if spec is not None else "control"
-        nodes.append({"id": node_id, "name": str(step.get("id") or node_id)[:200], "service": service,
-                      "plane": plane, "params": params})  # fmt: skip
+        try:
+            nodes.append(Node(id=node_id, name=str(step.get("id") or node_id)[:200], service=service, plane=plane,
+                              params=params))
+        except ValidationError as e:
+            raise PlanShapeError(f"step {node_id} is not a graph node: {e.error_count()} errors") from None
     node_weights(nodes, manifest)
-    return {
-        "schema": "langgraph.v1",
-        "workflowId": workflow_id or f"plan-{uuid.uuid4().hex[:12]}",
-        "context": {
-            "goal": goal[:20000],
-            "attachments": [a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in attachments],
-            "constraints": constraints,
-        },
-        "metadata": {},
-        "nodes": nodes,
-        "edges": edges_from_refs(nodes),
-    }
+    try:
+        return Graph(schema="langgraph.v1", workflowId=workflow_id or f"plan-{uuid.uuid4().hex[:12]}",
+                     context=Context(goal=goal[:20000], attachments=list(attachments), constraints=constraints),
+                     nodes=nodes, edges=edges_from_refs(nodes))
+    except ValidationError as e:
+        raise PlanShapeError(f"the steps make no langgraph.v1 graph: {e.error_count()} errors") from None

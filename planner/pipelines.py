@@ -10,11 +10,11 @@ from functools import cache
 from typing import Any
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spinbot import MANIFESTS_DIR
 from spinbot.errors import PermanentError
-from spinbot.graph import Attachment, Graph, NodeRef, iter_refs
+from spinbot.graph import Attachment, Context, Edge, Graph, Node, NodeRef, iter_refs
 
 PIPELINES_PATH = MANIFESTS_DIR / "pipelines.json"
 _OMIT = object()
@@ -102,29 +102,29 @@ def _holds(condition: str, params: dict[str, Any]) -> bool:
     return bool(params.get(condition))
 
 
-def edges_from_refs(nodes: Iterable[dict[str, Any]]) -> list[dict[str, str]]:
+def edges_from_refs(nodes: list[Node]) -> list[Edge]:
     """One explicit edge per (upstream, downstream) pair that a data reference implies, in node order."""
-    ids = {n["id"] for n in nodes}
-    edges: list[dict[str, str]] = []
+    ids = {n.id for n in nodes}
+    edges: list[Edge] = []
     for n in nodes:
         sources: list[str] = []
-        for _, ref in iter_refs(n.get("params", {})):
-            if isinstance(ref, NodeRef) and ref.node in ids and ref.node not in sources and ref.node != n["id"]:
+        for _, ref in iter_refs(n.params):
+            if isinstance(ref, NodeRef) and ref.node in ids and ref.node not in sources and ref.node != n.id:
                 sources.append(ref.node)
-        edges.extend({"from": s, "to": n["id"]} for s in sources)
+        edges.extend(Edge.model_validate({"from": s, "to": n.id}) for s in sources)
     return edges
 
 
-def render_nodes(pipeline: Pipeline, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The template's nodes for these (complete) params; planes are left to the evaluator to fix."""
+def render_nodes(pipeline: Pipeline, params: dict[str, Any]) -> list[Node]:
+    """The template's nodes for these (complete) params; planes are left to the evaluator to fix.
+    ValidationError when a substituted param makes a node the contract refuses."""
     nodes = []
     for tmpl in pipeline.graph["nodes"]:
         if "if" in tmpl and not _holds(tmpl["if"], params):
             continue
-        node = {k: v for k, v in tmpl.items() if k != "if"}
+        node = {"plane": "control"} | {k: v for k, v in tmpl.items() if k != "if"}
         node["params"] = _substitute(node.get("params", {}), params)
-        node.setdefault("plane", "control")
-        nodes.append(node)
+        nodes.append(Node.model_validate(node))
     return nodes
 
 
@@ -141,23 +141,14 @@ def build_graph(
     atts = [a if isinstance(a, Attachment) else Attachment.model_validate(a) for a in attachments]
     full = with_defaults(pipeline, named_attachments(params, atts) if isinstance(params, dict) else params)
     _check_attachments(pipeline, full, atts)
-    nodes = render_nodes(pipeline, full)
-    doc = {
-        "schema": "langgraph.v1",
-        "workflowId": f"{name}-{uuid.uuid4().hex[:12]}",
-        "context": {
-            "goal": goal,
-            "inputs": {k: v for k, v in params.items()},
-            "attachments": [a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in atts],
-            "constraints": dict(constraints or {}),
-        },
-        "metadata": {"pipeline": name, "params": full},
-        "nodes": nodes,
-        "edges": edges_from_refs(nodes),
-    }
     try:
-        return Graph.model_validate(doc)
-    except ValueError as e:
+        nodes = render_nodes(pipeline, full)
+        return Graph(
+            schema="langgraph.v1", workflowId=f"{name}-{uuid.uuid4().hex[:12]}",
+            context=Context(goal=goal, inputs=dict(params), attachments=atts, constraints=dict(constraints or {})),
+            metadata={"pipeline": name, "params": full}, nodes=nodes, edges=edges_from_refs(nodes),
+        )
+    except ValidationError as e:
         raise PipelineError(f"pipeline {name} made an invalid graph: {e}") from e
 
 

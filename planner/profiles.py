@@ -14,11 +14,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any
 
 from planner.intent import Intent
 from planner.models import Profile
-from spinbot.graph import Attachment
+from spinbot.graph import Attachment, Graph
 from spinbot.names import name_key
 
 PORTRAIT_ID = "profile-portrait"
@@ -139,14 +138,14 @@ def apply(intent: Intent, p: Profile, goal: str, attachments: list[Attachment]) 
     return intent.model_copy(update=update)
 
 
-def note(p: Profile, doc: dict[str, Any]) -> str:
+def note(p: Profile, graph: Graph) -> str:
     """What the plan took from the profile, for the answer ("with Anna's portrait and prepared voice")."""
-    params = [v for n in doc.get("nodes", []) for v in (n.get("params") or {}).values()]
+    params = [v for n in graph.nodes for v in n.params.values()]
     used = [what for what, ref in (("portrait", PORTRAIT_ID), ("prepared voice", VOICE_ID))
             if {"$attachment": ref} in params]
     if not used:
         return f"profile {p.name} has nothing this plan can use"
     text = f"planned with profile {p.name}: its {' and '.join(used)}, nothing prepared again"
-    if p.voice and "prepared voice" not in used and any(n.get("service") == "tts.synthesize" for n in doc["nodes"]):
+    if p.voice and "prepared voice" not in used and any(n.service == "tts.synthesize" for n in graph.nodes):
         text += " (the speech service here takes no reference voice, so a built-in voice speaks)"
     return text

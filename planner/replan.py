@@ -20,9 +20,9 @@ from spinbot.manifest import MergedManifest
 
 @dataclass(frozen=True, slots=True)
 class Continuation:
-    """The next graph document (None: none possible) and a sentence for the user."""
+    """The next graph (None: none possible) and a sentence for the user."""
 
-    graph: dict[str, Any] | None
+    graph: Graph | None
     message: str
 
 
@@ -69,7 +69,7 @@ def continuation(graph_doc: dict[str, Any], manifest: MergedManifest, *, llm: bo
         except Unbuildable as e:
             last_error = e.message
             continue
-        doc["metadata"]["replan"] = {"version": version, "failed": [n.id for n in failed], "reused": reused}
+        doc.metadata["replan"] = {"version": version, "failed": [n.id for n in failed], "reused": reused}
         kept = ", ".join(dict.fromkeys(reused)) or "nothing"
         if i == 0:
             message = f"{why}. I replanned without {', '.join(sorted(avoid))}, reusing {kept}."

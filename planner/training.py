@@ -17,7 +17,7 @@ from planner.builder import node_weights
 from planner.cues import REFERENCE
 from planner.models import Profile
 from planner.pipelines import edges_from_refs
-from spinbot.graph import Attachment
+from spinbot.graph import Attachment, Context, Graph, Node, Plane
 from spinbot.manifest import MergedManifest
 
 #: The service whose `voice` output a profile keeps (executors/gpu/voice.py), and its step's id in a graph.
@@ -63,11 +63,11 @@ def read(goal: str, profiles: list[Profile], attachments: list[Attachment]) -> S
     return SaveAs(name=name, sample=audio, portrait=image, reference_text=ref.group(1).strip(), rest=rest)
 
 
-def prepare_node(name: str, sample: str | None, reference_text: str | None) -> dict[str, Any]:
-    """The one voice.prepare step (id PREPARE_NODE, no plane yet) for profile `name`: the sample is the
+def prepare_node(name: str, sample: str | None, reference_text: str | None, plane: Plane) -> Node:
+    """The one voice.prepare step (id PREPARE_NODE, on `plane`) for profile `name`: the sample is the
     attachment with id `sample`, `reference_text` what it says. Planned goals and POST /api/profiles use it."""
-    return {"id": PREPARE_NODE, "name": f"Prepare {name}'s voice", "service": PREPARE,
-            "params": {"audio": {"$attachment": sample}, "text": reference_text}}
+    return Node(id=PREPARE_NODE, name=f"Prepare {name}'s voice", service=PREPARE, plane=plane,
+                params={"audio": {"$attachment": sample}, "text": reference_text})
 
 
 def voice_params(reference_text: str | None) -> dict[str, Any]:
@@ -75,19 +75,17 @@ def voice_params(reference_text: str | None) -> dict[str, Any]:
     return {"reference_audio": {"$node": PREPARE_NODE, "output": "voice"}, "reference_text": reference_text}
 
 
-def with_preparation(doc: dict[str, Any] | None, save: SaveAs, manifest: MergedManifest, *, goal: str,
-                     attachments: list[Attachment], constraints: dict[str, Any]) -> dict[str, Any]:
+def with_preparation(graph: Graph | None, save: SaveAs, manifest: MergedManifest, *, goal: str,
+                     attachments: list[Attachment], constraints: dict[str, Any]) -> Graph:
     """The plan (or, with none, a graph of its own) with the preparation step first and the save recorded."""
     spec = manifest.services.get(PREPARE)
-    node = prepare_node(save.name, save.sample, save.reference_text) | {"plane": spec.planes[0] if spec else "gpu"}
-    if doc is None:
-        doc = {"schema": "langgraph.v1", "workflowId": f"profile-{uuid.uuid4().hex[:12]}",
-               "context": {"goal": goal[:20000], "constraints": constraints,
-                           "attachments": [a.model_dump(mode="json", by_alias=True, exclude_none=True)
-                                           for a in attachments]},
-               "metadata": {}, "nodes": []}
-    doc["nodes"] = [node, *doc["nodes"]]
-    doc["edges"] = edges_from_refs(doc["nodes"])
-    node_weights(doc["nodes"], manifest)
-    doc["metadata"]["profile"] = {"save_as": save.name, "portrait": save.portrait}
-    return doc
+    node = prepare_node(save.name, save.sample, save.reference_text, spec.planes[0] if spec else "gpu")
+    nodes = [node, *(graph.nodes if graph is not None else [])]
+    node_weights(nodes, manifest)
+    metadata = graph.metadata if graph is not None else {}
+    metadata["profile"] = {"save_as": save.name, "portrait": save.portrait}
+    if graph is not None:
+        return graph.model_copy(update={"nodes": nodes, "edges": edges_from_refs(nodes), "metadata": metadata})
+    return Graph(schema="langgraph.v1", workflowId=f"profile-{uuid.uuid4().hex[:12]}",
+                 context=Context(goal=goal[:20000], constraints=constraints, attachments=list(attachments)),
+                 metadata=metadata, nodes=nodes, edges=edges_from_refs(nodes))

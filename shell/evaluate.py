@@ -1,8 +1,9 @@
 """`spinbot evaluate FILE`: the verdict on a graph, readable, and which manifest it was judged against.
 
 By default against the committed manifests (what this version of Spinbot declares): the same verdict from
-any directory. With `--live`, as the API would admit the graph now (`admitted`, which `spinbot submit` uses
-too): the live manifest of the running executors plus the committed one, the API's limits.
+any directory. With `--live`, as the API would judge the graph now (`admitted`): the live manifest of the
+running executors plus the committed one, the API's limits (only Redis is read: the estimate is the declared
+one, not the learned one that conversation.admission.evaluate, and so `spinbot submit`, use).
 """
 
 from __future__ import annotations

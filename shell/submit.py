@@ -1,7 +1,7 @@
 """`spinbot submit FILE [--wait]`: run a hand-written graph, optionally following it with progress bars.
 
-The graph is evaluated as the API evaluates it (shell.evaluate.admitted): what the API would refuse with 422 is
-refused here with the same findings, before anything is queued."""
+The graph is admitted as `POST /api/jobs` admits it (conversation.admission.admit, as the owner `local`): what
+the API would refuse with 422 is refused here with the same findings, before anything is queued."""
 
 from __future__ import annotations
 
@@ -10,26 +10,26 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-import redis.exceptions
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from conversation.admission import admit
+from conversation.services import build_services, close_services
 from shell.client import STOPPED, api_url, completed_share, stopped_text
-from shell.evaluate import NoRunningSpinbot, admitted
-from spinbot.errors import SpinbotError
+from spinbot.errorcodes import CODES
+from spinbot.errors import Problem, SpinbotError, outage
 from spinbot.graph import Graph
 from spinbot.graphstate import validate_structure
 from spinbot.queue import TERMINAL_JOB, JobQueue
 from spinbot.settings import Settings
-from spinbot.store import Store
 from spinbot.units import size_text
 
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_JOB_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+LOCAL_OWNER = "local"  # the owner of the jobs the command line submits
 
 
 class BadInput(SpinbotError):
@@ -56,56 +56,51 @@ def load_graph(file: Path) -> Graph:
     return graph
 
 
-def refused(verdict: Any) -> BadInput:
-    """The evaluator's errors as the API's 422 would list them."""
-    lines = "\n".join(f"  {f.code}{f' (node {f.node})' if f.node else ''}: {f.message}" for f in verdict.errors[:20])
-    first = verdict.errors[0] if verdict.errors else None
+def refused(problem: Problem) -> BadInput:
+    """Admission's 422 graph_refused as the API's answer lists it: each error finding, its node, the first hint."""
+    errors = [f for f in problem.extra.get("findings", []) if f.get("severity") == "error"]
+    lines = "\n".join(f"  {f['code']}" + (f" (node {f['node']})" if f.get("node") else "") + f": {f['message']}"
+                      for f in errors[:20])
     return BadInput(f"the evaluator refused the graph (the API would answer 422):\n{lines}",
-                    hint=(first.hint or None) if first else None)
+                    hint=problem.advice)
 
 
 async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
-    """Exit code: 0 submitted (or, with wait, completed), 1 job failed/cancelled, 2 bad input, 3 no Redis."""
+    """Exit code: 0 submitted (or, with wait, completed), 1 job failed/cancelled, 2 bad input or refused,
+    3 no Redis/Postgres (or, for a refusal worth retrying such as the job limit, try later)."""
     console = Console(stderr=True, soft_wrap=True)
     try:
         graph = load_graph(file)
     except SpinbotError as e:
         _print_error(console, e)
         return EXIT_BAD_INPUT
-    if not settings.redis_url:
-        console.print("[red]error:[/] no Redis to submit to: start `spinbot up` or set SPINBOT_REDIS_URL")
+    if not settings.redis_url or not settings.database_url:
+        console.print("[red]error:[/] no Redis and Postgres to submit to: start `spinbot up` or set "
+                      "SPINBOT_REDIS_URL and SPINBOT_DATABASE_URL")
         return EXIT_UNAVAILABLE
-    client = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-    store: Store | None = None
+    try:
+        services = await build_services(settings, who="spinbot submit")
+    except Exception as e:
+        if outage(e) is None and not isinstance(e, OSError):
+            raise
+        console.print(f"[red]error:[/] cannot reach Redis/Postgres ({e}): is `spinbot up` running? "
+                      "check SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL")
+        return EXIT_UNAVAILABLE
     try:
         try:
-            await client.ping()
-            verdict, _ = await admitted(settings, graph.to_json())
-            for f in verdict.warnings:
-                console.print(f"[yellow]note:[/] {escape(f.message)}", highlight=False)
-            if not verdict.ok or verdict.graph is None:
-                raise refused(verdict)
-            graph = verdict.graph  # normalised as the API submits it (planes, progress weights)
-            if settings.database_url:
-                store = await Store.connect(settings.database_url, max_size=2)
-            queue = JobQueue(client, store)
-            await queue.ensure_groups()
-            job_id = await queue.submit(graph, owner="local")
-        except SpinbotError as e:
-            _print_error(console, e)
-            return EXIT_BAD_INPUT
-        except (redis.exceptions.ConnectionError, OSError, NoRunningSpinbot) as e:
-            console.print(f"[red]error:[/] cannot reach Redis/Postgres ({e}): is `spinbot up` running? "
-                          "check SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL")
-            return EXIT_UNAVAILABLE
-        print(job_id)
+            await services.queue.ensure_groups()
+            admitted = await admit(services, graph, LOCAL_OWNER)  # as POST /api/jobs admits a graph
+        except Problem as e:
+            _print_error(console, refused(e) if e.code == "graph_refused" else e)
+            return EXIT_UNAVAILABLE if CODES[e.code].retryable else EXIT_BAD_INPUT
+        for f in admitted.verdict.warnings:
+            console.print(f"[yellow]note:[/] {escape(f.message)}", highlight=False)
+        print(admitted.job_id)
         if not wait:
             return EXIT_OK
-        return await follow(queue, job_id, graph, console, base=api_url(settings))
+        return await follow(services.queue, admitted.job_id, admitted.graph, console, base=api_url(settings))
     finally:
-        await client.aclose()
-        if store is not None:
-            await store.close()
+        await close_services(services)
 
 
 def _print_error(console: Console, e: SpinbotError) -> None:

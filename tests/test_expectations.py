@@ -67,8 +67,9 @@ def test_expectations_come_from_the_intent() -> None:
 def test_a_plan_carries_its_expectations_and_old_plans_get_them_from_their_intent() -> None:
     manifest = declared_manifest()
     intent = Intent(kind="plan", deliverables=["talking_video"], topic="solar panels", duration_s=20, voice="female")
-    doc, _ = build(intent, manifest, goal="a 20-second talking-head video about solar panels, female voice",
-                   attachments=[], constraints={}, llm=False)
+    graph, _ = build(intent, manifest, goal="a 20-second talking-head video about solar panels, female voice",
+                     attachments=[], constraints={}, llm=False)
+    doc = graph.to_json()
     assert doc["metadata"]["expect"] == {"deliverables": ["talking_video"], "duration_s": 20.0, "voice": "female"}
     del doc["metadata"]["expect"]
     assert expectations(doc)["duration_s"] == 20.0

@@ -11,9 +11,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import redis.asyncio as aioredis
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
@@ -21,28 +20,18 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conversation import turns
-from conversation.auth import LinkSigner
-from conversation.events import EventHub
-from conversation.repo import Repo
-from conversation.services import Services
-from conversation.slots import StreamSlots
-from conversation.turns import OpenTurns
+from conversation.services import Services, build_services, close_services
 from planner.agent import state_graph
 from spinbot import metrics as M
-from spinbot import redis_setup
-from spinbot.artifacts import open_store
 from spinbot.capabilities import declared_manifest
-from spinbot.errors import Problem, outage
-from spinbot.history import EstimatesCache
+from spinbot.errors import Problem
 from spinbot.metrics import HTTP_REQUESTS
-from spinbot.queue import JobQueue
 from spinbot.settings import Settings
-from spinbot.store import PgLimits, Store
 from web import problems
 from web.head import HeadAsGet
 from web.limits import MB, BodyLimit, TextCheck
 from web.problems import SafeJSONResponse
-from web.routes import artifacts, chat, conversations, jobs, openai, ops, planning, profiles
+from web.routes import routers
 from web.v1_request import V1_BODY_FACTOR
 
 log = logging.getLogger(__name__)
@@ -50,7 +39,6 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 UI_PAGES = ("", "jobs", "capabilities", "profiles")  # the web UI's own paths (plus jobs/{id}) all load index.html
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
-HUB_MAX_SHARDS = 1024  # each blocking read of the event hub holds one connection of its own pool
 CORS_METHODS = ["GET", "HEAD", "POST", "PATCH", "DELETE"]
 #: what browser code may read of an answer besides the CORS-safelisted headers (seeking, retrying, links)
 CORS_EXPOSE = ["Content-Range", "Accept-Ranges", "Content-Length", "Content-Disposition", "ETag", "Retry-After",
@@ -82,66 +70,11 @@ class RequestMetrics:
             HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
 
 
-def require(value: str | None, name: str) -> str:
-    if not value:
-        raise RuntimeError(
-            f"SPINBOT_{name} is not set: start everything with `spinbot up` (it embeds Redis and Postgres), "
-            f"or set SPINBOT_{name}"
-        )
-    return value
-
-
-def redis_client(url: str, max_connections: int, socket_timeout: float | None = None) -> aioredis.Redis:
-    """A client whose pool waits for a free connection under bursts instead of failing."""
-    extra = {} if socket_timeout is None else {"socket_timeout": socket_timeout}
-    pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=max_connections, timeout=10,
-                                                   decode_responses=True, **extra)
-    return aioredis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
-
-
-async def build_services(settings: Settings) -> Services:
-    url = require(settings.redis_url, "REDIS_URL")
-    redis = redis_client(url, 128)
-    try:
-        await redis_setup.check_eviction(redis, production=settings.production, who="the API")
-    except Exception as e:
-        if outage(e) is None:
-            await redis.aclose()
-            raise
-        log.warning("could not check Redis' eviction policy now (%s: %s); /health checks it", type(e).__name__, e)
-    store = await Store.connect(require(settings.database_url, "DATABASE_URL"), max_size=settings.pg_pool_size,
-                                limits=PgLimits.from_settings(settings))
-    artifacts = open_store(settings)
-    await artifacts.check()
-    # The hub's shards each hold a connection in a blocking read: they get a pool of their own.
-    # Their reads block for 2 s: a socket timeout well above that, so a busy event loop is not a Redis failure.
-    hub = EventHub(redis, reader=redis_client(url, HUB_MAX_SHARDS + 4, socket_timeout=30), max_shards=HUB_MAX_SHARDS)
-    return Services(
-        settings=settings, redis=redis, store=store, artifacts=artifacts,
-        queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
-        links=LinkSigner.from_settings(settings), streams=StreamSlots(redis, settings.max_streams_per_key),
-        turns=OpenTurns(redis, settings.turn_lease_s),
-        estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
-    )
-
-
 def warm_up() -> None:
     """At start-up, what the first chat would otherwise pay inside its request: the planner's compiled
     agent graph and the committed manifest (the planner's modules are imported with conversation.chat)."""
     state_graph()
     declared_manifest()
-
-
-async def close_services(services: Services) -> None:
-    for task in list(services.background):
-        task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.gather(*services.background, return_exceptions=True)
-    await services.streams.close()
-    await services.hub.stop()
-    await services.hub.reader.aclose()
-    await services.store.close()
-    await services.redis.aclose()
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -179,7 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.cors_origins:  # outermost: error answers (413, 422 from the middlewares above) carry it too
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=CORS_METHODS,
                            allow_headers=["*"], expose_headers=CORS_EXPOSE, max_age=600)
-    for router in _routers():
+    for router in routers():
         app.include_router(router)
     _mount_ui(app)
     return app
@@ -190,11 +123,6 @@ def _larger_bodies(settings: Settings) -> dict[str, int]:
     none of them, so its raw limit is V1_BODY_FACTOR times the body limit; what it uses (the last user
     message) is held to SPINBOT_MAX_BODY_MB once parsed (web/v1_request.py)."""
     return {"/v1/chat/completions": int(settings.max_body_mb * MB * V1_BODY_FACTOR)}
-
-
-def _routers() -> list[APIRouter]:
-    return [ops.router, jobs.router, artifacts.router, conversations.router, planning.router, chat.router,
-            profiles.router, openai.router]
 
 
 class UIRoute(APIRoute):

@@ -39,12 +39,12 @@ def test_without_an_llm_no_llm_service_is_planned() -> None:
     talking = read_rules("a 20-second video about otters", [])
     doc, notes = build(talking, MANIFEST, goal="a 20-second video about otters", attachments=[], constraints={},
                        llm=False)
-    assert "llm.generate_script" not in {n["service"] for n in doc["nodes"]}
-    assert doc["nodes"][0]["params"]["text"] == "Here is a short introduction to otters."
+    assert "llm.generate_script" not in {n.service for n in doc.nodes}
+    assert doc.nodes[0].params["text"] == "Here is a short introduction to otters."
     assert notes and "template" in notes[0]
     assert evaluate(doc, MANIFEST).ok
     with_llm, _ = build(talking, MANIFEST, goal="g", attachments=[], constraints={}, llm=True)
-    assert with_llm["nodes"][0]["service"] == "llm.generate_script"
+    assert with_llm.nodes[0].service == "llm.generate_script"
     with pytest.raises(Unbuildable, match="needs the LLM"):
         build(read_rules("write a script about otters", []), MANIFEST, goal="g", attachments=[], constraints={},
               llm=False)
@@ -58,7 +58,7 @@ def test_the_builder_uses_only_what_is_available() -> None:
     # with a photo attached, no drawing is needed
     photo = read_rules("make this photo say 'hi'", [FACE])
     doc, _ = build(photo, no_render, goal="g", attachments=[FACE], constraints={}, llm=False)
-    assert [n["service"] for n in doc["nodes"]] == ["tts.synthesize", "video.animate_portrait", "artifact.publish"]
+    assert [n.service for n in doc.nodes] == ["tts.synthesize", "video.animate_portrait", "artifact.publish"]
 
 
 async def test_events_and_metrics_of_a_model_reading(fake_ollama: FakeOllama, tmp_path: Path) -> None:
@@ -187,9 +187,9 @@ def test_the_builder_prefers_the_cheaper_of_two_services_by_their_estimates() ->
     manifest = base.model_copy(update={"services": {**base.services, "tts.synthesize": slow, "tts.fast": fast}})
     doc, _ = build(read_rules("read this aloud: good morning", []), manifest, goal="read this aloud: good morning",
                    attachments=[], constraints={}, llm=False)
-    assert [n["service"] for n in doc["nodes"]][0] == "tts.fast"
+    assert [n.service for n in doc.nodes][0] == "tts.fast"
     cheap = manifest.model_copy(update={"services": {**manifest.services, "tts.synthesize": tts,
                                                      "tts.fast": fast.model_copy(update={"estimate": slow.estimate})}})
     doc, _ = build(read_rules("read this aloud: good morning", []), cheap, goal="read this aloud: good morning",
                    attachments=[], constraints={}, llm=False)
-    assert [n["service"] for n in doc["nodes"]][0] == "tts.synthesize"
+    assert [n.service for n in doc.nodes][0] == "tts.synthesize"

@@ -22,8 +22,9 @@ States = dict[str, tuple[str, dict[str, Any] | None]]
 
 def ran(goal: str, attachments: list[Attachment], states: States) -> dict[str, Any]:
     """A planned graph as the executors leave it: node id -> (status, output)."""
-    doc, _ = build(read_rules(goal, attachments), MANIFEST, goal=goal, attachments=attachments, constraints={},
-                   llm=False)
+    graph, _ = build(read_rules(goal, attachments), MANIFEST, goal=goal, attachments=attachments, constraints={},
+                     llm=False)
+    doc = graph.to_json()
     for n in doc["nodes"]:
         status, output = states.get(n["id"], ("pending", None))
         n["status"], n["output"] = status, output
@@ -38,11 +39,11 @@ def test_a_failed_animation_degrades_to_the_speech_that_ran() -> None:
         "talking_video": ("failed", None)})
     cont = continuation(doc, MANIFEST, llm=False)
     assert cont.graph is not None, cont.message
-    assert [n["service"] for n in cont.graph["nodes"]] == ["artifact.publish"]  # nothing re-runs
-    assert cont.graph["nodes"][0]["params"]["items"] == [SPEECH]
+    assert [n.service for n in cont.graph.nodes] == ["artifact.publish"]  # nothing re-runs
+    assert cont.graph.nodes[0].params["items"] == [SPEECH]
     assert "cannot identify image file" in cont.message and "speech" in cont.message
     replan = {"version": 1, "failed": ["talking_video"], "reused": ["Read text aloud"]}
-    assert cont.graph["metadata"]["replan"] == replan
+    assert cont.graph.metadata["replan"] == replan
     assert evaluate(cont.graph, MANIFEST).ok
 
 
@@ -52,8 +53,8 @@ def test_a_failed_upscale_delivers_the_video_before_it() -> None:
         "talking_video": ("completed", {"video": VIDEO}), "upscale": ("failed", None)})
     cont = continuation(doc, MANIFEST, llm=False)
     assert cont.graph is not None, cont.message
-    assert [n["service"] for n in cont.graph["nodes"]] == ["artifact.publish"]
-    assert cont.graph["nodes"][0]["params"]["items"] == [VIDEO]
+    assert [n.service for n in cont.graph.nodes] == ["artifact.publish"]
+    assert cont.graph.nodes[0].params["items"] == [VIDEO]
 
 
 def test_an_alternative_chain_is_preferred_and_completed_steps_are_reused() -> None:
@@ -63,9 +64,9 @@ def test_an_alternative_chain_is_preferred_and_completed_steps_are_reused() -> N
     doc["metadata"]["intent"]["portrait"] = "face"
     cont = continuation(doc, MANIFEST, llm=False)
     assert cont.graph is not None, cont.message
-    talk = next(n for n in cont.graph["nodes"] if n["service"] == "video.animate_portrait")
-    assert talk["params"] == {"audio": SPEECH, "image": {"$attachment": "face"}}
-    assert "tts.synthesize" not in {n["service"] for n in cont.graph["nodes"]}
+    talk = next(n for n in cont.graph.nodes if n.service == "video.animate_portrait")
+    assert talk.params == {"audio": SPEECH, "image": {"$attachment": "face"}}
+    assert "tts.synthesize" not in {n.service for n in cont.graph.nodes}
     assert "replanned without image.render" in cont.message
 
 

@@ -84,7 +84,7 @@ def test_two_services_offering_one_deliverable_the_cheaper_is_built() -> None:
     manifest = manifest.model_copy(update={"services": {**manifest.services, "video.concat": cheap}})
     intent = read_rules("join these clips", [CLIP, CLIP2], vocab=Vocabulary(manifest))
     doc, _ = build(intent, manifest, goal="join these clips", attachments=[CLIP, CLIP2], constraints={}, llm=False)
-    assert [n["service"] for n in doc["nodes"]] == ["video.concat", "artifact.publish"]
+    assert [n.service for n in doc.nodes] == ["video.concat", "artifact.publish"]
 
 
 # ---- 2. attachments are typed inputs ---------------------------------------------------------------

@@ -33,8 +33,8 @@ NOT_HERE: list[tuple[str, str]] = [
     (r"(cp|for|sed|git) ", "edits a checkout or its .env: a person's step before Docker Compose"),
     (r"docker compose ", "needs Docker: compose.yaml is checked by tests/deploy/test_compose.py"),
     (r"[A-Z_]+=\S", "Open WebUI's environment variables, not a command"),
-    (r"(\.venv/bin/)?spinbot up\b", "a long-running server: its refusals are tests/test_up.py, --port is "
-                                    "tests/web/test_cli.py::test_api_on_another_port_and_chat_there_with_clean_output"),
+    (r"(\.venv/bin/)?spinbot up\b", "a long-running server: its refusals are tests/shell/test_up.py, --port is "
+                                    "tests/shell/test_cli.py::test_api_on_another_port_and_chat_there_with_clean_output"),
     (r"spinbot manifest\b", "rewrites the checkout's manifests/: tests/tasks/test_manifests.py checks they are "
                             "what it writes"),
     (r"spinbot (evaluate|submit) thumb\.json", "the tutorial's own service (image.thumbnail) exists only once the "

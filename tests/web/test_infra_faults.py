@@ -11,12 +11,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from conversation.services import build_services
 from spinbot.redis_setup import UnsafeSetup
 from spinbot.settings import Settings
 from tests.faults import TcpProxy, locked, redis_policy, redis_refusing_writes
 from tests.harness import InProcess
 from tests.web.conftest import LiveAPI, diag_graph, echo_node, read_sse, serve, wait_node
-from web.app import build_services
 
 ROUTES = ("/api/jobs", "/api/conversations", "/api/profiles")
 

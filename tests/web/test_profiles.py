@@ -13,8 +13,8 @@ import pytest
 from executors.gpu import espeak
 from executors.gpu.media import write_wav
 from spinbot.settings import Settings
+from tests.conversation.test_ownership import finished
 from tests.web.conftest import LiveAPI, diag_graph, echo_node, png_bytes, read_sse, serve, wav_bytes
-from tests.web.test_ownership import finished
 
 ALPHA, BETA = "alpha-key-123", "beta-key-456"
 #: What the voice sample says (spoken by eSpeak NG: a recogniser the preparation step uses hears it).

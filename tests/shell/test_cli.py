@@ -246,7 +246,7 @@ def test_request_lines_only_with_verbose(monkeypatch: pytest.MonkeyPatch) -> Non
     as the README says; `up -v` hands -v to the API and the executors it starts."""
     import logging
 
-    from spinbot.cli import _setup
+    from shell.cli import _setup
 
     monkeypatch.setenv("SPINBOT_REDIS_URL", "redis://x")
     monkeypatch.setenv("SPINBOT_DATABASE_URL", "postgresql://x")
