@@ -146,6 +146,10 @@ def note(p: Profile, graph: Graph) -> str:
     if not used:
         return f"profile {p.name} has nothing this plan can use"
     text = f"planned with profile {p.name}: its {' and '.join(used)}, nothing prepared again"
-    if p.voice and "prepared voice" not in used and any(n.service == "tts.synthesize" for n in graph.nodes):
+    speaks = any(n.service == "tts.synthesize" for n in graph.nodes)
+    if p.status == "failed" and speaks:  # no voice to lend: said, or the stock voice passes for Eve's
+        text += (f"; preparing {p.name}'s voice failed, so a built-in voice speaks"
+                 " (add the voice sample again on the Profiles page)")
+    elif p.voice and "prepared voice" not in used and speaks:
         text += " (the speech service here takes no reference voice, so a built-in voice speaks)"
     return text

@@ -140,7 +140,9 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *
                         final = ev.data
                 elif ev.type == "node" and ev.data["node"] in node_bars:
                     status[ev.data["node"]] = ev.data["status"]
-                    bars.update(node_bars[ev.data["node"]], status=ev.data["status"])
+                    # a node the node cache answered ran nothing: its bar says so, as the web UI's badge does
+                    reused = ev.data["status"] == "completed" and ev.data.get("reused")
+                    bars.update(node_bars[ev.data["node"]], status="reused" if reused else ev.data["status"])
                     if ev.data["status"] == "completed":
                         bars.update(node_bars[ev.data["node"]], completed=1.0)
                 elif ev.type == "progress" and ev.data["node"] in node_bars:
@@ -151,7 +153,7 @@ async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *
                 if st is None:
                     console.print(f"[red]error:[/] job {job_id} disappeared from Redis")
                     return EXIT_JOB_FAILED
-    return _summary(console, await queue.get(job_id), final, base)
+    return _summary(console, job_id, await queue.get(job_id), final, base)
 
 
 def _is_artifact(value: Any) -> bool:
@@ -170,7 +172,7 @@ def _short(value: Any, found: dict[str, tuple[str, dict[str, Any]]], where: str)
     return value
 
 
-def _summary(console: Console, st: Any, final: dict[str, Any], base: str = "") -> int:
+def _summary(console: Console, job_id: str, st: Any, final: dict[str, Any], base: str = "") -> int:
     status = final["status"]
     artifacts: dict[str, tuple[str, dict[str, Any]]] = {}
     if st is not None:
@@ -184,7 +186,10 @@ def _summary(console: Console, st: Any, final: dict[str, Any], base: str = "") -
     if artifacts:  # each once, as a link
         console.print("artifacts:")
         for key, (where, a) in artifacts.items():
-            console.print(f"  {where} ({a['contentType']}, {_size(a.get('size'))}): {base}/api/artifacts/{key}",
+            # the node cache's answer lives in the job that made it: the link says whose folder it points into
+            made = key.split("/")[1] if key.startswith("jobs/") and not key.startswith(f"jobs/{job_id}/") else None
+            reused = f", reused from job {made[:8]}" if made else ""
+            console.print(f"  {where} ({a['contentType']}, {_size(a.get('size'))}{reused}): {base}/api/artifacts/{key}",
                           highlight=False, markup=False, soft_wrap=True)
     color = {"completed": "green", "failed": "red"}.get(status, "yellow")
     console.print(f"[{color}]job {status}[/]" + (f": {final['error']['message']}" if final.get("error") else ""),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,32 @@ async def publish_once(redis_url: str, manifest: PlaneManifest) -> None:
         await publish(client, manifest, ttl_s=60)
     finally:
         await client.aclose()
+
+
+def test_tables_at_80_columns_keep_codes_whole_and_round_times(tmp_path: Path) -> None:
+    """A verdict read in an 80-column terminal: times as durations (no "~0.626667s"), codes and ids never cut."""
+    from typer.testing import CliRunner
+
+    from shell.cli import app
+
+    runner = CliRunner()
+    env = {"COLUMNS": "80", "NO_COLOR": "1"}
+    example = Path(__file__).parents[2] / "examples" / "talking-head.json"
+    approved = runner.invoke(app, ["evaluate", str(example)], env=env).output
+    assert "approved" in approved, approved
+    # "~0.6 s", "~22 min 30 s": never "~0.626667s"
+    assert re.search(r"~\d+(\.\d)? s", approved) and not re.search(r"\d\.\d{2,}", approved), approved
+    table = [line for line in approved.splitlines() if line[:1] in "┏┃┡│└"]
+    assert table and all(len(line) <= 80 for line in table), approved  # the table fits; text wraps between words
+    assert "video.animate_portrait" in approved, approved  # a service id whole
+
+    graph = echo_graph()
+    graph["nodes"][1]["params"] = {"text": {"$node": "a", "output": "no_such_output_of_a"}}  # type: ignore[index]
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(graph))
+    refused = runner.invoke(app, ["evaluate", str(path)], env=env)
+    assert refused.exit_code == 1, refused.output
+    codes = [line.split("│")[2].strip() for line in refused.output.splitlines() if line.count("│") > 3
+             and line.split("│")[1].strip() in ("error", "warning")]
+    assert "unknown_output" in codes, refused.output  # whole, on one line
+    assert all(code.replace("_", "").isalpha() for code in codes), refused.output

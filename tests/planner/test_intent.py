@@ -158,3 +158,10 @@ def test_the_same_video_with_a_change_is_a_follow_up(goal: str, changed: dict[st
 def test_mixed_quotes_are_quotes() -> None:
     assert slots.spoken_text('say "hello there” to everyone') == "hello there"
     assert slots.spoken_text("say “hello there\" to everyone") == "hello there"
+
+
+def test_the_summary_shortens_a_long_topic_between_words() -> None:
+    """The plan's one line names a long topic cut at a word with "…", never mid-word (issue 24, item 11)."""
+    read = intent.Intent(kind="plan", deliverables=["talking_video"],
+                         topic="how solar panels turn sunlight into electricity in a home")
+    assert "about 'how solar panels turn sunlight into…'" in read.summary(), read.summary()

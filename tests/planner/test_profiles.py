@@ -86,6 +86,15 @@ async def test_a_profile_without_a_voice_lends_its_face_only(tmp_path: Path) -> 
     assert [a.key for a in result.graph.context.attachments] == [MAX.portrait]
 
 
+async def test_a_profile_whose_voice_failed_says_a_built_in_voice_speaks(tmp_path: Path) -> None:
+    eve = Profile(id="p_eve", name="Eve", status="failed", portrait="uploads/k/a3/eve.png")
+    result = await planned(tmp_path, "make Eve say hello", [eve])
+    nodes = nodes_of(result)
+    assert "reference_audio" not in nodes["tts.synthesize"]["params"]
+    assert nodes["video.animate_portrait"]["params"]["image"] == {"$attachment": "profile-portrait"}
+    assert "preparing Eve's voice failed, so a built-in voice speaks" in result.message, result.message
+
+
 async def test_the_profile_picked_in_the_composer_applies_when_the_goal_names_none(tmp_path: Path) -> None:
     result = await planned(tmp_path, "say 'see you tomorrow'", [ANNA, MAX], profile="p_max")
     assert nodes_of(result)["video.animate_portrait"]["params"]["image"] == {"$attachment": "profile-portrait"}

@@ -184,7 +184,19 @@ async def test_submit_summary_lists_artifacts_once_as_links(settings: Settings, 
     assert "sha256" not in text and '"contentType"' not in text, text  # no raw descriptors
     links = [line for line in text.splitlines() if "/api/artifacts/" in line]
     assert len(links) == 1 and links[0].rstrip().endswith("/voice/speech.wav"), text  # once, whole
-    assert " KB" in links[0]
+    assert " KB" in links[0] and "reused" not in text
+
+    # The same graph again: the node cache answers the speech, and the bar and the link say so (whose folder)
+    again = await queue.submit(graph, owner="local")
+    out = io.StringIO()
+    assert await follow(queue, again, graph, Console(file=out, width=120, soft_wrap=True),
+                        base="http://127.0.0.1:8000") == 0
+    text = out.getvalue()
+    voice_bar = [line for line in text.splitlines() if line.strip().startswith("voice") and "%" in line][-1]
+    assert "reused" in voice_bar, text
+    links = [line for line in text.splitlines() if "/api/artifacts/" in line]
+    assert len(links) == 1 and f"reused from job {job_id[:8]}): " in links[0], text
+    assert f"/api/artifacts/jobs/{job_id}/voice/" in links[0], text
 
 
 @pytest.fixture

@@ -74,3 +74,13 @@ def lock_file_of(data: Path) -> Path:
     from spinbot.settings import Settings
 
     return lock_file(Settings(data_dir=data))
+
+
+def test_the_banner_names_the_no_llm_mode_by_its_one_name(tmp_path: Path) -> None:
+    """With no LLM, `spinbot up`'s banner line calls the mode what the answers call it (no 'fixed pipelines')."""
+    from shell.up import ollama_status
+    from spinbot.settings import NO_LLM_MODE, Settings
+
+    line = ollama_status(Settings(ollama_url="http://127.0.0.1:9", data_dir=tmp_path))
+    assert line.startswith(f"LLM: none, {NO_LLM_MODE}: goals are read by rules"), line
+    assert "fixed pipeline" not in line and "error" not in line.casefold(), line
