@@ -95,7 +95,7 @@ def synthesize(
         es.lib.espeak_SetSynthCallback(callback)
         if es.lib.espeak_SetVoiceByName(voice.encode()) != EE_OK:
             language = voice.split("+")[0]
-            raise PermanentError(f"eSpeak NG has no {display_name(language)} voice ({voice!r})",
+            raise PermanentError(f"eSpeak NG has no voice for {display_name(language)} ({voice!r})",
                                  hint="eSpeak NG speaks about 100 languages (`espeak-ng --voices` lists them); "
                                       "for another, configure a TTS server that speaks it (SPINBOT_TTS_URL)")
         es.lib.espeak_SetParameter(PARAM_RATE, int(wpm), 0)
