@@ -240,7 +240,8 @@ class TestContinue:
         partial = await answer(page, 1, until=lambda t: "keeps running" in t)
         assert SIGNED_PAGE.search(str(partial["content"]))
         content = str(partial["content"])
-        for _ in range(8):  # each continuation waits up to the limit again, as the first answer did
+        deadline = time.monotonic() + 240  # a talking head of ~15 s of speech takes 30-100 s on a loaded CI box
+        while time.monotonic() < deadline:  # each continuation waits up to the limit again, as the first answer did
             await page.get_by_role("button", name="Continue Response").last.click()
             grown = longer_than(content)
             content = str((await answer(page, 1, until=grown))["content"])
