@@ -27,7 +27,7 @@ async def test_the_running_api_logs_no_secret(settings: Settings, tmp_path: Path
     log_path = tmp_path / "api.log"
     with log_path.open("wb") as log:
         api = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "shell.cli", "api", "--host", "127.0.0.1", "--port", str(port),
+            sys.executable, "-m", "shell.cli", "api", "--host", "127.0.0.1", "--port", str(port), "-v",  # access log
             cwd=ROOT, env=env, stdout=log, stderr=log)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -112,5 +112,5 @@ def test_a_stored_file_of_the_wrong_kind_is_said_in_words() -> None:
     from web.problems import Problem
 
     with pytest.raises(Problem) as refused:
-        kind_of("text/plain")  # an earlier job's text file named as an attachment
-    assert refused.value.detail == "a plain text file cannot be attached"  # not "attachments of type text/plain"
+        kind_of("application/pdf")  # an earlier job's PDF named as an attachment (text files are words now)
+    assert refused.value.detail == "a PDF file cannot be attached"  # not "attachments of type application/pdf"
