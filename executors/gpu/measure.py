@@ -158,13 +158,23 @@ def still_check(diff: np.ndarray, fps: float, duration: float) -> Check:
     return Check("still_s", round(still, 2), "s", ok, detail)
 
 
-def mouth_check(diff: np.ndarray, samples: np.ndarray, fps: float) -> Check:
+def mouth_box(at: tuple[float, float] | None) -> tuple[float, float, float, float]:
+    """MOUTH_BOX, moved to centre on the mouth `at` (x, y as fractions of the frame) when the animator found it
+    elsewhere (a photograph's mouth is where the face is), kept inside the frame."""
+    if at is None:
+        return MOUTH_BOX
+    dx = min(max(at[0] - MOUTH[0], -MOUTH_BOX[0]), 1 - MOUTH_BOX[2])
+    dy = min(max(at[1] - MOUTH[1], -MOUTH_BOX[1]), 1 - MOUTH_BOX[3])
+    return (MOUTH_BOX[0] + dx, MOUTH_BOX[1] + dy, MOUTH_BOX[2] + dx, MOUTH_BOX[3] + dy)
+
+
+def mouth_check(diff: np.ndarray, samples: np.ndarray, fps: float, at: tuple[float, float] | None = None) -> Check:
     """How closely motion in the mouth box (beyond the whole picture's) follows the voice's loudness changes;
-    `diff` from frame_changes()."""
+    `diff` from frame_changes(), `at` the mouth the animator found (mouth_box)."""
     n = len(diff) + 1
     if n < 3:
         return not_checked("mouth_sync", f"the video has {n} frame(s)")
-    x0, y0, x1, y1 = (round(v * FRAME_PX) for v in MOUTH_BOX)
+    x0, y0, x1, y1 = (round(v * FRAME_PX) for v in mouth_box(at))
     local = diff[:, y0:y1, x0:x1].mean(axis=(1, 2)) - diff.mean(axis=(1, 2))
     env = envelope(samples, RATE, fps, n)
     voice_change = np.abs(np.diff(env))
@@ -181,8 +191,9 @@ def mouth_check(diff: np.ndarray, samples: np.ndarray, fps: float) -> Check:
     return Check("mouth_sync", round(r, 2), "", ok, detail)
 
 
-def video_checks(path: Path, *, mouth: bool) -> list[Check]:
-    """duration_s, audio_stream, still_s and (for a talking portrait) mouth_sync of a video file."""
+def video_checks(path: Path, *, mouth: bool, at: tuple[float, float] | None = None) -> list[Check]:
+    """duration_s, audio_stream, still_s and (for a talking portrait) mouth_sync of a video file, the mouth
+    looked for `at` (x, y fractions) when the animator said where it is."""
     info = probe(path)
     out = [Check("duration_s", round(info.duration_s, 2), "s", None,
                  f"{duration_text(info.duration_s)}, {info.frames} frames at {info.fps:g} fps, "
@@ -202,7 +213,8 @@ def video_checks(path: Path, *, mouth: bool) -> list[Check]:
         if not info.has_audio:
             out.append(not_checked("mouth_sync", "the video has no audio to follow"))
         else:
-            out += measured("mouth_sync", lambda: mouth_check(changes()[0], load_audio(path, RATE), changes()[1]))
+            out += measured("mouth_sync",
+                            lambda: mouth_check(changes()[0], load_audio(path, RATE), changes()[1], at))
     return out
 
 
@@ -217,9 +229,11 @@ def video_checker(output: str, *, mouth: bool) -> Checker:
             return [*found, Check("mouth_sync", None, "", False,
                                   "no face was found in the picture, so no mouth was animated (use a photo or "
                                   "drawing of one face looking at the camera)")]
+        where = out.get("mouth") if mouth else None
+        at = (float(where["x"]), float(where["y"])) if isinstance(where, dict) and "x" in where else None
         async with scratch(ctx) as tmp:
             path = await fetch(ctx, out[output], tmp, "video")
-            return await in_thread(video_checks, path, mouth=mouth)
+            return await in_thread(video_checks, path, mouth=mouth, at=at)
 
     return check_video
 

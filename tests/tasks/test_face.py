@@ -101,6 +101,10 @@ async def test_a_photo_speaks_with_its_own_mouth(harness: Harness, media: dict[s
     assert abs(darkness_follows_voice(0.5, 0.6)) < 0.3, "a mouth still opens at the old fixed spot"
     logs = [d["message"] for _, k, d in harness.events if k == "log"]
     assert any(m.startswith("mouth at 29% across, 3") and ": OpenCV's face detector" in m for m in logs), logs
+    # the check looks where the animator found the mouth, not at the drawn portrait's fixed spot
+    p = video.AnimateParams(image=img, audio=wav, fps=12, size=256)
+    checks = {c.name: c for c in await video.animate_portrait.checks(harness.ctx("talk"), p, out)}  # type: ignore[misc]
+    assert checks["mouth_sync"].ok is True, checks["mouth_sync"]
 
 
 async def test_no_face_animates_no_mouth_and_says_why(harness: Harness, media: dict[str, Path],
