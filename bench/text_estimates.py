@@ -22,14 +22,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.gpu_tasks import Bench  # noqa: E402  (handlers' contexts on a LocalStore, as there)
 from evaluator import evaluate  # noqa: E402
 from executors.gpu import device, tts, video  # noqa: E402
 from executors.gpu.image import draw_portrait  # noqa: E402
-from spinbot.artifacts import LocalStore  # noqa: E402
 from spinbot.capabilities import committed_manifest  # noqa: E402
 from spinbot.manifest import MergedManifest  # noqa: E402
-from spinbot.settings import Settings  # noqa: E402
-from spinbot.task import TaskContext  # noqa: E402
 
 PROSE = (
     "Solar panels are made of many small cells of silicon. When sunlight strikes a cell, the light knocks "
@@ -64,20 +62,6 @@ def without_predictions(manifest: MergedManifest) -> MergedManifest:
     return manifest.model_copy(update={"services": services})
 
 
-class Bench:
-    def __init__(self, root: Path) -> None:
-        self.store = LocalStore(root / "artifacts")
-        self.settings = Settings(data_dir=root / "data")
-        self.root = root
-        self.n = 0
-
-    def ctx(self) -> TaskContext:
-        async def emit(kind: str, data: dict[str, Any]) -> None:
-            pass
-
-        self.n += 1
-        return TaskContext(job_id="bench", node_id=f"n{self.n}", attempt=1, settings=self.settings,
-                           store=self.store, emit=emit, workdir=self.root / "work")
 
     async def timed(self, fn: Any, params: Any) -> tuple[dict[str, Any], float]:
         started = time.perf_counter()
