@@ -67,21 +67,12 @@ def lcs(a: list[str], b: list[str]) -> int:
     return prev[-1]
 
 
-#: PocketSphinx's initial cepstral mean for its US-English model (its `cmninit` default).
-LIVE_CMN_INIT = "40,3,-1"
-
-
 def decoder(**config: Any) -> Any:
     try:
         import pocketsphinx
     except ImportError as e:
         raise EngineUnavailable("PocketSphinx is not installed", hint="pip install pocketsphinx") from e
-    d = pocketsphinx.Decoder(samprate=RATE, lm=None, loglevel="FATAL", **config)
-    if config.get("cmn") != "batch":
-        # live CMN starts from the model's initial estimate, not one left by what the process heard before (a
-        # fresh decoder's verdict on a recording changed with the recordings decoded earlier)
-        d.set_cmn(LIVE_CMN_INIT)
-    return d
+    return pocketsphinx.Decoder(samprate=RATE, lm=None, loglevel="FATAL", **config)
 
 
 def probe(settings: Any) -> str | None:
