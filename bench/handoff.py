@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -155,20 +155,27 @@ async def measure(q: JobQueue, n: int, m: int) -> dict[str, Any]:
             "fanout_rate": m / span, "fanout_wall": fwall}
 
 
-async def spinbot_bench(redis_url: str, database_url: str, data_dir: Path, n: int, m: int) -> dict[str, Any]:
-    """Two executor processes, as deployed."""
+@contextlib.asynccontextmanager
+async def connected(redis_url: str, database_url: str) -> AsyncIterator[tuple[Any, Any, JobQueue]]:
+    """(Redis client, Store, JobQueue with its groups made), closed on exit."""
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     store = await connect_store(database_url)
     q = JobQueue(client, store)
     await q.ensure_groups()
     try:
+        yield client, store, q
+    finally:
+        await client.aclose()
+        await store.close()
+
+
+async def spinbot_bench(redis_url: str, database_url: str, data_dir: Path, n: int, m: int) -> dict[str, Any]:
+    """Two executor processes, as deployed."""
+    async with connected(redis_url, database_url) as (client, store, q):
         with executors(redis_url, database_url, data_dir):
             await wait_serving(client)
             out = await measure(q, n, m)
             pg = await postgres_write_times(q, store, out["job"])
-    finally:
-        await client.aclose()
-        await store.close()
     return {**out, **pg}
 
 
@@ -268,11 +275,7 @@ def family_cpu_s(pid: int) -> float:
 
 async def spinbot_cost(redis_url: str, database_url: str, data_dir: Path, n: int, per_plane: int) -> dict[str, Any]:
     """One chain through `per_plane` executor processes per plane: nodes/s and CPU per node."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    store = await connect_store(database_url)
-    q = JobQueue(client, store)
-    await q.ensure_groups()
-    try:
+    async with connected(redis_url, database_url) as (client, store, q):
         with executors(redis_url, database_url, data_dir, per_plane) as procs:
             await wait_serving(client, per_plane)
             await run_job(q, chain_graph(6))  # warm-up: scripts loaded, connections open
@@ -282,9 +285,6 @@ async def spinbot_cost(redis_url: str, database_url: str, data_dir: Path, n: int
             _, wall = await run_job(q, chain_graph(n))
             await asyncio.sleep(0.5)  # the record writers' last batch (they write every 0.2 s)
             after = await meters.read()
-    finally:
-        await client.aclose()
-        await store.close()
     per = {k: (after[k] - before[k]) / n for k in after}
     return {"rate": n / wall, **per}
 
