@@ -63,11 +63,19 @@ def test_request_shape(request_: dict[str, Any]) -> None:
 
 
 def test_heldout_follows_the_fixed_rule() -> None:
-    """The split is the file's hash rule, so nobody moves a request between splits after seeing results."""
+    """The split is the file's hash rule, so nobody moves a request between splits after seeing results: a third
+    of the first entries by their own fraction, half of a later batch by its rank within the batch."""
     salt = json.loads(DATA.read_text())["split"]["salt"]
+
+    def fraction(id_: str) -> float:
+        return int(hashlib.sha256(f"{salt}:{id_}".encode()).hexdigest()[:8], 16) / 2**32
+
     for r in REQUESTS:
-        fraction = int(hashlib.sha256(f"{salt}:{r['id']}".encode()).hexdigest()[:8], 16) / 2**32
-        assert r["heldout"] == (fraction < 1 / 3), r["id"]
+        if "batch" not in r:
+            assert r["heldout"] == (fraction(r["id"]) < 1 / 3), r["id"]
+    for batch in {r["batch"] for r in REQUESTS if "batch" in r}:
+        members = sorted((r for r in REQUESTS if r.get("batch") == batch), key=lambda r: fraction(r["id"]))
+        assert [r["heldout"] for r in members] == [rank < len(members) // 2 for rank in range(len(members))], batch
     share = sum(r["heldout"] for r in REQUESTS) / len(REQUESTS)
     assert 0.2 < share < 0.45
 
