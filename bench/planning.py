@@ -2,7 +2,8 @@
 
 Runs every goal in bench/planning_goals.json through the planner and prints one row per goal and
 totals: intent-correct (the kind, the services it must and must not have, the exact words, voice
-and other expected params), runnable without an LLM (no llm.* step), read by the model (the model's
+and other expected params; without an LLM, a goal that needs a script step is right answered with no
+graph and a message saying the LLM is missing), runnable without an LLM (no llm.* step), read by the model (the model's
 answer reached the intent), LLM calls, prompt tokens, seconds.
 
 Without --ollama the planner asks the embedded model (started for the bench, as `spinbot up` does) when
@@ -41,9 +42,20 @@ from spinbot.settings import Settings  # noqa: E402
 GOALS = Path(__file__).with_name("planning_goals.json")
 
 
-def check(case: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    """What the result got wrong against the case's expectations (empty: intent-correct)."""
+SCRIPT = "llm.generate_script"
+
+
+def check(case: dict[str, Any], result: dict[str, Any], llm: bool = True) -> list[str]:
+    """What the result got wrong against the case's expectations (empty: intent-correct).
+
+    A goal that must have a script step can only be planned with an LLM; without one the right answer is no
+    graph and a message that says the LLM is missing (as planner docs promise: "writing a script needs the LLM").
+    """
     wrong = []
+    if not llm and SCRIPT in case["must"]:
+        if result.get("graph"):
+            return ["planned without the LLM it needs"]
+        return [] if "LLM" in (result.get("message") or result.get("reply") or "") else ["no word of the LLM missing"]
     if result["kind"] != case["kind"]:
         return [f"kind {result['kind']}"]
     if case["kind"] == "reply":
@@ -158,7 +170,7 @@ async def run(args: argparse.Namespace) -> None:
         else:
             result = await plan_in_process(settings, case, manifest)
         seconds = time.perf_counter() - started
-        wrong = check(case, result)
+        wrong = check(case, result, llm=bool(args.ollama or args.api))
         graph = result.get("graph") or {}
         services = {n["service"] for n in graph.get("nodes", [])}
         attempts = result.get("attempts") or []
@@ -169,7 +181,7 @@ async def run(args: argparse.Namespace) -> None:
         runnable = result["kind"] == "reply" or (bool(graph) and result["approved"]
                                                  and not any(s.startswith("llm.") for s in services))
         rows.append({"correct": not wrong, "runnable": runnable, "read": read, "first_ok": first_ok, "calls": calls,
-                     "tokens": tokens, "seconds": seconds, "llm_needed": "llm.generate_script" in case["must"]})
+                     "tokens": tokens, "seconds": seconds, "llm_needed": SCRIPT in case["must"]})
         table.add_row(str(i), case["goal"][:44], "yes" if not wrong else "NO", "yes" if runnable else "no",
                       "yes" if read else "-", str(calls), str(tokens), f"{seconds:.2f}", "; ".join(wrong)[:60])
     console.print(table)
