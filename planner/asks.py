@@ -17,6 +17,7 @@ from planner.cues import (
     CREATE,
     FILE_NAMED,
     HEARS,
+    KIND_NOUNS,
     PLAIN_NOUN,
     PRESENTER,
     REFERENCE,
@@ -28,9 +29,12 @@ from planner.cues import (
     UNOFFERED,
     VIDEO_OF,
     VOICE_ASKED,
+    VOICE_OVER,
 )
+from planner.slots import script_language
 from planner.vocab import Vocabulary
 from spinbot.graph import Attachment
+from spinbot.languages import mentioned_languages
 
 #: The words before a file name that make it the name of what is made.
 OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?: it)?|\bcall(?:ed| it)?|\binto|\bto)"
@@ -38,6 +42,9 @@ OUTPUT_NAME = re.compile(r"(?:\bas|\bsave\w*|\boutput|\bexport\w*|\bname[ds]?(?:
 SCENE_VIDEO = "text-to-video (a video of a scene)"
 PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speaking)"
 SLIDESHOW = "a slideshow from images"
+#: "my video", "this clip": a video the user has (and may have forgotten to attach), not one to make
+OWN_VIDEO = re.compile(rf"\b(?:this|that|these|my|our|attached|uploaded) (?:{KIND_NOUNS['video']})\b", re.I)
+TRANSLATE = "translate"  # planner.cues.UNOFFERED's name: the words given are to be spoken in another language
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
 
@@ -96,9 +103,12 @@ def _blank_clause(text: str, start: int, end: int) -> str:
 def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: Vocabulary, goal: str) -> Asked:
     """The deliverables and bindings of a plan; `problem` set when the goal cannot be planned as asked."""
     asked = Asked()
+    asked_for = frame  # before the operations left out are blanked: "a stabilised video with a voice-over"
     unoffered, frame = not_offered(frame, attachments, vocab)
-    asked.unoffered, asked.frame = unoffered, frame
     kinds: list[str] = [a.kind for a in attachments]
+    if TRANSLATE not in unoffered and _translation(frame, said, kinds):
+        unoffered.append(TRANSLATE)  # "my Spanish article as an English voice-over": a translation is the words
+    asked.unoffered, asked.frame = unoffered, frame
     speaking = vocab.speaking()
     named = vocab.named(frame)
     for_words = any("text" in vocab.takes(n) for n in named if n != speaking)
@@ -125,7 +135,12 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         vocab.deliverables[n].base is None and vocab.deliverables[n].output_type in vocab.consumes_all(default)
         or vocab.deliverables[n].base_type == vocab.deliverables[default].output_type
         and vocab.deliverables[default].output_type not in kinds)]
-    if default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
+    if default is not None and _voice_over_pictures(asked_for, kinds, vocab):
+        # "turn my text into a video with a voice-over": a voice over pictures no service makes, not a face speaking
+        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
+        named = [n for n in named if n != default and not (vocab.deliverables[n].base is None and vocab.deliverables[
+            n].output_type in vocab.consumes_all(default))]
+    elif default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
             and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves", "a video from this screenshot": no speech
         asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
         named.remove(default)
@@ -156,6 +171,25 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked.deliverables = _in_order(named, vocab, frame)
     asked.problem = _bind(asked, attachments, vocab, goal, said)
     return asked
+
+
+def _translation(frame: str, said: str | None, kinds: list[str]) -> bool:
+    """Whether the words given (quoted, or a text file) are asked for in another language than theirs: the frame
+    names two languages ("my Spanish article ... an English script"), or one the words' own letters are not."""
+    if said is None and "text" not in kinds:
+        return False
+    languages = set(mentioned_languages(frame))
+    own = script_language(said) if said else None
+    return len(languages | ({own} if own else set())) > 1
+
+
+def _voice_over_pictures(frame: str, kinds: list[str], vocab: Vocabulary) -> bool:
+    """Whether the goal asks for a new video with a voice-over or narration and no one on screen: no video to put
+    it on is attached, and no face, presenter or speaking is named."""
+    default = vocab.deliverables[vocab.default() or ""]
+    return ("video" not in kinds and default.cue is not None and default.cue.search(frame) is not None
+            and VOICE_OVER.search(frame) is not None and PRESENTER.search(frame) is None
+            and OWN_VIDEO.search(frame) is None)  # "a voice-over on my video": the video is missing, not scenes
 
 
 def _purpose(name: str, named: list[str], vocab: Vocabulary, frame: str) -> bool:
@@ -255,8 +289,8 @@ def _bind(asked: Asked, attachments: list[Attachment], vocab: Vocabulary, goal: 
             return f"To {d.does} I need {KIND_WORDS.get(d.base_type, d.base_type)}{got}: attach one."
         if d.base_type and d.base_type not in made and said is None and asked.text_file is None \
                 and "text" in vocab.takes(n):
-            return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot take them from "
-                    "the file itself).")
+            return (f"To {d.does} I need the words: give them in quotes, e.g. \"...\" (I cannot transcribe them "
+                    "from the file itself).")
         if d.base_type and d.base_type not in made and said is None and "audio" in vocab.takes(n) \
                 and asked.soundtrack is None and not TOPIC_MARKER.search(goal):
             return (f"To {d.does} I need what it says: give the words in quotes, say what it is about, or attach "

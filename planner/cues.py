@@ -26,14 +26,19 @@ PORTRAIT_WORDS = words(r"portrait|face|headshot|selfie|person|presenter")
 #: after all (music: an attached song is a soundtrack). Checked before a topic marker only.
 UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("transcribe speech to text", words(r"transcri\w+|speech[- ]to[- ]text|write down what \w+ (?:says|said)|"
-                                       r"(?:make|get|give me) (?:a |the )?transcript\w*"), None),
+                                       r"(?:make|get|give me) (?:a |the )?transcript\w*|"
+                                       r"(?:the )?(?:text|words|content|contents|lyrics) of (?:this|the|that|my|an?) "
+                                       r"(?:speech|audio|recording|voice note|song|interview|lecture)|"
+                                       r"what (?:is|was|gets) said in"), None),
     ("translate", words(r"translat\w+|übersetz\w*|tradu\w+"), None),
     ("compose music or a song", words(
         r"(?:compose|generate|make|create|write|produce|add|put) (?:me )?(?:a |an |some |the )?(?:[\w-]+ ){0,2}"
         r"(?:music|song|melody|jingle|beat|tune|soundtrack)"), "audio"),
     ("sing", words(r"sing|sings|singing|sung|karaoke"), None),
     ("noise reduction (reduce noise)", words(r"denois\w*|(?:reduce|remove|clean up|cut|get rid of) (?:the )?"
-                           r"(?:background )?(?:noise|hiss|hum)|noise reduction"), None),
+                           r"(?:background )?(?:noise|hiss|hum)|noise reduction|speech enhancement|"
+                           r"(?:enhance|improve|clean up) (?:its |the |this |my )?"
+                           r"(?:audio|sound|speech|voice|recording)(?: quality)?"), None),
     ("stabilise a video", words(r"stabili[sz]\w*|(?:less|not) shaky|remove (?:the )?(?:camera )?shake"), None),
     ("slow motion or speed changes", words(r"slow[- ]?mo(?:tion)?|time[- ]?lapse|(?:slow down|speed up) "
                                            r"(?:the |this |my )?(?:video|clip|footage)|(?:playback|double|half|"
@@ -44,19 +49,26 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
                             r"(?:video|clip) to (?:mp3|audio)"),
      None),
     ("colourise (colorize)", words(
-        r"colou?ri[sz]e|colou?ri[sz]ing|colou?ri[sz]ation|add colou?rs? to|black[- ]and[- ]white "
+        r"colou?ri[sz](?:e|es|ing|ation)|colou?ri[sz]ed(?! (?:\w+ )?(?:image|picture|photo|drawing|illustration))|"
+        r"add colou?rs? to|black[- ]and[- ]white "
                         r"(?:photo|video|image|picture) (?:in|into|to) colou?r"), None),
     ("describe an image, count objects or answer questions about it", words(
         r"describe (?:this|the|my|what(?:'s| is) in (?:this|the)) (?:image|picture|photo)|"
         r"what(?:'s| is) in (?:this|the|my) (?:image|picture|photo|video)|"
         r"how many \w+ (?:are )?in (?:this|the) (?:image|picture|photo)|"
         r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in|"
-        r"how many \w+ (?:are )?in (?:these|those) (?:images?|pictures?|photos?)"), None),
-    ("fetch the news, a web page or a download", words(
+        r"how many \w+ (?:are )?in (?:these|those) (?:images?|pictures?|photos?)|"
+        r"caption (?:the|this|my|an?) (?:image|picture|photo)|"
+        r"(?:image|picture|photo)\b[^.]{0,60}\b(?:contains?|containing|with) (?:some )?(?:\w+ )?text\b[^.]{0,40}"
+        r"\bextract\w*|ocr|"
+        r"(?:extract|get|pull|read) (?:the |any |all )?text (?:from|in|on|out of) (?:the |this |an? |my )?"
+        r"(?:image|picture|photo)"), None),
+    ("search the web, fetch the news, a web page or a download", words(
         r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
                                         r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
                                         r"(?:news|headlines) (?:today|of the day)|search the (?:web|internet)|"
                                         r"browse|look up|google|download\w*|url of|web ?page|online article|"
+                                        r"(?:at|from) [\"'“‘]?(?:https?|ftp)(?=://)|"
                                         r"on the (?:internet|web)|(?:find|finding|search for|look for) (?:me )?"
                                         r"(?:an? |some |the )?(?:\w+ ){0,2}(?:images?|pictures?|photos?|videos?|"
                                         r"clips?|tutorials?)"),
@@ -73,13 +85,25 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
     ("rewrite, paraphrase or expand a text", words(
         r"rewrit\w+|paraphras\w*|rephras\w*|reword\w*|article spinner|(?:simplify|expand|lengthen|shorten) (?:the |"
         r"this |my |that )?(?:\w+ )?(?:text|article|sentence|paragraph|passage)|(?:into|as) an? (?:longer|shorter|"
-        r"simpler|expanded|more detailed|more descriptive)\b[^.]{0,30}?\b(?:version|description|text|article)"), None),
+        r"simpler|expanded|more detailed|more descriptive)\b[^.]{0,30}?\b(?:version|description|text|article)|"
+        r"(?:simplify|expand|paraphrase|shorten) (?:it|them)\b|(?:be|get|is|been) (?:simplified|expanded)\b|"
+        r"(?:new,? |an? )?unique(?:,? different)? version"), None),
     ("check or correct grammar and spelling", words(
         r"grammar|grammatical(?:ly)?|spell[- ]?check\w*|proofread\w*|(?:correct|fix) (?:the |any |all )?(?:\w+ )?"
         r"(?:errors|mistakes|typos|spelling)"), None),
     ("text analysis (named entities, sentiment analysis, keywords)", words(
         r"named entit\w*|sentiment|keywords?|classify|"
                                                               r"part[- ]of[- ]speech"), None),
+    ("suggest topics or ideas (brainstorming)", words(
+        r"brainstorm\w*|(?:relevant|related) (?:topics|ideas)|topic ideas|(?:generate|suggest|give me|list) (?:some |a "
+        r"list of )?(?:\w+ )?(?:topics|ideas)\b"), None),
+    ("mix or join recordings (audio editing)", words(
+        r"mix(?:ing)? (?:\w+ ){0,2}(?:audio|sound|tracks?|recordings?|music)|keep both|audio splic\w*|"
+        r"(?:combine|merge|join|splice|concatenate) (?:the |these |my |both |two )*(?:audio|sound) "
+        r"(?:files|tracks|clips|recordings)"), None),
+    ("make sound from a picture", words(
+        r"(?:audio|sound|sounds|music) (?:of|from) (?:this|the|that|my|an?) (?:image|picture|photo)"), None),
+    ("draw a waveform or spectrogram of a recording", words(r"waveforms?|spectrograms?"), None),
     ("audio effects", words(r"reverb|equali[sz]\w*|echo effect|audio effects?|pitch[- ]shift\w*|auto-?tune"), None),
     ("image processing (stitch a panorama, an edge map, pose-guided images, depth, segmentation)", words(
         r"panorama\w*|canny|edge (?:map|detection)|pose of|depth map|segment\w*|(?:label|detect\w*|identify) "
@@ -115,6 +139,9 @@ VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?
 #: Words that ask for what a video shows rather than who speaks in it: scenes, which no service makes.
 SCENE_WORDS = words(r"visuals?|visually|visuali[sz]ation|depict\w*|portray\w*|illustrat\w*|"
                     r"(?:text |scene )?description")
+#: A voice over pictures ("a video with a voice-over", "a narrated clip"): with no video given and no one on screen,
+#: the pictures would be scenes, which no service makes.
+VOICE_OVER = words(r"voice[- ]?overs?|narrat\w*")
 #: Words that ask for a face speaking: a talking video, whatever else it shows.
 PRESENTER = words(r"portrait|face|headshot|selfie|person|presenter|host|talking[- ]head|avatar|lip[- ]?sync|talk\w*|"
                   r"speak\w*")

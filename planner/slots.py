@@ -117,8 +117,9 @@ def spoken_text(goal: str, vocab: Vocabulary | None = None) -> str | None:
     quoted = _quoted(goal)
     if quoted:
         return quoted
-    m = COLON.search(goal)
-    if m and m.end() < len(goal) and not URL_RE.match(goal[m.start() - 5: m.end() + 2]):
+    links = [u.span() for u in URL_RE.finditer(goal)]  # the colon of "https://" leads no words
+    m = next((c for c in COLON.finditer(goal) if not any(a <= c.start() < b for a, b in links)), None)
+    if m and m.end() < len(goal):
         rest = goal[m.end():].strip()
         if rest and (speaks(goal[: m.start()]) or MARKED_WORDS.search(goal[: m.end()])):
             return rest[:MAX_SAY]
@@ -146,8 +147,8 @@ def without(goal: str, said: str) -> str:
 
 
 def _quoted(goal: str) -> str | None:
-    """The longest quoted text (2+ characters, not a file name). A straight or curly single quote opens only
-    after a non-letter and closes only before one, so apostrophes ("Don't", "world's") stay inside."""
+    """The longest quoted text (2+ characters, not a file name or a link). A straight or curly single quote opens
+    only after a non-letter and closes only before one, so apostrophes ("Don't", "world's") stay inside."""
     best: str | None = None
     for open_q, close_q in QUOTES:
         single = open_q in "'‘"
@@ -162,7 +163,8 @@ def _quoted(goal: str) -> str | None:
             if end == -1:
                 break
             inner = goal[start + 1: end].strip()
-            if len(inner) >= 2 and not FILE_NAME.match(inner) and (best is None or len(inner) > len(best)):
+            if len(inner) >= 2 and not FILE_NAME.match(inner) and not URL_RE.fullmatch(inner) and (
+                    best is None or len(inner) > len(best)):
                 best = inner
             start = goal.find(open_q, end + 1)
         if best:

@@ -49,6 +49,27 @@ def named_language(text: str) -> tuple[str, str] | None:
     return (names()[m.group(1).lower()], m.group(1)) if m else None
 
 
+@functools.cache
+def _language_word() -> re.Pattern[str]:
+    alternatives = "|".join(re.escape(n) for n in sorted(names(), key=len, reverse=True) if len(n) > 3)
+    return re.compile(rf"(?<![\w-])({alternatives})(?![\w-])", re.I)
+
+
+def mentioned_languages(text: str) -> list[str]:
+    """ISO 639 codes of every language a text names as a word ("a Spanish article", "an English script"), in
+    order, repeats dropped; names of three letters or fewer (Lao, Ewe, Ido) are left out, being other words too.
+
+    >>> mentioned_languages("my Spanish article as an English voice-over, in English")
+    ['es', 'en']
+    """
+    found: list[str] = []
+    for m in _language_word().finditer(text):
+        code = names()[m.group(1).lower()]
+        if code not in found:
+            found.append(code)
+    return found
+
+
 def without_trailing_language(words: str) -> str:
     """Words to speak without a final "in <language>", which asks for the language ("say good morning in
     German" speaks "good morning"); the words unchanged when they do not end so."""

@@ -309,7 +309,8 @@ def refine_speech(p: TTSParams, found: list[Check]) -> tuple[dict[str, Any], str
               r"朗读|读出|念|说|语音|配音|読んで|言って|音読|読み上げ|音声"]),),  # zh, ja
     attachable={"text": Attachable(role="the words to speak"), "reference_audio": Attachable(
         role="the voice to speak in", cue=r"(?:in|with|using|like|as) (?:this|that|the attached|the same|her|his) "
-                                          r"(?:voice|recording|sample)|clone|voice sample")},
+                                          r"(?:voice|recording|sample)|clone|voice sample|voice (?:of|from|in) "
+                                          r"(?:this|that|the attached|the) (?:audio|recording|sample|clip|file)")},
     checks=check_speech,
     measures=("duration_s", "loudness_dbfs", "pitch_hz", "words"),
     refine=refine_speech,
