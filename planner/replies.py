@@ -34,9 +34,10 @@ def left_out(unoffered: list[str], manifest: MergedManifest) -> str:
 
 def cannot_text(intent: Intent, manifest: MergedManifest) -> str:
     """The reply to a request that cannot be planned: the operation no service offers, or the input problem."""
-    if intent.reply_kind == "bad_input" and intent.problem:
-        return intent.problem
     ops = " and ".join(intent.unoffered) or "that"
+    if intent.reply_kind == "bad_input" and intent.problem:  # the input problem, and what else was asked in vain
+        return intent.problem + (f" Not something I can do either: {ops} (no service here does it)."
+                                 if intent.unoffered else "")
     return f"Not something I can do: {ops} (no service here does it). What I can do: {can_do(manifest)}."
 
 
@@ -72,6 +73,7 @@ def reply_text(kind: str, req: PlanRequest, manifest: MergedManifest, llm_note: 
             'Tell me what you\'d like, e.g. "a 30-second video explaining how solar panels work, female voice".'
         )
     why = f" {llm_note}" if llm_note and llm_note != SAID else ""
-    return (
-        f"I make media from a goal: {can_do(manifest)}. Tell me what to make, or ask \"what can you do?\".{why}"
+    return (  # a question no model answered, or a request for nothing I make: say so, then what I make
+        f"That is not a question I can answer or a task I can do here. I make media from a goal: {can_do(manifest)}. "
+        f"Tell me what to make, or ask \"what can you do?\".{why}"
     )
