@@ -14,6 +14,7 @@ from planner.cues import (
     AND_ALSO,
     ATTACHED_WORDS,
     CLAUSE_END,
+    COMBINE,
     CREATE,
     FILE_NAMED,
     HEARS,
@@ -137,16 +138,16 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
         and vocab.deliverables[default].output_type not in kinds)]
     if default is not None and _voice_over_pictures(asked_for, kinds, vocab):
         # "turn my text into a video with a voice-over": a voice over pictures no service makes, not a face speaking
-        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
+        asked.unoffered.append(_made_of(kinds))
         named = [n for n in named if n != default and not (vocab.deliverables[n].base is None and vocab.deliverables[
             n].output_type in vocab.consumes_all(default))]
     elif default in named and said is None and "audio" not in kinds and VIDEO_OF.search(frame) \
             and not SPOKEN_VIDEO.search(frame):  # "a video of ocean waves", "a video from this screenshot": no speech
-        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
+        asked.unoffered.append(_made_of(kinds))
         named.remove(default)
     elif default in named and "video" not in kinds and SCENE_WORDS.search(frame) and not PRESENTER.search(frame):
         # "a video that visually tells the story", "based on a text description": scenes, even with a voice-over
-        asked.unoffered.append(PICTURE_VIDEO if "image" in kinds else SCENE_VIDEO)
+        asked.unoffered.append(_made_of(kinds))
         named.remove(default)
     elif default in named and kinds.count("image") > 1 and not PRESENTER.search(frame):
         asked.unoffered.append(SLIDESHOW)  # a video from several pictures: a slideshow, not one face speaking
@@ -162,7 +163,10 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
                              "(services cannot download links).")
             return asked
     others = [n for n in named if n != speaking]
-    if not others and attachments and not asked.unoffered and (named or CREATE.search(frame)):
+    # the one deliverable the attachments make together ("sync this voice-over with this video"), also when
+    # something else asked is left out ("stabilise it, then sync ..."): then only when the goal joins them
+    joined = COMBINE.search(frame) is not None and not {SCENE_VIDEO, PICTURE_VIDEO, SLIDESHOW} & set(asked.unoffered)
+    if not others and attachments and (not asked.unoffered or joined) and (named or joined or CREATE.search(frame)):
         implied = _taking(vocab, set(kinds) | ({"audio"} if named else set()))
         if implied:
             named.append(implied)
@@ -171,6 +175,13 @@ def choose(frame: str, said: str | None, attachments: list[Attachment], vocab: V
     asked.deliverables = _in_order(named, vocab, frame)
     asked.problem = _bind(asked, attachments, vocab, goal, said)
     return asked
+
+
+def _made_of(kinds: list[str]) -> str:
+    """What a video no service makes would have been: a slideshow of the pictures attached, one picture set in
+    motion, or scenes from words."""
+    pictures = kinds.count("image")
+    return SLIDESHOW if pictures > 1 else PICTURE_VIDEO if pictures else SCENE_VIDEO
 
 
 def _translation(frame: str, said: str | None, kinds: list[str]) -> bool:

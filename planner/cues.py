@@ -59,10 +59,12 @@ UNOFFERED: list[tuple[str, re.Pattern[str], str | None]] = [
         r"(?:identify|recogni[sz]e|detect) (?:the )?(?:objects?|people|faces?|text)|read the text in|"
         r"how many \w+ (?:are )?in (?:these|those) (?:images?|pictures?|photos?)|"
         r"caption (?:the|this|my|an?) (?:image|picture|photo)|"
-        r"(?:image|picture|photo)\b[^.]{0,60}\b(?:contains?|containing|with) (?:some )?(?:\w+ )?text\b[^.]{0,40}"
-        r"\bextract\w*|ocr|"
+        r"(?:image|picture|photo)\b(?:[^.]|\.\w){0,60}\b(?:contains?|containing|with) (?:some )?(?:\w+ )?text\b"
+        r"(?:[^.]|\.\w){0,40}\bextract\w*|ocr|"
         r"(?:extract|get|pull|read) (?:the |any |all )?text (?:from|in|on|out of) (?:the |this |an? |my )?"
         r"(?:image|picture|photo)"), None),
+    ("describe a recording", words(r"describe (?:this|the|my) (?:audio|recording|sound)|(?:text )?description of "
+                                   r"(?:this|the|my) (?:audio|recording|sound)"), None),
     ("search the web, fetch the news, a web page or a download", words(
         r"(?:the )?(?:latest |today's |todays |current )(?:news|headlines|weather)|"
                                         r"weather (?:forecast|tomorrow|today|this week|in \w+)|"
@@ -164,6 +166,8 @@ THIS_KIND = {kind: words(rf"(?:this|that|these|my|our|the|the attached|the uploa
              for kind, nouns in KIND_NOUNS.items()}
 #: The plain noun of a kind ("a video", "the clip"): with a file of that kind attached it may name that file.
 PLAIN_NOUN = {kind: re.compile(nouns, re.I) for kind, nouns in KIND_NOUNS.items()}
+#: Words that join the attachments into one thing ("sync the voice-over with the video", "combine them").
+COMBINE = words(r"synchroni[sz]\w*|sync(?:ed|s)?|combin\w*|merg\w*|together")
 #: "... and also a poster": one more deliverable listed, not a step of the first.
 CLAUSE_END = re.compile(r"[,.;!?]|\b(?:and|then|but|plus)\b", re.I)
 AND_ALSO = words(r"and(?: also)?|plus|also|as well as")

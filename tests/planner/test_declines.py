@@ -20,6 +20,8 @@ CLIP = Attachment(id="clip", kind="video", key="u/clip.mp4", name="clip.mp4")
 TAKE = Attachment(id="take", kind="audio", key="u/take.wav", name="take.wav")
 PHOTO = Attachment(id="photo", kind="image", key="u/photo.jpg", name="photo.jpg")
 NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
+SCAN = Attachment(id="scan.jpg", kind="image", key="u/scan.jpg", name="scan.jpg")
+PHOTO2 = Attachment(id="photo2", kind="image", key="u/photo2.jpg", name="photo2.jpg")
 
 
 async def planned(goal: str, attachments: list[Attachment] = ()) -> Any:  # type: ignore[assignment]
@@ -134,6 +136,9 @@ def test_words_to_be_rewritten_first_are_not_spoken_as_given(goal: str) -> None:
     ("caption this photo for me", [PHOTO], "describe an image"),
     ("the picture contains printed text; please extract it", [PHOTO], "describe an image"),
     ("pull the text out of this image", [PHOTO], "describe an image"),
+    ("the image scan.jpg contains some printed text that I need extracted", [SCAN], "describe an image"),
+    ("please describe this recording", [TAKE], "describe a recording"),
+    ("I need a text description of the audio", [TAKE], "describe a recording"),
     ("search for similar pictures online", [], "search the web"),
     ("brainstorm some topics for my podcast", [], "brainstorming"),
     ("give me ideas for a birthday speech", [], "brainstorming"),
@@ -197,3 +202,40 @@ async def test_a_question_without_a_model_says_it_is_not_answered() -> None:
 async def test_subtitles_without_words_say_they_are_not_transcribed() -> None:
     result = await planned("add subtitles to this clip", [CLIP])
     assert result.graph is None and "cannot transcribe" in result.reply, result.reply
+
+
+# ---- pictures made into a video: a slideshow when there are several ------------------------------------------
+
+
+@pytest.mark.parametrize("goal", [
+    "make a video from these two photos with my voice-over",
+    "create a smooth video using both pictures, synchronised with the recording",
+    "I want a video combining these images, set to this audio",
+])  # fmt: skip
+def test_a_video_of_several_pictures_is_declined_as_a_slideshow(goal: str) -> None:
+    assert any("slideshow" in op for op in declined(goal, [PHOTO, PHOTO2, TAKE]))
+
+
+# ---- partly possible: what the attachments make together, beside what no service does -------------------------
+
+
+@pytest.mark.parametrize("goal", [
+    "my clip is shaky and I have a narration track: stabilise the clip, then sync the narration with it",
+    "stabilize the video, then synchronise the recording with it, then extract the audio again",
+    "remove the camera shake and sync them",
+])  # fmt: skip
+async def test_what_the_attachments_make_together_is_planned_beside_what_is_left_out(goal: str) -> None:
+    read = read_rules(goal, [CLIP, TAKE])
+    assert read.kind == "plan" and read.deliverables == ["voiceover"] and read.unoffered, read
+    result = await planned(goal, [CLIP, TAKE])
+    compose = [n.params for n in result.graph.nodes if n.service == "video.compose"] if result.graph else []
+    assert compose == [{"clips": [{"$attachment": "clip"}], "audio": {"$attachment": "take"}}], result.message
+    assert "Left out: stabilise" in result.message
+
+
+@pytest.mark.parametrize("goal", [
+    "stabilise the video and transcribe the recording",
+    "I have a video and a recording: stabilize the first, denoise the second",
+])  # fmt: skip
+def test_attachments_each_given_an_operation_nobody_offers_make_nothing(goal: str) -> None:
+    assert declined(goal, [CLIP, TAKE])
