@@ -45,6 +45,8 @@ PICTURE_VIDEO = "image-to-video (a picture set in motion; I animate a face speak
 SLIDESHOW = "a slideshow from images"
 #: "my video", "this clip": a video the user has (and may have forgotten to attach), not one to make
 OWN_VIDEO = re.compile(rf"\b(?:this|that|these|my|our|attached|uploaded) (?:{KIND_NOUNS['video']})\b", re.I)
+#: The languages a script's letters may be: Han characters alone are Chinese, Cantonese, Japanese or Korean words.
+WRITTEN_IN = {"zh": {"zh", "yue", "ja", "ko"}}
 TRANSLATE = "translate"  # planner.cues.UNOFFERED's name: the words given are to be spoken in another language
 KIND_WORDS = {"image": "an image", "audio": "audio", "video": "a video", "text": "text", "json": "data"}
 
@@ -191,7 +193,9 @@ def _translation(frame: str, said: str | None, kinds: list[str]) -> bool:
         return False
     languages = set(mentioned_languages(frame))
     own = script_language(said) if said else None
-    return len(languages | ({own} if own else set())) > 1
+    if len(languages) != 1 or own is None:
+        return len(languages) > 1
+    return not languages <= WRITTEN_IN.get(own, {own})
 
 
 def _voice_over_pictures(frame: str, kinds: list[str], vocab: Vocabulary) -> bool:

@@ -83,6 +83,8 @@ def test_given_words_wanted_in_another_language_are_declined_as_translation(
 @pytest.mark.parametrize(("goal", "say", "language"), [
     ("say 'hola amigos' in Spanish", "hola amigos", "es"),
     ("read '早上好' aloud", "早上好", "zh"),
+    ("read '東京タワー' aloud in Japanese", "東京タワー", "ja"),
+    ("read '東京' aloud in Japanese", "東京", "ja"),  # Han characters alone may be Japanese words
 ])  # fmt: skip
 def test_words_in_the_language_asked_are_spoken(goal: str, say: str, language: str) -> None:
     read = read_rules(goal, [])
