@@ -141,9 +141,11 @@ VIDEO_OF = words(r"(?:videos?|clips?|movies?|films?|animations?|footage|vídeos?
 #: Words that ask for what a video shows rather than who speaks in it: scenes, which no service makes.
 SCENE_WORDS = words(r"visuals?|visually|visuali[sz]ation|depict\w*|portray\w*|illustrat\w*|"
                     r"(?:text |scene )?description")
-#: A voice over pictures ("a video with a voice-over", "a narrated clip"): with no video given and no one on screen,
-#: the pictures would be scenes, which no service makes.
-VOICE_OVER = words(r"voice[- ]?overs?|narrat\w*")
+#: A video asked for with a voice over its pictures ("a video with a voice-over", "a narrated clip"): with no video
+#: given and no one on screen, the pictures would be scenes, which no service makes. ("A voice-over for a video"
+#: asks for the voice-over.)
+VOICE_OVER = words(r"(?:videos?|clips?|movies?|films?|animations?)\b[^.]{0,60}?\bwith (?:an? |the |some |my )?(?:\w+ )?"
+                   r"(?:voice[- ]?overs?|narrations?)|narrated (?:\w+ )?(?:videos?|clips?|movies?|films?)")
 #: Words that ask for a face speaking: a talking video, whatever else it shows.
 PRESENTER = words(r"portrait|face|headshot|selfie|person|presenter|host|talking[- ]head|avatar|lip[- ]?sync|talk\w*|"
                   r"speak\w*")

@@ -54,6 +54,7 @@ def test_a_new_video_with_a_voice_over_and_nobody_on_screen_is_text_to_video(goa
     ("a talking-head video with a voice-over about volcanoes", [], ["talking_video"]),
     ("a video of a presenter narrating the history of tea", [], ["talking_video"]),
     ("make a video about volcanoes", [], ["talking_video"]),
+    ("Generate a voice-over for my product video: 'Meet the new X1'", [], ["speech"]),  # the voice-over is asked
 ])  # fmt: skip
 def test_a_voice_over_on_a_given_video_or_by_a_presenter_still_plans(
         goal: str, attachments: list[Attachment], deliverables: list[str]) -> None:
