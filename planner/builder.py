@@ -323,11 +323,18 @@ def add_deliverable(b: Builder, d: Deliverable, spec: ServiceSpec, goal: str, fi
         base = b.made.get(d.base_type) if d.base_type in b.made else b.provide(d.base_type, d.base)
         if base in finals:  # the upscaled video replaces the video it came from
             finals.remove(base)
-        extra = [{"$attachment": c} for c in b.intent.clips if b.attachment(d.base_type, c) is not None]
+        extra = [{"$attachment": c} for c in b.intent.clips if b.attachment(d.base_type, c) is not None
+                 and "$attachment" in base]  # a base made by a step before has the clips in it already
         is_list = spec.params.get("properties", {}).get(d.base, {}).get("type") == "array"
         given[d.base] = [base, *extra] if is_list else base
     for name in d.needs:
         given[name] = b.provide(spec.inputs[name], name)
+    needing = spec.params.get("dependentRequired", {})
+    for name, dtype in spec.inputs.items():  # the soundtrack of clips joined: an attachment the intent gave a role
+        att = b.bound(dtype)
+        if name not in given and name in spec.attachable and not needing.get(name) and att is not None \
+                and {"$attachment": att.id} not in _refs(given):
+            given[name] = {"$attachment": att.id}
     props = spec.params.get("properties", {})
     if d.output_type == "image" and "prompt" in props:
         given["prompt"] = b.intent.image_prompt or b.intent.topic or goal[:2000]
@@ -335,6 +342,11 @@ def add_deliverable(b: Builder, d: Deliverable, spec: ServiceSpec, goal: str, fi
             given["kind"] = "portrait" if PORTRAIT_WORDS.search(goal) else "title_card"
     b.add(spec, role="deliverable" if d.output_type == "image" else d.name, given=given)
     return node_ref(b.nodes[-1].id, d.output)
+
+
+def _refs(params: dict[str, Any]) -> list[Any]:
+    """The values of `params`, list items included (where an attachment may already be read)."""
+    return [x for v in params.values() for x in (v if isinstance(v, list) else [v])]
 
 
 def node_name(spec: ServiceSpec) -> str:

@@ -22,6 +22,7 @@ PHOTO = Attachment(id="photo", kind="image", key="u/photo.jpg", name="photo.jpg"
 NOTES = Attachment(id="notes", kind="text", key="u/notes.txt", name="notes.txt")
 SCAN = Attachment(id="scan.jpg", kind="image", key="u/scan.jpg", name="scan.jpg")
 PHOTO2 = Attachment(id="photo2", kind="image", key="u/photo2.jpg", name="photo2.jpg")
+CLIP2 = Attachment(id="clip2", kind="video", key="u/clip2.mp4", name="clip2.mp4")
 
 
 async def planned(goal: str, attachments: list[Attachment] = ()) -> Any:  # type: ignore[assignment]
@@ -242,3 +243,20 @@ async def test_what_the_attachments_make_together_is_planned_beside_what_is_left
 ])  # fmt: skip
 def test_attachments_each_given_an_operation_nobody_offers_make_nothing(goal: str) -> None:
     assert declined(goal, [CLIP, TAKE])
+
+
+# ---- clips and a recording: the recording is the joined video's sound, each clip joined once --------------------
+
+
+@pytest.mark.parametrize(("goal", "attachments", "clips"), [
+    ("put them together", [CLIP, TAKE], [["clip"]]),
+    ("combine the clip with the recording", [CLIP, TAKE], [["clip"]]),
+    ("join these clips and use the recording as the soundtrack", [CLIP, CLIP2, TAKE], [["clip", "clip2"], []]),
+])  # fmt: skip
+async def test_a_recording_given_with_clips_is_their_sound(
+        goal: str, attachments: list[Attachment], clips: list[list[str]]) -> None:
+    result = await planned(goal, attachments)
+    assert result.graph is not None, result.message
+    composed = [n.params for n in result.graph.nodes if n.service == "video.compose"]
+    assert [[c["$attachment"] for c in p["clips"] if "$attachment" in c] for p in composed] == clips
+    assert composed[-1]["audio"] == {"$attachment": "take"}
