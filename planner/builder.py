@@ -323,8 +323,8 @@ def add_deliverable(b: Builder, d: Deliverable, spec: ServiceSpec, goal: str, fi
         base = b.made.get(d.base_type) if d.base_type in b.made else b.provide(d.base_type, d.base)
         if base in finals:  # the upscaled video replaces the video it came from
             finals.remove(base)
-        extra = [{"$attachment": c} for c in b.intent.clips if b.attachment(d.base_type, c) is not None
-                 and "$attachment" in base]  # a base made by a step before has the clips in it already
+        attached = isinstance(base, dict) and "$attachment" in base  # a base a step before made has the clips in it
+        extra = [{"$attachment": c} for c in b.intent.clips if attached and b.attachment(d.base_type, c) is not None]
         is_list = spec.params.get("properties", {}).get(d.base, {}).get("type") == "array"
         given[d.base] = [base, *extra] if is_list else base
     for name in d.needs:
