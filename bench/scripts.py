@@ -68,9 +68,12 @@ async def main() -> None:
     ap.add_argument("--ollama", default="http://127.0.0.1:11435")
     ap.add_argument("--model", default="qwen2.5-coder:1.5b")
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--only", help="ask only these requests (their # in the table, comma-separated)")
     args = ap.parse_args()
     settings = Settings(ollama_url=args.ollama, ollama_model=args.model, ollama_timeout_s=600)
     cases = requests()[: args.limit or None]
+    if args.only:
+        cases = [requests()[int(i) - 1] for i in args.only.split(",")]
     table = Table(title=f"scripts: {args.model} ({len(cases)} requests)")
     for col in ("#", "topic", "lang", "s", "words/target", "within 15 %", "on topic", "leak", "seconds", "start"):
         table.add_column(col)

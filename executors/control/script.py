@@ -40,12 +40,15 @@ LOW, HIGH = 0.85, 1.15
 #: How much longer than the target the schema lets a narration be (`fit` then cuts it at a sentence end).
 ROOM = 1.6
 #: The schema's minLength of a narration: MIN_FILL x the target words at MIN_CHARS_PER_WORD characters each
-#: (the 1.5B model's English averaged ~6.3 with the space; Spanish and Italian run shorter): a constrained
-#: decoder cannot close the string sooner, so a small model that stops early (measured: 60-80 % of the
-#: target, also after being told) must go on.
+#: (the 1.5B model's English averaged ~6.3 with the space; Spanish and Italian run shorter; German ~7.5, where 6
+#: let a 10-s script stop at 19 of 25 words): a constrained decoder cannot close the string sooner, so a small
+#: model that stops early (measured: 60-80 % of the target, also after being told) must go on.
 MIN_FILL, MIN_CHARS_PER_WORD = 0.95, 6.0
-#: Sentences of ~12 words: a small model keeps a count of sentences far better than a count of words.
-WORDS_PER_SENTENCE = 12
+LONG_WORD_LANGUAGES = {"de": 7.0, "nl": 6.5}
+#: Sentences of ~12 words: a small model keeps a count of sentences far better than a count of words. A short
+#: script asks for shorter ones (SHORT_SENTENCE x the target, at least MIN_SENTENCE words), so that `fit` finds a
+#: sentence end within 15 % of the target (a 10-s script of 25 words: 3 sentences of ~8, not 2 of ~12).
+WORDS_PER_SENTENCE, SHORT_SENTENCE, MIN_SENTENCE = 12, 0.3, 6
 #: Answer sizing: the schema allows a narration of ROOM x the target words at CHARS_PER_WORD characters each
 #: (space included; German and French words run long), and num_predict covers every character the schema
 #: allows at a conservative CHARS_PER_TOKEN (2 for scripts whose letters cost more tokens) plus JSON syntax.
@@ -74,11 +77,18 @@ def target_words(duration_s: float) -> int:
     return max(8, round(duration_s * WPM / 60))
 
 
+def sentences(words: int) -> int:
+    """How many sentences a narration of `words` words is asked for (see WORDS_PER_SENTENCE)."""
+    per = min(WORDS_PER_SENTENCE, max(MIN_SENTENCE, round(words * SHORT_SENTENCE)))
+    return max(1, round(words / per))
+
+
 def messages(p: ScriptParams) -> list[dict[str, str]]:
     values = {
         **p.model_dump(),
         "target_words": target_words(p.duration_s),
-        "sentences": max(1, round(target_words(p.duration_s) / WORDS_PER_SENTENCE)),
+        "sentences": sentences(target_words(p.duration_s)),
+        "sentence_words": round(target_words(p.duration_s) / sentences(target_words(p.duration_s))),
         "wpm": WPM,
         "language_name": LANGUAGES.get(p.language.split("-")[0], p.language),
     }
@@ -86,6 +96,11 @@ def messages(p: ScriptParams) -> list[dict[str, str]]:
         {"role": "system", "content": render(PROMPT, part="system", **values)},
         {"role": "user", "content": render(PROMPT, part="user", **values)},
     ]
+
+
+def min_chars_per_word(language: str) -> float:
+    """Characters a word of `language` takes at least on average, with its space (see MIN_CHARS_PER_WORD)."""
+    return LONG_WORD_LANGUAGES.get(language.split("-")[0], MIN_CHARS_PER_WORD)
 
 
 def narration_max_chars(words: int) -> int:
@@ -100,8 +115,8 @@ def schema(p: ScriptParams) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "title": {"type": "string", "minLength": 1, "maxLength": TITLE_MAX},
-            "narration": {"type": "string", "minLength": max(10, math.floor(words * MIN_FILL * MIN_CHARS_PER_WORD)),
-                          "maxLength": narration_max_chars(words)},
+            "narration": {"type": "string", "maxLength": narration_max_chars(words),
+                          "minLength": max(10, math.floor(words * MIN_FILL * min_chars_per_word(p.language)))},
             "stage": {"type": "string", "minLength": 5, "maxLength": STAGE_MAX},
         },
         "required": ["title", "narration", "stage"],
@@ -154,17 +169,34 @@ def clean(text: str) -> str:
     return " ".join(text.split())
 
 
+#: Where a narration may end: after a sentence, or (when no sentence end is within 15 % of the target) after a
+#: clause, whose comma, semicolon or dash becomes a full stop.
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+CLAUSE_END = re.compile(r"\s*[,;:–—]\s+")
+
+
 def fit(narration: str, words: int) -> str:
-    """Cut a too-long narration (over HIGH x `words`) at the sentence end closest to the target length."""
+    """Cut a too-long narration (over HIGH x `words`) where it comes closest to `words` words.
+
+    A sentence end within LOW..HIGH x `words` wins; else a clause end within them (ended with a full stop:
+    a 10-s script of three 10-word sentences has no sentence end in 22..28 words); else the sentence end
+    closest to the target.
+    """
     if len(narration.split()) <= words * HIGH:
         return narration
-    out: list[str] = []
-    for sentence in re.split(r"(?<=[.!?])\s+", narration):
-        longer = len(" ".join([*out, sentence]).split())
-        if out and abs(longer - words) > abs(len(" ".join(out).split()) - words):
-            break
-        out.append(sentence)
-    return " ".join(out)
+
+    def ends(pattern: re.Pattern[str]) -> list[tuple[int, str]]:
+        cuts = [(len(narration[: m.start()].split()), narration[: m.start()].rstrip(",;:–— ")) for m in
+                pattern.finditer(narration)]
+        return [(n, text if text.endswith((".", "!", "?")) else text + ".") for n, text in cuts if n]
+
+    sentences, clauses = ends(SENTENCE_END), ends(CLAUSE_END)
+    for cuts in (sentences, clauses):
+        inside = [(abs(n - words), text) for n, text in cuts if LOW * words <= n <= HIGH * words]
+        if inside:
+            return min(inside)[1]
+    closest = [(abs(n - words), text) for n, text in sentences]
+    return min(closest)[1] if closest else narration
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +230,12 @@ def finding(draft: Draft, p: ScriptParams) -> str | None:
         return "your answer has no title; write the whole script again with a short title"
     if LOW * words <= draft.words <= HIGH * words:
         return None
+    if draft.words > HIGH * words:  # a small model keeps a count of sentences, not of words: shorter sentences
+        n = sentences(words)
+        return (
+            f"your narration has {draft.words} words; the target is ~{words} words ({p.duration_s:g} s at {WPM} wpm); "
+            f"write it again shorter: {n} sentences of at most {max(MIN_SENTENCE - 2, words // n)} words each"
+        )
     return (
         f"your narration has {draft.words} words; the target is ~{words} words "
         f"({p.duration_s:g} s at {WPM} wpm); write it again at that length"

@@ -50,8 +50,10 @@ async def test_script_from_structured_output(harness: Harness, llm: FakeOllama) 
     schema = request.format
     assert schema["required"] == ["title", "narration", "stage"] and not schema["additionalProperties"]
     assert all("maxLength" in prop for prop in schema["properties"].values()), "unbounded strings let a model ramble"
-    # and the narration cannot stop short: 95 % of 50 words at 6 characters each
-    assert schema["properties"]["narration"]["minLength"] == int(50 * script.MIN_FILL * script.MIN_CHARS_PER_WORD)
+    # and the narration cannot stop short: 95 % of 50 words at 7 characters each (German words run long)
+    assert schema["properties"]["narration"]["minLength"] == int(50 * script.MIN_FILL * 7.0)
+    english = script.schema(script.ScriptParams(topic="x", duration_s=20))["properties"]["narration"]
+    assert english["minLength"] == int(50 * script.MIN_FILL * script.MIN_CHARS_PER_WORD)
     prompt = " ".join(m["content"] for m in request.messages)
     assert "how solar panels work" in prompt and "50 words" in prompt and "German" in prompt
     assert "4 plain spoken sentences" in prompt  # a small model keeps a count of sentences better than of words
@@ -65,6 +67,35 @@ async def test_overlong_narration_is_cut_at_a_sentence(harness: Harness, llm: Fa
     out = await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="x", duration_s=10))
     words = out["script"]["words"]
     assert 15 <= words <= 25 * 1.2 and out["narration"].endswith(".")
+
+
+async def test_a_short_script_is_asked_for_in_short_sentences(harness: Harness, llm: FakeOllama) -> None:
+    """25 words in 2 sentences of ~12 leave `fit` no sentence end within 15 % of the target; 3 of ~8 do."""
+    llm.replies.append({"title": "Sun", "narration": words(25), "stage": "A woman."})
+    await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="sun", duration_s=10))
+    asked = llm.chat_requests[0].messages[-1]["content"]
+    assert "3 plain spoken sentences of about 8 words each, 25 words in all" in asked
+    assert [script.sentences(w) for w in (25, 50, 75, 150)] == [3, 4, 6, 12]
+
+
+async def test_an_overlong_narration_is_asked_for_again_in_shorter_sentences(harness: Harness, llm: FakeOllama) -> None:
+    one_sentence = " ".join(["sunlight"] * 39 + ["shines."])  # no sentence end to cut it at
+    llm.replies += [{"title": "Sun", "narration": one_sentence, "stage": "A woman."},
+                    {"title": "Sun", "narration": words(25), "stage": "A woman."}]
+    out = await script.generate_script.handler(harness.ctx("script"), script.ScriptParams(topic="sun", duration_s=10))
+    assert out["script"]["words"] == 25
+    feedback = llm.chat_requests[1].messages[-1]["content"]
+    assert "has 40 words" in feedback and "shorter: 3 sentences of at most 8 words each" in feedback
+
+
+def test_a_narration_with_no_sentence_end_near_the_target_is_cut_after_a_clause() -> None:
+    three = ("Coffee is a drink loved by people around the world. It comes from roasted beans, grown in warm and "
+             "sunny hills. Each cup brings warmth, energy and a moment of calm.")  # sentence ends at 10, 20, 31
+    assert script.fit(three, 25) == three.split(", energy")[0] + "."
+    assert len(script.fit(three, 25).split()) == 25
+    two = "Solar panels turn light into power. They work on every roof, in every town, all year long."
+    assert script.fit(two, 16) == two, "within 15 % of the target (17 of 16 words) it is kept whole"
+    assert script.fit(two, 6) == "Solar panels turn light into power.", "a sentence end within 15 % wins"
 
 
 async def test_empty_narration_is_garbage(harness: Harness, llm: FakeOllama) -> None:
