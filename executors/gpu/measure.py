@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from executors.gpu import speechcheck, voice
-from executors.gpu.common import fetch, in_thread, scratch
+from executors.gpu.common import fetch, off_loop, scratch
 from executors.gpu.draw import MOUTH
 from executors.gpu.media import envelope, even, load_audio, probe
 from spinbot.checks import Check, measured, not_checked
@@ -266,7 +266,7 @@ def video_checker(output: str, *, mouth: bool) -> Checker:
         if mouth and "mouth" in out and out["mouth"] is None:  # the animator found no face: say that, not "still"
             async with scratch(ctx) as tmp:
                 path = await fetch(ctx, out[output], tmp, "video")
-                found = await in_thread(video_checks, path, mouth=False)
+                found = await off_loop(video_checks, path, mouth=False)
             return [*found, Check("mouth_sync", None, "", False,
                                   "no face was found in the picture, so no mouth was animated (use a photo or "
                                   "drawing of one face looking at the camera)")]
@@ -274,7 +274,7 @@ def video_checker(output: str, *, mouth: bool) -> Checker:
         at = (float(where["x"]), float(where["y"])) if isinstance(where, dict) and "x" in where else None
         async with scratch(ctx) as tmp:
             path = await fetch(ctx, out[output], tmp, "video")
-            return await in_thread(video_checks, path, mouth=mouth, at=at)
+            return await off_loop(video_checks, path, mouth=mouth, at=at)
 
     return check_video
 
