@@ -12,10 +12,11 @@ check of tts.synthesize) aligns first and runs the word loop, with narrower beam
 
 from __future__ import annotations
 
+import contextlib
 import math
+import queue
 import re
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,21 +105,28 @@ def _decode(d: Any, samples: np.ndarray, should_stop: Callable[[], bool], *, who
     return d.hyp()
 
 
-_local = threading.local()
-
-
-#: Batch cepstral mean normalisation: the mean of the whole recording, so a reused decoder's verdict does not
-#: depend on what it heard before (with live CMN, the default, it did: one 29-s recording aligned or not
-#: depending on the one before).
+#: Batch cepstral mean normalisation: the mean of the whole recording, decoded in one call (decoded in pieces,
+#: PocketSphinx normalises by a running mean, live CMN), so a reused decoder's verdict does not depend on what
+#: it heard before (with live CMN one 29-s recording aligned or not depending on the one before).
 BATCH_CMN = {"cmn": "batch"}
+#: Alignment decoders not lent at the moment (see aligner()).
+_idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
 
-def aligner() -> Any:
-    """This thread's batch-CMN decoder for alignments: loading the acoustic model takes longer than aligning
-    10 s of speech, so each worker thread keeps one (a decoder is not shared between threads)."""
-    if getattr(_local, "decoder", None) is None:
-        _local.decoder = decoder(**BATCH_CMN)
-    return _local.decoder
+@contextlib.contextmanager
+def aligner() -> Iterator[Any]:
+    """A batch-CMN decoder for alignments, lent to one caller at a time. Loading the acoustic model (0.2 s) takes
+    about as long as aligning 15 s of speech, so decoders are kept for the process and shared by all its
+    threads (one per thread loaded the model again in each of the thread pool's threads); one is made when
+    all are lent."""
+    try:
+        d = _idle.get_nowait()
+    except queue.Empty:
+        d = decoder(**BATCH_CMN)
+    try:
+        yield d
+    finally:
+        _idle.put(d)
 
 
 def reference_words(d: Any, text: str) -> list[str]:
@@ -149,11 +157,12 @@ def loop_score(samples: np.ndarray, reference: list[str], should_stop: Callable[
     return " ".join(heard), (2 * recall * precision / (recall + precision) if common else 0.0)
 
 
-def aligns(samples: np.ndarray, reference: list[str], should_stop: Callable[[], bool], *, batch: bool = False) -> bool:
-    """Whether a forced alignment of `reference` onto the samples succeeds: with `batch`, on this thread's
-    batch-CMN aligner(); else on a fresh decoder with live CMN (check(), as calibrated; its verdict on a
-    recording can depend on what the process heard before)."""
-    d = aligner() if batch else decoder()
+def aligns(samples: np.ndarray, reference: list[str], should_stop: Callable[[], bool], d: Any = None) -> bool:
+    """Whether a forced alignment of `reference` onto the samples succeeds: on `d`, an aligner() whose batch
+    CMN decodes the whole recording at once; without one, on a fresh decoder with live CMN (check(), as
+    calibrated)."""
+    batch = d is not None
+    d = d if batch else decoder()
     d.set_align_text(" ".join(reference))
     return _decode(d, samples, should_stop, whole=batch) is not None
 
@@ -196,8 +205,9 @@ def listen(samples: np.ndarray, rate: int, text: str, should_stop: Callable[[], 
     check()'s verdict; use `heard()`. An aligned text of ALIGN_ALONE_WORDS words or more has score 1.0 and no
     transcript. PermanentError as check()."""
     assert rate == RATE, "the recogniser's model is 16 kHz"
-    reference = reference_words(aligner(), text)
-    aligned = aligns(samples, reference, should_stop, batch=True)
+    with aligner() as d:
+        reference = reference_words(d, text)
+        aligned = aligns(samples, reference, should_stop, d)
     if aligned and len(reference) >= ALIGN_ALONE_WORDS:
         return Match("", 1.0, True)
     part, words_in_part, expected = excerpt(samples, reference)
