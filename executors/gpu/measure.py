@@ -21,6 +21,7 @@ from executors.gpu.draw import MOUTH
 from executors.gpu.media import envelope, even, load_audio, probe
 from spinbot.checks import Check, measured, not_checked
 from spinbot.errors import PermanentError
+from spinbot.languages import display_name
 from spinbot.registry import Checker
 from spinbot.task import TaskContext
 from spinbot.units import duration_text
@@ -82,9 +83,11 @@ def loudness(x: np.ndarray, rate: int) -> Check:
 def words_check(x: np.ndarray, text: str, language: str, should_stop: Callable[[], bool],
                 wpm: int | None = None) -> Check:
     """Whether the speech says `text` (asked at `wpm` words a minute, when known): its length fits the text,
-    and PocketSphinx aligns the text with it (speechcheck.listen)."""
+    and PocketSphinx aligns the text with it (speechcheck.listen). Speech in a `language` other than English
+    is not checked (no recogniser for it): neither a pass nor a miss."""
     if language.split("-")[0] not in ENGLISH:
-        return not_checked("words", f"the speech recogniser knows English only, the text is in {language!r}")
+        return not_checked("words", f"no recogniser for {display_name(language)} (PocketSphinx's model here is "
+                                    "US English)")
     seconds, count = len(x) / RATE, len(speechcheck.words(text))
     if wpm and seconds > 0 and not RATE_SHARE[0] <= count / seconds * 60 / wpm <= RATE_SHARE[1]:
         return Check("words", 0.0, "", False, f"the speech does not fit the text: {duration_text(seconds)} for "
