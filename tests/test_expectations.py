@@ -122,13 +122,13 @@ def test_deliverables_and_words_nothing_made_are_named() -> None:
 def test_checks_not_made_and_reruns_are_said_and_only_selects_one_node() -> None:
     g = talking_head(20)
     g["nodes"][0]["output"]["checks"][2] = {"name": "words", "value": None, "ok": None,
-                                            "not_checked": "the speech recogniser knows English only"}
+                                            "not_checked": "no recogniser for German"}
     g["nodes"][0]["output"]["refined"] = {"why": "the recogniser did not hear the text; speaking it again slower"}
     g["nodes"][1]["output"]["checks"][3] = check("mouth_sync", 0.02, False,
                                                  detail="the mouth region does not move with the voice (r = 0.02)")
     found = [(f.kind, f.node, f.message) for f in compare(g)]
     assert found == [
-        ("not_checked", "voice", "Speak the text: words not checked: the speech recogniser knows English only"),
+        ("not_checked", "voice", "Speak the text: words not checked: no recogniser for German"),
         ("refined", "voice", "Speak the text ran once more: the recogniser did not hear the text; speaking it "
                              "again slower"),
         ("miss", "talk", "Animate the portrait: the mouth region does not move with the voice (r = 0.02)"),

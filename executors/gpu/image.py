@@ -15,7 +15,7 @@ from PIL.PngImagePlugin import PngInfo
 from pydantic import BaseModel, Field
 
 from executors.gpu import comfyui, device, measure
-from executors.gpu.common import Reporter, fetch, in_thread, scratch
+from executors.gpu.common import Reporter, fetch, in_thread, off_loop, scratch
 from executors.gpu.draw import LIPS_WIDTH, MOUTH, Canvas, Palette, draw_centered, fit_lines, palette, seed_of
 from executors.gpu.face import MOUTH_KEY, mouth_note
 from spinbot.checks import Check
@@ -291,7 +291,7 @@ async def check_image(ctx: TaskContext, p: ImageParams, out: dict[str, Any]) -> 
     """The image's size and that it is not blank, and what was drawn (`content`: title_card, portrait, rendered)."""
     async with scratch(ctx) as tmp:
         path = await fetch(ctx, out["image"], tmp, "image")
-        found = await in_thread(measure.image_checks, path, p.width, p.height)
+        found = await off_loop(measure.image_checks, path, p.width, p.height)
     content = "rendered" if ctx.settings.comfyui_url else p.kind
     return [*found, Check("content", content, "", None, str(out.get("made", "")))]
 

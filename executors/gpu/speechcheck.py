@@ -12,10 +12,11 @@ check of tts.synthesize) aligns first and runs the word loop, with narrower beam
 
 from __future__ import annotations
 
+import contextlib
 import math
+import queue
 import re
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +24,12 @@ import numpy as np
 
 from spinbot.errors import EngineUnavailable, PermanentError
 
-#: The least score that passes without an alignment. Measured on 6 eSpeak voices x 4 sentences (each
+#: The least score that passes without an alignment (check()). Measured on 6 eSpeak voices x 4 sentences (each
 #: sample against its own text and the 3 others): matching samples scored 0.58-0.83 (the shrill f4
-#: variant 0.35-0.58), samples of another sentence 0.17-0.46; the alignment succeeded for 14 of 24
-#: matching and 0 of 72 non-matching samples.
+#: variant 0.35-0.58), samples of another sentence 0.17-0.46. With each search's CMN started from the
+#: recording's own means (own_cmn), on the f2, m2 (3 takes), m3 and f3 voices x 3 sentences of
+#: tests/tasks/test_voice.py: matching samples 0.64-0.97 (15 of 18 aligned; with the model's default CMN the m2
+#: voice's first sentence scored 0.55-0.62), others 0.20-0.40 (0 of 36 aligned).
 MIN_MATCH = 0.55
 #: Fewer checkable words than this and no score means anything.
 MIN_WORDS = 3
@@ -104,21 +107,28 @@ def _decode(d: Any, samples: np.ndarray, should_stop: Callable[[], bool], *, who
     return d.hyp()
 
 
-_local = threading.local()
-
-
-#: Batch cepstral mean normalisation: the mean of the whole recording, so a reused decoder's verdict does not
-#: depend on what it heard before (with live CMN, the default, it did: one 29-s recording aligned or not
-#: depending on the one before).
+#: Batch cepstral mean normalisation: the mean of the whole recording, decoded in one call (decoded in pieces,
+#: PocketSphinx normalises by a running mean, live CMN), so a reused decoder's verdict does not depend on what
+#: it heard before (with live CMN one 29-s recording aligned or not depending on the one before).
 BATCH_CMN = {"cmn": "batch"}
+#: Alignment decoders not lent at the moment (see aligner()).
+_idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
 
 
-def aligner() -> Any:
-    """This thread's batch-CMN decoder for alignments: loading the acoustic model takes longer than aligning
-    10 s of speech, so each worker thread keeps one (a decoder is not shared between threads)."""
-    if getattr(_local, "decoder", None) is None:
-        _local.decoder = decoder(**BATCH_CMN)
-    return _local.decoder
+@contextlib.contextmanager
+def aligner() -> Iterator[Any]:
+    """A batch-CMN decoder for alignments, lent to one caller at a time. Loading the acoustic model (0.2 s) takes
+    about as long as aligning 15 s of speech, so decoders are kept for the process and shared by all its
+    threads (one per thread loaded the model again in each of the thread pool's threads); one is made when
+    all are lent."""
+    try:
+        d = _idle.get_nowait()
+    except queue.Empty:
+        d = decoder(**BATCH_CMN)
+    try:
+        yield d
+    finally:
+        _idle.put(d)
 
 
 def reference_words(d: Any, text: str) -> list[str]:
@@ -134,11 +144,13 @@ def reference_words(d: Any, text: str) -> list[str]:
 
 
 def loop_score(samples: np.ndarray, reference: list[str], should_stop: Callable[[], bool], expected: int | None = None,
-               *, batch: bool = False, **config: Any) -> tuple[str, float]:
+               *, batch: bool = False, cmn: str | None = None, **config: Any) -> tuple[str, float]:
     """(words heard, F1 of the words heard in order against `reference`) with the any-order word grammar.
     `expected`: how many of the reference's words the samples can hold (an excerpt's share), for the recall;
-    `batch`: with batch CMN (listen()), else PocketSphinx's live CMN (check(), as its MIN_MATCH was measured)."""
+    `batch`: with batch CMN (listen()), else with live CMN starting from `cmn` (check(): own_cmn())."""
     d = decoder(**(BATCH_CMN if batch else {}), **config)
+    if cmn is not None:
+        d.set_cmn(cmn)
     grammar = "#JSGF V1.0;\ngrammar loop;\npublic <s> = <w>*;\n<w> = " + " | ".join(sorted(set(reference))) + ";\n"
     d.add_jsgf_string("loop", grammar)
     d.activate_search("loop")
@@ -149,28 +161,42 @@ def loop_score(samples: np.ndarray, reference: list[str], should_stop: Callable[
     return " ".join(heard), (2 * recall * precision / (recall + precision) if common else 0.0)
 
 
-def aligns(samples: np.ndarray, reference: list[str], should_stop: Callable[[], bool], *, batch: bool = False) -> bool:
-    """Whether a forced alignment of `reference` onto the samples succeeds: with `batch`, on this thread's
-    batch-CMN aligner(); else on a fresh decoder with live CMN (check(), as calibrated; its verdict on a
-    recording can depend on what the process heard before)."""
-    d = aligner() if batch else decoder()
+def aligns(samples: np.ndarray, reference: list[str], should_stop: Callable[[], bool], d: Any, *,
+           whole: bool) -> bool:
+    """Whether a forced alignment of `reference` onto the samples succeeds on decoder `d`: `whole` for an
+    aligner() (batch CMN needs the recording in one call), else in pieces (live CMN, check())."""
     d.set_align_text(" ".join(reference))
-    return _decode(d, samples, should_stop, whole=batch) is not None
+    return _decode(d, samples, should_stop, whole=whole) is not None
+
+
+def own_cmn(samples: np.ndarray, should_stop: Callable[[], bool]) -> str:
+    """The live CMN estimate (PocketSphinx's cepstral means, as set_cmn takes them) after one pass over the
+    samples on a fresh decoder: where check()'s searches start, so they start from this recording's own means
+    rather than the model's default (40,3,-1), on which a deep male voice's own text scored 0.55-0.62."""
+    d = decoder()
+    d.set_align_text("the")  # a search is needed for the pass; one word costs little (0.06 s for 30 s)
+    _decode(d, samples, should_stop)
+    return str(d.get_cmn(True))
 
 
 def check(samples: np.ndarray, rate: int, text: str, should_stop: Callable[[], bool] = lambda: False) -> Match:
-    """Listen to float samples at `rate` (must be RATE) for `text`. PermanentError when too few of the
-    text's words are English words the recogniser knows."""
+    """Listen to float samples at `rate` (must be RATE) for `text` (voice.prepare's check of a voice sample).
+    Each search runs on a fresh decoder whose live CMN starts from the recording's own means (own_cmn), so
+    the verdict on a recording is the same whatever the process decoded before. PermanentError when too
+    few of the text's words are English words the recogniser knows."""
     assert rate == RATE, "the recogniser's model is 16 kHz"
     reference = reference_words(decoder(), text)
-    heard, score = loop_score(samples, reference, should_stop)
-    return Match(heard, score, aligns(samples, reference, should_stop))
+    cmn = own_cmn(samples, should_stop)
+    heard, score = loop_score(samples, reference, should_stop, cmn=cmn)
+    d = decoder()
+    d.set_cmn(cmn)
+    return Match(heard, score, aligns(samples, reference, should_stop, d, whole=False))
 
 
 #: Narrower search beams than PocketSphinx's defaults (beam 1e-48, wbeam 7e-29) and every second frame:
 #: the word loop of 9.5 s of eSpeak speech took 6 s instead of 22 s (2 cores, loaded) at about the same
 #: scores (0.65 vs 0.71 for the text spoken, 0.24 vs 0.25 for another).
-FAST = {"beam": 1e-30, "wbeam": 1e-20, "ds": 2}
+FAST: dict[str, Any] = {"beam": 1e-30, "wbeam": 1e-20, "ds": 2}
 #: A text of fewer words than this aligns too easily with other speech (with batch CMN an 8-word Harvard
 #: sentence aligned onto another one's speech): it also needs the word loop's score. Chosen on Harvard lists
 #: 1-2; on lists 3-4 (held out) 40/40 own texts passed and 40/40 other texts were caught.
@@ -196,8 +222,9 @@ def listen(samples: np.ndarray, rate: int, text: str, should_stop: Callable[[], 
     check()'s verdict; use `heard()`. An aligned text of ALIGN_ALONE_WORDS words or more has score 1.0 and no
     transcript. PermanentError as check()."""
     assert rate == RATE, "the recogniser's model is 16 kHz"
-    reference = reference_words(aligner(), text)
-    aligned = aligns(samples, reference, should_stop, batch=True)
+    with aligner() as d:
+        reference = reference_words(d, text)
+        aligned = aligns(samples, reference, should_stop, d, whole=True)
     if aligned and len(reference) >= ALIGN_ALONE_WORDS:
         return Match("", 1.0, True)
     part, words_in_part, expected = excerpt(samples, reference)

@@ -18,7 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from executors.gpu import espeak, measure, voice
-from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch, stream_to_file
+from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, off_loop, scratch, stream_to_file
 from executors.gpu.media import load_audio, write_wav
 from spinbot.checks import Check, find
 from spinbot.errors import PermanentError, SpinbotError
@@ -253,7 +253,7 @@ async def check_speech(ctx: TaskContext, p: TTSParams, out: dict[str, Any]) -> l
     """The speech's duration, loudness, median pitch and whether the recogniser hears p.text in it."""
     async with scratch(ctx) as tmp:
         path = await fetch(ctx, out["audio"], tmp, "speech")
-        return await in_thread(measure.speech_checks, path, p.text, p.language, lambda: ctx.cancelled, p.speed)
+        return await off_loop(measure.speech_checks, path, p.text, p.language, lambda: ctx.cancelled, p.speed)
 
 
 #: A refined run speaks this much slower (eSpeak says the same words the same way at the same rate).

@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from executors.gpu import device, measure
-from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, scratch
+from executors.gpu.common import ArtifactInput, Reporter, fetch, in_thread, off_loop, scratch
 from executors.gpu.media import VideoWriter, even, from_tensor, probe, probe_ffmpeg, read_frames, to_tensor
 from executors.gpu.video import batcher
 from spinbot.checks import Check
@@ -116,7 +116,7 @@ async def check_upscale(ctx: TaskContext, p: UpscaleParams, out: dict[str, Any])
     async with scratch(ctx) as tmp:
         source = await fetch(ctx, p.video, tmp, "source")
         made = await fetch(ctx, out["video"], tmp, "upscaled")
-        return await in_thread(measure.upscale_checks, source, made, p.factor)
+        return await off_loop(measure.upscale_checks, source, made, p.factor)
 
 
 @service(

@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conversation.answers import findings_lines
 from executors.control import script
 from executors.gpu import image, measure, tts, video
 from executors.gpu.media import VideoWriter
 from spinbot.checks import Check, find
 from spinbot.errors import PermanentError
+from spinbot.expectations import compare
 from tests.tasks.conftest import SPEECH, Harness, make_video
 
 
@@ -50,9 +52,19 @@ async def test_speech_of_another_text_is_caught_and_refined_once_slower(harness:
 
 
 async def test_speech_in_a_language_the_recogniser_lacks_is_not_checked(harness: Harness) -> None:
+    """German speech: its words are recorded as not checked, and the answer says so; neither a pass nor a miss
+    (the English recogniser would miss German words that were spoken right)."""
     found = await speak_and_check(harness, "Die Sonne scheint heute sehr hell über dem Meer.", language="de")
-    assert found["words"].ok is None and "English only" in str(found["words"].not_checked)
+    assert found["words"].ok is None and found["words"].value is None
+    assert str(found["words"].not_checked).startswith("no recogniser for German")
     assert found["duration_s"].value and found["loudness_dbfs"].ok is True  # the rest is still measured
+    node = {"id": "voice", "name": "Speak the text", "service": "tts.synthesize", "status": "completed",
+            "output": {"audio": {"key": "k", "contentType": "audio/wav"},
+                       "checks": [c.to_json() for c in found.values()]}}
+    findings = compare({"metadata": {"expect": {"deliverables": ["speech"], "language": "de"}}, "nodes": [node]})
+    assert [f.kind for f in findings] == ["not_checked"]
+    assert findings_lines(findings) == ["- Not checked: Speak the text: words not checked: no recogniser for German "
+                                        "(PocketSphinx's model here is US English)"]
 
 
 async def test_a_corrupt_speech_file_raises_for_the_executor_to_record(harness: Harness, tmp_path: Path) -> None:
