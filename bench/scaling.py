@@ -13,7 +13,6 @@ unless SPINBOT_REDIS_URL / SPINBOT_DATABASE_URL are set.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from rich.table import Table
 
 from executors.core import Executor
 from executors.manifests import registry
+from spinbot import collector
 from spinbot import constants as C
 from spinbot.artifacts import LocalStore
 from spinbot.graph import Graph, node_ref
@@ -78,7 +78,7 @@ class Plant:
                 self.tasks.append(asyncio.create_task(ex.run()))
         for ex in self.executors:
             await asyncio.wait_for(ex.started.wait(), 120)
-        gc.freeze()  # as `spinbot executor` does after start-up: shorter collector pauses
+        collector.settle()  # as `spinbot executor` does after start-up: shorter collector pauses
         return self
 
     async def __aexit__(self, *exc: object) -> None:

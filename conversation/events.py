@@ -1,7 +1,7 @@
 """Job event streams for many clients over few Redis connections (the HTTP side encodes them as SSE).
 
 One EventHub per API process tails every job event stream that has a subscriber, with one blocking
-XREAD per small group of jobs, and hands each new entry to the subscribers' queues. A client
+XREAD per small group of jobs, and hands each new entry to its subscriptions. A client
 first catches up from its Last-Event-ID with plain reads, then takes live entries from the hub,
 skipping ids it already has: nothing is lost or repeated whatever the interleaving.
 """
@@ -52,13 +52,66 @@ def is_terminal(ev: Event) -> bool:
 
 
 class Subscription:
-    """A client's view of one job's live events (fed by the hub)."""
+    """A client's view of one job's live events, fed by the hub: the events not yet taken, and the one
+    future its reader waits on (no queue, task or timer of its own: an idle stream costs little)."""
 
-    __slots__ = ("job_id", "queue")
+    __slots__ = ("job_id", "events", "waiter", "quiet")
 
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.events: list[Event] = []
+        self.waiter: asyncio.Future[None] | None = None
+        self.quiet = False  # nothing delivered since the keep-alive ticker last looked (KeepAlive)
+
+    def put(self, ev: Event) -> None:
+        self.events.append(ev)
+        self.quiet = False
+        self._wake()
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def take(self) -> list[Event]:
+        """The events delivered since the last take, in order; [] when the keep-alive ticker found the
+        subscription quiet for a whole period (time for a keep-alive) before any came."""
+        if not self.events:
+            self.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        events, self.events = self.events, []
+        return events
+
+
+class KeepAlive:
+    """One timer for every subscription waiting with the same `idle_s`: each period, those that got
+    nothing during the whole period are woken empty-handed (their stream sends a keep-alive). A quiet
+    stream hears from it every `idle_s`; after an event, within `idle_s` to 2 x `idle_s`."""
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self.subs: dict[Subscription, None] = {}
+        self.handle: asyncio.TimerHandle | None = None
+
+    def add(self, sub: Subscription) -> None:
+        self.subs[sub] = None
+        if self.handle is None:
+            self.handle = asyncio.get_running_loop().call_later(self.idle_s, self._tick)
+
+    def discard(self, sub: Subscription) -> None:
+        self.subs.pop(sub, None)
+        if not self.subs and self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+
+    def _tick(self) -> None:
+        for sub in self.subs:
+            if sub.quiet:
+                sub._wake()
+            sub.quiet = True
+        self.handle = asyncio.get_running_loop().call_later(self.idle_s, self._tick)
 
 
 #: A shard's wake stream lives this long past its last renewal (renewed every third of it while the shard
@@ -158,7 +211,7 @@ class _Shard:
         for eid, fields in entries:
             ev = decode_event(eid, fields)  # decoded once per job, whatever the number of its watchers
             for sub in subs:
-                sub.queue.put_nowait(ev)
+                sub.put(ev)
         self.cursor[job_id] = as_str(entries[-1][0])
 
 
@@ -183,6 +236,7 @@ class EventHub:
         self._shards: list[_Shard] = []
         self._spare: dict[_Shard, None] = {}  # shards below jobs_per_shard, oldest first
         self._home: dict[str, _Shard] = {}  # job id -> the shard that reads its stream
+        self._keepalive: dict[float, KeepAlive] = {}  # idle_s -> the one timer of the subscriptions using it
 
     def _place(self, job_id: str) -> _Shard:
         shard = self._home.get(job_id)
@@ -206,14 +260,20 @@ class EventHub:
     def jobs(self) -> int:
         return len(self._home)
 
-    async def subscribe(self, job_id: str) -> Subscription:
+    async def subscribe(self, job_id: str, idle_s: float | None = None) -> Subscription:
+        """Follow `job_id`'s live events; with `idle_s`, the subscription is also woken empty-handed when
+        quiet that long (KeepAlive). Pair with unsubscribe."""
         shard = self._place(job_id)
         sub = await shard.subscribe(job_id)
         if len(shard.subs) >= self.jobs_per_shard:
             self._spare.pop(shard, None)
+        if idle_s is not None:
+            self._keepalive.setdefault(idle_s, KeepAlive(idle_s)).add(sub)
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        for keepalive in self._keepalive.values():
+            keepalive.discard(sub)
         shard = self._home.get(sub.job_id)
         if shard is not None and shard.unsubscribe(sub):
             del self._home[sub.job_id]
@@ -227,9 +287,10 @@ async def follow_job(
 ) -> AsyncIterator[Event | None]:
     """Every event of a job after `after`, in order, once each, ending with the terminal `job` event.
 
-    With idle_s, None is yielded whenever nothing happened for that long (time for a keep-alive).
+    With idle_s, None is yielded when nothing happened for that long (time for a keep-alive; see KeepAlive:
+    one shared timer per idle_s, so a quiet stream yields None every idle_s, and within 2 x idle_s after an event).
     """
-    sub = await hub.subscribe(job_id)
+    sub = await hub.subscribe(job_id, idle_s)
     last = after
     try:
         for ev in await queue.archived_events(job_id, last):  # what Redis trimmed or pruned, from Postgres
@@ -253,17 +314,16 @@ async def follow_job(
                 yield ev
             return
         while True:  # live, from the hub
-            try:
-                async with asyncio.timeout(idle_s):
-                    ev = await sub.queue.get()
-            except TimeoutError:
+            got = await sub.take()
+            if not got:
                 yield None
                 continue
-            if parse_id(ev.id) <= parse_id(last):
-                continue
-            last = ev.id
-            yield ev
-            if is_terminal(ev):
-                return
+            for ev in got:
+                if parse_id(ev.id) <= parse_id(last):
+                    continue
+                last = ev.id
+                yield ev
+                if is_terminal(ev):
+                    return
     finally:
         hub.unsubscribe(sub)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from typing import Any
 
 from executors.core import Executor
 from executors.manifests import registry as plane_registry
+from spinbot import collector
 from spinbot import metrics as M
 from spinbot.artifacts import open_store
 from spinbot.backoff import Backoff
@@ -94,7 +94,7 @@ async def run_executor(settings: Settings, plane: str) -> None:
         ex.id, plane, settings.redis_url, "yes" if store else "no", settings.concurrency,
         f" device={device['name']} memory_mb={ex.gpu.memory_mb} gpu_slots={settings.gpu_slots}" if device else "",
     )
-    gc.freeze()  # start-up objects (imports, registries) leave the collector's view: shorter pauses
+    collector.settle()  # start-up objects (imports, registries) leave the collector's view: shorter pauses
     M.watch_gc()
     runner = asyncio.create_task(ex.run())
     stopper = asyncio.create_task(stop.wait())

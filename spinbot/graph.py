@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -73,6 +74,12 @@ class _AttachmentRefModel(_Model):
     attachment: Id = Field(alias="$attachment")
 
 
+# The patterns' own text without anchors, for fullmatch: the usual well-formed reference is recognised without
+# building a model (graphs are read on every claim); anything else goes through the model, errors included.
+_ID = re.compile(ID_PATTERN[1:-1])
+_OUTPUT = re.compile(OUTPUT_PATTERN[1:-1])
+
+
 def as_ref(value: object) -> Ref | None:
     """The reference `value` spells, None for plain data; ValueError for a malformed reference."""
     if not isinstance(value, dict):
@@ -80,6 +87,10 @@ def as_ref(value: object) -> Ref | None:
     if "$node" in value:
         if "$attachment" in value:
             raise ValueError("a reference names either $node or $attachment, not both")
+        node, output = value["$node"], value.get("output")
+        if len(value) == 2 and type(node) is str and type(output) is str and _ID.fullmatch(node) \
+                and _OUTPUT.fullmatch(output):
+            return NodeRef(node, output)
         m = _NodeRefModel.model_validate(value)
         return NodeRef(m.node, m.output)
     if "$attachment" in value:

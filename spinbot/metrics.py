@@ -30,16 +30,25 @@ GC_PAUSE = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5, 1, 5),
 )
 
+GC_PAUSE_LONGEST = Gauge("spinbot_gc_pause_longest_seconds",
+                         "The longest garbage-collector pause since the process started, by generation", ["generation"])
+
 
 def watch_gc() -> None:
-    """Time every collection of this process into GC_PAUSE (gc.callbacks); for entrypoints, once."""
+    """Time every collection of this process into GC_PAUSE and GC_PAUSE_LONGEST (gc.callbacks); for
+    entrypoints, once."""
     started = 0.0
+    longest = [0.0, 0.0, 0.0]
 
     def timed(phase: str, info: dict[str, Any]) -> None:
         nonlocal started
         if phase == "start":
             started = time.perf_counter()
-        else:
-            GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - started)
+            return
+        pause, gen = time.perf_counter() - started, int(info["generation"])
+        GC_PAUSE.labels(str(gen)).observe(pause)
+        if pause > longest[gen]:
+            longest[gen] = pause
+            GC_PAUSE_LONGEST.labels(str(gen)).set(pause)
 
     gc.callbacks.append(timed)

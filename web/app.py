@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -22,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from conversation import turns
 from conversation.services import Services, build_services, close_services
 from planner.agent import state_graph
+from spinbot import collector
 from spinbot import metrics as M
 from spinbot.capabilities import declared_manifest
 from spinbot.errors import Problem
@@ -185,7 +185,7 @@ def serve(settings: Settings) -> None:
     log.info("Spinbot API on http://%s:%d (web UI at /, OpenAI endpoint at /v1)", host, settings.port)
     app = create_app(settings)
     warm_up()
-    gc.freeze()  # as the executors do: start-up objects (imports, the planner's graph) leave the collector's view
+    collector.settle()  # as the executors do: start-up objects leave the collector's view, fewer full collections
     M.watch_gc()
     config = uvicorn.Config(app, host=host, port=settings.port, ws="none", log_config=None,
                             timeout_graceful_shutdown=5, proxy_headers=True)

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 MODES = ("update", "handoff", "finish", "dead")
 
 
+def _str(value: Any) -> str:
+    """A field value as Redis stores it (numbers as their repr, as redis-py would send them)."""
+    return value if isinstance(value, str) else repr(value)
+
+
 @dataclass
 class Lease:
     """The claim on `entry` of `stream` by `consumer`; `commit` writes only while the claim holds."""
@@ -47,17 +52,12 @@ class Lease:
         `clear_nodes` drops the record's node-state and delta fields first (a finish rewrites `graph`)."""
         fields = dict(fields or {})
         fields.setdefault("updated", repr(time.time()))
-        events = events or []
-        args: list[Any] = [C.GROUP, self.consumer, self.entry, mode, C.EVENTS_MAXLEN, len(fields)]
-        args.append("1" if clear_nodes else "0")
-        args += flat(fields)
-        args.append(len(events))
         now = round(time.time(), 6)
-        for typ, data in events:
-            args += [typ, dumps({**data, "ts": now})]
-        tf = target_fields or {}
-        args.append(len(tf))
-        args += flat(tf)
+        payload = [[_str(x) for x in flat(fields)],
+                   [x for typ, data in events or [] for x in (typ, dumps({**data, "ts": now}))],
+                   [_str(x) for x in flat(target_fields or {})]]
+        args: list[Any] = [C.GROUP, self.consumer, self.entry, mode, C.EVENTS_MAXLEN, "1" if clear_nodes else "0",
+                           dumps(payload)]
         keys = [self.stream, C.job_key(self.job_id), C.job_events_key(self.job_id), target or self.stream,
                 C.ACTIVE_JOBS]
         if mode != "update":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from spinbot import constants as C
 from spinbot.graph import Graph
@@ -97,3 +98,38 @@ async def test_events_redis_no_longer_holds_are_replayed_from_postgres(api: Live
     assert [e["id"] for e in from_start] == ids and from_start[-1]["data"]["status"] == "completed"
     assert [e["id"] for e in resumed] == ids[3:]
     assert [e["id"] for e in pruned] == ids[-3:]
+
+
+async def test_an_open_stream_costs_two_tasks_and_a_client_leaving_frees_it_at_once(api: LiveAPI, redis) -> None:
+    n = 10
+    graph = Graph.model_validate(diag_graph(wait_node("w", 1.0)))
+    jobs = [await api.services.queue.submit(graph, owner="local") for _ in range(n)]  # no executor: idle streams
+    opened, leave = asyncio.Semaphore(0), asyncio.Event()
+
+    async def one(c: Any, job_id: str) -> None:
+        async with c.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+            lines = resp.aiter_lines()  # kept: an iterator left to the garbage collector closes the connection
+            async for line in lines:
+                if line.startswith("data:"):
+                    assert '"queued"' in line
+                    break
+            opened.release()
+            await leave.wait()  # then the client goes away mid-stream
+
+    async with api.client() as c:
+        await c.get("/health")  # the client's connection pool and the server warmed up
+        before = len(asyncio.all_tasks())
+        clients = [asyncio.create_task(one(c, j)) for j in jobs]
+        for _ in jobs:
+            await asyncio.wait_for(opened.acquire(), 30)
+        # Per stream: the test's own task, the server's request task, one watching the client (sse-starlette's
+        # task group ran three beside the request's); and the hub's reader of these jobs (one shard).
+        assert len(asyncio.all_tasks()) - before <= 3 * n + 1
+        assert len(api.services.open_streams) == n and api.services.hub.jobs == n
+        leave.set()
+        await asyncio.gather(*clients)
+        for _ in range(100):
+            if not api.services.open_streams and not api.services.streams.held and api.services.hub.jobs == 0:
+                break
+            await asyncio.sleep(0.02)
+    assert api.services.open_streams == set() and api.services.streams.held == {} and api.services.hub.jobs == 0

@@ -1,6 +1,7 @@
 -- KEYS: source stream, job, events, target stream (or ""-ish placeholder), active set
--- ARGV: group, consumer, entry, mode, maxlen, nfields, clear ("1": drop the n:/d: fields first),
---       fields..., nevents, (type, data)..., ntarget, target fields...
+-- ARGV: group, consumer, entry, mode, maxlen, clear ("1": drop the n:/d: fields first),
+--       payload: JSON [[field, value, ...], [type, data, ...], [target field, value, ...]], every item a string
+--       (one argument, not one per item: redis-py's client-side work grew with the argument count)
 -- mode: update | handoff | finish | dead
 local group, consumer, entry, mode, maxlen = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 if redis.call('HGET', KEYS[2], 'entry') ~= entry or redis.call('HGET', KEYS[2], 'stream') ~= KEYS[1] then
@@ -8,32 +9,23 @@ if redis.call('HGET', KEYS[2], 'entry') ~= entry or redis.call('HGET', KEYS[2], 
 end
 local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], group, entry, entry, 1)
 if not ok or #p == 0 or p[1][2] ~= consumer then return {0} end  -- not ok: the stream or group is gone
-local i = 6
-local nf = tonumber(ARGV[i]); i = i + 1
-if ARGV[i] == '1' then
+local payload = cjson.decode(ARGV[7])
+local f, ev, t = payload[1], payload[2], payload[3]
+if ARGV[6] == '1' then
   local keys = redis.call('HKEYS', KEYS[2])
   for _, k in ipairs(keys) do
     local p2 = string.sub(k, 1, 2)
     if p2 == 'n:' or p2 == 'd:' then redis.call('HDEL', KEYS[2], k) end
   end
 end
-i = i + 1
-if nf > 0 then
-  local f = {}
-  for j = 1, nf * 2 do f[j] = ARGV[i + j - 1] end
+if #f > 0 then
   redis.call('HSET', KEYS[2], unpack(f))
-  i = i + nf * 2
 end
 local out = {1, '', redis.call('HGET', KEYS[2], 'cancel') or '0'}
-local ne = tonumber(ARGV[i]); i = i + 1
-for j = 1, ne do
-  out[#out + 1] = redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'type', ARGV[i], 'data', ARGV[i + 1])
-  i = i + 2
+for j = 1, #ev, 2 do
+  out[#out + 1] = redis.call('XADD', KEYS[3], 'MAXLEN', '~', maxlen, '*', 'type', ev[j], 'data', ev[j + 1])
 end
-local nt = tonumber(ARGV[i]); i = i + 1
 if mode == 'handoff' or mode == 'dead' then
-  local t = {}
-  for j = 1, nt * 2 do t[j] = ARGV[i + j - 1] end
   out[2] = redis.call('XADD', KEYS[4], '*', unpack(t))
 end
 if mode == 'handoff' then
