@@ -19,8 +19,9 @@ Who does what:
 """
 
 from spinbot.queue.client import JobQueue
-from spinbot.queue.consumer import Claim, Consumer
+from spinbot.queue.consumer import Consumer
 from spinbot.queue.errors import QUEUE_DOWN, REDIS_DOWN
+from spinbot.queue.interface import Claim
 from spinbot.queue.lease import Lease
 from spinbot.queue.record import (
     DELTA_FIELD,
