@@ -50,7 +50,7 @@ async def test_many_streams_share_one_reader(api: LiveAPI, executors) -> None:
 
         results = await asyncio.gather(*(one() for _ in range(10)))
     assert all(r == results[0] for r in results) and len(results[0]) >= 7
-    assert api.services.hub.jobs == 0  # every subscription was released
+    assert api.services.queue.hub.jobs == 0  # every subscription was released
 
 
 async def test_pings_and_clean_close_at_shutdown(api_settings, redis) -> None:

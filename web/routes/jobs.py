@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from conversation import admission
 from conversation.answers import REVIEW_ASK, running_note
 from conversation.auth import match_key
-from conversation.events import follow_job, valid_id
 from conversation.services import Services
 from conversation.turns import OPEN
 from conversation.views import (
@@ -27,7 +26,7 @@ from conversation.views import (
 )
 from spinbot import constants as C
 from spinbot.errors import Problem, not_found
-from spinbot.queue import decode_event
+from spinbot.queue import decode_event, valid_id
 from web.deps import OwnerDep, ServicesDep, bearer, unauthorized
 from web.paging import Before, Limit, page
 from web.routes.chat import base_url
@@ -167,7 +166,7 @@ async def job_events(
     start = valid_id(last_event_id or after)
 
     async def events() -> AsyncIterator[bytes | None]:
-        async for ev in follow_job(services.queue, services.hub, job_id, start, idle_s=services.settings.sse_ping_s):
+        async for ev in services.queue.follow(job_id, start, idle_s=services.settings.sse_ping_s):
             if ev is None:
                 yield None
                 continue
