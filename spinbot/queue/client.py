@@ -176,6 +176,12 @@ class JobQueue:
         res: Any = await self.redis.xread({C.job_events_key(job_id): after or "0-0"}, count=count, block=block_ms)
         return [decode_event(eid, fields) for _, entries in res or [] for eid, fields in entries]
 
+    async def recent_events(self, job_id: str, count: int = 50) -> list[Event]:
+        """The job's last `count` events still in its Redis stream, oldest first ([] once Redis no longer has them:
+        Postgres keeps them, Store.events)."""
+        entries: Any = await self.redis.xrevrange(C.job_events_key(job_id), count=count)
+        return [decode_event(eid, fields) for eid, fields in reversed(entries or [])]
+
     async def follow(self, job_id: str, after: str = ZERO, *, batch: int = 500,
                      idle_s: float | None = None) -> AsyncGenerator[Event | None, None]:
         """Every event of a job after stream id `after`, in order, once each, ending with the terminal `job` event:

@@ -24,9 +24,8 @@ from conversation.views import (
     signed_path,
     with_live,
 )
-from spinbot import constants as C
 from spinbot.errors import Problem, not_found
-from spinbot.queue import decode_event, valid_id
+from spinbot.queue import valid_id
 from web.deps import OwnerDep, ServicesDep, bearer, unauthorized
 from web.paging import Before, Limit, page
 from web.routes.chat import base_url
@@ -147,10 +146,8 @@ def completed_share(graph: dict[str, Any]) -> float:
 
 
 async def recent_events(services: Services, job_id: str, count: int = 50) -> list[dict[str, Any]]:
-    entries: Any = await services.redis.xrevrange(C.job_events_key(job_id), count=count)
-    if entries:
-        return [{"id": e.id, "type": e.type, "data": e.data}
-                for e in (decode_event(eid, f) for eid, f in reversed(entries))]
+    if events := await services.queue.recent_events(job_id, count):
+        return [{"id": e.id, "type": e.type, "data": e.data} for e in events]
     return [{"id": r["event_id"], "type": r["type"], "data": r["data"]}
             for r in await services.store.events(job_id, limit=count)]
 
