@@ -1,5 +1,5 @@
 """What a killed API leaves behind: its chat turns are answered by another API (conversation/turns.py), and its
-Redis keys expire within a minute (the event hub's wake streams, web/sse.py)."""
+Redis keys expire within a minute (the event hub's wake streams, spinbot/queue/hub.py)."""
 
 from __future__ import annotations
 
