@@ -18,6 +18,7 @@ from spinbot.capabilities import declared_manifest, live_manifest
 from spinbot.errors import Problem
 from spinbot.graph import Graph
 from spinbot.nodecache import NodeCache
+from spinbot.queue import Job
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,16 @@ def refuse(verdict: Verdict) -> Problem:
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
-    """A graph that became a job: its id, the graph as the evaluator approved it, and the verdict."""
+    """A graph that became a job: the job (spinbot.queue.Job: its id, events, state, cancel), the graph as the
+    evaluator approved it, and the verdict."""
 
-    job_id: str
+    job: Job
     graph: Graph
     verdict: Verdict
+
+    @property
+    def job_id(self) -> str:
+        return self.job.id
 
 
 async def admit(services: Services, graph: Graph | dict[str, Any], owner: str, *, pipeline: str | None = None,
@@ -104,8 +110,8 @@ async def admit(services: Services, graph: Graph | dict[str, Any], owner: str, *
     return Admitted(await submit(services, approved, owner, pipeline=pipeline), approved, verdict)
 
 
-async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> str:
-    """Evaluate-approved graph -> a job, within the owner's concurrent job limit (`admit` calls it).
+async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str | None = None) -> Job:
+    """Evaluate-approved graph -> a job (JobQueue.run), within the owner's concurrent job limit (`admit` calls it).
 
     This is where a graph that names another key's objects is refused (404 naming the field; see
     conversation.ownership).
@@ -113,12 +119,12 @@ async def submit(services: Services, graph: Graph, owner: str, *, pipeline: str 
     await check_objects(services, graph, owner)
     save = await profiles.check_save(services, graph, owner)  # a graph that saves a profile
     # the owner's job limit is checked by the submit itself, in one Redis script: exact across APIs
-    job_id = await services.queue.submit(graph, owner=owner, pipeline=pipeline,
-                                         max_unfinished=services.settings.max_jobs_per_key)
+    job = await services.queue.run(graph, owner=owner, pipeline=pipeline,
+                                   max_unfinished=services.settings.max_jobs_per_key)
     if save is not None:
         try:
-            await profiles.save_started(services, owner, save, graph, job_id)
+            await profiles.save_started(services, owner, save, graph, job.id)
         except Problem:  # the name was taken meanwhile (a graph saving it sent at the same time): refused, so not run
-            await services.queue.cancel(job_id)
+            await job.cancel()
             raise
-    return job_id
+    return job

@@ -28,7 +28,6 @@ from conversation.answers import (
     shown_graph,
     title_of,
 )
-from conversation.events import follow_job, is_terminal
 from conversation.goals import asked_again, history_of, plan_goal
 from conversation.services import Services
 from conversation.turns import OPEN
@@ -39,7 +38,7 @@ from spinbot.capabilities import live_manifest
 from spinbot.errors import Problem, SpinbotError, outage, unavailable
 from spinbot.graph import Graph
 from spinbot.llm import reachable
-from spinbot.queue import TERMINAL_JOB
+from spinbot.queue import TERMINAL_JOB, Job, is_terminal
 from spinbot.text import clean, clean_value
 
 log = logging.getLogger(__name__)
@@ -86,6 +85,7 @@ class Turn:
         self.listening = True
         self._seq = 0
         self._last_job_id: str | None = None
+        self._job: Job | None = None  # the job this turn submitted (admission.admit), followed through it
         self._message_id: int | None = None
         self.abandoned = False  # the client left and its job is not wanted any more (OpenAI endpoint's Stop)
         self.finished = False
@@ -124,15 +124,15 @@ class Turn:
         if self.finished or self.abandoned:
             return
         self.abandoned = True
-        if self.result.job_id is not None:
-            self.services.spawn(self._cancel(self.result.job_id), name=f"chat-cancel-{self.result.job_id}")
+        if self._job is not None:
+            self.services.spawn(self._cancel(self._job), name=f"chat-cancel-{self._job.id}")
 
-    async def _cancel(self, job_id: str) -> None:
+    async def _cancel(self, job: Job) -> None:
         try:
-            if await self.services.queue.cancel(job_id):
-                log.info("job %s cancelled: its chat client left before the answer", job_id)
+            if await job.cancel():
+                log.info("job %s cancelled: its chat client left before the answer", job.id)
         except Exception:
-            log.exception("could not cancel job %s after its chat client left", job_id)
+            log.exception("could not cancel job %s after its chat client left", job.id)
 
     async def _run(self) -> None:
         """The turn, then always an answer and `done`: an error becomes an `error` event and a message."""
@@ -246,10 +246,12 @@ class Turn:
         if self.abandoned:
             await self._answer(summary + "\n\nStopped before the job started.")
             return
-        job_id = (await admission.admit(services, graph, req.owner, pipeline=pipeline, verdict=verdict)).job_id
-        self.result.job_id, self.result.status = job_id, "queued"
+        # The one call into the queue for the job: it answers with the Job the turn follows and reads the end by.
+        job = self._job = (await admission.admit(services, graph, req.owner, pipeline=pipeline, verdict=verdict)).job
+        job_id = self.result.job_id = job.id
+        self.result.status = "queued"
         if self.abandoned:  # the client left while it was being submitted
-            await self._cancel(job_id)
+            await self._cancel(job)
         # The turn is open until its answer is written, by this process or, if it stops following, any API
         # (conversation/turns.py): what that one needs to write the same answer travels in the message's metadata.
         # Claimed before the message exists: an open message is never without a claim, whenever this dies.
@@ -263,14 +265,14 @@ class Turn:
                                       "note": note}),
             )
             self._message_id = message_id
-            await self._follow_and_answer(conv_id, job_id, replans=replans, note=note)
+            await self._follow_and_answer(conv_id, job, replans=replans, note=note)
         finally:
             services.turns.mine.discard(message_id)  # answered (closed), let go, or failed: its claim lapses
 
-    async def _follow_and_answer(self, conv_id: str, job_id: str, *, replans: int, note: str) -> None:
-        services, req = self.services, self.req
+    async def _follow_and_answer(self, conv_id: str, job: Job, *, replans: int, note: str) -> None:
+        services, req, job_id = self.services, self.req, job.id
         deadline = None if req.wait_s is None else time.monotonic() + req.wait_s
-        followed = self._follow(job_id)
+        followed = job.events()
         try:
             while True:
                 timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -288,7 +290,7 @@ class Turn:
                     break
         finally:
             await followed.aclose()
-        state = await services.queue.get(job_id)
+        state = await job.state()
         text = answer_for(state, job_id, req.base_url, services) if state else f"Job `{job_id}` is gone."
         if note:
             text += f"\n\n{note}"
@@ -328,9 +330,6 @@ class Turn:
         summary = f"Replan {version} of job `{state.id}`: {cont.message}"
         await self._run_job(conv_id, graph, summary, verdict, pipeline=None, replans=version, note=cont.message)
         return None
-
-    def _follow(self, job_id: str) -> Any:
-        return follow_job(self.services.queue, self.services.hub, job_id).__aiter__()
 
     async def _previous_from_history(self, history: list[dict[str, Any]]) -> dict[str, Any] | None:
         """A stateless client's last plan: the job its answer links to, or the graph it showed."""

@@ -12,7 +12,6 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from conversation.auth import LinkSigner
-from conversation.events import EventHub
 from conversation.repo import Repo
 from conversation.slots import StreamSlots
 from conversation.turns import OpenTurns
@@ -21,7 +20,7 @@ from spinbot.artifacts import ArtifactStore, open_store
 from spinbot.capabilities import declared_manifest
 from spinbot.errors import outage
 from spinbot.history import EstimatesCache
-from spinbot.queue import JobQueue
+from spinbot.queue import EventHub, JobQueue
 from spinbot.settings import Settings
 from spinbot.store import PgLimits, Store
 
@@ -38,8 +37,7 @@ class Services:
     redis: aioredis.Redis
     store: Store
     artifacts: ArtifactStore
-    queue: JobQueue
-    hub: EventHub
+    queue: JobQueue  # follows jobs through its event hub (one per process, built here)
     repo: Repo
     links: LinkSigner
     streams: StreamSlots
@@ -94,7 +92,7 @@ async def build_services(settings: Settings, *, who: str = "the API") -> Service
     hub = EventHub(redis, reader=redis_client(url, HUB_MAX_SHARDS + 4, socket_timeout=30), max_shards=HUB_MAX_SHARDS)
     return Services(
         settings=settings, redis=redis, store=store, artifacts=artifacts,
-        queue=JobQueue(redis, store), hub=hub, repo=Repo(store.pool),
+        queue=JobQueue(redis, store, hub=hub), repo=Repo(store.pool),
         links=LinkSigner.from_settings(settings), streams=StreamSlots(redis, settings.max_streams_per_key),
         turns=OpenTurns(redis, settings.turn_lease_s),
         estimates=EstimatesCache(store.pool, lambda: declared_manifest().services),
@@ -107,7 +105,7 @@ async def close_services(services: Services) -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.gather(*services.background, return_exceptions=True)
     await services.streams.close()
-    await services.hub.stop()
-    await services.hub.reader.aclose()
+    await services.queue.hub.stop()
+    await services.queue.hub.reader.aclose()
     await services.store.close()
     await services.redis.aclose()

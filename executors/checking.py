@@ -14,17 +14,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from executors.interface import Handler, NodeStep
 from spinbot.checks import Check, not_checked, why_failed
 from spinbot.errors import Cancelled, LostClaim
 from spinbot.expectations import check_line, compare
 from spinbot.queue import QUEUE_DOWN
-
-if TYPE_CHECKING:
-    from executors.middleware import Handler, NodeStep
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from executors.interface import RunAPI
 from spinbot import constants as C
 from spinbot import metrics as M
 from spinbot.backoff import retry
@@ -14,16 +15,13 @@ from spinbot.graph import Node
 from spinbot.graphstate import Finish, HandOff, Stuck
 from spinbot.queue import DELTA_FIELD, Snapshot, doc_with_states, dumps, node_state, snapshot_interval
 
-if TYPE_CHECKING:
-    from executors.jobrun import JobRun
-
 log = logging.getLogger(__name__)
 
 MAX_DELTA_BYTES = 64 * 1024  # node states carried in a hand-off entry (and kept in the record's d:<version>)
 POSTGRES_FINISH_TRIES = 3
 
 
-async def hand_off_or_finish(run: JobRun) -> None:
+async def hand_off_or_finish(run: RunAPI) -> None:
     """Nothing is ready or running on this plane any more: do what GraphState.next_step says."""
     state = run.state
     cancelled = run.cancel.is_set()
@@ -39,13 +37,13 @@ async def hand_off_or_finish(run: JobRun) -> None:
         await finish(run, "failed", error={"code": "stuck", "message": f"nodes can never run: {', '.join(step.nodes)}"})
 
 
-def document(run: JobRun) -> dict[str, Any]:
+def document(run: RunAPI) -> dict[str, Any]:
     """The graph document with this run's node states (cheap: no model serialisation)."""
     assert run.parsed is not None
     return doc_with_states(run.parsed.doc, {n.id: node_state(n) for n in run.graph.nodes})
 
 
-async def hand_off(run: JobRun, target: str) -> None:
+async def hand_off(run: RunAPI, target: str) -> None:
     """Enqueue on the other plane and ack here, atomically; node states stay in the record's fields,
     and the states this run changed travel as the entry's delta (and stay as the record's d:<version>)."""
     assert run.parsed is not None
@@ -76,7 +74,7 @@ async def hand_off(run: JobRun, target: str) -> None:
         writer.add(snap)
 
 
-async def finish(run: JobRun, status: str, failed: list[Node] | None = None,
+async def finish(run: RunAPI, status: str, failed: list[Node] | None = None,
                  error: dict[str, Any] | None = None) -> None:
     """End the job with `status`: Postgres first (so its record is terminal no later than Redis says so),
     then the record's final graph, the events and the ack in one commit."""
@@ -104,7 +102,7 @@ async def finish(run: JobRun, status: str, failed: list[Node] | None = None,
     await sync_store_final(run)
 
 
-async def poison(run: JobRun, reason: str) -> None:
+async def poison(run: RunAPI, reason: str) -> None:
     """Fail the job with a clear error and move its entry to the dead-letter stream."""
     log.error("poison entry=%s job=%s plane=%s: %s", run.entry, run.job_id, run.plane, reason)
     error = {"code": "poison", "message": reason,
@@ -121,7 +119,7 @@ async def poison(run: JobRun, reason: str) -> None:
     await sync_store_final(run)
 
 
-async def _store_terminal(run: JobRun, status: str, progress: float, doc: dict[str, Any],
+async def _store_terminal(run: RunAPI, status: str, progress: float, doc: dict[str, Any],
                           error: dict[str, Any] | None) -> None:
     store = run.ex.store
     if store is None:
@@ -136,7 +134,7 @@ async def _store_terminal(run: JobRun, status: str, progress: float, doc: dict[s
                   POSTGRES_FINISH_TRIES)
 
 
-async def sync_store_final(run: JobRun) -> None:
+async def sync_store_final(run: RunAPI) -> None:
     """All events (the terminal one too) into Postgres; on failure a background retry, then start-up repair."""
     queue = run.ex.queue
     if run.ex.store is None:

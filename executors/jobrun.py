@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from executors import handoff
 from executors.graphcache import Parsed
-from executors.middleware import CANCEL_GRACE_S, NodeStep
+from executors.interface import ExecutorAPI, NodeStep
+from executors.middleware import CANCEL_GRACE_S
 from spinbot.artifacts import ArtifactInfo, OwnedStore
 from spinbot.errors import Cancelled, LostClaim, SpinbotError, classify, outage
 from spinbot.graph import Graph, Node, NodeError
 from spinbot.graphstate import GraphState, resolved_params
 from spinbot.queue import NODE_FIELD, QUEUE_DOWN, TERMINAL_JOB, Claim, dumps, node_state
 from spinbot.task import TaskContext
-
-if TYPE_CHECKING:
-    from executors.core import Executor
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def _float(raw: str | None) -> float:
 class JobRun:
     """One claimed entry: load -> run ready nodes -> hand off or finish (see the module docstring)."""
 
-    def __init__(self, ex: Executor, claim: Claim) -> None:
+    def __init__(self, ex: ExecutorAPI, claim: Claim) -> None:
         self.ex = ex
         self.entry = claim.entry
         self.fields = claim.fields
@@ -304,7 +303,8 @@ class JobRun:
                            owner_of=ex.store.object_owner if ex.store else None)
         return TaskContext(job_id=self.job_id, node_id=node.id, attempt=node.attempts, settings=ex.settings,
                            store=store, emit=self._emitter(node), workdir=workdir, cancel=self.cancel,
-                           graph_context=parsed.context, device=ex.device)
+                           graph_context=parsed.context, device=ex.device,
+                           plane_manifest=partial(ex.registry.manifest, ex.settings))
 
     def resolve_inputs(self, node: Node) -> dict[str, Any]:
         """The node's params with every reference replaced by the upstream output or attachment it names."""

@@ -29,49 +29,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import Any, cast
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from executors.checking import checking
+from executors.interface import Handler, Middleware, NodeStep
 from spinbot import metrics as M
 from spinbot.errors import Cancelled, LostClaim, NodeTimeout, PermanentError, classify, outage
-from spinbot.graph import Node
 from spinbot.queue import QUEUE_DOWN
-from spinbot.registry import Service
 from spinbot.task import TaskContext
 from spinbot.text import MAX_TEXT_FILE_BYTES, file_text
-
-if TYPE_CHECKING:
-    from executors.jobrun import JobRun
 
 log = logging.getLogger(__name__)
 
 CANCEL_GRACE_S = 1.0  # a cancelled node gets this long to stop on its own before its task is interrupted
-
-
-@dataclass
-class NodeStep:
-    """One node being run: what every middleware sees. `params` and `ctx` are set by `attempt`."""
-
-    run: JobRun
-    node: Node
-    service: Service
-    params: BaseModel | None = None
-    resolved: dict[str, Any] | None = None  # the params with references resolved, before validation (`attempt`)
-    ctx: TaskContext | None = None
-    reused: dict[str, str] | None = None  # {"job", "node"} whose outputs the node cache answered with
-
-
-Handler = Callable[[NodeStep], Awaitable[dict[str, Any]]]
-
-
-class Middleware(Protocol):
-    def __call__(self, step: NodeStep, call_next: Handler) -> Awaitable[dict[str, Any]]: ...
 
 
 def chain(middlewares: Sequence[Middleware], handler: Handler) -> Handler:

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from executors.middleware import Handler, Middleware, NodeStep
+from executors.interface import Handler, Middleware, NodeStep
 from spinbot.manifest import ServiceSpec
 from spinbot.nodecache import Entry, NodeCache, artifacts_in, cacheable, node_key, regenerated
 from spinbot.settings import Settings

@@ -9,18 +9,27 @@ import logging
 import math
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from executors.interface import ExecutorAPI
 from spinbot import capabilities
-from spinbot.loops import forever
-
-if TYPE_CHECKING:
-    from executors.core import Executor
+from spinbot.loops import LoopHealth, forever
 
 log = logging.getLogger(__name__)
 
 
-async def reprobe_loop(ex: Executor, every_s: float = 15.0) -> None:
+class Upkept(ExecutorAPI, Protocol):
+    """What the loops here use of their Executor (core.Executor), beyond what its JobRuns do."""
+
+    claim_health: LoopHealth  # the claim loop's turns: the executor's liveness
+    claim_watch: ClaimWatch  # the manifest heartbeat's view of them
+
+    def manifest(self) -> Any: ...  # the live manifest as last probed
+    def build_manifest(self) -> Any: ...  # probe the services now (blocking: run it in a thread)
+    def reprobe(self, manifest: Any) -> None: ...
+
+
+async def reprobe_loop(ex: Upkept, every_s: float = 15.0) -> None:
     """Services' availability can change (an engine starts, a binary appears): re-probe now and then."""
 
     async def reprobe() -> None:
@@ -29,7 +38,7 @@ async def reprobe_loop(ex: Executor, every_s: float = 15.0) -> None:
     await forever(reprobe, name="re-probing the services", every_s=every_s, delay_first=True)
 
 
-async def reconcile_loop(ex: Executor) -> None:
+async def reconcile_loop(ex: Upkept) -> None:
     """Every ~reconcile_s: recreate missing consumer groups, then, if no other executor swept in the
     last half interval (a short Redis lock), re-issue every unfinished job whose stream entry vanished
     and remove the consumers of executors gone without leaving.
@@ -41,7 +50,7 @@ async def reconcile_loop(ex: Executor) -> None:
                   every_s=lambda: ex.settings.reconcile_s * random.uniform(0.8, 1.0))
 
 
-async def reconcile_once(ex: Executor) -> list[str]:
+async def reconcile_once(ex: Upkept) -> list[str]:
     """One reconciliation step: groups recreated; the sweep only if this executor gets the lock."""
     await ex.queue.ensure_groups()
     if not await ex.consumer.sweep_turn(max(1, int(ex.settings.reconcile_s * 500))):
@@ -60,13 +69,13 @@ def consumer_idle_ms(claim_idle_ms: int) -> int:
     return 10 * claim_idle_ms
 
 
-async def heartbeat_loop(ex: Executor) -> None:
+async def heartbeat_loop(ex: Upkept) -> None:
     # a few heartbeats per claim_idle_ms, so a late one does not let a healthy claim be stolen
     interval = min(ex.settings.heartbeat_s, ex.settings.claim_idle_ms / 3000)
     await forever(lambda: heartbeat_once(ex), name="claim heartbeat", every_s=interval, delay_first=True)
 
 
-async def manifest_loop(ex: Executor) -> None:
+async def manifest_loop(ex: Upkept) -> None:
     """Publish the live manifest every heartbeat_s while the claim loop works (see publish_manifest)."""
     await forever(lambda: publish_manifest(ex), name="live-manifest heartbeat", every_s=ex.settings.heartbeat_s,
                   stop=ex.stopping, delay_first=True)  # Executor.run published it just before
@@ -82,7 +91,7 @@ class ClaimWatch:
     withheld: bool = False
 
 
-async def publish_manifest(ex: Executor) -> bool:
+async def publish_manifest(ex: Upkept) -> bool:
     """Re-publish the live manifest unless the claim loop has completed no turn for `stall_beats(ex)`
     heartbeats in a row (about half the manifest's TTL): an executor is live (planned for, counted by
     /health) only while it actually claims. Counted in heartbeats, not seconds, so an event loop that is
@@ -113,7 +122,7 @@ def stall_beats(heartbeat_s: float) -> int:
     return max(2, math.ceil(capabilities.ttl_for(heartbeat_s) / 2 / heartbeat_s))
 
 
-async def heartbeat_once(ex: Executor) -> None:
+async def heartbeat_once(ex: Upkept) -> None:
     """Keep the held entries' claims alive; stop the runs whose entry is no longer ours; pick up cancel
     flags (pub/sub is not durable: the record's flag is the backstop)."""
     runs = {eid: r for eid, r in ex.runs.items() if not r.lease.released and r.lost is None}
@@ -138,7 +147,7 @@ async def heartbeat_once(ex: Executor) -> None:
             r.request_cancel()
 
 
-async def cancel_listener(ex: Executor) -> None:
+async def cancel_listener(ex: Upkept) -> None:
     """Cancel the runs of the jobs whose cancel is published; resubscribes after an outage."""
 
     async def listen() -> None:

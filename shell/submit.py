@@ -22,7 +22,7 @@ from spinbot.errorcodes import CODES
 from spinbot.errors import Problem, SpinbotError, outage
 from spinbot.graph import Graph
 from spinbot.graphstate import validate_structure
-from spinbot.queue import TERMINAL_JOB, JobQueue
+from spinbot.queue import TERMINAL_JOB, Job
 from spinbot.settings import Settings
 from spinbot.units import size_text
 
@@ -98,7 +98,7 @@ async def submit_command(settings: Settings, file: Path, *, wait: bool) -> int:
         print(admitted.job_id)
         if not wait:
             return EXIT_OK
-        return await follow(services.queue, admitted.job_id, admitted.graph, console, base=api_url(settings))
+        return await follow(admitted.job, admitted.graph, console, base=api_url(settings))
     finally:
         await close_services(services)
 
@@ -108,52 +108,50 @@ def _print_error(console: Console, e: SpinbotError) -> None:
     console.print(f"[dim]hint:[/] {e.advice}", highlight=False)
 
 
-async def follow(queue: JobQueue, job_id: str, graph: Graph, console: Console, *, base: str = "") -> int:
-    """Live progress bars (the job and each node) from the event stream until the job finishes.
+async def follow(job: Job, graph: Graph, console: Console, *, base: str = "") -> int:
+    """Live progress bars (the job and each node) from its events (spinbot.queue.Job.events) until it finishes.
 
     A failed or cancelled job's bar ends at the share of the work that completed, and a node that did not
     complete keeps the progress it reached: a bar never says 100 % for work that was not done.
     """
     bars = Progress(TextColumn("{task.description:<28}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"),
                     TextColumn("{task.fields[status]:<10}"), TimeElapsedColumn(), console=console)
-    job_bar = bars.add_task(f"job {job_id[:8]}", total=1.0, status="queued")
+    job_bar = bars.add_task(f"job {job.id[:8]}", total=1.0, status="queued")
     node_bars: dict[str, TaskID] = {
         n.id: bars.add_task(escape(f"  {n.id} [{n.plane}]"), total=1.0, status=n.status) for n in graph.nodes
     }
     weights = {n.id: n.progress_weight or 1.0 for n in graph.nodes}
     status: dict[str, str] = {}
     final: dict[str, Any] = {}
-    after = "0-0"
     with bars:
-        while not final:
-            for ev in await queue.read_events(job_id, after, block_ms=1000):
-                after = ev.id
-                if ev.type == "job":
-                    done = ev.data.get("progress", 0.0)
-                    if ev.data["status"] in STOPPED:
-                        reached = max(bars.tasks[job_bar].completed, done)
-                        done = completed_share(weights, status)
-                        console.print(escape(f"job {stopped_text(ev.data['status'], done, reached, status)}"),
-                                      highlight=False)
-                    bars.update(job_bar, completed=done, status=ev.data["status"])
-                    if ev.data["status"] in TERMINAL_JOB:
-                        final = ev.data
-                elif ev.type == "node" and ev.data["node"] in node_bars:
-                    status[ev.data["node"]] = ev.data["status"]
-                    # a node the node cache answered ran nothing: its bar says so, as the web UI's badge does
-                    reused = ev.data["status"] == "completed" and ev.data.get("reused")
-                    bars.update(node_bars[ev.data["node"]], status="reused" if reused else ev.data["status"])
-                    if ev.data["status"] == "completed":
-                        bars.update(node_bars[ev.data["node"]], completed=1.0)
-                elif ev.type == "progress" and ev.data["node"] in node_bars:
-                    bars.update(node_bars[ev.data["node"]], completed=ev.data["progress"])
-                    bars.update(job_bar, completed=ev.data.get("job_progress", 0.0))
-            if not final:
-                st = await queue.get(job_id)
-                if st is None:
-                    console.print(f"[red]error:[/] job {job_id} disappeared from Redis")
-                    return EXIT_JOB_FAILED
-    return _summary(console, job_id, await queue.get(job_id), final, base)
+        async for ev in job.events():  # ends with the job's terminal event, or when the job is gone
+            if ev is None:
+                continue
+            if ev.type == "job":
+                done = ev.data.get("progress", 0.0)
+                if ev.data["status"] in STOPPED:
+                    reached = max(bars.tasks[job_bar].completed, done)
+                    done = completed_share(weights, status)
+                    console.print(escape(f"job {stopped_text(ev.data['status'], done, reached, status)}"),
+                                  highlight=False)
+                bars.update(job_bar, completed=done, status=ev.data["status"])
+                if ev.data["status"] in TERMINAL_JOB:
+                    final = ev.data
+            elif ev.type == "node" and ev.data["node"] in node_bars:
+                status[ev.data["node"]] = ev.data["status"]
+                # a node the node cache answered ran nothing: its bar says so, as the web UI's badge does
+                reused = ev.data["status"] == "completed" and ev.data.get("reused")
+                bars.update(node_bars[ev.data["node"]], status="reused" if reused else ev.data["status"])
+                if ev.data["status"] == "completed":
+                    bars.update(node_bars[ev.data["node"]], completed=1.0)
+            elif ev.type == "progress" and ev.data["node"] in node_bars:
+                bars.update(node_bars[ev.data["node"]], completed=ev.data["progress"])
+                bars.update(job_bar, completed=ev.data.get("job_progress", 0.0))
+    state = await job.state()
+    if not final and state is None:
+        console.print(f"[red]error:[/] job {job.id} disappeared from Redis")
+        return EXIT_JOB_FAILED
+    return _summary(console, job.id, state, final, base)
 
 
 def _is_artifact(value: Any) -> bool:

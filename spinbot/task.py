@@ -12,6 +12,7 @@ from typing import Any
 from spinbot.artifacts import ArtifactStore
 from spinbot.constants import artifact_key
 from spinbot.errors import Cancelled
+from spinbot.manifest import PlaneManifest
 from spinbot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,10 @@ class TaskContext:
         cancel: asyncio.Event | None = None,
         graph_context: dict[str, Any] | None = None,
         device: dict[str, Any] | None = None,
+        plane_manifest: Callable[..., PlaneManifest] | None = None,
     ) -> None:
+        """`plane_manifest(**live)`: the manifest of the plane this node runs on, its services probed now (the
+        executor's registry, spinbot.registry.Registry.manifest with its settings); None outside an executor."""
         self.job_id = job_id
         self.node_id = node_id
         self.attempt = attempt
@@ -44,6 +48,7 @@ class TaskContext:
         self.cancel = cancel or asyncio.Event()
         self.graph_context = graph_context or {}
         self.device = device or {}
+        self.plane_manifest = plane_manifest
         self._emit = emit
         self._loop = asyncio.get_running_loop()
         self._last_progress = 0.0

@@ -1,5 +1,5 @@
 """SSE: one message's encoding, and the streaming response that holds one of its owner's stream slots
-(conversation/slots.py) while open. The events come from conversation.events."""
+(conversation/slots.py) while open. The events come from spinbot.queue (JobQueue.follow)."""
 
 from __future__ import annotations
 

@@ -15,11 +15,10 @@ from fastapi import Request
 
 from conversation.answers import DONE_BUT, answer_for
 from conversation.chat import ChatEvent, TurnRequest, TurnResult
-from conversation.events import ZERO, follow_job, is_terminal
 from conversation.services import Services
 from conversation.views import job_page_link
-from spinbot import constants as C
 from spinbot.errorcodes import CODES
+from spinbot.queue import ZERO, is_terminal
 from spinbot.settings import Settings
 from web.problems import openai_error
 from web.sse import encode
@@ -117,10 +116,10 @@ class Resumed:
         try:
             state = await services.queue.get(job_id)
             if state is not None and not state.terminal:
-                last: Any = await services.redis.xrevrange(C.job_events_key(job_id), count=1)
+                last = await services.queue.recent_events(job_id, 1)  # follow only what comes next
                 deadline = time.monotonic() + (self.req.wait_s or 0)
-                followed: Any = follow_job(services.queue, services.hub, job_id, last[0][0] if last else ZERO,
-                                           idle_s=min(idle_s or 5.0, 5.0))  # an async generator: closed below
+                followed = services.queue.follow(job_id, last[-1].id if last else ZERO,
+                                                 idle_s=min(idle_s or 5.0, 5.0))  # an async generator: closed below
                 try:
                     async for ev in followed:
                         if ev is not None:

@@ -34,8 +34,8 @@ class ManifestParams(BaseModel):
     timeout_s=60,
 )
 async def get_manifest(ctx: TaskContext, p: ManifestParams) -> dict[str, Any]:
-    from executors.control.registry import build  # the registry imports this module
-
+    if ctx.plane_manifest is None:
+        raise PermanentError("capabilities.get_manifest reports its executor's manifest: run it on a control executor")
     planes = []
     if p.gpu is not None:
         try:
@@ -45,7 +45,7 @@ async def get_manifest(ctx: TaskContext, p: ManifestParams) -> dict[str, Any]:
         if gpu.device is None and isinstance(p.gpu.get("device"), dict):
             gpu = gpu.model_copy(update={"device": p.gpu["device"]})
         planes.append(gpu)
-    planes.append(await asyncio.to_thread(build().manifest, ctx.settings))  # probes may wait on the network
+    planes.append(await asyncio.to_thread(ctx.plane_manifest))  # probes may wait on the network
     merged = merge(planes).to_json()
     available = [s["id"] for s in merged["services"].values() if s["available"] and not s["hidden"]]
     await ctx.log(f"manifest: {len(available)} services available on {', '.join(merged['planes'])}")

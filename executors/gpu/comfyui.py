@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,9 +31,6 @@ from executors.gpu.common import stream_to_file
 from spinbot.errors import Cancelled, EngineUnavailable, PermanentError, TransientError
 from spinbot.settings import Settings
 from spinbot.task import TaskContext
-
-if TYPE_CHECKING:
-    from executors.gpu.image import ImageParams
 
 log = logging.getLogger(__name__)
 
@@ -284,22 +281,24 @@ def _progress(ctx: TaskContext, lo: float, hi: float) -> Progress:
     return report
 
 
-async def render_image(ctx: TaskContext, p: ImageParams, tmp: Path) -> Path:
-    """image.render through ComfyUI's txt2img workflow ('image.render')."""
+async def render_image(ctx: TaskContext, tmp: Path, *, prompt: str, title: str | None, kind: str, width: int,
+                       height: int) -> Path:
+    """image.render (its params: image.ImageParams) through ComfyUI's txt2img workflow ('image.render'); sizes
+    in pixels, rounded down to multiples of 8. Returns the downloaded image, in `tmp`."""
     assert ctx.settings.comfyui_url
     template = load_workflow(ctx.settings, "image.render")
     if template is None:
         raise PermanentError("no ComfyUI workflow named image.render")
-    prompt = f"{p.title}: {p.prompt}" if p.title else p.prompt
-    if p.kind == "portrait":
+    prompt = f"{title}: {prompt}" if title else prompt
+    if kind == "portrait":
         prompt = f"portrait photo of a presenter facing the camera, head and shoulders, {prompt}"
     values = {
         "prompt": prompt,
         "negative": "blurry, deformed, watermark, text artifacts",
-        "width": max(64, p.width // 8 * 8),
-        "height": max(64, p.height // 8 * 8),
+        "width": max(64, width // 8 * 8),
+        "height": max(64, height // 8 * 8),
         "seed": int(uuid.uuid5(uuid.NAMESPACE_URL, prompt).int % 2**32),
-        "kind": p.kind,
+        "kind": kind,
     }
     async with ComfyClient(ctx.settings.comfyui_url) as client:
         entry = await client.run(fill(template, values), _progress(ctx, 0.0, 0.95), lambda: ctx.cancelled)

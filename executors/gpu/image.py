@@ -326,7 +326,8 @@ async def check_image(ctx: TaskContext, p: ImageParams, out: dict[str, Any]) -> 
 async def render(ctx: TaskContext, p: ImageParams) -> dict[str, Any]:
     async with scratch(ctx) as tmp:
         if ctx.settings.comfyui_url:
-            out = await comfyui.render_image(ctx, p, tmp)
+            out = await comfyui.render_image(ctx, tmp, prompt=p.prompt, title=p.title, kind=p.kind, width=p.width,
+                                             height=p.height)
             made = "rendered from the prompt by the ComfyUI workflow"
         else:
             await ctx.progress(0.0, f"drawing a {p.kind} {p.width}x{p.height}")

@@ -8,6 +8,7 @@ from pydantic import BaseModel
 
 from executors.gpu import device
 from executors.gpu.common import in_thread
+from spinbot.errors import PermanentError
 from spinbot.manifest import RetryPolicy
 from spinbot.registry import service
 from spinbot.task import TaskContext
@@ -47,8 +48,8 @@ def usage() -> dict[str, Any]:
     timeout_s=60,
 )
 async def info(ctx: TaskContext, p: InfoParams) -> dict[str, Any]:
-    from executors.gpu.registry import build  # the registry imports this module
-
+    if ctx.plane_manifest is None:
+        raise PermanentError("gpu.info reports its executor's manifest: run it on a GPU executor")
     dev = await in_thread(usage)
-    manifest = build().manifest(ctx.settings, device=dev)
+    manifest = ctx.plane_manifest(device=dev)
     return {"info": {"device": dev, "manifest": manifest.model_dump(mode="json", by_alias=True, exclude_none=True)}}

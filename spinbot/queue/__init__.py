@@ -7,7 +7,9 @@ Layout (names in spinbot.constants; the record's fields in record.py):
 
 Who does what:
 - `JobQueue` (client.py), the producer and readers: submit, get, live_fields, read/archived events,
-  cancel, the Postgres sync; `JobQueue.recovery` (recovery.py): recover at start, the live sweep.
+  follow (through its `EventHub`, hub.py: many followers over few connections), cancel, the Postgres
+  sync; `run` submits and answers with the `Job` its submitter follows it by (events, state, cancel);
+  `JobQueue.recovery` (recovery.py): recover at start, the live sweep.
 - `Consumer` (consumer.py), an executor's side: claim_new / claim_own_pending / autoclaim -> `Claim`s,
   heartbeat, release, drop, dead_letter, read_record / read_since (catch up from hand-off deltas).
 - `Lease` (lease.py): every write to a claimed job, fenced: one Lua script checks that the writer
@@ -18,9 +20,11 @@ Who does what:
 - `StubQueue` (stub.py): the same interface in memory, for unit tests of executor logic without Redis.
 """
 
-from spinbot.queue.client import JobQueue
-from spinbot.queue.consumer import Claim, Consumer
+from spinbot.queue.client import Job, JobQueue
+from spinbot.queue.consumer import Consumer
 from spinbot.queue.errors import QUEUE_DOWN, REDIS_DOWN
+from spinbot.queue.hub import ZERO, EventHub, is_terminal, valid_id
+from spinbot.queue.interface import Claim
 from spinbot.queue.lease import Lease
 from spinbot.queue.record import (
     DELTA_FIELD,
@@ -40,7 +44,8 @@ from spinbot.queue.record import (
 from spinbot.queue.writer import RecordWriter, Snapshot, snapshot_interval
 
 __all__ = [
-    "DELTA_FIELD", "NODE_FIELD", "QUEUE_DOWN", "REDIS_DOWN", "TERMINAL_JOB", "Claim", "Consumer", "Event",
-    "JobQueue", "JobState", "Lease", "RecordWriter", "Snapshot", "as_str", "decode_event", "decode_hash",
-    "doc_with_states", "dumps", "loads", "node_state", "node_states", "snapshot_interval",
+    "DELTA_FIELD", "NODE_FIELD", "QUEUE_DOWN", "REDIS_DOWN", "TERMINAL_JOB", "ZERO", "Claim", "Consumer", "Event",
+    "EventHub", "Job", "JobQueue", "JobState", "Lease", "RecordWriter", "Snapshot", "as_str", "decode_event",
+    "decode_hash", "doc_with_states", "dumps", "is_terminal", "loads", "node_state", "node_states",
+    "snapshot_interval", "valid_id",
 ]

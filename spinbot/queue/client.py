@@ -1,4 +1,8 @@
-"""The producer's side and the readers': submit, inspect, follow, cancel, and the Postgres sync."""
+"""The producer's side and the readers': submit, inspect, follow, cancel, and the Postgres sync.
+
+A submitter that follows its job gets a `Job` (JobQueue.run), as arq's `enqueue_job` answers with an
+`arq.jobs.Job`: one handle for the job's id, its events, its state and its cancel.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import contextlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -15,6 +21,7 @@ from spinbot.errors import TooManyJobs
 from spinbot.graph import TERMINAL_NODE, Graph
 from spinbot.graphstate import GraphState, validate_structure
 from spinbot.queue.consumer import Consumer
+from spinbot.queue.hub import ZERO, EventHub, is_terminal, parse_id
 from spinbot.queue.record import (
     TERMINAL_JOB,
     Event,
@@ -59,11 +66,17 @@ def new_record(job_id: str, graph: Graph, *, owner: str, pipeline: str | None, p
 
 
 class JobQueue:
-    """Submit, inspect, cancel and follow jobs; executors claim through a Consumer (consumer.py)."""
+    """Submit, inspect, cancel and follow jobs; executors claim through a Consumer (consumer.py).
 
-    def __init__(self, redis: aioredis.Redis, store: Store | None = None) -> None:
+    `hub`: what `follow` reads live events through; by default a hub whose blocking reads share `redis`'s
+    pool (an API passes one with a pool of its own, conversation.services). It starts nothing until a job
+    is followed; whoever follows jobs stops it (`hub.stop()`) when done.
+    """
+
+    def __init__(self, redis: aioredis.Redis, store: Store | None = None, *, hub: EventHub | None = None) -> None:
         self.redis = redis
         self.store = store
+        self.hub = hub or EventHub(redis)
         self.scripts = Scripts.register(redis)
         self.recovery = Recovery(self)  # the sweep: recover(), reconcile(), reconcile_job()
 
@@ -92,6 +105,11 @@ class JobQueue:
                     await self.store.pool.execute("DELETE FROM jobs WHERE id=$1 AND status='queued'", job_id)
             raise
         return job_id
+
+    async def run(self, graph: Graph, *, owner: str, pipeline: str | None = None,
+                  max_unfinished: int | None = None) -> Job:
+        """`submit`, answered with the `Job` to follow it by: its events, its state, its cancel (same errors)."""
+        return Job(self, await self.submit(graph, owner=owner, pipeline=pipeline, max_unfinished=max_unfinished))
 
     async def enqueue_new(self, job_id: str, graph: Graph, *, owner: str, pipeline: str | None, plane: str,
                           version: int = 0, progress: float | None = None, recovered: bool = False,
@@ -156,6 +174,59 @@ class JobQueue:
         """Events after id `after` (exclusive); with block_ms, wait that long for the first one."""
         res: Any = await self.redis.xread({C.job_events_key(job_id): after or "0-0"}, count=count, block=block_ms)
         return [decode_event(eid, fields) for _, entries in res or [] for eid, fields in entries]
+
+    async def recent_events(self, job_id: str, count: int = 50) -> list[Event]:
+        """The job's last `count` events still in its Redis stream, oldest first ([] once Redis no longer has them:
+        Postgres keeps them, Store.events)."""
+        entries: Any = await self.redis.xrevrange(C.job_events_key(job_id), count=count)
+        return [decode_event(eid, fields) for eid, fields in reversed(entries or [])]
+
+    async def follow(self, job_id: str, after: str = ZERO, *, batch: int = 500,
+                     idle_s: float | None = None) -> AsyncGenerator[Event | None, None]:
+        """Every event of a job after stream id `after`, in order, once each, ending with the terminal `job` event:
+        what Postgres archived, then the stream itself, then live entries from `self.hub`.
+
+        With idle_s (seconds), None is yielded when nothing happened for that long (time for a keep-alive): a quiet
+        stream yields None every idle_s, and within 2 x idle_s after an event.
+        Redis and Postgres errors as their clients raise them. Close it (`aclose`) when leaving early.
+        """
+        sub = await self.hub.subscribe(job_id, idle_s)
+        last = after
+        try:
+            for ev in await self.archived_events(job_id, last):  # what Redis trimmed or pruned, from Postgres
+                last = ev.id
+                yield ev
+                if is_terminal(ev):
+                    return
+            while True:  # catch up from the stream itself
+                got = await self.read_events(job_id, last, count=batch)
+                for ev in got:
+                    last = ev.id
+                    yield ev
+                    if is_terminal(ev):
+                        return
+                if len(got) < batch:
+                    break
+            state = await self.get(job_id)
+            if state is None or state.terminal:
+                # Ended meanwhile: what it wrote after our catch-up is in the stream now; then nothing more.
+                for ev in await self.read_events(job_id, last, count=batch):
+                    yield ev
+                return
+            while True:  # live, from the hub
+                got = await sub.take()
+                if not got:  # idle_s passed with nothing (one shared timer per idle_s: see hub.KeepAlive)
+                    yield None
+                    continue
+                for ev in got:
+                    if parse_id(ev.id) <= parse_id(last):
+                        continue
+                    last = ev.id
+                    yield ev
+                    if is_terminal(ev):
+                        return
+        finally:
+            self.hub.unsubscribe(sub)
 
     async def list_active(self) -> list[str]:
         keys = await self.redis.smembers(C.ACTIVE_JOBS)
@@ -234,3 +305,23 @@ class JobQueue:
     async def synced_after(self, job_id: str) -> str:
         """The last event id of this job already copied to Postgres."""
         return as_str(await self.redis.hget(C.job_key(job_id), "synced") or "0-0")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A submitted job as its submitter follows it (JobQueue.run): `id`, and the queue calls about that job."""
+
+    queue: JobQueue
+    id: str
+
+    def events(self, after: str = ZERO, *, idle_s: float | None = None) -> AsyncGenerator[Event | None, None]:
+        """JobQueue.follow: every event after `after`, ending with the terminal `job` event."""
+        return self.queue.follow(self.id, after, idle_s=idle_s)
+
+    async def state(self) -> JobState | None:
+        """JobQueue.get: the live state; None once Redis no longer holds the job."""
+        return await self.queue.get(self.id)
+
+    async def cancel(self) -> bool:
+        """JobQueue.cancel: True if it was not finished yet."""
+        return await self.queue.cancel(self.id)

@@ -8,33 +8,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 import redis.exceptions
 
 from spinbot import constants as C
+from spinbot.queue.interface import Claim, LeaseAPI, QueueCore
 from spinbot.queue.lease import Lease
 from spinbot.queue.record import DELTA_FIELD, TERMINAL_JOB, as_str, decode_hash, dumps
 
-if TYPE_CHECKING:
-    from spinbot.queue.client import JobQueue
-    from spinbot.queue.interface import LeaseAPI
-
 HEAD_FIELDS = ("entry", "stream", "status", "cancel", "version", "progress")
-
-
-class Claim(NamedTuple):
-    """A stream entry this consumer now holds: its id, fields, and how often it was delivered."""
-
-    entry: str
-    fields: dict[str, str]
-    deliveries: int
 
 
 class Consumer:
     """Consumer `name` of the group on `plane`'s stream."""
 
-    def __init__(self, queue: JobQueue, plane: str, name: str, *, claim_idle_ms: int) -> None:
+    def __init__(self, queue: QueueCore, plane: str, name: str, *, claim_idle_ms: int) -> None:
         self.queue = queue
         self.redis = queue.redis
         self.plane = plane

@@ -1,13 +1,44 @@
 """The queue's interface as the executors use it: JobQueue/Consumer/Lease over Redis implement it, and
-so does the in-memory StubQueue (stub.py) that unit tests run executor logic on."""
+so does the in-memory StubQueue (stub.py) that unit tests run executor logic on.
+
+It also holds what the queue's own modules share, so that none of them imports another in a circle:
+`Claim` (consumer.py makes them, the executors and stub.py read them) and `QueueCore`, what a Consumer,
+a Lease and the Recovery sweep use of the JobQueue they belong to (tests/test_cycles.py keeps it so).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from spinbot.queue.consumer import Claim
+import redis.asyncio as aioredis
+
+from spinbot.graph import Graph
+from spinbot.queue.scripts import Scripts
 from spinbot.store import Store
+
+
+class Claim(NamedTuple):
+    """A stream entry a consumer now holds: its id, fields, and how often it was delivered."""
+
+    entry: str
+    fields: dict[str, str]
+    deliveries: int
+
+
+class QueueCore(Protocol):
+    """What a Consumer, a Lease and the Recovery sweep use of their JobQueue (client.py implements it)."""
+
+    redis: aioredis.Redis
+    store: Store | None
+    scripts: Scripts
+
+    async def ensure_groups(self) -> None: ...
+    async def list_active(self) -> list[str]: ...
+    async def sync_store(self, job_id: str) -> None: ...
+    async def enqueue_new(self, job_id: str, graph: Graph, *, owner: str, pipeline: str | None, plane: str,
+                          version: int = 0, progress: float | None = None, recovered: bool = False,
+                          max_unfinished: int | None = None) -> bool: ...
 
 
 class LeaseAPI(Protocol):

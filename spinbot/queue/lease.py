@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from spinbot import constants as C
 from spinbot.errors import LostClaim
+from spinbot.queue.interface import QueueCore
 from spinbot.queue.record import as_str, dumps, flat
-
-if TYPE_CHECKING:
-    from spinbot.queue.client import JobQueue
 
 #: commit modes: update (fields and events only), handoff (+ XADD to the target, ack here),
 #: finish (+ ack, the job leaves the active set), dead (+ XADD to the dead-letter stream, ack)
@@ -27,7 +25,7 @@ def _str(value: Any) -> str:
 class Lease:
     """The claim on `entry` of `stream` by `consumer`; `commit` writes only while the claim holds."""
 
-    queue: JobQueue
+    queue: QueueCore
     job_id: str
     stream: str
     entry: str

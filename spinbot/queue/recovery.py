@@ -7,7 +7,7 @@ names the same dead entry at the same version, so any number of executors may sw
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -15,10 +15,8 @@ import redis.asyncio as aioredis
 from spinbot import constants as C
 from spinbot.graph import Graph
 from spinbot.graphstate import GraphState
+from spinbot.queue.interface import QueueCore
 from spinbot.queue.record import TERMINAL_JOB, as_str, decode_hash, doc_with_states, id_tuple, state_from_hash
-
-if TYPE_CHECKING:
-    from spinbot.queue.client import JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ ENDED_NODE = ("completed", "failed", "skipped", "cancelled")  # node events repl
 class Recovery:
     """The sweep over one queue's jobs (JobQueue.recovery)."""
 
-    def __init__(self, queue: JobQueue) -> None:
+    def __init__(self, queue: QueueCore) -> None:
         self.queue = queue
         self.redis = queue.redis
         self.store = queue.store

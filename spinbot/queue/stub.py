@@ -28,8 +28,8 @@ from spinbot.errors import LostClaim
 from spinbot.graph import Graph
 from spinbot.graphstate import GraphState, validate_structure
 from spinbot.queue.client import cancelled_record, new_record
-from spinbot.queue.consumer import HEAD_FIELDS, Claim
-from spinbot.queue.interface import LeaseAPI
+from spinbot.queue.consumer import HEAD_FIELDS
+from spinbot.queue.interface import Claim, LeaseAPI
 from spinbot.queue.record import DELTA_FIELD, NODE_FIELD, TERMINAL_JOB, Event, JobState, state_from_hash
 from spinbot.store import Store
 

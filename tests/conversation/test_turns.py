@@ -1,5 +1,5 @@
 """What a killed API leaves behind: its chat turns are answered by another API (conversation/turns.py), and its
-Redis keys expire within a minute (the event hub's wake streams, web/sse.py)."""
+Redis keys expire within a minute (the event hub's wake streams, spinbot/queue/hub.py)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from conversation.events import WAKE_TTL_S, EventHub
 from spinbot import constants as C
 from spinbot.embedded import free_port
+from spinbot.queue.hub import WAKE_TTL_S, EventHub
 from spinbot.settings import Settings
 from tests.web.conftest import LiveAPI, read_sse, serve
 from tests.web.test_chat import _events, diag_plan
@@ -114,7 +114,7 @@ async def test_a_turn_answered_by_its_own_api_is_not_answered_again(
 
 async def test_a_live_hub_renews_its_wake_stream_and_a_stopped_one_lets_it_expire(
         redis: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("conversation.events.WAKE_TTL_S", 1)
+    monkeypatch.setattr("spinbot.queue.hub.WAKE_TTL_S", 1)
     hub = EventHub(redis, block_ms=100)
     sub = await hub.subscribe("j1")
     try:

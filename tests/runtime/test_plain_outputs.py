@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from executors.middleware import NodeStep, call_handler
+from executors.interface import NodeStep
+from executors.middleware import call_handler
 
 
 async def test_numpy_values_in_an_output_become_plain_json() -> None:

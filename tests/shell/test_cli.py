@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,9 @@ def stopped_graph() -> dict[str, Any]:
 
 async def test_submit_wait_bars_show_what_completed(settings: Settings, executors: Any, queue: JobQueue) -> None:
     graph = Graph.model_validate(stopped_graph())
-    job_id = await queue.submit(graph, owner="local")
     out = io.StringIO()
-    code = await follow(queue, job_id, graph, Console(file=out, width=120), base="http://127.0.0.1:8000")
+    code = await follow(await queue.run(graph, owner="local"), graph, Console(file=out, width=120),
+                        base="http://127.0.0.1:8000")
     text = out.getvalue()
     assert code == 1, text
     last = {line.split()[0]: line for line in text.splitlines() if "%" in line}  # each bar's last drawing
@@ -155,15 +156,15 @@ async def test_submit_wait_bars_show_what_completed(settings: Settings, executor
     assert "job failed: 50 % finished" in text and "finished: first; failed: boom" in text, text
 
     cancelled = Graph.model_validate({"schema": "langgraph.v1", "workflowId": "c", "nodes": [wait_node("w", 30)]})
-    job_id = await queue.submit(cancelled, owner="local")
+    job = await queue.run(cancelled, owner="local")
 
     async def cancel_soon() -> None:
         await asyncio.sleep(1.0)
-        await queue.cancel(job_id)
+        await job.cancel()
 
     out = io.StringIO()
     task = asyncio.create_task(cancel_soon())
-    assert await follow(queue, job_id, cancelled, Console(file=out, width=120)) == 1
+    assert await follow(job, cancelled, Console(file=out, width=120)) == 1
     await task
     job_line = [line for line in out.getvalue().splitlines() if line.strip().startswith("job") and "%" in line][-1]
     assert "0.0%" in job_line and "cancelled" in job_line, out.getvalue()
@@ -176,9 +177,10 @@ async def test_submit_summary_lists_artifacts_once_as_links(settings: Settings, 
         {"id": "publish", "service": "artifact.publish", "plane": "control",
          "params": {"items": [{"$node": "voice", "output": "audio"}]}},
     ]})
-    job_id = await queue.submit(graph, owner="local")
+    job = await queue.run(graph, owner="local")
+    job_id = job.id
     out = io.StringIO()
-    assert await follow(queue, job_id, graph, Console(file=out, width=80, soft_wrap=True),
+    assert await follow(job, graph, Console(file=out, width=80, soft_wrap=True),
                         base="http://127.0.0.1:8000") == 0
     text = out.getvalue()
     assert "sha256" not in text and '"contentType"' not in text, text  # no raw descriptors
@@ -187,9 +189,9 @@ async def test_submit_summary_lists_artifacts_once_as_links(settings: Settings, 
     assert " KB" in links[0] and "reused" not in text
 
     # The same graph again: the node cache answers the speech, and the bar and the link say so (whose folder)
-    again = await queue.submit(graph, owner="local")
+    again = await queue.run(graph, owner="local")
     out = io.StringIO()
-    assert await follow(queue, again, graph, Console(file=out, width=120, soft_wrap=True),
+    assert await follow(again, graph, Console(file=out, width=120, soft_wrap=True),
                         base="http://127.0.0.1:8000") == 0
     text = out.getvalue()
     voice_bar = [line for line in text.splitlines() if line.strip().startswith("voice") and "%" in line][-1]
@@ -200,10 +202,11 @@ async def test_submit_summary_lists_artifacts_once_as_links(settings: Settings, 
 
 
 @pytest.fixture
-async def queue(redis: Any, store: Any) -> JobQueue:
+async def queue(redis: Any, store: Any) -> AsyncIterator[JobQueue]:
     q = JobQueue(redis, store)
     await q.ensure_groups()
-    return q
+    yield q
+    await q.hub.stop()  # follow's reader
 
 
 def test_json_is_not_printed_for_descriptors() -> None:

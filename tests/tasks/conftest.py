@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,9 @@ import pytest
 from executors.gpu import espeak
 from executors.gpu.image import draw_portrait, save_png
 from executors.gpu.media import write_wav
+from executors.manifests import registry
 from spinbot.artifacts import LocalStore
+from spinbot.graph import Plane
 from spinbot.settings import Settings
 from spinbot.task import TaskContext
 
@@ -31,13 +34,15 @@ class Harness:
     events: list[tuple[float, str, dict[str, Any]]] = field(default_factory=list)
     cancel: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def ctx(self, node: str = "n1", job: str = "job1", attempt: int = 1) -> TaskContext:
+    def ctx(self, node: str = "n1", job: str = "job1", attempt: int = 1, plane: Plane | None = None) -> TaskContext:
+        """With `plane`, the context an executor of that plane gives (its registry's manifest, as executors.jobrun)."""
         async def emit(kind: str, data: dict[str, Any]) -> None:
             self.events.append((time.monotonic(), kind, data))
 
         return TaskContext(
             job_id=job, node_id=node, attempt=attempt, settings=self.settings, store=self.store, emit=emit,
             workdir=self.workroot / node, cancel=self.cancel,
+            plane_manifest=partial(registry(plane).manifest, self.settings) if plane else None,
         )  # fmt: skip
 
     async def put(self, path: Path, key: str | None = None) -> dict[str, Any]:

@@ -221,18 +221,19 @@ async def test_publish_links_artifacts_and_keeps_values(harness: Harness, media:
 
 
 async def test_capabilities_merges_gpu_info_with_the_control_plane(harness: Harness) -> None:
-    gpu = (await info.info.handler(harness.ctx("gpu"), info.InfoParams()))["info"]
+    gpu = (await info.info.handler(harness.ctx("gpu", plane="gpu"), info.InfoParams()))["info"]
     assert gpu["device"]["kind"] in ("cpu", "cuda") and gpu["device"]["total_mb"] > 0
     assert "used_mb" in gpu["device"]
-    out = await capabilities.get_manifest.handler(harness.ctx("manifest"), capabilities.ManifestParams(gpu=gpu))
+    control = harness.ctx("manifest", plane="control")
+    out = await capabilities.get_manifest.handler(control, capabilities.ManifestParams(gpu=gpu))
     merged = MergedManifest.model_validate(out["manifest"])
     assert merged.services["tts.synthesize"].planes == ["gpu"]
     assert merged.services["llm.generate_script"].planes == ["control"]
     assert merged.services["diag.echo"].planes == ["gpu", "control"], "the gpu node comes first"
     assert merged.planes["gpu"].devices[0]["kind"] == gpu["device"]["kind"]
-    alone = await capabilities.get_manifest.handler(harness.ctx("manifest"), capabilities.ManifestParams())
+    alone = await capabilities.get_manifest.handler(control, capabilities.ManifestParams())
     assert "tts.synthesize" not in alone["manifest"]["services"]
     with pytest.raises(PermanentError, match="gpu.info"):
         await capabilities.get_manifest.handler(
-            harness.ctx("m"), capabilities.ManifestParams(gpu={"manifest": {"x": 1}})
+            harness.ctx("m", plane="control"), capabilities.ManifestParams(gpu={"manifest": {"x": 1}})
         )

@@ -40,6 +40,23 @@ async def test_finished_job_replays_everything_then_closes(api: LiveAPI, executo
     assert [e["id"] for e in replay] == [e["id"] for e in live[2:]]
 
 
+async def test_job_detail_lists_its_last_events_from_redis_then_from_postgres(api: LiveAPI, executors, redis) -> None:
+    """GET /api/jobs/ID: the job's last events, oldest first, from its Redis stream (JobQueue.recent_events); once
+    Redis no longer holds the stream, the same events from Postgres."""
+    graph = diag_graph(wait_node("w", 0.2, steps=2))
+    async with api.client() as c:
+        job_id = (await c.post("/api/jobs", json={"graph": graph})).json()["id"]
+        async with c.stream("GET", f"/api/jobs/{job_id}/events") as resp:
+            live = await read_sse(resp)
+        shown = (await c.get(f"/api/jobs/{job_id}")).json()["events"]
+        assert [e["id"] for e in shown] == [e["id"] for e in live]
+        assert shown[-1]["type"] == "job" and shown[-1]["data"]["status"] == "completed"
+        await api.services.queue.sync_store(job_id)  # every event in the record (the executors' sync may lag)
+        await redis.delete(C.job_events_key(job_id))
+        archived = (await c.get(f"/api/jobs/{job_id}")).json()["events"]
+    assert [e["id"] for e in archived] == [e["id"] for e in live]
+
+
 async def test_many_streams_share_one_reader(api: LiveAPI, executors) -> None:
     graph = diag_graph(wait_node("w", 0.5, steps=5))
     async with api.client() as c:
@@ -51,7 +68,7 @@ async def test_many_streams_share_one_reader(api: LiveAPI, executors) -> None:
 
         results = await asyncio.gather(*(one() for _ in range(10)))
     assert all(r == results[0] for r in results) and len(results[0]) >= 7
-    assert api.services.hub.jobs == 0  # every subscription was released
+    assert api.services.queue.hub.jobs == 0  # every subscription was released
 
 
 async def test_pings_and_clean_close_at_shutdown(api_settings, redis) -> None:

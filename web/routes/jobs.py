@@ -13,7 +13,6 @@ from pydantic import BaseModel, Field
 from conversation import admission
 from conversation.answers import REVIEW_ASK, running_note
 from conversation.auth import match_key
-from conversation.events import follow_job, valid_id
 from conversation.services import Services
 from conversation.turns import OPEN
 from conversation.views import (
@@ -25,9 +24,8 @@ from conversation.views import (
     signed_path,
     with_live,
 )
-from spinbot import constants as C
 from spinbot.errors import Problem, not_found
-from spinbot.queue import decode_event
+from spinbot.queue import valid_id
 from web.deps import OwnerDep, ServicesDep, bearer, unauthorized
 from web.paging import Before, Limit, page
 from web.routes.chat import base_url
@@ -148,10 +146,8 @@ def completed_share(graph: dict[str, Any]) -> float:
 
 
 async def recent_events(services: Services, job_id: str, count: int = 50) -> list[dict[str, Any]]:
-    entries: Any = await services.redis.xrevrange(C.job_events_key(job_id), count=count)
-    if entries:
-        return [{"id": e.id, "type": e.type, "data": e.data}
-                for e in (decode_event(eid, f) for eid, f in reversed(entries))]
+    if events := await services.queue.recent_events(job_id, count):
+        return [{"id": e.id, "type": e.type, "data": e.data} for e in events]
     return [{"id": r["event_id"], "type": r["type"], "data": r["data"]}
             for r in await services.store.events(job_id, limit=count)]
 
@@ -167,7 +163,7 @@ async def job_events(
     start = valid_id(last_event_id or after)
 
     async def events() -> AsyncIterator[bytes | None]:
-        async for ev in follow_job(services.queue, services.hub, job_id, start, idle_s=services.settings.sse_ping_s):
+        async for ev in services.queue.follow(job_id, start, idle_s=services.settings.sse_ping_s):
             if ev is None:
                 yield None
                 continue

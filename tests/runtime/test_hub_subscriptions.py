@@ -6,9 +6,9 @@ import asyncio
 import time
 from typing import Any
 
-from conversation.events import EventHub, Subscription
 from spinbot import constants as C
 from spinbot.queue import dumps
+from spinbot.queue.hub import EventHub, Subscription
 
 
 async def _collect(sub: Subscription, until: float) -> list[list[str]]:

@@ -1,9 +1,10 @@
-"""Job event streams for many clients over few Redis connections (the HTTP side encodes them as SSE).
+"""Job event streams for many followers over few Redis connections (JobQueue.follow reads through it).
 
-One EventHub per API process tails every job event stream that has a subscriber, with one blocking
-XREAD per small group of jobs, and hands each new entry to its subscriptions. A client
-first catches up from its Last-Event-ID with plain reads, then takes live entries from the hub,
-skipping ids it already has: nothing is lost or repeated whatever the interleaving.
+One EventHub per process that follows jobs (an API's is built in conversation.services) tails every job
+event stream that has a subscriber, with one blocking XREAD per small group of jobs, and hands each new
+entry to its subscriptions. A follower first catches up from its Last-Event-ID with plain reads, then
+takes live entries from the hub, skipping ids it already has (JobQueue.follow): nothing is lost or
+repeated whatever the interleaving.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -23,7 +23,7 @@ import redis.exceptions
 from spinbot import constants as C
 from spinbot.backoff import Backoff
 from spinbot.loops import forever
-from spinbot.queue import TERMINAL_JOB, Event, JobQueue, as_str, decode_event
+from spinbot.queue.record import TERMINAL_JOB, Event, as_str, decode_event
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +175,12 @@ class _Shard:
 
     async def stop(self) -> None:
         if self.task:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+            # A cancel that arrives as the blocking XREAD ends can be lost inside redis-py's read (the task is
+            # left "cancelling" and reads on): 8 of 19 runs of `spinbot submit --wait` hung at exit that way.
+            # So cancel until the task has ended.
+            while not self.task.done():
+                self.task.cancel()
+                await asyncio.wait([self.task], timeout=0.5)
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
                 await self.redis.delete(self.wake_key)
 
@@ -280,50 +283,3 @@ class EventHub:
             if len(shard.subs) < self.jobs_per_shard:
                 self._spare[shard] = None
 
-
-async def follow_job(
-    queue: JobQueue, hub: EventHub, job_id: str, after: str = ZERO, *, batch: int = 500,
-    idle_s: float | None = None,
-) -> AsyncIterator[Event | None]:
-    """Every event of a job after `after`, in order, once each, ending with the terminal `job` event.
-
-    With idle_s, None is yielded when nothing happened for that long (time for a keep-alive; see KeepAlive:
-    one shared timer per idle_s, so a quiet stream yields None every idle_s, and within 2 x idle_s after an event).
-    """
-    sub = await hub.subscribe(job_id, idle_s)
-    last = after
-    try:
-        for ev in await queue.archived_events(job_id, last):  # what Redis trimmed or pruned, from Postgres
-            last = ev.id
-            yield ev
-            if is_terminal(ev):
-                return
-        while True:  # catch up from the stream itself
-            got = await queue.read_events(job_id, last, count=batch)
-            for ev in got:
-                last = ev.id
-                yield ev
-                if is_terminal(ev):
-                    return
-            if len(got) < batch:
-                break
-        state = await queue.get(job_id)
-        if state is None or state.terminal:
-            # Ended meanwhile: what it wrote after our catch-up is in the stream now; then nothing more.
-            for ev in await queue.read_events(job_id, last, count=batch):
-                yield ev
-            return
-        while True:  # live, from the hub
-            got = await sub.take()
-            if not got:
-                yield None
-                continue
-            for ev in got:
-                if parse_id(ev.id) <= parse_id(last):
-                    continue
-                last = ev.id
-                yield ev
-                if is_terminal(ev):
-                    return
-    finally:
-        hub.unsubscribe(sub)

@@ -1,7 +1,8 @@
-"""`spinbot evaluate FILE` and the manifest it judges against."""
+"""`spinbot evaluate FILE [--live]` (shell/evaluate.py) and the manifest it judges against."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from pathlib import Path
@@ -64,8 +65,6 @@ def test_the_verdict_is_the_same_from_any_directory_and_says_its_manifest(
     """From the directory of a running `spinbot up` (runtime.json names its Redis, whose live manifest says the
     script service cannot run) and from anywhere else: the same verdict, against the committed manifests, said so.
     `--live` judges as the API would admit it now, and says when there is no running Spinbot to ask."""
-    import asyncio
-
     from typer.testing import CliRunner
 
     from shell.cli import app
@@ -100,6 +99,45 @@ def test_the_verdict_is_the_same_from_any_directory_and_says_its_manifest(
     monkeypatch.chdir(elsewhere)
     nowhere = runner.invoke(app, ["evaluate", "--live", str(graph)], env={"COLUMNS": "300", "NO_COLOR": "1"})
     assert nowhere.exit_code == 3 and "no running Spinbot found" in nowhere.output, nowhere.output
+
+
+def script_graph(tmp_path: Path) -> Path:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"schema": "langgraph.v1", "workflowId": "s", "nodes": [
+        {"id": "s", "service": "llm.generate_script", "plane": "control", "params": {"topic": "tides"}}]}))
+    return path
+
+
+@pytest.mark.parametrize(("available", "code", "said"), [
+    (True, 0, "verdict: approved"),
+    (False, 1, "service_unavailable"),
+])
+def test_live_judges_by_what_the_running_executors_publish(
+        redis_url: str, redis: aioredis.Redis, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        available: bool, code: int, said: str) -> None:
+    """--live: 0 when the graph is approved against the live manifest, 1 when refused by it (a service its executor
+    reports unavailable), whatever the committed manifest says; the first line names the live manifest."""
+    spec = committed_manifest().services["llm.generate_script"].model_dump()
+    if not available:
+        spec |= {"available": False, "unavailable_reason": "no LLM answers at http://127.0.0.1:9"}
+    live = PlaneManifest(plane="control", executor="control-1", services=[ServiceSpec.model_validate(spec)])
+    asyncio.run(publish_once(redis_url, live))
+    assert evaluate_command(Settings(redis_url=redis_url, data_dir=tmp_path), script_graph(tmp_path), live=True) == code
+    out = capsys.readouterr().out
+    assert out.startswith("manifest: live, 1 executor(s)"), out
+    assert said in out, out
+
+
+@pytest.mark.parametrize(("redis_url", "said"), [
+    (None, "no running Spinbot found"),
+    ("redis://127.0.0.1:9/0", "does not answer"),
+])
+def test_live_without_a_running_spinbot_exits_3(redis_url: str | None, said: str, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """--live with no Redis configured, or one that does not answer: exit 3 and what to do, no verdict."""
+    assert evaluate_command(Settings(redis_url=redis_url, data_dir=tmp_path), script_graph(tmp_path), live=True) == 3
+    out = capsys.readouterr().out
+    assert said in out and "hint:" in out and "verdict" not in out, out
 
 
 async def publish_once(redis_url: str, manifest: PlaneManifest) -> None:
