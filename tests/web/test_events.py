@@ -142,11 +142,11 @@ async def test_an_open_stream_costs_two_tasks_and_a_client_leaving_frees_it_at_o
         # Per stream: the test's own task, the server's request task, one watching the client (sse-starlette's
         # task group ran three beside the request's); and the hub's reader of these jobs (one shard).
         assert len(asyncio.all_tasks()) - before <= 3 * n + 1
-        assert len(api.services.open_streams) == n and api.services.hub.jobs == n
+        assert len(api.services.open_streams) == n and api.services.queue.hub.jobs == n
         leave.set()
         await asyncio.gather(*clients)
         for _ in range(100):
-            if not api.services.open_streams and not api.services.streams.held and api.services.hub.jobs == 0:
+            if not api.services.open_streams and not api.services.streams.held and api.services.queue.hub.jobs == 0:
                 break
             await asyncio.sleep(0.02)
-    assert api.services.open_streams == set() and api.services.streams.held == {} and api.services.hub.jobs == 0
+    assert api.services.open_streams == set() and api.services.streams.held == {} and api.services.queue.hub.jobs == 0
