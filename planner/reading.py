@@ -261,8 +261,11 @@ def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: f
         trace["deliverables"] = "model (trusted)"
     say = answer.get("say")
     if "say" in trusted and isinstance(say, str) and say.strip() and in_goal(say, goal):
-        update["say"] = say.strip()
-        trace["say"] = "model (trusted)"
+        if ruled.say and _part_of(say, ruled.say):  # the model left words out: cut short, or markup dropped
+            trace["say"] = "rules (the model's words are only part of them)"
+        else:
+            update["say"] = say.strip()
+            trace["say"] = "model (trusted)"
     if "voice" in trusted and answer.get("voice") in ("female", "male"):
         update["voice"] = answer["voice"]
         trace["voice"] = "model (trusted)"
@@ -278,6 +281,13 @@ def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: f
     if update.get("kind") == "reply":
         update["deliverables"] = []
     return ruled.model_copy(update=update)
+
+
+def _part_of(part: str, whole: str) -> bool:
+    """Whether `part` is a strict piece of `whole` (casefolded, spaces collapsed): "The tide comes in" of a
+    longer passage, "alert(1)" of "<script>alert(1)</script>"."""
+    a, b = (" ".join(t.casefold().split()) for t in (part, whole))
+    return a != b and a in b
 
 
 def model_answer_text(answer: Any) -> str | None:

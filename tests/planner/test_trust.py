@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from planner import reading, trust
 from planner.intent import read_rules
 from spinbot.settings import Settings
@@ -115,3 +117,17 @@ def test_a_trusted_field_wins_and_an_untrusted_one_only_fills_gaps() -> None:
                                   frozenset(trust.FIELDS))
     assert merged.say == "hello"
     assert untrusted.say in (None, "bonjour tout le monde")
+
+
+@pytest.mark.parametrize(("goal", "cut"), [
+    ("read this aloud: The tide comes in and the tide goes out, and the gulls cry over the grey water.",
+     "The tide comes in and the tide"),  # a model's answer cut short (the bench's goal 12)
+    ("read aloud: <script>alert(1)</script>", "alert(1)"),  # markup dropped (goal 45)
+    ('say "Don\'t panic. Keep calm and carry on." in a male voice', "Keep calm and carry on"),  # a sentence left out
+])
+def test_a_trusted_model_that_leaves_words_out_does_not_shorten_the_rules_words(goal: str, cut: str) -> None:
+    ruled = read_rules(goal, [])
+    assert ruled.say and cut in ruled.say and ruled.say != cut
+    merged, trace = reading.merge(ruled, perfect({"deliverables": ["speech"], "say": cut}), goal, [],
+                                  frozenset(trust.FIELDS))
+    assert merged.say == ruled.say and trace["say"].startswith("rules")
