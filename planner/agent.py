@@ -148,9 +148,9 @@ class Planner:
                 return {"intent": ruled, "trace": {"plan": "model"}, "attempts": [record], "llm_note": "",
                         "answer": None, "doc": direct.graph, "verdict": direct}
             record["plan_refused"] = True
-        trusted = trust.current(self.settings, self.manifest).trusted
-        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, trusted,
-                                      for_reading(self.manifest))
+        measured = trust.current(self.settings, self.manifest)
+        merged, trace = reading.merge(ruled, result.data, req.goal, req.attachments, measured.trusted,
+                                      for_reading(self.manifest), measured.distrusted)
         record |= {"outcome": "read", "duration_s": round(result.duration_s, 3), "prompt_tokens": result.prompt_tokens,
                    "completion_tokens": result.completion_tokens, "num_ctx": getattr(result, "num_ctx", None),
                    "trace": trace}

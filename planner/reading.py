@@ -173,12 +173,14 @@ def in_goal(words: str, goal: str) -> bool:
 
 def merge(
     ruled: Intent, answer: Any, goal: str, attachments: list[Attachment], trusted: frozenset[str] = frozenset(),
-    vocab: Vocabulary | None = None,
+    vocab: Vocabulary | None = None, distrusted: frozenset[str] = frozenset(),
 ) -> tuple[Intent, dict[str, str]]:
     """The rules' intent, completed by the model's answer where the rules were silent and the answer checks.
 
     A field in `trusted` (measured by planner.trust) takes the model's value over the rules' when the
-    value checks. Returns the intent and, per field, where it came from or why the model's value was dropped.
+    value checks; a field in `distrusted` (measured below the threshold) fills no gap where the rules
+    decided (today: kind, whose gap is the rules' reply to a goal they could not read). Returns the intent
+    and, per field, where it came from or why the model's value was dropped.
     """
     trace: dict[str, str] = {}
     vocab = vocab or declared()
@@ -186,7 +188,10 @@ def merge(
         return ruled, {"model": "not an object: ignored"}
     if trusted:
         ruled = _trusted_values(ruled, answer, goal, trusted, trace, vocab)
-    sure_kind = "kind" not in trusted and (ruled.kind == "plan" or bool(QUESTION.search(goal)))
+    # A model measured below the threshold on kind (`distrusted`) does not change the rules' kind either: on the
+    # public requests (bench/planning_public.py) the embedded 1.5B model, at 73 % on kind, turned 6 of the rules'
+    # replies into wrong jobs (a 3D model, audio inpainting, a greeting) and 1 into a right one.
+    sure_kind = "kind" not in trusted and ("kind" in distrusted or ruled.kind == "plan" or bool(QUESTION.search(goal)))
     update: dict[str, Any] = {}
     kind = answer.get("kind")
     if not sure_kind and kind in ("plan", "reply") and kind != ruled.kind:
@@ -261,8 +266,9 @@ def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: f
         trace["deliverables"] = "model (trusted)"
     say = answer.get("say")
     if "say" in trusted and isinstance(say, str) and say.strip() and in_goal(say, goal):
-        if ruled.say and _part_of(say, ruled.say):  # the model left words out: cut short, or markup dropped
-            trace["say"] = "rules (the model's words are only part of them)"
+        if ruled.say and (_part_of(say, ruled.say) or _part_of(ruled.say, say)):
+            # the model left words out (cut short, markup dropped) or took the request in with them
+            trace["say"] = "rules (the model's words are a part of them, or they of the model's)"
         else:
             update["say"] = say.strip()
             trace["say"] = "model (trusted)"
@@ -285,7 +291,7 @@ def _trusted_values(ruled: Intent, answer: dict[str, Any], goal: str, trusted: f
 
 def _part_of(part: str, whole: str) -> bool:
     """Whether `part` is a strict piece of `whole` (casefolded, spaces collapsed): "The tide comes in" of a
-    longer passage, "alert(1)" of "<script>alert(1)</script>"."""
+    longer passage, "alert(1)" of "<script>alert(1)</script>", the words of "请使用 sparktts 朗读：科技改变世界"."""
     a, b = (" ".join(t.casefold().split()) for t in (part, whole))
     return a != b and a in b
 

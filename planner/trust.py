@@ -113,6 +113,11 @@ class Trust:
     def trusted(self) -> frozenset[str]:
         return frozenset(f for f, s in self.scores.items() if s >= THRESHOLD)
 
+    @property
+    def distrusted(self) -> frozenset[str]:
+        """The fields measured below THRESHOLD (none while unmeasured: then the model fills the rules' gaps)."""
+        return frozenset(f for f, s in self.scores.items() if s < THRESHOLD)
+
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "digest": self.digest, "scores": self.scores, "probes": self.probes,
                 "measured_at": self.measured_at, "trusted": sorted(self.trusted)}

@@ -131,3 +131,15 @@ def test_a_trusted_model_that_leaves_words_out_does_not_shorten_the_rules_words(
     merged, trace = reading.merge(ruled, perfect({"deliverables": ["speech"], "say": cut}), goal, [],
                                   frozenset(trust.FIELDS))
     assert merged.say == ruled.say and trace["say"].startswith("rules")
+
+
+def test_a_model_measured_below_the_threshold_on_kind_does_not_turn_a_reply_into_a_job() -> None:
+    goal = "bees, bees, bees for my class"  # the rules read no deliverable: a reply
+    ruled = read_rules(goal, [])
+    answer = perfect({"kind": "plan", "deliverables": ["talking_video"], "topic": "bees"})
+    unmeasured, _ = reading.merge(ruled, answer, goal, [])  # rules mode, or still probing: the model fills the gap
+    assert ruled.kind == "reply" and unmeasured.kind == "plan"
+    weak = trust.Trust("m", {"kind": 0.73, "say": 1.0})
+    assert weak.distrusted == {"kind"} and trust.RULES_ONLY.distrusted == frozenset()
+    merged, trace = reading.merge(ruled, answer, goal, [], weak.trusted, None, weak.distrusted)
+    assert merged.kind == "reply" and "kind" not in trace
