@@ -123,7 +123,8 @@ class Planner:
                                      else "start Ollama (ollama serve) or set SPINBOT_OLLAMA_URL")
             shown = reading.previous_plan(req.previous_graph, state["previous"])
             history = [{"role": m.role, "content": m.content} for m in req.conversation]
-            result = await reading.ask(self.settings, self.manifest, req.goal, req.attachments, shown, history)
+            with trust.user_read():  # the model's trust probes wait for it
+                result = await reading.ask(self.settings, self.manifest, req.goal, req.attachments, shown, history)
         except SpinbotError as e:
             outcome = ("unavailable" if isinstance(e, LLMUnavailable) else "timeout" if isinstance(e, LLMTimeout)
                        else "garbage" if isinstance(e, LLMGarbage) else "error")

@@ -16,10 +16,12 @@ done), `rules` (never trust a model over the rules), `model` (trust every field)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,12 +167,36 @@ def score(answers: list[Any], asked: list[tuple[str, dict[str, Any]]] = PROBES) 
             for name in FIELDS if any(g[0] == name for g in total)}
 
 
+_reading = 0  # the users' goals being read in this process now (see user_read)
+#: How often a waiting probe looks whether the users' reads are done (seconds).
+YIELD_POLL_S = 0.05
+
+
+@contextlib.contextmanager
+def user_read() -> Iterator[None]:
+    """Around the reading of a user's goal: this process's trust probes wait until no such read is going on.
+
+    They share one model server that answers one call at a time; without this a user's plan in the first
+    ~90 s after the first use waited behind the probes (measured: 13.7 s for a warm plan, bench/first_answer.py)
+    instead of behind at most the one probe already asked.
+    """
+    global _reading
+    _reading += 1
+    try:
+        yield
+    finally:
+        _reading -= 1
+
+
 async def calibrate(settings: Settings, manifest: MergedManifest) -> Trust:
     """Ask the model to read every probe the manifest can hold (one call each) and score it; errors count as
-    wrong answers. The result is kept under the model's digest (as Ollama's /api/tags reports it)."""
+    wrong answers. Each probe waits while a user's goal is being read (user_read). The result is kept under
+    the model's digest (as Ollama's /api/tags reports it)."""
     asked = probes(manifest)
     answers: list[Any] = []
     for goal, _ in asked:
+        while _reading:  # noqa: ASYNC110 (polled: an Event would bind to one event loop, and tests run many)
+            await asyncio.sleep(YIELD_POLL_S)
         try:
             answers.append((await reading.ask(settings, manifest, goal, [])).data)
         except SpinbotError as e:

@@ -143,3 +143,15 @@ def test_a_model_measured_below_the_threshold_on_kind_does_not_turn_a_reply_into
     assert weak.distrusted == {"kind"} and trust.RULES_ONLY.distrusted == frozenset()
     merged, trace = reading.merge(ruled, answer, goal, [], weak.trusted, None, weak.distrusted)
     assert merged.kind == "reply" and "kind" not in trace
+
+
+async def test_the_probes_wait_while_a_users_goal_is_read(fake_ollama: FakeOllama, tmp_path: Path) -> None:
+    """One model server answers one call at a time: a user's read must not queue behind the probes."""
+    fake_ollama.replies.extend(perfect(e) for _, e in trust.PROBES)
+    settings = Settings(ollama_url=fake_ollama.url, data_dir=tmp_path, planner_trust="auto")
+    with trust.user_read():
+        assert trust.current(settings, MANIFEST) is trust.RULES_ONLY  # calibration starts in the background
+        await asyncio.sleep(0.5)
+        assert fake_ollama.chat_requests == [], "no probe is asked while the user's goal is read"
+    await _measured(settings)
+    assert len(fake_ollama.chat_requests) == len(trust.PROBES)
