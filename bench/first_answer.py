@@ -4,9 +4,10 @@ Starts `spinbot up` as a new user does (no Ollama reachable, embedded Redis, Pos
 data directory, so no trust scores are cached yet), then asks `POST /api/plan` for a goal as soon as the API
 answers, and again until the embedded model's reading reaches the plan. Prints per run: seconds from the
 start to the API's first answer, to the model answering Ollama's API, to the first plan the model read
-(the issue's "first answer after start"), that plan's own seconds, a warm plan's seconds, and the model
-server's resident memory (VmRSS, GiB) after them. The joined GGUF is linked from `.spinbot/models` when it is
-there (the join itself is measured once per machine; see docs/embedded-model.md).
+(the issue's "first answer after start"), that plan's own seconds, a second plan's while the trust probes
+run, when they are done, a plan's after them, and the model server's resident memory (VmRSS, GiB). The
+joined GGUF is linked from `.spinbot/models` when it is there (the join itself is measured once per
+machine; see docs/embedded-model.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from spinbot.localmodel import files  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 GOAL = "a 20-second talking-head video about solar panels, female voice"
 WARM_GOAL = "read this aloud in a man's voice: the meeting starts at noon"
+AFTER_GOAL = "a 30-second video about coral reefs with a male voice"
 DEADLINE_S = 600.0
 
 
@@ -119,6 +121,12 @@ def one_run(goal: str) -> dict[str, float]:
                 asked = time.perf_counter()
                 warm = client.post("/api/plan", json={"goal": WARM_GOAL}).json()
                 out["warm_plan_s"] = time.perf_counter() - asked if model_read(warm) else float("nan")
+                while not list((data_dir / "trust").glob("*.json")) and time.perf_counter() - started < DEADLINE_S:
+                    time.sleep(0.5)  # the trust probes run until their scores are kept
+                out["probed_s"] = time.perf_counter() - started
+                asked = time.perf_counter()
+                after = client.post("/api/plan", json={"goal": AFTER_GOAL}).json()
+                out["after_plan_s"] = time.perf_counter() - asked if model_read(after) else float("nan")
                 out["rss_gib"] = model_rss_gib()
         finally:
             os.killpg(proc.pid, signal.SIGINT)
@@ -139,7 +147,9 @@ def main() -> None:
     runs = [one_run(args.goal) for _ in range(args.runs)]
     table = Table(title=f"cold start to the model's first answer ({args.runs} run(s), load {os.getloadavg()[0]:.1f})")
     names = {"api_s": "API answers (s)", "model_up_s": "model answers (s)", "first_read_s": "first plan read by "
-             "the model (s)", "plan_s": "that plan (s)", "warm_plan_s": "a warm plan (s)", "rss_gib": "model RSS (GiB)"}
+             "the model (s)", "plan_s": "that plan (s)", "warm_plan_s": "a second plan, while the trust probes run (s)",
+             "probed_s": "trust probes done (s)", "after_plan_s": "a plan after the probes (s)",
+             "rss_gib": "model RSS (GiB)"}
     table.add_column("measure")
     for col in ("min", "median", "max"):
         table.add_column(col)
