@@ -77,6 +77,12 @@ def model_rss_gib() -> float:
     return most
 
 
+def model_s(plan: dict[str, Any]) -> float:
+    """The seconds of the plan's model call (its intent attempt), NaN when none was made."""
+    return next((float(a["duration_s"]) for a in plan.get("attempts") or [] if a.get("duration_s") is not None),
+                float("nan"))
+
+
 def model_read(plan: dict[str, Any]) -> bool:
     """Whether the model's reading of the goal reached the plan (an intent attempt with outcome "read")."""
     return any(a.get("outcome") == "read" for a in plan.get("attempts") or [])
@@ -121,12 +127,14 @@ def one_run(goal: str) -> dict[str, float]:
                 asked = time.perf_counter()
                 warm = client.post("/api/plan", json={"goal": WARM_GOAL}).json()
                 out["warm_plan_s"] = time.perf_counter() - asked if model_read(warm) else float("nan")
+                out["warm_model_s"] = model_s(warm)
                 while not list((data_dir / "trust").glob("*.json")) and time.perf_counter() - started < DEADLINE_S:
                     time.sleep(0.5)  # the trust probes run until their scores are kept
                 out["probed_s"] = time.perf_counter() - started
                 asked = time.perf_counter()
                 after = client.post("/api/plan", json={"goal": AFTER_GOAL}).json()
                 out["after_plan_s"] = time.perf_counter() - asked if model_read(after) else float("nan")
+                out["after_model_s"] = model_s(after)
                 out["rss_gib"] = model_rss_gib()
         finally:
             os.killpg(proc.pid, signal.SIGINT)
@@ -148,7 +156,9 @@ def main() -> None:
     table = Table(title=f"cold start to the model's first answer ({args.runs} run(s), load {os.getloadavg()[0]:.1f})")
     names = {"api_s": "API answers (s)", "model_up_s": "model answers (s)", "first_read_s": "first plan read by "
              "the model (s)", "plan_s": "that plan (s)", "warm_plan_s": "a second plan, while the trust probes run (s)",
+             "warm_model_s": "  its model call (s)",
              "probed_s": "trust probes done (s)", "after_plan_s": "a plan after the probes (s)",
+             "after_model_s": "  its model call (s)",
              "rss_gib": "model RSS (GiB)"}
     table.add_column("measure")
     for col in ("min", "median", "max"):
