@@ -413,8 +413,12 @@ def echo_text(text):
 
 def celery_bench(redis_url: str, workdir: Path, n: int, m: int, meter: Any = None) -> dict[str, Any]:
     """Celery's chain of `n` and group of `m` (0: none); with `meter` (a sync Redis client), also the CPU
-    seconds the chain took: {"workers", "redis", "postgres": 0, "redis_b"} under "cpu"."""
-    from celery import chain, group
+    seconds the chain took: {"workers", "redis", "postgres": 0, "redis_b"} under "cpu". Exits with what to
+    install when Celery is missing (the `bench` extra)."""
+    try:
+        from celery import chain, group
+    except ImportError:
+        sys.exit("the Celery comparison needs the bench extra: .venv/bin/pip install -e '.[bench]'")
 
     broker = redis_url.rsplit("/", 1)[0] + "/1"  # same Redis server, its own database
     (workdir / "bench_celery_app.py").write_text(CELERY_APP.format(broker=broker))
